@@ -1,0 +1,2 @@
+/* ast.c — placeholder until its stage lands. */
+#include "gradc.h"

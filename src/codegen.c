@@ -1,0 +1,2 @@
+/* codegen.c — placeholder until its stage lands. */
+#include "gradc.h"

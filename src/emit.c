@@ -1,0 +1,2 @@
+/* emit.c — placeholder until its stage lands. */
+#include "gradc.h"

@@ -1,0 +1,305 @@
+/* ir.c — shapes, the hash-consed expression DAG and structured programs.
+ *
+ * Every node is unique: ir_node returns the existing node for an equal
+ * (op, args, shape, num, index), so common subexpressions are one node and
+ * pointer equality is structural equality.  Nodes carry the set of slots
+ * they read, which executors use to know when a cached value goes stale. */
+#include "gradc.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- shapes ---- */
+
+Dim dim_lit(int64_t n) { return (Dim){.sym = -1, .n = n}; }
+Dim dim_sym(int sym) { return (Dim){.sym = sym, .n = 0}; }
+bool dim_eq(Dim a, Dim b) { return a.sym == b.sym && (a.sym >= 0 || a.n == b.n); }
+bool shape_eq(Shape a, Shape b) { return dim_eq(a.rows, b.rows) && dim_eq(a.cols, b.cols); }
+Shape shape_make(Dim rows, Dim cols) { return (Shape){rows, cols}; }
+Shape shape_scalar(void) { return shape_make(dim_lit(1), dim_lit(1)); }
+
+bool shape_is_scalar(Shape s)
+{
+    return dim_eq(s.rows, dim_lit(1)) && dim_eq(s.cols, dim_lit(1));
+}
+
+static const char *dim_str(Arena *a, Dim d, const char *const *dimnames)
+{
+    if (d.sym >= 0)
+        return dimnames ? dimnames[d.sym] : arena_printf(a, "d%d", d.sym);
+    return arena_printf(a, "%lld", (long long)d.n);
+}
+
+const char *shape_str(Arena *a, Shape s, const char *const *dimnames)
+{
+    if (shape_is_scalar(s))
+        return "scalar";
+    const char *r = dim_str(a, s.rows, dimnames), *c = dim_str(a, s.cols, dimnames);
+    if (dim_eq(s.cols, dim_lit(1)))
+        return arena_printf(a, "[%s]", r);
+    return arena_printf(a, "[%s, %s]", r, c);
+}
+
+static int64_t dim_value(Dim d, const int64_t *dims) { return d.sym >= 0 ? dims[d.sym] : d.n; }
+int64_t shape_rows(Shape s, const int64_t *dims) { return dim_value(s.rows, dims); }
+int64_t shape_cols(Shape s, const int64_t *dims) { return dim_value(s.cols, dims); }
+
+/* ---- the scalar functions of elementwise ops (shared by eval and folding) ---- */
+
+static double f_neg(double x) { return -x; }
+static double f_sigmoid(double x)
+{
+    /* two forms so that exp never overflows */
+    if (x >= 0)
+        return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+static double f_relu(double x) { return x > 0 ? x : 0.0; }
+static double f_softplus(double x)
+{
+    /* log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)) */
+    return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x)));
+}
+static double f_sign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }
+static double f_not(double x) { return x == 0 ? 1.0 : 0.0; }
+static double f_id(double x) { return x; }
+static double f_add(double a, double b) { return a + b; }
+static double f_sub(double a, double b) { return a - b; }
+static double f_mul(double a, double b) { return a * b; }
+static double f_div(double a, double b) { return a / b; }
+static double f_max(double a, double b) { return a > b ? a : b; }
+static double f_min(double a, double b) { return a < b ? a : b; }
+static double f_lt(double a, double b) { return a < b; }
+static double f_le(double a, double b) { return a <= b; }
+static double f_gt(double a, double b) { return a > b; }
+static double f_ge(double a, double b) { return a >= b; }
+static double f_eq(double a, double b) { return a == b; }
+static double f_ne(double a, double b) { return a != b; }
+static double f_and(double a, double b) { return a != 0 && b != 0; }
+static double f_or(double a, double b) { return a != 0 || b != 0; }
+
+#define FN1_NEG f_neg
+#define FN1_EXP exp
+#define FN1_LOG log
+#define FN1_SIN sin
+#define FN1_COS cos
+#define FN1_TAN tan
+#define FN1_TANH tanh
+#define FN1_SQRT sqrt
+#define FN1_ABS fabs
+#define FN1_LOG1P log1p
+#define FN1_SIGMOID f_sigmoid
+#define FN1_RELU f_relu
+#define FN1_SOFTPLUS f_softplus
+#define FN1_SIGN f_sign
+#define FN1_NOT f_not
+#define FN1_DETACH f_id
+#define FN2_ADD f_add
+#define FN2_SUB f_sub
+#define FN2_MUL f_mul
+#define FN2_DIV f_div
+#define FN2_POW pow
+#define FN2_MAX f_max
+#define FN2_MIN f_min
+#define FN2_LT f_lt
+#define FN2_LE f_le
+#define FN2_GT f_gt
+#define FN2_GE f_ge
+#define FN2_EQ f_eq
+#define FN2_NE f_ne
+#define FN2_AND f_and
+#define FN2_OR f_or
+
+#define FN1_L(name) NULL
+#define FN1_U(name) FN1_##name
+#define FN1_B(name) NULL
+#define FN1_M(name) NULL
+#define FN2_L(name) NULL
+#define FN2_U(name) NULL
+#define FN2_B(name) FN2_##name
+#define FN2_M(name) NULL
+
+const OpInfo op_info[OP_COUNT] = {
+#define X(name, text, arity, kind) \
+    [OP_##name] = {#name, text, arity, OK_##kind, FN1_##kind(name), FN2_##kind(name)},
+    GRADC_OPS(X)
+#undef X
+};
+
+/* ---- the DAG ---- */
+
+Ir *ir_new(Arena *a)
+{
+    Ir *ir = arena_alloc(a, sizeof *ir);
+    ir->arena = a;
+    ir->nbuckets = 1024;
+    ir->buckets = arena_alloc(a, sizeof(Node *) * (size_t)ir->nbuckets);
+    return ir;
+}
+
+int ir_slot(Ir *ir, const char *name, Shape shape)
+{
+    vec_push(ir->arena, &ir->slots, ((Slot){.name = name, .shape = shape}));
+    return ir->slots.len - 1;
+}
+
+static uint32_t mix(uint32_t h, uint64_t v)
+{
+    h ^= (uint32_t)v + 0x9e3779b9u + (h << 6) + (h >> 2);
+    h ^= (uint32_t)(v >> 32) + 0x9e3779b9u + (h << 6) + (h >> 2);
+    return h;
+}
+
+static uint64_t bits_of(double d)
+{
+    uint64_t u;
+    if (d == 0)
+        d = 0; /* +0 and -0 hash alike; equality below keeps them apart */
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static uint32_t hash_dim(uint32_t h, Dim d) { return mix(mix(h, (uint64_t)(int64_t)d.sym), (uint64_t)d.n); }
+
+static uint32_t node_hash(Op op, Shape s, Node *a, Node *b, double num, int index)
+{
+    uint32_t h = mix(0, op);
+    h = hash_dim(hash_dim(h, s.rows), s.cols);
+    h = mix(h, a ? (uint64_t)a->id + 1 : 0);
+    h = mix(h, b ? (uint64_t)b->id + 1 : 0);
+    h = mix(h, bits_of(num));
+    return mix(h, (uint64_t)(int64_t)index);
+}
+
+static bool same_num(double x, double y)
+{
+    /* bitwise, so -0 and 0 and distinct NaNs stay distinct nodes */
+    return memcmp(&x, &y, sizeof x) == 0;
+}
+
+static void grow_table(Ir *ir)
+{
+    int n = ir->nbuckets * 2;
+    Node **b = arena_alloc(ir->arena, sizeof(Node *) * (size_t)n);
+    for (int i = 0; i < ir->nbuckets; i++) {
+        for (Node *x = ir->buckets[i], *next; x; x = next) {
+            next = x->chain;
+            x->chain = b[x->hash & (uint32_t)(n - 1)];
+            b[x->hash & (uint32_t)(n - 1)] = x;
+        }
+    }
+    ir->buckets = b;
+    ir->nbuckets = n;
+}
+
+/* The union of the children's slot sets (both sorted). */
+static void set_slots(Ir *ir, Node *n)
+{
+    if (n->op == OP_SLOT) {
+        int *s = arena_alloc(ir->arena, sizeof *s);
+        s[0] = n->index;
+        n->slots = s;
+        n->nslots = 1;
+        return;
+    }
+    const Node *a = n->nargs > 0 ? n->args[0] : NULL, *b = n->nargs > 1 ? n->args[1] : NULL;
+    int na = a ? a->nslots : 0, nb = b ? b->nslots : 0;
+    if (nb == 0 || (na && a->slots == b->slots)) {
+        n->slots = a ? a->slots : NULL;
+        n->nslots = na;
+        return;
+    }
+    if (na == 0) {
+        n->slots = b->slots;
+        n->nslots = nb;
+        return;
+    }
+    int *s = arena_alloc(ir->arena, sizeof *s * (size_t)(na + nb)), k = 0, i = 0, j = 0;
+    while (i < na || j < nb) {
+        int x = j >= nb || (i < na && a->slots[i] < b->slots[j]) ? a->slots[i++] : b->slots[j++];
+        if (k == 0 || s[k - 1] != x)
+            s[k++] = x;
+        while (i < na && a->slots[i] == x)
+            i++;
+        while (j < nb && b->slots[j] == x)
+            j++;
+    }
+    n->slots = s;
+    n->nslots = k;
+}
+
+Node *ir_node(Ir *ir, Op op, Shape shape, Node *a, Node *b, double num, int index)
+{
+    uint32_t h = node_hash(op, shape, a, b, num, index);
+    for (Node *x = ir->buckets[h & (uint32_t)(ir->nbuckets - 1)]; x; x = x->chain) {
+        if (x->hash == h && x->op == op && x->args[0] == a && x->args[1] == b &&
+            shape_eq(x->shape, shape) && same_num(x->num, num) && x->index == index)
+            return x;
+    }
+    if (ir->nnodes >= ir->nbuckets)
+        grow_table(ir);
+    Node *n = arena_alloc(ir->arena, sizeof *n);
+    n->op = op;
+    n->id = ir->nnodes++;
+    n->nargs = op_info[op].arity;
+    n->args[0] = a;
+    n->args[1] = b;
+    n->shape = shape;
+    n->num = num;
+    n->index = index;
+    n->hash = h;
+    set_slots(ir, n);
+    uint32_t at = h & (uint32_t)(ir->nbuckets - 1);
+    n->chain = ir->buckets[at];
+    ir->buckets[at] = n;
+    return n;
+}
+
+bool node_reads_slot(const Node *n, int slot)
+{
+    int lo = 0, hi = n->nslots - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (n->slots[mid] == slot)
+            return true;
+        if (n->slots[mid] < slot)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return false;
+}
+
+/* ---- structured programs ---- */
+
+Block *block_new(Arena *a) { return arena_alloc(a, sizeof(Block)); }
+
+Stmt *stmt_new(Arena *a, StmtKind kind, int n)
+{
+    Stmt *s = arena_alloc(a, sizeof *s);
+    s->kind = kind;
+    s->n = n;
+    s->slots = arena_alloc(a, sizeof(int) * (size_t)(n ? n : 1));
+    s->vals = arena_alloc(a, sizeof(Node *) * (size_t)(n ? n : 1));
+    s->then_vals = arena_alloc(a, sizeof(Node *) * (size_t)(n ? n : 1));
+    s->else_vals = arena_alloc(a, sizeof(Node *) * (size_t)(n ? n : 1));
+    s->next = arena_alloc(a, sizeof(Node *) * (size_t)(n ? n : 1));
+    s->index_slot = -1;
+    s->count_slot = -1;
+    s->id = -1;
+    return s;
+}
+
+void block_push(Arena *a, Block *b, Stmt *s)
+{
+    if (b->n == b->cap) {
+        int cap = b->cap ? b->cap * 2 : 8;
+        Stmt **p = arena_alloc(a, sizeof *p * (size_t)cap);
+        if (b->n)
+            memcpy(p, b->stmts, sizeof *p * (size_t)b->n);
+        b->stmts = p;
+        b->cap = cap;
+    }
+    b->stmts[b->n++] = s;
+}
