@@ -141,7 +141,7 @@ typedef struct Ast {
 
 /* Parses src; on the first syntax error prints it and returns NULL.
  * Nesting deeper than PARSE_MAX_DEPTH is a clean error, never a crash. */
-#define PARSE_MAX_DEPTH 256
+#define PARSE_MAX_DEPTH 1000
 Ast *parse_source(Arena *a, Source *src);
 
 Expr *ast_expr(Arena *a, ExprKind kind, Loc loc);
@@ -305,7 +305,7 @@ typedef struct Stmt {
     Node *count;          /* FOR */
     bool reverse;         /* FOR */
     int count_slot;       /* WHILE: -1 if not recorded */
-    int id;               /* forward constructs: index into Module.constructs */
+    int id;               /* forward constructs: numbered by check.c from 0 (diff.c's tables) */
 } Stmt;
 
 struct Block {
@@ -351,6 +351,7 @@ typedef struct Module {
     Func fwd;             /* the forward function */
     Func grad;            /* value and gradient (diff_reverse fills it) */
     bool has_control;     /* any IF/WHILE/FOR */
+    int nconstructs;      /* forward IF/WHILE/FOR statements, ids 0..nconstructs-1 */
     int max_depth;        /* deepest loop nesting */
 } Module;
 
@@ -450,6 +451,23 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path);
 /* `gradc eval`: JIT-compile and run, same contract as eval_func. */
 int jit_eval(const Module *m, bool want_grad, const Bindings *b,
              double *value, double **grads, Loc *where);
+
+/* ===================================================================== */
+/* fdcheck.c — `gradc check`: gradients against central finite differences */
+/* ===================================================================== */
+
+typedef struct FdCheckOptions {
+    const char *dims;     /* "n=5,m=3" or NULL (every symbol 3) */
+    uint64_t seed;
+    double tol;           /* default 1e-6 */
+    bool use_jit;
+} FdCheckOptions;
+/* Prints the worst relative error per wrt input; returns 0 when all are
+ * within tol, 1 otherwise or on error. */
+int fdcheck_run(const Module *m, const FdCheckOptions *o);
+
+/* plot.c — `gradc plot`: the output and its derivative over a range, as SVG */
+int plot_svg(const Module *m, double lo, double hi, const char *svg_path);
 
 /* ===================================================================== */
 /* json.c — eval's input and output                                      */
