@@ -207,6 +207,7 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(SUB,       "-",         2, B)                                       \
     X(MUL,       ".*",        2, B) /* elementwise, or scalar × anything */\
     X(DIV,       "./",        2, B)                                       \
+    X(DIVSAFE,   "./",        2, B) /* a ./ b, but 0 where b == 0 */      \
     X(POW,       ".^",        2, B)                                       \
     X(MAX,       "max",       2, B)                                       \
     X(MIN,       "min",       2, B)                                       \
@@ -442,6 +443,7 @@ typedef struct CodegenOptions {
     const char *name;      /* symbol prefix: NAME, NAME_grad, NAME_work_size */
     int opt_level;         /* 0..3 */
     const char *triple;    /* NULL: host */
+    int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
 } CodegenOptions;
 
 /* `gradc compile`: object file (or textual IR with emit_llvm) and header. */

@@ -68,6 +68,7 @@ static double f_add(double a, double b) { return a + b; }
 static double f_sub(double a, double b) { return a - b; }
 static double f_mul(double a, double b) { return a * b; }
 static double f_div(double a, double b) { return a / b; }
+static double f_divsafe(double a, double b) { return b == 0 ? 0.0 : a / b; }
 static double f_max(double a, double b) { return a > b ? a : b; }
 static double f_min(double a, double b) { return a < b ? a : b; }
 static double f_lt(double a, double b) { return a < b; }
@@ -99,6 +100,7 @@ static double f_or(double a, double b) { return a != 0 || b != 0; }
 #define FN2_SUB f_sub
 #define FN2_MUL f_mul
 #define FN2_DIV f_div
+#define FN2_DIVSAFE f_divsafe
 #define FN2_POW pow
 #define FN2_MAX f_max
 #define FN2_MIN f_min

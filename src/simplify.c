@@ -1,2 +1,406 @@
-/* simplify.c — placeholder until its stage lands. */
+/* simplify.c — smart constructors: every node is built through mk1/mk2, so
+ * the DAG is simplified as it grows and no separate pass is needed.
+ *
+ * Rules, in the order they are tried (each returns a smaller or canonical
+ * form, so rewriting terminates):
+ *   - constant folding (CONST and FILL operands, with op_info's functions);
+ *   - broadcasts undone: FILL(v) or s*ones next to a full-shaped operand of an
+ *     elementwise op becomes the scalar itself;
+ *   - canonical order of commutative operands (constants, then scalars, then
+ *     by creation order), so `a + b` and `b + a` are one node;
+ *   - per-op identities (0 and 1, x - x, --x, (x')' …), like-term collection
+ *     (2*x + 2*x → 4*x), scalar factors pulled out of products, transposes
+ *     pushed inwards ((A*B)' → B'*A'), and matrix products factored
+ *     (P*x + Q*x → (P + Q)*x).
+ * Rewrites keep values exact up to rounding; they may turn a NaN or Inf that
+ * would arise from 0*Inf into 0 (documented in docs/design.md). */
 #include "gradc.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static _Noreturn void ir_bug(const char *what)
+{
+    fprintf(stderr, "gradc: internal error: %s\n", what);
+    exit(70);
+}
+
+/* ---- leaves ---- */
+
+Node *mk_const(Ir *ir, double v)
+{
+    return ir_node(ir, OP_CONST, shape_scalar(), NULL, NULL, v == 0 ? 0.0 : v, 0);
+}
+
+Node *mk_fill(Ir *ir, double v, Shape s)
+{
+    if (shape_is_scalar(s))
+        return mk_const(ir, v);
+    return ir_node(ir, OP_FILL, s, NULL, NULL, v == 0 ? 0.0 : v, 0);
+}
+
+Node *mk_zero(Ir *ir, Shape s) { return mk_fill(ir, 0.0, s); }
+
+Node *mk_eye(Ir *ir, Dim n)
+{
+    if (dim_eq(n, dim_lit(1)))
+        return mk_const(ir, 1.0);
+    return ir_node(ir, OP_EYE, shape_make(n, n), NULL, NULL, 0.0, 0);
+}
+
+Node *mk_input(Ir *ir, int index, Shape s) { return ir_node(ir, OP_INPUT, s, NULL, NULL, 0.0, index); }
+Node *mk_slot(Ir *ir, int slot) { return ir_node(ir, OP_SLOT, ir->slots.data[slot].shape, NULL, NULL, 0.0, slot); }
+Node *mk_dimval(Ir *ir, int sym) { return ir_node(ir, OP_DIMVAL, shape_scalar(), NULL, NULL, 0.0, sym); }
+Node *mk_cotan(Ir *ir, Shape s) { return ir_node(ir, OP_COTAN, s, NULL, NULL, 0.0, 0); }
+
+bool node_is_const(const Node *n, double v)
+{
+    return (n->op == OP_CONST || n->op == OP_FILL) && n->num == v;
+}
+
+bool node_is_zero(const Node *n) { return node_is_const(n, 0.0); }
+
+static bool is_constant(const Node *n) { return n->op == OP_CONST || n->op == OP_FILL; }
+static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
+static bool is(const Node *n, Op op) { return n->op == op; }
+
+/* s spread over shape: FILL for a constant, s .* ones otherwise. */
+static Node *broadcast(Ir *ir, Node *s, Shape shape)
+{
+    if (shape_eq(s->shape, shape))
+        return s;
+    if (s->op == OP_CONST)
+        return mk_fill(ir, s->num, shape);
+    return ir_node(ir, OP_MUL, shape, s, mk_fill(ir, 1.0, shape), 0.0, 0);
+}
+
+/* The scalar behind a broadcast (FILL v, or s .* ones), else NULL. */
+static Node *unbroadcast(Ir *ir, Node *n)
+{
+    if (is_scalar(n))
+        return NULL;
+    if (n->op == OP_FILL)
+        return mk_const(ir, n->num);
+    if (n->op == OP_MUL && is_scalar(n->args[0]) && node_is_const(n->args[1], 1.0))
+        return n->args[0];
+    return NULL;
+}
+
+/* ---- shapes of results (the checker has already reported user errors) ---- */
+
+static Shape shape_of1(Op op, const Node *a)
+{
+    Shape s = a->shape;
+    switch (op) {
+    case OP_TRANSPOSE: return shape_make(s.cols, s.rows);
+    case OP_SUM: case OP_NORM: case OP_TRACE: case OP_DET: case OP_LOGDET:
+    case OP_LOGSUMEXP: return shape_scalar();
+    case OP_DIAGM: return shape_make(s.rows, s.rows);
+    case OP_DIAGV: return shape_make(s.rows, dim_lit(1));
+    default: return s; /* elementwise, INV, SOFTMAX */
+    }
+}
+
+static Shape shape_of2(Op op, const Node *a, const Node *b)
+{
+    if (op == OP_MATMUL) {
+        if (!dim_eq(a->shape.cols, b->shape.rows))
+            ir_bug("matrix product of mismatched shapes");
+        return shape_make(a->shape.rows, b->shape.cols);
+    }
+    if (shape_eq(a->shape, b->shape) || is_scalar(b))
+        return a->shape;
+    if (is_scalar(a))
+        return b->shape;
+    ir_bug("elementwise operation on mismatched shapes");
+}
+
+/* ---- like terms: n = coef * term ---- */
+
+static double split_term(Node *n, Node **term)
+{
+    if (n->op == OP_MUL && n->args[0]->op == OP_CONST) {
+        *term = n->args[1];
+        return n->args[0]->num;
+    }
+    if (n->op == OP_NEG) {
+        *term = n->args[0];
+        return -1.0;
+    }
+    *term = n;
+    return 1.0;
+}
+
+static bool commutative(Op op)
+{
+    return op == OP_ADD || op == OP_MUL || op == OP_MAX || op == OP_MIN || op == OP_EQ ||
+           op == OP_NE || op == OP_AND || op == OP_OR;
+}
+
+/* Canonical operand order: constants first, then scalars, then by age. */
+static bool goes_first(const Node *a, const Node *b)
+{
+    if (is_constant(a) != is_constant(b))
+        return is_constant(a);
+    if (is_scalar(a) != is_scalar(b))
+        return is_scalar(a);
+    return a->id <= b->id;
+}
+
+/* ---- per-op rules: return a simpler node, or NULL to build the op as is ---- */
+
+typedef Node *Rule2(Ir *ir, Node *a, Node *b, Shape shape);
+typedef Node *Rule1(Ir *ir, Node *a, Shape shape);
+
+/* Returns x if it already has the result's shape, else x spread over it. */
+static Node *as_shape(Ir *ir, Node *x, Shape shape) { return broadcast(ir, x, shape); }
+
+static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (node_is_zero(a))
+        return as_shape(ir, b, shape);
+    if (node_is_zero(b))
+        return as_shape(ir, a, shape);
+    Node *ta, *tb;
+    double ca = split_term(a, &ta), cb = split_term(b, &tb);
+    if (ta == tb)
+        return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca + cb), ta), shape);
+    if (b->op == OP_NEG)
+        return mk2(ir, OP_SUB, a, b->args[0]);
+    if (a->op == OP_NEG)
+        return mk2(ir, OP_SUB, b, a->args[0]);
+    if (is(a, OP_MATMUL) && is(b, OP_MATMUL)) {
+        if (a->args[1] == b->args[1])
+            return mk2(ir, OP_MATMUL, mk2(ir, OP_ADD, a->args[0], b->args[0]), a->args[1]);
+        if (a->args[0] == b->args[0])
+            return mk2(ir, OP_MATMUL, a->args[0], mk2(ir, OP_ADD, a->args[1], b->args[1]));
+    }
+    return NULL;
+}
+
+static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (node_is_zero(b))
+        return as_shape(ir, a, shape);
+    if (node_is_zero(a))
+        return as_shape(ir, mk1(ir, OP_NEG, b), shape);
+    if (a == b)
+        return mk_zero(ir, shape);
+    Node *ta, *tb;
+    double ca = split_term(a, &ta), cb = split_term(b, &tb);
+    if (ta == tb)
+        return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca - cb), ta), shape);
+    if (b->op == OP_NEG)
+        return mk2(ir, OP_ADD, a, b->args[0]);
+    if (is(a, OP_MATMUL) && is(b, OP_MATMUL)) {
+        if (a->args[1] == b->args[1])
+            return mk2(ir, OP_MATMUL, mk2(ir, OP_SUB, a->args[0], b->args[0]), a->args[1]);
+        if (a->args[0] == b->args[0])
+            return mk2(ir, OP_MATMUL, a->args[0], mk2(ir, OP_SUB, a->args[1], b->args[1]));
+    }
+    return NULL;
+}
+
+static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (node_is_zero(a) || node_is_zero(b))
+        return mk_zero(ir, shape);
+    if (node_is_const(a, 1.0))
+        return as_shape(ir, b, shape);
+    if (node_is_const(b, 1.0))
+        return as_shape(ir, a, shape);
+    if (a->op == OP_CONST) {
+        double c = a->num;
+        if (b->op == OP_MUL && b->args[0]->op == OP_CONST)
+            return mk2(ir, OP_MUL, mk_const(ir, c * b->args[0]->num), b->args[1]);
+        if (b->op == OP_NEG)
+            return mk2(ir, OP_MUL, mk_const(ir, -c), b->args[0]);
+        if (c == -1.0)
+            return mk1(ir, OP_NEG, b);
+        return NULL;
+    }
+    /* pull constant factors and signs out: (c*x) .* y → c*(x .* y) */
+    if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
+        return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MUL, a->args[1], b));
+    if (b->op == OP_MUL && b->args[0]->op == OP_CONST)
+        return mk2(ir, OP_MUL, b->args[0], mk2(ir, OP_MUL, a, b->args[1]));
+    if (a->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a->args[0], b));
+    if (b->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a, b->args[0]));
+    /* (1/s) .* x → x/s, so x/norm(x) prints as such */
+    if (a->op == OP_DIV && is_scalar(a) && node_is_const(a->args[0], 1.0))
+        return mk2(ir, OP_DIV, b, a->args[1]);
+    if (a->op == OP_DIVSAFE && is_scalar(a) && node_is_const(a->args[0], 1.0))
+        return mk2(ir, OP_DIVSAFE, b, a->args[1]);
+    return NULL;
+}
+
+static Node *rule_div(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (node_is_zero(a))
+        return mk_zero(ir, shape);
+    if (node_is_const(b, 1.0))
+        return as_shape(ir, a, shape);
+    if (b->op == OP_CONST)
+        return mk2(ir, OP_MUL, mk_const(ir, 1.0 / b->num), a);
+    if (a->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, OP_DIV, a->args[0], b));
+    if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
+        return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIV, a->args[1], b));
+    return NULL;
+}
+
+static Node *rule_divsafe(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (node_is_zero(a))
+        return mk_zero(ir, shape);
+    if (node_is_const(b, 1.0))
+        return as_shape(ir, a, shape);
+    if (b->op == OP_CONST && b->num != 0)
+        return mk2(ir, OP_MUL, mk_const(ir, 1.0 / b->num), a);
+    if (a->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, OP_DIVSAFE, a->args[0], b));
+    if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
+        return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIVSAFE, a->args[1], b));
+    return NULL;
+}
+
+static Node *rule_pow(Ir *ir, Node *a, Node *p, Shape shape)
+{
+    if (node_is_const(p, 1.0))
+        return as_shape(ir, a, shape);
+    if (node_is_zero(p))
+        return mk_fill(ir, 1.0, shape);
+    if (node_is_const(p, 2.0) && a->op == OP_NORM)   /* ||x||^2 = dot(x, x) */
+        return mk1(ir, OP_SUM, mk2(ir, OP_MUL, a->args[0], a->args[0]));
+    if (node_is_const(p, 2.0) && a->op == OP_SQRT)
+        return a->args[0];
+    return NULL;
+}
+
+static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (node_is_zero(a) || node_is_zero(b))
+        return mk_zero(ir, shape);
+    if (a->op == OP_EYE)
+        return b;
+    if (b->op == OP_EYE)
+        return a;
+    if (is_scalar(a) || is_scalar(b))      /* a 1×1 factor scales */
+        return mk2(ir, OP_MUL, a, b);
+    /* scalar factors and signs out of products: (s*A)*B → s*(A*B) */
+    if (a->op == OP_MUL && is_scalar(a->args[0]))
+        return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MATMUL, a->args[1], b));
+    if (b->op == OP_MUL && is_scalar(b->args[0]))
+        return mk2(ir, OP_MUL, b->args[0], mk2(ir, OP_MATMUL, a, b->args[1]));
+    if (a->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, a->args[0], b));
+    if (b->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, a, b->args[0]));
+    return NULL;
+}
+
+static Node *rule_neg(Ir *ir, Node *a, Shape shape)
+{
+    (void)shape;
+    if (a->op == OP_NEG)
+        return a->args[0];
+    if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
+        return mk2(ir, OP_MUL, mk_const(ir, -a->args[0]->num), a->args[1]);
+    if (a->op == OP_SUB)
+        return mk2(ir, OP_SUB, a->args[1], a->args[0]);
+    return NULL;
+}
+
+static Node *rule_transpose(Ir *ir, Node *a, Shape shape)
+{
+    if (is_scalar(a) || a->op == OP_EYE || a->op == OP_DIAGM)
+        return a;
+    switch (a->op) {
+    case OP_TRANSPOSE: return a->args[0];
+    case OP_FILL: return mk_fill(ir, a->num, shape);
+    case OP_MATMUL:
+        return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, a->args[1]), mk1(ir, OP_TRANSPOSE, a->args[0]));
+    case OP_NEG: return mk1(ir, OP_NEG, mk1(ir, OP_TRANSPOSE, a->args[0]));
+    case OP_MUL: case OP_DIV: case OP_DIVSAFE:
+        if (is_scalar(a->args[1]))
+            return mk2(ir, a->op, mk1(ir, OP_TRANSPOSE, a->args[0]), a->args[1]);
+        if (a->op == OP_MUL && is_scalar(a->args[0]))
+            return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_TRANSPOSE, a->args[1]));
+        return NULL;
+    case OP_ADD: case OP_SUB:
+        if (!is_scalar(a->args[0]) && !is_scalar(a->args[1]))
+            return mk2(ir, a->op, mk1(ir, OP_TRANSPOSE, a->args[0]), mk1(ir, OP_TRANSPOSE, a->args[1]));
+        return NULL;
+    default: return NULL;
+    }
+}
+
+static Node *rule_sum(Ir *ir, Node *a, Shape shape)
+{
+    (void)ir;
+    (void)shape;
+    return is_scalar(a) ? a : NULL;
+}
+
+static Node *rule_detach(Ir *ir, Node *a, Shape shape)
+{
+    (void)ir;
+    (void)shape;
+    return is_constant(a) || a->op == OP_DETACH ? a : NULL;
+}
+
+static Rule2 *const rules2[OP_COUNT] = {
+    [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
+    [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
+};
+
+static Rule1 *const rules1[OP_COUNT] = {
+    [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum,
+    [OP_DETACH] = rule_detach,
+};
+
+/* ---- the constructors ---- */
+
+Node *mk1(Ir *ir, Op op, Node *a)
+{
+    if (op_info[op].arity != 1)
+        ir_bug("mk1 of an op that is not unary");
+    Shape shape = shape_of1(op, a);
+    if (op_info[op].fn1 && is_constant(a))
+        return mk_fill(ir, op_info[op].fn1(a->num), shape);
+    if (rules1[op]) {
+        Node *r = rules1[op](ir, a, shape);
+        if (r)
+            return r;
+    }
+    return ir_node(ir, op, shape, a, NULL, 0.0, 0);
+}
+
+Node *mk2(Ir *ir, Op op, Node *a, Node *b)
+{
+    if (op_info[op].arity != 2)
+        ir_bug("mk2 of an op that is not binary");
+    Shape shape = shape_of2(op, a, b);
+    if (op_info[op].kind == OK_B) {
+        if (is_constant(a) && is_constant(b))
+            return mk_fill(ir, op_info[op].fn2(a->num, b->num), shape);
+        Node *s;
+        if (shape_eq(b->shape, shape) && (s = unbroadcast(ir, a)))
+            return mk2(ir, op, s, b);
+        if (shape_eq(a->shape, shape) && (s = unbroadcast(ir, b)))
+            return mk2(ir, op, a, s);
+        if (commutative(op) && !goes_first(a, b)) {
+            Node *t = a;
+            a = b;
+            b = t;
+        }
+    }
+    if (rules2[op]) {
+        Node *r = rules2[op](ir, a, b, shape);
+        if (r)
+            return r;
+    }
+    return ir_node(ir, op, shape, a, b, 0.0, 0);
+}
