@@ -1,7 +1,126 @@
-/* diag.c — placeholder until its stage lands. */
+/* diag.c — source text and error messages.
+ *
+ *   quad.expr:4:15: error: matrix product of [n, n] and [m] : ...
+ *   f = x' * A * x - b' * y
+ *                 ^
+ * Columns count UTF-8 characters; the caret line copies the tabs of the
+ * source line so the caret lines up in any terminal. */
 #include "gradc.h"
-#include <stdlib.h>
+
+#include <errno.h>
+#include <string.h>
+
+Source *source_from_string(Arena *a, const char *path, const char *text)
+{
+    Source *s = arena_alloc(a, sizeof *s);
+    s->path = arena_strdup(a, path);
+    s->len = strlen(text);
+    s->text = arena_strndup(a, text, s->len);
+    return s;
+}
+
+Source *source_read(Arena *a, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        diag_plain("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* Read in chunks: the file may be a pipe, whose size is unknown. */
+    size_t len = 0, cap = 4096;
+    char *buf = arena_alloc(a, cap + 1);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            char *bigger = arena_alloc(a, 2 * cap + 1);
+            memcpy(bigger, buf, len);
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    bool failed = ferror(f);
+    int err = errno;
+    fclose(f);
+    if (failed) {
+        diag_plain("cannot read %s: %s", path, strerror(err));
+        return NULL;
+    }
+    buf[len] = '\0';
+    Source *s = arena_alloc(a, sizeof *s);
+    s->path = arena_strdup(a, path);
+    s->text = buf;
+    s->len = len;
+    return s;
+}
+
+/* The start of line `line` (1-based) in src and its length without the
+ * newline (or a trailing '\r'); NULL past the end of the text. */
+static const char *source_line(const Source *src, int line, size_t *len)
+{
+    const char *p = src->text, *end = src->text + src->len;
+    for (int l = 1; l < line; l++) {
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (!p)
+            return NULL;
+        p++;
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *len = (size_t)((nl ? nl : end) - p);
+    if (*len > 0 && p[*len - 1] == '\r')
+        (*len)--;
+    return p;
+}
+
+/* Spaces (and the line's own tabs) up to column col, then the caret. */
+static void print_caret(const char *line, size_t len, int col)
+{
+    int c = 1;
+    for (size_t i = 0; i < len && c < col; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if ((ch & 0xC0) == 0x80)
+            continue;          /* a UTF-8 continuation byte */
+        fputc(ch == '\t' ? '\t' : ' ', stderr);
+        c++;
+    }
+    for (; c < col; c++)
+        fputc(' ', stderr);
+    fputs("^\n", stderr);
+}
+
 void diag_verror(const Source *src, Loc loc, const char *fmt, va_list ap)
-{ fprintf(stderr, "%s:%d:%d: error: ", src->path, loc.line, loc.col); vfprintf(stderr, fmt, ap); fputc('\n', stderr); }
+{
+    const char *path = src ? src->path : "gradc";
+    if (loc.line <= 0)
+        fprintf(stderr, "%s: error: ", path);
+    else
+        fprintf(stderr, "%s:%d:%d: error: ", path, loc.line, loc.col);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    if (!src || loc.line <= 0)
+        return;
+    size_t len;
+    const char *line = source_line(src, loc.line, &len);
+    if (!line)
+        return;
+    fprintf(stderr, "%.*s\n", (int)len, line);
+    print_caret(line, len, loc.col);
+}
+
 void diag_error(const Source *src, Loc loc, const char *fmt, ...)
-{ va_list ap; va_start(ap, fmt); diag_verror(src, loc, fmt, ap); va_end(ap); }
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_verror(src, loc, fmt, ap);
+    va_end(ap);
+}
+
+void diag_plain(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("gradc: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}

@@ -1,3 +1,532 @@
-/* main.c — placeholder until the command line lands. */
+/* main.c — the command line: a table of commands, each a short list of
+ * pipeline stages.
+ *
+ *   read source → parse_source → check_program → diff_reverse → the command's
+ *   back end (eval_func / jit_eval, print_derivatives, fdcheck_run,
+ *   emit_object, plot_svg)
+ *
+ * Every error exits with status 1 (usage errors included). */
 #include "gradc.h"
-int main(void) { return 0; }
+#include "gradc/runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* `gradc eval` runs the reference interpreter unless --jit is given.  Once
+ * the JIT passes the conformance suite, make it the default here. */
+static const bool EVAL_USES_JIT = false;
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct Options {
+    const char *file;
+    const char *inputs, *cotangent;           /* eval */
+    bool no_grad, interp, jit;
+    bool latex;                               /* derive */
+    const char *dims;                         /* check */
+    const char *seed, *tol;
+    const char *out, *header, *name, *target; /* compile, plot */
+    bool emit_llvm;
+    int opt_level;
+    const char *max_iter;
+    const char *range;                        /* plot */
+} Options;
+
+/* The commands an option belongs to, as bits. */
+enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32 };
+
+typedef enum { O_STR, O_FLAG, O_LEVEL } OptKind;
+
+typedef struct OptSpec {
+    const char *name;
+    OptKind kind;
+    size_t field;         /* offset in Options */
+    int commands;
+    int level;            /* O_LEVEL: the -O level it sets */
+} OptSpec;
+
+#define F(f) offsetof(Options, f)
+static const OptSpec opt_specs[] = {
+    {"--inputs",    O_STR,   F(inputs),    C_EVAL, 0},
+    {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0},
+    {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0},
+    {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0},
+    {"--jit",       O_FLAG,  F(jit),       C_EVAL | C_CHECK, 0},
+    {"--max-iter",  O_STR,   F(max_iter),  C_EVAL | C_COMPILE, 0},
+    {"--latex",     O_FLAG,  F(latex),     C_DERIVE, 0},
+    {"--dims",      O_STR,   F(dims),      C_CHECK, 0},
+    {"--seed",      O_STR,   F(seed),      C_CHECK, 0},
+    {"--tol",       O_STR,   F(tol),       C_CHECK, 0},
+    {"-o",          O_STR,   F(out),       C_COMPILE | C_PLOT, 0},
+    {"--header",    O_STR,   F(header),    C_COMPILE, 0},
+    {"--emit-llvm", O_FLAG,  F(emit_llvm), C_COMPILE, 0},
+    {"--name",      O_STR,   F(name),      C_COMPILE, 0},
+    {"--target",    O_STR,   F(target),    C_COMPILE, 0},
+    {"-O0",         O_LEVEL, F(opt_level), C_COMPILE, 0},
+    {"-O1",         O_LEVEL, F(opt_level), C_COMPILE, 1},
+    {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2},
+    {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3},
+    {"--range",     O_STR,   F(range),     C_PLOT, 0},
+};
+#undef F
+
+typedef struct Command {
+    const char *name;
+    int bit;
+    int (*run)(Arena *a, const Options *o);
+    const char *usage;
+} Command;
+
+static int cmd_eval(Arena *a, const Options *o);
+static int cmd_derive(Arena *a, const Options *o);
+static int cmd_check(Arena *a, const Options *o);
+static int cmd_compile(Arena *a, const Options *o);
+static int cmd_plot(Arena *a, const Options *o);
+static int cmd_parse(Arena *a, const Options *o);
+
+static const Command commands[] = {
+    {"compile", C_COMPILE, cmd_compile,
+     "FILE.expr [-o FILE.o] [--header FILE.h] [--emit-llvm] [-O0|-O1|-O2|-O3]\n"
+     "                        [--name NAME] [--target TRIPLE] [--max-iter N]"},
+    {"eval", C_EVAL, cmd_eval,
+     "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
+     "                        [--interp | --jit] [--max-iter N]"},
+    {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex]"},
+    {"check", C_CHECK, cmd_check, "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit]"},
+    {"plot", C_PLOT, cmd_plot, "FILE.expr [--range LO:HI] -o FILE.svg"},
+    {"parse", C_PARSE, cmd_parse, NULL},    /* debugging: the AST as S-expressions */
+};
+
+static void print_help(FILE *out)
+{
+    fputs("usage:\n", out);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (commands[i].usage)
+            fprintf(out, "  gradc %-8s%s\n", commands[i].name, commands[i].usage);
+    fputs("  gradc --help | help\n"
+          "  gradc --version\n"
+          "\n"
+          "compile  write an object file with NAME and NAME_grad (default -o: the\n"
+          "         file's stem + .o; NAME: the stem as a C identifier; -O2)\n"
+          "eval     run the program on JSON inputs; print its value and gradient as JSON\n"
+          "         (--interp: the reference interpreter, --jit: LLVM's JIT)\n"
+          "derive   print each gradient as an expression (--latex: as LaTeX)\n"
+          "check    compare the gradient with central finite differences\n"
+          "plot     draw the output and its derivative as SVG (default range -5:5)\n"
+          "\n"
+          "Options also take the form --option=VALUE.  Errors go to standard error as\n"
+          "FILE:LINE:COL: error: MESSAGE; on any error, usage errors included, the\n"
+          "exit status is 1.\n", out);
+}
+
+static const Command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Fills o from argv (after the command name); false after a message. */
+static bool parse_options(const Command *c, int argc, char **argv, Options *o)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (o->file) {
+                diag_plain("%s: more than one input file ('%s' and '%s')", c->name, o->file, arg);
+                return false;
+            }
+            o->file = arg;
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const OptSpec *s = NULL;
+        for (size_t k = 0; k < sizeof opt_specs / sizeof opt_specs[0]; k++)
+            if (strlen(opt_specs[k].name) == len && strncmp(opt_specs[k].name, arg, len) == 0)
+                s = &opt_specs[k];
+        if (!s || !(s->commands & c->bit)) {
+            diag_plain("%s: unknown option '%.*s' (see gradc --help)", c->name, (int)len, arg);
+            return false;
+        }
+        char *field = (char *)o + s->field;
+        if (s->kind != O_STR) {
+            if (eq) {
+                diag_plain("%s: option '%s' takes no value", c->name, s->name);
+                return false;
+            }
+            if (s->kind == O_FLAG)
+                *(bool *)field = true;
+            else
+                *(int *)field = s->level;
+            continue;
+        }
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!val) {
+            diag_plain("%s: option '%s' needs a value", c->name, s->name);
+            return false;
+        }
+        *(const char **)field = val;
+    }
+    if (!o->file) {
+        diag_plain("%s: no input file (usage: gradc %s %s)", c->name, c->name,
+                   c->usage ? c->usage : "FILE.expr");
+        return false;
+    }
+    return true;
+}
+
+static bool parse_int64(const char *opt, const char *s, int64_t lo, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno == ERANGE || v < lo) {
+        diag_plain("%s: expected an integer >= %lld, not '%s'", opt, (long long)lo, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(v)) {
+        diag_plain("%s: expected a number, not '%s'", opt, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool max_iter_option(const Options *o, int64_t *out)
+{
+    *out = GRADC_DEFAULT_MAX_ITER;
+    return !o->max_iter || parse_int64("--max-iter", o->max_iter, 1, out);
+}
+
+/* ---- the front end, shared by every command ----------------------------- */
+
+/* Source → AST → checked module, with the gradient program when asked. */
+static Module *front(Arena *a, const char *path, bool want_grad)
+{
+    Source *src = source_read(a, path);
+    if (!src)
+        return NULL;
+    Ast *ast = parse_source(a, src);
+    if (!ast)
+        return NULL;
+    Module *m = check_program(a, ast);
+    if (!m)
+        return NULL;
+    if (want_grad)
+        diff_reverse(m);
+    return m;
+}
+
+/* The stem of a path: "dir/quad.expr" → "quad". */
+static const char *file_stem(Arena *a, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    return arena_strndup(a, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+}
+
+static bool is_c_identifier(const char *s)
+{
+    if (!*s || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9')))
+            return false;
+    return true;
+}
+
+/* "my-model.v2" → "my_model_v2"; "2d" → "_2d". */
+static const char *c_identifier(Arena *a, const char *s)
+{
+    char *id = arena_printf(a, "%s%s", (*s >= '0' && *s <= '9') || !*s ? "_" : "", s);
+    for (char *p = id; *p; p++)
+        if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9')))
+            *p = '_';
+    return id;
+}
+
+/* ---- eval ---------------------------------------------------------------- */
+
+/* A buffer for a value of shape s under the bound dims; NULL if too big. */
+static double *value_buffer(Arena *a, Shape s, const int64_t *dims)
+{
+    int64_t r = shape_rows(s, dims), c = shape_cols(s, dims);
+    if (r < 0 || c < 0 || (r > 0 && c > INT64_MAX / 8 / r)) {
+        diag_plain("a value of %lld x %lld entries is too large", (long long)r, (long long)c);
+        return NULL;
+    }
+    int64_t n = r * c;
+    return arena_alloc(a, (size_t)(n > 0 ? n : 1) * sizeof(double));
+}
+
+static bool report_status(const Module *m, int status, Loc where, int64_t max_iter)
+{
+    if (status == GRADC_OK)
+        return true;
+    if (status == GRADC_EMAXITER)
+        diag_error(m->src, where, "while loop did not finish within %lld iterations",
+                   (long long)max_iter);
+    else
+        diag_plain("%s", gradc_strerror(status));
+    return false;
+}
+
+static int cmd_eval(Arena *a, const Options *o)
+{
+    bool want_grad = !o->no_grad;
+    bool use_jit = o->jit || (EVAL_USES_JIT && !o->interp);
+    Bindings b = {0};
+    if (!o->inputs) {
+        diag_plain("eval: --inputs FILE.json is required");
+        return 1;
+    }
+    if (o->jit && o->interp) {
+        diag_plain("eval: --jit and --interp exclude each other");
+        return 1;
+    }
+    if (!max_iter_option(o, &b.max_iter))
+        return 1;
+    Module *m = front(a, o->file, want_grad);
+    if (!m || !json_read_inputs(m, o->inputs, &b, a))
+        return 1;
+    if (o->cotangent && !json_read_cotangent(m, o->cotangent, &b, a))
+        return 1;
+
+    double *value = value_buffer(a, m->fwd.value->shape, b.dims);
+    double **grads = arena_alloc(a, sizeof *grads * (size_t)(m->nwrt + 1));
+    if (!value)
+        return 1;
+    for (int i = 0; want_grad && i < m->nwrt; i++)
+        if (!(grads[i] = value_buffer(a, m->inputs[m->wrt[i]].shape, b.dims)))
+            return 1;
+
+    Loc where = {0, 0};
+    int status = use_jit ? jit_eval(m, want_grad, &b, value, grads, &where)
+                         : eval_func(m, want_grad ? &m->grad : &m->fwd, &b, value,
+                                     want_grad ? grads : NULL, &where);
+    if (!report_status(m, status, where, b.max_iter))
+        return 1;
+    json_print_result(stdout, m, &b, value, want_grad ? grads : NULL);
+    return 0;
+}
+
+/* ---- derive, check, compile, plot ----------------------------------------- */
+
+static int cmd_derive(Arena *a, const Options *o)
+{
+    Module *m = front(a, o->file, true);
+    if (!m)
+        return 1;
+    print_derivatives(stdout, m, o->latex ? PRINT_LATEX : PRINT_EXPR);
+    return 0;
+}
+
+static int cmd_check(Arena *a, const Options *o)
+{
+    FdCheckOptions fo = {.dims = o->dims, .seed = 1, .tol = 1e-6,
+                         .use_jit = o->jit || EVAL_USES_JIT};
+    int64_t seed;
+    if (o->seed) {
+        if (!parse_int64("--seed", o->seed, 0, &seed))
+            return 1;
+        fo.seed = (uint64_t)seed;
+    }
+    if (o->tol && !parse_double("--tol", o->tol, &fo.tol))
+        return 1;
+    Module *m = front(a, o->file, true);
+    if (!m)
+        return 1;
+    return fdcheck_run(m, &fo) == 0 ? 0 : 1;
+}
+
+static int cmd_compile(Arena *a, const Options *o)
+{
+    CodegenOptions co = {.opt_level = o->opt_level, .triple = o->target};
+    if (!max_iter_option(o, &co.max_iter))
+        return 1;
+    const char *stem = file_stem(a, o->file);
+    co.name = o->name ? o->name : c_identifier(a, stem);
+    if (!is_c_identifier(co.name)) {
+        diag_plain("compile: --name '%s' is not a C identifier", co.name);
+        return 1;
+    }
+    const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
+    Module *m = front(a, o->file, true);
+    if (!m || emit_object(m, &co, obj, o->emit_llvm) != 0)
+        return 1;
+    if (o->header && emit_header(m, &co, o->header) != 0)
+        return 1;
+    return 0;
+}
+
+static int cmd_plot(Arena *a, const Options *o)
+{
+    double lo = -5, hi = 5;
+    if (!o->out) {
+        diag_plain("plot: -o FILE.svg is required");
+        return 1;
+    }
+    if (o->range) {
+        /* "LO:HI"; LO may be negative, so split at the last ':'. */
+        const char *colon = strrchr(o->range, ':');
+        if (!colon || !parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &lo)
+            || !parse_double("--range", colon + 1, &hi))
+            return 1;
+        if (!(lo < hi)) {
+            diag_plain("--range: LO must be less than HI in '%s'", o->range);
+            return 1;
+        }
+    }
+    Module *m = front(a, o->file, true);
+    if (!m)
+        return 1;
+    return plot_svg(m, lo, hi, o->out) == 0 ? 0 : 1;
+}
+
+/* ---- parse (debugging aid): the AST as S-expressions -------------------- */
+
+static void dump_expr(const Expr *e)
+{
+    switch (e->kind) {
+    case EX_NUM:       printf("%.17g", e->num); return;
+    case EX_NAME:      printf("%s", e->name); return;
+    case EX_NEG:       printf("(neg "); break;
+    case EX_NOT:       printf("(not "); break;
+    case EX_TRANSPOSE: printf("(' "); break;
+    case EX_BINARY:    printf("(%s ", binop_text[e->op]); break;
+    case EX_CALL:
+        printf("(%s", e->name);
+        for (int i = 0; i < e->nargs; i++) {
+            putchar(' ');
+            dump_expr(e->args[i]);
+        }
+        putchar(')');
+        return;
+    }
+    dump_expr(e->lhs);
+    if (e->kind == EX_BINARY) {
+        putchar(' ');
+        dump_expr(e->rhs);
+    }
+    putchar(')');
+}
+
+static void dump_block(const AstBlock *b, int indent);
+
+static void dump_stmt(const AstStmt *s, int indent)
+{
+    printf("%*s%d:%d ", indent, "", s->loc.line, s->loc.col);
+    switch (s->kind) {
+    case AST_INPUT:
+        printf("(input %s", s->name);
+        for (int i = 0; i < s->ndims; i++)
+            s->dims[i].sym ? printf(" %s", s->dims[i].sym) : printf(" %lld", (long long)s->dims[i].lit);
+        puts(")");
+        break;
+    case AST_ASSIGN:
+        printf("(= %s ", s->name);
+        dump_expr(s->value);
+        puts(")");
+        break;
+    case AST_OUTPUT:
+        printf("(output %s)\n", s->name);
+        break;
+    case AST_WRT:
+        printf("(wrt");
+        for (int i = 0; i < s->nnames; i++)
+            printf(" %s", s->names[i]);
+        puts(")");
+        break;
+    case AST_IF:
+        printf("(if ");
+        dump_expr(s->value);
+        putchar('\n');
+        dump_block(&s->then_block, indent + 2);
+        if (s->has_else) {
+            printf("%*selse\n", indent, "");
+            dump_block(&s->else_block, indent + 2);
+        }
+        printf("%*s)\n", indent, "");
+        break;
+    case AST_WHILE:
+    case AST_FOR:
+        if (s->kind == AST_WHILE) {
+            printf("(while ");
+            dump_expr(s->value);
+        } else {
+            printf("(for %s ", s->name);
+            dump_expr(s->for_lo);
+            putchar(' ');
+            dump_expr(s->for_hi);
+        }
+        putchar('\n');
+        dump_block(&s->body, indent + 2);
+        printf("%*s)\n", indent, "");
+        break;
+    }
+}
+
+static void dump_block(const AstBlock *b, int indent)
+{
+    for (int i = 0; i < b->n; i++)
+        dump_stmt(b->stmts[i], indent);
+}
+
+static int cmd_parse(Arena *a, const Options *o)
+{
+    Source *src = source_read(a, o->file);
+    Ast *ast = src ? parse_source(a, src) : NULL;
+    if (!ast)
+        return 1;
+    dump_block(&ast->top, 0);
+    return 0;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return 1;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        print_help(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0) {
+        puts("gradc " GRADC_VERSION);
+        return 0;
+    }
+    const Command *c = find_command(name);
+    if (!c) {
+        diag_plain("unknown command '%s' (see gradc --help)", name);
+        return 1;
+    }
+    Options o = {.opt_level = 2};
+    if (!parse_options(c, argc - 2, argv + 2, &o))
+        return 1;
+    Arena *a = arena_new();
+    int status = c->run(a, &o);
+    arena_free(a);
+    fflush(stdout);
+    return status;
+}
