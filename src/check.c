@@ -1,3 +1,887 @@
-/* check.c — placeholder until its stage lands. */
+/* check.c — names, shapes and control-flow rules; builds the forward IR.
+ *
+ * One walk over the AST.  The environment says what every name is at the
+ * current point of the program: an input, a dimension symbol, a variable
+ * bound to its current DAG node, a for index — or one of the "not defined
+ * here" states that exist only so that a use can say why.  Straight-line
+ * code just rebinds names (the DAG shares everything).  An if or a loop gets
+ * fresh slots for the names it changes and rebinds those names to the slots;
+ * a slot is written only by its own construct, so a SLOT node means "the
+ * value at the start of this iteration" inside a body and "the final value"
+ * after the construct.
+ *
+ * The first error is printed and unwinds with longjmp: everything lives in
+ * the arena, so there is nothing to clean up on the way out. */
 #include "gradc.h"
-Module *check_program(Arena *a, Ast *ast) { (void)a; (void)ast; return NULL; }
+
+#include <math.h>
+#include <setjmp.h>
+#include <string.h>
+
+typedef enum VarKind {
+    V_NONE,   /* never defined (must be 0: fresh Var arrays are zeroed) */
+    V_INPUT,
+    V_DIM,
+    V_VAR,
+    V_INDEX,  /* a for loop's index, inside its body */
+    /* not defined here; kept for the message: */
+    V_MAYBE,  /* assigned on some paths through an if */
+    V_MIXED,  /* assigned on every path through an if, with different shapes */
+    V_LOCAL,  /* first assigned inside a loop body */
+    V_GONE,   /* a for index after its loop */
+} VarKind;
+
+typedef struct Var {
+    VarKind kind;
+    Node *node;          /* INPUT, VAR, INDEX: the current value */
+    Shape shape, other;  /* other: MIXED's second shape */
+    int aux;             /* INPUT: its index; DIM: the symbol */
+    int line;            /* the declaration, or the construct the state comes from */
+    const char *what;    /* that construct's keyword */
+    bool *used;          /* INDEX: set when the body reads the index */
+} Var;
+
+/* One Var per interned name id; ids at or past n are V_NONE. */
+typedef struct Env {
+    Var *v;
+    int n;
+} Env;
+
+typedef VEC(int) IntVec;
+
+typedef struct Checker {
+    Arena *a;
+    Source *src;
+    Module *m;
+    Ir *ir;
+    jmp_buf fail;
+    VEC(const char *) names;  /* interned: id → name */
+    int *table;               /* open addressing, id + 1 (0 = empty) */
+    int tcap;
+    VEC(const char *) dims;
+    VEC(Input) inputs;
+    IntVec wrt;
+    int depth;                /* expression recursion, against pathological ASTs */
+    int loop_depth;
+    bool has_output, has_wrt;
+    int output_line, wrt_line;
+    const char *output_name;
+    Loc output_loc;
+    const char *last_name;    /* the textually last assignment */
+    Loc last_loc;
+} Checker;
+
+#define MAX_EXPR_DEPTH 10000
+
+_Noreturn static void fail(Checker *c, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(Checker *c, Loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_verror(c->src, loc, fmt, ap);
+    va_end(ap);
+    longjmp(c->fail, 1);
+}
+
+/* ---- names ---- */
+
+static uint32_t str_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void table_put(int *table, int cap, const char *name, int id)
+{
+    uint32_t i = str_hash(name) & (uint32_t)(cap - 1);
+    while (table[i])
+        i = (i + 1) & (uint32_t)(cap - 1);
+    table[i] = id + 1;
+}
+
+static int intern(Checker *c, const char *name)
+{
+    if (2 * (c->names.len + 1) > c->tcap) {
+        int cap = c->tcap ? 2 * c->tcap : 256;
+        c->table = arena_alloc(c->a, sizeof(int) * (size_t)cap);
+        c->tcap = cap;
+        for (int id = 0; id < c->names.len; id++)
+            table_put(c->table, cap, c->names.data[id], id);
+    }
+    uint32_t mask = (uint32_t)(c->tcap - 1);
+    for (uint32_t i = str_hash(name) & mask;; i = (i + 1) & mask) {
+        int id = c->table[i] - 1;
+        if (id < 0) {
+            c->table[i] = c->names.len + 1;
+            vec_push(c->a, &c->names, name);
+            return c->names.len - 1;
+        }
+        if (strcmp(c->names.data[id], name) == 0)
+            return id;
+    }
+}
+
+static Var env_get(const Env *e, int id) { return id < e->n ? e->v[id] : (Var){0}; }
+
+static void env_set(Checker *c, Env *e, int id, Var v)
+{
+    if (id >= e->n) {
+        int n = e->n * 2 > id + 1 ? e->n * 2 : id + 16;
+        Var *nv = arena_alloc(c->a, sizeof(Var) * (size_t)n);
+        if (e->n)
+            memcpy(nv, e->v, sizeof(Var) * (size_t)e->n);
+        e->v = nv;
+        e->n = n;
+    }
+    e->v[id] = v;
+}
+
+static Env env_copy(Checker *c, const Env *e)
+{
+    Env r = {arena_alloc(c->a, sizeof(Var) * (size_t)(e->n ? e->n : 1)), e->n};
+    if (e->n)
+        memcpy(r.v, e->v, sizeof(Var) * (size_t)e->n);
+    return r;
+}
+
+static Var lookup(Checker *c, const Env *e, const char *name) { return env_get(e, intern(c, name)); }
+
+static Var var_value(Node *n, int line)
+{
+    return (Var){.kind = V_VAR, .node = n, .shape = n->shape, .line = line};
+}
+
+/* ---- the built-in functions of spec §3 ---- */
+
+typedef enum FnRule {
+    F_ELEM,    /* elementwise, any shape */
+    F_REDUCE,  /* any shape → scalar */
+    F_SQUARE,  /* a square matrix */
+    F_PAIR,    /* elementwise of two: same shape or a scalar side */
+    F_DOT, F_MEAN, F_SOFTMAX, F_FILL, F_EYE, F_DIAG,
+} FnRule;
+
+typedef struct Builtin {
+    const char *name;
+    FnRule rule;
+    Op op;
+    int lo, hi;   /* number of arguments */
+    double fill;  /* ones, zeros */
+} Builtin;
+
+static const Builtin builtins[] = {
+    {"dot", F_DOT, OP_SUM, 2, 2, 0},
+    {"sum", F_REDUCE, OP_SUM, 1, 1, 0},
+    {"mean", F_MEAN, OP_SUM, 1, 1, 0},
+    {"norm", F_REDUCE, OP_NORM, 1, 1, 0},
+    {"logsumexp", F_REDUCE, OP_LOGSUMEXP, 1, 1, 0},
+    {"trace", F_SQUARE, OP_TRACE, 1, 1, 0},
+    {"det", F_SQUARE, OP_DET, 1, 1, 0},
+    {"logdet", F_SQUARE, OP_LOGDET, 1, 1, 0},
+    {"inv", F_SQUARE, OP_INV, 1, 1, 0},
+    {"exp", F_ELEM, OP_EXP, 1, 1, 0},
+    {"log", F_ELEM, OP_LOG, 1, 1, 0},
+    {"sin", F_ELEM, OP_SIN, 1, 1, 0},
+    {"cos", F_ELEM, OP_COS, 1, 1, 0},
+    {"tan", F_ELEM, OP_TAN, 1, 1, 0},
+    {"tanh", F_ELEM, OP_TANH, 1, 1, 0},
+    {"sqrt", F_ELEM, OP_SQRT, 1, 1, 0},
+    {"abs", F_ELEM, OP_ABS, 1, 1, 0},
+    {"log1p", F_ELEM, OP_LOG1P, 1, 1, 0},
+    {"sigmoid", F_ELEM, OP_SIGMOID, 1, 1, 0},
+    {"relu", F_ELEM, OP_RELU, 1, 1, 0},
+    {"softplus", F_ELEM, OP_SOFTPLUS, 1, 1, 0},
+    {"detach", F_ELEM, OP_DETACH, 1, 1, 0},
+    {"max", F_PAIR, OP_MAX, 2, 2, 0},
+    {"min", F_PAIR, OP_MIN, 2, 2, 0},
+    {"softmax", F_SOFTMAX, OP_SOFTMAX, 1, 1, 0},
+    {"ones", F_FILL, OP_FILL, 1, 2, 1},
+    {"zeros", F_FILL, OP_FILL, 1, 2, 0},
+    {"eye", F_EYE, OP_EYE, 1, 1, 0},
+    {"diag", F_DIAG, OP_DIAGM, 1, 1, 0},
+};
+
+static const Builtin *builtin(const char *name)
+{
+    for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
+        if (strcmp(builtins[i].name, name) == 0)
+            return &builtins[i];
+    return NULL;
+}
+
+/* ---- messages ---- */
+
+static const char *shape_s(Checker *c, Shape s) { return shape_str(c->a, s, c->dims.data); }
+
+static const char *dim_s(Checker *c, Dim d)
+{
+    return d.sym >= 0 ? c->dims.data[d.sym] : arena_printf(c->a, "%lld", (long long)d.n);
+}
+
+/* "dimensions n and m differ": the first dimension where a and b disagree. */
+static const char *differ(Checker *c, Shape a, Shape b)
+{
+    bool rows = !dim_eq(a.rows, b.rows);
+    return arena_printf(c->a, "dimensions %s and %s differ", dim_s(c, rows ? a.rows : a.cols),
+                        dim_s(c, rows ? b.rows : b.cols));
+}
+
+/* Why NAME, in state v, has no value here. */
+static const char *why_undefined(Checker *c, const char *name, Var v)
+{
+    switch (v.kind) {
+    case V_MAYBE:
+        return arena_printf(c->a, "%s is not assigned on every path through the if at line %d",
+                            name, v.line);
+    case V_MIXED:
+        return arena_printf(c->a, "%s is %s on one path through the if at line %d and %s on "
+                            "another; a name used after an if needs one shape",
+                            name, shape_s(c, v.shape), v.line, shape_s(c, v.other));
+    case V_LOCAL:
+        return arena_printf(c->a, "%s is first assigned inside the %s loop at line %d, so it "
+                            "is not defined after the loop", name, v.what, v.line);
+    case V_GONE:
+        return arena_printf(c->a, "%s is the index of the for loop at line %d and is not "
+                            "defined after the loop", name, v.line);
+    case V_DIM:
+        return arena_printf(c->a, "%s is a dimension symbol, not a variable", name);
+    default:
+        if (builtin(name))
+            return arena_printf(c->a, "%s is a built-in function; call it as %s(...)", name, name);
+        return arena_printf(c->a, "unknown name %s", name);
+    }
+}
+
+static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
+
+/* Where an expression starts (a binary Expr's loc is its operator). */
+static Loc expr_start(const Expr *e)
+{
+    while (e->kind == EX_BINARY || e->kind == EX_TRANSPOSE)
+        e = e->lhs;
+    return e->loc;
+}
+
+static Node *dim_node(Checker *c, Dim d)
+{
+    return d.sym >= 0 ? mk_dimval(c->ir, d.sym) : mk_const(c->ir, (double)d.n);
+}
+
+static bool integral(double x) { return x >= 0 && x <= 9007199254740992.0 && x == floor(x); }
+
+/* ---- expressions ---- */
+
+static Node *value(Checker *c, Env *env, const Expr *e);
+
+typedef enum BinRule { R_ELEM, R_MUL, R_DIV, R_POW, R_COND } BinRule;
+
+static const struct {
+    BinRule rule;
+    Op op;
+    const char *what;   /* for shape errors */
+} binops[] = {
+    [B_ADD] = {R_ELEM, OP_ADD, "elementwise sum"},
+    [B_SUB] = {R_ELEM, OP_SUB, "elementwise difference"},
+    [B_MUL] = {R_MUL, OP_MATMUL, "matrix product"},
+    [B_DIV] = {R_DIV, OP_DIV, "division"},
+    [B_EMUL] = {R_ELEM, OP_MUL, "elementwise product"},
+    [B_EDIV] = {R_ELEM, OP_DIV, "elementwise quotient"},
+    [B_POW] = {R_POW, OP_POW, "power"},
+    [B_EPOW] = {R_ELEM, OP_POW, "elementwise power"},
+    [B_LT] = {R_COND, OP_LT, NULL},
+    [B_LE] = {R_COND, OP_LE, NULL},
+    [B_GT] = {R_COND, OP_GT, NULL},
+    [B_GE] = {R_COND, OP_GE, NULL},
+    [B_EQ] = {R_COND, OP_EQ, NULL},
+    [B_NE] = {R_COND, OP_NE, NULL},
+    [B_AND] = {R_COND, OP_AND, NULL},
+    [B_OR] = {R_COND, OP_OR, NULL},
+};
+
+static bool is_comparison(BinOp op) { return op >= B_LT && op <= B_NE; }
+
+/* Same shape, or one side a scalar that broadcasts. */
+static bool elem_ok(const Node *a, const Node *b)
+{
+    return is_scalar(a) || is_scalar(b) || shape_eq(a->shape, b->shape);
+}
+
+/* lhs (already built) OP rhs; errors point at the operator. */
+static Node *binary(Checker *c, Env *env, const Expr *e, Node *l)
+{
+    if (binops[e->op].rule == R_COND)
+        fail(c, e->loc, "'%s' is only allowed in an if or while condition", binop_text[e->op]);
+    Node *r = value(c, env, e->rhs);
+    const char *what = binops[e->op].what;
+    switch (binops[e->op].rule) {
+    case R_ELEM:
+        if (!elem_ok(l, r))
+            fail(c, e->loc, "%s of %s and %s: %s", what, shape_s(c, l->shape),
+                 shape_s(c, r->shape), differ(c, l->shape, r->shape));
+        return mk2(c->ir, binops[e->op].op, l, r);
+    case R_MUL:
+        if (is_scalar(l) || is_scalar(r))
+            return mk2(c->ir, OP_MUL, l, r);
+        if (!dim_eq(l->shape.cols, r->shape.rows))
+            fail(c, e->loc, "matrix product of %s and %s: inner dimensions %s and %s differ",
+                 shape_s(c, l->shape), shape_s(c, r->shape), dim_s(c, l->shape.cols),
+                 dim_s(c, r->shape.rows));
+        return mk2(c->ir, OP_MATMUL, l, r);
+    case R_DIV:
+        if (!is_scalar(r))
+            fail(c, e->loc, "division of %s by %s: the divisor must be a scalar "
+                 "(use ./ to divide elementwise)", shape_s(c, l->shape), shape_s(c, r->shape));
+        return mk2(c->ir, OP_DIV, l, r);
+    case R_POW:
+        if (!is_scalar(l) || !is_scalar(r))
+            fail(c, e->loc, "power of %s and %s: ^ takes scalars (use .^ for an elementwise "
+                 "power)", shape_s(c, l->shape), shape_s(c, r->shape));
+        return mk2(c->ir, OP_POW, l, r);
+    case R_COND:
+        break;
+    }
+    return NULL; /* unreachable: R_COND failed above */
+}
+
+/* A chain like a + b + c + ... or x'''' nests down its left operands; walk
+ * it with a loop so that a long sum cannot exhaust the C stack. */
+static Node *left_chain(Checker *c, Env *env, const Expr *e)
+{
+    VEC(const Expr *) up = {0};
+    for (; e->kind == EX_BINARY || e->kind == EX_TRANSPOSE; e = e->lhs)
+        vec_push(c->a, &up, e);
+    Node *v = value(c, env, e);
+    for (int i = up.len - 1; i >= 0; i--) {
+        const Expr *x = up.data[i];
+        v = x->kind == EX_TRANSPOSE ? mk1(c->ir, OP_TRANSPOSE, v) : binary(c, env, x, v);
+    }
+    return v;
+}
+
+static Node *name_value(Checker *c, Env *env, const Expr *e)
+{
+    Var v = lookup(c, env, e->name);
+    switch (v.kind) {
+    case V_INPUT:
+    case V_VAR:
+        return v.node;
+    case V_INDEX:
+        *v.used = true;
+        return v.node;
+    case V_DIM:
+        return mk_dimval(c->ir, v.aux);
+    default:
+        fail(c, e->loc, "%s", why_undefined(c, e->name, v));
+    }
+}
+
+/* An argument of ones/zeros/eye: a size, not a value. */
+static Dim size_arg(Checker *c, Env *env, const Builtin *f, const Expr *x)
+{
+    if (x->kind == EX_NUM && integral(x->num) && x->num >= 1)
+        return dim_lit((int64_t)x->num);
+    if (x->kind == EX_NAME) {
+        Var v = lookup(c, env, x->name);
+        if (v.kind == V_DIM)
+            return dim_sym(v.aux);
+        if (v.kind == V_NONE && !builtin(x->name))
+            fail(c, x->loc, "unknown dimension symbol %s (dimension symbols come from the "
+                 "input declarations)", x->name);
+    }
+    fail(c, expr_start(x), "%s takes sizes: each a positive integer literal or a dimension "
+         "symbol", f->name);
+}
+
+static const char *arity_s(Checker *c, const Builtin *f)
+{
+    if (f->lo != f->hi)
+        return arena_printf(c->a, "%d or %d arguments", f->lo, f->hi);
+    return arena_printf(c->a, "%d argument%s", f->lo, f->lo == 1 ? "" : "s");
+}
+
+static Node *call(Checker *c, Env *env, const Expr *e)
+{
+    const Builtin *f = builtin(e->name);
+    if (!f) {
+        Var v = lookup(c, env, e->name);
+        if (v.kind == V_INPUT || v.kind == V_VAR || v.kind == V_INDEX)
+            fail(c, e->loc, "%s is a value, not a function (there is no indexing)", e->name);
+        fail(c, e->loc, "unknown function %s", e->name);
+    }
+    if (e->nargs < f->lo || e->nargs > f->hi)
+        fail(c, e->loc, "%s takes %s but was given %d", f->name, arity_s(c, f), e->nargs);
+
+    if (f->rule == F_FILL || f->rule == F_EYE) {
+        Dim d0 = size_arg(c, env, f, e->args[0]);
+        if (f->rule == F_EYE)
+            return mk_eye(c->ir, d0);
+        Dim d1 = e->nargs == 2 ? size_arg(c, env, f, e->args[1]) : dim_lit(1);
+        return mk_fill(c->ir, f->fill, shape_make(d0, d1));
+    }
+
+    Node *x = value(c, env, e->args[0]);
+    Node *y = e->nargs == 2 ? value(c, env, e->args[1]) : NULL;
+    Shape s = x->shape;
+    switch (f->rule) {
+    case F_ELEM:
+    case F_REDUCE:
+        return mk1(c->ir, f->op, x);
+    case F_SQUARE:
+        if (!dim_eq(s.rows, s.cols))
+            fail(c, e->loc, "%s needs a square matrix, got %s", f->name, shape_s(c, s));
+        return mk1(c->ir, f->op, x);
+    case F_PAIR:
+        if (!elem_ok(x, y))
+            fail(c, e->loc, "%s of %s and %s: %s", f->name, shape_s(c, s),
+                 shape_s(c, y->shape), differ(c, s, y->shape));
+        return mk2(c->ir, f->op, x, y);
+    case F_DOT:
+        if (!shape_eq(s, y->shape))
+            fail(c, e->loc, "dot of %s and %s: %s (dot takes two arguments of one shape)",
+                 shape_s(c, s), shape_s(c, y->shape), differ(c, s, y->shape));
+        return mk1(c->ir, OP_SUM, mk2(c->ir, OP_MUL, x, y));
+    case F_MEAN: {
+        Node *numel = mk2(c->ir, OP_MUL, dim_node(c, s.rows), dim_node(c, s.cols));
+        return mk2(c->ir, OP_DIV, mk1(c->ir, OP_SUM, x), numel);
+    }
+    case F_SOFTMAX:
+        if (!dim_eq(s.cols, dim_lit(1)))
+            fail(c, e->loc, "softmax needs a column vector, got %s", shape_s(c, s));
+        return mk1(c->ir, OP_SOFTMAX, x);
+    case F_DIAG:
+        if (dim_eq(s.cols, dim_lit(1)))
+            return mk1(c->ir, OP_DIAGM, x);
+        if (dim_eq(s.rows, dim_lit(1)))   /* a row vector, as MATLAB allows */
+            return mk1(c->ir, OP_DIAGM, mk1(c->ir, OP_TRANSPOSE, x));
+        if (!dim_eq(s.rows, s.cols))
+            fail(c, e->loc, "diag needs a vector or a square matrix, got %s", shape_s(c, s));
+        return mk1(c->ir, OP_DIAGV, x);
+    case F_FILL:
+    case F_EYE:
+        break;
+    }
+    return NULL; /* unreachable: handled above */
+}
+
+static Node *value(Checker *c, Env *env, const Expr *e)
+{
+    if (!e)
+        fail(c, (Loc){0, 0}, "internal error: missing expression");
+    if (++c->depth > MAX_EXPR_DEPTH)
+        fail(c, e->loc, "expression nested too deeply");
+    Node *n = NULL;
+    switch (e->kind) {
+    case EX_NUM:
+        n = mk_const(c->ir, e->num);
+        break;
+    case EX_NAME:
+        n = name_value(c, env, e);
+        break;
+    case EX_CALL:
+        n = call(c, env, e);
+        break;
+    case EX_NEG:
+        n = mk1(c->ir, OP_NEG, value(c, env, e->lhs));
+        break;
+    case EX_NOT:
+        fail(c, e->loc, "'not' is only allowed in an if or while condition");
+    case EX_BINARY:
+    case EX_TRANSPOSE:
+        n = left_chain(c, env, e);
+        break;
+    }
+    if (!n)
+        fail(c, e->loc, "internal error: unknown expression kind");
+    c->depth--;
+    return n;
+}
+
+/* An if/while condition: comparisons of scalars combined with and/or/not; a
+ * bare scalar means "!= 0", which is how IF and WHILE read cond anyway. */
+static Node *cond(Checker *c, Env *env, const Expr *e)
+{
+    if (!e)
+        fail(c, (Loc){0, 0}, "internal error: missing condition");
+    if (++c->depth > MAX_EXPR_DEPTH)
+        fail(c, e->loc, "condition nested too deeply");
+    Node *n;
+    if (e->kind == EX_NOT) {
+        n = mk1(c->ir, OP_NOT, cond(c, env, e->lhs));
+    } else if (e->kind == EX_BINARY && (e->op == B_AND || e->op == B_OR)) {
+        Node *l = cond(c, env, e->lhs);
+        n = mk2(c->ir, binops[e->op].op, l, cond(c, env, e->rhs));
+    } else if (e->kind == EX_BINARY && is_comparison(e->op)) {
+        Node *l = value(c, env, e->lhs), *r = value(c, env, e->rhs);
+        if (!is_scalar(l) || !is_scalar(r))
+            fail(c, e->loc, "condition compares %s with %s; conditions compare scalars "
+                 "(use sum, norm, ... to reduce)", shape_s(c, l->shape), shape_s(c, r->shape));
+        n = mk2(c->ir, binops[e->op].op, l, r);
+    } else {
+        n = value(c, env, e);
+        if (!is_scalar(n))
+            fail(c, expr_start(e), "condition is %s, not a scalar; conditions compare scalars "
+                 "(use sum, norm, ... to reduce)", shape_s(c, n->shape));
+    }
+    c->depth--;
+    return n;
+}
+
+/* ---- statements ---- */
+
+static void block(Checker *c, Env *env, const AstBlock *ab, Block *out, bool top);
+
+static Loc name_loc(const AstStmt *s) { return s->name_loc.line ? s->name_loc : s->loc; }
+
+static void assign(Checker *c, Env *env, const AstStmt *s)
+{
+    int id = intern(c, s->name);
+    Var v = env_get(env, id);
+    if (builtin(s->name))
+        fail(c, s->loc, "%s is a built-in function; it cannot be assigned", s->name);
+    if (v.kind == V_INPUT)
+        fail(c, s->loc, "%s is an input; inputs are read-only", s->name);
+    if (v.kind == V_DIM)
+        fail(c, s->loc, "%s is a dimension symbol; it cannot be assigned", s->name);
+    if (v.kind == V_INDEX)
+        fail(c, s->loc, "%s is the index of the for loop at line %d; it cannot be assigned",
+             s->name, v.line);
+    Node *x = value(c, env, s->value);
+    if (v.kind == V_VAR && !shape_eq(v.shape, x->shape))
+        fail(c, s->loc, "reassigning %s changes its shape from %s to %s; a name keeps its shape",
+             s->name, shape_s(c, v.shape), shape_s(c, x->shape));
+    env_set(c, env, id, var_value(x, s->loc.line));
+    c->last_name = s->name;
+    c->last_loc = s->loc;
+}
+
+static Dim input_dim(Checker *c, Env *env, const AstStmt *s, const DimRef *d)
+{
+    if (!d->sym) {
+        if (d->lit < 1)
+            fail(c, d->loc, "a dimension must be at least 1");
+        return dim_lit(d->lit);
+    }
+    if (builtin(d->sym))
+        fail(c, d->loc, "%s is a built-in function; it cannot be a dimension symbol", d->sym);
+    if (strcmp(d->sym, s->name) == 0)
+        fail(c, d->loc, "%s cannot be both an input and a dimension symbol", d->sym);
+    int id = intern(c, d->sym);
+    Var v = env_get(env, id);
+    if (v.kind == V_DIM)
+        return dim_sym(v.aux);
+    if (v.kind == V_INPUT)
+        fail(c, d->loc, "%s is an input (line %d); it cannot also be a dimension symbol",
+             d->sym, v.line);
+    if (v.kind != V_NONE)
+        fail(c, d->loc, "%s is already a variable; it cannot also be a dimension symbol", d->sym);
+    vec_push(c->a, &c->dims, d->sym);
+    env_set(c, env, id, (Var){.kind = V_DIM, .aux = c->dims.len - 1, .line = d->loc.line});
+    return dim_sym(c->dims.len - 1);
+}
+
+static void input(Checker *c, Env *env, const AstStmt *s)
+{
+    Loc at = name_loc(s);
+    int id = intern(c, s->name);
+    Var v = env_get(env, id);
+    if (builtin(s->name))
+        fail(c, at, "%s is a built-in function; it cannot be an input", s->name);
+    if (v.kind == V_INPUT)
+        fail(c, at, "input %s is declared twice (first at line %d)", s->name, v.line);
+    if (v.kind == V_DIM)
+        fail(c, at, "%s is a dimension symbol (line %d); it cannot also be an input",
+             s->name, v.line);
+    if (v.kind != V_NONE)
+        fail(c, at, "%s is already assigned; an input needs a name of its own", s->name);
+    if (s->ndims < 0 || s->ndims > 2)
+        fail(c, at, "an input has at most two dimensions");
+    Dim d[2] = {dim_lit(1), dim_lit(1)};
+    for (int i = 0; i < s->ndims; i++)
+        d[i] = input_dim(c, env, s, &s->dims[i]);
+    Input in = {.name = s->name, .loc = at, .ndims = s->ndims, .shape = shape_make(d[0], d[1])};
+    vec_push(c->a, &c->inputs, in);
+    int index = c->inputs.len - 1;
+    env_set(c, env, id, (Var){.kind = V_INPUT, .node = mk_input(c->ir, index, in.shape),
+                              .shape = in.shape, .aux = index, .line = at.line});
+}
+
+static void output(Checker *c, Env *env, const AstStmt *s)
+{
+    if (c->has_output)
+        fail(c, s->loc, "a second output statement (the first is at line %d); a program has "
+             "one output", c->output_line);
+    Var v = lookup(c, env, s->name);
+    if (v.kind != V_VAR && v.kind != V_INPUT)
+        fail(c, name_loc(s), "%s", why_undefined(c, s->name, v));
+    c->has_output = true;
+    c->output_line = s->loc.line;
+    c->output_name = s->name;
+    c->output_loc = name_loc(s);
+}
+
+static void wrt(Checker *c, Env *env, const AstStmt *s)
+{
+    if (c->has_wrt)
+        fail(c, s->loc, "a second wrt statement (the first is at line %d)", c->wrt_line);
+    c->has_wrt = true;
+    c->wrt_line = s->loc.line;
+    for (int i = 0; i < s->nnames; i++) {
+        Loc at = s->name_locs ? s->name_locs[i] : s->loc;
+        Var v = lookup(c, env, s->names[i]);
+        if (v.kind != V_INPUT)
+            fail(c, at, "%s is not an input; wrt lists inputs to differentiate with respect to",
+                 s->names[i]);
+        for (int j = 0; j < c->wrt.len; j++)
+            if (c->wrt.data[j] == v.aux)
+                fail(c, at, "%s is listed twice in wrt", s->names[i]);
+        vec_push(c->a, &c->wrt, v.aux);
+    }
+}
+
+/* The names assigned anywhere in a block (nested blocks included), in order
+ * of first assignment: a loop's candidates for carried values. */
+static void assigned(Checker *c, const AstBlock *b, IntVec *out)
+{
+    for (int i = 0; i < b->n; i++) {
+        const AstStmt *s = b->stmts[i];
+        if (s->kind == AST_ASSIGN) {
+            int id = intern(c, s->name), j = 0;
+            while (j < out->len && out->data[j] != id)
+                j++;
+            if (j == out->len)
+                vec_push(c->a, out, id);
+        }
+        assigned(c, &s->then_block, out);
+        assigned(c, &s->else_block, out);
+        assigned(c, &s->body, out);
+    }
+}
+
+static bool same_state(Var a, Var b)
+{
+    return a.kind == b.kind && a.node == b.node && a.line == b.line && a.what == b.what;
+}
+
+/* if/elif/else: each branch runs on a copy of the environment; a name that
+ * ends up with different nodes in the two branches gets a result slot. */
+static void if_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
+{
+    int id = c->m->nconstructs++;
+    c->m->has_control = true;
+    Node *k = cond(c, env, s->value);
+    Env te = env_copy(c, env), ee = env_copy(c, env);
+    Block *tb = block_new(c->a), *eb = block_new(c->a);
+    block(c, &te, &s->then_block, tb, false);
+    if (s->has_else)
+        block(c, &ee, &s->else_block, eb, false);
+
+    IntVec res = {0};
+    int n = c->names.len;
+    for (int i = 0; i < n; i++) {
+        Var pre = env_get(env, i), t = env_get(&te, i), f = env_get(&ee, i);
+        Var out_v = pre;
+        if (t.kind == V_VAR && f.kind == V_VAR) {
+            if (!shape_eq(t.shape, f.shape))
+                out_v = (Var){.kind = V_MIXED, .shape = t.shape, .other = f.shape,
+                              .line = s->loc.line, .what = "if"};
+            else if (t.node == f.node)   /* the same value either way: no slot */
+                out_v = t.node == pre.node ? pre : t;
+            else
+                vec_push(c->a, &res, i);
+        } else if (t.kind == V_VAR || f.kind == V_VAR) {
+            out_v = (Var){.kind = V_MAYBE, .line = s->loc.line, .what = "if"};
+        } else if (!same_state(t, pre) || !same_state(f, pre)) {
+            out_v = same_state(t, f) ? t
+                                     : (Var){.kind = V_MAYBE, .line = s->loc.line, .what = "if"};
+        }
+        if (!same_state(out_v, pre))
+            env_set(c, env, i, out_v);
+    }
+
+    Stmt *st = stmt_new(c->a, S_IF, res.len);
+    st->loc = s->loc;
+    st->id = id;
+    st->cond = k;
+    st->then_block = tb;
+    st->else_block = eb;
+    for (int j = 0; j < res.len; j++) {
+        int i = res.data[j];
+        Var t = env_get(&te, i), f = env_get(&ee, i);
+        st->slots[j] = ir_slot(c->ir, c->names.data[i], t.shape);
+        st->then_vals[j] = t.node;
+        st->else_vals[j] = f.node;
+        env_set(c, env, i, var_value(mk_slot(c->ir, st->slots[j]), s->loc.line));
+    }
+    block_push(c->a, out, st);
+}
+
+/* while and for: the names the body assigns that are defined before the loop
+ * are carried in fresh slots; names first assigned in the body stay local. */
+static void loop_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
+{
+    bool is_for = s->kind == AST_FOR;
+    const char *what = is_for ? "for" : "while";
+    int id = c->m->nconstructs++;
+    c->m->has_control = true;
+    if (++c->loop_depth > c->m->max_depth)
+        c->m->max_depth = c->loop_depth;
+
+    int index_id = -1;
+    Node *count = NULL;
+    if (is_for) {
+        Loc at = name_loc(s);
+        index_id = intern(c, s->name);
+        Var v = env_get(env, index_id);
+        if (builtin(s->name))
+            fail(c, at, "%s is a built-in function; it cannot be a loop index", s->name);
+        if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
+            fail(c, at, "%s is already defined; a for index needs a name of its own", s->name);
+        const Expr *lo = s->for_lo, *hi = s->for_hi;
+        if (!lo || !hi)
+            fail(c, s->loc, "internal error: for loop without bounds");
+        if (lo->kind != EX_NUM || lo->num != 1)
+            fail(c, expr_start(lo), "a for loop counts from 1: write for %s in 1:K", s->name);
+        if (hi->kind == EX_NUM && integral(hi->num)) {
+            count = mk_const(c->ir, hi->num);
+        } else if (hi->kind == EX_NAME) {
+            Var b = lookup(c, env, hi->name);
+            if (b.kind == V_NONE && !builtin(hi->name))
+                fail(c, hi->loc, "unknown name %s", hi->name);
+            if (b.kind == V_DIM)
+                count = mk_dimval(c->ir, b.aux);
+        }
+        if (!count)
+            fail(c, expr_start(hi), "a for bound must be an integer literal or a dimension "
+                 "symbol");
+    }
+
+    IntVec cand = {0}, carried = {0};
+    assigned(c, &s->body, &cand);
+    for (int j = 0; j < cand.len; j++)
+        if (env_get(env, cand.data[j]).kind == V_VAR)
+            vec_push(c->a, &carried, cand.data[j]);
+
+    Stmt *st = stmt_new(c->a, is_for ? S_FOR : S_WHILE, carried.len);
+    st->loc = s->loc;
+    st->id = id;
+    Env be = env_copy(c, env);
+    for (int j = 0; j < carried.len; j++) {
+        Var v = env_get(env, carried.data[j]);
+        st->slots[j] = ir_slot(c->ir, c->names.data[carried.data[j]], v.shape);
+        st->vals[j] = v.node;
+        env_set(c, &be, carried.data[j], var_value(mk_slot(c->ir, st->slots[j]), v.line));
+    }
+    bool *used = arena_alloc(c->a, sizeof *used);
+    int index_slot = -1;
+    if (is_for) {
+        index_slot = ir_slot(c->ir, s->name, shape_scalar());
+        env_set(c, &be, index_id, (Var){.kind = V_INDEX, .node = mk_slot(c->ir, index_slot),
+                                        .shape = shape_scalar(), .line = s->loc.line,
+                                        .used = used});
+        st->count = count;
+    } else {
+        st->cond = cond(c, &be, s->value);
+    }
+    st->body = block_new(c->a);
+    block(c, &be, &s->body, st->body, false);
+    st->index_slot = *used ? index_slot : -1;
+
+    for (int j = 0; j < carried.len; j++)
+        st->next[j] = env_get(&be, carried.data[j]).node;
+    /* After the loop: carried names read their slot, body-local names and the
+     * index are gone (kept only to explain a later use). */
+    int n = c->names.len;
+    for (int i = 0; i < n; i++) {
+        Var pre = env_get(env, i), b = env_get(&be, i);
+        if (i == index_id)
+            env_set(c, env, i, (Var){.kind = V_GONE, .line = s->loc.line, .what = what});
+        else if (pre.kind != V_VAR && !same_state(pre, b))
+            env_set(c, env, i, (Var){.kind = V_LOCAL, .line = s->loc.line, .what = what});
+    }
+    for (int j = 0; j < carried.len; j++)
+        env_set(c, env, carried.data[j],
+                var_value(mk_slot(c->ir, st->slots[j]), s->loc.line));
+    c->loop_depth--;
+    block_push(c->a, out, st);
+}
+
+static void stmt(Checker *c, Env *env, const AstStmt *s, Block *out, bool top)
+{
+    static const char *const keyword[] = {
+        [AST_INPUT] = "input", [AST_OUTPUT] = "output", [AST_WRT] = "wrt",
+    };
+    if (!top && (s->kind == AST_INPUT || s->kind == AST_OUTPUT || s->kind == AST_WRT))
+        fail(c, s->loc, "'%s' belongs at top level, not inside an if, while or for",
+             keyword[s->kind]);
+    switch (s->kind) {
+    case AST_INPUT: input(c, env, s); return;
+    case AST_ASSIGN: assign(c, env, s); return;
+    case AST_OUTPUT: output(c, env, s); return;
+    case AST_WRT: wrt(c, env, s); return;
+    case AST_IF: if_stmt(c, env, s, out); return;
+    case AST_WHILE:
+    case AST_FOR: loop_stmt(c, env, s, out); return;
+    }
+    fail(c, s->loc, "internal error: unknown statement kind");
+}
+
+static void block(Checker *c, Env *env, const AstBlock *ab, Block *out, bool top)
+{
+    if (++c->depth > MAX_EXPR_DEPTH)
+        fail(c, ab->n ? ab->stmts[0]->loc : (Loc){0, 0}, "blocks nested too deeply");
+    for (int i = 0; i < ab->n; i++)
+        stmt(c, env, ab->stmts[i], out, top);
+    c->depth--;
+}
+
+/* The output: the `output` name, else the variable of the last assignment. */
+static Node *output_node(Checker *c, Env *env)
+{
+    if (c->has_output) {
+        Var v = lookup(c, env, c->output_name);
+        if (v.kind != V_VAR && v.kind != V_INPUT)
+            fail(c, c->output_loc, "%s", why_undefined(c, c->output_name, v));
+        return v.node;
+    }
+    if (!c->last_name)
+        fail(c, (Loc){0, 0}, "nothing is assigned, so there is no output");
+    Var v = lookup(c, env, c->last_name);
+    if (v.kind != V_VAR)
+        fail(c, c->last_loc, "%s is the last variable assigned, so it would be the output, but "
+             "%s; name the output with an output line", c->last_name,
+             why_undefined(c, c->last_name, v));
+    c->output_name = c->last_name;
+    return v.node;
+}
+
+Module *check_program(Arena *a, Ast *ast)
+{
+    Checker *c = arena_alloc(a, sizeof *c);
+    Module *m = arena_alloc(a, sizeof *m);
+    c->a = m->arena = a;
+    c->src = m->src = ast->src;
+    c->m = m;
+    c->ir = m->ir = ir_new(a);
+    if (setjmp(c->fail))
+        return NULL;
+
+    Env env = {0};
+    m->fwd.body = block_new(a);
+    block(c, &env, &ast->top, m->fwd.body, true);
+    m->fwd.value = output_node(c, &env);
+    m->output_name = c->output_name;
+
+    m->dims = c->dims.data;
+    m->ndims = c->dims.len;
+    m->inputs = c->inputs.data;
+    m->ninputs = c->inputs.len;
+    if (!c->has_wrt)
+        for (int i = 0; i < c->inputs.len; i++)
+            vec_push(a, &c->wrt, i);
+    m->wrt = c->wrt.data;
+    m->nwrt = c->wrt.len;
+    return m;
+}
