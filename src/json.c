@@ -57,7 +57,10 @@ static cJSON *parse_file(const char *path)
         int line = 1;
         for (const char *p = text; at && p < at; p++)
             line += *p == '\n';
-        diag_plain("%s: not valid JSON (line %d)", path, line);
+        if (at && *at == '\0')
+            diag_plain("%s: not valid JSON (it ends too early)", path);
+        else
+            diag_plain("%s: not valid JSON (line %d)", path, line);
     }
     free(text);
     return j;
@@ -165,7 +168,7 @@ static double *read_value(Reader *r, Arena *a, const cJSON *j, Shape s, int form
                 return NULL;
             }
             if (cJSON_GetArraySize(row) != cols) {
-                diag_plain("%s: %s: row %lld has %d entries but row 1 has %lld", r->path, what,
+                diag_plain("%s: %s: row %lld has length %d but row 1 has length %lld", r->path, what,
                            (long long)i + 1, cJSON_GetArraySize(row), (long long)cols);
                 return NULL;
             }
