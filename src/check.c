@@ -391,8 +391,8 @@ static Dim size_arg(Checker *c, Env *env, const Builtin *f, const Expr *x)
             fail(c, x->loc, "unknown dimension symbol %s (dimension symbols come from the "
                  "input declarations)", x->name);
     }
-    fail(c, expr_start(x), "%s takes sizes: each a positive integer literal or a dimension "
-         "symbol", f->name);
+    fail(c, expr_start(x), "each size given to %s must be a positive integer literal or a "
+         "dimension symbol", f->name);
 }
 
 static const char *arity_s(Checker *c, const Builtin *f)
@@ -407,8 +407,13 @@ static Node *call(Checker *c, Env *env, const Expr *e)
     const Builtin *f = builtin(e->name);
     if (!f) {
         Var v = lookup(c, env, e->name);
-        if (v.kind == V_INPUT || v.kind == V_VAR || v.kind == V_INDEX)
-            fail(c, e->loc, "%s is a value, not a function (there is no indexing)", e->name);
+        static const char *const what[] = {
+            [V_INPUT] = "an input", [V_VAR] = "a variable", [V_INDEX] = "a loop index",
+            [V_DIM] = "a dimension symbol",
+        };
+        if (v.kind <= V_INDEX && what[v.kind])
+            fail(c, e->loc, "%s is %s, not a function (the language has no indexing)", e->name,
+                 what[v.kind]);
         fail(c, e->loc, "unknown function %s", e->name);
     }
     if (e->nargs < f->lo || e->nargs > f->hi)
@@ -614,6 +619,9 @@ static void output(Checker *c, Env *env, const AstStmt *s)
         fail(c, s->loc, "a second output statement (the first is at line %d); a program has "
              "one output", c->output_line);
     Var v = lookup(c, env, s->name);
+    if (v.kind == V_DIM)
+        fail(c, name_loc(s), "%s is a dimension symbol; output names a variable or an input",
+             s->name);
     if (v.kind != V_VAR && v.kind != V_INPUT)
         fail(c, name_loc(s), "%s", why_undefined(c, s->name, v));
     c->has_output = true;
@@ -670,7 +678,6 @@ static bool same_state(Var a, Var b)
 static void if_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
 {
     int id = c->m->nconstructs++;
-    c->m->has_control = true;
     Node *k = cond(c, env, s->value);
     Env te = env_copy(c, env), ee = env_copy(c, env);
     Block *tb = block_new(c->a), *eb = block_new(c->a);
@@ -701,6 +708,11 @@ static void if_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
             env_set(c, env, i, out_v);
     }
 
+    if (res.len == 0 && tb->n == 0 && eb->n == 0) {
+        c->m->nconstructs--;   /* nothing observable: drop it (it has no nested ids) */
+        return;
+    }
+    c->m->has_control = true;
     Stmt *st = stmt_new(c->a, S_IF, res.len);
     st->loc = s->loc;
     st->id = id;
@@ -738,7 +750,8 @@ static void loop_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
         if (builtin(s->name))
             fail(c, at, "%s is a built-in function; it cannot be a loop index", s->name);
         if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
-            fail(c, at, "%s is already defined; a for index needs a name of its own", s->name);
+            fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
+                 s->name, v.line);
         const Expr *lo = s->for_lo, *hi = s->for_hi;
         if (!lo || !hi)
             fail(c, s->loc, "internal error: for loop without bounds");
@@ -850,9 +863,8 @@ static Node *output_node(Checker *c, Env *env)
         fail(c, (Loc){0, 0}, "nothing is assigned, so there is no output");
     Var v = lookup(c, env, c->last_name);
     if (v.kind != V_VAR)
-        fail(c, c->last_loc, "%s is the last variable assigned, so it would be the output, but "
-             "%s; name the output with an output line", c->last_name,
-             why_undefined(c, c->last_name, v));
+        fail(c, c->last_loc, "without an output line the output is %s, the last variable "
+             "assigned, but %s", c->last_name, why_undefined(c, c->last_name, v));
     c->output_name = c->last_name;
     return v.node;
 }
