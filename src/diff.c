@@ -1,3 +1,767 @@
-/* diff.c — placeholder until its stage lands. */
+/* diff.c — symbolic reverse mode through structured control flow.
+ *
+ * The forward program is a Block of constructs (IF/WHILE/FOR) whose results
+ * are slots, around a hash-consed DAG.  Reverse mode walks a block's
+ * statements backwards.  Between two constructs it is ordinary reverse mode
+ * over the DAG: a node's adjoint is complete once every node above it has
+ * been processed, and nodes are processed in "time" order (the index of the
+ * last construct whose results they read), newest first, and within one
+ * time by decreasing id (children are always older than parents).
+ *
+ * A construct's reverse is emitted as statements of the gradient program:
+ *   IF    the same condition (its inputs are intact when the reverse runs)
+ *         selects the reverse of the branch that ran;
+ *   loop  a reverse FOR over the recorded trip count; each iteration pops the
+ *         iteration-start values of the carried slots that the reverse reads
+ *         (the forward sweep pushed them), re-runs the body's own constructs
+ *         with recording, then runs the body's reverse.  A linear body such as
+ *         `b = 2*b` reads no carried value and so stores nothing.
+ * Adjoints that must survive a construct's reverse (because they read slots
+ * it overwrites) are first stored in slots ("materialised").
+ * The adjoint rules are a table indexed by op (Giles 2008; the Matrix
+ * Cookbook); see docs/design.md. */
 #include "gradc.h"
-void diff_reverse(Module *m) { (void)m; }
+
+#include <string.h>
+
+typedef VEC(int) IntVec;
+typedef VEC(Node *) NodeVec;
+
+typedef struct Diff {
+    Module *m;
+    Ir *ir;
+    Arena *a;
+    int nfwd_nodes, nfwd_slots;   /* what existed before differentiation */
+    bool *slot_active;
+    signed char *node_active;     /* memo: -1 unknown */
+    bool *wrt_input;
+    Node **input_adj;
+    /* per forward construct id */
+    bool *reversed;
+    IntVec *needed;               /* carried slots pushed each iteration */
+    int *count_slot;              /* WHILE trip count */
+} Diff;
+
+typedef struct Frame {
+    Diff *d;
+    Block *blk;          /* the forward block being reversed */
+    Block *out;          /* its reverse, as statements */
+    int *owner;          /* forward slot → 1 + index of the stmt of blk that produces it */
+    const bool *local;   /* slots that make a time-0 node local (loop: carried, index) */
+    bool top;
+    Node **pending;      /* node id → adjoint so far */
+    IntVec *heaps;       /* per time: max-heap of node ids */
+    NodeVec boundary;    /* nodes of the enclosing scope with adjoints to hand back */
+    Node **slot_adj;     /* forward slot → adjoint reaching that SLOT leaf */
+} Frame;
+
+/* ---- activity: does a node depend on a wrt input? ---- */
+
+static bool active(Diff *d, Node *n)
+{
+    if (n->id >= d->nfwd_nodes)
+        return false;
+    signed char *memo = &d->node_active[n->id];
+    if (*memo >= 0)
+        return *memo;
+    bool act = false;
+    switch (n->op) {
+    case OP_INPUT: act = d->wrt_input[n->index]; break;
+    case OP_SLOT: act = d->slot_active[n->index]; break;
+    case OP_DETACH: act = false; break;
+    default:
+        for (int i = 0; i < n->nargs; i++)
+            act = act || active(d, n->args[i]);
+    }
+    *memo = act;
+    return act;
+}
+
+static bool any_active(Diff *d, Node **vals, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (active(d, vals[i]))
+            return true;
+    return false;
+}
+
+/* Marks slots active until nothing changes (a loop can activate its own carried slot). */
+static bool mark_block(Diff *d, Block *b);
+
+static bool mark_slot(Diff *d, int slot, bool act)
+{
+    if (!act || d->slot_active[slot])
+        return false;
+    d->slot_active[slot] = true;
+    return true;
+}
+
+static bool mark_stmt(Diff *d, Stmt *s)
+{
+    bool changed = false;
+    for (int k = 0; k < s->n; k++) {
+        bool act = s->kind == S_IF ? active(d, s->then_vals[k]) || active(d, s->else_vals[k])
+                                   : active(d, s->vals[k]) || active(d, s->next[k]);
+        changed |= mark_slot(d, s->slots[k], act);
+    }
+    if (s->kind == S_IF)
+        return mark_block(d, s->then_block) | mark_block(d, s->else_block) | changed;
+    return mark_block(d, s->body) | changed;
+}
+
+static bool mark_block(Diff *d, Block *b)
+{
+    bool changed = false;
+    for (int i = 0; i < b->n; i++)
+        changed |= mark_stmt(d, b->stmts[i]);
+    return changed;
+}
+
+static void compute_activity(Diff *d)
+{
+    do
+        memset(d->node_active, -1, (size_t)d->nfwd_nodes);
+    while (mark_block(d, d->m->fwd.body));
+}
+
+/* ---- frames and pending adjoints ---- */
+
+static int node_time(Frame *F, const Node *n)
+{
+    int t = 0;
+    for (int i = 0; i < n->nslots; i++)
+        if (n->slots[i] < F->d->nfwd_slots && F->owner[n->slots[i]] > t)
+            t = F->owner[n->slots[i]];
+    return t;
+}
+
+static bool is_local(Frame *F, const Node *n, int time)
+{
+    if (F->top || time > 0)
+        return true;
+    for (int i = 0; i < n->nslots; i++)
+        if (n->slots[i] < F->d->nfwd_slots && F->local[n->slots[i]])
+            return true;
+    return false;
+}
+
+static void heap_push(Arena *a, IntVec *h, int id)
+{
+    vec_push(a, h, id);
+    for (int i = h->len - 1; i > 0 && h->data[(i - 1) / 2] < h->data[i]; i = (i - 1) / 2) {
+        int p = (i - 1) / 2, t = h->data[p];
+        h->data[p] = h->data[i];
+        h->data[i] = t;
+    }
+}
+
+static int heap_pop(IntVec *h)
+{
+    int top = h->data[0];
+    h->data[0] = h->data[--h->len];
+    for (int i = 0;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->len && h->data[l] > h->data[m])
+            m = l;
+        if (r < h->len && h->data[r] > h->data[m])
+            m = r;
+        if (m == i)
+            break;
+        int t = h->data[m];
+        h->data[m] = h->data[i];
+        h->data[i] = t;
+        i = m;
+    }
+    return top;
+}
+
+static Frame *frame_new(Diff *d, Block *blk, const bool *local, bool top)
+{
+    Arena *a = d->a;
+    Frame *F = arena_alloc(a, sizeof *F);
+    F->d = d;
+    F->blk = blk;
+    F->out = block_new(a);
+    F->local = local;
+    F->top = top;
+    F->owner = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_slots + 1);
+    for (int j = 0; j < blk->n; j++)
+        for (int k = 0; k < blk->stmts[j]->n; k++)
+            F->owner[blk->stmts[j]->slots[k]] = j + 1;
+    F->pending = arena_alloc(a, sizeof(Node *) * (size_t)d->nfwd_nodes);
+    F->heaps = arena_alloc(a, sizeof(IntVec) * (size_t)(blk->n + 1));
+    F->slot_adj = arena_alloc(a, sizeof(Node *) * (size_t)d->nfwd_slots + 1);
+    return F;
+}
+
+/* Adds g to the adjoint of forward node c, summing a broadcast back to a
+ * scalar operand and spreading a scalar adjoint over a full operand. */
+static void add(Frame *F, Node *c, Node *g)
+{
+    Diff *d = F->d;
+    if (!active(d, c) || node_is_zero(g))
+        return;
+    if (!shape_eq(c->shape, g->shape)) {
+        if (shape_is_scalar(c->shape))
+            g = mk1(d->ir, OP_SUM, g);
+        else
+            g = mk2(d->ir, OP_MUL, g, mk_fill(d->ir, 1.0, c->shape));
+    }
+    Node **p = &F->pending[c->id];
+    if (*p) {
+        *p = mk2(d->ir, OP_ADD, *p, g);
+        return;
+    }
+    *p = g;
+    int t = node_time(F, c);
+    if (is_local(F, c, t))
+        heap_push(d->a, &F->heaps[t], c->id);
+    else
+        vec_push(d->a, &F->boundary, c);
+}
+
+/* ---- the adjoint rules: g is the adjoint of n; each adds to n's operands ---- */
+
+typedef void AdjointRule(Frame *F, Node *n, Node *g);
+
+#define IR (F->d->ir)
+#define A (n->args[0])
+#define B (n->args[1])
+static Node *K(Frame *F, double v) { return mk_const(IR, v); }
+static Node *neg(Frame *F, Node *x) { return mk1(IR, OP_NEG, x); }
+static Node *tr(Frame *F, Node *x) { return mk1(IR, OP_TRANSPOSE, x); }
+static Node *op1(Frame *F, Op op, Node *x) { return mk1(IR, op, x); }
+static Node *op2(Frame *F, Op op, Node *x, Node *y) { return mk2(IR, op, x, y); }
+static Node *mul(Frame *F, Node *x, Node *y) { return mk2(IR, OP_MUL, x, y); }
+static Node *half_tie(Frame *F, Op strict, Node *x, Node *y)
+{
+    /* max/min: the winner takes g; a tie splits it, as PyTorch's maximum does */
+    return op2(F, OP_ADD, op2(F, strict, x, y), mul(F, K(F, 0.5), op2(F, OP_EQ, x, y)));
+}
+
+static void adj_add(Frame *F, Node *n, Node *g) { add(F, A, g); add(F, B, g); }
+static void adj_sub(Frame *F, Node *n, Node *g) { add(F, A, g); add(F, B, neg(F, g)); }
+static void adj_mul(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, B)); add(F, B, mul(F, g, A)); }
+static void adj_div(Frame *F, Node *n, Node *g)
+{
+    add(F, A, op2(F, OP_DIV, g, B));
+    add(F, B, neg(F, op2(F, OP_DIV, mul(F, g, A), mul(F, B, B))));
+}
+static void adj_divsafe(Frame *F, Node *n, Node *g)
+{
+    add(F, A, op2(F, OP_DIVSAFE, g, B));
+    add(F, B, neg(F, op2(F, OP_DIVSAFE, mul(F, g, A), mul(F, B, B))));
+}
+static void adj_pow(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, mul(F, B, op2(F, OP_POW, A, op2(F, OP_SUB, B, K(F, 1))))));
+    add(F, B, mul(F, g, mul(F, n, op1(F, OP_LOG, A))));
+}
+static void adj_max(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, half_tie(F, OP_GT, A, B)));
+    add(F, B, mul(F, g, half_tie(F, OP_LT, A, B)));
+}
+static void adj_min(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, half_tie(F, OP_LT, A, B)));
+    add(F, B, mul(F, g, half_tie(F, OP_GT, A, B)));
+}
+static void adj_neg(Frame *F, Node *n, Node *g) { add(F, A, neg(F, g)); }
+static void adj_exp(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, n)); }
+static void adj_log(Frame *F, Node *n, Node *g) { add(F, A, op2(F, OP_DIV, g, A)); }
+static void adj_sin(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_COS, A))); }
+static void adj_cos(Frame *F, Node *n, Node *g) { add(F, A, neg(F, mul(F, g, op1(F, OP_SIN, A)))); }
+static void adj_tan(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, op2(F, OP_ADD, K(F, 1), mul(F, n, n))));
+}
+static void adj_tanh(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, op2(F, OP_SUB, K(F, 1), mul(F, n, n))));
+}
+static void adj_sqrt(Frame *F, Node *n, Node *g) { add(F, A, op2(F, OP_DIV, g, mul(F, K(F, 2), n))); }
+/* abs'(0) = 0 and relu'(0) = 0, as PyTorch */
+static void adj_abs(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_SIGN, A))); }
+static void adj_relu(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op2(F, OP_GT, A, K(F, 0)))); }
+static void adj_log1p(Frame *F, Node *n, Node *g) { add(F, A, op2(F, OP_DIV, g, op2(F, OP_ADD, K(F, 1), A))); }
+static void adj_sigmoid(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, mul(F, n, op2(F, OP_SUB, K(F, 1), n))));
+}
+static void adj_softplus(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_SIGMOID, A))); }
+/* C = A*B: dA += dC*B', dB += A'*dC (Giles 2008, §2.3.2) */
+static void adj_matmul(Frame *F, Node *n, Node *g)
+{
+    add(F, A, op2(F, OP_MATMUL, g, tr(F, B)));
+    add(F, B, op2(F, OP_MATMUL, tr(F, A), g));
+}
+static void adj_transpose(Frame *F, Node *n, Node *g) { add(F, A, tr(F, g)); }
+static void adj_sum(Frame *F, Node *n, Node *g) { add(F, A, g); }
+/* x/||x||, and 0 at x = 0 as PyTorch */
+static void adj_norm(Frame *F, Node *n, Node *g) { add(F, A, mul(F, op2(F, OP_DIVSAFE, g, n), A)); }
+static void adj_trace(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, mk_eye(IR, A->shape.rows))); }
+/* d det(A) = det(A) inv(A)' : dA;  d logdet(A) = inv(A)' : dA (Giles §2.3.4) */
+static void adj_det(Frame *F, Node *n, Node *g) { add(F, A, mul(F, mul(F, g, n), tr(F, op1(F, OP_INV, A)))); }
+static void adj_logdet(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, tr(F, op1(F, OP_INV, A)))); }
+/* C = inv(A): dA += -C' * dC * C' (Giles §2.3.3) */
+static void adj_inv(Frame *F, Node *n, Node *g)
+{
+    add(F, A, neg(F, op2(F, OP_MATMUL, op2(F, OP_MATMUL, tr(F, n), g), tr(F, n))));
+}
+static void adj_logsumexp(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, op1(F, OP_EXP, op2(F, OP_SUB, A, n))));
+}
+/* p = softmax(x): dx = p .* (g - dot(g, p)) */
+static void adj_softmax(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, n, op2(F, OP_SUB, g, op1(F, OP_SUM, mul(F, g, n)))));
+}
+static void adj_diagm(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGV, g)); }
+static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g)); }
+#undef A
+#undef B
+
+/* Ops missing here have no adjoint: leaves, comparisons, sign, detach. */
+static AdjointRule *const adjoint_rules[OP_COUNT] = {
+    [OP_ADD] = adj_add, [OP_SUB] = adj_sub, [OP_MUL] = adj_mul, [OP_DIV] = adj_div,
+    [OP_DIVSAFE] = adj_divsafe, [OP_POW] = adj_pow, [OP_MAX] = adj_max, [OP_MIN] = adj_min,
+    [OP_NEG] = adj_neg, [OP_EXP] = adj_exp, [OP_LOG] = adj_log, [OP_SIN] = adj_sin,
+    [OP_COS] = adj_cos, [OP_TAN] = adj_tan, [OP_TANH] = adj_tanh, [OP_SQRT] = adj_sqrt,
+    [OP_ABS] = adj_abs, [OP_LOG1P] = adj_log1p, [OP_SIGMOID] = adj_sigmoid,
+    [OP_RELU] = adj_relu, [OP_SOFTPLUS] = adj_softplus, [OP_MATMUL] = adj_matmul,
+    [OP_TRANSPOSE] = adj_transpose, [OP_SUM] = adj_sum, [OP_NORM] = adj_norm,
+    [OP_TRACE] = adj_trace, [OP_DET] = adj_det, [OP_LOGDET] = adj_logdet, [OP_INV] = adj_inv,
+    [OP_LOGSUMEXP] = adj_logsumexp, [OP_SOFTMAX] = adj_softmax, [OP_DIAGM] = adj_diagm,
+    [OP_DIAGV] = adj_diagv,
+};
+
+/* ---- the reverse sweep over a block ---- */
+
+static void rev_block(Frame *F);
+
+/* Applies the rule of one node whose adjoint is complete. */
+static void process(Frame *F, Node *n)
+{
+    Node *g = F->pending[n->id];
+    if (n->op == OP_SLOT)
+        F->slot_adj[n->index] = g;
+    else if (n->op == OP_INPUT)
+        F->d->input_adj[n->index] = g;
+    else if (adjoint_rules[n->op])
+        adjoint_rules[n->op](F, n, g);
+}
+
+/* Processes the pending nodes of one time, newest first. */
+static void drain(Frame *F, int t)
+{
+    while (F->heaps[t].len)
+        process(F, F->d->ir->nodes.data[heap_pop(&F->heaps[t])]);
+}
+
+/* ---- statement helpers ---- */
+
+static int new_slot(Diff *d, const char *prefix, const char *name, Shape s)
+{
+    return ir_slot(d->ir, arena_printf(d->a, "%s%s", prefix, name), s);
+}
+
+static const char *slot_name(Diff *d, int slot) { return d->ir->slots.data[slot].name; }
+
+/* Every slot a statement may write, nested statements included. */
+static void stmt_writes(const Stmt *s, bool *mask);
+
+static void block_writes(const Block *b, bool *mask)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_writes(b->stmts[i], mask);
+}
+
+static void stmt_writes(const Stmt *s, bool *mask)
+{
+    if (s->kind != S_PUSH)
+        for (int k = 0; k < s->n; k++)
+            mask[s->slots[k]] = true;
+    if (s->index_slot >= 0)
+        mask[s->index_slot] = true;
+    if (s->count_slot >= 0)
+        mask[s->count_slot] = true;
+    block_writes(s->then_block, mask);
+    block_writes(s->else_block, mask);
+    block_writes(s->body, mask);
+}
+
+/* Every slot read by a statement's nodes. */
+static void node_reads(const Node *n, bool *mask)
+{
+    for (int i = 0; n && i < n->nslots; i++)
+        mask[n->slots[i]] = true;
+}
+
+static void stmt_reads(const Stmt *s, bool *mask);
+
+static void block_reads(const Block *b, bool *mask)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_reads(b->stmts[i], mask);
+}
+
+static void stmt_reads(const Stmt *s, bool *mask)
+{
+    for (int k = 0; k < s->n; k++) {
+        if (s->kind != S_POP)
+            node_reads(s->vals[k], mask);
+        if (s->kind == S_IF) {
+            node_reads(s->then_vals[k], mask);
+            node_reads(s->else_vals[k], mask);
+        }
+        if (s->kind == S_WHILE || s->kind == S_FOR)
+            node_reads(s->next[k], mask);
+    }
+    node_reads(s->cond, mask);
+    node_reads(s->count, mask);
+    block_reads(s->then_block, mask);
+    block_reads(s->else_block, mask);
+    block_reads(s->body, mask);
+}
+
+static bool *slot_mask(Diff *d) { return arena_alloc(d->a, (size_t)d->ir->slots.len + 64); }
+
+static bool reads_any(const Node *n, const bool *mask, int masklen)
+{
+    for (int i = 0; i < n->nslots; i++)
+        if (n->slots[i] < masklen && mask[n->slots[i]])
+            return true;
+    return false;
+}
+
+
+static Node *zero_like(Diff *d, const Node *n) { return mk_zero(d->ir, n->shape); }
+
+/* A readable name for the adjoint of a node: dx for an input or slot x. */
+static const char *adj_name(Diff *d, const Node *n)
+{
+    if (n->op == OP_INPUT)
+        return arena_printf(d->a, "d%s", d->m->inputs[n->index].name);
+    if (n->op == OP_SLOT)
+        return arena_printf(d->a, "d%s", slot_name(d, n->index));
+    return "t";
+}
+
+/* Moves the pending adjoint of node id into a fresh slot (through set) when
+ * it reads a slot in w. */
+static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntVec *slots)
+{
+    Diff *d = F->d;
+    Node *g = F->pending[id];
+    if (g->op == OP_SLOT || !reads_any(g, w, wlen))
+        return;
+    int slot = ir_slot(d->ir, adj_name(d, d->ir->nodes.data[id]), g->shape);
+    vec_push(d->a, vals, g);
+    vec_push(d->a, slots, slot);
+    F->pending[id] = mk_slot(d->ir, slot);
+}
+
+/* Stores every pending adjoint that reads a slot written by s, so that the
+ * reverse of s (which pops and recomputes those slots) cannot change it. */
+static void materialize(Frame *F, Stmt *s, int upto)
+{
+    Diff *d = F->d;
+    int wlen = d->ir->slots.len;
+    bool *w = slot_mask(d);
+    stmt_writes(s, w);
+    NodeVec vals = {0};
+    IntVec slots = {0};
+    for (int t = 0; t < upto; t++)
+        for (int i = 0; i < F->heaps[t].len; i++)
+            spill(F, F->heaps[t].data[i], w, wlen, &vals, &slots);
+    for (int i = 0; i < F->boundary.len; i++)
+        spill(F, F->boundary.data[i]->id, w, wlen, &vals, &slots);
+    if (!vals.len)
+        return;
+    Stmt *set = stmt_new(d->a, S_SET, vals.len);
+    for (int k = 0; k < vals.len; k++) {
+        set->slots[k] = slots.data[k];
+        set->vals[k] = vals.data[k];
+    }
+    block_push(d->a, F->out, set);
+}
+
+/* ---- recording: the forward sweep, storing what the reverse reads ---- */
+
+static Block *record_block(Diff *d, Block *b);
+
+static Stmt *stmt_copy(Diff *d, const Stmt *s)
+{
+    Stmt *c = arena_alloc(d->a, sizeof *c);
+    *c = *s;
+    return c;
+}
+
+static Stmt *push_of(Diff *d, const IntVec *slots)
+{
+    Stmt *p = stmt_new(d->a, S_PUSH, slots->len);
+    for (int k = 0; k < slots->len; k++)
+        p->vals[k] = mk_slot(d->ir, slots->data[k]);
+    return p;
+}
+
+/* A construct whose reverse exists runs with recording: a loop pushes the
+ * carried values its reverse needs at each iteration start (and a while its
+ * trip count after it); an if records inside its branches. */
+static void record_stmt(Diff *d, Stmt *s, Block *out)
+{
+    if (!d->reversed[s->id]) {
+        block_push(d->a, out, s);
+        return;
+    }
+    Stmt *c = stmt_copy(d, s);
+    if (s->kind == S_IF) {
+        c->then_block = record_block(d, s->then_block);
+        c->else_block = record_block(d, s->else_block);
+        block_push(d->a, out, c);
+        return;
+    }
+    IntVec *needed = &d->needed[s->id];
+    c->body = block_new(d->a);
+    if (needed->len)
+        block_push(d->a, c->body, push_of(d, needed));
+    for (int i = 0; i < s->body->n; i++)
+        block_push(d->a, c->body, s->body->stmts[i]);
+    block_push(d->a, out, c);
+    if (s->kind == S_WHILE) {
+        c->count_slot = d->count_slot[s->id];
+        IntVec count = {0};
+        vec_push(d->a, &count, c->count_slot);
+        block_push(d->a, out, push_of(d, &count));
+    }
+}
+
+static Block *record_block(Diff *d, Block *b)
+{
+    Block *out = block_new(d->a);
+    for (int i = 0; i < b->n; i++)
+        record_stmt(d, b->stmts[i], out);
+    return out;
+}
+
+/* The constructs of a loop body that its reverse needs re-run: those with a
+ * reverse (they push what it pops) and those whose results it reads. */
+static Block *record_live(Diff *d, Block *b, bool *live)
+{
+    bool *keep = arena_alloc(d->a, (size_t)b->n + 1);
+    for (int j = b->n - 1; j >= 0; j--) {
+        Stmt *s = b->stmts[j];
+        keep[j] = d->reversed[s->id];
+        for (int k = 0; k < s->n; k++)
+            keep[j] = keep[j] || live[s->slots[k]];
+        if (keep[j])
+            stmt_reads(s, live);
+    }
+    Block *out = block_new(d->a);
+    for (int j = 0; j < b->n; j++)
+        if (keep[j])
+            record_stmt(d, b->stmts[j], out);
+    return out;
+}
+
+/* ---- reverse of constructs ---- */
+
+static bool has_seed(Frame *F, Stmt *s)
+{
+    for (int k = 0; k < s->n; k++)
+        if (F->slot_adj[s->slots[k]])
+            return true;
+    return false;
+}
+
+static Node *or_zero(Diff *d, Node *g, const Node *like) { return g ? g : zero_like(d, like); }
+
+/* if c then A else B: the same condition picks the reverse of the branch that ran. */
+static void rev_if(Frame *F, Stmt *s)
+{
+    Diff *d = F->d;
+    Block *blocks[2] = {s->then_block, s->else_block};
+    Node **vals[2] = {s->then_vals, s->else_vals};
+    bool *no_local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    Frame *br[2];
+    for (int b = 0; b < 2; b++) {
+        br[b] = frame_new(d, blocks[b], no_local, false);
+        for (int k = 0; k < s->n; k++)
+            if (F->slot_adj[s->slots[k]])
+                add(br[b], vals[b][k], F->slot_adj[s->slots[k]]);
+        rev_block(br[b]);
+    }
+    NodeVec handed = br[0]->boundary;
+    for (int i = 0; i < br[1]->boundary.len; i++)
+        if (!br[0]->pending[br[1]->boundary.data[i]->id])
+            vec_push(d->a, &handed, br[1]->boundary.data[i]);
+    if (!handed.len && !br[0]->out->n && !br[1]->out->n)
+        return;
+    Stmt *r = stmt_new(d->a, S_IF, handed.len);
+    r->loc = s->loc;
+    r->cond = s->cond;
+    r->then_block = br[0]->out;
+    r->else_block = br[1]->out;
+    for (int u = 0; u < handed.len; u++) {
+        Node *c = handed.data[u];
+        r->slots[u] = ir_slot(d->ir, adj_name(d, c), c->shape);
+        r->then_vals[u] = or_zero(d, br[0]->pending[c->id], c);
+        r->else_vals[u] = or_zero(d, br[1]->pending[c->id], c);
+    }
+    block_push(d->a, F->out, r);
+    d->reversed[s->id] = true;
+    for (int u = 0; u < handed.len; u++)
+        add(F, handed.data[u], mk_slot(d->ir, r->slots[u]));
+}
+
+/* A loop: a reverse FOR over the trip count whose carried slots are the
+ * adjoints of the carried values and accumulators for captured values. */
+static void rev_loop(Frame *F, Stmt *s)
+{
+    Diff *d = F->d;
+    Ir *ir = d->ir;
+    bool *local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    for (int k = 0; k < s->n; k++)
+        local[s->slots[k]] = true;
+    if (s->index_slot >= 0)
+        local[s->index_slot] = true;
+
+    Frame *B = frame_new(d, s->body, local, false);
+    int *adj = arena_alloc(d->a, sizeof(int) * (size_t)(s->n + 1)), nadj = 0;
+    for (int k = 0; k < s->n; k++) {
+        adj[k] = -1;
+        if (!d->slot_active[s->slots[k]])
+            continue;
+        adj[k] = new_slot(d, "d", slot_name(d, s->slots[k]), ir->slots.data[s->slots[k]].shape);
+        nadj++;
+        add(B, s->next[k], mk_slot(ir, adj[k]));
+    }
+    rev_block(B);
+
+    Stmt *r = stmt_new(d->a, S_FOR, nadj + B->boundary.len);
+    r->reverse = true;
+    r->loc = s->loc;
+    r->index_slot = s->index_slot;
+    int i = 0;
+    for (int k = 0; k < s->n; k++) {
+        if (adj[k] < 0)
+            continue;
+        Node *carried = mk_slot(ir, s->slots[k]);
+        r->slots[i] = adj[k];
+        r->vals[i] = or_zero(d, F->slot_adj[s->slots[k]], carried);
+        r->next[i++] = or_zero(d, B->slot_adj[s->slots[k]], carried);
+    }
+    for (int m = 0; m < B->boundary.len; m++, i++) {
+        Node *c = B->boundary.data[m];
+        r->slots[i] = ir_slot(ir, adj_name(d, c), c->shape);
+        r->vals[i] = zero_like(d, c);
+        r->next[i] = mk2(ir, OP_ADD, mk_slot(ir, r->slots[i]), B->pending[c->id]);
+    }
+
+    /* the reverse body: restore the iteration's start, re-run its constructs, reverse */
+    bool *live = slot_mask(d);
+    block_reads(B->out, live);
+    for (int k = 0; k < r->n; k++)
+        node_reads(r->next[k], live);
+    Block *rerun = record_live(d, s->body, live);
+    block_reads(rerun, live);
+    IntVec *needed = &d->needed[s->id];
+    for (int k = 0; k < s->n; k++)
+        if (live[s->slots[k]])
+            vec_push(d->a, needed, s->slots[k]);
+    r->body = block_new(d->a);
+    if (needed->len) {
+        Stmt *pop = stmt_new(d->a, S_POP, needed->len);
+        memcpy(pop->slots, needed->data, sizeof(int) * (size_t)needed->len);
+        block_push(d->a, r->body, pop);
+    }
+    for (int j = 0; j < rerun->n; j++)
+        block_push(d->a, r->body, rerun->stmts[j]);
+    for (int j = 0; j < B->out->n; j++)
+        block_push(d->a, r->body, B->out->stmts[j]);
+
+    if (s->kind == S_WHILE) {
+        int count = ir_slot(ir, "iterations", shape_scalar());
+        d->count_slot[s->id] = count;
+        Stmt *pop = stmt_new(d->a, S_POP, 1);
+        pop->slots[0] = count;
+        block_push(d->a, F->out, pop);
+        r->count = mk_slot(ir, count);
+    } else {
+        r->count = s->count;
+    }
+    block_push(d->a, F->out, r);
+    d->reversed[s->id] = true;
+
+    for (int k = 0, j = 0; k < s->n; k++)
+        if (adj[k] >= 0)
+            add(F, s->vals[k], mk_slot(ir, r->slots[j++]));
+    for (int m = 0; m < B->boundary.len; m++)
+        add(F, B->boundary.data[m], mk_slot(ir, r->slots[nadj + m]));
+}
+
+/* Statements backwards; between constructs, plain reverse mode over the DAG. */
+static void rev_block(Frame *F)
+{
+    for (int j = F->blk->n; j >= 1; j--) {
+        drain(F, j);
+        Stmt *s = F->blk->stmts[j - 1];
+        if (!has_seed(F, s))
+            continue;
+        materialize(F, s, j);
+        if (s->kind == S_IF)
+            rev_if(F, s);
+        else
+            rev_loop(F, s);
+    }
+    drain(F, 0);
+}
+
+void diff_reverse(Module *m)
+{
+    Arena *a = m->arena;
+    Ir *ir = m->ir;
+    Diff *d = arena_alloc(a, sizeof *d);
+    d->m = m;
+    d->ir = ir;
+    d->a = a;
+    d->nfwd_nodes = ir->nnodes;
+    d->nfwd_slots = ir->slots.len;
+    d->slot_active = arena_alloc(a, (size_t)d->nfwd_slots + 1);
+    d->node_active = arena_alloc(a, (size_t)d->nfwd_nodes + 1);
+    d->wrt_input = arena_alloc(a, (size_t)m->ninputs + 1);
+    d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
+    int nc = m->nconstructs + 1;
+    d->reversed = arena_alloc(a, (size_t)nc);
+    d->needed = arena_alloc(a, sizeof *d->needed * (size_t)nc);
+    d->count_slot = arena_alloc(a, sizeof(int) * (size_t)nc);
+    for (int k = 0; k < m->nwrt; k++)
+        d->wrt_input[m->wrt[k]] = true;
+    compute_activity(d);
+
+    Frame *F = frame_new(d, m->fwd.body, NULL, true);
+    Node *out = m->fwd.value;
+    add(F, out, shape_is_scalar(out->shape) ? mk_const(ir, 1.0) : mk_cotan(ir, out->shape));
+    rev_block(F);
+
+    Node **grads = arena_alloc(a, sizeof(Node *) * (size_t)(m->nwrt + 1));
+    for (int k = 0; k < m->nwrt; k++) {
+        Node *g = d->input_adj[m->wrt[k]];
+        grads[k] = g ? g : mk_zero(ir, m->inputs[m->wrt[k]].shape);
+    }
+    Block *body = record_block(d, m->fwd.body);
+    Node *value = out;
+    if (m->has_control && out->nslots) {
+        /* the reverse sweep restores slots, so keep the value it had */
+        Stmt *set = stmt_new(a, S_SET, 1);
+        set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);
+        set->vals[0] = out;
+        block_push(a, body, set);
+        value = mk_slot(ir, set->slots[0]);
+    }
+    for (int j = 0; j < F->out->n; j++)
+        block_push(a, body, F->out->stmts[j]);
+    m->grad = (Func){.body = body, .value = value, .grads = grads};
+}

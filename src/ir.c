@@ -252,6 +252,7 @@ Node *ir_node(Ir *ir, Op op, Shape shape, Node *a, Node *b, double num, int inde
     n->index = index;
     n->hash = h;
     set_slots(ir, n);
+    vec_push(ir->arena, &ir->nodes, n);
     uint32_t at = h & (uint32_t)(ir->nbuckets - 1);
     n->chain = ir->buckets[at];
     ir->buckets[at] = n;
