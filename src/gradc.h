@@ -334,6 +334,7 @@ typedef struct Ir {
     Arena *arena;
     Node **buckets;
     int nbuckets, nnodes;
+    VEC(Node *) nodes;    /* every node, indexed by id */
     VEC(Slot) slots;
 } Ir;
 
