@@ -1,11 +1,14 @@
 /* fdcheck.c — `gradc check`: the gradient against central finite differences.
  *
  * Inputs are drawn from a seeded splitmix64 generator: every entry uniform
- * in [0.5, 1.5], and a square matrix input (same row and column dimension)
- * gets 2n on its diagonal besides, which makes it strictly diagonally
- * dominant with a positive diagonal: nonsingular, det > 0 (so logdet is
- * defined) and well conditioned.  A non-scalar output is contracted with a
- * random cotangent drawn the same way.
+ * in [0.5, 1.5], and a square n×n matrix input (same row and column
+ * dimension) gets n·I added.  Why that is enough: such a U is J + E with J
+ * all ones and |E_ij| <= 1/2, so ||E||_2 <= n/2; J + nI is symmetric with
+ * eigenvalues n and 2n.  So every eigenvalue of U + nI has real part >= n/2
+ * (Bauer–Fike): det > 0 and logdet is defined; and every singular value
+ * lies in [n/2, 5n/2] (Weyl): the condition number is at most 5.  A
+ * non-scalar output is contracted with a random cotangent drawn the same
+ * way.
  *
  * For each entry x_i of each wrt input, the derivative of <cotangent, f(x)>
  * is estimated as (F(x_i + h) - F(x_i - h)) / 2h with h = 1e-6 max(1, |x_i|)
@@ -145,7 +148,7 @@ static int run(Check *c, Rng *rng)
             c->in[i][j] = rng_entry(rng);
         if (m->inputs[i].ndims == 2 && dim_eq(s.rows, s.cols))
             for (int64_t j = 0; j < rows; j++)
-                c->in[i][j * rows + j] += 2.0 * (double)rows;
+                c->in[i][j * rows + j] += (double)rows;
         c->b.inputs[i] = c->in[i];
     }
     Shape os = m->fwd.value->shape;
