@@ -72,11 +72,32 @@ static const char *source_line(const Source *src, int line, size_t *len)
     return p;
 }
 
-/* Spaces (and the line's own tabs) up to column col, then the caret. */
-static void print_caret(const char *line, size_t len, int col)
+/* The byte offset of character number `chars` (0-based) of line[0..len). */
+static size_t char_offset(const char *line, size_t len, int chars)
 {
-    int c = 1;
-    for (size_t i = 0; i < len && c < col; i++) {
+    size_t i = 0;
+    for (int c = 0; i < len; i++) {
+        if (((unsigned char)line[i] & 0xC0) != 0x80 && c++ == chars)
+            break;
+    }
+    return i;
+}
+
+/* Longer lines are shown as a window around the column. */
+enum { WINDOW = 160 };
+
+/* The source line, then spaces (the line's own tabs kept) up to column col
+ * and a caret. */
+static void print_excerpt(const char *line, size_t len, int col)
+{
+    int first = col > WINDOW / 2 ? col - WINDOW / 2 : 1;     /* first column shown */
+    size_t from = char_offset(line, len, first - 1);
+    size_t to = char_offset(line, len, first - 1 + WINDOW);
+    const char *pre = from > 0 ? "..." : "", *post = to < len ? "..." : "";
+    fprintf(stderr, "%s%.*s%s\n%s", pre, (int)(to - from), line + from, post,
+            from > 0 ? "   " : "");
+    int c = first;
+    for (size_t i = from; i < to && c < col; i++) {
         unsigned char ch = (unsigned char)line[i];
         if ((ch & 0xC0) == 0x80)
             continue;          /* a UTF-8 continuation byte */
@@ -103,8 +124,7 @@ void diag_verror(const Source *src, Loc loc, const char *fmt, va_list ap)
     const char *line = source_line(src, loc.line, &len);
     if (!line)
         return;
-    fprintf(stderr, "%.*s\n", (int)len, line);
-    print_caret(line, len, loc.col);
+    print_excerpt(line, len, loc.col);
 }
 
 void diag_error(const Source *src, Loc loc, const char *fmt, ...)
