@@ -64,6 +64,12 @@ def read(path):
         return None
 
 
+def shown(path):
+    """path relative to the current folder when it is below it, else absolute."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def diff(path, old, new):
     lines = difflib.unified_diff((old or "").splitlines(True), new.splitlines(True),
                                  path + " (golden)", path + " (gradc)")
@@ -91,13 +97,13 @@ class Report:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(got)
             self.updated += 1
-            print("UPDATED %s" % os.path.relpath(path))
+            print("UPDATED %s" % shown(path))
             print(diff(os.path.basename(path), want, got).rstrip("\n"))
         elif want is None:
             self.fail(name, "no golden file %s (run golden.py --update, then read it)"
-                      % os.path.relpath(path))
+                      % shown(path))
         else:
-            self.fail(name, "output differs from %s" % os.path.relpath(path),
+            self.fail(name, "output differs from %s" % shown(path),
                       diff(os.path.basename(path), want, got))
 
     def crashed(self, name, status, err):
