@@ -41,6 +41,7 @@ typedef struct Eval {
     int nnodes;
     double *tape;       /* PUSH/POP, LIFO */
     size_t top, cap;
+    DetachRecord *det;  /* eval_func_frozen only */
     int status;         /* first error, 0 while none */
     Loc where;
 } Eval;
@@ -239,6 +240,44 @@ static void op_inv(Eval *e, Mat a, double *out)
     free(piv);
 }
 
+/* ---- detach, recorded and replayed (eval_func_frozen) ---- */
+
+/* Each DETACH evaluation is logged as its node id, then its entries. */
+static void detach_record(Eval *e, const Node *n, const double *v, int64_t size)
+{
+    DetachRecord *r = e->det;
+    size_t need = r->len + 1 + (size_t)size;
+    if (need > r->cap) {
+        size_t cap = r->cap ? r->cap : 256;
+        while (cap < need)
+            cap *= 2;
+        double *p = realloc(r->vals, cap * sizeof *p);
+        if (!p) {
+            e->status = e->status ? e->status : GRADC_ENOMEM;
+            return;
+        }
+        r->vals = p;
+        r->cap = cap;
+    }
+    r->vals[r->len++] = n->id;
+    if (size)
+        memcpy(r->vals + r->len, v, sizeof(double) * (size_t)size);
+    r->len += (size_t)size;
+}
+
+/* Replaces out by the recorded value when the log is at this node. */
+static void detach_replay(Eval *e, const Node *n, double *out, int64_t size)
+{
+    DetachRecord *r = e->det;
+    if (r->mismatch || r->pos + 1 + (size_t)size > r->len || r->vals[r->pos] != n->id) {
+        r->mismatch = true;
+        return;
+    }
+    if (size)
+        memcpy(out, r->vals + r->pos + 1, sizeof(double) * (size_t)size);
+    r->pos += 1 + (size_t)size;
+}
+
 /* ---- nodes ---- */
 
 static const double *eval_node(Eval *e, const Node *n);
@@ -272,7 +311,13 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
     if (info->kind == OK_U) {
         for (int64_t i = 0; i < size; i++)
             out[i] = info->fn1(x[i]);
-        return true;
+        if (n->op == OP_DETACH && e->det) {
+            if (e->det->replay)
+                detach_replay(e, n, out, size);
+            else
+                detach_record(e, n, out, size);
+        }
+        return e->status == 0;
     }
     if (info->kind == OK_B) {
         /* a 1×1 side broadcasts over the other */
@@ -567,10 +612,11 @@ static void teardown(Eval *e)
     free(e->tape);
 }
 
-int eval_func(const Module *m, const Func *f, const Bindings *b,
-              double *value, double **grads, Loc *where)
+static int run_func(const Module *m, const Func *f, const Bindings *b, double *value,
+                    double **grads, Loc *where, DetachRecord *det)
 {
-    Eval e = {.m = m, .b = b, .max_iter = b->max_iter > 0 ? b->max_iter : GRADC_DEFAULT_MAX_ITER};
+    Eval e = {.m = m, .b = b, .max_iter = b->max_iter > 0 ? b->max_iter : GRADC_DEFAULT_MAX_ITER,
+              .det = det};
     if (setup(&e) && run_block(&e, f->body) && result(&e, f->value, value)) {
         for (int k = 0; f->grads && grads && k < m->nwrt; k++)
             if (!result(&e, f->grads[k], grads[k]))
@@ -580,4 +626,20 @@ int eval_func(const Module *m, const Func *f, const Bindings *b,
     if (e.status == GRADC_EMAXITER && where)
         *where = e.where;
     return e.status;
+}
+
+int eval_func(const Module *m, const Func *f, const Bindings *b,
+              double *value, double **grads, Loc *where)
+{
+    return run_func(m, f, b, value, grads, where, NULL);
+}
+
+int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
+                     double *value, Loc *where, DetachRecord *rec)
+{
+    if (rec->replay)
+        rec->pos = 0;
+    else
+        rec->len = 0;
+    return run_func(m, f, b, value, NULL, where, rec);
 }

@@ -436,6 +436,19 @@ int64_t shape_cols(Shape s, const int64_t *dims);
 int eval_func(const Module *m, const Func *f, const Bindings *b,
               double *value, double **grads, Loc *where);
 
+/* For `gradc check`: finite differences must see detach(e) as a constant,
+ * as the gradient does.  A run with replay == false records the value of
+ * every DETACH evaluation in order; a run with replay == true returns the
+ * recorded values instead (or computes, and sets mismatch, when the run
+ * takes another path).  Free vals with free(). */
+typedef struct DetachRecord {
+    double *vals;
+    size_t len, cap, pos;
+    bool replay, mismatch;
+} DetachRecord;
+int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
+                     double *value, Loc *where, DetachRecord *rec);
+
 /* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */
 /* ===================================================================== */
