@@ -1,3 +1,414 @@
-/* print.c — placeholder until its stage lands. */
+/* print.c — expressions and programs as text, for `gradc derive`.
+ *
+ * Expressions print in the language's own syntax (or LaTeX) with the fewest
+ * parentheses the precedence rules allow.  A subexpression that the printed
+ * results share, and that is more than a name, is printed once as
+ * `t1 = …` and referred to by name, so output stays linear in the DAG.
+ * With control flow, the whole gradient program is printed: the forward
+ * sweep with its recording, then the reverse sweep (reverse loops written
+ * `for i in K:-1:1`, recorded values as push/pop). */
 #include "gradc.h"
-void print_derivatives(FILE *out, const Module *m, PrintStyle style) { (void)out; (void)m; (void)style; }
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Precedence, loosest first, as in the spec. */
+enum { P_OR = 1, P_AND, P_NOT, P_CMP, P_ADD, P_MUL, P_NEG, P_POW, P_POST, P_ATOM };
+
+typedef struct Printer {
+    FILE *out;
+    const Module *m;
+    PrintStyle style;
+    const char **slot_names;   /* unique print names of slots */
+    const char **let;          /* node id → name of a let-bound subexpression */
+    int nlets;
+} Printer;
+
+static bool latex(const Printer *p) { return p->style == PRINT_LATEX; }
+static bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
+static void expr(Printer *p, const Node *n, int min_prec);
+
+static void number(Printer *p, double v)
+{
+    char buf[64];
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    fputs(strcmp(buf, "inf") == 0 ? "Inf" : strcmp(buf, "-inf") == 0 ? "-Inf" : buf, p->out);
+}
+
+static const char *dim_name(const Printer *p, Dim d, char *buf, size_t len)
+{
+    if (d.sym >= 0)
+        return p->m->dims[d.sym];
+    snprintf(buf, len, "%lld", (long long)d.n);
+    return buf;
+}
+
+static void shape_args(Printer *p, Shape s)
+{
+    char b1[32], b2[32];
+    if (dim_eq(s.cols, dim_lit(1)))
+        fprintf(p->out, "(%s)", dim_name(p, s.rows, b1, sizeof b1));
+    else
+        fprintf(p->out, "(%s, %s)", dim_name(p, s.rows, b1, sizeof b1), dim_name(p, s.cols, b2, sizeof b2));
+}
+
+/* The precedence an expression prints at (a let-bound one is a name). */
+static int prec_of(const Printer *p, const Node *n)
+{
+    if (p->let[n->id])
+        return P_ATOM;
+    switch (n->op) {
+    case OP_CONST: return n->num < 0 ? P_NEG : P_ATOM;
+    case OP_FILL: return node_is_const(n, 0) || node_is_const(n, 1) ? P_ATOM : P_MUL;
+    case OP_NEG: return P_NEG;
+    case OP_ADD: case OP_SUB: return P_ADD;
+    case OP_MUL: case OP_DIV: case OP_DIVSAFE: case OP_MATMUL: return P_MUL;
+    case OP_POW: return P_POW;
+    case OP_TRANSPOSE: return P_POST;
+    case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: return P_CMP;
+    case OP_AND: return P_AND;
+    case OP_OR: return P_OR;
+    case OP_NOT: return P_NOT;
+    default: return P_ATOM;
+    }
+}
+
+static void leaf(Printer *p, const Node *n)
+{
+    const Module *m = p->m;
+    switch (n->op) {
+    case OP_CONST: number(p, n->num); break;
+    case OP_FILL:
+        if (!node_is_const(n, 0) && !node_is_const(n, 1)) {
+            number(p, n->num);
+            fputs(latex(p) ? " \\cdot " : "*", p->out);
+        }
+        fputs(node_is_const(n, 0) ? "zeros" : "ones", p->out);
+        shape_args(p, n->shape);
+        break;
+    case OP_EYE: fputs(latex(p) ? "I" : "eye", p->out); if (!latex(p)) shape_args(p, shape_make(n->shape.rows, dim_lit(1))); break;
+    case OP_INPUT: fputs(m->inputs[n->index].name, p->out); break;
+    case OP_SLOT: fputs(p->slot_names[n->index], p->out); break;
+    case OP_DIMVAL: fputs(m->dims[n->index], p->out); break;
+    case OP_COTAN: fprintf(p->out, "d%s", m->output_name ? m->output_name : "y"); break;
+    default: break;
+    }
+}
+
+/* The operator text of a binary node: * or .* (and / ./, ^ .^) by shapes. */
+static const char *infix(const Printer *p, const Node *n)
+{
+    const Node *a = n->args[0], *b = n->args[1];
+    bool tex = latex(p);
+    switch (n->op) {
+    case OP_ADD: return " + ";
+    case OP_SUB: return " - ";
+    case OP_MATMUL: return tex ? " " : "*";
+    case OP_MUL: return scalar(a) || scalar(b) ? (tex ? " " : "*") : (tex ? " \\odot " : ".*");
+    case OP_DIV: case OP_DIVSAFE: return scalar(b) ? "/" : (tex ? " \\oslash " : "./");
+    case OP_POW: return scalar(a) && scalar(b) ? "^" : (tex ? "^" : ".^");
+    case OP_LT: return " < ";
+    case OP_LE: return tex ? " \\le " : " <= ";
+    case OP_GT: return " > ";
+    case OP_GE: return tex ? " \\ge " : " >= ";
+    case OP_EQ: return " == ";
+    case OP_NE: return tex ? " \\ne " : " != ";
+    case OP_AND: return tex ? " \\wedge " : " and ";
+    case OP_OR: return tex ? " \\vee " : " or ";
+    default: return NULL;
+    }
+}
+
+/* Calls in LaTeX: \name{...} forms; NULL prints the language form. */
+static const char *latex_call(Op op)
+{
+    switch (op) {
+    case OP_EXP: return "\\exp";
+    case OP_LOG: return "\\log";
+    case OP_SIN: return "\\sin";
+    case OP_COS: return "\\cos";
+    case OP_TAN: return "\\tan";
+    case OP_TANH: return "\\tanh";
+    case OP_DET: return "\\det";
+    case OP_TRACE: return "\\operatorname{tr}";
+    case OP_LOGDET: return "\\log\\det";
+    default: return NULL;
+    }
+}
+
+static void call(Printer *p, const Node *n)
+{
+    const char *name = op_info[n->op].text;
+    if (latex(p)) {
+        switch (n->op) {
+        case OP_NORM: fputs("\\left\\| ", p->out); expr(p, n->args[0], 0); fputs(" \\right\\|", p->out); return;
+        case OP_SQRT: fputs("\\sqrt{", p->out); expr(p, n->args[0], 0); fputs("}", p->out); return;
+        case OP_INV: expr(p, n->args[0], P_ATOM); fputs("^{-1}", p->out); return;
+        default: break;
+        }
+        const char *tex = latex_call(n->op);
+        fprintf(p->out, tex ? "%s\\left(" : "\\operatorname{%s}\\left(", tex ? tex : name);
+        expr(p, n->args[0], 0);
+        for (int i = 1; i < n->nargs; i++) {
+            fputs(", ", p->out);
+            expr(p, n->args[i], 0);
+        }
+        fputs("\\right)", p->out);
+        return;
+    }
+    fprintf(p->out, "%s(", name);
+    expr(p, n->args[0], 0);
+    for (int i = 1; i < n->nargs; i++) {
+        fputs(", ", p->out);
+        expr(p, n->args[i], 0);
+    }
+    fputc(')', p->out);
+}
+
+static void open_paren(Printer *p, bool on) { if (on) fputs(latex(p) ? "\\left(" : "(", p->out); }
+static void close_paren(Printer *p, bool on) { if (on) fputs(latex(p) ? "\\right)" : ")", p->out); }
+
+static void binary(Printer *p, const Node *n, int prec)
+{
+    const Node *a = n->args[0], *b = n->args[1];
+    bool tex = latex(p);
+    if ((n->op == OP_DIV || n->op == OP_DIVSAFE) && tex && scalar(b)) {
+        fputs("\\frac{", p->out);
+        expr(p, a, 0);
+        fputs("}{", p->out);
+        expr(p, b, 0);
+        fputs("}", p->out);
+        return;
+    }
+    if (n->op == OP_POW) {
+        expr(p, a, P_POW + 1);
+        fputs(infix(p, n), p->out);
+        if (tex) {
+            fputs("{", p->out);
+            expr(p, b, 0);
+            fputs("}", p->out);
+        } else {
+            expr(p, b, P_POW);   /* right associative */
+        }
+        return;
+    }
+    /* left associative; a right operand of the same level keeps its
+     * parentheses (x .* (A*y) is not x .* A*y), except a sum's */
+    int right = n->op == OP_ADD ? prec : prec + 1;
+    expr(p, a, prec);
+    fputs(infix(p, n), p->out);
+    expr(p, b, right);
+}
+
+static void expr(Printer *p, const Node *n, int min_prec)
+{
+    if (p->let[n->id]) {
+        fputs(p->let[n->id], p->out);
+        return;
+    }
+    int prec = prec_of(p, n);
+    bool paren = prec < min_prec;
+    open_paren(p, paren);
+    if (op_info[n->op].kind == OK_L) {
+        leaf(p, n);
+    } else if (n->op == OP_NEG || n->op == OP_NOT) {
+        fputs(n->op == OP_NEG ? "-" : (latex(p) ? "\\neg " : "not "), p->out);
+        expr(p, n->args[0], prec + (n->op == OP_NEG));
+    } else if (n->op == OP_TRANSPOSE) {
+        expr(p, n->args[0], P_POST + 1);
+        fputs(latex(p) ? "^\\top" : "'", p->out);
+    } else if (n->op == OP_MAX || n->op == OP_MIN || !infix(p, n)) {
+        call(p, n);
+    } else {
+        binary(p, n, prec);
+    }
+    close_paren(p, paren);
+}
+
+/* ---- shared subexpressions ---- */
+
+/* Counts references along DAG edges (each node's edges counted once). */
+static void count_refs(const Node *n, int *refs)
+{
+    if (refs[n->id]++ > 0)
+        return;
+    for (int i = 0; i < n->nargs; i++)
+        count_refs(n->args[i], refs);
+}
+
+static bool trivial(const Node *n)
+{
+    if (op_info[n->op].kind == OK_L)
+        return true;
+    if ((n->op == OP_TRANSPOSE || n->op == OP_NEG) && op_info[n->args[0]->op].kind == OK_L)
+        return true;
+    return n->op == OP_MUL && n->args[0]->op == OP_CONST && op_info[n->args[1]->op].kind == OK_L;
+}
+
+/* Binds each shared, non-trivial node reached from roots to a name and
+ * prints its definition, oldest first (so definitions precede uses). */
+static void print_lets(Printer *p, Node *const *roots, int nroots, const char *indent)
+{
+    Arena *a = p->m->arena;
+    int nn = p->m->ir->nnodes;
+    int *refs = arena_alloc(a, sizeof(int) * (size_t)nn);
+    for (int i = 0; i < nroots; i++)
+        if (roots[i])
+            count_refs(roots[i], refs);
+    for (int id = 0; id < nn; id++) {
+        const Node *n = p->m->ir->nodes.data[id];
+        if (refs[id] < 2 || trivial(n) || p->let[id])
+            continue;
+        const char *name = arena_printf(a, "t%d", ++p->nlets);
+        fprintf(p->out, "%s%s = ", indent, name);
+        expr(p, n, 0);
+        fputs(latex(p) ? " \\\\\n" : "\n", p->out);
+        p->let[id] = name;
+    }
+}
+
+static void forget_lets(Printer *p)
+{
+    memset(p->let, 0, sizeof(char *) * (size_t)p->m->ir->nnodes);
+}
+
+/* ---- printers ---- */
+
+static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
+{
+    Arena *a = m->arena;
+    Printer *p = arena_alloc(a, sizeof *p);
+    p->out = out;
+    p->m = m;
+    p->style = style;
+    p->let = arena_alloc(a, sizeof(char *) * (size_t)(m->ir->nnodes + 1));
+    int ns = m->ir->slots.len;
+    p->slot_names = arena_alloc(a, sizeof(char *) * (size_t)(ns + 1));
+    /* slots of one name are distinct variables: b, b_2, b_3 … */
+    for (int s = 0; s < ns; s++) {
+        const char *name = m->ir->slots.data[s].name;
+        int same = 0;
+        for (int t = 0; t < s; t++)
+            same += strcmp(m->ir->slots.data[t].name, name) == 0;
+        for (int i = 0; i < m->ninputs && !same; i++)
+            same += strcmp(m->inputs[i].name, name) == 0;
+        p->slot_names[s] = same ? arena_printf(a, "%s_%d", name, same + 1) : name;
+    }
+    return p;
+}
+
+void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style)
+{
+    expr(printer_new(out, m, style), n, 0);
+}
+
+static void print_block(Printer *p, const Block *b, int depth);
+
+static void assign(Printer *p, const int *slots, Node *const *vals, int n, int depth)
+{
+    char indent[128];
+    snprintf(indent, sizeof indent, "%*s", 4 * depth, "");
+    print_lets(p, vals, n, indent);
+    for (int k = 0; k < n; k++) {
+        fprintf(p->out, "%s%s = ", indent, p->slot_names[slots[k]]);
+        expr(p, vals[k], 0);
+        fputc('\n', p->out);
+    }
+    forget_lets(p);
+}
+
+static void print_cond(Printer *p, const char *kw, const Node *cond, int depth)
+{
+    fprintf(p->out, "%*s%s ", 4 * depth, "", kw);
+    expr(p, cond, 0);
+    fputc('\n', p->out);
+}
+
+static void print_stmt(Printer *p, const Stmt *s, int depth)
+{
+    const char *pad = "";
+    switch (s->kind) {
+    case S_SET:
+        assign(p, s->slots, s->vals, s->n, depth);
+        break;
+    case S_PUSH:
+        fprintf(p->out, "%*spush(", 4 * depth, pad);
+        for (int k = 0; k < s->n; k++) {
+            fputs(k ? ", " : "", p->out);
+            expr(p, s->vals[k], 0);
+        }
+        fputs(")\n", p->out);
+        break;
+    case S_POP:
+        for (int k = s->n - 1; k >= 0; k--)
+            fprintf(p->out, "%*s%s = pop()\n", 4 * depth, pad, p->slot_names[s->slots[k]]);
+        break;
+    case S_IF:
+        print_cond(p, "if", s->cond, depth);
+        print_block(p, s->then_block, depth + 1);
+        assign(p, s->slots, s->then_vals, s->n, depth + 1);
+        fprintf(p->out, "%*selse\n", 4 * depth, pad);
+        print_block(p, s->else_block, depth + 1);
+        assign(p, s->slots, s->else_vals, s->n, depth + 1);
+        fprintf(p->out, "%*send\n", 4 * depth, pad);
+        break;
+    case S_WHILE: case S_FOR:
+        assign(p, s->slots, s->vals, s->n, depth);
+        if (s->kind == S_WHILE) {
+            print_cond(p, "while", s->cond, depth);
+        } else {
+            const char *i = s->index_slot >= 0 ? p->slot_names[s->index_slot] : "_";
+            fprintf(p->out, "%*sfor %s in ", 4 * depth, pad, i);
+            if (!s->reverse)
+                fputs("1:", p->out);
+            expr(p, s->count, P_ADD + 1);
+            fputs(s->reverse ? ":-1:1\n" : "\n", p->out);
+        }
+        print_block(p, s->body, depth + 1);
+        assign(p, s->slots, s->next, s->n, depth + 1);
+        fprintf(p->out, "%*send\n", 4 * depth, pad);
+        if (s->count_slot >= 0)
+            fprintf(p->out, "%*s%s = the number of iterations\n", 4 * depth, pad,
+                    p->slot_names[s->count_slot]);
+        break;
+    }
+}
+
+static void print_block(Printer *p, const Block *b, int depth)
+{
+    for (int i = 0; b && i < b->n; i++)
+        print_stmt(p, b->stmts[i], depth);
+}
+
+static void gradient_lines(Printer *p)
+{
+    const Module *m = p->m;
+    const char *y = m->output_name ? m->output_name : "y";
+    print_lets(p, m->grad.grads, m->nwrt, "");
+    for (int k = 0; k < m->nwrt; k++) {
+        const char *x = m->inputs[m->wrt[k]].name;
+        if (latex(p))
+            fprintf(p->out, "\\frac{\\partial %s}{\\partial %s} = ", y, x);
+        else
+            fprintf(p->out, "d%s/d%s = ", y, x);
+        expr(p, m->grad.grads[k], 0);
+        fputs(latex(p) ? " \\\\\n" : "\n", p->out);
+    }
+    forget_lets(p);
+}
+
+void print_derivatives(FILE *out, const Module *m, PrintStyle style)
+{
+    Printer *p = printer_new(out, m, style);
+    if (m->has_control && style == PRINT_EXPR) {
+        fputs("# the gradient program: the forward sweep, recording what the reverse\n"
+              "# sweep needs (push), then the reverse sweep (pop), in reverse order\n", out);
+        print_block(p, m->grad.body, 0);
+    }
+    gradient_lines(p);
+}
