@@ -45,6 +45,8 @@ static bool parse_dims(const Module *m, const char *spec, int64_t *dims)
     for (int d = 0; d < m->ndims; d++)
         dims[d] = 3;
     for (const char *p = spec; p && *p;) {
+        while (*p == ' ')
+            p++;
         const char *eq = strchr(p, '='), *end = strchr(p, ',');
         if (!end)
             end = p + strlen(p);
