@@ -194,6 +194,15 @@ static Frame *frame_new(Diff *d, Block *blk, const bool *local, bool top)
     return F;
 }
 
+typedef void AdjointRule(Frame *F, Node *n, Node *g);
+static AdjointRule *const adjoint_rules[OP_COUNT];
+
+static bool cheap_linear(const Node *n)
+{
+    return n->op == OP_NEG || n->op == OP_TRANSPOSE ||
+           (n->op == OP_MUL && n->args[0]->op == OP_CONST);
+}
+
 /* Adds g to the adjoint of forward node c, summing a broadcast back to a
  * scalar operand and spreading a scalar adjoint over a full operand. */
 static void add(Frame *F, Node *c, Node *g)
@@ -207,13 +216,19 @@ static void add(Frame *F, Node *c, Node *g)
         else
             g = mk2(d->ir, OP_MUL, g, mk_fill(d->ir, 1.0, c->shape));
     }
+    int t = node_time(F, c);
+    if (!is_local(F, c, t) && cheap_linear(c)) {
+        /* pass it straight through to its operand rather than hand back an
+         * adjoint for `2*b` or `A'`: linear, so contributions can go one by one */
+        adjoint_rules[c->op](F, c, g);
+        return;
+    }
     Node **p = &F->pending[c->id];
     if (*p) {
         *p = mk2(d->ir, OP_ADD, *p, g);
         return;
     }
     *p = g;
-    int t = node_time(F, c);
     if (is_local(F, c, t))
         heap_push(d->a, &F->heaps[t], c->id);
     else
@@ -221,8 +236,6 @@ static void add(Frame *F, Node *c, Node *g)
 }
 
 /* ---- the adjoint rules: g is the adjoint of n; each adds to n's operands ---- */
-
-typedef void AdjointRule(Frame *F, Node *n, Node *g);
 
 #define IR (F->d->ir)
 #define A (n->args[0])

@@ -32,6 +32,10 @@ static void expr(Printer *p, const Node *n, int min_prec);
 static void number(Printer *p, double v)
 {
     char buf[64];
+    if (v == floor(v) && fabs(v) < 1e15) {
+        fprintf(p->out, "%.0f", v);
+        return;
+    }
     for (int digits = 1; digits <= 17; digits++) {
         snprintf(buf, sizeof buf, "%.*g", digits, v);
         if (strtod(buf, NULL) == v)
@@ -173,6 +177,19 @@ static void call(Printer *p, const Node *n)
 static void open_paren(Printer *p, bool on) { if (on) fputs(latex(p) ? "\\left(" : "(", p->out); }
 static void close_paren(Printer *p, bool on) { if (on) fputs(latex(p) ? "\\right)" : ")", p->out); }
 
+/* Products that associate with each other: A*B and s*X. */
+static bool assoc_product(const Node *n)
+{
+    return n->op == OP_MATMUL || (n->op == OP_MUL && (scalar(n->args[0]) || scalar(n->args[1]))) ||
+           ((n->op == OP_DIV || n->op == OP_DIVSAFE) && scalar(n->args[1]));
+}
+
+static bool elementwise_product(const Node *n)
+{
+    return (n->op == OP_MUL || n->op == OP_DIV || n->op == OP_DIVSAFE) && !scalar(n->args[0]) &&
+           !scalar(n->args[1]);
+}
+
 static void binary(Printer *p, const Node *n, int prec)
 {
     const Node *a = n->args[0], *b = n->args[1];
@@ -198,9 +215,15 @@ static void binary(Printer *p, const Node *n, int prec)
         return;
     }
     /* left associative; a right operand of the same level keeps its
-     * parentheses (x .* (A*y) is not x .* A*y), except a sum's */
-    int right = n->op == OP_ADD ? prec : prec + 1;
-    expr(p, a, prec);
+     * parentheses (x .* (A*y) is not x .* A*y), except in a sum and in a
+     * chain of products that associate (2*A*x); an elementwise product
+     * parenthesises any product operand, for the reader's sake */
+    int left = prec, right = prec + 1;
+    if (n->op == OP_ADD || (assoc_product(n) && assoc_product(b)))
+        right = prec;
+    if (elementwise_product(n))
+        left = right = prec + 1;
+    expr(p, a, left);
     fputs(infix(p, n), p->out);
     expr(p, b, right);
 }
@@ -241,13 +264,13 @@ static void count_refs(const Node *n, int *refs)
         count_refs(n->args[i], refs);
 }
 
+/* Short enough to repeat: a leaf, or an op applied to leaves (x', 2*x, x.^2). */
 static bool trivial(const Node *n)
 {
-    if (op_info[n->op].kind == OK_L)
-        return true;
-    if ((n->op == OP_TRANSPOSE || n->op == OP_NEG) && op_info[n->args[0]->op].kind == OK_L)
-        return true;
-    return n->op == OP_MUL && n->args[0]->op == OP_CONST && op_info[n->args[1]->op].kind == OK_L;
+    for (int i = 0; i < n->nargs; i++)
+        if (op_info[n->args[i]->op].kind != OK_L)
+            return false;
+    return true;
 }
 
 /* Binds each shared, non-trivial node reached from roots to a name and
@@ -315,6 +338,8 @@ static void assign(Printer *p, const int *slots, Node *const *vals, int n, int d
     snprintf(indent, sizeof indent, "%*s", 4 * depth, "");
     print_lets(p, vals, n, indent);
     for (int k = 0; k < n; k++) {
+        if (vals[k]->op == OP_SLOT && vals[k]->index == slots[k])
+            continue;   /* x = x */
         fprintf(p->out, "%s%s = ", indent, p->slot_names[slots[k]]);
         expr(p, vals[k], 0);
         fputc('\n', p->out);
@@ -371,10 +396,11 @@ static void print_stmt(Printer *p, const Stmt *s, int depth)
         }
         print_block(p, s->body, depth + 1);
         assign(p, s->slots, s->next, s->n, depth + 1);
-        fprintf(p->out, "%*send\n", 4 * depth, pad);
         if (s->count_slot >= 0)
-            fprintf(p->out, "%*s%s = the number of iterations\n", 4 * depth, pad,
+            fprintf(p->out, "%*send    # %s = how many times it ran\n", 4 * depth, pad,
                     p->slot_names[s->count_slot]);
+        else
+            fprintf(p->out, "%*send\n", 4 * depth, pad);
         break;
     }
 }

@@ -165,10 +165,10 @@ static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
     double ca = split_term(a, &ta), cb = split_term(b, &tb);
     if (ta == tb)
         return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca + cb), ta), shape);
-    if (b->op == OP_NEG)
-        return mk2(ir, OP_SUB, a, b->args[0]);
-    if (a->op == OP_NEG)
-        return mk2(ir, OP_SUB, b, a->args[0]);
+    if (cb < 0)      /* a + (-c)*t → a - c*t */
+        return mk2(ir, OP_SUB, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
+    if (ca < 0)
+        return mk2(ir, OP_SUB, b, mk2(ir, OP_MUL, mk_const(ir, -ca), ta));
     if (is(a, OP_MATMUL) && is(b, OP_MATMUL)) {
         if (a->args[1] == b->args[1])
             return mk2(ir, OP_MATMUL, mk2(ir, OP_ADD, a->args[0], b->args[0]), a->args[1]);
@@ -190,8 +190,8 @@ static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
     double ca = split_term(a, &ta), cb = split_term(b, &tb);
     if (ta == tb)
         return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca - cb), ta), shape);
-    if (b->op == OP_NEG)
-        return mk2(ir, OP_ADD, a, b->args[0]);
+    if (cb < 0)      /* a - (-c)*t → a + c*t */
+        return mk2(ir, OP_ADD, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
     if (is(a, OP_MATMUL) && is(b, OP_MATMUL)) {
         if (a->args[1] == b->args[1])
             return mk2(ir, OP_MATMUL, mk2(ir, OP_SUB, a->args[0], b->args[0]), a->args[1]);
@@ -219,6 +219,8 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
             return mk1(ir, OP_NEG, b);
         return NULL;
     }
+    if (a == b)
+        return mk2(ir, OP_POW, a, mk_const(ir, 2.0));
     /* pull constant factors and signs out: (c*x) .* y → c*(x .* y) */
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MUL, a->args[1], b));
@@ -246,6 +248,8 @@ static Node *rule_div(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_MUL, mk_const(ir, 1.0 / b->num), a);
     if (a->op == OP_NEG)
         return mk1(ir, OP_NEG, mk2(ir, OP_DIV, a->args[0], b));
+    if (a->op == OP_CONST && a->num < 0)     /* -c/x → -(c/x) */
+        return mk1(ir, OP_NEG, mk2(ir, OP_DIV, mk_const(ir, -a->num), b));
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIV, a->args[1], b));
     return NULL;
@@ -313,6 +317,13 @@ static Node *rule_neg(Ir *ir, Node *a, Shape shape)
     return NULL;
 }
 
+/* x' is no extra work: x is a transpose, symmetric, constant or scalar. */
+static bool cancels_transpose(const Node *x)
+{
+    return x->op == OP_TRANSPOSE || x->op == OP_EYE || x->op == OP_DIAGM || is_scalar(x) ||
+           x->op == OP_FILL;
+}
+
 static Node *rule_transpose(Ir *ir, Node *a, Shape shape)
 {
     if (is_scalar(a) || a->op == OP_EYE || a->op == OP_DIAGM)
@@ -321,6 +332,10 @@ static Node *rule_transpose(Ir *ir, Node *a, Shape shape)
     case OP_TRANSPOSE: return a->args[0];
     case OP_FILL: return mk_fill(ir, a->num, shape);
     case OP_MATMUL:
+        /* (A*B)' → B'*A' only when that cancels a transpose, so an existing
+         * product (and its value) stays shared */
+        if (!cancels_transpose(a->args[0]) && !cancels_transpose(a->args[1]))
+            return NULL;
         return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, a->args[1]), mk1(ir, OP_TRANSPOSE, a->args[0]));
     case OP_NEG: return mk1(ir, OP_NEG, mk1(ir, OP_TRANSPOSE, a->args[0]));
     case OP_MUL: case OP_DIV: case OP_DIVSAFE:
@@ -330,7 +345,8 @@ static Node *rule_transpose(Ir *ir, Node *a, Shape shape)
             return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_TRANSPOSE, a->args[1]));
         return NULL;
     case OP_ADD: case OP_SUB:
-        if (!is_scalar(a->args[0]) && !is_scalar(a->args[1]))
+        if (!is_scalar(a->args[0]) && !is_scalar(a->args[1]) &&
+            (cancels_transpose(a->args[0]) || cancels_transpose(a->args[1])))
             return mk2(ir, a->op, mk1(ir, OP_TRANSPOSE, a->args[0]), mk1(ir, OP_TRANSPOSE, a->args[1]));
         return NULL;
     default: return NULL;
@@ -339,9 +355,14 @@ static Node *rule_transpose(Ir *ir, Node *a, Shape shape)
 
 static Node *rule_sum(Ir *ir, Node *a, Shape shape)
 {
-    (void)ir;
     (void)shape;
-    return is_scalar(a) ? a : NULL;
+    if (is_scalar(a))
+        return a;
+    if (a->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk1(ir, OP_SUM, a->args[0]));
+    if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
+        return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_SUM, a->args[1]));
+    return NULL;
 }
 
 static Node *rule_detach(Ir *ir, Node *a, Shape shape)

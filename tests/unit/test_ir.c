@@ -1,0 +1,182 @@
+/* test_ir.c — the DAG (hash-consing, slot sets), shape rules, the simplifier,
+ * and reverse mode on programs given as text: results are compared as nodes,
+ * which hash-consing makes a pointer comparison. */
+#include "gradc.h"
+
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+            failures++;                                                               \
+        }                                                                             \
+    } while (0)
+
+static Arena *A;
+static Ir *IR;
+
+static Shape vec(int sym) { return shape_make(dim_sym(sym), dim_lit(1)); }
+static Shape mat(int r, int c) { return shape_make(dim_sym(r), dim_sym(c)); }
+static Node *T(Node *x) { return mk1(IR, OP_TRANSPOSE, x); }
+static Node *add(Node *x, Node *y) { return mk2(IR, OP_ADD, x, y); }
+static Node *mul(Node *x, Node *y) { return mk2(IR, OP_MUL, x, y); }
+static Node *mm(Node *x, Node *y) { return mk2(IR, OP_MATMUL, x, y); }
+static Node *k(double v) { return mk_const(IR, v); }
+
+static void test_hash_consing(void)
+{
+    Node *x = mk_input(IR, 0, vec(0)), *y = mk_input(IR, 1, vec(0));
+    CHECK(x == mk_input(IR, 0, vec(0)));
+    CHECK(x != y);
+    CHECK(ir_node(IR, OP_EXP, x->shape, x, NULL, 0, 0) == ir_node(IR, OP_EXP, x->shape, x, NULL, 0, 0));
+    CHECK(add(x, y) == add(y, x));                  /* commutative operands in one order */
+    CHECK(k(0.5) == k(0.5) && k(0.5) != k(0.25));
+    CHECK(IR->nodes.data[x->id] == x);
+    /* children are older than parents */
+    Node *e = mk1(IR, OP_EXP, add(x, y));
+    CHECK(e->args[0]->id < e->id);
+}
+
+static void test_slot_sets(void)
+{
+    int s1 = ir_slot(IR, "a", vec(0)), s2 = ir_slot(IR, "b", vec(0));
+    Node *a = mk_slot(IR, s1), *b = mk_slot(IR, s2), *x = mk_input(IR, 0, vec(0));
+    Node *e = add(mul(a, x), mk1(IR, OP_SIN, b));
+    CHECK(e->nslots == 2 && e->slots[0] == s1 && e->slots[1] == s2);
+    CHECK(node_reads_slot(e, s1) && node_reads_slot(e, s2) && !node_reads_slot(x, s1));
+    CHECK(mul(a, add(a, x))->nslots == 1);
+}
+
+static void test_shapes(void)
+{
+    CHECK(shape_eq(vec(0), vec(0)) && !shape_eq(vec(0), vec(1)));
+    CHECK(!dim_eq(dim_sym(0), dim_lit(3)));
+    CHECK(shape_is_scalar(shape_scalar()) && !shape_is_scalar(vec(0)));
+    const char *names[] = {"n", "m"};
+    CHECK(strcmp(shape_str(A, mat(0, 1), names), "[n, m]") == 0);
+    CHECK(strcmp(shape_str(A, vec(1), names), "[m]") == 0);
+    CHECK(strcmp(shape_str(A, shape_scalar(), names), "scalar") == 0);
+    Node *M = mk_input(IR, 2, mat(1, 0)), *x = mk_input(IR, 0, vec(0));
+    CHECK(shape_eq(mm(M, x)->shape, vec(1)));
+    CHECK(shape_eq(T(M)->shape, mat(0, 1)));
+    CHECK(shape_is_scalar(mk1(IR, OP_SUM, M)->shape));
+    CHECK(shape_eq(mk1(IR, OP_DIAGM, x)->shape, mat(0, 0)));
+}
+
+static void test_simplifier(void)
+{
+    Node *x = mk_input(IR, 0, vec(0)), *y = mk_input(IR, 1, vec(0));
+    Node *S = mk_input(IR, 3, mat(0, 0)), *B = mk_input(IR, 4, mat(0, 0));
+    CHECK(add(mul(k(2), x), mul(k(2), x)) == mul(k(4), x));     /* like terms */
+    CHECK(add(x, x) == mul(k(2), x));
+    CHECK(mk2(IR, OP_SUB, x, x) == mk_zero(IR, vec(0)));
+    CHECK(add(k(2), k(3)) == k(5));                              /* folding */
+    CHECK(mk1(IR, OP_EXP, k(0)) == k(1));
+    CHECK(mul(k(1), x) == x && mul(k(0), x) == mk_zero(IR, vec(0)));
+    CHECK(add(mk_zero(IR, vec(0)), x) == x);
+    CHECK(mul(k(3), mul(k(2), x)) == mul(k(6), x));              /* factors combine */
+    CHECK(mk1(IR, OP_NEG, mk1(IR, OP_NEG, x)) == x);
+    CHECK(T(T(S)) == S);                                          /* (A')' = A */
+    CHECK(T(mm(T(S), B)) == mm(T(B), S));                         /* (A'B)' = B'A */
+    CHECK(T(mm(S, B)) == mk1(IR, OP_TRANSPOSE, mm(S, B)));        /* kept: shares A*B */
+    CHECK(mm(mul(k(2), S), x) == mul(k(2), mm(S, x)));            /* scalars out */
+    CHECK(add(mm(S, x), mm(T(S), x)) == mm(add(S, T(S)), x));     /* Ax + A'x = (A + A')x */
+    CHECK(mm(mk_eye(IR, dim_sym(0)), x) == x);
+    /* a broadcast next to a full operand is the scalar itself */
+    Node *s = mk_input(IR, 5, shape_scalar());
+    Node *bs = mk2(IR, OP_MUL, s, mk_fill(IR, 1.0, vec(0)));
+    CHECK(mul(bs, y) == mul(s, y));
+    CHECK(mul(mk_fill(IR, 2.0, vec(0)), y) == mul(k(2), y));
+    /* norm(x)^2 = dot(x, x) */
+    CHECK(mk2(IR, OP_POW, mk1(IR, OP_NORM, x), k(2)) ==
+          mk1(IR, OP_SUM, mk2(IR, OP_POW, x, k(2))));
+    CHECK(mk1(IR, OP_SUM, mul(k(3), x)) == mul(k(3), mk1(IR, OP_SUM, x)));
+}
+
+/* ---- programs from text ---- */
+
+static Module *compile(const char *text)
+{
+    Source *src = source_from_string(A, "test.expr", text);
+    Ast *ast = parse_source(A, src);
+    Module *m = ast ? check_program(A, ast) : NULL;
+    if (m)
+        diff_reverse(m);
+    return m;
+}
+
+static Node *input(Module *m, const char *name)
+{
+    for (int i = 0; i < m->ninputs; i++)
+        if (strcmp(m->inputs[i].name, name) == 0)
+            return mk_input(m->ir, i, m->inputs[i].shape);
+    return NULL;
+}
+
+static void test_derivatives(void)
+{
+    Module *m = compile("input x[n]\ny = 2*dot(x, x)\n");
+    CHECK(m && m->grad.grads[0] == mk2(m->ir, OP_MUL, mk_const(m->ir, 4), input(m, "x")));
+
+    m = compile("input A[n, n]\ninput x[n]\nf = x' * A * x\nwrt x\n");
+    if (m) {
+        Ir *ir = m->ir;
+        Node *Am = input(m, "A"), *xv = input(m, "x");
+        CHECK(m->grad.grads[0] ==
+              mk2(ir, OP_MATMUL, mk2(ir, OP_ADD, Am, mk1(ir, OP_TRANSPOSE, Am)), xv));
+    }
+
+    m = compile("input X[m, n]\nf = norm(X)^2\n");
+    CHECK(m && m->grad.grads[0] == mk2(m->ir, OP_MUL, mk_const(m->ir, 2), input(m, "X")));
+
+    /* detach blocks the adjoint: d sum(detach(x.*x) .* x)/dx = detach(x.^2) */
+    m = compile("input x[n]\nu = detach(x .* x)\ns = sum(u .* x)\n");
+    CHECK(m && m->grad.grads[0] ==
+                   mk1(m->ir, OP_DETACH, mk2(m->ir, OP_POW, input(m, "x"), mk_const(m->ir, 2))));
+
+    /* an input the output does not use has a zero gradient */
+    m = compile("input x[n]\ninput z[n]\ny = sum(x)\n");
+    CHECK(m && node_is_zero(m->grad.grads[1]));
+}
+
+/* Reverse mode stays linear in the program: a 1,000-step chain. */
+static void test_chain_is_linear(void)
+{
+    size_t cap = 64 * 1024, len = 0;
+    char *text = arena_alloc(A, cap);
+    len += (size_t)snprintf(text + len, cap - len, "input x[n]\nv0 = x\n");
+    for (int i = 1; i <= 1000; i++)
+        len += (size_t)snprintf(text + len, cap - len, "v%d = sin(v%d) + v%d\n", i, i - 1, i - 1);
+    snprintf(text + len, cap - len, "y = sum(v1000)\n");
+    Source *src = source_from_string(A, "chain.expr", text);
+    Ast *ast = parse_source(A, src);
+    Module *m = ast ? check_program(A, ast) : NULL;
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    int before = m->ir->nnodes;
+    diff_reverse(m);
+    int added = m->ir->nnodes - before;
+    CHECK(added < 10 * before);   /* a handful of adjoint nodes per forward node */
+}
+
+int main(void)
+{
+    A = arena_new();
+    IR = ir_new(A);
+    test_hash_consing();
+    test_slot_sets();
+    test_shapes();
+    test_simplifier();
+    test_derivatives();
+    test_chain_is_linear();
+    arena_free(A);
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    else
+        puts("test_ir: all checks passed");
+    return failures != 0;
+}
