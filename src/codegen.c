@@ -1,2 +1,1551 @@
-/* codegen.c — placeholder until its stage lands. */
-#include "gradc.h"
+/* codegen.c — a Func (forward or gradient) as an LLVM function with the ABI
+ * of spec §7, through the LLVM-C API.
+ *
+ * Values.  A 1×1 node is an SSA double.  Any other node is either
+ * materialised in a buffer (row-major, in the caller's `work`) or, when it is
+ * elementwise and has exactly one consumer that reads it elementwise, fused:
+ * its entries are computed inline inside the consumer's loop (elem), so an
+ * elementwise chain is one loop and no buffer.  A value is cached per node
+ * while it is valid: computing in a branch or loop body opens a scope whose
+ * values are dropped at its end (they do not dominate what follows), and
+ * writing a slot drops every cached value that reads it (node->slots).  A
+ * materialised node has one buffer wherever it is computed: a valid cache
+ * entry means nothing has overwritten it since.
+ *
+ * Memory.  Every buffer (non-scalar slots, materialised nodes, LAPACK
+ * scratch, SET shadows) has a size that depends on the dimensions only, so
+ * its offset in `work` is computed at entry (layout, shared with
+ * NAME_work_size).  Scalar slots are allocas (promoted to registers).  Size
+ * arithmetic is checked for overflow: GRADC_EDIM.
+ *
+ * Each function is generated as an internal `impl` with one signature
+ * (dims, inputs, cotangent, out, grads, flags, work, where); the ABI
+ * functions and the JIT's entries are thin wrappers around it. */
+#include "codegen.h"
+
+#include <gradc/runtime.h>
+#include <math.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <string.h>
+
+enum { LANES = 4, BLAS_MIN = 32 };
+
+/* A buffer of a*b doubles, plus a more when plus_a (LAPACK pivots). */
+typedef struct Buf {
+    Dim a, b;
+    bool plus_a;
+} Buf;
+
+/* The static plan of one Func: which nodes are reached, fused, buffered. */
+typedef struct Plan {
+    const Func *f;
+    bool grad;
+    Node **nodes;         /* reached nodes, by id (NULL: not reached) */
+    int *uses;            /* consumers, counting statement roots */
+    bool *nofuse;         /* some consumer needs the node as a buffer */
+    int *buf, *scratch;   /* per node: buffer index or -1 */
+    int *slotbuf, *shadow;/* per slot: buffer index or -1 */
+    bool *slotused;
+    int onesbuf;          /* all-ones cotangent when the caller passes NULL */
+    VEC(Buf) bufs;
+    VEC(Shape) shapes;    /* every shape, for the overflow check */
+    bool tape;
+} Plan;
+
+typedef struct Val {
+    LLVMValueRef v;       /* a double, or a pointer to the entries */
+    int level;            /* scope depth where it was computed */
+} Val;
+
+typedef struct Cg {
+    const Module *m;
+    Arena *a;
+    Plan *p;
+    CgInfo *info;
+    int64_t max_iter;
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */
+    LLVMTypeRef f64, i64, i32, i8, i1, ptr;
+    LLVMValueRef fn;
+    LLVMValueRef *dims, *inputs, cot, out, *grads, flags, work, where;
+    LLVMValueRef *bufp, *slotvar, status, tape, one;
+    LLVMBasicBlockRef cleanup;
+    Val *cache;
+    int depth;
+    bool failed;
+} Cg;
+
+static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
+static OpKind kind_of(const Node *n) { return op_info[n->op].kind; }
+
+static void internal(Cg *c, const char *what)
+{
+    if (!c->failed)
+        diag_plain("internal error in code generation: %s", what);
+    c->failed = true;
+}
+
+/* ===================================================================== */
+/* Planning                                                              */
+/* ===================================================================== */
+
+/* Does p read its arguments entry by entry (so they can be fused into it)? */
+static bool fuses_args(const Node *p)
+{
+    if (p->op == OP_SUM || p->op == OP_NORM)
+        return true;
+    return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
+}
+
+static bool is_fused(const Plan *p, const Node *n)
+{
+    if (is_scalar(n) || p->nofuse[n->id])
+        return false;
+    if (n->op == OP_FILL)
+        return true;
+    return (kind_of(n) == OK_U || kind_of(n) == OK_B) && p->uses[n->id] == 1;
+}
+
+/* A transpose of a vector is its argument's memory. */
+static bool is_alias(const Node *n)
+{
+    return n->op == OP_TRANSPOSE && !is_scalar(n) &&
+           (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
+}
+
+static void visit(Plan *p, Node *n)
+{
+    if (p->nodes[n->id])
+        return;
+    p->nodes[n->id] = n;
+    for (int i = 0; i < n->nargs; i++) {
+        visit(p, n->args[i]);
+        p->uses[n->args[i]->id]++;
+        if (!fuses_args(n))
+            p->nofuse[n->args[i]->id] = true;
+    }
+}
+
+static void root(Plan *p, Node *n, bool store)
+{
+    visit(p, n);
+    p->uses[n->id]++;
+    if (!store)
+        p->nofuse[n->id] = true;
+}
+
+static void plan_slot(Plan *p, int s) { if (s >= 0) p->slotused[s] = true; }
+
+static void plan_assign(Plan *p, const Module *m, int n, const int *slots, Node **vals)
+{
+    for (int i = 0; i < n; i++) {
+        root(p, vals[i], true);
+        plan_slot(p, slots[i]);
+        if (n > 1 && !shape_is_scalar(m->ir->slots.data[slots[i]].shape))
+            p->shadow[slots[i]] = 0; /* needed; given a buffer later */
+    }
+}
+
+static void plan_block(Plan *p, const Module *m, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        switch (s->kind) {
+        case S_SET: plan_assign(p, m, s->n, s->slots, s->vals); break;
+        case S_IF:
+            root(p, s->cond, false);
+            plan_block(p, m, s->then_block);
+            plan_assign(p, m, s->n, s->slots, s->then_vals);
+            plan_block(p, m, s->else_block);
+            plan_assign(p, m, s->n, s->slots, s->else_vals);
+            break;
+        case S_WHILE:
+        case S_FOR:
+            plan_assign(p, m, s->n, s->slots, s->vals);
+            root(p, s->kind == S_WHILE ? s->cond : s->count, false);
+            plan_slot(p, s->count_slot);
+            plan_slot(p, s->index_slot);
+            plan_block(p, m, s->body);
+            plan_assign(p, m, s->n, s->slots, s->next);
+            break;
+        case S_PUSH:
+            p->tape = true;
+            for (int j = 0; j < s->n; j++)
+                root(p, s->vals[j], false);
+            break;
+        case S_POP:
+            p->tape = true;
+            for (int j = 0; j < s->n; j++)
+                plan_slot(p, s->slots[j]);
+            break;
+        }
+    }
+}
+
+static int add_buf(Plan *p, Arena *a, Dim d1, Dim d2, bool plus)
+{
+    vec_push(a, &p->bufs, ((Buf){d1, d2, plus}));
+    return p->bufs.len - 1;
+}
+
+static void add_shape(Plan *p, Arena *a, Shape s)
+{
+    for (int i = 0; i < p->shapes.len; i++)
+        if (shape_eq(p->shapes.data[i], s))
+            return;
+    vec_push(a, &p->shapes, s);
+}
+
+static bool needs_buf(const Plan *p, const Node *n)
+{
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n))
+        return false;
+    return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
+}
+
+static Plan *plan_func(const Module *m, const Func *f, bool grad)
+{
+    Arena *a = m->arena;
+    int nn = m->ir->nnodes, ns = m->ir->slots.len;
+    Plan *p = arena_alloc(a, sizeof *p);
+    p->f = f;
+    p->grad = grad;
+    p->nodes = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
+    p->uses = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->nofuse = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
+    p->buf = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->scratch = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->slotbuf = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    p->shadow = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    p->slotused = arena_alloc(a, sizeof(bool) * (size_t)(ns + 1));
+    p->onesbuf = -1;
+    for (int i = 0; i < ns; i++)
+        p->shadow[i] = -1;
+
+    plan_block(p, m, f->body);
+    root(p, f->value, true);
+    for (int i = 0; f->grads && i < m->nwrt; i++)
+        root(p, f->grads[i], true);
+
+    for (int i = 0; i < m->ninputs; i++)
+        add_shape(p, a, m->inputs[i].shape);
+    for (int i = 0; i < nn; i++) {
+        Node *n = p->nodes[i];
+        p->buf[i] = p->scratch[i] = -1;
+        if (!n)
+            continue;
+        add_shape(p, a, n->shape);
+        if (n->op == OP_SLOT)
+            p->slotused[n->index] = true;
+        if (needs_buf(p, n))
+            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
+            p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
+        if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)
+            p->onesbuf = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+    }
+    for (int s = 0; s < ns; s++) {
+        Shape sh = m->ir->slots.data[s].shape;
+        p->slotbuf[s] = -1;
+        if (!p->slotused[s])
+            continue;
+        add_shape(p, a, sh);
+        if (!shape_is_scalar(sh)) {
+            p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
+            if (p->shadow[s] == 0)
+                p->shadow[s] = add_buf(p, a, sh.rows, sh.cols, false);
+        }
+    }
+    return p;
+}
+
+/* ===================================================================== */
+/* LLVM helpers                                                          */
+/* ===================================================================== */
+
+static LLVMValueRef cf(Cg *c, double v) { return LLVMConstReal(c->f64, v); }
+static LLVMValueRef ci(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+
+static LLVMBasicBlockRef block(Cg *c, const char *name)
+{
+    return LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+}
+
+static void enter(Cg *c, LLVMBasicBlockRef bb) { LLVMPositionBuilderAtEnd(c->b, bb); }
+
+static LLVMValueRef alloca_(Cg *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->ab, t, ""); }
+
+static LLVMValueRef at(Cg *c, LLVMValueRef p, LLVMValueRef k)
+{
+    return LLVMBuildInBoundsGEP2(c->b, c->f64, p, &k, 1, "");
+}
+static LLVMValueRef load(Cg *c, LLVMValueRef p, LLVMValueRef k)
+{
+    return LLVMBuildLoad2(c->b, c->f64, at(c, p, k), "");
+}
+static void store(Cg *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef k)
+{
+    LLVMBuildStore(c->b, v, at(c, p, k));
+}
+
+static LLVMValueRef add(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildAdd(c->b, x, y, ""); }
+static LLVMValueRef mul(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildMul(c->b, x, y, ""); }
+static LLVMValueRef fplus(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFAdd(c->b, x, y, ""); }
+
+/* A declared external function (libm, the runtime, libc). */
+static LLVMValueRef callf(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *pt, int n,
+                          LLVMValueRef *args)
+{
+    LLVMTypeRef ft = LLVMFunctionType(ret, pt, (unsigned)n, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (!f)
+        f = LLVMAddFunction(c->mod, name, ft);
+    return LLVMBuildCall2(c->b, ft, f, args, (unsigned)n, "");
+}
+
+static LLVMValueRef libm(Cg *c, const char *name, int n, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMTypeRef pt[2] = {c->f64, c->f64};
+    LLVMValueRef args[2] = {x, y};
+    return callf(c, name, c->f64, pt, n, args);
+}
+
+static LLVMValueRef intrinsic(Cg *c, const char *name, LLVMTypeRef t, int n, LLVMValueRef *args)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, &t, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, &t, 1);
+    return LLVMBuildCall2(c->b, ft, f, args, (unsigned)n, "");
+}
+
+static LLVMValueRef fcmp(Cg *c, LLVMRealPredicate p, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildFCmp(c->b, p, x, y, "");
+}
+static LLVMValueRef sel(Cg *c, LLVMValueRef t, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildSelect(c->b, t, x, y, "");
+}
+static LLVMValueRef b2f(Cg *c, LLVMValueRef t) { return LLVMBuildUIToFP(c->b, t, c->f64, ""); }
+
+/* A counted loop i = lo .. hi-1; loop_end closes it. */
+typedef struct Loop {
+    LLVMBasicBlockRef head, exit;
+    LLVMValueRef i;
+} Loop;
+
+static LLVMValueRef loop_begin(Cg *c, Loop *l, LLVMValueRef lo, LLVMValueRef hi)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b), body = block(c, "body");
+    l->head = block(c, "head");
+    l->exit = block(c, "exit");
+    LLVMBuildBr(c->b, l->head);
+    enter(c, l->head);
+    l->i = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMAddIncoming(l->i, &lo, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->i, hi, ""), body, l->exit);
+    enter(c, body);
+    return l->i;
+}
+
+static void loop_end(Cg *c, Loop *l)
+{
+    LLVMValueRef next = add(c, l->i, ci(c, 1));
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(l->i, &next, &from, 1);
+    LLVMBuildBr(c->b, l->head);
+    enter(c, l->exit);
+}
+
+static LLVMValueRef dimv(Cg *c, Dim d) { return d.sym >= 0 ? c->dims[d.sym] : ci(c, d.n); }
+static LLVMValueRef rows(Cg *c, const Node *n) { return dimv(c, n->shape.rows); }
+static LLVMValueRef cols(Cg *c, const Node *n) { return dimv(c, n->shape.cols); }
+static LLVMValueRef count(Cg *c, const Node *n) { return mul(c, rows(c, n), cols(c, n)); }
+
+/* Leaves the function with status (cleanup frees what we own). */
+static void fail_with(Cg *c, int status)
+{
+    LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)status, 0), c->status);
+    LLVMBuildBr(c->b, c->cleanup);
+}
+
+/* ===================================================================== */
+/* Elementwise operators                                                 */
+/* ===================================================================== */
+
+/* Each is the exact formula of ir.c's scalar function, so compiled code and
+ * the interpreter agree bit for bit. */
+static LLVMValueRef e_sigmoid(Cg *c, LLVMValueRef x)
+{
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, intrinsic(c, "llvm.fabs", c->f64, 1, &x), ""), NULL);
+    LLVMValueRef den = fplus(c, cf(c, 1), e);
+    return sel(c, fcmp(c, LLVMRealOGE, x, cf(c, 0)), LLVMBuildFDiv(c->b, cf(c, 1), den, ""),
+               LLVMBuildFDiv(c->b, e, den, ""));
+}
+static LLVMValueRef e_softplus(Cg *c, LLVMValueRef x)
+{
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, intrinsic(c, "llvm.fabs", c->f64, 1, &x), ""), NULL);
+    return fplus(c, sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), x, cf(c, 0)), libm(c, "log1p", 1, e, NULL));
+}
+static LLVMValueRef e_relu(Cg *c, LLVMValueRef x) { return sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), x, cf(c, 0)); }
+static LLVMValueRef e_sign(Cg *c, LLVMValueRef x)
+{
+    return sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), cf(c, 1),
+               sel(c, fcmp(c, LLVMRealOLT, x, cf(c, 0)), cf(c, -1), cf(c, 0)));
+}
+static LLVMValueRef e_not(Cg *c, LLVMValueRef x) { return b2f(c, fcmp(c, LLVMRealOEQ, x, cf(c, 0))); }
+static LLVMValueRef e_neg(Cg *c, LLVMValueRef x) { return LLVMBuildFNeg(c->b, x, ""); }
+static LLVMValueRef e_id(Cg *c, LLVMValueRef x) { (void)c; return x; }
+static LLVMValueRef e_sqrt(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.sqrt", c->f64, 1, &x); }
+static LLVMValueRef e_abs(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.fabs", c->f64, 1, &x); }
+
+static LLVMValueRef (*const emit1[OP_COUNT])(Cg *, LLVMValueRef) = {
+    [OP_NEG] = e_neg, [OP_SQRT] = e_sqrt, [OP_ABS] = e_abs, [OP_SIGMOID] = e_sigmoid,
+    [OP_RELU] = e_relu, [OP_SOFTPLUS] = e_softplus, [OP_SIGN] = e_sign, [OP_NOT] = e_not,
+    [OP_DETACH] = e_id,
+};
+/* the rest call libm, as ir.c does */
+static const char *const libm1[OP_COUNT] = {
+    [OP_EXP] = "exp", [OP_LOG] = "log", [OP_SIN] = "sin", [OP_COS] = "cos",
+    [OP_TAN] = "tan", [OP_TANH] = "tanh", [OP_LOG1P] = "log1p",
+};
+
+static LLVMValueRef e_add(Cg *c, LLVMValueRef x, LLVMValueRef y) { return fplus(c, x, y); }
+static LLVMValueRef e_sub(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFSub(c->b, x, y, ""); }
+static LLVMValueRef e_mul(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFMul(c->b, x, y, ""); }
+static LLVMValueRef e_div(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFDiv(c->b, x, y, ""); }
+/* 0 where b == 0 (an adjoint of x/b that must not make NaN from 0/0) */
+static LLVMValueRef e_divsafe(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return sel(c, fcmp(c, LLVMRealOEQ, y, cf(c, 0)), cf(c, 0), LLVMBuildFDiv(c->b, x, y, ""));
+}
+static LLVMValueRef e_pow(Cg *c, LLVMValueRef x, LLVMValueRef y) { return libm(c, "pow", 2, x, y); }
+static LLVMValueRef e_max(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOGT, x, y), x, y); }
+static LLVMValueRef e_min(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOLT, x, y), x, y); }
+static LLVMValueRef e_and(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return b2f(c, LLVMBuildAnd(c->b, fcmp(c, LLVMRealUNE, x, cf(c, 0)), fcmp(c, LLVMRealUNE, y, cf(c, 0)), ""));
+}
+static LLVMValueRef e_or(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return b2f(c, LLVMBuildOr(c->b, fcmp(c, LLVMRealUNE, x, cf(c, 0)), fcmp(c, LLVMRealUNE, y, cf(c, 0)), ""));
+}
+
+static LLVMValueRef (*const emit2[OP_COUNT])(Cg *, LLVMValueRef, LLVMValueRef) = {
+    [OP_ADD] = e_add, [OP_SUB] = e_sub, [OP_MUL] = e_mul, [OP_DIV] = e_div, [OP_DIVSAFE] = e_divsafe, [OP_POW] = e_pow,
+    [OP_MAX] = e_max, [OP_MIN] = e_min, [OP_AND] = e_and, [OP_OR] = e_or,
+};
+/* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
+static const LLVMRealPredicate cmp_pred[OP_COUNT] = {
+    [OP_LT] = LLVMRealOLT, [OP_LE] = LLVMRealOLE, [OP_GT] = LLVMRealOGT,
+    [OP_GE] = LLVMRealOGE, [OP_EQ] = LLVMRealOEQ, [OP_NE] = LLVMRealUNE,
+};
+
+static LLVMValueRef apply1(Cg *c, Op op, LLVMValueRef x)
+{
+    if (emit1[op])
+        return emit1[op](c, x);
+    if (libm1[op])
+        return libm(c, libm1[op], 1, x, NULL);
+    internal(c, arena_printf(c->a, "no code for unary operator %s", op_info[op].name));
+    return cf(c, 0);
+}
+
+static LLVMValueRef apply2(Cg *c, Op op, LLVMValueRef x, LLVMValueRef y)
+{
+    if (emit2[op])
+        return emit2[op](c, x, y);
+    if (cmp_pred[op])
+        return b2f(c, fcmp(c, cmp_pred[op], x, y));
+    internal(c, arena_printf(c->a, "no code for binary operator %s", op_info[op].name));
+    return cf(c, 0);
+}
+
+/* ===================================================================== */
+/* The value cache                                                       */
+/* ===================================================================== */
+
+static void scope_push(Cg *c) { c->depth++; }
+
+static void scope_pop(Cg *c)
+{
+    for (int i = 0; i < c->m->ir->nnodes; i++)
+        if (c->cache[i].v && c->cache[i].level >= c->depth)
+            c->cache[i].v = NULL;
+    c->depth--;
+}
+
+/* Drops every value that reads a slot marked in written[]. */
+static void invalidate(Cg *c, const bool *written)
+{
+    for (int i = 0; i < c->m->ir->nnodes; i++) {
+        const Node *n = c->p->nodes[i];
+        if (!c->cache[i].v)
+            continue;
+        for (int j = 0; j < n->nslots; j++)
+            if (written[n->slots[j]]) {
+                c->cache[i].v = NULL;
+                break;
+            }
+    }
+}
+
+static void invalidate_slot(Cg *c, int s)
+{
+    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
+    w[s] = true;
+    invalidate(c, w);
+}
+
+/* Marks every slot s writes, its nested statements included. */
+static void mark_written(const Stmt *s, bool *w);
+static void mark_block(const Block *b, bool *w)
+{
+    for (int i = 0; b && i < b->n; i++)
+        mark_written(b->stmts[i], w);
+}
+static void mark_written(const Stmt *s, bool *w)
+{
+    if (s->kind != S_PUSH)
+        for (int i = 0; i < s->n; i++)
+            w[s->slots[i]] = true;
+    if (s->index_slot >= 0)
+        w[s->index_slot] = true;
+    if (s->count_slot >= 0)
+        w[s->count_slot] = true;
+    mark_block(s->then_block, w);
+    mark_block(s->else_block, w);
+    mark_block(s->body, w);
+}
+
+/* ===================================================================== */
+/* Nodes                                                                 */
+/* ===================================================================== */
+
+static LLVMValueRef get(Cg *c, Node *n);
+
+/* Makes every non-fused value a fused node reads available, so its entries
+ * can then be computed inside a loop without computing anything else. */
+static void prepare(Cg *c, Node *n)
+{
+    if (!is_fused(c->p, n)) {
+        get(c, n);
+        return;
+    }
+    for (int i = 0; i < n->nargs; i++)
+        prepare(c, n->args[i]);
+}
+
+static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k);
+
+/* Entry k of an elementwise node from its arguments' entries (a 1×1
+ * argument broadcasts). */
+static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
+{
+    if (n->op == OP_FILL)
+        return cf(c, n->num);
+    if (kind_of(n) == OK_U)
+        return apply1(c, n->op, elem(c, n->args[0], k));
+    return apply2(c, n->op, elem(c, n->args[0], k), elem(c, n->args[1], k));
+}
+
+static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
+{
+    if (is_fused(c->p, n))
+        return elem_op(c, n, k);
+    if (!c->cache[n->id].v)
+        internal(c, "value used before it was prepared");
+    LLVMValueRef v = get(c, n);
+    return is_scalar(n) ? v : load(c, v, k);
+}
+
+/* A pointer to n's entries: a 1×1 value is stored to a stack slot. */
+static LLVMValueRef argbuf(Cg *c, Node *n)
+{
+    LLVMValueRef v = get(c, n);
+    if (!is_scalar(n))
+        return v;
+    LLVMValueRef p = alloca_(c, c->f64);
+    LLVMBuildStore(c->b, v, p);
+    return p;
+}
+
+/* Sum of f(k) for k in [0, count).  Rounding: LANES partial sums
+ * s_l = f(l) + f(l+LANES) + … run over the first count - count % LANES
+ * entries, are combined as (s0 + s1) + (s2 + s3), and the remaining entries
+ * are then added one by one.  The partial sums are independent chains, so
+ * the loop vectorises without fast-math (no reassociation is needed); the
+ * result differs from a left-to-right sum by rounding only, within the usual
+ * summation bound (count · eps · sum |f|). */
+typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
+
+static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
+{
+    LLVMValueRef acc[LANES], t = alloca_(c, c->f64);
+    for (int l = 0; l < LANES; l++) {
+        acc[l] = alloca_(c, c->f64);
+        LLVMBuildStore(c->b, cf(c, 0), acc[l]);
+    }
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, LANES), "");
+    Loop lp;
+    LLVMValueRef i = loop_begin(c, &lp, ci(c, 0), blocks);
+    LLVMValueRef base = mul(c, i, ci(c, LANES));
+    for (int l = 0; l < LANES; l++) {
+        LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
+        LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
+    }
+    loop_end(c, &lp);
+    LLVMValueRef s[LANES];
+    for (int l = 0; l < LANES; l++)
+        s[l] = LLVMBuildLoad2(c->b, c->f64, acc[l], "");
+    LLVMBuildStore(c->b, fplus(c, fplus(c, s[0], s[1]), fplus(c, s[2], s[3])), t);
+    i = loop_begin(c, &lp, mul(c, blocks, ci(c, LANES)), n);
+    LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
+    loop_end(c, &lp);
+    return LLVMBuildLoad2(c->b, c->f64, t, "");
+}
+
+/* max over k of p[k] (NaN entries skipped; -inf when empty) */
+static LLVMValueRef reduce_max(Cg *c, LLVMValueRef p, LLVMValueRef n)
+{
+    LLVMValueRef m = alloca_(c, c->f64);
+    LLVMBuildStore(c->b, cf(c, -INFINITY), m);
+    Loop lp;
+    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
+    LLVMBuildStore(c->b, e_max(c, load(c, p, k), LLVMBuildLoad2(c->b, c->f64, m, "")), m);
+    loop_end(c, &lp);
+    return LLVMBuildLoad2(c->b, c->f64, m, "");
+}
+
+typedef struct Two {
+    Cg *c;
+    LLVMValueRef p, q, stride, shift;
+} Two;
+
+static LLVMValueRef f_elem(Cg *c, void *n, LLVMValueRef k) { return elem(c, n, k); }
+static LLVMValueRef f_square(Cg *c, void *n, LLVMValueRef k)
+{
+    LLVMValueRef x = elem(c, n, k);
+    return LLVMBuildFMul(c->b, x, x, "");
+}
+/* p[k * stride] (the diagonal with stride n + 1) */
+static LLVMValueRef f_strided(Cg *c, void *t, LLVMValueRef k)
+{
+    Two *w = t;
+    return load(c, w->p, mul(c, k, w->stride));
+}
+/* p[k] * q[k] */
+static LLVMValueRef f_dot(Cg *c, void *t, LLVMValueRef k)
+{
+    Two *w = t;
+    return LLVMBuildFMul(c->b, load(c, w->p, k), load(c, w->q, k), "");
+}
+/* exp(p[k] - shift) */
+static LLVMValueRef f_expshift(Cg *c, void *t, LLVMValueRef k)
+{
+    Two *w = t;
+    return libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, w->p, k), w->shift, ""), NULL);
+}
+
+static LLVMValueRef gen_logsumexp(Cg *c, Node *n)
+{
+    Node *x = n->args[0];
+    LLVMValueRef p = argbuf(c, x), len = count(c, x);
+    LLVMValueRef m = reduce_max(c, p, len);
+    Two w = {c, p, NULL, NULL, m};
+    LLVMValueRef s = reduce_sum(c, len, f_expshift, &w);
+    LLVMValueRef r = fplus(c, m, libm(c, "log", 1, s, NULL));
+    /* all -inf (or empty): -inf; a +inf entry: +inf — not inf - inf = NaN */
+    LLVMValueRef inf = fcmp(c, LLVMRealOEQ, e_abs(c, m), cf(c, INFINITY));
+    return sel(c, inf, m, r);
+}
+
+/* M ops whose result is 1×1 and computed as a value. */
+static LLVMValueRef gen_reduction(Cg *c, Node *n)
+{
+    Node *x = n->args[0];
+    switch (n->op) {
+    case OP_SUM:
+        prepare(c, x);
+        return reduce_sum(c, count(c, x), f_elem, x);
+    case OP_NORM:
+        prepare(c, x);
+        return e_sqrt(c, reduce_sum(c, count(c, x), f_square, x));
+    case OP_TRACE: {
+        Two w = {c, argbuf(c, x), NULL, add(c, rows(c, x), ci(c, 1)), NULL};
+        return reduce_sum(c, rows(c, x), f_strided, &w);
+    }
+    case OP_LOGSUMEXP:
+        return gen_logsumexp(c, n);
+    case OP_MATMUL: {
+        Two w = {c, argbuf(c, x), argbuf(c, n->args[1]), NULL, NULL};
+        return reduce_sum(c, cols(c, x), f_dot, &w);
+    }
+    case OP_DET:
+    case OP_LOGDET: {
+        LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
+        LLVMValueRef args[3] = {rows(c, x), argbuf(c, x), c->bufp[c->p->scratch[n->id]]};
+        return callf(c, n->op == OP_DET ? "gradc_det" : "gradc_logdet", c->f64, pt, 3, args);
+    }
+    default:
+        return NULL;
+    }
+}
+
+static void zero(Cg *c, LLVMValueRef p, LLVMValueRef ndoubles)
+{
+    LLVMBuildMemSet(c->b, p, LLVMConstInt(c->i8, 0, 0), mul(c, ndoubles, ci(c, 8)), 8);
+}
+
+static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
+{
+    Node *x = n->args[0], *y = n->args[1];
+    LLVMValueRef A = argbuf(c, x), B = argbuf(c, y);
+    LLVMValueRef r = rows(c, n), k = cols(c, x), m = cols(c, n);
+    Loop li, lj, lp;
+    if (dim_eq(n->shape.cols, dim_lit(1))) {
+        /* matrix × vector: a dot product per row */
+        LLVMValueRef i = loop_begin(c, &li, ci(c, 0), r);
+        Two w = {c, at(c, A, mul(c, i, k)), B, NULL, NULL};
+        store(c, reduce_sum(c, k, f_dot, &w), out, i);
+        loop_end(c, &li);
+        return;
+    }
+    LLVMBasicBlockRef done = block(c, "mm.done");
+    bool small = (n->shape.rows.sym < 0 && n->shape.rows.n < BLAS_MIN) ||
+                 (n->shape.cols.sym < 0 && n->shape.cols.n < BLAS_MIN) ||
+                 (x->shape.cols.sym < 0 && x->shape.cols.n < BLAS_MIN);
+    if (!small) {
+        /* large products: OpenBLAS, decided at run time */
+        LLVMBasicBlockRef blas = block(c, "mm.blas"), loops = block(c, "mm.loops");
+        LLVMValueRef big = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, r, ci(c, BLAS_MIN), ""),
+                                        LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, k, ci(c, BLAS_MIN), ""),
+                                                     LLVMBuildICmp(c->b, LLVMIntSGE, m, ci(c, BLAS_MIN), ""), ""), "");
+        LLVMBuildCondBr(c->b, big, blas, loops);
+        enter(c, blas);
+        LLVMTypeRef pt[6] = {c->i64, c->i64, c->i64, c->ptr, c->ptr, c->ptr};
+        LLVMValueRef args[6] = {r, m, k, A, B, out};
+        callf(c, "gradc_dgemm", LLVMVoidTypeInContext(c->ctx), pt, 6, args);
+        LLVMBuildBr(c->b, done);
+        enter(c, loops);
+    }
+    /* i-p-j order: each out entry sums its products in p order (as a plain
+     * dot product would) while the inner loop over j vectorises */
+    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), r);
+    LLVMValueRef orow = at(c, out, mul(c, i, m));
+    zero(c, orow, m);
+    LLVMValueRef p = loop_begin(c, &lp, ci(c, 0), k);
+    LLVMValueRef aip = load(c, A, add(c, mul(c, i, k), p));
+    LLVMValueRef brow = at(c, B, mul(c, p, m));
+    LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), m);
+    store(c, fplus(c, load(c, orow, j), LLVMBuildFMul(c->b, aip, load(c, brow, j), "")), orow, j);
+    loop_end(c, &lj);
+    loop_end(c, &lp);
+    loop_end(c, &li);
+    LLVMBuildBr(c->b, done);
+    enter(c, done);
+}
+
+static void gen_softmax(Cg *c, Node *n, LLVMValueRef out)
+{
+    Node *x = n->args[0];
+    LLVMValueRef p = argbuf(c, x), len = count(c, x);
+    LLVMValueRef m = reduce_max(c, p, len);
+    Loop lp;
+    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), len);
+    store(c, libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, p, k), m, ""), NULL), out, k);
+    loop_end(c, &lp);
+    Two w = {c, out, NULL, ci(c, 1), NULL};
+    LLVMValueRef s = reduce_sum(c, len, f_strided, &w);
+    k = loop_begin(c, &lp, ci(c, 0), len);
+    store(c, LLVMBuildFDiv(c->b, load(c, out, k), s, ""), out, k);
+    loop_end(c, &lp);
+}
+
+/* M ops (and EYE, FILL, unfused elementwise nodes) into the buffer out. */
+static void gen_into(Cg *c, Node *n, LLVMValueRef out)
+{
+    Node *x = n->nargs ? n->args[0] : NULL;
+    Loop li, lj;
+    LLVMValueRef i, j;
+    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL) {
+        for (int a = 0; a < n->nargs; a++)
+            prepare(c, n->args[a]);
+        i = loop_begin(c, &li, ci(c, 0), count(c, n));
+        store(c, elem_op(c, n, i), out, i);
+        loop_end(c, &li);
+        return;
+    }
+    switch (n->op) {
+    case OP_EYE:
+    case OP_DIAGM: {
+        LLVMValueRef d = rows(c, n), src = x ? argbuf(c, x) : NULL;
+        zero(c, out, mul(c, d, d));
+        i = loop_begin(c, &li, ci(c, 0), d);
+        store(c, src ? load(c, src, i) : cf(c, 1), out, mul(c, i, add(c, d, ci(c, 1))));
+        loop_end(c, &li);
+        return;
+    }
+    case OP_DIAGV: {
+        LLVMValueRef d = rows(c, n), src = argbuf(c, x);
+        i = loop_begin(c, &li, ci(c, 0), d);
+        store(c, load(c, src, mul(c, i, add(c, d, ci(c, 1)))), out, i);
+        loop_end(c, &li);
+        return;
+    }
+    case OP_TRANSPOSE: {
+        LLVMValueRef src = argbuf(c, x), r = rows(c, x), m = cols(c, x);
+        i = loop_begin(c, &li, ci(c, 0), r);
+        j = loop_begin(c, &lj, ci(c, 0), m);
+        store(c, load(c, src, add(c, mul(c, i, m), j)), out, add(c, mul(c, j, r), i));
+        loop_end(c, &lj);
+        loop_end(c, &li);
+        return;
+    }
+    case OP_MATMUL: gen_matmul(c, n, out); return;
+    case OP_SOFTMAX: gen_softmax(c, n, out); return;
+    case OP_INV: {
+        LLVMTypeRef pt[4] = {c->i64, c->ptr, c->ptr, c->ptr};
+        LLVMValueRef args[4] = {rows(c, x), argbuf(c, x), out, c->bufp[c->p->scratch[n->id]]};
+        callf(c, "gradc_inv", LLVMVoidTypeInContext(c->ctx), pt, 4, args);
+        return;
+    }
+    default:
+        internal(c, "operator has no code");
+    }
+}
+
+static LLVMValueRef gen_scalar(Cg *c, Node *n)
+{
+    switch (n->op) {
+    case OP_CONST:
+    case OP_FILL: return cf(c, n->num);
+    case OP_EYE: return cf(c, 1);
+    case OP_INPUT:
+        return c->m->inputs[n->index].ndims == 0 ? c->inputs[n->index] : load(c, c->inputs[n->index], ci(c, 0));
+    case OP_SLOT: return LLVMBuildLoad2(c->b, c->f64, c->slotvar[n->index], "");
+    case OP_DIMVAL: return LLVMBuildSIToFP(c->b, c->dims[n->index], c->f64, "");
+    case OP_COTAN: /* NULL: a cotangent of 1 */
+        return LLVMBuildLoad2(c->b, c->f64, sel(c, LLVMBuildIsNull(c->b, c->cot, ""), c->one, c->cot), "");
+    case OP_TRANSPOSE:
+    case OP_DIAGV:
+    case OP_DIAGM: return get(c, n->args[0]);
+    default: break;
+    }
+    if (kind_of(n) == OK_U)
+        return apply1(c, n->op, get(c, n->args[0]));
+    if (kind_of(n) == OK_B)
+        return apply2(c, n->op, get(c, n->args[0]), get(c, n->args[1]));
+    LLVMValueRef r = gen_reduction(c, n);
+    if (r)
+        return r;
+    /* inv or softmax of a 1×1: the general code on one entry */
+    LLVMValueRef out = alloca_(c, c->f64);
+    gen_into(c, n, out);
+    return LLVMBuildLoad2(c->b, c->f64, out, "");
+}
+
+static LLVMValueRef gen_buffer(Cg *c, Node *n)
+{
+    switch (n->op) {
+    case OP_INPUT: return c->inputs[n->index];
+    case OP_SLOT: return c->bufp[c->p->slotbuf[n->index]];
+    case OP_COTAN: return c->cot;
+    case OP_TRANSPOSE:
+        if (is_alias(n))
+            return get(c, n->args[0]);
+        break;
+    default: break;
+    }
+    int b = c->p->buf[n->id];
+    if (b < 0) {
+        internal(c, "a fused value has no buffer");
+        return LLVMConstNull(c->ptr);
+    }
+    gen_into(c, n, c->bufp[b]);
+    return c->bufp[b];
+}
+
+/* n's value: a double (1×1) or a pointer to its entries; cached. */
+static LLVMValueRef get(Cg *c, Node *n)
+{
+    if (c->cache[n->id].v)
+        return c->cache[n->id].v;
+    if (is_fused(c->p, n)) {
+        internal(c, "a fused value used as a whole");
+        return is_scalar(n) ? cf(c, 0) : LLVMConstNull(c->ptr);
+    }
+    LLVMValueRef v = is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n);
+    c->cache[n->id] = (Val){v, c->depth};
+    return v;
+}
+
+/* ===================================================================== */
+/* Statements                                                            */
+/* ===================================================================== */
+
+/* dst[k] = x[k] (or += when add), for every entry. */
+static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
+{
+    Loop lp;
+    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, x));
+    LLVMValueRef v = elem(c, x, k);
+    store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
+    loop_end(c, &lp);
+}
+
+static bool reads_other(const Node *x, int n, const int *slots, int self)
+{
+    for (int j = 0; j < n; j++)
+        if (j != self && node_reads_slot(x, slots[j]))
+            return true;
+    return false;
+}
+
+/* slots[i] = vals[i] for all i, in parallel: every value is computed (into
+ * the slot's shadow buffer when a later store could clobber what it reads)
+ * before any slot is written. */
+static void assign(Cg *c, int n, const int *slots, Node **vals)
+{
+    LLVMValueRef *v = arena_alloc(c->a, sizeof *v * (size_t)(n + 1));
+    bool *direct = arena_alloc(c->a, (size_t)n + 1);
+    for (int i = 0; i < n; i++) {
+        Node *x = vals[i];
+        int s = slots[i];
+        if (c->p->slotbuf[s] < 0) {
+            v[i] = get(c, x);
+            continue;
+        }
+        prepare(c, x);
+        bool other = reads_other(x, n, slots, i);
+        if (!other && is_fused(c->p, x)) {
+            direct[i] = true; /* reads entry k of its own slot at most */
+        } else if (other) {
+            v[i] = c->bufp[c->p->shadow[s]];
+            store_all(c, x, v[i], false);
+        } else {
+            v[i] = get(c, x);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        Node *x = vals[i];
+        int s = slots[i];
+        if (c->p->slotbuf[s] < 0) {
+            LLVMBuildStore(c->b, v[i], c->slotvar[s]);
+        } else if (direct[i]) {
+            store_all(c, x, c->bufp[c->p->slotbuf[s]], false);
+        } else if (!(x->op == OP_SLOT && x->index == s)) {
+            Loop lp;
+            LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, x));
+            store(c, load(c, v[i], k), c->bufp[c->p->slotbuf[s]], k);
+            loop_end(c, &lp);
+        }
+    }
+    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
+    for (int i = 0; i < n; i++)
+        w[slots[i]] = true;
+    invalidate(c, w);
+}
+
+static void store_scalar_slot(Cg *c, int s, LLVMValueRef v)
+{
+    LLVMBuildStore(c->b, v, c->slotvar[s]);
+    invalidate_slot(c, s);
+}
+
+static void gen_block(Cg *c, const Block *b);
+
+static LLVMValueRef truth(Cg *c, Node *cond)
+{
+    return fcmp(c, LLVMRealUNE, get(c, cond), cf(c, 0));
+}
+
+static void gen_if(Cg *c, const Stmt *s)
+{
+    LLVMBasicBlockRef yes = block(c, "then"), no = block(c, "else"), join = block(c, "endif");
+    LLVMBuildCondBr(c->b, truth(c, s->cond), yes, no);
+    enter(c, yes);
+    scope_push(c);
+    gen_block(c, s->then_block);
+    assign(c, s->n, s->slots, s->then_vals);
+    scope_pop(c);
+    LLVMBuildBr(c->b, join);
+    enter(c, no);
+    scope_push(c);
+    gen_block(c, s->else_block);
+    assign(c, s->n, s->slots, s->else_vals);
+    scope_pop(c);
+    LLVMBuildBr(c->b, join);
+    enter(c, join);
+}
+
+/* Values cached before a loop that read a slot the loop writes are stale
+ * from its second iteration on. */
+static void invalidate_loop(Cg *c, const Stmt *s)
+{
+    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
+    mark_written(s, w);
+    invalidate(c, w);
+}
+
+static void gen_while(Cg *c, const Stmt *s)
+{
+    assign(c, s->n, s->slots, s->vals);
+    invalidate_loop(c, s);
+    int index = c->info->nwhiles++;
+    Loc *locs = arena_alloc(c->a, sizeof *locs * (size_t)c->info->nwhiles);
+    if (index)
+        memcpy(locs, c->info->whiles, sizeof *locs * (size_t)index);
+    locs[index] = s->loc;
+    c->info->whiles = locs;
+
+    LLVMValueRef iter = alloca_(c, c->i64);
+    LLVMBuildStore(c->b, ci(c, 0), iter);
+    LLVMBasicBlockRef head = block(c, "while"), check = block(c, "while.check"),
+                      over = block(c, "while.maxiter"), body = block(c, "while.body"),
+                      done = block(c, "while.end");
+    LLVMBuildBr(c->b, head);
+    enter(c, head);
+    scope_push(c);
+    LLVMBuildCondBr(c->b, truth(c, s->cond), check, done);
+    scope_pop(c);
+    enter(c, check);
+    LLVMValueRef it = LLVMBuildLoad2(c->b, c->i64, iter, "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, it, ci(c, c->max_iter), ""), over, body);
+    enter(c, over);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)index, 0), c->where);
+    fail_with(c, GRADC_EMAXITER);
+    enter(c, body);
+    scope_push(c);
+    gen_block(c, s->body);
+    assign(c, s->n, s->slots, s->next);
+    scope_pop(c);
+    LLVMBuildStore(c->b, add(c, it, ci(c, 1)), iter);
+    LLVMBuildBr(c->b, head);
+    enter(c, done);
+    if (s->count_slot >= 0)
+        store_scalar_slot(c, s->count_slot,
+                          LLVMBuildSIToFP(c->b, LLVMBuildLoad2(c->b, c->i64, iter, ""), c->f64, ""));
+}
+
+static void gen_for(Cg *c, const Stmt *s)
+{
+    assign(c, s->n, s->slots, s->vals);
+    /* the count rounded down; NaN or below 1 runs no iteration */
+    LLVMValueRef f = intrinsic(c, "llvm.floor", c->f64, 1, (LLVMValueRef[]){get(c, s->count)});
+    f = sel(c, fcmp(c, LLVMRealOGE, f, cf(c, 1)), f, cf(c, 0));
+    f = sel(c, fcmp(c, LLVMRealOGT, f, cf(c, 0x1p62)), cf(c, 0x1p62), f);
+    LLVMValueRef n = LLVMBuildFPToSI(c->b, f, c->i64, "");
+    invalidate_loop(c, s);
+    Loop lp;
+    LLVMValueRef t = loop_begin(c, &lp, ci(c, 0), n);
+    scope_push(c);
+    if (s->index_slot >= 0) {
+        LLVMValueRef i = s->reverse ? LLVMBuildSub(c->b, n, t, "") : add(c, t, ci(c, 1));
+        store_scalar_slot(c, s->index_slot, LLVMBuildSIToFP(c->b, i, c->f64, ""));
+    }
+    gen_block(c, s->body);
+    assign(c, s->n, s->slots, s->next);
+    scope_pop(c);
+    loop_end(c, &lp);
+}
+
+static void gen_push(Cg *c, const Stmt *s)
+{
+    LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->i64};
+    LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
+    for (int i = 0; i < s->n; i++) {
+        Node *x = s->vals[i];
+        LLVMValueRef args[3] = {c->tape, argbuf(c, x), count(c, x)};
+        LLVMValueRef st = callf(c, "gradc_tape_push", c->i32, pt, 3, args);
+        bad = LLVMBuildOr(c->b, bad, LLVMBuildICmp(c->b, LLVMIntNE, st, LLVMConstInt(c->i32, 0, 0), ""), "");
+    }
+    LLVMBasicBlockRef oom = block(c, "push.nomem"), ok = block(c, "push.ok");
+    LLVMBuildCondBr(c->b, bad, oom, ok);
+    enter(c, oom);
+    fail_with(c, GRADC_ENOMEM);
+    enter(c, ok);
+}
+
+static void gen_pop(Cg *c, const Stmt *s)
+{
+    LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->i64};
+    for (int i = s->n - 1; i >= 0; i--) {
+        int sl = s->slots[i];
+        Shape sh = c->m->ir->slots.data[sl].shape;
+        LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? c->bufp[c->p->slotbuf[sl]] : c->slotvar[sl];
+        LLVMValueRef args[3] = {c->tape, dst, mul(c, dimv(c, sh.rows), dimv(c, sh.cols))};
+        callf(c, "gradc_tape_pop", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+        invalidate_slot(c, sl);
+    }
+}
+
+static void gen_block(Cg *c, const Block *b)
+{
+    for (int i = 0; b && i < b->n && !c->failed; i++) {
+        const Stmt *s = b->stmts[i];
+        switch (s->kind) {
+        case S_SET: assign(c, s->n, s->slots, s->vals); break;
+        case S_IF: gen_if(c, s); break;
+        case S_WHILE: gen_while(c, s); break;
+        case S_FOR: gen_for(c, s); break;
+        case S_PUSH: gen_push(c, s); break;
+        case S_POP: gen_pop(c, s); break;
+        }
+    }
+}
+
+/* ===================================================================== */
+/* Functions                                                             */
+/* ===================================================================== */
+
+static LLVMValueRef ovf(Cg *c, const char *name, LLVMValueRef x, LLVMValueRef y, LLVMValueRef *bad)
+{
+    LLVMValueRef args[2] = {x, y};
+    LLVMValueRef r = intrinsic(c, name, c->i64, 2, args);
+    *bad = LLVMBuildOr(c->b, *bad, LLVMBuildExtractValue(c->b, r, 1, ""), "");
+    return LLVMBuildExtractValue(c->b, r, 0, "");
+}
+
+/* The bytes of work p needs and each buffer's offset (offs may be NULL);
+ * *bad: a negative dimension or an overflow anywhere. */
+static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef *bad)
+{
+    *bad = LLVMConstInt(c->i1, 0, 0);
+    for (int i = 0; i < c->m->ndims; i++)
+        *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntSLT, c->dims[i], ci(c, 0), ""), "");
+    for (int i = 0; i < p->shapes.len; i++) {
+        Shape s = p->shapes.data[i];
+        ovf(c, "llvm.umul.with.overflow", ovf(c, "llvm.umul.with.overflow", dimv(c, s.rows), dimv(c, s.cols), bad),
+            ci(c, 16), bad);
+    }
+    LLVMValueRef total = ci(c, 0);
+    for (int i = 0; i < p->bufs.len; i++) {
+        Buf b = p->bufs.data[i];
+        LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", dimv(c, b.a), dimv(c, b.b), bad);
+        if (b.plus_a)
+            n = ovf(c, "llvm.uadd.with.overflow", n, dimv(c, b.a), bad);
+        n = ovf(c, "llvm.umul.with.overflow", n, ci(c, 8), bad);
+        n = ovf(c, "llvm.uadd.with.overflow", n, ci(c, 63), bad);
+        n = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
+        if (offs)
+            offs[i] = total;
+        total = ovf(c, "llvm.uadd.with.overflow", total, n, bad);
+    }
+    *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntUGT, total, ci(c, INT64_C(1) << 60), ""), "");
+    return total;
+}
+
+static void types(Cg *c, LLVMContextRef ctx, LLVMModuleRef mod, const Module *m)
+{
+    c->m = m;
+    c->a = m->arena;
+    c->ctx = ctx;
+    c->mod = mod;
+    c->f64 = LLVMDoubleTypeInContext(ctx);
+    c->i64 = LLVMInt64TypeInContext(ctx);
+    c->i32 = LLVMInt32TypeInContext(ctx);
+    c->i8 = LLVMInt8TypeInContext(ctx);
+    c->i1 = LLVMInt1TypeInContext(ctx);
+    c->ptr = LLVMPointerTypeInContext(ctx, 0);
+}
+
+/* impl(dims..., inputs..., cot, out, grads..., flags, work, where) */
+static LLVMTypeRef impl_type(Cg *c, int ngrads)
+{
+    const Module *m = c->m;
+    int np = m->ndims + m->ninputs + ngrads + 5, k = 0;
+    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
+    for (int i = 0; i < m->ndims; i++)
+        pt[k++] = c->i64;
+    for (int i = 0; i < m->ninputs; i++)
+        pt[k++] = m->inputs[i].ndims == 0 ? c->f64 : c->ptr;
+    pt[k++] = c->ptr;
+    pt[k++] = c->ptr;
+    for (int i = 0; i < ngrads; i++)
+        pt[k++] = c->ptr;
+    pt[k++] = c->i32;
+    pt[k++] = c->ptr;
+    pt[k++] = c->ptr;
+    return LLVMFunctionType(c->i32, pt, (unsigned)np, 0);
+}
+
+/* Stores the value (when out != NULL) and the gradients at the end. */
+static void gen_results(Cg *c)
+{
+    const Func *f = c->p->f;
+    int ng = f->grads ? c->m->nwrt : 0;
+    prepare(c, f->value);
+    for (int i = 0; i < ng; i++)
+        prepare(c, f->grads[i]);
+    LLVMBasicBlockRef has = block(c, "out"), next = block(c, "grads");
+    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->out, ""), next, has);
+    enter(c, has);
+    if (is_scalar(f->value))
+        LLVMBuildStore(c->b, get(c, f->value), c->out);
+    else
+        store_all(c, f->value, c->out, false);
+    LLVMBuildBr(c->b, next);
+    enter(c, next);
+    if (!ng)
+        return;
+    LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
+                                     LLVMConstInt(c->i32, 0, 0), "");
+    LLVMBasicBlockRef yes = block(c, "accumulate"), no = block(c, "overwrite"), done = block(c, "stored");
+    LLVMBuildCondBr(c->b, acc, yes, no);
+    for (int addto = 1; addto >= 0; addto--) {
+        enter(c, addto ? yes : no);
+        for (int i = 0; i < ng; i++) {
+            Node *g = f->grads[i];
+            if (is_scalar(g)) {
+                LLVMValueRef v = get(c, g);
+                if (addto)
+                    v = fplus(c, LLVMBuildLoad2(c->b, c->f64, c->grads[i], ""), v);
+                LLVMBuildStore(c->b, v, c->grads[i]);
+            } else {
+                store_all(c, g, c->grads[i], addto);
+            }
+        }
+        LLVMBuildBr(c->b, done);
+    }
+    enter(c, done);
+}
+
+static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
+{
+    const Module *m = c->m;
+    int ng = p->f->grads ? m->nwrt : 0, k = 0;
+    c->p = p;
+    c->fn = LLVMAddFunction(c->mod, name, impl_type(c, ng));
+    LLVMSetLinkage(c->fn, LLVMInternalLinkage);
+    c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ndims + 1));
+    c->inputs = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ninputs + 1));
+    c->grads = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(ng + 1));
+    for (int i = 0; i < m->ndims; i++)
+        c->dims[i] = LLVMGetParam(c->fn, (unsigned)k++);
+    for (int i = 0; i < m->ninputs; i++)
+        c->inputs[i] = LLVMGetParam(c->fn, (unsigned)k++);
+    c->cot = LLVMGetParam(c->fn, (unsigned)k++);
+    c->out = LLVMGetParam(c->fn, (unsigned)k++);
+    for (int i = 0; i < ng; i++)
+        c->grads[i] = LLVMGetParam(c->fn, (unsigned)k++);
+    c->flags = LLVMGetParam(c->fn, (unsigned)k++);
+    c->work = LLVMGetParam(c->fn, (unsigned)k++);
+    c->where = LLVMGetParam(c->fn, (unsigned)k++);
+    c->cache = arena_alloc(c->a, sizeof(Val) * (size_t)(m->ir->nnodes + 1));
+    c->depth = 0;
+
+    LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");
+    LLVMBasicBlockRef edim = block(c, "edim"), mal = block(c, "malloc"), nomem = block(c, "nomem"),
+                      start = block(c, "start");
+    c->cleanup = block(c, "cleanup");
+    LLVMPositionBuilderAtEnd(c->ab, allocas);
+    enter(c, entry);
+    c->status = alloca_(c, c->i32);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i32, 0, 0), c->status);
+    c->one = alloca_(c, c->f64);
+    LLVMBuildStore(c->b, cf(c, 1), c->one);
+
+    /* layout, EDIM, work */
+    LLVMValueRef bad, *offs = arena_alloc(c->a, sizeof *offs * (size_t)(p->bufs.len + 1));
+    LLVMValueRef total = layout(c, p, offs, &bad);
+    LLVMBasicBlockRef fine = block(c, "dims.ok");
+    LLVMBuildCondBr(c->b, bad, edim, fine);
+    enter(c, edim);
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_EDIM, 0));
+    enter(c, fine);
+    LLVMValueRef given = LLVMBuildIsNotNull(c->b, c->work, "");
+    LLVMBuildCondBr(c->b, given, start, mal);
+    enter(c, mal);
+    LLVMTypeRef i64t = c->i64;
+    LLVMValueRef sz = add(c, total, ci(c, 64));
+    LLVMValueRef mem = callf(c, "malloc", c->ptr, &i64t, 1, &sz);
+    LLVMBasicBlockRef mal_ok = block(c, "malloc.ok");
+    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, mem, ""), nomem, mal_ok);
+    enter(c, nomem);
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_ENOMEM, 0));
+    enter(c, mal_ok);
+    LLVMBuildBr(c->b, start);
+    enter(c, start);
+    LLVMValueRef base = LLVMBuildPhi(c->b, c->ptr, "work");
+    LLVMValueRef owned = LLVMBuildPhi(c->b, c->i1, "owned");
+    LLVMValueRef inb[2] = {c->work, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
+    LLVMBasicBlockRef from[2] = {fine, mal_ok};
+    LLVMAddIncoming(base, inb, from, 2);
+    LLVMAddIncoming(owned, ino, from, 2);
+    c->bufp = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(p->bufs.len + 1));
+    for (int i = 0; i < p->bufs.len; i++)
+        c->bufp[i] = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[i], 1, "");
+
+    /* slots start at zero; the tape empty */
+    int ns = m->ir->slots.len;
+    c->slotvar = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(ns + 1));
+    for (int s = 0; s < ns; s++) {
+        if (!p->slotused[s])
+            continue;
+        Shape sh = m->ir->slots.data[s].shape;
+        if (p->slotbuf[s] >= 0) {
+            zero(c, c->bufp[p->slotbuf[s]], mul(c, dimv(c, sh.rows), dimv(c, sh.cols)));
+        } else {
+            c->slotvar[s] = alloca_(c, c->f64);
+            LLVMBuildStore(c->b, cf(c, 0), c->slotvar[s]);
+        }
+    }
+    LLVMTypeRef tape_t = LLVMArrayType(c->i64, 3);
+    if (p->tape) {
+        c->tape = alloca_(c, tape_t);
+        LLVMBuildStore(c->b, LLVMConstNull(tape_t), c->tape);
+    }
+    if (p->onesbuf >= 0) {
+        /* a NULL cotangent is all ones */
+        LLVMValueRef ones = c->bufp[p->onesbuf];
+        Node *cn = NULL;
+        for (int i = 0; i < m->ir->nnodes && !cn; i++)
+            if (p->nodes[i] && p->nodes[i]->op == OP_COTAN && !is_scalar(p->nodes[i]))
+                cn = p->nodes[i];
+        LLVMBasicBlockRef fill = block(c, "ones"), go = block(c, "ones.done");
+        LLVMValueRef isnull = LLVMBuildIsNull(c->b, c->cot, "");
+        LLVMBuildCondBr(c->b, isnull, fill, go);
+        enter(c, fill);
+        Loop lp;
+        LLVMValueRef kk = loop_begin(c, &lp, ci(c, 0), count(c, cn));
+        store(c, cf(c, 1), ones, kk);
+        loop_end(c, &lp);
+        LLVMBuildBr(c->b, go);
+        enter(c, go);
+        c->cot = sel(c, isnull, ones, c->cot);
+    }
+
+    gen_block(c, p->f->body);
+    if (!c->failed)
+        gen_results(c);
+    LLVMBuildBr(c->b, c->cleanup);
+
+    enter(c, c->cleanup);
+    if (p->tape) {
+        LLVMTypeRef pt = c->ptr;
+        callf(c, "gradc_tape_free", LLVMVoidTypeInContext(c->ctx), &pt, 1, &c->tape);
+    }
+    LLVMBasicBlockRef fr = block(c, "free"), ret = block(c, "return");
+    LLVMBuildCondBr(c->b, owned, fr, ret);
+    enter(c, fr);
+    LLVMTypeRef pt = c->ptr;
+    callf(c, "free", LLVMVoidTypeInContext(c->ctx), &pt, 1, &base);
+    LLVMBuildBr(c->b, ret);
+    enter(c, ret);
+    LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i32, c->status, ""));
+    LLVMBuildBr(c->ab, entry);
+    return c->fn;
+}
+
+/* The ABI function: its own parameters, forwarded to impl. */
+static void gen_abi(Cg *c, LLVMValueRef impl, const char *name, bool grad, bool cotparam)
+{
+    const Module *m = c->m;
+    int ng = grad ? m->nwrt : 0;
+    int np = m->ndims + m->ninputs + (cotparam ? 1 : 0) + 1 + ng + (grad ? 1 : 0) + 1, k = 0;
+    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
+    for (int i = 0; i < m->ndims; i++)
+        pt[k++] = c->i64;
+    for (int i = 0; i < m->ninputs; i++)
+        pt[k++] = m->inputs[i].ndims == 0 ? c->f64 : c->ptr;
+    while (k < np)
+        pt[k++] = c->ptr;
+    if (grad)
+        pt[np - 2] = c->i32;
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i32, pt, (unsigned)np, 0));
+    LLVMBuilderRef b = c->b;
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    LLVMValueRef where = LLVMBuildAlloca(b, c->i32, "");
+    int na = m->ndims + m->ninputs + 5 + ng, j = 0;
+    k = 0;
+    LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)na);
+    for (int i = 0; i < m->ndims + m->ninputs; i++)
+        args[j++] = LLVMGetParam(fn, (unsigned)k++);
+    args[j++] = cotparam ? LLVMGetParam(fn, (unsigned)k++) : LLVMConstNull(c->ptr);
+    args[j++] = LLVMGetParam(fn, (unsigned)k++);
+    for (int i = 0; i < ng; i++)
+        args[j++] = LLVMGetParam(fn, (unsigned)k++);
+    args[j++] = grad ? LLVMGetParam(fn, (unsigned)k++) : LLVMConstInt(c->i32, 0, 0);
+    args[j++] = LLVMGetParam(fn, (unsigned)k++);
+    args[j++] = where;
+    LLVMBuildRet(b, LLVMBuildCall2(b, impl_type(c, ng), impl, args, (unsigned)na, ""));
+}
+
+/* The JIT's entry: arrays in, unpacked, impl called. */
+static void gen_entry(Cg *c, LLVMValueRef impl, const char *name, bool grad)
+{
+    const Module *m = c->m;
+    int ng = grad ? m->nwrt : 0;
+    LLVMTypeRef pt[7] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i32, pt, 7, 0));
+    LLVMBuilderRef b = c->b;
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    int na = m->ndims + m->ninputs + 5 + ng, j = 0;
+    LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)na);
+    for (int i = 0; i < m->ndims; i++) {
+        LLVMValueRef idx = ci(c, i);
+        args[j++] = LLVMBuildLoad2(b, c->i64, LLVMBuildInBoundsGEP2(b, c->i64, LLVMGetParam(fn, 0), &idx, 1, ""), "");
+    }
+    for (int i = 0; i < m->ninputs; i++) {
+        LLVMValueRef idx = ci(c, i);
+        LLVMValueRef p = LLVMBuildLoad2(b, c->ptr, LLVMBuildInBoundsGEP2(b, c->ptr, LLVMGetParam(fn, 1), &idx, 1, ""), "");
+        args[j++] = m->inputs[i].ndims == 0 ? LLVMBuildLoad2(b, c->f64, p, "") : p;
+    }
+    args[j++] = LLVMGetParam(fn, 2);
+    args[j++] = LLVMGetParam(fn, 3);
+    for (int i = 0; i < ng; i++) {
+        LLVMValueRef idx = ci(c, i);
+        args[j++] = LLVMBuildLoad2(b, c->ptr, LLVMBuildInBoundsGEP2(b, c->ptr, LLVMGetParam(fn, 4), &idx, 1, ""), "");
+    }
+    args[j++] = LLVMConstInt(c->i32, 0, 0);
+    args[j++] = LLVMGetParam(fn, 5);
+    args[j++] = LLVMGetParam(fn, 6);
+    LLVMBuildRet(b, LLVMBuildCall2(b, impl_type(c, ng), impl, args, (unsigned)na, ""));
+}
+
+/* size_t NAME_work_size(dims...): the larger of the two functions' needs;
+ * SIZE_MAX for a negative dimension or an overflow. */
+static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
+{
+    const Module *m = c->m;
+    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)(m->ndims + 1));
+    for (int i = 0; i < m->ndims; i++)
+        pt[i] = c->i64;
+    c->fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i64, pt, (unsigned)m->ndims, 0));
+    c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ndims + 1));
+    for (int i = 0; i < m->ndims; i++)
+        c->dims[i] = LLVMGetParam(c->fn, (unsigned)i);
+    enter(c, block(c, "entry"));
+    LLVMValueRef size = ci(c, 0), anybad = LLVMConstInt(c->i1, 0, 0), bad;
+    for (int i = 0; i < nplans; i++) {
+        LLVMValueRef t = layout(c, plans[i], NULL, &bad);
+        anybad = LLVMBuildOr(c->b, anybad, bad, "");
+        size = sel(c, LLVMBuildICmp(c->b, LLVMIntUGT, t, size, ""), t, size);
+    }
+    LLVMBuildRet(c->b, sel(c, anybad, ci(c, -1), size));
+}
+
+LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMContextRef ctx,
+                             bool entries, CgInfo *info)
+{
+    Arena *a = m->arena;
+    const char *name = o->name;
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(name, ctx);
+    Cg c = {0};
+    types(&c, ctx, mod, m);
+    c.info = info;
+    info->whiles = NULL;
+    info->nwhiles = 0;
+    c.max_iter = o->max_iter > 0 ? o->max_iter : GRADC_DEFAULT_MAX_ITER;
+    c.b = LLVMCreateBuilderInContext(ctx);
+    c.ab = LLVMCreateBuilderInContext(ctx);
+
+    Plan *plans[2];
+    int np = 0;
+    plans[np++] = plan_func(m, &m->fwd, false);
+    bool grad = m->grad.value != NULL;
+    if (grad)
+        plans[np++] = plan_func(m, &m->grad, true);
+    LLVMValueRef fimpl = gen_impl(&c, plans[0], arena_printf(a, "%s.impl", name));
+    LLVMValueRef gimpl = grad && !c.failed ? gen_impl(&c, plans[1], arena_printf(a, "%s_grad.impl", name)) : NULL;
+    if (!c.failed) {
+        gen_abi(&c, fimpl, name, false, false);
+        if (grad)
+            gen_abi(&c, gimpl, arena_printf(a, "%s_grad", name), true, !is_scalar(m->grad.value));
+        gen_work_size(&c, arena_printf(a, "%s_work_size", name), plans, np);
+        if (entries) {
+            gen_entry(&c, fimpl, arena_printf(a, "%s_entry", name), false);
+            if (grad)
+                gen_entry(&c, gimpl, arena_printf(a, "%s_grad_entry", name), true);
+        }
+    }
+    LLVMDisposeBuilder(c.b);
+    LLVMDisposeBuilder(c.ab);
+#ifndef NDEBUG
+    char *msg = NULL;
+    if (!c.failed && LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        diag_plain("internal error: generated LLVM IR does not verify: %.2000s", msg);
+        c.failed = true;
+    }
+    LLVMDisposeMessage(msg);
+#endif
+    if (c.failed) {
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    return mod;
+}
+
+/* ===================================================================== */
+/* Targets and optimisation                                              */
+/* ===================================================================== */
+
+static void init_targets(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    LLVMInitializeX86TargetInfo();
+    LLVMInitializeX86Target();
+    LLVMInitializeX86TargetMC();
+    LLVMInitializeX86AsmPrinter();
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64Target();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64AsmPrinter();
+}
+
+LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
+{
+    init_targets();
+    char *t = triple ? LLVMNormalizeTargetTriple(triple) : LLVMGetDefaultTargetTriple();
+    char *cpu = triple ? NULL : LLVMGetHostCPUName(), *features = triple ? NULL : LLVMGetHostCPUFeatures();
+    LLVMTargetRef target;
+    char *err = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(t, &target, &err)) {
+        diag_plain("unsupported target '%s': %s", triple ? triple : t, err);
+        LLVMDisposeMessage(err);
+    } else {
+        LLVMCodeGenOptLevel lv = opt_level <= 0 ? LLVMCodeGenLevelNone : opt_level == 1 ? LLVMCodeGenLevelLess
+                               : opt_level == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
+        tm = LLVMCreateTargetMachine(target, t, cpu ? cpu : "generic", features ? features : "", lv,
+                                     LLVMRelocPIC, LLVMCodeModelDefault);
+        if (!tm)
+            diag_plain("cannot create a target machine for '%s'", t);
+    }
+    LLVMDisposeMessage(t);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    return tm;
+}
+
+bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
+{
+    char *t = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, t);
+    LLVMDisposeMessage(t);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, td);
+    LLVMDisposeTargetData(td);
+    char passes[32];
+    snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(po, opt_level >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, opt_level >= 2);
+    LLVMErrorRef e = LLVMRunPasses(mod, passes, tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    if (e) {
+        char *msg = LLVMGetErrorMessage(e);
+        diag_plain("internal error: LLVM passes failed: %s", msg);
+        LLVMDisposeErrorMessage(msg);
+        return false;
+    }
+    return true;
+}

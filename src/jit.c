@@ -1,2 +1,124 @@
-/* jit.c — placeholder until its stage lands. */
-#include "gradc.h"
+/* jit.c — `gradc eval`: compile the module with ORC's LLJIT and call it.
+ *
+ * The ABI functions' signatures depend on the program, so codegen adds
+ * program-independent entries (NAME_entry / NAME_grad_entry: arrays in) and
+ * we call those through one C function-pointer type — no libffi.  The
+ * runtime functions generated code calls are defined in the JIT as absolute
+ * symbols (their addresses in this process), so nothing depends on how
+ * gradc was linked; libm and libc (exp, malloc, memset …) come from a
+ * process-symbol generator. */
+#include "codegen.h"
+
+#include <gradc/runtime.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+
+#define JIT_NAME "gradc_jit"
+
+typedef int (*EntryFn)(const int64_t *dims, const double *const *inputs, const double *cotangent,
+                       double *out, double **grads, void *work, int32_t *where);
+
+static bool ok(LLVMErrorRef e, const char *what)
+{
+    if (!e)
+        return true;
+    char *msg = LLVMGetErrorMessage(e);
+    diag_plain("internal error in the JIT: %s: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
+{
+    static const struct {
+        const char *name;
+        uintptr_t addr;
+    } syms[] = {
+        {"gradc_tape_push", (uintptr_t)gradc_tape_push},
+        {"gradc_tape_pop", (uintptr_t)gradc_tape_pop},
+        {"gradc_tape_free", (uintptr_t)gradc_tape_free},
+        {"gradc_det", (uintptr_t)gradc_det},
+        {"gradc_logdet", (uintptr_t)gradc_logdet},
+        {"gradc_inv", (uintptr_t)gradc_inv},
+        {"gradc_dgemm", (uintptr_t)gradc_dgemm},
+    };
+    enum { N = sizeof syms / sizeof syms[0] };
+    LLVMOrcCSymbolMapPair pairs[N];
+    for (int i = 0; i < N; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(jit, syms[i].name);
+        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)syms[i].addr;
+        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+        pairs[i].Sym.Flags.TargetFlags = 0;
+    }
+    return LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, N));
+}
+
+/* Adds the module (consumed) to a new LLJIT and looks up entry. */
+static LLVMOrcLLJITRef load(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, const char *entry,
+                            EntryFn *fn)
+{
+    LLVMOrcLLJITRef jit = NULL;
+    if (!ok(LLVMOrcCreateLLJIT(&jit, LLVMOrcCreateLLJITBuilder()), "creating LLJIT")) {
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(jit);
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    LLVMOrcExecutorAddress addr = 0;
+    if (!ok(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(jit), NULL,
+                                                                 NULL),
+            "process symbols")) {
+        LLVMDisposeModule(mod);
+        LLVMOrcDisposeLLJIT(jit);
+        return NULL;
+    }
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+    bool good = ok(define_runtime(jit, jd), "runtime symbols");
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+    if (good)
+        good = ok(LLVMOrcLLJITAddLLVMIRModule(jit, jd, tsm), "adding the module");
+    else
+        LLVMOrcDisposeThreadSafeModule(tsm);
+    if (good)
+        good = ok(LLVMOrcLLJITLookup(jit, &addr, entry), "looking up the entry");
+    if (!good) {
+        LLVMOrcDisposeLLJIT(jit);
+        return NULL;
+    }
+    *fn = (EntryFn)(uintptr_t)addr;
+    return jit;
+}
+
+int jit_eval(const Module *m, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    want_grad = want_grad && m->grad.value;
+    CodegenOptions o = {.name = JIT_NAME, .opt_level = 2, .max_iter = b->max_iter};
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    CgInfo info;
+    LLVMModuleRef mod = codegen_module(m, &o, LLVMOrcThreadSafeContextGetContext(tsc), true, &info);
+    LLVMTargetMachineRef tm = mod ? codegen_target_machine(NULL, o.opt_level) : NULL;
+    bool good = tm && codegen_optimize(mod, tm, o.opt_level);
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
+    if (!good) {
+        if (mod)
+            LLVMDisposeModule(mod);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return -1;
+    }
+    EntryFn fn = NULL;
+    LLVMOrcLLJITRef jit = load(tsc, mod, want_grad ? JIT_NAME "_grad_entry" : JIT_NAME "_entry", &fn);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    if (!jit)
+        return -1;
+    int32_t w = -1;
+    int status = fn(b->dims, b->inputs, b->cotangent, value, want_grad ? grads : NULL, NULL, &w);
+    if (status == GRADC_EMAXITER && where && w >= 0 && w < info.nwhiles)
+        *where = info.whiles[w];
+    LLVMOrcDisposeLLJIT(jit);
+    return status;
+}

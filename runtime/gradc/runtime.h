@@ -28,6 +28,39 @@ enum {
 /* A message for a status code ("success", "while loop reached its iteration limit", …). */
 const char *gradc_strerror(int status);
 
+/* ---- used by generated code; not needed by callers ---- */
+
+/* The tape of a gradient function with control flow: the forward sweep pushes
+ * the values the reverse sweep needs (branch taken, loop counts, overwritten
+ * values) and the reverse sweep pops them in the opposite order.
+ *
+ * Allocation policy: the tape lives in the generated function's stack frame,
+ * starts empty (no allocation for a program that pushes nothing), grows with
+ * realloc by doubling (at least 512 doubles), and is freed before the function
+ * returns — on success and on every error.  It is the one allocation a
+ * generated function makes when the caller passes its own `work`; a failed
+ * growth makes the function return GRADC_ENOMEM. */
+typedef struct gradc_tape {
+    double *data;
+    size_t len, cap;
+} gradc_tape;
+
+/* Appends x[0..n); returns GRADC_OK or GRADC_ENOMEM. */
+int gradc_tape_push(gradc_tape *t, const double *x, int64_t n);
+/* Removes the last n entries into x[0..n), in the order they were pushed. */
+void gradc_tape_pop(gradc_tape *t, double *x, int64_t n);
+void gradc_tape_free(gradc_tape *t);
+
+/* Dense linear algebra on row-major n×n matrices.  `scratch` is caller
+ * memory (from `work`) of n*n + n doubles; none of them allocates. */
+double gradc_det(int64_t n, const double *a, double *scratch);
+/* log(det a): NaN where det a < 0, -inf where a is singular. */
+double gradc_logdet(int64_t n, const double *a, double *scratch);
+/* out = inv(a) (out may not alias a); a singular a gives an inverse of +inf. */
+void gradc_inv(int64_t n, const double *a, double *out, double *scratch);
+/* c[m×n] = a[m×k] · b[k×n], row-major, through cblas_dgemm. */
+void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c);
+
 #ifdef __cplusplus
 }
 #endif

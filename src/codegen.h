@@ -1,0 +1,40 @@
+/* codegen.h — the LLVM stage's private interface, shared by codegen.c (IR →
+ * LLVM module), emit.c (object file, header) and jit.c (ORC).  The rest of
+ * the compiler sees only the codegen section of gradc.h. */
+#ifndef GRADC_CODEGEN_H
+#define GRADC_CODEGEN_H
+
+#include "gradc.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+/* What codegen_module tells its callers besides the module. */
+typedef struct CgInfo {
+    Loc *whiles;          /* the loc of every while, by the index an entry
+                           * function writes to *where on GRADC_EMAXITER */
+    int nwhiles;
+} CgInfo;
+
+/* Builds, in ctx, the module of m: NAME (forward), NAME_grad (when m->grad
+ * has a value), NAME_work_size, all with the ABI of spec §7.  With entries,
+ * also the JIT's program-independent wrappers
+ *   int NAME_entry(const int64_t *dims, const double *const *inputs,
+ *                  const double *cotangent, double *out, double **grads,
+ *                  void *work, int32_t *where)
+ * and NAME_grad_entry (same signature), which unpack the arrays (a scalar
+ * input is a pointer to one double) and call the function; on
+ * GRADC_EMAXITER *where is an index into info->whiles.
+ * Returns NULL after printing an internal error. */
+LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMContextRef ctx,
+                             bool entries, CgInfo *info);
+
+/* A target machine for triple (NULL: the host, with its CPU name and
+ * features), PIC.  NULL after printing an error. */
+LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level);
+
+/* Sets mod's triple and data layout from tm and runs default<O{opt_level}>.
+ * false after printing an error. */
+bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
+
+#endif
