@@ -41,13 +41,16 @@ typedef struct Var {
     bool *used;          /* INDEX: set when the body reads the index */
 } Var;
 
-/* One Var per interned name id; ids at or past n are V_NONE. */
-typedef struct Env {
-    Var *v;
-    int n;
-} Env;
-
 typedef VEC(int) IntVec;
+
+/* A change to the environment, kept while a construct is open so that it can
+ * be undone: branches and loop bodies run on the one environment and are
+ * rolled back, so an if costs what its branches assign, not the number of
+ * names in the program. */
+typedef struct Undo {
+    int id;
+    Var old;
+} Undo;
 
 typedef struct Checker {
     Arena *a;
@@ -61,6 +64,12 @@ typedef struct Checker {
     VEC(const char *) dims;
     VEC(Input) inputs;
     IntVec wrt;
+    Var *vars;                /* the environment: one Var per name id */
+    int *seen;                /* per name id: a generation stamp, for deduplication */
+    int *pos;                 /* per name id: scratch index, valid where seen is current */
+    int nvars, gen;
+    VEC(Undo) trail;
+    int open;                 /* constructs being checked: changes must be logged */
     int depth;                /* expression recursion, against pathological ASTs */
     int loop_depth;
     bool has_output, has_wrt;
@@ -124,30 +133,73 @@ static int intern(Checker *c, const char *name)
     }
 }
 
-static Var env_get(const Env *e, int id) { return id < e->n ? e->v[id] : (Var){0}; }
+static Var get(Checker *c, int id) { return id < c->nvars ? c->vars[id] : (Var){0}; }
 
-static void env_set(Checker *c, Env *e, int id, Var v)
+static void set(Checker *c, int id, Var v)
 {
-    if (id >= e->n) {
-        int n = e->n * 2 > id + 1 ? e->n * 2 : id + 16;
-        Var *nv = arena_alloc(c->a, sizeof(Var) * (size_t)n);
-        if (e->n)
-            memcpy(nv, e->v, sizeof(Var) * (size_t)e->n);
-        e->v = nv;
-        e->n = n;
+    if (id >= c->nvars) {
+        int n = 2 * c->nvars > id + 1 ? 2 * c->nvars : id + 64;
+        Var *vars = arena_alloc(c->a, sizeof(Var) * (size_t)n);
+        int *seen = arena_alloc(c->a, sizeof(int) * (size_t)n);
+        int *pos = arena_alloc(c->a, sizeof(int) * (size_t)n);
+        if (c->nvars) {
+            memcpy(vars, c->vars, sizeof(Var) * (size_t)c->nvars);
+            memcpy(seen, c->seen, sizeof(int) * (size_t)c->nvars);
+            memcpy(pos, c->pos, sizeof(int) * (size_t)c->nvars);
+        }
+        c->vars = vars;
+        c->seen = seen;
+        c->pos = pos;
+        c->nvars = n;
     }
-    e->v[id] = v;
+    if (c->open)
+        vec_push(c->a, &c->trail, ((Undo){id, c->vars[id]}));
+    c->vars[id] = v;
 }
 
-static Env env_copy(Checker *c, const Env *e)
+static Var lookup(Checker *c, const char *name) { return get(c, intern(c, name)); }
+
+/* Marks id as seen in the current generation; false if it already was. */
+static bool first_sight(Checker *c, int id)
 {
-    Env r = {arena_alloc(c->a, sizeof(Var) * (size_t)(e->n ? e->n : 1)), e->n};
-    if (e->n)
-        memcpy(r.v, e->v, sizeof(Var) * (size_t)e->n);
-    return r;
+    if (id >= c->nvars)
+        set(c, id, (Var){0});  /* grow the arrays (a V_NONE write changes nothing) */
+    if (c->seen[id] == c->gen)
+        return false;
+    c->seen[id] = c->gen;
+    return true;
 }
 
-static Var lookup(Checker *c, const Env *e, const char *name) { return env_get(e, intern(c, name)); }
+/* The names changed since the trail was at mark, with their values now;
+ * until the next generation, seen[id] == gen marks them and pos[id] is the
+ * index of id in the result. */
+typedef struct Changes {
+    IntVec ids;
+    VEC(Var) vals;
+} Changes;
+
+static Changes changes_since(Checker *c, int mark)
+{
+    Changes ch = {0};
+    c->gen++;
+    for (int i = mark; i < c->trail.len; i++) {
+        int id = c->trail.data[i].id;
+        if (first_sight(c, id)) {
+            c->pos[id] = ch.ids.len;
+            vec_push(c->a, &ch.ids, id);
+            vec_push(c->a, &ch.vals, c->vars[id]);
+        }
+    }
+    return ch;
+}
+
+static void undo_to(Checker *c, int mark)
+{
+    while (c->trail.len > mark) {
+        Undo u = c->trail.data[--c->trail.len];
+        c->vars[u.id] = u.old;
+    }
+}
 
 static Var var_value(Node *n, int line)
 {
@@ -274,7 +326,7 @@ static bool integral(double x) { return x >= 0 && x <= 9007199254740992.0 && x =
 
 /* ---- expressions ---- */
 
-static Node *value(Checker *c, Env *env, const Expr *e);
+static Node *value(Checker *c, const Expr *e);
 
 typedef enum BinRule { R_ELEM, R_MUL, R_DIV, R_POW, R_COND } BinRule;
 
@@ -310,11 +362,11 @@ static bool elem_ok(const Node *a, const Node *b)
 }
 
 /* lhs (already built) OP rhs; errors point at the operator. */
-static Node *binary(Checker *c, Env *env, const Expr *e, Node *l)
+static Node *binary(Checker *c, const Expr *e, Node *l)
 {
     if (binops[e->op].rule == R_COND)
         fail(c, e->loc, "'%s' is only allowed in an if or while condition", binop_text[e->op]);
-    Node *r = value(c, env, e->rhs);
+    Node *r = value(c, e->rhs);
     const char *what = binops[e->op].what;
     switch (binops[e->op].rule) {
     case R_ELEM:
@@ -348,22 +400,22 @@ static Node *binary(Checker *c, Env *env, const Expr *e, Node *l)
 
 /* A chain like a + b + c + ... or x'''' nests down its left operands; walk
  * it with a loop so that a long sum cannot exhaust the C stack. */
-static Node *left_chain(Checker *c, Env *env, const Expr *e)
+static Node *left_chain(Checker *c, const Expr *e)
 {
     VEC(const Expr *) up = {0};
     for (; e->kind == EX_BINARY || e->kind == EX_TRANSPOSE; e = e->lhs)
         vec_push(c->a, &up, e);
-    Node *v = value(c, env, e);
+    Node *v = value(c, e);
     for (int i = up.len - 1; i >= 0; i--) {
         const Expr *x = up.data[i];
-        v = x->kind == EX_TRANSPOSE ? mk1(c->ir, OP_TRANSPOSE, v) : binary(c, env, x, v);
+        v = x->kind == EX_TRANSPOSE ? mk1(c->ir, OP_TRANSPOSE, v) : binary(c, x, v);
     }
     return v;
 }
 
-static Node *name_value(Checker *c, Env *env, const Expr *e)
+static Node *name_value(Checker *c, const Expr *e)
 {
-    Var v = lookup(c, env, e->name);
+    Var v = lookup(c, e->name);
     switch (v.kind) {
     case V_INPUT:
     case V_VAR:
@@ -379,12 +431,12 @@ static Node *name_value(Checker *c, Env *env, const Expr *e)
 }
 
 /* An argument of ones/zeros/eye: a size, not a value. */
-static Dim size_arg(Checker *c, Env *env, const Builtin *f, const Expr *x)
+static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
 {
     if (x->kind == EX_NUM && integral(x->num) && x->num >= 1)
         return dim_lit((int64_t)x->num);
     if (x->kind == EX_NAME) {
-        Var v = lookup(c, env, x->name);
+        Var v = lookup(c, x->name);
         if (v.kind == V_DIM)
             return dim_sym(v.aux);
         if (v.kind == V_NONE && !builtin(x->name))
@@ -402,11 +454,11 @@ static const char *arity_s(Checker *c, const Builtin *f)
     return arena_printf(c->a, "%d argument%s", f->lo, f->lo == 1 ? "" : "s");
 }
 
-static Node *call(Checker *c, Env *env, const Expr *e)
+static Node *call(Checker *c, const Expr *e)
 {
     const Builtin *f = builtin(e->name);
     if (!f) {
-        Var v = lookup(c, env, e->name);
+        Var v = lookup(c, e->name);
         static const char *const what[] = {
             [V_INPUT] = "an input", [V_VAR] = "a variable", [V_INDEX] = "a loop index",
             [V_DIM] = "a dimension symbol",
@@ -420,15 +472,15 @@ static Node *call(Checker *c, Env *env, const Expr *e)
         fail(c, e->loc, "%s takes %s but was given %d", f->name, arity_s(c, f), e->nargs);
 
     if (f->rule == F_FILL || f->rule == F_EYE) {
-        Dim d0 = size_arg(c, env, f, e->args[0]);
+        Dim d0 = size_arg(c, f, e->args[0]);
         if (f->rule == F_EYE)
             return mk_eye(c->ir, d0);
-        Dim d1 = e->nargs == 2 ? size_arg(c, env, f, e->args[1]) : dim_lit(1);
+        Dim d1 = e->nargs == 2 ? size_arg(c, f, e->args[1]) : dim_lit(1);
         return mk_fill(c->ir, f->fill, shape_make(d0, d1));
     }
 
-    Node *x = value(c, env, e->args[0]);
-    Node *y = e->nargs == 2 ? value(c, env, e->args[1]) : NULL;
+    Node *x = value(c, e->args[0]);
+    Node *y = e->nargs == 2 ? value(c, e->args[1]) : NULL;
     Shape s = x->shape;
     switch (f->rule) {
     case F_ELEM:
@@ -471,7 +523,7 @@ static Node *call(Checker *c, Env *env, const Expr *e)
     return NULL; /* unreachable: handled above */
 }
 
-static Node *value(Checker *c, Env *env, const Expr *e)
+static Node *value(Checker *c, const Expr *e)
 {
     if (!e)
         fail(c, (Loc){0, 0}, "internal error: missing expression");
@@ -483,19 +535,19 @@ static Node *value(Checker *c, Env *env, const Expr *e)
         n = mk_const(c->ir, e->num);
         break;
     case EX_NAME:
-        n = name_value(c, env, e);
+        n = name_value(c, e);
         break;
     case EX_CALL:
-        n = call(c, env, e);
+        n = call(c, e);
         break;
     case EX_NEG:
-        n = mk1(c->ir, OP_NEG, value(c, env, e->lhs));
+        n = mk1(c->ir, OP_NEG, value(c, e->lhs));
         break;
     case EX_NOT:
         fail(c, e->loc, "'not' is only allowed in an if or while condition");
     case EX_BINARY:
     case EX_TRANSPOSE:
-        n = left_chain(c, env, e);
+        n = left_chain(c, e);
         break;
     }
     if (!n)
@@ -506,7 +558,7 @@ static Node *value(Checker *c, Env *env, const Expr *e)
 
 /* An if/while condition: comparisons of scalars combined with and/or/not; a
  * bare scalar means "!= 0", which is how IF and WHILE read cond anyway. */
-static Node *cond(Checker *c, Env *env, const Expr *e)
+static Node *cond(Checker *c, const Expr *e)
 {
     if (!e)
         fail(c, (Loc){0, 0}, "internal error: missing condition");
@@ -514,18 +566,18 @@ static Node *cond(Checker *c, Env *env, const Expr *e)
         fail(c, e->loc, "condition nested too deeply");
     Node *n;
     if (e->kind == EX_NOT) {
-        n = mk1(c->ir, OP_NOT, cond(c, env, e->lhs));
+        n = mk1(c->ir, OP_NOT, cond(c, e->lhs));
     } else if (e->kind == EX_BINARY && (e->op == B_AND || e->op == B_OR)) {
-        Node *l = cond(c, env, e->lhs);
-        n = mk2(c->ir, binops[e->op].op, l, cond(c, env, e->rhs));
+        Node *l = cond(c, e->lhs);
+        n = mk2(c->ir, binops[e->op].op, l, cond(c, e->rhs));
     } else if (e->kind == EX_BINARY && is_comparison(e->op)) {
-        Node *l = value(c, env, e->lhs), *r = value(c, env, e->rhs);
+        Node *l = value(c, e->lhs), *r = value(c, e->rhs);
         if (!is_scalar(l) || !is_scalar(r))
             fail(c, e->loc, "condition compares %s with %s; conditions compare scalars "
                  "(use sum, norm, ... to reduce)", shape_s(c, l->shape), shape_s(c, r->shape));
         n = mk2(c->ir, binops[e->op].op, l, r);
     } else {
-        n = value(c, env, e);
+        n = value(c, e);
         if (!is_scalar(n))
             fail(c, expr_start(e), "condition is %s, not a scalar; conditions compare scalars "
                  "(use sum, norm, ... to reduce)", shape_s(c, n->shape));
@@ -536,14 +588,14 @@ static Node *cond(Checker *c, Env *env, const Expr *e)
 
 /* ---- statements ---- */
 
-static void block(Checker *c, Env *env, const AstBlock *ab, Block *out, bool top);
+static void block(Checker *c, const AstBlock *ab, Block *out, bool top);
 
 static Loc name_loc(const AstStmt *s) { return s->name_loc.line ? s->name_loc : s->loc; }
 
-static void assign(Checker *c, Env *env, const AstStmt *s)
+static void assign(Checker *c, const AstStmt *s)
 {
     int id = intern(c, s->name);
-    Var v = env_get(env, id);
+    Var v = get(c, id);
     if (builtin(s->name))
         fail(c, s->loc, "%s is a built-in function; it cannot be assigned", s->name);
     if (v.kind == V_INPUT)
@@ -553,16 +605,16 @@ static void assign(Checker *c, Env *env, const AstStmt *s)
     if (v.kind == V_INDEX)
         fail(c, s->loc, "%s is the index of the for loop at line %d; it cannot be assigned",
              s->name, v.line);
-    Node *x = value(c, env, s->value);
+    Node *x = value(c, s->value);
     if (v.kind == V_VAR && !shape_eq(v.shape, x->shape))
         fail(c, s->loc, "reassigning %s changes its shape from %s to %s; a name keeps its shape",
              s->name, shape_s(c, v.shape), shape_s(c, x->shape));
-    env_set(c, env, id, var_value(x, s->loc.line));
+    set(c, id, var_value(x, s->loc.line));
     c->last_name = s->name;
     c->last_loc = s->loc;
 }
 
-static Dim input_dim(Checker *c, Env *env, const AstStmt *s, const DimRef *d)
+static Dim input_dim(Checker *c, const AstStmt *s, const DimRef *d)
 {
     if (!d->sym) {
         if (d->lit < 1)
@@ -574,7 +626,7 @@ static Dim input_dim(Checker *c, Env *env, const AstStmt *s, const DimRef *d)
     if (strcmp(d->sym, s->name) == 0)
         fail(c, d->loc, "%s cannot be both an input and a dimension symbol", d->sym);
     int id = intern(c, d->sym);
-    Var v = env_get(env, id);
+    Var v = get(c, id);
     if (v.kind == V_DIM)
         return dim_sym(v.aux);
     if (v.kind == V_INPUT)
@@ -583,15 +635,15 @@ static Dim input_dim(Checker *c, Env *env, const AstStmt *s, const DimRef *d)
     if (v.kind != V_NONE)
         fail(c, d->loc, "%s is already a variable; it cannot also be a dimension symbol", d->sym);
     vec_push(c->a, &c->dims, d->sym);
-    env_set(c, env, id, (Var){.kind = V_DIM, .aux = c->dims.len - 1, .line = d->loc.line});
+    set(c, id, (Var){.kind = V_DIM, .aux = c->dims.len - 1, .line = d->loc.line});
     return dim_sym(c->dims.len - 1);
 }
 
-static void input(Checker *c, Env *env, const AstStmt *s)
+static void input(Checker *c, const AstStmt *s)
 {
     Loc at = name_loc(s);
     int id = intern(c, s->name);
-    Var v = env_get(env, id);
+    Var v = get(c, id);
     if (builtin(s->name))
         fail(c, at, "%s is a built-in function; it cannot be an input", s->name);
     if (v.kind == V_INPUT)
@@ -605,20 +657,20 @@ static void input(Checker *c, Env *env, const AstStmt *s)
         fail(c, at, "an input has at most two dimensions");
     Dim d[2] = {dim_lit(1), dim_lit(1)};
     for (int i = 0; i < s->ndims; i++)
-        d[i] = input_dim(c, env, s, &s->dims[i]);
+        d[i] = input_dim(c, s, &s->dims[i]);
     Input in = {.name = s->name, .loc = at, .ndims = s->ndims, .shape = shape_make(d[0], d[1])};
     vec_push(c->a, &c->inputs, in);
     int index = c->inputs.len - 1;
-    env_set(c, env, id, (Var){.kind = V_INPUT, .node = mk_input(c->ir, index, in.shape),
+    set(c, id, (Var){.kind = V_INPUT, .node = mk_input(c->ir, index, in.shape),
                               .shape = in.shape, .aux = index, .line = at.line});
 }
 
-static void output(Checker *c, Env *env, const AstStmt *s)
+static void output(Checker *c, const AstStmt *s)
 {
     if (c->has_output)
         fail(c, s->loc, "a second output statement (the first is at line %d); a program has "
              "one output", c->output_line);
-    Var v = lookup(c, env, s->name);
+    Var v = lookup(c, s->name);
     if (v.kind == V_DIM)
         fail(c, name_loc(s), "%s is a dimension symbol; output names a variable or an input",
              s->name);
@@ -630,7 +682,7 @@ static void output(Checker *c, Env *env, const AstStmt *s)
     c->output_loc = name_loc(s);
 }
 
-static void wrt(Checker *c, Env *env, const AstStmt *s)
+static void wrt(Checker *c, const AstStmt *s)
 {
     if (c->has_wrt)
         fail(c, s->loc, "a second wrt statement (the first is at line %d)", c->wrt_line);
@@ -638,7 +690,7 @@ static void wrt(Checker *c, Env *env, const AstStmt *s)
     c->wrt_line = s->loc.line;
     for (int i = 0; i < s->nnames; i++) {
         Loc at = s->name_locs ? s->name_locs[i] : s->loc;
-        Var v = lookup(c, env, s->names[i]);
+        Var v = lookup(c, s->names[i]);
         if (v.kind != V_INPUT)
             fail(c, at, "%s is not an input; wrt lists inputs to differentiate with respect to",
                  s->names[i]);
@@ -651,21 +703,27 @@ static void wrt(Checker *c, Env *env, const AstStmt *s)
 
 /* The names assigned anywhere in a block (nested blocks included), in order
  * of first assignment: a loop's candidates for carried values. */
-static void assigned(Checker *c, const AstBlock *b, IntVec *out)
+static void scan_assigned(Checker *c, const AstBlock *b, IntVec *out)
 {
     for (int i = 0; i < b->n; i++) {
         const AstStmt *s = b->stmts[i];
         if (s->kind == AST_ASSIGN) {
-            int id = intern(c, s->name), j = 0;
-            while (j < out->len && out->data[j] != id)
-                j++;
-            if (j == out->len)
+            int id = intern(c, s->name);
+            if (first_sight(c, id))
                 vec_push(c->a, out, id);
         }
-        assigned(c, &s->then_block, out);
-        assigned(c, &s->else_block, out);
-        assigned(c, &s->body, out);
+        scan_assigned(c, &s->then_block, out);
+        scan_assigned(c, &s->else_block, out);
+        scan_assigned(c, &s->body, out);
     }
+}
+
+static IntVec assigned(Checker *c, const AstBlock *b)
+{
+    IntVec ids = {0};
+    c->gen++;
+    scan_assigned(c, b, &ids);
+    return ids;
 }
 
 static bool same_state(Var a, Var b)
@@ -673,39 +731,77 @@ static bool same_state(Var a, Var b)
     return a.kind == b.kind && a.node == b.node && a.line == b.line && a.what == b.what;
 }
 
-/* if/elif/else: each branch runs on a copy of the environment; a name that
- * ends up with different nodes in the two branches gets a result slot. */
-static void if_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
+/* Checks a branch or a loop body on the environment, then rolls the
+ * environment back and returns what the block changed. */
+static Changes sub_block(Checker *c, const AstBlock *ab, Block *out)
+{
+    int mark = c->trail.len;
+    c->open++;
+    block(c, ab, out, false);
+    Changes ch = changes_since(c, mark);
+    undo_to(c, mark);
+    c->open--;
+    return ch;
+}
+
+/* What a name is after an if whose branches left it as t and f. */
+static Var merge(const AstStmt *s, Var pre, Var t, Var f)
+{
+    Var maybe = {.kind = V_MAYBE, .line = s->loc.line, .what = "if"};
+    if (t.kind == V_VAR && f.kind == V_VAR) {
+        if (!shape_eq(t.shape, f.shape))
+            return (Var){.kind = V_MIXED, .shape = t.shape, .other = f.shape,
+                         .line = s->loc.line, .what = "if"};
+        return t;   /* a result slot if t.node != f.node: the caller's business */
+    }
+    if (t.kind == V_VAR || f.kind == V_VAR)
+        return maybe;
+    if (same_state(t, pre) && same_state(f, pre))
+        return pre;
+    return same_state(t, f) ? t : maybe;
+}
+
+/* if/elif/else: each branch is checked from the state before the if; a name
+ * that ends up with different nodes in the two branches gets a result slot. */
+static void if_stmt(Checker *c, const AstStmt *s, Block *out)
 {
     int id = c->m->nconstructs++;
-    Node *k = cond(c, env, s->value);
-    Env te = env_copy(c, env), ee = env_copy(c, env);
+    Node *k = cond(c, s->value);
     Block *tb = block_new(c->a), *eb = block_new(c->a);
-    block(c, &te, &s->then_block, tb, false);
-    if (s->has_else)
-        block(c, &ee, &s->else_block, eb, false);
+    Changes tc = sub_block(c, &s->then_block, tb);
+    Changes ec = s->has_else ? sub_block(c, &s->else_block, eb) : (Changes){0};
+
+    /* Pair up the two branches' changes: ids[i] ends as tv[i] / fv[i]. */
+    int n = tc.ids.len + ec.ids.len;
+    int *ids = arena_alloc(c->a, sizeof(int) * (size_t)(n ? n : 1)), nids = 0;
+    Var *tv = arena_alloc(c->a, sizeof(Var) * (size_t)(n ? n : 1));
+    Var *fv = arena_alloc(c->a, sizeof(Var) * (size_t)(n ? n : 1));
+    c->gen++;
+    for (int i = 0; i < tc.ids.len; i++) {
+        int x = tc.ids.data[i];
+        first_sight(c, x);
+        c->pos[x] = nids;
+        ids[nids] = x;
+        tv[nids] = tc.vals.data[i];
+        fv[nids++] = get(c, x);
+    }
+    for (int i = 0; i < ec.ids.len; i++) {
+        int x = ec.ids.data[i];
+        if (first_sight(c, x)) {
+            c->pos[x] = nids;
+            ids[nids] = x;
+            tv[nids++] = get(c, x);
+        }
+        fv[c->pos[x]] = ec.vals.data[i];
+    }
 
     IntVec res = {0};
-    int n = c->names.len;
-    for (int i = 0; i < n; i++) {
-        Var pre = env_get(env, i), t = env_get(&te, i), f = env_get(&ee, i);
-        Var out_v = pre;
-        if (t.kind == V_VAR && f.kind == V_VAR) {
-            if (!shape_eq(t.shape, f.shape))
-                out_v = (Var){.kind = V_MIXED, .shape = t.shape, .other = f.shape,
-                              .line = s->loc.line, .what = "if"};
-            else if (t.node == f.node)   /* the same value either way: no slot */
-                out_v = t.node == pre.node ? pre : t;
-            else
-                vec_push(c->a, &res, i);
-        } else if (t.kind == V_VAR || f.kind == V_VAR) {
-            out_v = (Var){.kind = V_MAYBE, .line = s->loc.line, .what = "if"};
-        } else if (!same_state(t, pre) || !same_state(f, pre)) {
-            out_v = same_state(t, f) ? t
-                                     : (Var){.kind = V_MAYBE, .line = s->loc.line, .what = "if"};
-        }
-        if (!same_state(out_v, pre))
-            env_set(c, env, i, out_v);
+    for (int i = 0; i < nids; i++) {
+        Var pre = get(c, ids[i]), v = merge(s, pre, tv[i], fv[i]);
+        if (v.kind == V_VAR && tv[i].node != fv[i].node)
+            vec_push(c->a, &res, i);
+        else if (!same_state(v, pre))
+            set(c, ids[i], v);
     }
 
     if (res.len == 0 && tb->n == 0 && eb->n == 0) {
@@ -721,18 +817,37 @@ static void if_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
     st->else_block = eb;
     for (int j = 0; j < res.len; j++) {
         int i = res.data[j];
-        Var t = env_get(&te, i), f = env_get(&ee, i);
-        st->slots[j] = ir_slot(c->ir, c->names.data[i], t.shape);
-        st->then_vals[j] = t.node;
-        st->else_vals[j] = f.node;
-        env_set(c, env, i, var_value(mk_slot(c->ir, st->slots[j]), s->loc.line));
+        st->slots[j] = ir_slot(c->ir, c->names.data[ids[i]], tv[i].shape);
+        st->then_vals[j] = tv[i].node;
+        st->else_vals[j] = fv[i].node;
+        set(c, ids[i], var_value(mk_slot(c->ir, st->slots[j]), s->loc.line));
     }
     block_push(c->a, out, st);
 }
 
+/* A for loop's count: lo must be 1, hi an integer literal or a dimension. */
+static Node *for_count(Checker *c, const AstStmt *s)
+{
+    const Expr *lo = s->for_lo, *hi = s->for_hi;
+    if (!lo || !hi)
+        fail(c, s->loc, "internal error: for loop without bounds");
+    if (lo->kind != EX_NUM || lo->num != 1)
+        fail(c, expr_start(lo), "a for loop counts from 1: write for %s in 1:K", s->name);
+    if (hi->kind == EX_NUM && integral(hi->num))
+        return mk_const(c->ir, hi->num);
+    if (hi->kind == EX_NAME) {
+        Var b = lookup(c, hi->name);
+        if (b.kind == V_DIM)
+            return mk_dimval(c->ir, b.aux);
+        if (b.kind == V_NONE && !builtin(hi->name))
+            fail(c, hi->loc, "unknown name %s", hi->name);
+    }
+    fail(c, expr_start(hi), "a for bound must be an integer literal or a dimension symbol");
+}
+
 /* while and for: the names the body assigns that are defined before the loop
  * are carried in fresh slots; names first assigned in the body stay local. */
-static void loop_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
+static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
 {
     bool is_for = s->kind == AST_FOR;
     const char *what = is_for ? "for" : "while";
@@ -746,82 +861,73 @@ static void loop_stmt(Checker *c, Env *env, const AstStmt *s, Block *out)
     if (is_for) {
         Loc at = name_loc(s);
         index_id = intern(c, s->name);
-        Var v = env_get(env, index_id);
+        Var v = get(c, index_id);
         if (builtin(s->name))
             fail(c, at, "%s is a built-in function; it cannot be a loop index", s->name);
         if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
             fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
                  s->name, v.line);
-        const Expr *lo = s->for_lo, *hi = s->for_hi;
-        if (!lo || !hi)
-            fail(c, s->loc, "internal error: for loop without bounds");
-        if (lo->kind != EX_NUM || lo->num != 1)
-            fail(c, expr_start(lo), "a for loop counts from 1: write for %s in 1:K", s->name);
-        if (hi->kind == EX_NUM && integral(hi->num)) {
-            count = mk_const(c->ir, hi->num);
-        } else if (hi->kind == EX_NAME) {
-            Var b = lookup(c, env, hi->name);
-            if (b.kind == V_NONE && !builtin(hi->name))
-                fail(c, hi->loc, "unknown name %s", hi->name);
-            if (b.kind == V_DIM)
-                count = mk_dimval(c->ir, b.aux);
-        }
-        if (!count)
-            fail(c, expr_start(hi), "a for bound must be an integer literal or a dimension "
-                 "symbol");
+        count = for_count(c, s);
     }
 
-    IntVec cand = {0}, carried = {0};
-    assigned(c, &s->body, &cand);
+    IntVec cand = assigned(c, &s->body), carried = {0};
     for (int j = 0; j < cand.len; j++)
-        if (env_get(env, cand.data[j]).kind == V_VAR)
+        if (get(c, cand.data[j]).kind == V_VAR)
             vec_push(c->a, &carried, cand.data[j]);
 
     Stmt *st = stmt_new(c->a, is_for ? S_FOR : S_WHILE, carried.len);
     st->loc = s->loc;
     st->id = id;
-    Env be = env_copy(c, env);
+    st->count = count;
     for (int j = 0; j < carried.len; j++) {
-        Var v = env_get(env, carried.data[j]);
+        Var v = get(c, carried.data[j]);
         st->slots[j] = ir_slot(c->ir, c->names.data[carried.data[j]], v.shape);
         st->vals[j] = v.node;
-        env_set(c, &be, carried.data[j], var_value(mk_slot(c->ir, st->slots[j]), v.line));
     }
+
+    /* The body (and a while's condition) see the carried names as their
+     * slots, and the index as its slot; all of it is undone afterwards. */
+    int mark = c->trail.len;
+    c->open++;
+    for (int j = 0; j < carried.len; j++)
+        set(c, carried.data[j],
+            var_value(mk_slot(c->ir, st->slots[j]), get(c, carried.data[j]).line));
     bool *used = arena_alloc(c->a, sizeof *used);
     int index_slot = -1;
     if (is_for) {
         index_slot = ir_slot(c->ir, s->name, shape_scalar());
-        env_set(c, &be, index_id, (Var){.kind = V_INDEX, .node = mk_slot(c->ir, index_slot),
-                                        .shape = shape_scalar(), .line = s->loc.line,
-                                        .used = used});
-        st->count = count;
+        set(c, index_id, (Var){.kind = V_INDEX, .node = mk_slot(c->ir, index_slot),
+                               .shape = shape_scalar(), .line = s->loc.line, .used = used});
     } else {
-        st->cond = cond(c, &be, s->value);
+        st->cond = cond(c, s->value);
     }
     st->body = block_new(c->a);
-    block(c, &be, &s->body, st->body, false);
+    Changes ch = sub_block(c, &s->body, st->body);
+    for (int j = 0; j < carried.len; j++) {
+        int x = carried.data[j];
+        st->next[j] = c->seen[x] == c->gen ? ch.vals.data[c->pos[x]].node : get(c, x).node;
+    }
+    undo_to(c, mark);
+    c->open--;
     st->index_slot = *used ? index_slot : -1;
 
-    for (int j = 0; j < carried.len; j++)
-        st->next[j] = env_get(&be, carried.data[j]).node;
-    /* After the loop: carried names read their slot, body-local names and the
+    /* After the loop: carried names read their slot; body-local names and the
      * index are gone (kept only to explain a later use). */
-    int n = c->names.len;
-    for (int i = 0; i < n; i++) {
-        Var pre = env_get(env, i), b = env_get(&be, i);
-        if (i == index_id)
-            env_set(c, env, i, (Var){.kind = V_GONE, .line = s->loc.line, .what = what});
-        else if (pre.kind != V_VAR && !same_state(pre, b))
-            env_set(c, env, i, (Var){.kind = V_LOCAL, .line = s->loc.line, .what = what});
+    for (int i = 0; i < ch.ids.len; i++) {
+        int x = ch.ids.data[i];
+        Var pre = get(c, x);
+        if (pre.kind != V_VAR && x != index_id && !same_state(pre, ch.vals.data[i]))
+            set(c, x, (Var){.kind = V_LOCAL, .line = s->loc.line, .what = what});
     }
+    if (is_for)
+        set(c, index_id, (Var){.kind = V_GONE, .line = s->loc.line, .what = what});
     for (int j = 0; j < carried.len; j++)
-        env_set(c, env, carried.data[j],
-                var_value(mk_slot(c->ir, st->slots[j]), s->loc.line));
+        set(c, carried.data[j], var_value(mk_slot(c->ir, st->slots[j]), s->loc.line));
     c->loop_depth--;
     block_push(c->a, out, st);
 }
 
-static void stmt(Checker *c, Env *env, const AstStmt *s, Block *out, bool top)
+static void stmt(Checker *c, const AstStmt *s, Block *out, bool top)
 {
     static const char *const keyword[] = {
         [AST_INPUT] = "input", [AST_OUTPUT] = "output", [AST_WRT] = "wrt",
@@ -830,38 +936,38 @@ static void stmt(Checker *c, Env *env, const AstStmt *s, Block *out, bool top)
         fail(c, s->loc, "'%s' belongs at top level, not inside an if, while or for",
              keyword[s->kind]);
     switch (s->kind) {
-    case AST_INPUT: input(c, env, s); return;
-    case AST_ASSIGN: assign(c, env, s); return;
-    case AST_OUTPUT: output(c, env, s); return;
-    case AST_WRT: wrt(c, env, s); return;
-    case AST_IF: if_stmt(c, env, s, out); return;
+    case AST_INPUT: input(c, s); return;
+    case AST_ASSIGN: assign(c, s); return;
+    case AST_OUTPUT: output(c, s); return;
+    case AST_WRT: wrt(c, s); return;
+    case AST_IF: if_stmt(c, s, out); return;
     case AST_WHILE:
-    case AST_FOR: loop_stmt(c, env, s, out); return;
+    case AST_FOR: loop_stmt(c, s, out); return;
     }
     fail(c, s->loc, "internal error: unknown statement kind");
 }
 
-static void block(Checker *c, Env *env, const AstBlock *ab, Block *out, bool top)
+static void block(Checker *c, const AstBlock *ab, Block *out, bool top)
 {
     if (++c->depth > MAX_EXPR_DEPTH)
         fail(c, ab->n ? ab->stmts[0]->loc : (Loc){0, 0}, "blocks nested too deeply");
     for (int i = 0; i < ab->n; i++)
-        stmt(c, env, ab->stmts[i], out, top);
+        stmt(c, ab->stmts[i], out, top);
     c->depth--;
 }
 
 /* The output: the `output` name, else the variable of the last assignment. */
-static Node *output_node(Checker *c, Env *env)
+static Node *output_node(Checker *c)
 {
     if (c->has_output) {
-        Var v = lookup(c, env, c->output_name);
+        Var v = lookup(c, c->output_name);
         if (v.kind != V_VAR && v.kind != V_INPUT)
             fail(c, c->output_loc, "%s", why_undefined(c, c->output_name, v));
         return v.node;
     }
     if (!c->last_name)
         fail(c, (Loc){0, 0}, "nothing is assigned, so there is no output");
-    Var v = lookup(c, env, c->last_name);
+    Var v = lookup(c, c->last_name);
     if (v.kind != V_VAR)
         fail(c, c->last_loc, "without an output line the output is %s, the last variable "
              "assigned, but %s", c->last_name, why_undefined(c, c->last_name, v));
@@ -880,10 +986,9 @@ Module *check_program(Arena *a, Ast *ast)
     if (setjmp(c->fail))
         return NULL;
 
-    Env env = {0};
     m->fwd.body = block_new(a);
-    block(c, &env, &ast->top, m->fwd.body, true);
-    m->fwd.value = output_node(c, &env);
+    block(c, &ast->top, m->fwd.body, true);
+    m->fwd.value = output_node(c);
     m->output_name = c->output_name;
 
     m->dims = c->dims.data;
