@@ -166,6 +166,12 @@ def main():
 
     gradc = command(a.gradc)
     rep = Report(a.update)
+    if not os.path.isdir(a.dir):
+        if not a.update:
+            print("golden.py: no folder %s (run with --update to create it)" % a.dir)
+            print("0 passed, 1 failed")
+            return 1
+        os.makedirs(a.dir)
     if a.mode == "derive":
         check_derive(gradc, a.samples, a.dir, rep)
     else:
