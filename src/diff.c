@@ -36,6 +36,7 @@ typedef struct Diff {
     signed char *node_active;     /* memo: -1 unknown */
     bool *wrt_input;
     Node **input_adj;
+    int *uses;                    /* references to a node in the whole forward program */
     /* per forward construct id */
     bool *reversed;
     IntVec *needed;               /* carried slots pushed each iteration */
@@ -48,6 +49,7 @@ typedef struct Frame {
     Block *out;          /* its reverse, as statements */
     int *owner;          /* forward slot → 1 + index of the stmt of blk that produces it */
     const bool *local;   /* slots that make a time-0 node local (loop: carried, index) */
+    const bool *only;    /* if branch: nodes used nowhere else, reversed inside it */
     bool top;
     Node **pending;      /* node id → adjoint so far */
     IntVec *heaps;       /* per time: max-heap of node ids */
@@ -124,6 +126,66 @@ static void compute_activity(Diff *d)
     while (mark_block(d, d->m->fwd.body));
 }
 
+/* ---- uses: how often the program refers to each node ---- */
+
+static void count_uses(const Node *n, int *uses, bool *seen)
+{
+    uses[n->id]++;
+    if (seen[n->id])
+        return;
+    seen[n->id] = true;
+    for (int i = 0; i < n->nargs; i++)
+        count_uses(n->args[i], uses, seen);
+}
+
+static void block_uses(const Block *b, int *uses, bool *seen);
+
+static void nodes_uses(Node *const *v, int n, int *uses, bool *seen)
+{
+    for (int k = 0; k < n; k++)
+        count_uses(v[k], uses, seen);
+}
+
+static void stmt_uses(const Stmt *s, int *uses, bool *seen)
+{
+    if (s->kind == S_IF) {
+        nodes_uses(s->then_vals, s->n, uses, seen);
+        nodes_uses(s->else_vals, s->n, uses, seen);
+    } else {
+        nodes_uses(s->vals, s->n, uses, seen);
+        nodes_uses(s->next, s->n, uses, seen);
+    }
+    if (s->cond)
+        count_uses(s->cond, uses, seen);
+    if (s->count)
+        count_uses(s->count, uses, seen);
+    block_uses(s->then_block, uses, seen);
+    block_uses(s->else_block, uses, seen);
+    block_uses(s->body, uses, seen);
+}
+
+static void block_uses(const Block *b, int *uses, bool *seen)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_uses(b->stmts[i], uses, seen);
+}
+
+/* The nodes an if branch alone uses (every reference to them is inside
+ * it): their reverse can run inside the branch's reverse. Leaves never
+ * qualify, since their adjoints belong to the enclosing scope. */
+static bool *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
+{
+    int *inside = arena_alloc(d->a, sizeof(int) * (size_t)d->nfwd_nodes);
+    bool *seen = arena_alloc(d->a, (size_t)d->nfwd_nodes);
+    block_uses(b, inside, seen);
+    nodes_uses(vals, n, inside, seen);
+    bool *only = seen;  /* reuse: only ⊆ seen */
+    for (int id = 0; id < d->nfwd_nodes; id++)
+        only[id] = seen[id] && inside[id] == d->uses[id] &&
+                   op_info[d->ir->nodes.data[id]->op].kind != OK_L;
+    return only;
+}
+
 /* ---- frames and pending adjoints ---- */
 
 static int node_time(Frame *F, const Node *n)
@@ -137,7 +199,7 @@ static int node_time(Frame *F, const Node *n)
 
 static bool is_local(Frame *F, const Node *n, int time)
 {
-    if (F->top || time > 0)
+    if (F->top || time > 0 || (F->only && F->only[n->id]))
         return true;
     for (int i = 0; i < n->nslots; i++)
         if (n->slots[i] < F->d->nfwd_slots && F->local[n->slots[i]])
@@ -601,6 +663,7 @@ static void rev_if(Frame *F, Stmt *s)
     Frame *br[2];
     for (int b = 0; b < 2; b++) {
         br[b] = frame_new(d, blocks[b], no_local, false);
+        br[b]->only = branch_only(d, blocks[b], vals[b], s->n);
         for (int k = 0; k < s->n; k++)
             if (F->slot_adj[s->slots[k]])
                 add(br[b], vals[b][k], F->slot_adj[s->slots[k]]);
@@ -753,6 +816,10 @@ void diff_reverse(Module *m)
     for (int k = 0; k < m->nwrt; k++)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);
+    d->uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes);
+    bool *seen = arena_alloc(a, (size_t)d->nfwd_nodes);
+    block_uses(m->fwd.body, d->uses, seen);
+    count_uses(m->fwd.value, d->uses, seen);
 
     Frame *F = frame_new(d, m->fwd.body, NULL, true);
     Node *out = m->fwd.value;
@@ -766,8 +833,10 @@ void diff_reverse(Module *m)
     }
     Block *body = record_block(d, m->fwd.body);
     Node *value = out;
-    if (m->has_control && out->nslots) {
-        /* the reverse sweep restores slots, so keep the value it had */
+    bool *written = slot_mask(d);
+    block_writes(F->out, written);
+    if (reads_any(out, written, ir->slots.len)) {
+        /* the reverse sweep restores slots the output reads: keep its value */
         Stmt *set = stmt_new(a, S_SET, 1);
         set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);
         set->vals[0] = out;

@@ -180,8 +180,7 @@ static void close_paren(Printer *p, bool on) { if (on) fputs(latex(p) ? "\\right
 /* Products that associate with each other: A*B and s*X. */
 static bool assoc_product(const Node *n)
 {
-    return n->op == OP_MATMUL || (n->op == OP_MUL && (scalar(n->args[0]) || scalar(n->args[1]))) ||
-           ((n->op == OP_DIV || n->op == OP_DIVSAFE) && scalar(n->args[1]));
+    return n->op == OP_MATMUL || (n->op == OP_MUL && (scalar(n->args[0]) || scalar(n->args[1])));
 }
 
 static bool elementwise_product(const Node *n)
@@ -214,12 +213,14 @@ static void binary(Printer *p, const Node *n, int prec)
         }
         return;
     }
-    /* left associative; a right operand of the same level keeps its
-     * parentheses (x .* (A*y) is not x .* A*y), except in a sum and in a
-     * chain of products that associate (2*A*x); an elementwise product
-     * parenthesises any product operand, for the reader's sake */
+    /* left associative: a right operand of the same level keeps its
+     * parentheses (x .* (A*y) is not x .* A*y), except in a sum and a
+     * scaling; an elementwise product parenthesises any product operand,
+     * for the reader's sake */
     int left = prec, right = prec + 1;
-    if (n->op == OP_ADD || (assoc_product(n) && assoc_product(b)))
+    /* s*(A*x) prints as s*A*x, which the simplifier reads back as the same
+     * node; A*(B*x) and a/(b*c) keep their parentheses */
+    if (n->op == OP_ADD || (n->op == OP_MUL && scalar(a) && assoc_product(b)))
         right = prec;
     if (elementwise_product(n))
         left = right = prec + 1;
@@ -332,16 +333,44 @@ void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style)
 
 static void print_block(Printer *p, const Block *b, int depth);
 
+/* Parallel assignment: printed one per line in an order where no value
+ * reads a slot assigned before it; a cycle (a swap) prints as a tuple. */
 static void assign(Printer *p, const int *slots, Node *const *vals, int n, int depth)
 {
     char indent[128];
     snprintf(indent, sizeof indent, "%*s", 4 * depth, "");
     print_lets(p, vals, n, indent);
-    for (int k = 0; k < n; k++) {
-        if (vals[k]->op == OP_SLOT && vals[k]->index == slots[k])
-            continue;   /* x = x */
-        fprintf(p->out, "%s%s = ", indent, p->slot_names[slots[k]]);
-        expr(p, vals[k], 0);
+    bool *done = arena_alloc(p->m->arena, (size_t)n + 1);
+    for (int k = 0; k < n; k++)
+        done[k] = vals[k]->op == OP_SLOT && vals[k]->index == slots[k];   /* x = x */
+    for (bool progress = true; progress;) {
+        progress = false;
+        for (int k = 0; k < n; k++) {
+            bool blocked = false;   /* another pending value still reads slot k */
+            for (int j = 0; j < n && !blocked; j++)
+                blocked = j != k && !done[j] && node_reads_slot(vals[j], slots[k]);
+            if (done[k] || blocked)
+                continue;
+            fprintf(p->out, "%s%s = ", indent, p->slot_names[slots[k]]);
+            expr(p, vals[k], 0);
+            fputc('\n', p->out);
+            done[k] = progress = true;
+        }
+    }
+    int left = 0;
+    for (int k = 0; k < n; k++)
+        left += !done[k];
+    if (left) {
+        fputs(indent, p->out);
+        for (int k = 0, i = 0; k < n; k++)
+            if (!done[k])
+                fprintf(p->out, "%s%s", i++ ? ", " : "", p->slot_names[slots[k]]);
+        fputs(" = ", p->out);
+        for (int k = 0, i = 0; k < n; k++)
+            if (!done[k]) {
+                fputs(i++ ? ", " : "", p->out);
+                expr(p, vals[k], 0);
+            }
         fputc('\n', p->out);
     }
     forget_lets(p);

@@ -3,6 +3,7 @@
  * which hash-consing makes a pointer comparison. */
 #include "gradc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int failures;
@@ -142,6 +143,69 @@ static void test_derivatives(void)
     CHECK(m && node_is_zero(m->grad.grads[1]));
 }
 
+/* Printing: exact text for some, and a round trip for all: an expression
+ * and its printed form parse to the same node, so their difference
+ * simplifies to zero. */
+static const char *printed(Module *m, const Node *n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    print_node(f, m, n, PRINT_EXPR);
+    fclose(f);
+    char *copy = arena_strdup(A, buf);
+    free(buf);
+    return copy;
+}
+
+static void test_printing(void)
+{
+    static const char *const header =
+        "input A[n, n]\ninput B[n, n]\ninput x[n]\ninput y[n]\ninput a\ninput b\ninput c\n";
+    static const struct { const char *expr, *text; } cases[] = {
+        {"a/(b*c)", "a/(b*c)"},
+        {"(a/b)*c", "c*(a/b)"},
+        {"2*(A*x)", "2*A*x"},
+        {"x .* (A*y)", "x.*(A*y)"},
+        {"(x .* y)' * A", "(x.*y)'*A"},
+        {"-(x .^ 2)", "-x.^2"},
+        {"(-a)^2", "(-a)^2"},
+        {"a^(b^c)", "a^b^c"},
+        {"(a^b)^c", "(a^b)^c"},
+        {"a - (b - c)", "a - (b - c)"},
+        {"(A + A')*x", "(A + A')*x"},
+        {"x' * A'", "x'*A'"},
+        {"(x' * A)'", "A'*x"},
+        {"exp(-a) * sum(x ./ y)", "exp(-a)*sum(x./y)"},
+        {"A*(B*x)", "A*(B*x)"},
+        {"a*(A*(B*x))", "a*A*(B*x)"},
+        {"a*(x.*y)", "a*(x.*y)"},
+        {"1000000 * a + 0.001", "0.001 + 1000000*a"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Source *src = source_from_string(A, "print.expr",
+                                         arena_printf(A, "%sout = %s\n", header, cases[i].expr));
+        Ast *ast = parse_source(A, src);
+        Module *m = ast ? check_program(A, ast) : NULL;
+        CHECK(m != NULL);
+        if (!m)
+            continue;
+        const char *text = printed(m, m->fwd.value);
+        if (strcmp(text, cases[i].text) != 0) {
+            fprintf(stderr, "print %s: got %s, expected %s\n", cases[i].expr, text, cases[i].text);
+            failures++;
+        }
+        src = source_from_string(A, "round.expr", arena_printf(A, "%sout = (%s) - (%s)\n", header,
+                                                               cases[i].expr, text));
+        ast = parse_source(A, src);
+        m = ast ? check_program(A, ast) : NULL;
+        if (!m || !node_is_zero(m->fwd.value)) {
+            fprintf(stderr, "round trip of %s through %s failed\n", cases[i].expr, text);
+            failures++;
+        }
+    }
+}
+
 /* Reverse mode stays linear in the program: a 1,000-step chain. */
 static void test_chain_is_linear(void)
 {
@@ -172,6 +236,7 @@ int main(void)
     test_shapes();
     test_simplifier();
     test_derivatives();
+    test_printing();
     test_chain_is_linear();
     arena_free(A);
     if (failures)
