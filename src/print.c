@@ -44,6 +44,27 @@ static void number(Printer *p, double v)
     fputs(strcmp(buf, "inf") == 0 ? "Inf" : strcmp(buf, "-inf") == 0 ? "-Inf" : buf, p->out);
 }
 
+/* A variable's name: as is, or in LaTeX upright when longer than a letter
+ * (\mathrm{loss}), with a trailing number as a subscript (t_{1}). */
+static void name(Printer *p, const char *s)
+{
+    if (!latex(p) || strlen(s) == 1) {
+        fputs(s, p->out);
+        return;
+    }
+    size_t stem = strlen(s);
+    while (stem > 1 && s[stem - 1] >= '0' && s[stem - 1] <= '9')
+        stem--;
+    if (stem > 1)
+        fputs("\\mathrm{", p->out);
+    for (size_t i = 0; i < stem; i++)
+        fputs(s[i] == '_' ? "\\_" : (char[2]){s[i], 0}, p->out);
+    if (stem > 1)
+        fputs("}", p->out);
+    if (s[stem])
+        fprintf(p->out, "_{%s}", s + stem);
+}
+
 static const char *dim_name(const Printer *p, Dim d, char *buf, size_t len)
 {
     if (d.sym >= 0)
@@ -92,13 +113,17 @@ static void leaf(Printer *p, const Node *n)
             number(p, n->num);
             fputs(latex(p) ? " \\cdot " : "*", p->out);
         }
+        if (latex(p)) {
+            fputs(node_is_const(n, 0) ? "\\mathbf{0}" : "\\mathbf{1}", p->out);
+            break;
+        }
         fputs(node_is_const(n, 0) ? "zeros" : "ones", p->out);
         shape_args(p, n->shape);
         break;
     case OP_EYE: fputs(latex(p) ? "I" : "eye", p->out); if (!latex(p)) shape_args(p, shape_make(n->shape.rows, dim_lit(1))); break;
-    case OP_INPUT: fputs(m->inputs[n->index].name, p->out); break;
-    case OP_SLOT: fputs(p->slot_names[n->index], p->out); break;
-    case OP_DIMVAL: fputs(m->dims[n->index], p->out); break;
+    case OP_INPUT: name(p, m->inputs[n->index].name); break;
+    case OP_SLOT: name(p, p->slot_names[n->index]); break;
+    case OP_DIMVAL: name(p, m->dims[n->index]); break;
     case OP_COTAN: fprintf(p->out, "d%s", m->output_name ? m->output_name : "y"); break;
     default: break;
     }
@@ -232,7 +257,7 @@ static void binary(Printer *p, const Node *n, int prec)
 static void expr(Printer *p, const Node *n, int min_prec)
 {
     if (p->let[n->id]) {
-        fputs(p->let[n->id], p->out);
+        name(p, p->let[n->id]);
         return;
     }
     int prec = prec_of(p, n);
@@ -288,11 +313,13 @@ static void print_lets(Printer *p, Node *const *roots, int nroots, const char *i
         const Node *n = p->m->ir->nodes.data[id];
         if (refs[id] < 2 || trivial(n) || p->let[id])
             continue;
-        const char *name = arena_printf(a, "t%d", ++p->nlets);
-        fprintf(p->out, "%s%s = ", indent, name);
+        const char *let = arena_printf(a, "t%d", ++p->nlets);
+        fputs(indent, p->out);
+        name(p, let);
+        fputs(" = ", p->out);
         expr(p, n, 0);
         fputs(latex(p) ? " \\\\\n" : "\n", p->out);
-        p->let[id] = name;
+        p->let[id] = let;
     }
 }
 
@@ -447,9 +474,13 @@ static void gradient_lines(Printer *p)
     print_lets(p, m->grad.grads, m->nwrt, "");
     for (int k = 0; k < m->nwrt; k++) {
         const char *x = m->inputs[m->wrt[k]].name;
-        if (latex(p))
-            fprintf(p->out, "\\frac{\\partial %s}{\\partial %s} = ", y, x);
-        else
+        if (latex(p)) {
+            fputs("\\frac{\\partial ", p->out);
+            name(p, y);
+            fputs("}{\\partial ", p->out);
+            name(p, x);
+            fputs("} = ", p->out);
+        } else
             fprintf(p->out, "d%s/d%s = ", y, x);
         expr(p, m->grad.grads[k], 0);
         fputs(latex(p) ? " \\\\\n" : "\n", p->out);

@@ -165,6 +165,8 @@ static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
     double ca = split_term(a, &ta), cb = split_term(b, &tb);
     if (ta == tb)
         return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca + cb), ta), shape);
+    if (ca == cb && ca != 1 && shape_eq(ta->shape, tb->shape))   /* c*a + c*b → c*(a + b) */
+        return mk2(ir, OP_MUL, mk_const(ir, ca), mk2(ir, OP_ADD, ta, tb));
     if (cb < 0)      /* a + (-c)*t → a - c*t */
         return mk2(ir, OP_SUB, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
     if (ca < 0)
@@ -190,6 +192,10 @@ static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
     double ca = split_term(a, &ta), cb = split_term(b, &tb);
     if (ta == tb)
         return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca - cb), ta), shape);
+    if (ca == cb && ca != 1 && shape_eq(ta->shape, tb->shape))   /* c*a - c*b → c*(a - b) */
+        return mk2(ir, OP_MUL, mk_const(ir, ca), mk2(ir, OP_SUB, ta, tb));
+    if (ca == -cb && ca != 1 && ca != -1 && shape_eq(ta->shape, tb->shape))  /* -c*a - c*b */
+        return mk2(ir, OP_MUL, mk_const(ir, ca), mk2(ir, OP_ADD, ta, tb));
     if (cb < 0)      /* a - (-c)*t → a + c*t */
         return mk2(ir, OP_ADD, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
     if (is(a, OP_MATMUL) && is(b, OP_MATMUL)) {
