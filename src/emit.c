@@ -71,6 +71,8 @@ static const char *shape_doc(const Module *m, Shape s)
 {
     if (shape_is_scalar(s))
         return "scalar";
+    if (dim_eq(s.cols, dim_lit(1)))
+        return shape_str(m->arena, s, m->dims);
     return arena_printf(m->arena, "%s row-major", shape_str(m->arena, s, m->dims));
 }
 
@@ -114,10 +116,9 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
         fprintf(f, " *   %-12s input: %s%s\n", in[i], shape_doc(m, m->inputs[i].shape),
                 m->inputs[i].ndims == 0 ? " (double)" : " (const double *)");
     if (cot)
-        fprintf(f, " *   %-12s %s only: cotangent of the output, %s\n", cn,
+        fprintf(f, " *   %-12s %s only: cotangent of the output, %s (NULL: all ones)\n", cn,
                 arena_printf(a, "%s_grad", name), shape_doc(m, out));
-    fprintf(f, " *   %-12s output: %s (%s: may be NULL in %s_grad)\n", on, shape_doc(m, out),
-            shape_is_scalar(out) ? "1 double" : "row-major", name);
+    fprintf(f, " *   %-12s output: %s (may be NULL in %s_grad)\n", on, shape_doc(m, out), name);
     for (int i = 0; i < m->nwrt; i++)
         fprintf(f, " *   %-12s %s_grad only: gradient of %s, %s\n", gn[i], name,
                 m->inputs[m->wrt[i]].name, shape_doc(m, m->inputs[m->wrt[i]].shape));
