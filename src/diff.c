@@ -22,6 +22,7 @@
  * Cookbook); see docs/design.md. */
 #include "gradc.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef VEC(int) IntVec;
@@ -41,6 +42,7 @@ typedef struct Diff {
     bool *reversed;
     IntVec *needed;               /* carried slots pushed each iteration */
     int *count_slot;              /* WHILE trip count */
+    bool *checkpointed;           /* loops that store only every k-th state */
 } Diff;
 
 typedef struct Frame {
@@ -582,6 +584,120 @@ static Stmt *push_of(Diff *d, const IntVec *slots)
     return p;
 }
 
+/* ---- checkpointing: store every k-th iteration start, recompute the rest ---- */
+
+static Node *num(Diff *d, double v) { return mk_const(d->ir, v); }
+
+/* The loop with one more carried value, a counter ck = 0, 1, …, k-1, 0, …
+ * that says when an iteration starts a segment (the body is set later). */
+static Stmt *record_checkpoints(Diff *d, const Stmt *s)
+{
+    Ir *ir = d->ir;
+    Stmt *c = stmt_new(d->a, s->kind, s->n + 1);
+    Stmt keep = *c;
+    *c = *s;
+    c->slots = keep.slots;
+    c->vals = keep.vals;
+    c->next = keep.next;
+    c->n = s->n + 1;
+    memcpy(c->slots, s->slots, sizeof(int) * (size_t)s->n);
+    memcpy(c->vals, s->vals, sizeof(Node *) * (size_t)s->n);
+    memcpy(c->next, s->next, sizeof(Node *) * (size_t)s->n);
+    int ck = ir_slot(ir, "since_checkpoint", shape_scalar());
+    Node *ck1 = mk2(ir, OP_ADD, mk_slot(ir, ck), num(d, 1));
+    c->slots[s->n] = ck;
+    c->vals[s->n] = num(d, 0);
+    c->next[s->n] = mk2(ir, OP_MUL, ck1, mk2(ir, OP_LT, ck1, num(d, (double)d->m->checkpoint)));
+    return c;
+}
+
+/* if ck == 0: push every carried value (the counter aside). */
+static Stmt *push_checkpoint(Diff *d, const Stmt *c)
+{
+    Stmt *when = stmt_new(d->a, S_IF, 0);
+    when->loc = c->loc;
+    when->cond = mk2(d->ir, OP_EQ, mk_slot(d->ir, c->slots[c->n - 1]), num(d, 0));
+    when->then_block = block_new(d->a);
+    when->else_block = block_new(d->a);
+    IntVec all = {0};
+    for (int k = 0; k < c->n - 1; k++)
+        vec_push(d->a, &all, c->slots[k]);
+    block_push(d->a, when->then_block, push_of(d, &all));
+    return when;
+}
+
+/* SET i = start + j: the forward index of a segment's j-th iteration. */
+static Stmt *set_index(Diff *d, int index, Node *start, int j)
+{
+    Stmt *set = stmt_new(d->a, S_SET, 1);
+    set->slots[0] = index;
+    set->vals[0] = mk2(d->ir, OP_ADD, start, mk_slot(d->ir, j));
+    return set;
+}
+
+/* The reverse of loop s in segments of k iterations, last segment first:
+ * pop the segment's checkpoint, re-run its iterations forward pushing what
+ * the reverse reads, then run the reverse r over them.  The tape holds
+ * T/k checkpoints and k iteration states instead of T states. */
+static void emit_checkpointed(Frame *F, Stmt *s, Stmt *r, const IntVec *needed)
+{
+    Diff *d = F->d;
+    Ir *ir = d->ir;
+    double k = (double)d->m->checkpoint;
+    Node *total = r->count;
+    int seg = ir_slot(ir, "segment", shape_scalar());
+    Node *before = mk2(ir, OP_MUL, mk2(ir, OP_SUB, mk_slot(ir, seg), num(d, 1)), num(d, k));
+    Node *len = mk2(ir, OP_MIN, num(d, k), mk2(ir, OP_SUB, total, before));
+
+    Stmt *outer = stmt_new(d->a, S_FOR, r->n);
+    outer->loc = s->loc;
+    outer->reverse = true;
+    outer->index_slot = seg;
+    /* ceil(T/k) = floor((T + k - 1/2)/k), robust to rounding for integral T */
+    outer->count = total->op == OP_CONST
+                       ? num(d, ceil(total->num / k))
+                       : mk2(ir, OP_DIV, mk2(ir, OP_ADD, total, num(d, k - 0.5)), num(d, k));
+    for (int i = 0; i < r->n; i++) {
+        outer->slots[i] = r->slots[i];
+        outer->vals[i] = r->vals[i];
+        outer->next[i] = r->vals[i] = mk_slot(ir, r->slots[i]);   /* carried through */
+    }
+    outer->body = block_new(d->a);
+    Stmt *pop = stmt_new(d->a, S_POP, s->n);
+    memcpy(pop->slots, s->slots, sizeof(int) * (size_t)s->n);
+    block_push(d->a, outer->body, pop);
+
+    Stmt *rerun = stmt_new(d->a, S_FOR, s->n);
+    rerun->loc = s->loc;
+    rerun->count = len;
+    rerun->index_slot = ir_slot(ir, "j", shape_scalar());
+    rerun->body = block_new(d->a);
+    if (s->index_slot >= 0)
+        block_push(d->a, rerun->body, set_index(d, s->index_slot, before, rerun->index_slot));
+    block_push(d->a, rerun->body, push_of(d, needed));
+    for (int i = 0; i < s->body->n; i++)
+        block_push(d->a, rerun->body, s->body->stmts[i]);
+    for (int i = 0; i < s->n; i++) {
+        rerun->slots[i] = s->slots[i];
+        rerun->vals[i] = mk_slot(ir, s->slots[i]);
+        rerun->next[i] = s->next[i];
+    }
+    block_push(d->a, outer->body, rerun);
+
+    r->count = len;
+    if (s->index_slot >= 0) {
+        r->index_slot = ir_slot(ir, "j", shape_scalar());
+        Block *body = block_new(d->a);
+        block_push(d->a, body, set_index(d, s->index_slot, before, r->index_slot));
+        for (int i = 0; i < r->body->n; i++)
+            block_push(d->a, body, r->body->stmts[i]);
+        r->body = body;
+    }
+    block_push(d->a, outer->body, r);
+    block_push(d->a, F->out, outer);
+    d->checkpointed[s->id] = true;
+}
+
 /* A construct whose reverse exists runs with recording: a loop pushes the
  * carried values its reverse needs at each iteration start (and a while its
  * trip count after it); an if records inside its branches. */
@@ -599,8 +715,12 @@ static void record_stmt(Diff *d, Stmt *s, Block *out)
         return;
     }
     IntVec *needed = &d->needed[s->id];
+    if (d->checkpointed[s->id])
+        c = record_checkpoints(d, s);
     c->body = block_new(d->a);
-    if (needed->len)
+    if (d->checkpointed[s->id])
+        block_push(d->a, c->body, push_checkpoint(d, c));
+    else if (needed->len)
         block_push(d->a, c->body, push_of(d, needed));
     for (int i = 0; i < s->body->n; i++)
         block_push(d->a, c->body, s->body->stmts[i]);
@@ -768,7 +888,10 @@ static void rev_loop(Frame *F, Stmt *s)
     } else {
         r->count = s->count;
     }
-    block_push(d->a, F->out, r);
+    if (d->m->checkpoint > 0 && needed->len)
+        emit_checkpointed(F, s, r, needed);
+    else
+        block_push(d->a, F->out, r);
     d->reversed[s->id] = true;
 
     for (int k = 0, j = 0; k < s->n; k++)
@@ -813,6 +936,7 @@ void diff_reverse(Module *m)
     d->reversed = arena_alloc(a, (size_t)nc);
     d->needed = arena_alloc(a, sizeof *d->needed * (size_t)nc);
     d->count_slot = arena_alloc(a, sizeof(int) * (size_t)nc);
+    d->checkpointed = arena_alloc(a, (size_t)nc);
     for (int k = 0; k < m->nwrt; k++)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);

@@ -355,6 +355,7 @@ typedef struct Module {
     bool has_control;     /* any IF/WHILE/FOR */
     int nconstructs;      /* forward IF/WHILE/FOR statements, ids 0..nconstructs-1 */
     int max_depth;        /* deepest loop nesting */
+    int64_t checkpoint;   /* diff: store every k-th loop state, recompute the rest (0: all) */
 } Module;
 
 Ir *ir_new(Arena *a);

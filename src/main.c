@@ -33,6 +33,7 @@ typedef struct Options {
     bool emit_llvm;
     int opt_level;
     const char *max_iter;
+    const char *checkpoint;                   /* every command that differentiates */
     const char *range;                        /* plot */
 } Options;
 
@@ -57,6 +58,7 @@ static const OptSpec opt_specs[] = {
     {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0},
     {"--jit",       O_FLAG,  F(jit),       C_EVAL | C_CHECK, 0},
     {"--max-iter",  O_STR,   F(max_iter),  C_EVAL | C_COMPILE, 0},
+    {"--checkpoint", O_STR,  F(checkpoint), C_EVAL | C_COMPILE | C_DERIVE | C_CHECK, 0},
     {"--latex",     O_FLAG,  F(latex),     C_DERIVE, 0},
     {"--dims",      O_STR,   F(dims),      C_CHECK, 0},
     {"--seed",      O_STR,   F(seed),      C_CHECK, 0},
@@ -91,12 +93,14 @@ static int cmd_parse(Arena *a, const Options *o);
 static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
      "FILE.expr [-o FILE.o] [--header FILE.h] [--emit-llvm] [-O0|-O1|-O2|-O3]\n"
-     "                        [--name NAME] [--target TRIPLE] [--max-iter N]"},
+     "                        [--name NAME] [--target TRIPLE] [--max-iter N]\n"
+     "                        [--checkpoint K]"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
-     "                        [--interp | --jit] [--max-iter N]"},
-    {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex]"},
-    {"check", C_CHECK, cmd_check, "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit]"},
+     "                        [--interp | --jit] [--max-iter N] [--checkpoint K]"},
+    {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex] [--checkpoint K]"},
+    {"check", C_CHECK, cmd_check,
+     "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit] [--checkpoint K]"},
     {"plot", C_PLOT, cmd_plot, "FILE.expr [--range LO:HI] -o FILE.svg"},
     {"parse", C_PARSE, cmd_parse, NULL},    /* debugging: the AST as S-expressions */
 };
@@ -117,6 +121,9 @@ static void print_help(FILE *out)
           "derive   print each gradient as an expression (--latex: as LaTeX)\n"
           "check    compare the gradient with central finite differences\n"
           "plot     draw the output and its derivative as SVG (default range -5:5)\n"
+          "\n"
+          "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
+          "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
           "\n"
           "Options also take the form --option=VALUE.  Errors go to standard error as\n"
           "FILE:LINE:COL: error: MESSAGE; on any error, usage errors included, the\n"
@@ -216,8 +223,12 @@ static bool max_iter_option(const Options *o, int64_t *out)
 /* ---- the front end, shared by every command ----------------------------- */
 
 /* Source → AST → checked module, with the gradient program when asked. */
-static Module *front(Arena *a, const char *path, bool want_grad)
+static Module *front(Arena *a, const Options *o, bool want_grad)
 {
+    int64_t checkpoint = 0;
+    if (o->checkpoint && !parse_int64("--checkpoint", o->checkpoint, 1, &checkpoint))
+        return NULL;
+    const char *path = o->file;
     Source *src = source_read(a, path);
     if (!src)
         return NULL;
@@ -227,6 +238,7 @@ static Module *front(Arena *a, const char *path, bool want_grad)
     Module *m = check_program(a, ast);
     if (!m)
         return NULL;
+    m->checkpoint = checkpoint;
     if (want_grad)
         diff_reverse(m);
     return m;
@@ -304,7 +316,7 @@ static int cmd_eval(Arena *a, const Options *o)
     }
     if (!max_iter_option(o, &b.max_iter))
         return 1;
-    Module *m = front(a, o->file, want_grad);
+    Module *m = front(a, o, want_grad);
     if (!m || !json_read_inputs(m, o->inputs, &b, a))
         return 1;
     if (o->cotangent && !json_read_cotangent(m, o->cotangent, &b, a))
@@ -332,7 +344,7 @@ static int cmd_eval(Arena *a, const Options *o)
 
 static int cmd_derive(Arena *a, const Options *o)
 {
-    Module *m = front(a, o->file, true);
+    Module *m = front(a, o, true);
     if (!m)
         return 1;
     print_derivatives(stdout, m, o->latex ? PRINT_LATEX : PRINT_EXPR);
@@ -351,7 +363,7 @@ static int cmd_check(Arena *a, const Options *o)
     }
     if (o->tol && !parse_double("--tol", o->tol, &fo.tol))
         return 1;
-    Module *m = front(a, o->file, true);
+    Module *m = front(a, o, true);
     if (!m)
         return 1;
     return fdcheck_run(m, &fo) == 0 ? 0 : 1;
@@ -369,7 +381,7 @@ static int cmd_compile(Arena *a, const Options *o)
         return 1;
     }
     const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
-    Module *m = front(a, o->file, true);
+    Module *m = front(a, o, true);
     if (!m || emit_object(m, &co, obj, o->emit_llvm) != 0)
         return 1;
     if (o->header && emit_header(m, &co, o->header) != 0)
@@ -395,7 +407,7 @@ static int cmd_plot(Arena *a, const Options *o)
             return 1;
         }
     }
-    Module *m = front(a, o->file, true);
+    Module *m = front(a, o, true);
     if (!m)
         return 1;
     return plot_svg(m, lo, hi, o->out) == 0 ? 0 : 1;

@@ -433,9 +433,11 @@ static void print_stmt(Printer *p, const Stmt *s, int depth)
         print_cond(p, "if", s->cond, depth);
         print_block(p, s->then_block, depth + 1);
         assign(p, s->slots, s->then_vals, s->n, depth + 1);
-        fprintf(p->out, "%*selse\n", 4 * depth, pad);
-        print_block(p, s->else_block, depth + 1);
-        assign(p, s->slots, s->else_vals, s->n, depth + 1);
+        if (s->n || (s->else_block && s->else_block->n)) {
+            fprintf(p->out, "%*selse\n", 4 * depth, pad);
+            print_block(p, s->else_block, depth + 1);
+            assign(p, s->slots, s->else_vals, s->n, depth + 1);
+        }
         fprintf(p->out, "%*send\n", 4 * depth, pad);
         break;
     case S_WHILE: case S_FOR:

@@ -266,10 +266,12 @@ def main():
             with open(inp, "w") as f:
                 json.dump(inputs, f)
             want_value, want_grad = forward_mode(fn, inputs)
-            for engine in engines:
-                r = subprocess.run([args.gradc, "eval", expr, "--inputs", inp, engine],
+            # every engine, with and without checkpointing (segments of 2 iterations)
+            runs = [[e] for e in engines] + [[e, "--checkpoint", "2"] for e in engines]
+            for run in runs:
+                r = subprocess.run([args.gradc, "eval", expr, "--inputs", inp] + run,
                                    capture_output=True, text=True, timeout=120)
-                label = "%s (%s)" % (name, engine[2:])
+                label = "%s (%s)" % (name, " ".join(run).replace("--", ""))
                 try:
                     out = json.loads(r.stdout)
                 except ValueError:
