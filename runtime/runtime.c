@@ -7,6 +7,7 @@
 #include <lapacke.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,77 +69,76 @@ void gradc_tape_free(gradc_tape *t)
 }
 
 /* ---- LU-based shims ----
- * A row-major matrix is the column-major storage of its transpose, and
- * det(A') = det(A), inv(A') = inv(A)': so we factor the memory as it is,
- * column-major, which makes LAPACKE's *_work routines call LAPACK directly
- * without the transposed copies (allocations) of its row-major path. */
+ * They factor exactly what gradc's interpreter factors through LAPACKE's
+ * row-major interface (the matrix itself, as column-major), so compiled code
+ * and the interpreter agree to the last bit; but they transpose into the
+ * caller's scratch themselves instead of letting LAPACKE allocate, and call
+ * the *_work routines, which do not allocate for column-major data. */
 
-/* LU of a (copied into lu); returns the sign of the permutation, 0 when n
- * is too large for LAPACK's 32-bit integers. */
-static int lu_factor(int64_t n, const double *a, double *lu, lapack_int *ipiv)
+static bool has_nan(int64_t n, const double *a)
 {
-    if (n > INT_MAX / 2)
-        return 0;
-    memcpy(lu, a, (size_t)(n * n) * sizeof *lu);
-    LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)n, lu, (lapack_int)n, ipiv);
-    int sign = 1;
+    for (int64_t i = 0; i < n * n; i++)
+        if (isnan(a[i]))
+            return true;
+    return false;
+}
+
+/* lu = a transposed (a as column-major), factored; false when it cannot be
+ * (a NaN entry, as LAPACKE's check refuses, or n too large for LAPACK). */
+static bool lu_factor(int64_t n, const double *a, double *lu, lapack_int *ipiv)
+{
+    if (n > INT_MAX / 2 || has_nan(n, a))
+        return false;
     for (int64_t i = 0; i < n; i++)
-        if (ipiv[i] != (lapack_int)(i + 1))
-            sign = -sign;
-    return sign;
+        for (int64_t j = 0; j < n; j++)
+            lu[j * n + i] = a[i * n + j];
+    if (n > 0)
+        LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)n, lu, (lapack_int)n, ipiv);
+    return true;
 }
 
 double gradc_det(int64_t n, const double *a, double *scratch)
 {
-    double *lu = scratch;
-    int sign = lu_factor(n, a, lu, (lapack_int *)(scratch + n * n));
-    if (sign == 0)
+    lapack_int *ipiv = (lapack_int *)(scratch + n * n);
+    if (!lu_factor(n, a, scratch, ipiv))
         return NAN;
-    double d = sign;
+    double d = 1;
     for (int64_t i = 0; i < n; i++)
-        d *= lu[i * n + i];
+        d *= ipiv[i] != (lapack_int)(i + 1) ? -scratch[i * n + i] : scratch[i * n + i];
     return d;
 }
 
+/* the sum of log|u_ii| with the sign tracked apart: no overflow where det
+ * would overflow */
 double gradc_logdet(int64_t n, const double *a, double *scratch)
 {
-    double *lu = scratch;
-    int sign = lu_factor(n, a, lu, (lapack_int *)(scratch + n * n));
-    if (sign == 0)
+    lapack_int *ipiv = (lapack_int *)(scratch + n * n);
+    if (!lu_factor(n, a, scratch, ipiv))
         return NAN;
-    double d = sign, logs = 0;
+    double l = 0;
+    bool neg = false, zero = false;
     for (int64_t i = 0; i < n; i++) {
-        double u = lu[i * n + i];
-        d *= u;
-        logs += log(fabs(u));
-        if (u < 0)
-            sign = -sign;
+        double u = ipiv[i] != (lapack_int)(i + 1) ? -scratch[i * n + i] : scratch[i * n + i];
+        l += log(fabs(u));
+        neg ^= u < 0;
+        zero |= u == 0;
     }
-    if (sign < 0)
-        return NAN;
-    if (logs == -INFINITY)
-        return -INFINITY;
-    /* log of the product when it is representable (what log(det(A)) gives,
-     * so the two agree to the last bit); the sum of logs when the product
-     * over- or underflows */
-    return isfinite(d) && d != 0 ? log(d) : logs;
+    return isnan(l) ? NAN : zero ? -INFINITY : neg ? NAN : l;
 }
 
 void gradc_inv(int64_t n, const double *a, double *out, double *scratch)
 {
-    lapack_int *ipiv = (lapack_int *)scratch;
-    int sign = lu_factor(n, a, out, ipiv);
-    int singular = sign == 0;
-    for (int64_t i = 0; i < n && !singular; i++)
-        singular = out[i * n + i] == 0;
-    if (singular) {
-        for (int64_t i = 0; i < n * n; i++)
-            out[i] = INFINITY;
-        return;
-    }
-    /* the work area of dgetri: n*n doubles after ipiv (lwork >= n) */
-    LAPACKE_dgetri_work(LAPACK_COL_MAJOR, (lapack_int)n, out, (lapack_int)n, ipiv, scratch + n,
-                        (lapack_int)(n * n > 0 ? n * n : 1));
+    lapack_int *ipiv = (lapack_int *)(scratch + n * n);
+    bool ok = lu_factor(n, a, scratch, ipiv);
+    for (int64_t i = 0; ok && i < n; i++)
+        ok = scratch[i * n + i] != 0;
+    /* out is dgetri's work area (n*n >= n doubles) until the result lands */
+    if (ok && n > 0)
+        ok = LAPACKE_dgetri_work(LAPACK_COL_MAJOR, (lapack_int)n, scratch, (lapack_int)n, ipiv, out,
+                                 (lapack_int)(n * n)) == 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+            out[i * n + j] = ok ? scratch[j * n + i] : NAN;
 }
 
 /* ---- BLAS ---- */

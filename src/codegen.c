@@ -96,7 +96,7 @@ static void internal(Cg *c, const char *what)
 /* Does p read its arguments entry by entry (so they can be fused into it)? */
 static bool fuses_args(const Node *p)
 {
-    if (p->op == OP_SUM || p->op == OP_NORM)
+    if (p->op == OP_SUM)
         return true;
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
@@ -609,14 +609,15 @@ static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
     return LLVMBuildLoad2(c->b, c->f64, t, "");
 }
 
-/* max over k of p[k] (NaN entries skipped; -inf when empty) */
+/* max over k of p[k]: NaN when an entry is NaN, -inf when empty */
 static LLVMValueRef reduce_max(Cg *c, LLVMValueRef p, LLVMValueRef n)
 {
     LLVMValueRef m = alloca_(c, c->f64);
     LLVMBuildStore(c->b, cf(c, -INFINITY), m);
     Loop lp;
     LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
-    LLVMBuildStore(c->b, e_max(c, load(c, p, k), LLVMBuildLoad2(c->b, c->f64, m, "")), m);
+    LLVMValueRef x = load(c, p, k);
+    LLVMBuildStore(c->b, sel(c, fcmp(c, LLVMRealUNO, x, x), x, e_max(c, x, LLVMBuildLoad2(c->b, c->f64, m, ""))), m);
     loop_end(c, &lp);
     return LLVMBuildLoad2(c->b, c->f64, m, "");
 }
@@ -627,9 +628,11 @@ typedef struct Two {
 } Two;
 
 static LLVMValueRef f_elem(Cg *c, void *n, LLVMValueRef k) { return elem(c, n, k); }
-static LLVMValueRef f_square(Cg *c, void *n, LLVMValueRef k)
+/* (p[k] / shift)^2 */
+static LLVMValueRef f_scaled_square(Cg *c, void *t, LLVMValueRef k)
 {
-    LLVMValueRef x = elem(c, n, k);
+    Two *w = t;
+    LLVMValueRef x = LLVMBuildFDiv(c->b, load(c, w->p, k), w->shift, "");
     return LLVMBuildFMul(c->b, x, x, "");
 }
 /* p[k * stride] (the diagonal with stride n + 1) */
@@ -649,6 +652,29 @@ static LLVMValueRef f_expshift(Cg *c, void *t, LLVMValueRef k)
 {
     Two *w = t;
     return libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, w->p, k), w->shift, ""), NULL);
+}
+
+/* big * sqrt(sum (x/big)^2) with big = max |x|, so that squares neither
+ * overflow nor underflow (the interpreter's formula); NaN if any entry is. */
+static LLVMValueRef gen_norm(Cg *c, Node *n)
+{
+    Node *x = n->args[0];
+    LLVMValueRef p = argbuf(c, x), len = count(c, x);
+    LLVMValueRef big = alloca_(c, c->f64), nan = alloca_(c, c->i1);
+    LLVMBuildStore(c->b, cf(c, 0), big);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), nan);
+    Loop lp;
+    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), len);
+    LLVMValueRef v = load(c, p, k), a = e_abs(c, v), b = LLVMBuildLoad2(c->b, c->f64, big, "");
+    LLVMBuildStore(c->b, sel(c, fcmp(c, LLVMRealOGT, a, b), a, b), big);
+    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, c->i1, nan, ""), fcmp(c, LLVMRealUNO, v, v), ""), nan);
+    loop_end(c, &lp);
+    LLVMValueRef m = LLVMBuildLoad2(c->b, c->f64, big, "");
+    Two w = {c, p, NULL, NULL, m};
+    LLVMValueRef r = LLVMBuildFMul(c->b, m, e_sqrt(c, reduce_sum(c, len, f_scaled_square, &w)), "");
+    LLVMValueRef edge = LLVMBuildOr(c->b, fcmp(c, LLVMRealOEQ, m, cf(c, 0)), fcmp(c, LLVMRealOEQ, m, cf(c, INFINITY)), "");
+    r = sel(c, edge, m, r);
+    return sel(c, LLVMBuildLoad2(c->b, c->i1, nan, ""), cf(c, NAN), r);
 }
 
 static LLVMValueRef gen_logsumexp(Cg *c, Node *n)
@@ -673,8 +699,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
         prepare(c, x);
         return reduce_sum(c, count(c, x), f_elem, x);
     case OP_NORM:
-        prepare(c, x);
-        return e_sqrt(c, reduce_sum(c, count(c, x), f_square, x));
+        return gen_norm(c, n);
     case OP_TRACE: {
         Two w = {c, argbuf(c, x), NULL, add(c, rows(c, x), ci(c, 1)), NULL};
         return reduce_sum(c, rows(c, x), f_strided, &w);

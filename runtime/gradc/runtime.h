@@ -54,9 +54,10 @@ void gradc_tape_free(gradc_tape *t);
 /* Dense linear algebra on row-major n×n matrices.  `scratch` is caller
  * memory (from `work`) of n*n + n doubles; none of them allocates. */
 double gradc_det(int64_t n, const double *a, double *scratch);
-/* log(det a): NaN where det a < 0, -inf where a is singular. */
+/* log(det a): NaN where det a < 0, -inf where a is singular.  A NaN entry
+ * gives NaN (det, logdet) or an all-NaN inverse. */
 double gradc_logdet(int64_t n, const double *a, double *scratch);
-/* out = inv(a) (out may not alias a); a singular a gives an inverse of +inf. */
+/* out = inv(a) (out may not alias a); a singular a gives all NaN. */
 void gradc_inv(int64_t n, const double *a, double *out, double *scratch);
 /* c[m×n] = a[m×k] · b[k×n], row-major, through cblas_dgemm. */
 void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c);
