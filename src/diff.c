@@ -42,6 +42,7 @@ typedef struct Diff {
     bool *reversed;
     IntVec *needed;               /* carried slots pushed each iteration */
     int *count_slot;              /* WHILE trip count */
+    bool *count_pushed;           /* … kept on the tape (the while is inside a loop) */
     bool *checkpointed;           /* loops that store only every k-th state */
 } Diff;
 
@@ -53,6 +54,7 @@ typedef struct Frame {
     const bool *local;   /* slots that make a time-0 node local (loop: carried, index) */
     const bool *only;    /* if branch: nodes used nowhere else, reversed inside it */
     bool top;
+    bool in_loop;        /* inside a loop body: constructs may run many times */
     Node **pending;      /* node id → adjoint so far */
     IntVec *heaps;       /* per time: max-heap of node ids */
     NodeVec boundary;    /* nodes of the enclosing scope with adjoints to hand back */
@@ -304,12 +306,15 @@ static void add(Frame *F, Node *c, Node *g)
 #define IR (F->d->ir)
 #define A (n->args[0])
 #define B (n->args[1])
+/* Adjoint expressions are never differentiated again, so in them
+ * detach(e) is just the value e. */
+static Node *val(Node *x) { return x->op == OP_DETACH ? x->args[0] : x; }
 static Node *K(Frame *F, double v) { return mk_const(IR, v); }
-static Node *neg(Frame *F, Node *x) { return mk1(IR, OP_NEG, x); }
-static Node *tr(Frame *F, Node *x) { return mk1(IR, OP_TRANSPOSE, x); }
-static Node *op1(Frame *F, Op op, Node *x) { return mk1(IR, op, x); }
-static Node *op2(Frame *F, Op op, Node *x, Node *y) { return mk2(IR, op, x, y); }
-static Node *mul(Frame *F, Node *x, Node *y) { return mk2(IR, OP_MUL, x, y); }
+static Node *neg(Frame *F, Node *x) { return mk1(IR, OP_NEG, val(x)); }
+static Node *tr(Frame *F, Node *x) { return mk1(IR, OP_TRANSPOSE, val(x)); }
+static Node *op1(Frame *F, Op op, Node *x) { return mk1(IR, op, val(x)); }
+static Node *op2(Frame *F, Op op, Node *x, Node *y) { return mk2(IR, op, val(x), val(y)); }
+static Node *mul(Frame *F, Node *x, Node *y) { return mk2(IR, OP_MUL, val(x), val(y)); }
 static Node *half_tie(Frame *F, Op strict, Node *x, Node *y)
 {
     /* max/min: the winner takes g; a tie splits it, as PyTorch's maximum does */
@@ -727,9 +732,11 @@ static void record_stmt(Diff *d, Stmt *s, Block *out)
     block_push(d->a, out, c);
     if (s->kind == S_WHILE) {
         c->count_slot = d->count_slot[s->id];
-        IntVec count = {0};
-        vec_push(d->a, &count, c->count_slot);
-        block_push(d->a, out, push_of(d, &count));
+        if (d->count_pushed[s->id]) {
+            IntVec count = {0};
+            vec_push(d->a, &count, c->count_slot);
+            block_push(d->a, out, push_of(d, &count));
+        }
     }
 }
 
@@ -784,6 +791,7 @@ static void rev_if(Frame *F, Stmt *s)
     for (int b = 0; b < 2; b++) {
         br[b] = frame_new(d, blocks[b], no_local, false);
         br[b]->only = branch_only(d, blocks[b], vals[b], s->n);
+        br[b]->in_loop = F->in_loop;
         for (int k = 0; k < s->n; k++)
             if (F->slot_adj[s->slots[k]])
                 add(br[b], vals[b][k], F->slot_adj[s->slots[k]]);
@@ -825,6 +833,7 @@ static void rev_loop(Frame *F, Stmt *s)
         local[s->index_slot] = true;
 
     Frame *B = frame_new(d, s->body, local, false);
+    B->in_loop = true;
     int *adj = arena_alloc(d->a, sizeof(int) * (size_t)(s->n + 1)), nadj = 0;
     for (int k = 0; k < s->n; k++) {
         adj[k] = -1;
@@ -879,11 +888,16 @@ static void rev_loop(Frame *F, Stmt *s)
         block_push(d->a, r->body, B->out->stmts[j]);
 
     if (s->kind == S_WHILE) {
+        /* a while that runs once keeps its count in a slot; one inside a
+         * loop runs again before its reverse, so its counts go on the tape */
         int count = ir_slot(ir, "iterations", shape_scalar());
         d->count_slot[s->id] = count;
-        Stmt *pop = stmt_new(d->a, S_POP, 1);
-        pop->slots[0] = count;
-        block_push(d->a, F->out, pop);
+        d->count_pushed[s->id] = F->in_loop;
+        if (F->in_loop) {
+            Stmt *pop = stmt_new(d->a, S_POP, 1);
+            pop->slots[0] = count;
+            block_push(d->a, F->out, pop);
+        }
         r->count = mk_slot(ir, count);
     } else {
         r->count = s->count;
@@ -937,6 +951,7 @@ void diff_reverse(Module *m)
     d->needed = arena_alloc(a, sizeof *d->needed * (size_t)nc);
     d->count_slot = arena_alloc(a, sizeof(int) * (size_t)nc);
     d->checkpointed = arena_alloc(a, (size_t)nc);
+    d->count_pushed = arena_alloc(a, (size_t)nc);
     for (int k = 0; k < m->nwrt; k++)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);

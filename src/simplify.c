@@ -289,6 +289,11 @@ static Node *rule_pow(Ir *ir, Node *a, Node *p, Shape shape)
     return NULL;
 }
 
+static bool outer_product(const Node *n)
+{
+    return n->op == OP_MATMUL && dim_eq(n->args[0]->shape.cols, dim_lit(1));
+}
+
 static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
 {
     if (node_is_zero(a) || node_is_zero(b))
@@ -299,6 +304,12 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
         return a;
     if (is_scalar(a) || is_scalar(b))      /* a 1×1 factor scales */
         return mk2(ir, OP_MUL, a, b);
+    /* form a rank-1 product u*v' last: A*(u*v') → (A*u)*v', (u*v')*B → u*(v'*B),
+     * so no n×n outer product is built where two vectors do */
+    if (b->op == OP_MATMUL && outer_product(b) && !outer_product(a))
+        return mk2(ir, OP_MATMUL, mk2(ir, OP_MATMUL, a, b->args[0]), b->args[1]);
+    if (a->op == OP_MATMUL && outer_product(a) && !outer_product(b))
+        return mk2(ir, OP_MATMUL, a->args[0], mk2(ir, OP_MATMUL, a->args[1], b));
     /* scalar factors and signs out of products: (s*A)*B → s*(A*B) */
     if (a->op == OP_MUL && is_scalar(a->args[0]))
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MATMUL, a->args[1], b));
