@@ -6,15 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#include "../check.h"
 
 static Arena *A;
 static Ir *IR;
@@ -246,9 +238,5 @@ int main(void)
     test_printing();
     test_chain_is_linear();
     arena_free(A);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        puts("test_ir: all checks passed");
-    return failures != 0;
+    return check_report("test_ir");
 }
