@@ -40,7 +40,23 @@ typedef struct Buf {
 } Buf;
 
 /* The static plan of one Func: which nodes are reached, fused, buffered. */
+/* A matrix–vector product read as a sum of terms (see mv_form). */
+typedef struct Term {
+    Node *m;              /* the matrix read; NULL: the identity */
+    bool trans;           /* the term is m' * vec */
+    double k;             /* constant factor */
+    Node *coef;           /* scalar factor, or NULL */
+} Term;
+
+typedef struct Mv {
+    Node *vec;            /* the vector (its entries in order; a FILL is not stored) */
+    Term *terms;
+    int nterms;
+    int group;            /* products computed in one pass over their matrices */
+} Mv;
+
 typedef struct Plan {
+    Arena *arena;
     const Func *f;
     bool grad;
     Node **nodes;         /* reached nodes, by id (NULL: not reached) */
@@ -53,6 +69,8 @@ typedef struct Plan {
     VEC(Buf) bufs;
     VEC(Shape) shapes;    /* every shape, for the overflow check */
     bool tape;
+    struct Mv **mv;       /* per node: its matrix–vector form, or NULL */
+    bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
 } Plan;
 
 typedef struct Val {
@@ -117,11 +135,120 @@ static bool is_alias(const Node *n)
            (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
 }
 
+/* Matrix–vector products.  A product P*x whose result is a column (or a
+ * row x'*P, read as P'*x) is computed from the terms of P: sums,
+ * differences, negations, scalar factors and transposes of P are read
+ * through, so (A + A')*x is A*x + A'*x and never builds the n×n matrix
+ * A + A' (nor A').  The terms are flattened here, once per node. */
+enum { MV_MAX_TERMS = 16 };
+
+static bool lit1(Dim d) { return dim_eq(d, dim_lit(1)); }
+
+/* Adds the terms of k * coef * op(P) (op: transpose when trans); false when
+ * there would be too many (then P is read as one matrix). */
+static bool mv_terms(Mv *v, Node *P, bool trans, double k, Node *coef)
+{
+    Node *a = P->nargs > 0 ? P->args[0] : NULL, *b = P->nargs > 1 ? P->args[1] : NULL;
+    switch (P->op) {
+    case OP_ADD:
+    case OP_SUB:
+        if (is_scalar(a) || is_scalar(b))
+            break; /* a broadcast: not a sum of matrices */
+        return mv_terms(v, a, trans, k, coef) && mv_terms(v, b, trans, P->op == OP_ADD ? k : -k, coef);
+    case OP_NEG: return mv_terms(v, a, trans, -k, coef);
+    case OP_TRANSPOSE: return mv_terms(v, a, !trans, k, coef);
+    case OP_MUL:
+        if (is_scalar(b) && !is_scalar(a)) {
+            Node *t = a; a = b; b = t;
+        }
+        if (!is_scalar(a) || is_scalar(b))
+            break;
+        if (a->op == OP_CONST)
+            return mv_terms(v, b, trans, k * a->num, coef);
+        if (!coef)
+            return mv_terms(v, b, trans, k, a);
+        break;
+    case OP_EYE: P = NULL; break;
+    default: break;
+    }
+    if (v->nterms == MV_MAX_TERMS)
+        return false;
+    v->terms[v->nterms++] = (Term){P, trans, k, coef};
+    return true;
+}
+
+/* n as a matrix–vector product, or NULL when it is not one. */
+static Mv *mv_form(Arena *a, Node *n)
+{
+    if (n->op != OP_MATMUL || is_scalar(n))
+        return NULL;
+    Node *x = n->args[0], *y = n->args[1];
+    Node *P, *vec;
+    bool trans;
+    if (lit1(n->shape.cols) && lit1(y->shape.cols) && !lit1(x->shape.cols))
+        P = x, vec = y, trans = false;          /* P*y, a column */
+    else if (lit1(n->shape.rows) && lit1(x->shape.rows) && !lit1(y->shape.rows))
+        P = y, vec = x, trans = true;           /* x*P = (P'*x')', a row */
+    else
+        return NULL;
+    Mv *v = arena_alloc(a, sizeof *v);
+    v->vec = vec;
+    v->terms = arena_alloc(a, sizeof *v->terms * MV_MAX_TERMS);
+    v->group = -1;
+    if (!mv_terms(v, P, trans, 1, NULL)) {
+        v->nterms = 0;
+        v->terms[v->nterms++] = (Term){P, trans, 1, NULL};
+    }
+    return v;
+}
+
+static void mv_group(Plan *p, int nn)
+{
+    /* group ids: the id of a group's first member; nn + id for a product alone */
+    for (int i = 0; i < nn; i++) {
+        if (!p->nodes[i] || !p->mv[i])
+            continue;
+        p->mv[i]->group = p->instmt[i] ? nn + i : i;
+        if (p->instmt[i])
+            continue;
+        for (int j = 0; j < i && p->mv[i]->group == i; j++) {
+            if (!p->nodes[j] || !p->mv[j] || p->mv[j]->group >= nn)
+                continue;
+            for (int s = 0; s < p->mv[i]->nterms; s++)
+                for (int t = 0; t < p->mv[j]->nterms; t++)
+                    if (p->mv[i]->terms[s].m && p->mv[i]->terms[s].m == p->mv[j]->terms[t].m)
+                        p->mv[i]->group = p->mv[j]->group;
+        }
+    }
+}
+
+static void visit(Plan *p, Node *n);
+
+static void visit_arg(Plan *p, Node *x, bool fuse)
+{
+    visit(p, x);
+    p->uses[x->id]++;
+    if (!fuse)
+        p->nofuse[x->id] = true;
+}
+
 static void visit(Plan *p, Node *n)
 {
     if (p->nodes[n->id])
         return;
     p->nodes[n->id] = n;
+    if ((p->mv[n->id] = mv_form(p->arena, n))) {
+        /* the matrix operand's sums and transposes are read through, never built */
+        Mv *v = p->mv[n->id];
+        visit_arg(p, v->vec, v->vec->op == OP_FILL);
+        for (int t = 0; t < v->nterms; t++) {
+            if (v->terms[t].m)
+                visit_arg(p, v->terms[t].m, false);
+            if (v->terms[t].coef)
+                visit_arg(p, v->terms[t].coef, false);
+        }
+        return;
+    }
     for (int i = 0; i < n->nargs; i++) {
         visit(p, n->args[i]);
         p->uses[n->args[i]->id]++;
@@ -212,8 +339,11 @@ static Plan *plan_func(const Module *m, const Func *f, bool grad)
     Arena *a = m->arena;
     int nn = m->ir->nnodes, ns = m->ir->slots.len;
     Plan *p = arena_alloc(a, sizeof *p);
+    p->arena = a;
     p->f = f;
     p->grad = grad;
+    p->mv = arena_alloc(a, sizeof(Mv *) * (size_t)(nn + 1));
+    p->instmt = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
     p->nodes = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
     p->uses = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     p->nofuse = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
@@ -227,10 +357,13 @@ static Plan *plan_func(const Module *m, const Func *f, bool grad)
         p->shadow[i] = -1;
 
     plan_block(p, m, f->body);
+    for (int i = 0; i < nn; i++)
+        p->instmt[i] = p->nodes[i] != NULL;
     root(p, f->value, true);
     for (int i = 0; f->grads && i < m->nwrt; i++)
         root(p, f->grads[i], true);
 
+    mv_group(p, nn);
     for (int i = 0; i < m->ninputs; i++)
         add_shape(p, a, m->inputs[i].shape);
     for (int i = 0; i < nn; i++) {
@@ -895,11 +1028,216 @@ static LLVMValueRef gen_buffer(Cg *c, Node *n)
     return c->bufp[b];
 }
 
+/* ---- matrix–vector products, one pass per matrix ---- */
+
+/* One term of a pass: out += kc * op(M) * vec. */
+typedef struct PassTerm {
+    const Term *t;
+    Node *vec;
+    LLVMValueRef v, out, kc; /* vec's entries (NULL for a FILL), the result, the factor */
+    LLVMValueRef acc, lanes; /* M*vec: the row's sum, its LANES partial sums (allocas) */
+    LLVMValueRef y;          /* M'*vec: kc * vec[i] for the current row i */
+} PassTerm;
+
+static LLVMTypeRef vec_t(Cg *c) { return LLVMVectorType(c->f64, LANES); }
+
+static LLVMValueRef vload(Cg *c, LLVMValueRef p, LLVMValueRef k)
+{
+    LLVMValueRef v = LLVMBuildLoad2(c->b, vec_t(c), at(c, p, k), "");
+    LLVMSetAlignment(v, 8);
+    return v;
+}
+static void vstore(Cg *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef k)
+{
+    LLVMSetAlignment(LLVMBuildStore(c->b, v, at(c, p, k)), 8);
+}
+static LLVMValueRef splat(Cg *c, LLVMValueRef x)
+{
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(vec_t(c)), x, LLVMConstInt(c->i32, 0, 0), "");
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vec_t(c)), LLVMConstNull(LLVMVectorType(c->i32, LANES)), "");
+}
+
+/* LANES entries of a product's vector from k on (a FILL: its constant). */
+static LLVMValueRef vec_lanes(Cg *c, PassTerm *t, LLVMValueRef k)
+{
+    return t->v ? vload(c, t->v, k) : splat(c, cf(c, t->vec->num));
+}
+static LLVMValueRef vec_at(Cg *c, PassTerm *t, LLVMValueRef k)
+{
+    return t->v ? load(c, t->v, k) : cf(c, t->vec->num);
+}
+
+/* Entry j of a row in every term: acc += row[j] * vec[j], or
+ * out[j] += row[j] * y. */
+static void pass_entry(Cg *c, PassTerm *ts, int nt, LLVMValueRef row, LLVMValueRef j)
+{
+    LLVMValueRef a = load(c, row, j);
+    for (int t = 0; t < nt; t++) {
+        if (ts[t].t->trans) {
+            store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, a, ts[t].y, "")), ts[t].out, j);
+        } else {
+            LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, ts[t].acc, "");
+            LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, a, vec_at(c, &ts[t], j), "")), ts[t].acc);
+        }
+    }
+}
+
+/* One read of M (R×C, row-major) for every term that reads it.  A row's
+ * dot product (M*vec) is summed as reduce_sum sums: LANES partial sums,
+ * combined as (s0 + s1) + (s2 + s3), then the remainder one by one; here
+ * the lanes are one vector register.  M'*vec accumulates row by row into
+ * its result (a sum in row order), from the same loaded entries. */
+static void gen_pass(Cg *c, Node *M, PassTerm *ts, int nt)
+{
+    LLVMValueRef A = get(c, M), R = rows(c, M), C = cols(c, M);
+    LLVMTypeRef vt = vec_t(c);
+    for (int t = 0; t < nt; t++)
+        if (!ts[t].t->trans) {
+            ts[t].acc = alloca_(c, c->f64);
+            ts[t].lanes = alloca_(c, vt);
+        }
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), "");
+    Loop li, lj;
+    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), R);
+    LLVMValueRef row = at(c, A, mul(c, i, C));
+    for (int t = 0; t < nt; t++) {
+        if (ts[t].t->trans)
+            ts[t].y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], i), "");
+        else
+            LLVMBuildStore(c->b, LLVMConstNull(vt), ts[t].lanes);
+    }
+    LLVMValueRef jb = loop_begin(c, &lj, ci(c, 0), blocks);
+    LLVMValueRef j = mul(c, jb, ci(c, LANES));
+    LLVMValueRef a = vload(c, row, j);
+    for (int t = 0; t < nt; t++) {
+        if (ts[t].t->trans) {
+            LLVMValueRef o = fplus(c, vload(c, ts[t].out, j), LLVMBuildFMul(c->b, a, splat(c, ts[t].y), ""));
+            vstore(c, o, ts[t].out, j);
+        } else {
+            LLVMValueRef s = LLVMBuildLoad2(c->b, vt, ts[t].lanes, "");
+            LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, a, vec_lanes(c, &ts[t], j), "")), ts[t].lanes);
+        }
+    }
+    loop_end(c, &lj);
+    for (int t = 0; t < nt; t++) {
+        if (ts[t].t->trans)
+            continue;
+        LLVMValueRef s = LLVMBuildLoad2(c->b, vt, ts[t].lanes, ""), l[LANES];
+        for (int k = 0; k < LANES; k++)
+            l[k] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)k, 0), "");
+        LLVMBuildStore(c->b, fplus(c, fplus(c, l[0], l[1]), fplus(c, l[2], l[3])), ts[t].acc);
+    }
+    j = loop_begin(c, &lj, mul(c, blocks, ci(c, LANES)), C);
+    pass_entry(c, ts, nt, row, j);
+    loop_end(c, &lj);
+    for (int t = 0; t < nt; t++) {
+        if (ts[t].t->trans)
+            continue;
+        LLVMValueRef s = LLVMBuildFMul(c->b, ts[t].kc, LLVMBuildLoad2(c->b, c->f64, ts[t].acc, ""), "");
+        store(c, fplus(c, load(c, ts[t].out, i), s), ts[t].out, i);
+    }
+    loop_end(c, &li);
+}
+
+/* Can n be had without computing anything that could need a product? */
+static bool available(Cg *c, Node *n)
+{
+    switch (n->op) {
+    case OP_INPUT: case OP_SLOT: case OP_COTAN: case OP_CONST: case OP_FILL: case OP_DIMVAL: return true;
+    default: return c->cache[n->id].v || (is_alias(n) && available(c, n->args[0]));
+    }
+}
+
+static bool mv_ready(Cg *c, const Mv *v)
+{
+    bool ok = available(c, v->vec);
+    for (int t = 0; t < v->nterms && ok; t++)
+        ok = (!v->terms[t].m || available(c, v->terms[t].m)) && (!v->terms[t].coef || available(c, v->terms[t].coef));
+    return ok;
+}
+
+/* Computes n, with the products of its group whose inputs are at hand (so
+ * nothing is computed out of order): inputs first, results zeroed, the
+ * identity terms, then one pass per distinct matrix. */
+static void gen_mv(Cg *c, Node *n)
+{
+    Plan *p = c->p;
+    int g = p->mv[n->id]->group, nn = c->m->ir->nnodes, nt = 0;
+    PassTerm *ts = NULL;
+    VEC(Node *) members = {0};
+    Mv *self = p->mv[n->id];
+    if (self->vec->op != OP_FILL)
+        get(c, self->vec);
+    for (int t = 0; t < self->nterms; t++) {
+        if (self->terms[t].m)
+            get(c, self->terms[t].m);
+        if (self->terms[t].coef)
+            get(c, self->terms[t].coef);
+    }
+    vec_push(c->a, &members, n);
+    for (int i = 0; i < nn; i++)
+        if (i != n->id && p->nodes[i] && p->mv[i] && p->mv[i]->group == g && !c->cache[i].v &&
+            mv_ready(c, p->mv[i]))
+            vec_push(c->a, &members, p->nodes[i]);
+    for (int i = 0; i < members.len; i++)
+        nt += p->mv[members.data[i]->id]->nterms;
+    ts = arena_alloc(c->a, sizeof *ts * (size_t)(nt + 1));
+    nt = 0;
+    for (int i = 0; i < members.len; i++) {
+        Node *x = members.data[i];
+        Mv *v = p->mv[x->id];
+        LLVMValueRef vp = v->vec->op == OP_FILL ? NULL : argbuf(c, v->vec);
+        LLVMValueRef out = c->bufp[p->buf[x->id]];
+        for (int t = 0; t < v->nterms; t++) {
+            const Term *tm = &v->terms[t];
+            if (tm->m)
+                get(c, tm->m);
+            LLVMValueRef kc = cf(c, tm->k);
+            if (tm->coef)
+                kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
+            ts[nt++] = (PassTerm){tm, v->vec, vp, out, kc, NULL, NULL, NULL};
+        }
+    }
+    for (int i = 0; i < members.len; i++)
+        zero(c, c->bufp[p->buf[members.data[i]->id]], count(c, members.data[i]));
+    for (int t = 0; t < nt; t++) {
+        if (ts[t].t->m)
+            continue;
+        Loop lp;
+        LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, ts[t].vec));
+        LLVMValueRef y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], k), "");
+        store(c, fplus(c, load(c, ts[t].out, k), y), ts[t].out, k);
+        loop_end(c, &lp);
+    }
+    /* one pass per matrix, over every term that reads it */
+    bool *done = arena_alloc(c->a, (size_t)nt + 1);
+    PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
+    for (int t = 0; t < nt; t++) {
+        if (done[t] || !ts[t].t->m)
+            continue;
+        int ns = 0;
+        for (int u = t; u < nt; u++)
+            if (!done[u] && ts[u].t->m == ts[t].t->m) {
+                done[u] = true;
+                same[ns++] = ts[u];
+            }
+        gen_pass(c, ts[t].t->m, same, ns);
+    }
+    for (int i = 0; i < members.len; i++) {
+        Node *x = members.data[i];
+        c->cache[x->id] = (Val){c->bufp[p->buf[x->id]], c->depth};
+    }
+}
+
 /* n's value: a double (1×1) or a pointer to its entries; cached. */
 static LLVMValueRef get(Cg *c, Node *n)
 {
     if (c->cache[n->id].v)
         return c->cache[n->id].v;
+    if (c->p->mv[n->id]) {
+        gen_mv(c, n);
+        return c->cache[n->id].v;
+    }
     if (is_fused(c->p, n)) {
         internal(c, "a fused value used as a whole");
         return is_scalar(n) ? cf(c, 0) : LLVMConstNull(c->ptr);
