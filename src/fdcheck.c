@@ -77,6 +77,7 @@ static bool parse_dims(const Module *m, const char *spec, int64_t *dims)
 typedef struct Check {
     const Module *m;
     const FdCheckOptions *o;
+    Jit *jit;             /* with --jit: the compiled module, else NULL */
     Bindings b;
     double **in;       /* the inputs, writable (b.inputs aliases them) */
     int64_t nout;      /* entries of the output */
@@ -110,8 +111,8 @@ static bool objective(Check *c, double *v)
             c->det.mismatch = false;
         }
     } else {
-        st = c->o->use_jit ? jit_eval(c->m, false, &c->b, c->out, NULL, &where)
-                           : eval_func(c->m, &c->m->fwd, &c->b, c->out, NULL, &where);
+        st = c->jit ? jit_run(c->jit, false, &c->b, c->out, NULL, &where)
+                    : eval_func(c->m, &c->m->fwd, &c->b, c->out, NULL, &where);
     }
     if (st) {
         report_status(c->m, st, where);
@@ -181,8 +182,8 @@ static int run(Check *c, Rng *rng)
         grads[k] = arena_alloc(a, sizeof(double) * (size_t)(n > 0 ? n : 1));
     }
     Loc where = {0, 0};
-    int st = c->o->use_jit ? jit_eval(m, true, &c->b, c->out, grads, &where)
-                           : eval_func(m, &m->grad, &c->b, c->out, grads, &where);
+    int st = c->jit ? jit_run(c->jit, true, &c->b, c->out, grads, &where)
+                    : eval_func(m, &m->grad, &c->b, c->out, grads, &where);
     if (st) {
         report_status(m, st, where);
         return 1;
@@ -222,8 +223,11 @@ int fdcheck_run(const Module *m, const FdCheckOptions *o)
     c.in = arena_alloc(a, sizeof(double *) * (size_t)(m->ninputs + 1));
     if (!parse_dims(m, o->dims, c.b.dims))
         return 1;
+    if (o->use_jit && !(c.jit = jit_open(m, 0)))   /* compiled once for every run */
+        return 1;
     Rng rng = {o->seed};
     int status = run(&c, &rng);
+    jit_close(c.jit);
     free(c.det.vals);
     return status;
 }

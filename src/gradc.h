@@ -468,6 +468,14 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path);
 /* `gradc eval`: JIT-compile and run, same contract as eval_func. */
 int jit_eval(const Module *m, bool want_grad, const Bindings *b,
              double *value, double **grads, Loc *where);
+/* Compile once, run often (`gradc check --jit`): jit_open compiles the
+ * forward and (when m->grad has one) the gradient function with a while
+ * limit of max_iter (0: the default); NULL after an error message. */
+typedef struct Jit Jit;
+Jit *jit_open(const Module *m, int64_t max_iter);
+int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **grads,
+            Loc *where);
+void jit_close(Jit *j);
 
 /* ===================================================================== */
 /* fdcheck.c — `gradc check`: gradients against central finite differences */

@@ -55,9 +55,8 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
     return LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, N));
 }
 
-/* Adds the module (consumed) to a new LLJIT and looks up entry. */
-static LLVMOrcLLJITRef load(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, const char *entry,
-                            EntryFn *fn)
+/* Adds the module (consumed) to a new LLJIT. */
+static LLVMOrcLLJITRef load(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod)
 {
     LLVMOrcLLJITRef jit = NULL;
     if (!ok(LLVMOrcCreateLLJIT(&jit, LLVMOrcCreateLLJITBuilder()), "creating LLJIT")) {
@@ -66,7 +65,6 @@ static LLVMOrcLLJITRef load(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, 
     }
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(jit);
     LLVMOrcDefinitionGeneratorRef gen = NULL;
-    LLVMOrcExecutorAddress addr = 0;
     if (!ok(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(jit), NULL,
                                                                  NULL),
             "process symbols")) {
@@ -81,25 +79,36 @@ static LLVMOrcLLJITRef load(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, 
         good = ok(LLVMOrcLLJITAddLLVMIRModule(jit, jd, tsm), "adding the module");
     else
         LLVMOrcDisposeThreadSafeModule(tsm);
-    if (good)
-        good = ok(LLVMOrcLLJITLookup(jit, &addr, entry), "looking up the entry");
     if (!good) {
         LLVMOrcDisposeLLJIT(jit);
         return NULL;
     }
-    *fn = (EntryFn)(uintptr_t)addr;
     return jit;
 }
 
-int jit_eval(const Module *m, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
+static bool lookup(LLVMOrcLLJITRef jit, const char *entry, EntryFn *fn)
+{
+    LLVMOrcExecutorAddress addr = 0;
+    if (!ok(LLVMOrcLLJITLookup(jit, &addr, entry), "looking up the entry"))
+        return false;
+    *fn = (EntryFn)(uintptr_t)addr;
+    return true;
+}
+
+struct Jit {
+    LLVMOrcLLJITRef jit;
+    EntryFn fwd, grad;    /* grad: NULL without a gradient function */
+    CgInfo info;
+};
+
+Jit *jit_open(const Module *m, int64_t max_iter)
 {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
-    want_grad = want_grad && m->grad.value;
-    CodegenOptions o = {.name = JIT_NAME, .opt_level = 2, .max_iter = b->max_iter};
+    CodegenOptions o = {.name = JIT_NAME, .opt_level = 2, .max_iter = max_iter};
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    CgInfo info;
-    LLVMModuleRef mod = codegen_module(m, &o, LLVMOrcThreadSafeContextGetContext(tsc), true, &info);
+    Jit *j = arena_alloc(m->arena, sizeof *j);
+    LLVMModuleRef mod = codegen_module(m, &o, LLVMOrcThreadSafeContextGetContext(tsc), true, &j->info);
     LLVMTargetMachineRef tm = mod ? codegen_target_machine(NULL, o.opt_level) : NULL;
     bool good = tm && codegen_optimize(mod, tm, o.opt_level);
     if (tm)
@@ -108,17 +117,42 @@ int jit_eval(const Module *m, bool want_grad, const Bindings *b, double *value, 
         if (mod)
             LLVMDisposeModule(mod);
         LLVMOrcDisposeThreadSafeContext(tsc);
-        return -1;
+        return NULL;
     }
-    EntryFn fn = NULL;
-    LLVMOrcLLJITRef jit = load(tsc, mod, want_grad ? JIT_NAME "_grad_entry" : JIT_NAME "_entry", &fn);
+    j->jit = load(tsc, mod);
     LLVMOrcDisposeThreadSafeContext(tsc);
-    if (!jit)
-        return -1;
+    if (!j->jit)
+        return NULL;
+    if (!lookup(j->jit, JIT_NAME "_entry", &j->fwd) ||
+        (m->grad.value && !lookup(j->jit, JIT_NAME "_grad_entry", &j->grad))) {
+        jit_close(j);
+        return NULL;
+    }
+    return j;
+}
+
+int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
+{
+    EntryFn fn = want_grad && j->grad ? j->grad : j->fwd;
     int32_t w = -1;
-    int status = fn(b->dims, b->inputs, b->cotangent, value, want_grad ? grads : NULL, NULL, &w);
-    if (status == GRADC_EMAXITER && where && w >= 0 && w < info.nwhiles)
-        *where = info.whiles[w];
-    LLVMOrcDisposeLLJIT(jit);
+    int status = fn(b->dims, b->inputs, b->cotangent, value, fn == j->grad ? grads : NULL, NULL, &w);
+    if (status == GRADC_EMAXITER && where && w >= 0 && w < j->info.nwhiles)
+        *where = j->info.whiles[w];
+    return status;
+}
+
+void jit_close(Jit *j)
+{
+    if (j && j->jit)
+        LLVMOrcDisposeLLJIT(j->jit);
+}
+
+int jit_eval(const Module *m, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
+{
+    Jit *j = jit_open(m, b->max_iter);
+    if (!j)
+        return -1;
+    int status = jit_run(j, want_grad, b, value, grads, where);
+    jit_close(j);
     return status;
 }
