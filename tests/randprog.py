@@ -86,6 +86,7 @@ class Gen:
         self.loopvars = []          # loop indices in scope (scalars, read-only)
         self.nloop = 0
         self.budget = 0             # nodes left for the current expression
+        self.wild = rng.random() < 0.15   # NaN/Inf-producing operations allowed
 
     # ---- dimensions -------------------------------------------------------
 
@@ -93,7 +94,9 @@ class Gen:
         r = self.r
         nsym = r.choice([1, 2, 2, 3])
         self.syms = SYMS[:nsym]
-        self.symval = {s: r.randint(2, 4) for s in self.syms}
+        # mostly 2..4; sometimes 1 (a 1×1 "vector"), sometimes 5..9 (the
+        # JIT's laned loops then have remainders)
+        self.symval = {s: r.choice([1] + [2, 3, 4] * 6 + [5, 6, 7, 9]) for s in self.syms}
         self.lits = [r.choice([2, 3])] if r.random() < 0.3 else []
         self.dims = self.syms + self.lits
 
@@ -229,10 +232,12 @@ class Gen:
         """A strictly diagonally dominant d×d matrix: |off-diagonal| < 1, diagonal >= d."""
         r = self.r
         dd = dstr(d)
+        if self.wild and r.random() < 0.4:
+            return p(self.gen((d, d), depth - 1))   # possibly singular, det < 0
         base = "%s(%s)" % (r.choice(["tanh", "sin", "cos"]), self.gen((d, d), depth - 1))
         if r.random() < 0.5 and isinstance(d, str):
             return "(%s + (%s + 1) * eye(%s))" % (base, dd, dd)
-        return "(%s + %d * eye(%s))" % (base, self.dimval(d) + 1 if not isinstance(d, str) else 5, dd)
+        return "(%s + %d * eye(%s))" % (base, self.dimval(d) + 1, dd)
 
     def anyshape(self):
         r = self.r
@@ -240,7 +245,7 @@ class Gen:
         if c == 0:
             return SCALAR
         if c == 1:
-            return (self.dim(), 1)
+            return (self.dim(), 1) if r.random() < 0.9 else (1, self.dim())
         d = self.dim()
         return (d, d) if c == 2 else (d, self.dim())
 
@@ -300,7 +305,15 @@ class Gen:
     def unary(self, s, depth):
         r = self.r
         e = lambda: self.gen(s, depth - 1)  # noqa: E731
-        c = r.randrange(15)
+        if self.wild and r.random() < 0.4:
+            # outside the domains: NaN and infinities, which both engines must
+            # produce at the same entries
+            f = r.choice(["log(%s)", "sqrt(%s)", "1 ./ %s", "exp(%s)", "tan(%s)", "log1p(%s)",
+                          "%s .^ 0.5", "%s .^ -1", "(%s ./ 0)"])
+            return f % p(e())
+        c = r.randrange(16)
+        if c == 15:
+            return "tan(sin(%s))" % e()
         if c == 0:
             return "exp(%s)" % self.bounded(s, depth)
         if c == 1:
@@ -499,7 +512,7 @@ class Gen:
         self.emit("%s = 0" % c)
         self.scope[c] = SCALAR
         before = dict(self.scope)
-        k = r.randint(1, 4)
+        k = r.choice([1, 2, 3, 4, 4, 4, 50, 300])   # long loops: the tape grows
         guard = "%s < %d" % (c, k)
         if r.random() < 0.5:
             self.kinks = True
@@ -558,7 +571,7 @@ class Gen:
         cot = None if self.out_shape == SCALAR or r.random() < 0.2 else self.random_value(self.out_shape)
         dims = ",".join("%s=%d" % (d, self.symval[d]) for d in self.syms)
         self.check_inputs = self.input_values(True, like_check=True)
-        return text, inputs, cot, dims, not self.kinks
+        return text, inputs, cot, dims, not self.kinks and not self.wild
 
 
 def r_choice(rng, xs):
