@@ -132,6 +132,43 @@ static void compute_activity(Diff *d)
 
 /* ---- uses: how often the program refers to each node ---- */
 
+/* Calls visit on every node a statement refers to directly (values,
+ * conditions, counts), nested blocks included. */
+typedef void RootVisit(const Node *n, int *count, bool *seen);
+
+static void block_roots(const Block *b, RootVisit *visit, int *count, bool *seen);
+
+static void nodes_roots(Node *const *v, int n, RootVisit *visit, int *count, bool *seen)
+{
+    for (int k = 0; k < n; k++)
+        visit(v[k], count, seen);
+}
+
+static void stmt_roots(const Stmt *s, RootVisit *visit, int *count, bool *seen)
+{
+    if (s->kind == S_IF) {
+        nodes_roots(s->then_vals, s->n, visit, count, seen);
+        nodes_roots(s->else_vals, s->n, visit, count, seen);
+    } else {
+        nodes_roots(s->vals, s->n, visit, count, seen);
+        nodes_roots(s->next, s->n, visit, count, seen);
+    }
+    if (s->cond)
+        visit(s->cond, count, seen);
+    if (s->count)
+        visit(s->count, count, seen);
+    block_roots(s->then_block, visit, count, seen);
+    block_roots(s->else_block, visit, count, seen);
+    block_roots(s->body, visit, count, seen);
+}
+
+static void block_roots(const Block *b, RootVisit *visit, int *count, bool *seen)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_roots(b->stmts[i], visit, count, seen);
+}
+
+/* uses[n]: references by statements plus edges from the nodes they reach. */
 static void count_uses(const Node *n, int *uses, bool *seen)
 {
     uses[n->id]++;
@@ -142,51 +179,30 @@ static void count_uses(const Node *n, int *uses, bool *seen)
         count_uses(n->args[i], uses, seen);
 }
 
-static void block_uses(const Block *b, int *uses, bool *seen);
-
-static void nodes_uses(Node *const *v, int n, int *uses, bool *seen)
+static void count_root(const Node *n, int *refs, bool *seen)
 {
-    for (int k = 0; k < n; k++)
-        count_uses(v[k], uses, seen);
+    refs[n->id]++;
+    seen[n->id] = true;
 }
 
-static void stmt_uses(const Stmt *s, int *uses, bool *seen)
-{
-    if (s->kind == S_IF) {
-        nodes_uses(s->then_vals, s->n, uses, seen);
-        nodes_uses(s->else_vals, s->n, uses, seen);
-    } else {
-        nodes_uses(s->vals, s->n, uses, seen);
-        nodes_uses(s->next, s->n, uses, seen);
-    }
-    if (s->cond)
-        count_uses(s->cond, uses, seen);
-    if (s->count)
-        count_uses(s->count, uses, seen);
-    block_uses(s->then_block, uses, seen);
-    block_uses(s->else_block, uses, seen);
-    block_uses(s->body, uses, seen);
-}
-
-static void block_uses(const Block *b, int *uses, bool *seen)
-{
-    for (int i = 0; b && i < b->n; i++)
-        stmt_uses(b->stmts[i], uses, seen);
-}
-
-/* The nodes an if branch alone uses (every reference to them is inside
- * it): their reverse can run inside the branch's reverse. Leaves never
- * qualify, since their adjoints belong to the enclosing scope. */
+/* The nodes an if branch alone uses: every reference to them comes from the
+ * branch's own statements and values, or from nodes that are themselves the
+ * branch's alone (decided parents first: parents have larger ids).  Their
+ * reverse can run inside the branch's reverse.  Leaves never qualify: their
+ * adjoints belong to the enclosing scope. */
 static bool *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
 {
-    int *inside = arena_alloc(d->a, sizeof(int) * (size_t)d->nfwd_nodes);
-    bool *seen = arena_alloc(d->a, (size_t)d->nfwd_nodes);
-    block_uses(b, inside, seen);
-    nodes_uses(vals, n, inside, seen);
-    bool *only = seen;  /* reuse: only ⊆ seen */
-    for (int id = 0; id < d->nfwd_nodes; id++)
-        only[id] = seen[id] && inside[id] == d->uses[id] &&
-                   op_info[d->ir->nodes.data[id]->op].kind != OK_L;
+    int nn = d->nfwd_nodes;
+    int *support = arena_alloc(d->a, sizeof(int) * (size_t)nn);
+    bool *root = arena_alloc(d->a, (size_t)nn), *only = arena_alloc(d->a, (size_t)nn);
+    block_roots(b, count_root, support, root);
+    nodes_roots(vals, n, count_root, support, root);
+    for (int id = nn - 1; id >= 0; id--) {
+        Node *x = d->ir->nodes.data[id];
+        only[id] = support[id] > 0 && support[id] == d->uses[id] && op_info[x->op].kind != OK_L;
+        for (int i = 0; only[id] && i < x->nargs; i++)
+            support[x->args[i]->id]++;
+    }
     return only;
 }
 
@@ -537,7 +553,7 @@ static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntV
 {
     Diff *d = F->d;
     Node *g = F->pending[id];
-    if (g->op == OP_SLOT || !reads_any(g, w, wlen))
+    if (!reads_any(g, w, wlen))   /* a bare forward slot counts: the reverse pops it */
         return;
     int slot = ir_slot(d->ir, adj_name(d, d->ir->nodes.data[id]), g->shape);
     vec_push(d->a, vals, g);
@@ -780,6 +796,13 @@ static bool has_seed(Frame *F, Stmt *s)
 
 static Node *or_zero(Diff *d, Node *g, const Node *like) { return g ? g : zero_like(d, like); }
 
+/* The adjoint a branch hands back for c: none when c was local to it (its
+ * reverse already ran there), even if the other branch hands c back. */
+static Node *handed_back(Frame *B, const Node *c)
+{
+    return is_local(B, c, node_time(B, c)) ? NULL : B->pending[c->id];
+}
+
 /* if c then A else B: the same condition picks the reverse of the branch that ran. */
 static void rev_if(Frame *F, Stmt *s)
 {
@@ -799,7 +822,7 @@ static void rev_if(Frame *F, Stmt *s)
     }
     NodeVec handed = br[0]->boundary;
     for (int i = 0; i < br[1]->boundary.len; i++)
-        if (!br[0]->pending[br[1]->boundary.data[i]->id])
+        if (!handed_back(br[0], br[1]->boundary.data[i]))
             vec_push(d->a, &handed, br[1]->boundary.data[i]);
     if (!handed.len && !br[0]->out->n && !br[1]->out->n)
         return;
@@ -811,8 +834,8 @@ static void rev_if(Frame *F, Stmt *s)
     for (int u = 0; u < handed.len; u++) {
         Node *c = handed.data[u];
         r->slots[u] = ir_slot(d->ir, adj_name(d, c), c->shape);
-        r->then_vals[u] = or_zero(d, br[0]->pending[c->id], c);
-        r->else_vals[u] = or_zero(d, br[1]->pending[c->id], c);
+        r->then_vals[u] = or_zero(d, handed_back(br[0], c), c);
+        r->else_vals[u] = or_zero(d, handed_back(br[1], c), c);
     }
     block_push(d->a, F->out, r);
     d->reversed[s->id] = true;
@@ -957,7 +980,7 @@ void diff_reverse(Module *m)
     compute_activity(d);
     d->uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes);
     bool *seen = arena_alloc(a, (size_t)d->nfwd_nodes);
-    block_uses(m->fwd.body, d->uses, seen);
+    block_roots(m->fwd.body, count_uses, d->uses, seen);
     count_uses(m->fwd.value, d->uses, seen);
 
     Frame *F = frame_new(d, m->fwd.body, NULL, true);

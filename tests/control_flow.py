@@ -155,6 +155,32 @@ end
 y = sum(b)
 """, {"x": [0.3, -0.2, 0.5]},
      lambda x: total(_iterate(x, 3, lambda b, i: [e * detach(e) + xi for e, xi in zip(b, x)]))),
+    # a loop's final value used in another input's gradient: the reverse pops
+    # the loop's slot, so that gradient must be kept before (found by randprog)
+    ("value_after_taped_loop", """input x
+input a
+t = a
+for i in 1:2
+    t = t * t
+end
+y = x * t
+""", {"x": 0.8, "a": 0.5}, lambda x, a: x * _iterate([a], 2, lambda b, i: [b[0] * b[0]])[0]),
+    # an if whose branches disagree on which shared nodes they reverse
+    # themselves, nested in two loops (found by randprog: an adjoint was
+    # counted twice)
+    ("if_empty_branch_nested", """input y[n]
+input v[m]
+t = ones(m)' * v
+for i in 1:m
+    for j in 1:4
+        t = 0.5 * t + 0.5 * sin(tanh(i))
+        if j == 1
+        elif i > 2
+            t = 0.5 * t + 0.5 * cos(tanh(sum(y)))
+        end
+    end
+end
+""", {"y": [0.5, 0.7], "v": [1.0, 0.5, 0.25]}, lambda y, v: _if_empty_branch(y, v)),
     # a loop that runs zero times (K = n = 0 is not allowed; a literal 0 is)
     ("for_zero_trips", """input x[n]
 b = 2 * x
@@ -196,6 +222,18 @@ def _nested(x, a):
             t = [sin(e) + a * e / j for e in t]
         s = [te * se / i for te, se in zip(t, s)]
     return s
+
+
+def _if_empty_branch(y, v):
+    t = total(v)
+    for i in range(1, len(v) + 1):
+        for j in range(1, 5):
+            t = 0.5 * t + 0.5 * sin(tanh(D(i)))
+            if j == 1:
+                pass
+            elif i > 2:
+                t = 0.5 * t + 0.5 * cos(tanh(total(y)))
+    return t
 
 
 def _if_in_for(x):
