@@ -61,6 +61,55 @@ typedef struct Frame {
     Node **slot_adj;     /* forward slot → adjoint reaching that SLOT leaf */
 } Frame;
 
+/* ---- walking statements ---- */
+
+/* Calls visit on every node a statement refers to directly (values,
+ * conditions, counts), nested blocks included. */
+typedef void RootVisit(const Node *n, void *ctx);
+
+static void block_roots(const Block *b, RootVisit *visit, void *ctx);
+
+static void nodes_roots(Node *const *v, int n, RootVisit *visit, void *ctx)
+{
+    for (int k = 0; k < n; k++)
+        visit(v[k], ctx);
+}
+
+static void stmt_roots(const Stmt *s, RootVisit *visit, void *ctx)
+{
+    if (s->kind == S_IF) {
+        nodes_roots(s->then_vals, s->n, visit, ctx);
+        nodes_roots(s->else_vals, s->n, visit, ctx);
+    } else if (s->kind != S_POP) {
+        nodes_roots(s->vals, s->n, visit, ctx);
+    }
+    if (s->kind == S_WHILE || s->kind == S_FOR)
+        nodes_roots(s->next, s->n, visit, ctx);
+    if (s->cond)
+        visit(s->cond, ctx);
+    if (s->count)
+        visit(s->count, ctx);
+    block_roots(s->then_block, visit, ctx);
+    block_roots(s->else_block, visit, ctx);
+    block_roots(s->body, visit, ctx);
+}
+
+static void block_roots(const Block *b, RootVisit *visit, void *ctx)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_roots(b->stmts[i], visit, ctx);
+}
+
+/* Marks every slot n reads (a statement-root visitor). */
+static void node_reads(const Node *n, void *mask)
+{
+    for (int i = 0; i < n->nslots; i++)
+        ((bool *)mask)[n->slots[i]] = true;
+}
+
+static void stmt_reads(const Stmt *s, bool *mask) { stmt_roots(s, node_reads, mask); }
+static void block_reads(const Block *b, bool *mask) { block_roots(b, node_reads, mask); }
+
 /* ---- activity: does a node depend on a wrt input? ---- */
 
 static bool active(Diff *d, Node *n)
@@ -132,58 +181,26 @@ static void compute_activity(Diff *d)
 
 /* ---- uses: how often the program refers to each node ---- */
 
-/* Calls visit on every node a statement refers to directly (values,
- * conditions, counts), nested blocks included. */
-typedef void RootVisit(const Node *n, int *count, bool *seen);
+/* Counting references: uses[n] counts statement references plus edges from
+ * the nodes they reach; seen marks what was reached. */
+typedef struct Counts {
+    int *uses;
+    bool *seen;
+} Counts;
 
-static void block_roots(const Block *b, RootVisit *visit, int *count, bool *seen);
-
-static void nodes_roots(Node *const *v, int n, RootVisit *visit, int *count, bool *seen)
+static void count_uses(const Node *n, void *ctx)
 {
-    for (int k = 0; k < n; k++)
-        visit(v[k], count, seen);
-}
-
-static void stmt_roots(const Stmt *s, RootVisit *visit, int *count, bool *seen)
-{
-    if (s->kind == S_IF) {
-        nodes_roots(s->then_vals, s->n, visit, count, seen);
-        nodes_roots(s->else_vals, s->n, visit, count, seen);
-    } else {
-        nodes_roots(s->vals, s->n, visit, count, seen);
-        nodes_roots(s->next, s->n, visit, count, seen);
-    }
-    if (s->cond)
-        visit(s->cond, count, seen);
-    if (s->count)
-        visit(s->count, count, seen);
-    block_roots(s->then_block, visit, count, seen);
-    block_roots(s->else_block, visit, count, seen);
-    block_roots(s->body, visit, count, seen);
-}
-
-static void block_roots(const Block *b, RootVisit *visit, int *count, bool *seen)
-{
-    for (int i = 0; b && i < b->n; i++)
-        stmt_roots(b->stmts[i], visit, count, seen);
-}
-
-/* uses[n]: references by statements plus edges from the nodes they reach. */
-static void count_uses(const Node *n, int *uses, bool *seen)
-{
-    uses[n->id]++;
-    if (seen[n->id])
+    Counts *c = ctx;
+    c->uses[n->id]++;
+    if (c->seen[n->id])
         return;
-    seen[n->id] = true;
+    c->seen[n->id] = true;
     for (int i = 0; i < n->nargs; i++)
-        count_uses(n->args[i], uses, seen);
+        count_uses(n->args[i], ctx);
 }
 
-static void count_root(const Node *n, int *refs, bool *seen)
-{
-    refs[n->id]++;
-    seen[n->id] = true;
-}
+/* Only the direct references of statements. */
+static void count_root(const Node *n, void *ctx) { ((Counts *)ctx)->uses[n->id]++; }
 
 /* The nodes an if branch alone uses: every reference to them comes from the
  * branch's own statements and values, or from nodes that are themselves the
@@ -194,9 +211,10 @@ static bool *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
 {
     int nn = d->nfwd_nodes;
     int *support = arena_alloc(d->a, sizeof(int) * (size_t)nn);
-    bool *root = arena_alloc(d->a, (size_t)nn), *only = arena_alloc(d->a, (size_t)nn);
-    block_roots(b, count_root, support, root);
-    nodes_roots(vals, n, count_root, support, root);
+    bool *only = arena_alloc(d->a, (size_t)nn);
+    Counts refs = {.uses = support};
+    block_roots(b, count_root, &refs);
+    nodes_roots(vals, n, count_root, &refs);
     for (int id = nn - 1; id >= 0; id--) {
         Node *x = d->ir->nodes.data[id];
         only[id] = support[id] > 0 && support[id] == d->uses[id] && op_info[x->op].kind != OK_L;
@@ -488,40 +506,6 @@ static void stmt_writes(const Stmt *s, bool *mask)
     block_writes(s->then_block, mask);
     block_writes(s->else_block, mask);
     block_writes(s->body, mask);
-}
-
-/* Every slot read by a statement's nodes. */
-static void node_reads(const Node *n, bool *mask)
-{
-    for (int i = 0; n && i < n->nslots; i++)
-        mask[n->slots[i]] = true;
-}
-
-static void stmt_reads(const Stmt *s, bool *mask);
-
-static void block_reads(const Block *b, bool *mask)
-{
-    for (int i = 0; b && i < b->n; i++)
-        stmt_reads(b->stmts[i], mask);
-}
-
-static void stmt_reads(const Stmt *s, bool *mask)
-{
-    for (int k = 0; k < s->n; k++) {
-        if (s->kind != S_POP)
-            node_reads(s->vals[k], mask);
-        if (s->kind == S_IF) {
-            node_reads(s->then_vals[k], mask);
-            node_reads(s->else_vals[k], mask);
-        }
-        if (s->kind == S_WHILE || s->kind == S_FOR)
-            node_reads(s->next[k], mask);
-    }
-    node_reads(s->cond, mask);
-    node_reads(s->count, mask);
-    block_reads(s->then_block, mask);
-    block_reads(s->else_block, mask);
-    block_reads(s->body, mask);
 }
 
 static bool *slot_mask(Diff *d) { return arena_alloc(d->a, (size_t)d->ir->slots.len + 64); }
@@ -978,10 +962,11 @@ void diff_reverse(Module *m)
     for (int k = 0; k < m->nwrt; k++)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);
-    d->uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes);
-    bool *seen = arena_alloc(a, (size_t)d->nfwd_nodes);
-    block_roots(m->fwd.body, count_uses, d->uses, seen);
-    count_uses(m->fwd.value, d->uses, seen);
+    Counts counts = {.uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes),
+                     .seen = arena_alloc(a, (size_t)d->nfwd_nodes)};
+    block_roots(m->fwd.body, count_uses, &counts);
+    count_uses(m->fwd.value, &counts);
+    d->uses = counts.uses;
 
     Frame *F = frame_new(d, m->fwd.body, NULL, true);
     Node *out = m->fwd.value;
