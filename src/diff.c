@@ -485,28 +485,6 @@ static int new_slot(Diff *d, const char *prefix, const char *name, Shape s)
 
 static const char *slot_name(Diff *d, int slot) { return d->ir->slots.data[slot].name; }
 
-/* Every slot a statement may write, nested statements included. */
-static void stmt_writes(const Stmt *s, bool *mask);
-
-static void block_writes(const Block *b, bool *mask)
-{
-    for (int i = 0; b && i < b->n; i++)
-        stmt_writes(b->stmts[i], mask);
-}
-
-static void stmt_writes(const Stmt *s, bool *mask)
-{
-    if (s->kind != S_PUSH)
-        for (int k = 0; k < s->n; k++)
-            mask[s->slots[k]] = true;
-    if (s->index_slot >= 0)
-        mask[s->index_slot] = true;
-    if (s->count_slot >= 0)
-        mask[s->count_slot] = true;
-    block_writes(s->then_block, mask);
-    block_writes(s->else_block, mask);
-    block_writes(s->body, mask);
-}
 
 static bool *slot_mask(Diff *d) { return arena_alloc(d->a, (size_t)d->ir->slots.len + 64); }
 

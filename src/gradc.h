@@ -368,6 +368,10 @@ Block *block_new(Arena *a);
 Stmt *stmt_new(Arena *a, StmtKind kind, int n);     /* arrays for n slots allocated */
 void block_push(Arena *a, Block *b, Stmt *s);
 bool node_reads_slot(const Node *n, int slot);
+/* Sets mask[s] for every slot the statement (block) may write, nested
+ * statements included; mask has a bool per slot. */
+void stmt_writes(const Stmt *s, bool *mask);
+void block_writes(const Block *b, bool *mask);
 
 /* ===================================================================== */
 /* simplify.c — smart constructors: every node is built through these,   */

@@ -306,3 +306,24 @@ void block_push(Arena *a, Block *b, Stmt *s)
     }
     b->stmts[b->n++] = s;
 }
+
+/* Marks every slot a statement may write, nested statements included. */
+void stmt_writes(const Stmt *s, bool *mask)
+{
+    if (s->kind != S_PUSH)
+        for (int k = 0; k < s->n; k++)
+            mask[s->slots[k]] = true;
+    if (s->index_slot >= 0)
+        mask[s->index_slot] = true;
+    if (s->count_slot >= 0)
+        mask[s->count_slot] = true;
+    block_writes(s->then_block, mask);
+    block_writes(s->else_block, mask);
+    block_writes(s->body, mask);
+}
+
+void block_writes(const Block *b, bool *mask)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_writes(b->stmts[i], mask);
+}

@@ -155,6 +155,18 @@ typedef Node *Rule1(Ir *ir, Node *a, Shape shape);
 /* Returns x if it already has the result's shape, else x spread over it. */
 static Node *as_shape(Ir *ir, Node *x, Shape shape) { return broadcast(ir, x, shape); }
 
+/* P*x ± Q*x → (P ± Q)*x and P*x ± P*y → P*(x ± y), else NULL. */
+static Node *factor_products(Ir *ir, Op op, Node *a, Node *b)
+{
+    if (!is(a, OP_MATMUL) || !is(b, OP_MATMUL))
+        return NULL;
+    if (a->args[1] == b->args[1])
+        return mk2(ir, OP_MATMUL, mk2(ir, op, a->args[0], b->args[0]), a->args[1]);
+    if (a->args[0] == b->args[0])
+        return mk2(ir, OP_MATMUL, a->args[0], mk2(ir, op, a->args[1], b->args[1]));
+    return NULL;
+}
+
 static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
 {
     if (node_is_zero(a))
@@ -171,13 +183,7 @@ static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_SUB, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
     if (ca < 0)
         return mk2(ir, OP_SUB, b, mk2(ir, OP_MUL, mk_const(ir, -ca), ta));
-    if (is(a, OP_MATMUL) && is(b, OP_MATMUL)) {
-        if (a->args[1] == b->args[1])
-            return mk2(ir, OP_MATMUL, mk2(ir, OP_ADD, a->args[0], b->args[0]), a->args[1]);
-        if (a->args[0] == b->args[0])
-            return mk2(ir, OP_MATMUL, a->args[0], mk2(ir, OP_ADD, a->args[1], b->args[1]));
-    }
-    return NULL;
+    return factor_products(ir, OP_ADD, a, b);
 }
 
 static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
@@ -198,13 +204,7 @@ static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_MUL, mk_const(ir, ca), mk2(ir, OP_ADD, ta, tb));
     if (cb < 0)      /* a - (-c)*t → a + c*t */
         return mk2(ir, OP_ADD, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
-    if (is(a, OP_MATMUL) && is(b, OP_MATMUL)) {
-        if (a->args[1] == b->args[1])
-            return mk2(ir, OP_MATMUL, mk2(ir, OP_SUB, a->args[0], b->args[0]), a->args[1]);
-        if (a->args[0] == b->args[0])
-            return mk2(ir, OP_MATMUL, a->args[0], mk2(ir, OP_SUB, a->args[1], b->args[1]));
-    }
-    return NULL;
+    return factor_products(ir, OP_SUB, a, b);
 }
 
 static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
