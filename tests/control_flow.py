@@ -2,7 +2,9 @@
 """Gradients through if/elif/else, while and for, against expectations
 derived independently: each program is also written here in Python over
 dual numbers (forward mode, one input entry at a time), so the expected
-gradient comes from a different algorithm than gradc's reverse mode.
+gradient comes from a different algorithm than gradc's reverse mode; and
+each program also passes `gradc check` (central finite differences at
+random inputs).
 
     python3 tests/control_flow.py --gradc build/src/gradc [--engine interp|jit|both]
 
@@ -324,6 +326,15 @@ def main():
                     print("FAIL %s: got %s, expected value %r gradient %r"
                           % (label, r.stdout.strip(), want_value, want_grad))
                     failed += 1
+            # and against central finite differences at gradc check's random inputs
+            r = subprocess.run([args.gradc, "check", expr, "--seed", "3"],
+                               capture_output=True, text=True, timeout=300)
+            if r.returncode == 0 and r.stdout.rstrip().endswith("ok"):
+                passed += 1
+            else:
+                print("FAIL %s (check): exit %d: %s %s" % (name, r.returncode, r.stdout.strip(),
+                                                          r.stderr.strip()))
+                failed += 1
         # a while that never ends stops at the limit with a clean error at its `while`
         expr = os.path.join(tmp, "endless.expr")
         inp = os.path.join(tmp, "endless.json")
