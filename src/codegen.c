@@ -16,7 +16,11 @@
  * scratch, SET shadows) has a size that depends on the dimensions only, so
  * its offset in `work` is computed at entry (layout, shared with
  * NAME_work_size).  Scalar slots are allocas (promoted to registers).  Size
- * arithmetic is checked for overflow: GRADC_EDIM.
+ * arithmetic is checked for overflow: GRADC_EDIM.  Recorded values (PUSH,
+ * POP) go to a stack at the end of `work` when its peak depth is known from
+ * the dimensions (every loop around a push or pop is a for with a literal or
+ * dimension count: stack_sizable, stack_depth); otherwise to the runtime
+ * tape, which grows with realloc and is freed at cleanup.
  *
  * Each function is generated as an internal `impl` with one signature
  * (dims, inputs, cotangent, out, grads, flags, work, where); the ABI
@@ -68,7 +72,8 @@ typedef struct Plan {
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
     VEC(Buf) bufs;
     VEC(Shape) shapes;    /* every shape, for the overflow check */
-    bool tape;
+    bool tape;            /* pushes and pops go through the runtime tape */
+    bool stack;           /* … or through a stack region at the end of work */
     struct Mv **mv;       /* per node: its matrix–vector form, or NULL */
     bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
 } Plan;
@@ -91,6 +96,7 @@ typedef struct Cg {
     LLVMValueRef fn;
     LLVMValueRef *dims, *inputs, cot, out, *grads, flags, work, where;
     LLVMValueRef *bufp, *slotvar, status, tape, one;
+    LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     Val *cache;
     int depth;
@@ -313,6 +319,45 @@ static void plan_block(Plan *p, const Module *m, const Block *b)
     }
 }
 
+/* Recorded values.  A function whose every push and pop sits only inside
+ * `for` loops with a literal or dimension count (and ifs) needs a stack
+ * whose peak depth is a function of the dimensions: it is computed at entry
+ * (stack_depth) and the stack is one more region of work.  Any other
+ * function (a push or pop inside a while, or inside a for whose count is a
+ * popped trip count or a checkpoint segment's length) uses the runtime tape
+ * for all of them, since a pop must read the storage its push wrote. */
+static bool block_records(const Block *b);
+
+static bool stmt_records(const Stmt *s)
+{
+    return s->kind == S_PUSH || s->kind == S_POP || block_records(s->then_block) ||
+           block_records(s->else_block) || block_records(s->body);
+}
+
+static bool block_records(const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++)
+        if (stmt_records(b->stmts[i]))
+            return true;
+    return false;
+}
+
+static bool known_count(const Node *n) { return n->op == OP_CONST || n->op == OP_DIMVAL; }
+
+static bool stack_sizable(const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        if (!stmt_records(s))
+            continue;
+        if (s->kind == S_WHILE || (s->kind == S_FOR && !known_count(s->count)))
+            return false;
+        if (!stack_sizable(s->then_block) || !stack_sizable(s->else_block) || !stack_sizable(s->body))
+            return false;
+    }
+    return true;
+}
+
 static int add_buf(Plan *p, Arena *a, Dim d1, Dim d2, bool plus)
 {
     vec_push(a, &p->bufs, ((Buf){d1, d2, plus}));
@@ -357,6 +402,8 @@ static Plan *plan_func(const Module *m, const Func *f, bool grad)
         p->shadow[i] = -1;
 
     plan_block(p, m, f->body);
+    p->stack = p->tape && stack_sizable(f->body);
+    p->tape = p->tape && !p->stack;
     for (int i = 0; i < nn; i++)
         p->instmt[i] = p->nodes[i] != NULL;
     root(p, f->value, true);
@@ -498,6 +545,16 @@ static LLVMValueRef dimv(Cg *c, Dim d) { return d.sym >= 0 ? c->dims[d.sym] : ci
 static LLVMValueRef rows(Cg *c, const Node *n) { return dimv(c, n->shape.rows); }
 static LLVMValueRef cols(Cg *c, const Node *n) { return dimv(c, n->shape.cols); }
 static LLVMValueRef count(Cg *c, const Node *n) { return mul(c, rows(c, n), cols(c, n)); }
+
+/* The iterations of a for whose count has value v: rounded down; NaN or
+ * below 1 runs none (as eval.c). */
+static LLVMValueRef trips(Cg *c, LLVMValueRef v)
+{
+    LLVMValueRef f = intrinsic(c, "llvm.floor", c->f64, 1, &v);
+    f = sel(c, fcmp(c, LLVMRealOGE, f, cf(c, 1)), f, cf(c, 0));
+    f = sel(c, fcmp(c, LLVMRealOGT, f, cf(c, 0x1p62)), cf(c, 0x1p62), f);
+    return LLVMBuildFPToSI(c->b, f, c->i64, "");
+}
 
 /* Leaves the function with status (cleanup frees what we own). */
 static void fail_with(Cg *c, int status)
@@ -1398,11 +1455,7 @@ static void gen_while(Cg *c, const Stmt *s)
 static void gen_for(Cg *c, const Stmt *s)
 {
     assign(c, s->n, s->slots, s->vals);
-    /* the count rounded down; NaN or below 1 runs no iteration */
-    LLVMValueRef f = intrinsic(c, "llvm.floor", c->f64, 1, (LLVMValueRef[]){get(c, s->count)});
-    f = sel(c, fcmp(c, LLVMRealOGE, f, cf(c, 1)), f, cf(c, 0));
-    f = sel(c, fcmp(c, LLVMRealOGT, f, cf(c, 0x1p62)), cf(c, 0x1p62), f);
-    LLVMValueRef n = LLVMBuildFPToSI(c->b, f, c->i64, "");
+    LLVMValueRef n = trips(c, get(c, s->count));
     invalidate_loop(c, s);
     Loop lp;
     LLVMValueRef t = loop_begin(c, &lp, ci(c, 0), n);
@@ -1417,8 +1470,47 @@ static void gen_for(Cg *c, const Stmt *s)
     loop_end(c, &lp);
 }
 
+/* The work stack: entries are copied to and from stack[sp..], sp counted in
+ * doubles; its size was checked at entry, so no bound is tested here. */
+static LLVMValueRef stack_at(Cg *c) { return at(c, c->stack, LLVMBuildLoad2(c->b, c->i64, c->sp, "")); }
+
+static void stack_move(Cg *c, LLVMValueRef sp) { LLVMBuildStore(c->b, sp, c->sp); }
+
+static void push_stack(Cg *c, const Stmt *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        Node *x = s->vals[i];
+        LLVMValueRef top = stack_at(c), n = count(c, x);
+        if (is_scalar(x))
+            LLVMBuildStore(c->b, get(c, x), top);
+        else
+            LLVMBuildMemCpy(c->b, top, 8, get(c, x), 8, mul(c, n, ci(c, 8)));
+        stack_move(c, add(c, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), n));
+    }
+}
+
+static void pop_stack(Cg *c, const Stmt *s)
+{
+    for (int i = s->n - 1; i >= 0; i--) {
+        int sl = s->slots[i];
+        Shape sh = c->m->ir->slots.data[sl].shape;
+        LLVMValueRef n = mul(c, dimv(c, sh.rows), dimv(c, sh.cols));
+        stack_move(c, LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), n, ""));
+        LLVMValueRef top = stack_at(c);
+        if (c->p->slotbuf[sl] >= 0)
+            LLVMBuildMemCpy(c->b, c->bufp[c->p->slotbuf[sl]], 8, top, 8, mul(c, n, ci(c, 8)));
+        else
+            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, top, ""), c->slotvar[sl]);
+        invalidate_slot(c, sl);
+    }
+}
+
 static void gen_push(Cg *c, const Stmt *s)
 {
+    if (c->p->stack) {
+        push_stack(c, s);
+        return;
+    }
     LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->i64};
     LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
     for (int i = 0; i < s->n; i++) {
@@ -1436,6 +1528,10 @@ static void gen_push(Cg *c, const Stmt *s)
 
 static void gen_pop(Cg *c, const Stmt *s)
 {
+    if (c->p->stack) {
+        pop_stack(c, s);
+        return;
+    }
     LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->i64};
     for (int i = s->n - 1; i >= 0; i--) {
         int sl = s->slots[i];
@@ -1474,8 +1570,129 @@ static LLVMValueRef ovf(Cg *c, const char *name, LLVMValueRef x, LLVMValueRef y,
     return LLVMBuildExtractValue(c->b, r, 0, "");
 }
 
-/* The bytes of work p needs and each buffer's offset (offs may be NULL);
- * *bad: a negative dimension or an overflow anywhere. */
+/* The work stack's peak depth (entries) over block b, from the dimensions:
+ * per block the net change and the peak above the start.  A push adds its
+ * entries, a pop removes them; an if takes the branch it runs where a
+ * later if of the block re-tests its condition (see stack_depth), else the
+ * larger net and peak of its branches (an upper bound); a for of K iterations whose body has net d and
+ * peak q reaches (K-1)*d + q when d >= 0, else q (the first iteration), and
+ * nothing when K = 0.  A reverse loop pops an iteration's values, re-runs
+ * the body's inner loops (which push) and reverses them (which pop), so its
+ * body's net is negative and its peak that of one re-run. */
+typedef struct Depth {
+    LLVMValueRef net, peak;
+} Depth;
+
+static LLVMValueRef smax(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, x, y, ""), x, y);
+}
+
+static LLVMValueRef entries(Cg *c, Shape sh, LLVMValueRef *bad)
+{
+    return ovf(c, "llvm.smul.with.overflow", dimv(c, sh.rows), dimv(c, sh.cols), bad);
+}
+
+static Depth stack_depth(Cg *c, const Block *b, LLVMValueRef *bad);
+
+static Depth stmt_depth(Cg *c, const Stmt *s, LLVMValueRef *bad)
+{
+    LLVMValueRef zero = ci(c, 0), n = zero;
+    switch (s->kind) {
+    case S_PUSH:
+        for (int i = 0; i < s->n; i++)
+            n = ovf(c, "llvm.sadd.with.overflow", n, entries(c, s->vals[i]->shape, bad), bad);
+        return (Depth){n, n};
+    case S_POP:
+        for (int i = 0; i < s->n; i++)
+            n = ovf(c, "llvm.ssub.with.overflow", n, entries(c, c->m->ir->slots.data[s->slots[i]].shape, bad), bad);
+        return (Depth){n, zero};
+    case S_FOR: {
+        /* stack_sizable: the count is a literal or a dimension */
+        LLVMValueRef v = s->count->op == OP_CONST ? cf(c, s->count->num)
+                                                  : LLVMBuildSIToFP(c->b, c->dims[s->count->index], c->f64, "");
+        LLVMValueRef k = trips(c, v);
+        Depth d = stack_depth(c, s->body, bad);
+        LLVMValueRef grows = LLVMBuildICmp(c->b, LLVMIntSGE, d.net, zero, "");
+        LLVMValueRef reps = sel(c, grows, LLVMBuildSub(c->b, k, ci(c, 1), ""), zero);
+        LLVMValueRef peak = ovf(c, "llvm.sadd.with.overflow",
+                                ovf(c, "llvm.smul.with.overflow", reps, d.net, bad), d.peak, bad);
+        LLVMValueRef none = LLVMBuildICmp(c->b, LLVMIntEQ, k, zero, "");
+        return (Depth){ovf(c, "llvm.smul.with.overflow", k, d.net, bad), sel(c, none, zero, peak)};
+    }
+    default: return (Depth){zero, zero}; /* ifs: stack_depth; a while here records nothing */
+    }
+}
+
+/* The recording if before b->stmts[i] (an if) that tests the same condition
+ * node with none of its slots written in between, or -1: both take the same
+ * branch.  That is how the reverse sweep's ifs repeat the forward's test. */
+static int same_test(Cg *c, const Block *b, int i)
+{
+    const Node *cond = b->stmts[i]->cond;
+    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
+    for (int j = i - 1; j >= 0; j--) {
+        const Stmt *t = b->stmts[j];
+        mark_written(t, w);
+        for (int k = 0; k < cond->nslots; k++)
+            if (w[cond->slots[k]])
+                return -1;
+        if (t->kind == S_IF && t->cond == cond && stmt_records(t))
+            return j;
+    }
+    return -1;
+}
+
+enum { TESTS_MAX = 4 }; /* conditions followed jointly in one block: 16 paths */
+
+/* Each statement is measured once (an if: both branches); then the block is
+ * summed along every combination of the conditions its ifs share (a
+ * recording if and the reverse's if that pops what it pushed), any other if
+ * counting the larger net and peak of its branches. */
+static Depth stack_depth(Cg *c, const Block *b, LLVMValueRef *bad)
+{
+    int n = b ? b->n : 0, ntests = 0;
+    Depth *d = arena_alloc(c->a, sizeof *d * (size_t)(n + 1)), *e = arena_alloc(c->a, sizeof *e * (size_t)(n + 1));
+    int *test = arena_alloc(c->a, sizeof *test * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        const Stmt *s = b->stmts[i];
+        test[i] = -1;
+        if (!stmt_records(s))
+            continue;
+        if (s->kind != S_IF) {
+            d[i] = stmt_depth(c, s, bad);
+            continue;
+        }
+        d[i] = stack_depth(c, s->then_block, bad);
+        e[i] = stack_depth(c, s->else_block, bad);
+        int j = same_test(c, b, i);
+        if (j >= 0 && test[j] < 0 && ntests < TESTS_MAX)
+            test[j] = ntests++;
+        if (j >= 0)
+            test[i] = test[j];
+    }
+    Depth r = {ci(c, 0), ci(c, 0)};
+    for (int path = 0; path < 1 << ntests; path++) {
+        Depth p = {ci(c, 0), ci(c, 0)};
+        for (int i = 0; i < n; i++) {
+            if (!stmt_records(b->stmts[i]))
+                continue;
+            Depth x = d[i];
+            if (b->stmts[i]->kind == S_IF && test[i] < 0)
+                x = (Depth){smax(c, d[i].net, e[i].net), smax(c, d[i].peak, e[i].peak)};
+            else if (b->stmts[i]->kind == S_IF && !(path >> test[i] & 1))
+                x = e[i];
+            p.peak = smax(c, p.peak, ovf(c, "llvm.sadd.with.overflow", p.net, x.peak, bad));
+            p.net = ovf(c, "llvm.sadd.with.overflow", p.net, x.net, bad);
+        }
+        r = path ? (Depth){smax(c, r.net, p.net), smax(c, r.peak, p.peak)} : p;
+    }
+    return r;
+}
+
+/* The bytes of work p needs and each buffer's offset (offs may be NULL;
+ * offs[p->bufs.len] is the stack's); *bad: a negative dimension or an
+ * overflow anywhere. */
 static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef *bad)
 {
     *bad = LLVMConstInt(c->i1, 0, 0);
@@ -1497,6 +1714,12 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
         n = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
         if (offs)
             offs[i] = total;
+        total = ovf(c, "llvm.uadd.with.overflow", total, n, bad);
+    }
+    if (p->stack) {
+        LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", stack_depth(c, p->f->body, bad).peak, ci(c, 8), bad);
+        if (offs)
+            offs[p->bufs.len] = total;
         total = ovf(c, "llvm.uadd.with.overflow", total, n, bad);
     }
     *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntUGT, total, ci(c, INT64_C(1) << 60), ""), "");
@@ -1643,6 +1866,11 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     c->bufp = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(p->bufs.len + 1));
     for (int i = 0; i < p->bufs.len; i++)
         c->bufp[i] = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[i], 1, "");
+    if (p->stack) {
+        c->stack = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[p->bufs.len], 1, "");
+        c->sp = alloca_(c, c->i64);
+        LLVMBuildStore(c->b, ci(c, 0), c->sp);
+    }
 
     /* slots start at zero; the tape empty */
     int ns = m->ir->slots.len;

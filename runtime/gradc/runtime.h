@@ -31,15 +31,24 @@ const char *gradc_strerror(int status);
 /* ---- used by generated code; not needed by callers ---- */
 
 /* The tape of a gradient function with control flow: the forward sweep pushes
- * the values the reverse sweep needs (branch taken, loop counts, overwritten
- * values) and the reverse sweep pops them in the opposite order.
+ * the values the reverse sweep needs (loop counts, overwritten values) and
+ * the reverse sweep pops them in the opposite order.
  *
- * Allocation policy: the tape lives in the generated function's stack frame,
- * starts empty (no allocation for a program that pushes nothing), grows with
- * realloc by doubling (at least 512 doubles), and is freed before the function
- * returns — on success and on every error.  It is the one allocation a
- * generated function makes when the caller passes its own `work`; a failed
- * growth makes the function return GRADC_ENOMEM. */
+ * Where recorded values live.  When every loop around a push is a `for`
+ * whose count is a literal or a dimension (no `while`, no --checkpoint
+ * segments), the most the function ever holds is a function of the
+ * dimensions: it is a region of `work` (counted in NAME_work_size, checked for
+ * overflow like every size: GRADC_EDIM), used as a stack, and such a function
+ * allocates nothing when the caller passes `work` (with `work == NULL` the one
+ * malloc'd work includes it).  Any other function with pushes (a push inside
+ * a `while`, or a for whose count is a recorded trip count) uses the tape
+ * below for all of them.
+ *
+ * Allocation policy of the tape: it lives in the generated function's stack
+ * frame, starts empty, grows with realloc by doubling (at least 512 doubles),
+ * and is freed before the function returns — on success and on every error.
+ * It is the one allocation such a function makes when the caller passes its
+ * own `work`; a failed growth makes the function return GRADC_ENOMEM. */
 typedef struct gradc_tape {
     double *data;
     size_t len, cap;
