@@ -692,27 +692,6 @@ static void invalidate_slot(Cg *c, int s)
     invalidate(c, w);
 }
 
-/* Marks every slot s writes, its nested statements included. */
-static void mark_written(const Stmt *s, bool *w);
-static void mark_block(const Block *b, bool *w)
-{
-    for (int i = 0; b && i < b->n; i++)
-        mark_written(b->stmts[i], w);
-}
-static void mark_written(const Stmt *s, bool *w)
-{
-    if (s->kind != S_PUSH)
-        for (int i = 0; i < s->n; i++)
-            w[s->slots[i]] = true;
-    if (s->index_slot >= 0)
-        w[s->index_slot] = true;
-    if (s->count_slot >= 0)
-        w[s->count_slot] = true;
-    mark_block(s->then_block, w);
-    mark_block(s->else_block, w);
-    mark_block(s->body, w);
-}
-
 /* ===================================================================== */
 /* Nodes                                                                 */
 /* ===================================================================== */
@@ -1409,7 +1388,7 @@ static void gen_if(Cg *c, const Stmt *s)
 static void invalidate_loop(Cg *c, const Stmt *s)
 {
     bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
-    mark_written(s, w);
+    stmt_writes(s, w);
     invalidate(c, w);
 }
 
@@ -1634,7 +1613,7 @@ static int same_test(Cg *c, const Block *b, int i)
     bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
     for (int j = i - 1; j >= 0; j--) {
         const Stmt *t = b->stmts[j];
-        mark_written(t, w);
+        stmt_writes(t, w);
         for (int k = 0; k < cond->nslots; k++)
             if (w[cond->slots[k]])
                 return -1;

@@ -244,36 +244,29 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
     return NULL;
 }
 
-static Node *rule_div(Ir *ir, Node *a, Node *b, Shape shape)
+/* a ./ b and the safe division (0 where b == 0) simplify alike, except that
+ * a safe division by the constant 0 is not a multiplication by Inf. */
+static Node *rule_quotient(Ir *ir, Op op, Node *a, Node *b, Shape shape)
 {
     if (node_is_zero(a))
         return mk_zero(ir, shape);
     if (node_is_const(b, 1.0))
         return as_shape(ir, a, shape);
-    if (b->op == OP_CONST)
+    if (b->op == OP_CONST && (op == OP_DIV || b->num != 0))
         return mk2(ir, OP_MUL, mk_const(ir, 1.0 / b->num), a);
     if (a->op == OP_NEG)
-        return mk1(ir, OP_NEG, mk2(ir, OP_DIV, a->args[0], b));
+        return mk1(ir, OP_NEG, mk2(ir, op, a->args[0], b));
     if (a->op == OP_CONST && a->num < 0)     /* -c/x → -(c/x) */
-        return mk1(ir, OP_NEG, mk2(ir, OP_DIV, mk_const(ir, -a->num), b));
+        return mk1(ir, OP_NEG, mk2(ir, op, mk_const(ir, -a->num), b));
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
-        return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIV, a->args[1], b));
+        return mk2(ir, OP_MUL, a->args[0], mk2(ir, op, a->args[1], b));
     return NULL;
 }
 
+static Node *rule_div(Ir *ir, Node *a, Node *b, Shape shape) { return rule_quotient(ir, OP_DIV, a, b, shape); }
 static Node *rule_divsafe(Ir *ir, Node *a, Node *b, Shape shape)
 {
-    if (node_is_zero(a))
-        return mk_zero(ir, shape);
-    if (node_is_const(b, 1.0))
-        return as_shape(ir, a, shape);
-    if (b->op == OP_CONST && b->num != 0)
-        return mk2(ir, OP_MUL, mk_const(ir, 1.0 / b->num), a);
-    if (a->op == OP_NEG)
-        return mk1(ir, OP_NEG, mk2(ir, OP_DIVSAFE, a->args[0], b));
-    if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
-        return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIVSAFE, a->args[1], b));
-    return NULL;
+    return rule_quotient(ir, OP_DIVSAFE, a, b, shape);
 }
 
 static Node *rule_pow(Ir *ir, Node *a, Node *p, Shape shape)
