@@ -97,6 +97,12 @@ static bool lu_factor(int64_t n, const double *a, double *lu, lapack_int *ipiv)
     return true;
 }
 
+/* u_ii with the sign of the row swap at step i: det = the product of these */
+static double lu_pivot(int64_t n, const double *lu, const lapack_int *ipiv, int64_t i)
+{
+    return ipiv[i] != (lapack_int)(i + 1) ? -lu[i * n + i] : lu[i * n + i];
+}
+
 double gradc_det(int64_t n, const double *a, double *scratch)
 {
     lapack_int *ipiv = (lapack_int *)(scratch + n * n);
@@ -104,7 +110,7 @@ double gradc_det(int64_t n, const double *a, double *scratch)
         return NAN;
     double d = 1;
     for (int64_t i = 0; i < n; i++)
-        d *= ipiv[i] != (lapack_int)(i + 1) ? -scratch[i * n + i] : scratch[i * n + i];
+        d *= lu_pivot(n, scratch, ipiv, i);
     return d;
 }
 
@@ -118,7 +124,7 @@ double gradc_logdet(int64_t n, const double *a, double *scratch)
     double l = 0;
     bool neg = false, zero = false;
     for (int64_t i = 0; i < n; i++) {
-        double u = ipiv[i] != (lapack_int)(i + 1) ? -scratch[i * n + i] : scratch[i * n + i];
+        double u = lu_pivot(n, scratch, ipiv, i);
         l += log(fabs(u));
         neg ^= u < 0;
         zero |= u == 0;
