@@ -44,6 +44,7 @@ typedef struct Diff {
     int *count_slot;              /* WHILE trip count */
     bool *count_pushed;           /* … kept on the tape (the while is inside a loop) */
     bool *checkpointed;           /* loops that store only every k-th state */
+    NodeVec stack;                /* scratch of the DAG walks */
 } Diff;
 
 typedef struct Frame {
@@ -116,20 +117,43 @@ static bool active(Diff *d, Node *n)
 {
     if (n->id >= d->nfwd_nodes)
         return false;
-    signed char *memo = &d->node_active[n->id];
-    if (*memo >= 0)
-        return *memo;
-    bool act = false;
-    switch (n->op) {
-    case OP_INPUT: act = d->wrt_input[n->index]; break;
-    case OP_SLOT: act = d->slot_active[n->index]; break;
-    case OP_DETACH: act = false; break;
-    default:
-        for (int i = 0; i < n->nargs; i++)
-            act = act || active(d, n->args[i]);
+    signed char *memo = d->node_active;
+    if (memo[n->id] >= 0)
+        return memo[n->id];
+    /* operands first, with an explicit stack (the DAG is as deep as the
+     * program); an operand found active settles its parent, as || would */
+    NodeVec *st = &d->stack;
+    int base = st->len;
+    vec_push(d->a, st, n);
+    while (st->len > base) {
+        Node *x = st->data[st->len - 1];
+        if (memo[x->id] >= 0) {
+            st->len--;
+            continue;
+        }
+        bool act = false, wait = false;
+        switch (x->op) {
+        case OP_INPUT: act = d->wrt_input[x->index]; break;
+        case OP_SLOT: act = d->slot_active[x->index]; break;
+        case OP_DETACH: act = false; break;
+        default:
+            for (int i = 0; i < x->nargs && !act && !wait; i++) {
+                Node *c = x->args[i];
+                if (c->id >= d->nfwd_nodes)
+                    continue;
+                if (memo[c->id] < 0) {
+                    vec_push(d->a, st, c);
+                    wait = true;
+                }
+                act = memo[c->id] > 0;
+            }
+        }
+        if (wait)
+            continue;
+        memo[x->id] = act;
+        st->len--;
     }
-    *memo = act;
-    return act;
+    return memo[n->id];
 }
 
 static bool any_active(Diff *d, Node **vals, int n)
@@ -186,17 +210,24 @@ static void compute_activity(Diff *d)
 typedef struct Counts {
     int *uses;
     bool *seen;
+    Arena *a;
+    NodeVec *stack;
 } Counts;
 
 static void count_uses(const Node *n, void *ctx)
 {
     Counts *c = ctx;
-    c->uses[n->id]++;
-    if (c->seen[n->id])
-        return;
-    c->seen[n->id] = true;
-    for (int i = 0; i < n->nargs; i++)
-        count_uses(n->args[i], ctx);
+    NodeVec *st = c->stack;
+    vec_push(c->a, st, (Node *)n);
+    while (st->len) {
+        const Node *x = st->data[--st->len];
+        c->uses[x->id]++;
+        if (c->seen[x->id])
+            continue;
+        c->seen[x->id] = true;
+        for (int i = 0; i < x->nargs; i++)
+            vec_push(c->a, st, x->args[i]);
+    }
 }
 
 /* Only the direct references of statements. */
@@ -941,7 +972,7 @@ void diff_reverse(Module *m)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);
     Counts counts = {.uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes),
-                     .seen = arena_alloc(a, (size_t)d->nfwd_nodes)};
+                     .seen = arena_alloc(a, (size_t)d->nfwd_nodes), .a = a, .stack = &d->stack};
     block_roots(m->fwd.body, count_uses, &counts);
     count_uses(m->fwd.value, &counts);
     d->uses = counts.uses;
