@@ -33,7 +33,7 @@ typedef struct Diff {
     Ir *ir;
     Arena *a;
     int nfwd_nodes, nfwd_slots;   /* what existed before differentiation */
-    bool *slot_active;
+    SlotSet *slot_active;
     signed char *node_active;     /* memo: -1 unknown */
     bool *wrt_input;
     Node **input_adj;
@@ -52,7 +52,7 @@ typedef struct Frame {
     Block *blk;          /* the forward block being reversed */
     Block *out;          /* its reverse, as statements */
     int *owner;          /* forward slot → 1 + index of the stmt of blk that produces it */
-    const bool *local;   /* slots that make a time-0 node local (loop: carried, index) */
+    const SlotSet *local;/* slots that make a time-0 node local (loop: carried, index) */
     const bool *only;    /* if branch: nodes used nowhere else, reversed inside it */
     bool top;
     bool in_loop;        /* inside a loop body: constructs may run many times */
@@ -102,14 +102,14 @@ static void block_roots(const Block *b, RootVisit *visit, void *ctx)
 }
 
 /* Marks every slot n reads (a statement-root visitor). */
-static void node_reads(const Node *n, void *mask)
+static void node_reads(const Node *n, void *set)
 {
     for (int i = 0; i < n->nslots; i++)
-        ((bool *)mask)[n->slots[i]] = true;
+        slotset_add(set, n->slots[i]);
 }
 
-static void stmt_reads(const Stmt *s, bool *mask) { stmt_roots(s, node_reads, mask); }
-static void block_reads(const Block *b, bool *mask) { block_roots(b, node_reads, mask); }
+static void stmt_reads(const Stmt *s, SlotSet *set) { stmt_roots(s, node_reads, set); }
+static void block_reads(const Block *b, SlotSet *set) { block_roots(b, node_reads, set); }
 
 /* ---- activity: does a node depend on a wrt input? ---- */
 
@@ -134,7 +134,7 @@ static bool active(Diff *d, Node *n)
         bool act = false, wait = false;
         switch (x->op) {
         case OP_INPUT: act = d->wrt_input[x->index]; break;
-        case OP_SLOT: act = d->slot_active[x->index]; break;
+        case OP_SLOT: act = slotset_has(d->slot_active, x->index); break;
         case OP_DETACH: act = false; break;
         default:
             for (int i = 0; i < x->nargs && !act && !wait; i++) {
@@ -169,9 +169,9 @@ static bool mark_block(Diff *d, Block *b);
 
 static bool mark_slot(Diff *d, int slot, bool act)
 {
-    if (!act || d->slot_active[slot])
+    if (!act || slotset_has(d->slot_active, slot))
         return false;
-    d->slot_active[slot] = true;
+    slotset_add(d->slot_active, slot);
     return true;
 }
 
@@ -271,7 +271,7 @@ static bool is_local(Frame *F, const Node *n, int time)
     if (F->top || time > 0 || (F->only && F->only[n->id]))
         return true;
     for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < F->d->nfwd_slots && F->local[n->slots[i]])
+        if (n->slots[i] < F->d->nfwd_slots && slotset_has(F->local, n->slots[i]))
             return true;
     return false;
 }
@@ -306,7 +306,7 @@ static int heap_pop(IntVec *h)
     return top;
 }
 
-static Frame *frame_new(Diff *d, Block *blk, const bool *local, bool top)
+static Frame *frame_new(Diff *d, Block *blk, const SlotSet *local, bool top)
 {
     Arena *a = d->a;
     Frame *F = arena_alloc(a, sizeof *F);
@@ -517,12 +517,12 @@ static int new_slot(Diff *d, const char *prefix, const char *name, Shape s)
 static const char *slot_name(Diff *d, int slot) { return d->ir->slots.data[slot].name; }
 
 
-static bool *slot_mask(Diff *d) { return arena_alloc(d->a, (size_t)d->ir->slots.len + 64); }
+static SlotSet *slot_set(Diff *d) { return slotset_new(d->a, d->ir->slots.len); }
 
-static bool reads_any(const Node *n, const bool *mask, int masklen)
+static bool reads_any(const Node *n, const SlotSet *set)
 {
     for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < masklen && mask[n->slots[i]])
+        if (slotset_has(set, n->slots[i]))
             return true;
     return false;
 }
@@ -542,11 +542,11 @@ static const char *adj_name(Diff *d, const Node *n)
 
 /* Moves the pending adjoint of node id into a fresh slot (through set) when
  * it reads a slot in w. */
-static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntVec *slots)
+static void spill(Frame *F, int id, const SlotSet *w, NodeVec *vals, IntVec *slots)
 {
     Diff *d = F->d;
     Node *g = F->pending[id];
-    if (!reads_any(g, w, wlen))   /* a bare forward slot counts: the reverse pops it */
+    if (!reads_any(g, w))   /* a bare forward slot counts: the reverse pops it */
         return;
     int slot = ir_slot(d->ir, adj_name(d, d->ir->nodes.data[id]), g->shape);
     vec_push(d->a, vals, g);
@@ -559,16 +559,15 @@ static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntV
 static void materialize(Frame *F, Stmt *s, int upto)
 {
     Diff *d = F->d;
-    int wlen = d->ir->slots.len;
-    bool *w = slot_mask(d);
+    SlotSet *w = slot_set(d);
     stmt_writes(s, w);
     NodeVec vals = {0};
     IntVec slots = {0};
     for (int t = 0; t < upto; t++)
         for (int i = 0; i < F->heaps[t].len; i++)
-            spill(F, F->heaps[t].data[i], w, wlen, &vals, &slots);
+            spill(F, F->heaps[t].data[i], w, &vals, &slots);
     for (int i = 0; i < F->boundary.len; i++)
-        spill(F, F->boundary.data[i]->id, w, wlen, &vals, &slots);
+        spill(F, F->boundary.data[i]->id, w, &vals, &slots);
     if (!vals.len)
         return;
     Stmt *set = stmt_new(d->a, S_SET, vals.len);
@@ -759,14 +758,14 @@ static Block *record_block(Diff *d, Block *b)
 
 /* The constructs of a loop body that its reverse needs re-run: those with a
  * reverse (they push what it pops) and those whose results it reads. */
-static Block *record_live(Diff *d, Block *b, bool *live)
+static Block *record_live(Diff *d, Block *b, SlotSet *live)
 {
     bool *keep = arena_alloc(d->a, (size_t)b->n + 1);
     for (int j = b->n - 1; j >= 0; j--) {
         Stmt *s = b->stmts[j];
         keep[j] = d->reversed[s->id];
         for (int k = 0; k < s->n; k++)
-            keep[j] = keep[j] || live[s->slots[k]];
+            keep[j] = keep[j] || slotset_has(live, s->slots[k]);
         if (keep[j])
             stmt_reads(s, live);
     }
@@ -802,7 +801,7 @@ static void rev_if(Frame *F, Stmt *s)
     Diff *d = F->d;
     Block *blocks[2] = {s->then_block, s->else_block};
     Node **vals[2] = {s->then_vals, s->else_vals};
-    bool *no_local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    SlotSet *no_local = slotset_new(d->a, d->nfwd_slots);
     Frame *br[2];
     for (int b = 0; b < 2; b++) {
         br[b] = frame_new(d, blocks[b], no_local, false);
@@ -842,18 +841,18 @@ static void rev_loop(Frame *F, Stmt *s)
 {
     Diff *d = F->d;
     Ir *ir = d->ir;
-    bool *local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    SlotSet *local = slotset_new(d->a, d->nfwd_slots);
     for (int k = 0; k < s->n; k++)
-        local[s->slots[k]] = true;
+        slotset_add(local, s->slots[k]);
     if (s->index_slot >= 0)
-        local[s->index_slot] = true;
+        slotset_add(local, s->index_slot);
 
     Frame *B = frame_new(d, s->body, local, false);
     B->in_loop = true;
     int *adj = arena_alloc(d->a, sizeof(int) * (size_t)(s->n + 1)), nadj = 0;
     for (int k = 0; k < s->n; k++) {
         adj[k] = -1;
-        if (!d->slot_active[s->slots[k]])
+        if (!slotset_has(d->slot_active, s->slots[k]))
             continue;
         adj[k] = new_slot(d, "d", slot_name(d, s->slots[k]), ir->slots.data[s->slots[k]].shape);
         nadj++;
@@ -882,7 +881,7 @@ static void rev_loop(Frame *F, Stmt *s)
     }
 
     /* the reverse body: restore the iteration's start, re-run its constructs, reverse */
-    bool *live = slot_mask(d);
+    SlotSet *live = slot_set(d);
     block_reads(B->out, live);
     for (int k = 0; k < r->n; k++)
         node_reads(r->next[k], live);
@@ -890,7 +889,7 @@ static void rev_loop(Frame *F, Stmt *s)
     block_reads(rerun, live);
     IntVec *needed = &d->needed[s->id];
     for (int k = 0; k < s->n; k++)
-        if (live[s->slots[k]])
+        if (slotset_has(live, s->slots[k]))
             vec_push(d->a, needed, s->slots[k]);
     r->body = block_new(d->a);
     if (needed->len) {
@@ -958,7 +957,7 @@ void diff_reverse(Module *m)
     d->a = a;
     d->nfwd_nodes = ir->nnodes;
     d->nfwd_slots = ir->slots.len;
-    d->slot_active = arena_alloc(a, (size_t)d->nfwd_slots + 1);
+    d->slot_active = slotset_new(a, d->nfwd_slots);
     d->node_active = arena_alloc(a, (size_t)d->nfwd_nodes + 1);
     d->wrt_input = arena_alloc(a, (size_t)m->ninputs + 1);
     d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
@@ -989,9 +988,9 @@ void diff_reverse(Module *m)
     }
     Block *body = record_block(d, m->fwd.body);
     Node *value = out;
-    bool *written = slot_mask(d);
+    SlotSet *written = slot_set(d);
     block_writes(F->out, written);
-    if (reads_any(out, written, ir->slots.len)) {
+    if (reads_any(out, written)) {
         /* the reverse sweep restores slots the output reads: keep its value */
         Stmt *set = stmt_new(a, S_SET, 1);
         set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);
