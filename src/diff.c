@@ -470,19 +470,15 @@ static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g
 #undef A
 #undef B
 
-/* Ops missing here have no adjoint: leaves, comparisons, sign, detach. */
+/* GRADC_OPS's adj column: adj_<adj>, or none (leaves, comparisons, sign,
+ * not, detach), so a row whose rule is missing here does not compile. */
+#define adj_none NULL
 static AdjointRule *const adjoint_rules[OP_COUNT] = {
-    [OP_ADD] = adj_add, [OP_SUB] = adj_sub, [OP_MUL] = adj_mul, [OP_DIV] = adj_div,
-    [OP_DIVSAFE] = adj_divsafe, [OP_POW] = adj_pow, [OP_MAX] = adj_max, [OP_MIN] = adj_min,
-    [OP_NEG] = adj_neg, [OP_EXP] = adj_exp, [OP_LOG] = adj_log, [OP_SIN] = adj_sin,
-    [OP_COS] = adj_cos, [OP_TAN] = adj_tan, [OP_TANH] = adj_tanh, [OP_SQRT] = adj_sqrt,
-    [OP_ABS] = adj_abs, [OP_LOG1P] = adj_log1p, [OP_SIGMOID] = adj_sigmoid,
-    [OP_RELU] = adj_relu, [OP_SOFTPLUS] = adj_softplus, [OP_MATMUL] = adj_matmul,
-    [OP_TRANSPOSE] = adj_transpose, [OP_SUM] = adj_sum, [OP_NORM] = adj_norm,
-    [OP_TRACE] = adj_trace, [OP_DET] = adj_det, [OP_LOGDET] = adj_logdet, [OP_INV] = adj_inv,
-    [OP_LOGSUMEXP] = adj_logsumexp, [OP_SOFTMAX] = adj_softmax, [OP_DIAGM] = adj_diagm,
-    [OP_DIAGV] = adj_diagv,
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = adj_##adj,
+    GRADC_OPS(X)
+#undef X
 };
+#undef adj_none
 
 /* ---- the reverse sweep over a block ---- */
 

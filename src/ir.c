@@ -81,51 +81,19 @@ static double f_ne(double a, double b) { return a != b; }
 static double f_and(double a, double b) { return a != 0 && b != 0; }
 static double f_or(double a, double b) { return a != 0 || b != 0; }
 
-#define FN1_NEG f_neg
-#define FN1_EXP exp
-#define FN1_LOG log
-#define FN1_SIN sin
-#define FN1_COS cos
-#define FN1_TAN tan
-#define FN1_TANH tanh
-#define FN1_SQRT sqrt
-#define FN1_ABS fabs
-#define FN1_LOG1P log1p
-#define FN1_SIGMOID f_sigmoid
-#define FN1_RELU f_relu
-#define FN1_SOFTPLUS f_softplus
-#define FN1_SIGN f_sign
-#define FN1_NOT f_not
-#define FN1_DETACH f_id
-#define FN2_ADD f_add
-#define FN2_SUB f_sub
-#define FN2_MUL f_mul
-#define FN2_DIV f_div
-#define FN2_DIVSAFE f_divsafe
-#define FN2_POW pow
-#define FN2_MAX f_max
-#define FN2_MIN f_min
-#define FN2_LT f_lt
-#define FN2_LE f_le
-#define FN2_GT f_gt
-#define FN2_GE f_ge
-#define FN2_EQ f_eq
-#define FN2_NE f_ne
-#define FN2_AND f_and
-#define FN2_OR f_or
-
-#define FN1_L(name) NULL
-#define FN1_U(name) FN1_##name
-#define FN1_B(name) NULL
-#define FN1_M(name) NULL
-#define FN2_L(name) NULL
-#define FN2_U(name) NULL
-#define FN2_B(name) FN2_##name
-#define FN2_M(name) NULL
+/* The fn column as OpInfo's fn1 (U ops) or fn2 (B ops). */
+#define FN1_L(fn) NULL
+#define FN1_U(fn) fn
+#define FN1_B(fn) NULL
+#define FN1_M(fn) NULL
+#define FN2_L(fn) NULL
+#define FN2_U(fn) NULL
+#define FN2_B(fn) fn
+#define FN2_M(fn) NULL
 
 const OpInfo op_info[OP_COUNT] = {
-#define X(name, text, arity, kind) \
-    [OP_##name] = {#name, text, arity, OK_##kind, FN1_##kind(name), FN2_##kind(name)},
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
+    [OP_##name] = {#name, text, arity, OK_##kind, FN1_##kind(fn), FN2_##kind(fn), libm},
     GRADC_OPS(X)
 #undef X
 };
