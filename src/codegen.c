@@ -667,14 +667,14 @@ static void scope_pop(Cg *c)
 }
 
 /* Drops every value that reads a slot marked in written[]. */
-static void invalidate(Cg *c, const bool *written)
+static void invalidate(Cg *c, const SlotSet *written)
 {
     for (int i = 0; i < c->m->ir->nnodes; i++) {
         const Node *n = c->p->nodes[i];
         if (!c->cache[i].v)
             continue;
         for (int j = 0; j < n->nslots; j++)
-            if (written[n->slots[j]]) {
+            if (slotset_has(written, n->slots[j])) {
                 c->cache[i].v = NULL;
                 break;
             }
@@ -683,8 +683,8 @@ static void invalidate(Cg *c, const bool *written)
 
 static void invalidate_slot(Cg *c, int s)
 {
-    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
-    w[s] = true;
+    SlotSet *w = slotset_new(c->a);
+    slotset_add(w, s);
     invalidate(c, w);
 }
 
@@ -1341,9 +1341,9 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             loop_end(c, &lp);
         }
     }
-    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
+    SlotSet *w = slotset_new(c->a);
     for (int i = 0; i < n; i++)
-        w[slots[i]] = true;
+        slotset_add(w, slots[i]);
     invalidate(c, w);
 }
 
@@ -1383,9 +1383,9 @@ static void gen_if(Cg *c, const Stmt *s)
  * from its second iteration on. */
 static void invalidate_loop(Cg *c, const Stmt *s)
 {
-    SlotSet *w = slotset_new(c->a, c->m->ir->slots.len);
+    SlotSet *w = slotset_new(c->a);
     stmt_writes(s, w);
-    invalidate(c, w->in);
+    invalidate(c, w);
 }
 
 static void gen_while(Cg *c, const Stmt *s)
@@ -1606,7 +1606,7 @@ static Depth stmt_depth(Cg *c, const Stmt *s, LLVMValueRef *bad)
 static int same_test(Cg *c, const Block *b, int i)
 {
     const Node *cond = b->stmts[i]->cond;
-    SlotSet *w = slotset_new(c->a, c->m->ir->slots.len);
+    SlotSet *w = slotset_new(c->a);
     for (int j = i - 1; j >= 0; j--) {
         const Stmt *t = b->stmts[j];
         stmt_writes(t, w);

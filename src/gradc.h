@@ -386,15 +386,26 @@ Stmt *stmt_new(Arena *a, StmtKind kind, int n);     /* arrays for n slots alloca
 void block_push(Arena *a, Block *b, Stmt *s);
 bool node_reads_slot(const Node *n, int slot);
 
-/* A set of slots, bounds-checked: adding a slot past its length grows it
- * (diff.c creates slots while it fills sets), asking about one past it is
- * false, a negative slot is an internal error. */
-typedef struct SlotSet {
+/* A hash map from non-negative ints (node ids, slots) to pointers, in an
+ * arena: its size follows what it holds, not the number of nodes or slots,
+ * so a pass per construct stays linear in the program. */
+typedef struct IntMap {
     Arena *arena;
-    bool *in;             /* len entries */
-    int len;
+    int *keys;            /* key + 1; 0: empty */
+    void **vals;
+    int cap, len;
+} IntMap;
+IntMap *intmap_new(Arena *a);
+void **intmap_put(IntMap *m, int key);            /* the value's place (NULL if new) */
+void **intmap_find(const IntMap *m, int key);     /* NULL when key is absent */
+
+/* A set of slots: any slot can be added (diff.c creates slots while it
+ * fills sets), there is no array to overrun; a negative slot is an
+ * internal error. */
+typedef struct SlotSet {
+    IntMap map;
 } SlotSet;
-SlotSet *slotset_new(Arena *a, int len);           /* empty, room for len slots */
+SlotSet *slotset_new(Arena *a);
 void slotset_add(SlotSet *s, int slot);
 bool slotset_has(const SlotSet *s, int slot);
 /* Adds every slot the statement (block) may write, nested statements included. */

@@ -276,43 +276,77 @@ void block_push(Arena *a, Block *b, Stmt *s)
     b->stmts[b->n++] = s;
 }
 
-/* ---- slot sets ---- */
+/* ---- int maps and slot sets ---- */
 
-SlotSet *slotset_new(Arena *a, int len)
+static _Noreturn void key_bug(int key)
 {
-    SlotSet *s = arena_alloc(a, sizeof *s);
-    s->arena = a;
-    s->len = len > 0 ? len : 1;
-    s->in = arena_alloc(a, (size_t)s->len);
-    return s;
-}
-
-static void slot_bug(int slot)
-{
-    fprintf(stderr, "gradc: internal error: slot %d in a slot set\n", slot);
+    fprintf(stderr, "gradc: internal error: key %d in an int map\n", key);
     abort();
 }
 
-void slotset_add(SlotSet *s, int slot)
+IntMap *intmap_new(Arena *a)
 {
-    if (slot < 0)
-        slot_bug(slot);
-    if (slot >= s->len) {
-        int len = 2 * s->len > slot ? 2 * s->len : slot + 1;
-        bool *in = arena_alloc(s->arena, (size_t)len);
-        memcpy(in, s->in, (size_t)s->len);
-        s->in = in;
-        s->len = len;
-    }
-    s->in[slot] = true;
+    IntMap *m = arena_alloc(a, sizeof *m);
+    m->arena = a;
+    return m;
 }
 
-bool slotset_has(const SlotSet *s, int slot)
+static uint32_t key_slot(int key, int cap) { return ((uint32_t)key * 2654435761u) & (uint32_t)(cap - 1); }
+
+static void intmap_grow(IntMap *m)
 {
-    if (slot < 0)
-        slot_bug(slot);
-    return slot < s->len && s->in[slot];
+    int cap = m->cap ? 2 * m->cap : 16;
+    int *keys = arena_alloc(m->arena, sizeof(int) * (size_t)cap);
+    void **vals = arena_alloc(m->arena, sizeof(void *) * (size_t)cap);
+    for (int i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        uint32_t j = key_slot(m->keys[i] - 1, cap);
+        while (keys[j])
+            j = (j + 1) & (uint32_t)(cap - 1);
+        keys[j] = m->keys[i];
+        vals[j] = m->vals[i];
+    }
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
 }
+
+void **intmap_find(const IntMap *m, int key)
+{
+    if (key < 0)
+        key_bug(key);
+    for (uint32_t j = m->cap ? key_slot(key, m->cap) : 0; m->cap && m->keys[j];
+         j = (j + 1) & (uint32_t)(m->cap - 1))
+        if (m->keys[j] == key + 1)
+            return &m->vals[j];
+    return NULL;
+}
+
+void **intmap_put(IntMap *m, int key)
+{
+    void **v = intmap_find(m, key);
+    if (v)
+        return v;
+    if (2 * (m->len + 1) > m->cap)
+        intmap_grow(m);
+    uint32_t j = key_slot(key, m->cap);
+    while (m->keys[j])
+        j = (j + 1) & (uint32_t)(m->cap - 1);
+    m->keys[j] = key + 1;
+    m->len++;
+    return &m->vals[j];
+}
+
+SlotSet *slotset_new(Arena *a)
+{
+    SlotSet *s = arena_alloc(a, sizeof *s);
+    s->map.arena = a;
+    return s;
+}
+
+void slotset_add(SlotSet *s, int slot) { intmap_put(&s->map, slot); }
+bool slotset_has(const SlotSet *s, int slot) { return intmap_find(&s->map, slot) != NULL; }
 
 /* Adds every slot a statement may write, nested statements included. */
 void stmt_writes(const Stmt *s, SlotSet *w)
