@@ -414,6 +414,21 @@ static const char *expected_text(Parser *p, const yysymbol_kind_t *exp, int n)
     return *s ? s : NULL;
 }
 
+/* The lookahead (p->tok, in the scanner's copy of this line) comes right
+ * after a name, a ')' or a quote: `x[1]`, `f(x)[2]` are indexing. */
+static bool follows_value(Parser *p, Loc loc)
+{
+    const char *s = p->tok;
+    for (int k = 1; k < loc.col; k++) {    /* col - 1 characters precede it, so as many bytes */
+        char ch = s[-k];
+        if (ch == ' ' || ch == '\t')
+            continue;
+        return ch == ')' || ch == '\'' || ch == '_' || (ch >= '0' && ch <= '9')
+            || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+    }
+    return false;
+}
+
 static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser *p)
 {
     (void)scanner;
@@ -436,7 +451,11 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser 
         return 0;
     }
     const char *want = expected_text(p, exp, n);
-    if (want)
+    if (is_char_token(tok, "'['") && follows_value(p, loc))
+        diag_error(p->src, loc, "unexpected '[': %s", diag_no_indexing);
+    else if (is_char_token(tok, "'='"))
+        diag_error(p->src, loc, "unexpected '=': to compare, write '=='");
+    else if (want)
         diag_error(p->src, loc, "unexpected %s, expected %s", token_text(p, tok, true), want);
     else if (is_comparison(tok))
         diag_error(p->src, loc, "unexpected %s: comparisons do not chain (use 'and')",

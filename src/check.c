@@ -326,6 +326,26 @@ static const char *differ(Checker *c, Shape a, Shape b)
                         dim_s(c, rows ? b.rows : b.cols));
 }
 
+/* "; did you mean NAME?" when a name of the wanted kind is one or two typos
+ * away from name, else "".  Values: the inputs, variables, loop indices and
+ * dimension symbols defined here; else the built-in functions. */
+static const char *did_you_mean(Checker *c, const char *name, bool values)
+{
+    int n = values ? c->names.len : (int)(sizeof builtins / sizeof *builtins);
+    const char **cands = arena_alloc(c->a, sizeof *cands * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+        if (!values) {
+            cands[i] = builtins[i].name;
+            continue;
+        }
+        VarKind k = get(c, i).kind;
+        if (k == V_INPUT || k == V_VAR || k == V_INDEX || k == V_DIM)
+            cands[i] = c->names.data[i];
+    }
+    const char *near = diag_closest(name, cands, n);
+    return near ? arena_printf(c->a, "; did you mean %s?", near) : "";
+}
+
 /* Why NAME, in state v, has no value here. */
 static const char *why_undefined(Checker *c, const char *name, Var v)
 {
@@ -348,7 +368,7 @@ static const char *why_undefined(Checker *c, const char *name, Var v)
     default:
         if (builtin(name))
             return arena_printf(c->a, "%s is a built-in function; call it as %s(...)", name, name);
-        return arena_printf(c->a, "unknown name %s", name);
+        return arena_printf(c->a, "unknown name %s%s", name, did_you_mean(c, name, true));
     }
 }
 
@@ -490,7 +510,7 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
             fail_quietly(c);
         if (v.kind == V_NONE && !builtin(x->name))
             fail(c, x->loc, "unknown dimension symbol %s (dimension symbols come from the "
-                 "input declarations)", x->name);
+                 "input declarations)%s", x->name, did_you_mean(c, x->name, true));
     }
     fail(c, expr_start(x), "each size given to %s must be a positive integer literal or a "
          "dimension symbol", f->name);
@@ -515,9 +535,9 @@ static Node *call(Checker *c, const Expr *e)
         if (v.kind == V_POISON)
             fail_quietly(c);
         if (v.kind <= V_INDEX && what[v.kind])
-            fail(c, e->loc, "%s is %s, not a function (the language has no indexing)", e->name,
-                 what[v.kind]);
-        fail(c, e->loc, "unknown function %s", e->name);
+            fail(c, e->loc, "%s is %s, not a function, and %s", e->name, what[v.kind],
+                 diag_no_indexing);
+        fail(c, e->loc, "unknown function %s%s", e->name, did_you_mean(c, e->name, false));
     }
     if (e->nargs < f->lo || e->nargs > f->hi)
         fail(c, e->loc, "%s takes %s but was given %d", f->name, arity_s(c, f), e->nargs);
@@ -607,6 +627,11 @@ static Node *value(Checker *c, const Expr *e)
     return n;
 }
 
+/* What to do instead of an if on a vector (there is no `where` yet). */
+static const char cond_hint[] = "a condition is one scalar: reduce first (sum(...) > 0, "
+    "norm(...) > 0), or choose entry by entry with max, min or relu instead of an if "
+    "(max(v, 0) is v where v > 0, else 0)";
+
 /* An if/while condition: comparisons of scalars combined with and/or/not; a
  * bare scalar means "!= 0", which is how IF and WHILE read cond anyway. */
 static Node *cond(Checker *c, const Expr *e)
@@ -624,14 +649,14 @@ static Node *cond(Checker *c, const Expr *e)
     } else if (e->kind == EX_BINARY && is_comparison(e->op)) {
         Node *l = value(c, e->lhs), *r = value(c, e->rhs);
         if (!is_scalar(l) || !is_scalar(r))
-            fail(c, e->loc, "condition compares %s with %s; conditions compare scalars "
-                 "(use sum, norm, ... to reduce)", shape_s(c, l->shape), shape_s(c, r->shape));
+            fail(c, e->loc, "condition compares %s with %s; %s", shape_s(c, l->shape),
+                 shape_s(c, r->shape), cond_hint);
         n = mk2(c->ir, binops[e->op].op, l, r);
     } else {
         n = value(c, e);
         if (!is_scalar(n))
-            fail(c, expr_start(e), "condition is %s, not a scalar; conditions compare scalars "
-                 "(use sum, norm, ... to reduce)", shape_s(c, n->shape));
+            fail(c, expr_start(e), "condition is %s, not a scalar; %s", shape_s(c, n->shape),
+                 cond_hint);
     }
     c->depth--;
     return n;
@@ -909,6 +934,11 @@ static Node *for_count(Checker *c, const AstStmt *s)
         fail(c, expr_start(lo), "a for loop counts from 1: write for %s in 1:K", s->name);
     if (hi->kind == EX_NUM && integral(hi->num))
         return mk_const(c->ir, hi->num);
+    if (hi->kind == EX_NUM && hi->num > 9007199254740992.0)
+        fail(c, hi->loc, "for bound %g is past the limit of 2^53 = 9007199254740992 "
+             "iterations", hi->num);
+    if (hi->kind == EX_NUM)
+        fail(c, hi->loc, "a for bound must be a whole number, not %g", hi->num);
     if (hi->kind == EX_NAME) {
         Var b = lookup(c, hi->name);
         if (b.kind == V_DIM)
@@ -916,7 +946,7 @@ static Node *for_count(Checker *c, const AstStmt *s)
         if (b.kind == V_POISON)
             fail_quietly(c);
         if (b.kind == V_NONE && !builtin(hi->name))
-            fail(c, hi->loc, "unknown name %s", hi->name);
+            fail(c, hi->loc, "unknown name %s%s", hi->name, did_you_mean(c, hi->name, true));
     }
     fail(c, expr_start(hi), "a for bound must be an integer literal or a dimension symbol");
 }

@@ -235,6 +235,59 @@ void diag_error(const Source *src, Loc loc, const char *fmt, ...)
     va_end(ap);
 }
 
+/* ---- hints ---------------------------------------------------------------- */
+
+/* Worded to stay true when a later version adds indexing. */
+const char diag_no_indexing[] = "indexing is not supported in this version; compute with "
+                                "whole vectors and matrices (sum, dot, .*, ...)";
+
+/* The optimal-string-alignment distance (Levenshtein with adjacent swaps),
+ * or a number > limit as soon as it must exceed limit. */
+static int edit_distance(const char *a, const char *b, int limit)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 64 || m > 64 || (n > m ? n - m : m - n) > (size_t)limit)
+        return limit + 1;
+    int d[65][65];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]
+                && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[n][m];
+}
+
+const char *diag_closest(const char *name, const char *const *cands, int n)
+{
+    /* Up to 2 edits, fewer for short names: one in 2 to 4 characters, none
+     * in one (x for z would be a guess, not a hint). */
+    int len = (int)strlen(name), limit = (len + 1) / 3 < 2 ? (len + 1) / 3 : 2;
+    const char *best = NULL;
+    int best_d = limit + 1;
+    for (int i = 0; i < n; i++) {
+        if (!cands[i] || strcmp(cands[i], name) == 0)
+            continue;
+        int d = edit_distance(name, cands[i], best_d - 1);
+        if (d < best_d) {
+            best = cands[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
 void diag_plain(const char *fmt, ...)
 {
     va_list ap;

@@ -76,6 +76,11 @@ void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void diag_hold(void);
 int diag_count(void);
 int diag_release(void);
+/* The candidate nearest to a misspelled name (within 2 edits, fewer for
+ * short names; adjacent swaps count one), or NULL: for "did you mean". */
+const char *diag_closest(const char *name, const char *const *cands, int n);
+/* Why x[1] and x(1) are refused (the parser's and the checker's hint). */
+extern const char diag_no_indexing[];
 
 /* ===================================================================== */
 /* ast.c, grammar/lexer.l, grammar/parser.y — the syntax tree            */
