@@ -292,6 +292,7 @@ static const Builtin builtins[] = {
     {"relu", F_ELEM, OP_RELU, 1, 1, 0},
     {"softplus", F_ELEM, OP_SOFTPLUS, 1, 1, 0},
     {"detach", F_ELEM, OP_DETACH, 1, 1, 0},
+    {"sign", F_ELEM, OP_SIGN, 1, 1, 0},   /* spec §8's, early: derive prints it */
     {"max", F_PAIR, OP_MAX, 2, 2, 0},
     {"min", F_PAIR, OP_MIN, 2, 2, 0},
     {"softmax", F_SOFTMAX, OP_SOFTMAX, 1, 1, 0},
