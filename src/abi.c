@@ -237,8 +237,8 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     c->flags = LLVMGetParam(c->fn, (unsigned)k++);
     c->work = LLVMGetParam(c->fn, (unsigned)k++);
     c->where = LLVMGetParam(c->fn, (unsigned)k++);
-    c->cache = arena_alloc(c->a, sizeof(Val) * (size_t)(m->ir->nnodes + 1));
-    c->depth = 0;
+    c->cache = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
+    c->pc = 0;
 
     LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");
     LLVMBasicBlockRef edim = block(c, "edim"), mal = block(c, "malloc"), nomem = block(c, "nomem"),
@@ -453,10 +453,10 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
 
     Plan *plans[2];
     int np = 0;
-    plans[np++] = plan_func(m, &m->fwd, false);
+    plans[np++] = plan_func(m, &m->fwd, false, NULL);
     bool grad = m->grad.value != NULL;
     if (grad)
-        plans[np++] = plan_func(m, &m->grad, true);
+        plans[np++] = plan_func(m, &m->grad, true, NULL);
     LLVMValueRef fimpl = gen_impl(&c, plans[0], arena_printf(a, "%s.impl", name));
     LLVMValueRef gimpl = grad && !c.failed ? gen_impl(&c, plans[1], arena_printf(a, "%s_grad.impl", name)) : NULL;
     if (!c.failed) {

@@ -12,11 +12,6 @@
 
 enum { LANES = 4, BLAS_MIN = 32 };
 
-typedef struct Val {
-    LLVMValueRef v;       /* a double, or a pointer to the entries */
-    int level;            /* scope depth where it was computed */
-} Val;
-
 typedef struct Cg {
     const Module *m;
     Arena *a;
@@ -32,8 +27,8 @@ typedef struct Cg {
     LLVMValueRef *bufp, *slotvar, status, tape, one;
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
-    Val *cache;
-    int depth;
+    LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
+    int pc;               /* the next point of the plan */
     bool failed;
 } Cg;
 

@@ -133,58 +133,10 @@ static LLVMValueRef apply2(Cg *c, Op op, LLVMValueRef x, LLVMValueRef y)
 }
 
 /* ===================================================================== */
-/* The value cache                                                       */
-/* ===================================================================== */
-
-static void scope_push(Cg *c) { c->depth++; }
-
-static void scope_pop(Cg *c)
-{
-    for (int i = 0; i < c->m->ir->nnodes; i++)
-        if (c->cache[i].v && c->cache[i].level >= c->depth)
-            c->cache[i].v = NULL;
-    c->depth--;
-}
-
-/* Drops every value that reads a slot marked in written[]. */
-static void invalidate(Cg *c, const bool *written)
-{
-    for (int i = 0; i < c->m->ir->nnodes; i++) {
-        const Node *n = c->p->nodes[i];
-        if (!c->cache[i].v)
-            continue;
-        for (int j = 0; j < n->nslots; j++)
-            if (written[n->slots[j]]) {
-                c->cache[i].v = NULL;
-                break;
-            }
-    }
-}
-
-static void invalidate_slot(Cg *c, int s)
-{
-    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
-    w[s] = true;
-    invalidate(c, w);
-}
-
-/* ===================================================================== */
 /* Nodes                                                                 */
 /* ===================================================================== */
 
 static LLVMValueRef get(Cg *c, Node *n);
-
-/* Makes every non-fused value a fused node reads available, so its entries
- * can then be computed inside a loop without computing anything else. */
-static void prepare(Cg *c, Node *n)
-{
-    if (!is_fused(c->p, n)) {
-        get(c, n);
-        return;
-    }
-    for (int i = 0; i < n->nargs; i++)
-        prepare(c, n->args[i]);
-}
 
 static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k);
 
@@ -203,8 +155,6 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
 {
     if (is_fused(c->p, n))
         return elem_op(c, n, k);
-    if (!c->cache[n->id].v)
-        internal(c, "value used before it was prepared");
     LLVMValueRef v = get(c, n);
     return is_scalar(n) ? v : load(c, v, k);
 }
@@ -342,7 +292,6 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     Node *x = n->args[0];
     switch (n->op) {
     case OP_SUM:
-        prepare(c, x);
         return reduce_sum(c, count(c, x), f_elem, x);
     case OP_NORM:
         return gen_norm(c, n);
@@ -439,8 +388,6 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     Loop li, lj;
     LLVMValueRef i, j;
     if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL) {
-        for (int a = 0; a < n->nargs; a++)
-            prepare(c, n->args[a]);
         i = loop_begin(c, &li, ci(c, 0), count(c, n));
         store(c, elem_op(c, n, i), out, i);
         loop_end(c, &li);
@@ -647,46 +594,15 @@ static void gen_pass(Cg *c, Node *M, PassTerm *ts, int nt)
     loop_end(c, &li);
 }
 
-/* Can n be had without computing anything that could need a product? */
-static bool available(Cg *c, Node *n)
-{
-    switch (n->op) {
-    case OP_INPUT: case OP_SLOT: case OP_COTAN: case OP_CONST: case OP_FILL: case OP_DIMVAL: return true;
-    default: return c->cache[n->id].v || (is_alias(n) && available(c, n->args[0]));
-    }
-}
-
-static bool mv_ready(Cg *c, const Mv *v)
-{
-    bool ok = available(c, v->vec);
-    for (int t = 0; t < v->nterms && ok; t++)
-        ok = (!v->terms[t].m || available(c, v->terms[t].m)) && (!v->terms[t].coef || available(c, v->terms[t].coef));
-    return ok;
-}
-
-/* Computes n, with the products of its group whose inputs are at hand (so
- * nothing is computed out of order): inputs first, results zeroed, the
- * identity terms, then one pass per distinct matrix. */
-static void gen_mv(Cg *c, Node *n)
+/* The products of a K_MATVEC kernel (the plan chose members whose inputs
+ * are at hand): results zeroed, the identity terms, then one pass per
+ * distinct matrix. */
+static void gen_mv(Cg *c, const Kernel *k)
 {
     Plan *p = c->p;
-    int g = p->mv[n->id]->group, nn = c->m->ir->nnodes, nt = 0;
+    int nt = 0;
     PassTerm *ts = NULL;
-    VEC(Node *) members = {0};
-    Mv *self = p->mv[n->id];
-    if (self->vec->op != OP_FILL)
-        get(c, self->vec);
-    for (int t = 0; t < self->nterms; t++) {
-        if (self->terms[t].m)
-            get(c, self->terms[t].m);
-        if (self->terms[t].coef)
-            get(c, self->terms[t].coef);
-    }
-    vec_push(c->a, &members, n);
-    for (int i = 0; i < nn; i++)
-        if (i != n->id && p->nodes[i] && p->mv[i] && p->mv[i]->group == g && !c->cache[i].v &&
-            mv_ready(c, p->mv[i]))
-            vec_push(c->a, &members, p->nodes[i]);
+    struct { Node **data; int len; } members = {k->members, k->nmembers};
     for (int i = 0; i < members.len; i++)
         nt += p->mv[members.data[i]->id]->nterms;
     ts = arena_alloc(c->a, sizeof *ts * (size_t)(nt + 1));
@@ -733,26 +649,40 @@ static void gen_mv(Cg *c, Node *n)
     }
     for (int i = 0; i < members.len; i++) {
         Node *x = members.data[i];
-        c->cache[x->id] = (Val){c->bufp[p->buf[x->id]], c->depth};
+        c->cache[x->id] = c->bufp[p->buf[x->id]];
     }
 }
 
-/* n's value: a double (1×1) or a pointer to its entries; cached. */
+/* n's value: a double (1×1) or a pointer to its entries, computed by a
+ * kernel of the plan at this point or before. */
 static LLVMValueRef get(Cg *c, Node *n)
 {
-    if (c->cache[n->id].v)
-        return c->cache[n->id].v;
-    if (c->p->mv[n->id]) {
-        gen_mv(c, n);
-        return c->cache[n->id].v;
-    }
-    if (is_fused(c->p, n)) {
-        internal(c, "a fused value used as a whole");
+    if (!c->cache[n->id]) {
+        internal(c, arena_printf(c->a, "node %d used where the plan did not compute it", n->id));
         return is_scalar(n) ? cf(c, 0) : LLVMConstNull(c->ptr);
     }
-    LLVMValueRef v = is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n);
-    c->cache[n->id] = (Val){v, c->depth};
-    return v;
+    return c->cache[n->id];
+}
+
+static void gen_kernel(Cg *c, const Kernel *k)
+{
+    Node *n = k->node;
+    if (k->kind == K_MATVEC)
+        gen_mv(c, k);
+    else
+        c->cache[n->id] = is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n);
+}
+
+/* The next point of the plan: its kernels, which must be for root. */
+static void need(Cg *c, Node *root)
+{
+    if (c->pc >= c->p->points.len || c->p->points.data[c->pc].root != root) {
+        internal(c, "the plan and the code generator disagree on the order of points");
+        return;
+    }
+    const Point *pt = &c->p->points.data[c->pc++];
+    for (int i = 0; i < pt->nk && !c->failed; i++)
+        gen_kernel(c, &pt->ks[i]);
 }
 
 /* ===================================================================== */
@@ -787,11 +717,11 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
     for (int i = 0; i < n; i++) {
         Node *x = vals[i];
         int s = slots[i];
+        need(c, x);
         if (c->p->slotbuf[s] < 0) {
             v[i] = get(c, x);
             continue;
         }
-        prepare(c, x);
         bool other = reads_other(x, n, slots, i);
         if (!other && is_fused(c->p, x)) {
             direct[i] = true; /* reads entry k of its own slot at most */
@@ -816,21 +746,12 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             loop_end(c, &lp);
         }
     }
-    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
-    for (int i = 0; i < n; i++)
-        w[slots[i]] = true;
-    invalidate(c, w);
-}
-
-static void store_scalar_slot(Cg *c, int s, LLVMValueRef v)
-{
-    LLVMBuildStore(c->b, v, c->slotvar[s]);
-    invalidate_slot(c, s);
 }
 
 
 static LLVMValueRef truth(Cg *c, Node *cond)
 {
+    need(c, cond);
     return fcmp(c, LLVMRealUNE, get(c, cond), cf(c, 0));
 }
 
@@ -839,33 +760,20 @@ static void gen_if(Cg *c, const Stmt *s)
     LLVMBasicBlockRef yes = block(c, "then"), no = block(c, "else"), join = block(c, "endif");
     LLVMBuildCondBr(c->b, truth(c, s->cond), yes, no);
     enter(c, yes);
-    scope_push(c);
     gen_block(c, s->then_block);
     assign(c, s->n, s->slots, s->then_vals);
-    scope_pop(c);
     LLVMBuildBr(c->b, join);
     enter(c, no);
-    scope_push(c);
     gen_block(c, s->else_block);
     assign(c, s->n, s->slots, s->else_vals);
-    scope_pop(c);
     LLVMBuildBr(c->b, join);
     enter(c, join);
-}
-
-/* Values cached before a loop that read a slot the loop writes are stale
- * from its second iteration on. */
-static void invalidate_loop(Cg *c, const Stmt *s)
-{
-    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
-    stmt_writes(s, w);
-    invalidate(c, w);
 }
 
 static void gen_while(Cg *c, const Stmt *s)
 {
     assign(c, s->n, s->slots, s->vals);
-    invalidate_loop(c, s);
+    need(c, NULL); /* the loop's invariants */
     int index = c->info->nwhiles++;
     Loc *locs = arena_alloc(c->a, sizeof *locs * (size_t)c->info->nwhiles);
     if (index)
@@ -880,9 +788,7 @@ static void gen_while(Cg *c, const Stmt *s)
                       done = block(c, "while.end");
     LLVMBuildBr(c->b, head);
     enter(c, head);
-    scope_push(c);
     LLVMBuildCondBr(c->b, truth(c, s->cond), check, done);
-    scope_pop(c);
     enter(c, check);
     LLVMValueRef it = LLVMBuildLoad2(c->b, c->i64, iter, "");
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, it, ci(c, c->max_iter), ""), over, body);
@@ -890,33 +796,30 @@ static void gen_while(Cg *c, const Stmt *s)
     LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)index, 0), c->where);
     fail_with(c, GRADC_EMAXITER);
     enter(c, body);
-    scope_push(c);
     gen_block(c, s->body);
     assign(c, s->n, s->slots, s->next);
-    scope_pop(c);
     LLVMBuildStore(c->b, add(c, it, ci(c, 1)), iter);
     LLVMBuildBr(c->b, head);
     enter(c, done);
     if (s->count_slot >= 0)
-        store_scalar_slot(c, s->count_slot,
-                          LLVMBuildSIToFP(c->b, LLVMBuildLoad2(c->b, c->i64, iter, ""), c->f64, ""));
+        LLVMBuildStore(c->b, LLVMBuildSIToFP(c->b, LLVMBuildLoad2(c->b, c->i64, iter, ""), c->f64, ""),
+                       c->slotvar[s->count_slot]);
 }
 
 static void gen_for(Cg *c, const Stmt *s)
 {
     assign(c, s->n, s->slots, s->vals);
+    need(c, s->count);
     LLVMValueRef n = trips(c, get(c, s->count));
-    invalidate_loop(c, s);
+    need(c, NULL); /* the loop's invariants */
     Loop lp;
     LLVMValueRef t = loop_begin(c, &lp, ci(c, 0), n);
-    scope_push(c);
     if (s->index_slot >= 0) {
         LLVMValueRef i = s->reverse ? LLVMBuildSub(c->b, n, t, "") : add(c, t, ci(c, 1));
-        store_scalar_slot(c, s->index_slot, LLVMBuildSIToFP(c->b, i, c->f64, ""));
+        LLVMBuildStore(c->b, LLVMBuildSIToFP(c->b, i, c->f64, ""), c->slotvar[s->index_slot]);
     }
     gen_block(c, s->body);
     assign(c, s->n, s->slots, s->next);
-    scope_pop(c);
     loop_end(c, &lp);
 }
 
@@ -930,6 +833,7 @@ static void push_stack(Cg *c, const Stmt *s)
 {
     for (int i = 0; i < s->n; i++) {
         Node *x = s->vals[i];
+        need(c, x);
         LLVMValueRef top = stack_at(c), n = count(c, x);
         if (is_scalar(x))
             LLVMBuildStore(c->b, get(c, x), top);
@@ -951,7 +855,6 @@ static void pop_stack(Cg *c, const Stmt *s)
             LLVMBuildMemCpy(c->b, c->bufp[c->p->slotbuf[sl]], 8, top, 8, mul(c, n, ci(c, 8)));
         else
             LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, top, ""), c->slotvar[sl]);
-        invalidate_slot(c, sl);
     }
 }
 
@@ -965,6 +868,7 @@ static void gen_push(Cg *c, const Stmt *s)
     LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
     for (int i = 0; i < s->n; i++) {
         Node *x = s->vals[i];
+        need(c, x);
         LLVMValueRef args[3] = {c->tape, argbuf(c, x), count(c, x)};
         LLVMValueRef st = callf(c, "gradc_tape_push", c->i32, pt, 3, args);
         bad = LLVMBuildOr(c->b, bad, LLVMBuildICmp(c->b, LLVMIntNE, st, LLVMConstInt(c->i32, 0, 0), ""), "");
@@ -989,7 +893,6 @@ static void gen_pop(Cg *c, const Stmt *s)
         LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? c->bufp[c->p->slotbuf[sl]] : c->slotvar[sl];
         LLVMValueRef args[3] = {c->tape, dst, mul(c, dimv(c, sh.rows), dimv(c, sh.cols))};
         callf(c, "gradc_tape_pop", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
-        invalidate_slot(c, sl);
     }
 }
 
@@ -1012,9 +915,9 @@ void gen_results(Cg *c)
 {
     const Func *f = c->p->f;
     int ng = f->grads ? c->m->nwrt : 0;
-    prepare(c, f->value);
+    need(c, f->value);
     for (int i = 0; i < ng; i++)
-        prepare(c, f->grads[i]);
+        need(c, f->grads[i]);
     LLVMBasicBlockRef has = block(c, "out"), next = block(c, "grads");
     LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->out, ""), next, has);
     enter(c, has);
