@@ -466,6 +466,14 @@ int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
                      double *value, Loc *where, DetachRecord *rec);
 
 /* ===================================================================== */
+/* plan.c — a Func as a schedule of kernels, before LLVM (plan.h)        */
+/* ===================================================================== */
+
+/* `gradc compile --dump-plan`: the plan of the forward and the gradient
+ * function, as text (tests/golden/plan). */
+int plan_dump(const Module *m, FILE *out);
+
+/* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */
 /* ===================================================================== */
 
