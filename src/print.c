@@ -154,7 +154,7 @@ static const char *infix(const Printer *p, const Node *n)
     case OP_LE: return tex ? " \\le " : " <= ";
     case OP_GT: return " > ";
     case OP_GE: return tex ? " \\ge " : " >= ";
-    case OP_EQ: return " == ";
+    case OP_EQ: return tex ? " = " : " == ";
     case OP_NE: return tex ? " \\ne " : " != ";
     case OP_AND: return tex ? " \\wedge " : " and ";
     case OP_OR: return tex ? " \\vee " : " or ";
