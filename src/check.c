@@ -260,7 +260,9 @@ typedef enum FnRule {
     F_SQUARE,  /* a square matrix */
     F_PAIR,    /* elementwise of two: same shape or a scalar side */
     F_SOFTMAX, /* a column vector */
-    F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG,
+    F_POLYGAMMA, /* polygamma(k, x): k an integer literal >= 0 */
+    F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG, F_CLAMP,
+    F_CONST,   /* a named constant (pi): fill is its value */
 } FnRule;
 
 typedef struct Builtin {
@@ -287,6 +289,8 @@ static const Builtin builtins[] = {
     {"zeros", F_FILL, OP_FILL, 1, 2, 0},
     {"eye", F_EYE, OP_EYE, 1, 1, 0},
     {"diag", F_DIAG, OP_DIAGM, 1, 1, 0},
+    {"clamp", F_CLAMP, OP_CLAMPHI, 3, 3, 0},
+    {"pi", F_CONST, OP_CONST, 0, 0, M_PI},
 };
 
 static const Builtin *builtin(const char *name)
@@ -301,6 +305,11 @@ static const Builtin *builtin(const char *name)
 }
 
 /* ---- messages ---- */
+
+static const char *builtin_kind(const char *name)
+{
+    return builtin(name)->rule == F_CONST ? "a built-in constant" : "a built-in function";
+}
 
 static const char *shape_s(Checker *c, Shape s) { return shape_str(c->a, s, c->dims.data); }
 
@@ -322,11 +331,14 @@ static const char *differ(Checker *c, Shape a, Shape b)
  * dimension symbols defined here; else the built-in functions. */
 static const char *did_you_mean(Checker *c, const char *name, bool values)
 {
-    int n = values ? c->names.len : (int)(sizeof builtins / sizeof *builtins);
+    int nb = (int)(sizeof builtins / sizeof *builtins);
+    int n = values ? c->names.len : OP_COUNT + nb;
     const char **cands = arena_alloc(c->a, sizeof *cands * (size_t)(n ? n : 1));
     for (int i = 0; i < n; i++) {
-        if (!values) {
-            cands[i] = builtins[i].name;
+        if (!values) {   /* the functions: the op table's builtins, then the others */
+            const Builtin *f = i < OP_COUNT ? &op_builtins[i] : &builtins[i - OP_COUNT];
+            if (f->rule != F_NONE && f->rule != F_CONST)
+                cands[i] = f->name;
             continue;
         }
         VarKind k = get(c, i).kind;
@@ -485,6 +497,8 @@ static Node *name_value(Checker *c, const Expr *e)
     case V_POISON:
         fail_quietly(c);
     default:
+        if (v.kind == V_NONE && builtin(e->name) && builtin(e->name)->rule == F_CONST)
+            return mk_const(c->ir, builtin(e->name)->fill);
         fail(c, e->loc, "%s", why_undefined(c, e->name, v));
     }
 }
@@ -506,6 +520,20 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
     }
     fail(c, expr_start(x), "each size given to %s must be a positive integer literal or a "
          "dimension symbol", f->name);
+}
+
+/* clamp(x, lo, hi): each a scalar or all of one shape (until broadcasting);
+ * the two halves carry PyTorch's gradient convention (diff.c) */
+static Node *clamp(Checker *c, const Expr *e, Node *x, Node *lo, Node *hi)
+{
+    Node *bound[2] = {lo, hi};
+    Node *full = !is_scalar(x) ? x : !is_scalar(lo) ? lo : hi;
+    for (int i = 0; i < 2; i++)
+        if (!elem_ok(full, bound[i]) || !elem_ok(x, bound[i]))
+            fail(c, expr_start(e->args[i + 1]), "clamp of %s between %s and %s: %s (the bounds are "
+                 "scalars or of x's shape)", shape_s(c, x->shape), shape_s(c, lo->shape),
+                 shape_s(c, hi->shape), differ(c, full->shape, bound[i]->shape));
+    return mk2(c->ir, OP_CLAMPHI, mk2(c->ir, OP_CLAMPLO, x, lo), hi);
 }
 
 static const char *arity_s(Checker *c, const Builtin *f)
@@ -531,6 +559,8 @@ static Node *call(Checker *c, const Expr *e)
                  diag_no_indexing);
         fail(c, e->loc, "unknown function %s%s", e->name, did_you_mean(c, e->name, false));
     }
+    if (f->rule == F_CONST)
+        fail(c, e->loc, "%s is a constant, not a function: write %s without arguments", f->name, f->name);
     if (e->nargs < f->lo || e->nargs > f->hi)
         fail(c, e->loc, "%s takes %s but was given %d", f->name, arity_s(c, f), e->nargs);
 
@@ -542,8 +572,12 @@ static Node *call(Checker *c, const Expr *e)
         return mk_fill(c->ir, f->fill, shape_make(d0, d1));
     }
 
+    if (f->rule == F_POLYGAMMA && !(e->args[0]->kind == EX_NUM && integral(e->args[0]->num) &&
+                                    e->args[0]->num >= 0 && e->args[0]->num <= 64))
+        fail(c, expr_start(e->args[0]), "the order k of polygamma(k, x) must be an integer "
+             "literal from 0 to 64");
     Node *x = value(c, e->args[0]);
-    Node *y = e->nargs == 2 ? value(c, e->args[1]) : NULL;
+    Node *y = e->nargs >= 2 ? value(c, e->args[1]) : NULL;
     Shape s = x->shape;
     switch (f->rule) {
     case F_ELEM:
@@ -558,6 +592,10 @@ static Node *call(Checker *c, const Expr *e)
             fail(c, e->loc, "%s of %s and %s: %s", f->name, shape_s(c, s),
                  shape_s(c, y->shape), differ(c, s, y->shape));
         return mk2(c->ir, f->op, x, y);
+    case F_POLYGAMMA:
+        return mk2(c->ir, OP_POLYGAMMA, x, y);
+    case F_CLAMP:
+        return clamp(c, e, x, y, value(c, e->args[2]));
     case F_DOT:
         if (!shape_eq(s, y->shape))
             fail(c, e->loc, "dot of %s and %s: %s (dot takes two arguments of one shape)",
@@ -582,6 +620,7 @@ static Node *call(Checker *c, const Expr *e)
     case F_FILL:
     case F_EYE:
     case F_NONE:
+    case F_CONST:
         break;
     }
     return NULL; /* unreachable: handled above */
@@ -666,7 +705,7 @@ static void assign(Checker *c, const AstStmt *s)
     int id = intern(c, s->name);
     Var v = get(c, id);
     if (builtin(s->name))
-        fail(c, s->loc, "%s is a built-in function; it cannot be assigned", s->name);
+        fail(c, s->loc, "%s is %s; it cannot be assigned", s->name, builtin_kind(s->name));
     if (v.kind == V_INPUT)
         fail(c, s->loc, "%s is an input; inputs are read-only", s->name);
     if (v.kind == V_DIM)
@@ -691,7 +730,7 @@ static Dim input_dim(Checker *c, const AstStmt *s, const DimRef *d)
         return dim_lit(d->lit);
     }
     if (builtin(d->sym))
-        fail(c, d->loc, "%s is a built-in function; it cannot be a dimension symbol", d->sym);
+        fail(c, d->loc, "%s is %s; it cannot be a dimension symbol", d->sym, builtin_kind(d->sym));
     if (strcmp(d->sym, s->name) == 0)
         fail(c, d->loc, "%s cannot be both an input and a dimension symbol", d->sym);
     int id = intern(c, d->sym);
@@ -714,7 +753,7 @@ static void input(Checker *c, const AstStmt *s)
     int id = intern(c, s->name);
     Var v = get(c, id);
     if (builtin(s->name))
-        fail(c, at, "%s is a built-in function; it cannot be an input", s->name);
+        fail(c, at, "%s is %s; it cannot be an input", s->name, builtin_kind(s->name));
     if (v.kind == V_INPUT)
         fail(c, at, "input %s is declared twice (first at line %d)", s->name, v.line);
     if (v.kind == V_DIM)
@@ -959,7 +998,7 @@ static Node *guarded_for_header(Checker *c, const AstStmt *s)
     Loc at = name_loc(s);
     Var v = lookup(c, s->name);
     if (builtin(s->name))
-        fail(c, at, "%s is a built-in function; it cannot be a loop index", s->name);
+        fail(c, at, "%s is %s; it cannot be a loop index", s->name, builtin_kind(s->name));
     if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
         fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
              s->name, v.line);

@@ -58,6 +58,12 @@ static LLVMValueRef e_softplus(Cg *c, LLVMValueRef x)
     LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, intrinsic(c, "llvm.fabs", c->f64, 1, &x), ""), NULL);
     return fplus(c, sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), x, cf(c, 0)), libm(c, "log1p", 1, e, NULL));
 }
+static LLVMValueRef e_logsigmoid(Cg *c, LLVMValueRef x)
+{
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, intrinsic(c, "llvm.fabs", c->f64, 1, &x), ""), NULL);
+    return LLVMBuildFSub(c->b, sel(c, fcmp(c, LLVMRealOLT, x, cf(c, 0)), x, cf(c, 0)),
+                         libm(c, "log1p", 1, e, NULL), "");
+}
 static LLVMValueRef e_relu(Cg *c, LLVMValueRef x) { return sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), x, cf(c, 0)); }
 static LLVMValueRef e_sign(Cg *c, LLVMValueRef x)
 {
@@ -73,7 +79,7 @@ static LLVMValueRef e_abs(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.fab
 static LLVMValueRef (*const emit1[OP_COUNT])(Cg *, LLVMValueRef) = {
     [OP_NEG] = e_neg, [OP_SQRT] = e_sqrt, [OP_ABS] = e_abs, [OP_SIGMOID] = e_sigmoid,
     [OP_RELU] = e_relu, [OP_SOFTPLUS] = e_softplus, [OP_SIGN] = e_sign, [OP_NOT] = e_not,
-    [OP_DETACH] = e_id,
+    [OP_DETACH] = e_id, [OP_LOGSIGMOID] = e_logsigmoid,
 };
 
 static LLVMValueRef e_add(Cg *c, LLVMValueRef x, LLVMValueRef y) { return fplus(c, x, y); }
@@ -87,6 +93,8 @@ static LLVMValueRef e_divsafe(Cg *c, LLVMValueRef x, LLVMValueRef y)
 }
 static LLVMValueRef e_max(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOGT, x, y), x, y); }
 static LLVMValueRef e_min(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOLT, x, y), x, y); }
+static LLVMValueRef e_clamplo(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOLT, x, y), y, x); }
+static LLVMValueRef e_clamphi(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOGT, x, y), y, x); }
 static LLVMValueRef e_and(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     return b2f(c, LLVMBuildAnd(c->b, fcmp(c, LLVMRealUNE, x, cf(c, 0)), fcmp(c, LLVMRealUNE, y, cf(c, 0)), ""));
@@ -99,6 +107,7 @@ static LLVMValueRef e_or(Cg *c, LLVMValueRef x, LLVMValueRef y)
 static LLVMValueRef (*const emit2[OP_COUNT])(Cg *, LLVMValueRef, LLVMValueRef) = {
     [OP_ADD] = e_add, [OP_SUB] = e_sub, [OP_MUL] = e_mul, [OP_DIV] = e_div, [OP_DIVSAFE] = e_divsafe,
     [OP_MAX] = e_max, [OP_MIN] = e_min, [OP_AND] = e_and, [OP_OR] = e_or,
+    [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi,
 };
 /* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
 static const LLVMRealPredicate cmp_pred[OP_COUNT] = {

@@ -479,6 +479,48 @@ static void adj_sigmoid(Frame *F, Node *n, Node *g)
     add(F, A, mul(F, g, mul(F, n, op2(F, OP_SUB, K(F, 1), n))));
 }
 static void adj_softplus(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_SIGMOID, A))); }
+static void adj_expm1(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_EXP, A))); }
+static Node *one_minus_sq(Frame *F, Node *x) { return op2(F, OP_SUB, K(F, 1), mul(F, x, x)); }
+static void adj_atan(Frame *F, Node *n, Node *g)
+{
+    add(F, A, op2(F, OP_DIV, g, op2(F, OP_ADD, K(F, 1), mul(F, A, A))));
+}
+static void adj_asin(Frame *F, Node *n, Node *g) { add(F, A, op2(F, OP_DIV, g, op1(F, OP_SQRT, one_minus_sq(F, A)))); }
+static void adj_acos(Frame *F, Node *n, Node *g)
+{
+    add(F, A, neg(F, op2(F, OP_DIV, g, op1(F, OP_SQRT, one_minus_sq(F, A)))));
+}
+static void adj_sinh(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_COSH, A))); }
+static void adj_cosh(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_SINH, A))); }
+/* erf'(x) = 2/sqrt(pi) exp(-x^2) = -erfc'(x) */
+static Node *erf_slope(Frame *F, Node *n, Node *g)
+{
+    return mul(F, mul(F, K(F, 2 / sqrt(M_PI)), g), op1(F, OP_EXP, neg(F, mul(F, A, A))));
+}
+static void adj_erf(Frame *F, Node *n, Node *g) { add(F, A, erf_slope(F, n, g)); }
+static void adj_erfc(Frame *F, Node *n, Node *g) { add(F, A, neg(F, erf_slope(F, n, g))); }
+static void adj_lgamma(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_DIGAMMA, A))); }
+/* digamma' = trigamma = polygamma(1, x); polygamma(k, x)' = polygamma(k + 1, x) */
+static void adj_digamma(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op2(F, OP_POLYGAMMA, K(F, 1), A))); }
+static void adj_polygamma(Frame *F, Node *n, Node *g)
+{
+    add(F, B, mul(F, g, op2(F, OP_POLYGAMMA, op2(F, OP_ADD, A, K(F, 1)), B)));
+}
+/* logsigmoid'(x) = 1 - sigmoid(x) = sigmoid(-x), which cannot overflow */
+static void adj_logsigmoid(Frame *F, Node *n, Node *g) { add(F, A, mul(F, g, op1(F, OP_SIGMOID, neg(F, A)))); }
+/* clamp(x, lo, hi) = CLAMPHI(CLAMPLO(x, lo), hi): x gets g where lo <= x <= hi,
+ * lo where x < lo, hi where the clamped value exceeds hi (PyTorch's clamp;
+ * with lo > hi the value is hi and hi takes g) */
+static void adj_clamplo(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, op2(F, OP_GE, A, B)));
+    add(F, B, mul(F, g, op2(F, OP_LT, A, B)));
+}
+static void adj_clamphi(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, g, op2(F, OP_LE, A, B)));
+    add(F, B, mul(F, g, op2(F, OP_GT, A, B)));
+}
 /* C = A*B: dA += dC*B', dB += A'*dC (Giles 2008, §2.3.2) */
 static void adj_matmul(Frame *F, Node *n, Node *g)
 {

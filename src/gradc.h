@@ -237,6 +237,17 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(SIGMOID,   "sigmoid",   1, U, f_sigmoid,  NULL,    ELEM,    ATOM, NULL,                 sigmoid)                                       \
     X(RELU,      "relu",      1, U, f_relu,     NULL,    ELEM,    ATOM, NULL,                 relu)                                          \
     X(SOFTPLUS,  "softplus",  1, U, f_softplus, NULL,    ELEM,    ATOM, NULL,                 softplus)                                      \
+    X(EXPM1,     "expm1",     1, U, expm1,      "expm1", ELEM,    ATOM, NULL,                 expm1)                                         \
+    X(ATAN,      "atan",      1, U, atan,       "atan",  ELEM,    ATOM, "\\arctan",           atan)                                          \
+    X(ASIN,      "asin",      1, U, asin,       "asin",  ELEM,    ATOM, "\\arcsin",           asin)                                          \
+    X(ACOS,      "acos",      1, U, acos,       "acos",  ELEM,    ATOM, "\\arccos",           acos)                                          \
+    X(SINH,      "sinh",      1, U, sinh,       "sinh",  ELEM,    ATOM, "\\sinh",             sinh)                                          \
+    X(COSH,      "cosh",      1, U, cosh,       "cosh",  ELEM,    ATOM, "\\cosh",             cosh)                                          \
+    X(ERF,       "erf",       1, U, erf,        "erf",   ELEM,    ATOM, NULL,                 erf)                                           \
+    X(ERFC,      "erfc",      1, U, erfc,       "erfc",  ELEM,    ATOM, NULL,                 erfc)                                          \
+    X(LGAMMA,    "lgamma",    1, U, gradc_lgamma, "gradc_lgamma", ELEM, ATOM, "\\log\\Gamma", lgamma) /* runtime/special.c */        \
+    X(DIGAMMA,   "digamma",   1, U, gradc_digamma, "gradc_digamma", ELEM, ATOM, "\\psi",    digamma)                                       \
+    X(LOGSIGMOID, "logsigmoid", 1, U, f_logsigmoid, NULL, ELEM,   ATOM, NULL,                 logsigmoid) /* min(x, 0) - log1p(exp(-|x|)) */ \
     X(SIGN,      "sign",      1, U, f_sign,     NULL,    ELEM,    ATOM, NULL,                 none) /* -1, 0, 1; sign' = 0 (spec §8) */       \
     X(NOT,       "not",       1, U, f_not,      NULL,    NONE,    NOT,  NULL,                 none) /* 1 if the entry is 0, else 0 */        \
     X(DETACH,    "detach",    1, U, f_id,       NULL,    ELEM,    ATOM, NULL,                 none) /* identity; blocks the adjoint */       \
@@ -248,6 +259,9 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(POW,       ".^",        2, B, pow,        "pow",   NONE,    POW,  NULL,                 pow)                                           \
     X(MAX,       "max",       2, B, f_max,      NULL,    PAIR,    ATOM, NULL,                 max)                                           \
     X(MIN,       "min",       2, B, f_min,      NULL,    PAIR,    ATOM, NULL,                 min)                                           \
+    X(POLYGAMMA, "polygamma", 2, B, gradc_polygamma, "gradc_polygamma", POLYGAMMA, ATOM, NULL, polygamma) /* psi^(k)(x), k a literal */ \
+    X(CLAMPLO,   "max",       2, B, f_clamplo,  NULL,    NONE,    ATOM, NULL,                 clamplo) /* clamp(x, lo, hi) is            */ \
+    X(CLAMPHI,   "min",       2, B, f_clamphi,  NULL,    NONE,    ATOM, NULL,                 clamphi) /* CLAMPHI(CLAMPLO(x, lo), hi)    */ \
     X(LT,        "<",         2, B, f_lt,       NULL,    NONE,    CMP,  NULL,                 none) /* comparisons give 1.0 or 0.0 */        \
     X(LE,        "<=",        2, B, f_le,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
     X(GT,        ">",         2, B, f_gt,       NULL,    NONE,    CMP,  NULL,                 none)                                          \

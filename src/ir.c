@@ -6,6 +6,7 @@
  * they read, which executors use to know when a cached value goes stale. */
 #include "gradc.h"
 
+#include <gradc/runtime.h>   /* gradc_lgamma, gradc_digamma, gradc_polygamma */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,8 @@ static double f_softplus(double x)
     /* log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)) */
     return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x)));
 }
+/* log(sigmoid(x)) without overflow: min(x, 0) - log1p(exp(-|x|)) */
+static double f_logsigmoid(double x) { return (x < 0 ? x : 0.0) - log1p(exp(-fabs(x))); }
 static double f_sign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }
 static double f_not(double x) { return x == 0 ? 1.0 : 0.0; }
 static double f_id(double x) { return x; }
@@ -72,6 +75,9 @@ static double f_div(double a, double b) { return a / b; }
 static double f_divsafe(double a, double b) { return b == 0 ? 0.0 : a / b; }
 static double f_max(double a, double b) { return a > b ? a : b; }
 static double f_min(double a, double b) { return a < b ? a : b; }
+/* clamp's halves: NaN in x stays NaN (as PyTorch's clamp) */
+static double f_clamplo(double x, double lo) { return x < lo ? lo : x; }
+static double f_clamphi(double x, double hi) { return x > hi ? hi : x; }
 static double f_lt(double a, double b) { return a < b; }
 static double f_le(double a, double b) { return a <= b; }
 static double f_gt(double a, double b) { return a > b; }

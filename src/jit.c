@@ -43,6 +43,9 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_logdet", (uintptr_t)gradc_logdet},
         {"gradc_inv", (uintptr_t)gradc_inv},
         {"gradc_dgemm", (uintptr_t)gradc_dgemm},
+        {"gradc_lgamma", (uintptr_t)gradc_lgamma},
+        {"gradc_digamma", (uintptr_t)gradc_digamma},
+        {"gradc_polygamma", (uintptr_t)gradc_polygamma},
     };
     enum { N = sizeof syms / sizeof syms[0] };
     LLVMOrcCSymbolMapPair pairs[N];

@@ -41,6 +41,11 @@ static void expr(Printer *p, const Node *n, int min_prec);
 static void number(Printer *p, double v)
 {
     char buf[64];
+    if (fabs(v) == M_PI) {   /* the constant pi (spec §8) */
+        fputs(v < 0 ? "-" : "", p->out);
+        fputs(latex(p) ? "\\pi" : "pi", p->out);
+        return;
+    }
     if (v == floor(v) && fabs(v) < 1e15) {
         fprintf(p->out, "%.0f", v);
         return;
@@ -181,9 +186,28 @@ static void text(Printer *p, const char *s)
         vec_push(p->m->arena, &p->rest, ((Piece){NULL, 0, s}));
 }
 
+/* clamp(x, lo, hi) is CLAMPHI(CLAMPLO(x, lo), hi); either half alone (its
+ * inner value named by a let) prints as the max or min it equals */
+static bool clamp_call(Printer *p, const Node *n)
+{
+    const Node *lo = n->args[0];
+    if (n->op != OP_CLAMPHI || lo->op != OP_CLAMPLO || p->let[lo->id])
+        return false;
+    text(p, latex(p) ? "\\operatorname{clamp}\\left(" : "clamp(");
+    sub(p, lo->args[0], 0);
+    text(p, ", ");
+    sub(p, lo->args[1], 0);
+    text(p, ", ");
+    sub(p, n->args[1], 0);
+    text(p, latex(p) ? "\\right)" : ")");
+    return true;
+}
+
 static void call(Printer *p, const Node *n)
 {
     const char *name = op_info[n->op].text;
+    if (clamp_call(p, n))
+        return;
     if (latex(p)) {
         switch (n->op) {
         case OP_NORM: text(p, "\\left\\| "); sub(p, n->args[0], 0); text(p, " \\right\\|"); return;

@@ -71,6 +71,14 @@ void gradc_inv(int64_t n, const double *a, double *out, double *scratch);
 /* c[m×n] = a[m×k] · b[k×n], row-major, through cblas_dgemm. */
 void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c);
 
+/* Special functions (runtime/special.c), shared by gradc's interpreter.
+ * gradc_lgamma is lgamma without the global signgam (thread-safe);
+ * gradc_polygamma(k, x) is the k-th derivative of digamma (k an integer
+ * 0..64; trigamma is k = 1). */
+double gradc_lgamma(double x);
+double gradc_digamma(double x);
+double gradc_polygamma(double k, double x);
+
 #ifdef __cplusplus
 }
 #endif

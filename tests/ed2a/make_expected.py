@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Writes cases/NAME.expected.json for the elementwise-function cases of
+tests/ed2a from an independent oracle: mpmath at 40 digits, each function
+written out here, gradients by mpmath's high-precision numerical derivative
+(so neither gradc's rules nor its special functions are used).  Run by hand
+(needs mpmath) after changing a case; the test suite only reads the files.
+
+    python3 tests/ed2a/make_expected.py
+"""
+import json
+import os
+
+import mpmath as mp
+
+mp.mp.dps = 40
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
+
+
+def logsigmoid(z):
+    return -mp.log1p(mp.exp(-z)) if z > -50 else z - mp.log1p(mp.exp(z))
+
+
+def sign(z):
+    return mp.sign(z)
+
+
+def clamp(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+# name: (function of the input dict, as mpmath numbers)
+CASES = {
+    "ed2a_trig_hyp": lambda v: sum(mp.expm1(x) + 2 * mp.atan(x) + 3 * mp.asin(x / 2)
+                                   + 4 * mp.acos(x - 1) + 5 * mp.sinh(x) + 6 * mp.cosh(x)
+                                   for x in v["x"]),
+    "ed2a_erf_gamma": lambda v: sum(mp.erf(x) * x + 2 * mp.erfc(x) + 3 * mp.loggamma(x)
+                                    + 4 * mp.digamma(x) + 5 * mp.polygamma(1, x)
+                                    for x in v["x"]),
+    "ed2a_logsigmoid_sign": lambda v: sum(logsigmoid(z) + 2 * logsigmoid(-z) * z for z in v["z"])
+                                      + sum(sign(x - 1) * x ** 3 for x in v["x"]),
+    "ed2a_clamp_pi": lambda v: sum(clamp(x, v["lo"], h) ** 2 for x, h in zip(v["x"], v["hi"]))
+                               + sum(clamp(x, 0.8, 1.2) * mp.sin(mp.pi * x) for x in v["x"])
+                               + mp.pi * v["lo"],
+}
+
+
+def mpify(x):
+    return [mp.mpf(t) for t in x] if isinstance(x, list) else mp.mpf(x)
+
+
+def gradient(f, v, name):
+    x = v[name]
+    def at(i, t):
+        w = dict(v)
+        if isinstance(x, list):
+            w[name] = x[:i] + [t] + x[i + 1:]
+        else:
+            w[name] = t
+        return f(w)
+    if isinstance(x, list):
+        return [float(mp.diff(lambda t: at(i, t), x[i])) for i in range(len(x))]
+    return float(mp.diff(lambda t: at(0, t), x))
+
+
+for case, f in CASES.items():
+    with open(os.path.join(HERE, case + ".inputs.json")) as fh:
+        raw = json.load(fh)
+    v = {k: mpify(x) for k, x in raw.items()}
+    out = {"value": float(f(v)), "gradient": {k: gradient(f, v, k) for k in raw}}
+    with open(os.path.join(HERE, case + ".expected.json"), "w") as fh:
+        json.dump(out, fh, indent=2)
+        fh.write("\n")
+    print(case, out["value"])
