@@ -41,6 +41,9 @@ CASES = {
     "ed2a_clamp_pi": lambda v: sum(clamp(x, v["lo"], h) ** 2 for x, h in zip(v["x"], v["hi"]))
                                + sum(clamp(x, 0.8, 1.2) * mp.sin(mp.pi * x) for x in v["x"])
                                + mp.pi * v["lo"],
+    "ed2a_lines": lambda v: (sum(a * b for a, b in zip(v["x"], v["y"]))
+                             + sum(mp.exp(a - b) for a, b in zip(v["x"], v["y"])))
+                            * 2 / (1 + mp.sqrt(sum(a * a for a in v["x"]))),
 }
 
 

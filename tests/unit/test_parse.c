@@ -154,6 +154,26 @@ static void test_statements(void)
     arena_free(a);
 }
 
+/* Spec §8 lines: inside ( ) or [ ] a newline (and a comment) is whitespace. */
+static void test_lines(void)
+{
+    Arena *a = arena_new();
+    Ast *ast = parse(a, "y = f(x,   # a comment\n  g(y\n\n)) + (1 +\n 2)\nz = 1\n");
+    check(ast && ast->nerrors == 0 && ast->top.n == 2, "newlines inside brackets continue the statement");
+    char got[256], *p = got;
+    size_t left = sizeof got;
+    if (ast && ast->top.n == 2) {
+        sexpr(&p, &left, ast->top.stmts[0]->value);
+        check(strcmp(got, "(+ (f x (g y)) (+ 1 2))") == 0, "the continued statement's tree");
+        check(ast->top.stmts[1]->loc.line == 6, "the next statement's line");
+    }
+    arena_free(a);
+    /* outside brackets a newline still ends the statement; a stray ) does not
+     * make the next line's brackets lose their newlines */
+    expect_errors("y = 1 +\nz = 2\n", 1);
+    expect_errors("y = 1)\nz = (1 +\n 2)\n", 1);
+}
+
 int main(void)
 {
     /* Precedence and associativity (spec §2). */
@@ -173,6 +193,7 @@ int main(void)
     expect_tree("f()", "(f)", 5);
 
     test_statements();
+    test_lines();
 
     /* Refused, each with one message on stderr. */
     expect_error("y = x + * 2\n");
