@@ -156,6 +156,11 @@ stmt: INPUT NAME dims {
           $$->name = $2; $$->name_loc = @2;
           $$->for_lo = $4.e; $$->for_hi = $6.e; $$->body = $8;
       }
+    | FOR NAME IN expr ':' expr ':' expr sep block END {
+          $$ = ast_stmt(p->arena, AST_FOR, @1);
+          $$->name = $2; $$->name_loc = @2;
+          $$->for_lo = $4.e; $$->for_step = $6.e; $$->for_hi = $8.e; $$->body = $10;
+      }
     | FOR NAME error sep block END {
           $$ = ast_stmt(p->arena, AST_FOR, @1);
           $$->name = $2; $$->name_loc = @2; $$->body = $5;

@@ -956,44 +956,84 @@ static void if_stmt(Checker *c, const AstStmt *s, Block *out)
     block_push(c->a, out, st);
 }
 
-/* A for loop's count: lo must be 1, hi an integer literal or a dimension. */
-static Node *for_count(Checker *c, const AstStmt *s)
+/* A for's bounds (spec §8): `for i in a:b` and `for i in a:s:b`, a and b
+ * scalar expressions rounded down, evaluated once when the loop starts.  The
+ * IR's FOR counts k = 1..count; i is the node A + (k - 1)*s.  A reads no slot
+ * the loop writes (the loop's carried names live in fresh slots), so the node
+ * stays the start value throughout.  Bounds are constants for
+ * differentiation: floor' = 0. */
+typedef struct ForBounds {
+    Node *count, *start;   /* start: floor(a), NULL for 1:B */
+    double step;
+} ForBounds;
+
+/* An integer-valued bound as is; anything else rounded down. */
+static Node *for_bound(Checker *c, const Expr *e)
 {
-    const Expr *lo = s->for_lo, *hi = s->for_hi;
-    if (!lo || !hi)
+    Node *n = value(c, e);
+    if (!is_scalar(n))
+        fail(c, expr_start(e), "a for bound is a scalar, got %s", shape_s(c, n->shape));
+    if (n->op == OP_DIMVAL || (n->op == OP_CONST && n->num == floor(n->num)))
+        return n;
+    return mk1(c->ir, OP_FLOOR, n);
+}
+
+static double for_step(Checker *c, const Expr *e)
+{
+    const Expr *x = e->kind == EX_NEG ? e->lhs : e;
+    if (x->kind != EX_NUM || !integral(x->num) || x->num == 0)
+        fail(c, expr_start(e), "the step of a for loop must be a nonzero integer literal");
+    return e->kind == EX_NEG ? -x->num : x->num;
+}
+
+static Node *for_count(Checker *c, const ForBounds *fb, Node *stop);
+
+static ForBounds for_bounds(Checker *c, const AstStmt *s)
+{
+    const Expr *hi = s->for_hi;
+    if (!s->for_lo || !hi)
         fail(c, s->loc, "internal error: for loop without bounds");
-    if (lo->kind != EX_NUM || lo->num != 1)
-        fail(c, expr_start(lo), "a for loop counts from 1: write for %s in 1:K", s->name);
-    if (hi->kind == EX_NUM && integral(hi->num))
-        return mk_const(c->ir, hi->num);
-    if (hi->kind == EX_NUM && hi->num > 9007199254740992.0)
-        fail(c, hi->loc, "for bound %g is past the limit of 2^53 = 9007199254740992 "
-             "iterations", hi->num);
-    if (hi->kind == EX_NUM)
-        fail(c, hi->loc, "a for bound must be a whole number, not %g", hi->num);
-    if (hi->kind == EX_NAME) {
-        Var b = lookup(c, hi->name);
-        if (b.kind == V_DIM)
-            return mk_dimval(c->ir, b.aux);
-        if (b.kind == V_POISON)
-            fail_quietly(c);
-        if (b.kind == V_NONE && !builtin(hi->name))
-            fail(c, hi->loc, "unknown name %s%s", hi->name, did_you_mean(c, hi->name, true));
-    }
-    fail(c, expr_start(hi), "a for bound must be an integer literal or a dimension symbol");
+    ForBounds fb = {.step = s->for_step ? for_step(c, s->for_step) : 1};
+    /* 1:B builds no node for 1: the loop of the first edition, node for node */
+    bool plain = s->for_lo->kind == EX_NUM && s->for_lo->num == 1 && fb.step == 1;
+    fb.start = plain ? NULL : for_bound(c, s->for_lo);
+    Node *stop = for_bound(c, hi);
+    /* floor((B - A)/s) + 1 iterations; the executors round the count down */
+    fb.count = plain ? stop : for_count(c, &fb, stop);
+    if (fb.count->op == OP_CONST && fb.count->num > 9007199254740992.0)
+        fail(c, expr_start(hi), "for loop of %g iterations is past the limit of 2^53 = "
+             "9007199254740992 iterations", floor(fb.count->num));
+    return fb;
+}
+
+static Node *for_count(Checker *c, const ForBounds *fb, Node *stop)
+{
+    Node *span = mk2(c->ir, OP_SUB, stop, fb->start);
+    if (fb->step != 1)
+        span = mk2(c->ir, OP_DIV, span, mk_const(c->ir, fb->step));
+    return mk2(c->ir, OP_ADD, span, mk_const(c->ir, 1));
+}
+
+/* i = A + (k - 1)*s on the loop's counter slot k */
+static Node *for_index(Checker *c, const ForBounds *fb, int k)
+{
+    if (!fb->start)   /* 1:B */
+        return mk_slot(c->ir, k);
+    Node *offset = mk2(c->ir, OP_ADD, fb->start, mk_const(c->ir, -fb->step));
+    return mk2(c->ir, OP_ADD, mk2(c->ir, OP_MUL, mk_const(c->ir, fb->step), mk_slot(c->ir, k)), offset);
 }
 
 /* The index name and the bounds of a for; NULL after an error (the body is
  * checked all the same, with the index defined). */
-static Node *guarded_for_header(Checker *c, const AstStmt *s)
+static bool guarded_for_header(Checker *c, const AstStmt *s, ForBounds *fb)
 {
     if (!s->name)
-        return NULL;   /* the parser reported this header */
+        return false;   /* the parser reported this header */
     Guard g;
     guard_enter(c, &g);
     if (setjmp(g.here)) {
         guard_failed(c, &g);
-        return NULL;
+        return false;
     }
     Loc at = name_loc(s);
     Var v = lookup(c, s->name);
@@ -1002,9 +1042,11 @@ static Node *guarded_for_header(Checker *c, const AstStmt *s)
     if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
         fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
              s->name, v.line);
-    Node *count = s->for_lo && s->for_hi ? for_count(c, s) : NULL;  /* else the parser's */
+    if (!s->for_lo || !s->for_hi)
+        return false;   /* the parser reported this header */
+    *fb = for_bounds(c, s);
     guard_leave(c, &g);
-    return count;
+    return true;
 }
 
 /* while and for: the names the body assigns that are defined before the loop
@@ -1019,7 +1061,8 @@ static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
         c->m->max_depth = c->loop_depth;
 
     int index_id = is_for && s->name ? intern(c, s->name) : -1;
-    Node *count = is_for ? guarded_for_header(c, s) : NULL;
+    ForBounds fb = {0};
+    Node *count = is_for && guarded_for_header(c, s, &fb) ? fb.count : NULL;
     if (index_id >= 0 && !count) {   /* a name that cannot be an index stays what it is */
         VarKind k = get(c, index_id).kind;
         if (builtin(s->name) || k == V_INPUT || k == V_DIM || k == V_VAR || k == V_INDEX)
@@ -1052,7 +1095,10 @@ static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
     int index_slot = -1;
     if (index_id >= 0) {
         index_slot = ir_slot(c->ir, s->name, shape_scalar());
-        set(c, index_id, (Var){.kind = V_INDEX, .node = mk_slot(c->ir, index_slot),
+        Node *i = count ? for_index(c, &fb, index_slot) : mk_slot(c->ir, index_slot);
+        if (i->op != OP_SLOT)   /* the counter 1, 2, ... is not i: say so in derive */
+            c->ir->slots.data[index_slot].name = "k";
+        set(c, index_id, (Var){.kind = V_INDEX, .node = i,
                                .shape = shape_scalar(), .line = s->loc.line, .used = used});
     } else {
         st->cond = guarded_cond(c, s->value);

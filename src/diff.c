@@ -116,6 +116,9 @@ static void block_reads(const Block *b, SlotSet *set) { block_roots(b, node_read
 
 /* ---- activity: does a node depend on a wrt input? ---- */
 
+typedef void AdjointRule(Frame *F, Node *n, Node *g);
+static AdjointRule *const adjoint_rules[OP_COUNT];
+
 static bool active(Diff *d, Node *n)
 {
     if (n->id >= d->nfwd_nodes)
@@ -140,6 +143,8 @@ static bool active(Diff *d, Node *n)
         case OP_SLOT: act = slotset_has(d->slot_active, x->index); break;
         case OP_DETACH: act = false; break;
         default:
+            if (!adjoint_rules[x->op])   /* no rule: a zero derivative (sign, floor, comparisons) */
+                break;
             for (int i = 0; i < x->nargs && !act && !wait; i++) {
                 Node *c = x->args[i];
                 if (c->id >= d->nfwd_nodes)
@@ -367,8 +372,6 @@ static Frame *frame_new(Diff *d, Block *blk, const SlotSet *local, bool top)
     return F;
 }
 
-typedef void AdjointRule(Frame *F, Node *n, Node *g);
-static AdjointRule *const adjoint_rules[OP_COUNT];
 
 static bool cheap_linear(const Node *n)
 {

@@ -148,7 +148,8 @@ struct AstStmt {
     AstBlock else_block;  /* IF; an `elif` is an else block holding one AST_IF */
     bool has_else;
     AstBlock body;        /* WHILE, FOR */
-    Expr *for_lo, *for_hi;/* FOR i in lo:hi (checked: lo is 1, hi a literal or dimension) */
+    Expr *for_lo, *for_hi;/* FOR i in lo:hi or lo:step:hi (scalars, rounded down) */
+    Expr *for_step;       /* FOR: NULL, or a nonzero integer literal (checked) */
 };
 
 typedef struct Ast {
@@ -248,6 +249,7 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(LGAMMA,    "lgamma",    1, U, gradc_lgamma, "gradc_lgamma", ELEM, ATOM, "\\log\\Gamma", lgamma) /* runtime/special.c */        \
     X(DIGAMMA,   "digamma",   1, U, gradc_digamma, "gradc_digamma", ELEM, ATOM, "\\psi",    digamma)                                       \
     X(LOGSIGMOID, "logsigmoid", 1, U, f_logsigmoid, NULL, ELEM,   ATOM, NULL,                 logsigmoid) /* min(x, 0) - log1p(exp(-|x|)) */ \
+    X(FLOOR,     "floor",     1, U, floor,      "floor", ELEM,    ATOM, NULL,                 none) /* for bounds; floor' = 0 */        \
     X(SIGN,      "sign",      1, U, f_sign,     NULL,    ELEM,    ATOM, NULL,                 none) /* -1, 0, 1; sign' = 0 (spec §8) */       \
     X(NOT,       "not",       1, U, f_not,      NULL,    NONE,    NOT,  NULL,                 none) /* 1 if the entry is 0, else 0 */        \
     X(DETACH,    "detach",    1, U, f_id,       NULL,    ELEM,    ATOM, NULL,                 none) /* identity; blocks the adjoint */       \

@@ -28,6 +28,26 @@ def clamp(x, lo, hi):
     return min(max(x, lo), hi)
 
 
+def for_bounds(v):
+    """ed2a_for_bounds written out: i takes floor(a), floor(a) + s, ... while not past floor(b)."""
+    z = list(v["x"])
+    n = len(z)
+    K = v["K"]
+    def rng(a, s, b):
+        i = mp.floor(a)
+        while (i <= mp.floor(b)) if s > 0 else (i >= mp.floor(b)):
+            yield i
+            i += s
+    for i in rng(K, -2, -3.5):
+        z = [t + mp.mpf("0.1") * i * mp.sin(t) for t in z]
+    t = 0
+    for j in rng(K - 2, 1, K):
+        t = t + j * sum(z) / n
+    for j in rng(3, 2, n):
+        t = t + j
+    return sum(u * u for u in z) + t
+
+
 # name: (function of the input dict, as mpmath numbers)
 CASES = {
     "ed2a_trig_hyp": lambda v: sum(mp.expm1(x) + 2 * mp.atan(x) + 3 * mp.asin(x / 2)
@@ -41,6 +61,7 @@ CASES = {
     "ed2a_clamp_pi": lambda v: sum(clamp(x, v["lo"], h) ** 2 for x, h in zip(v["x"], v["hi"]))
                                + sum(clamp(x, 0.8, 1.2) * mp.sin(mp.pi * x) for x in v["x"])
                                + mp.pi * v["lo"],
+    "ed2a_for_bounds": for_bounds,
     "ed2a_lines": lambda v: (sum(a * b for a, b in zip(v["x"], v["y"]))
                              + sum(mp.exp(a - b) for a, b in zip(v["x"], v["y"])))
                             * 2 / (1 + mp.sqrt(sum(a * a for a in v["x"]))),
