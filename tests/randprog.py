@@ -330,9 +330,20 @@ class Gen:
             f = r.choice(["log(%s)", "sqrt(%s)", "1 ./ %s", "exp(%s)", "tan(%s)", "log1p(%s)",
                           "%s .^ 0.5", "%s .^ -1", "(%s ./ 0)"])
             return f % p(e())
-        c = r.randrange(16)
-        if self.smooth_mode and c in (3, 4, 5):
+        c = r.randrange(20)
+        if self.smooth_mode and c in (3, 4, 5, 19):
             c = 9
+        if c == 16:   # spec §8's functions, their arguments tamed against overflow
+            f = r.choice(["expm1", "atan", "sinh", "cosh", "erf", "erfc", "logsigmoid"])
+            return "%s(%s)" % (f, self.tame(s, depth))
+        if c == 17:   # asin, acos inside (-1, 1)
+            return "%s(0.9 * %s)" % (r.choice(["asin", "acos"]), self.bounded(s, depth))
+        if c == 18:   # lgamma, digamma, trigamma on positive arguments
+            f = r.choice(["lgamma(%s)", "digamma(%s)", "polygamma(1, %s)"])
+            return f % ("(0.5 + %s)" % self.bounded_pos(s, depth))
+        if c == 19:
+            self.kinks = True
+            return r.choice(["clamp(%s, -0.5, pi/4)", "sign(%s)"]) % e()
         if c == 15:
             return "tan(sin(%s))" % self.tame(s, depth)
         if c == 0:
