@@ -408,6 +408,7 @@ typedef struct SlotSet {
 SlotSet *slotset_new(Arena *a);
 void slotset_add(SlotSet *s, int slot);
 bool slotset_has(const SlotSet *s, int slot);
+void slotset_clear(SlotSet *s);                    /* empty again, keeping its room */
 /* Adds every slot the statement (block) may write, nested statements included. */
 void stmt_writes(const Stmt *s, SlotSet *w);
 void block_writes(const Block *b, SlotSet *w);
@@ -492,6 +493,14 @@ typedef struct DetachRecord {
 } DetachRecord;
 int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
                      double *value, Loc *where, DetachRecord *rec);
+
+/* ===================================================================== */
+/* plan.c — a Func as a schedule of kernels, before LLVM (plan.h)        */
+/* ===================================================================== */
+
+/* `gradc compile --dump-plan`: the plan of the forward and the gradient
+ * function, as text (tests/golden/plan). */
+int plan_dump(const Module *m, FILE *out);
 
 /* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */
