@@ -90,6 +90,25 @@ static int64_t count(const Check *c, Shape s)
     return shape_rows(s, c->b.dims) * shape_cols(s, c->b.dims);
 }
 
+/* Every input and the output fit in memory's address range (rows × cols ×
+ * 8 bytes without overflow), as eval's buffers require; else a message. */
+static bool sizes_fit(const Check *c)
+{
+    const Module *m = c->m;
+    for (int i = 0; i <= m->ninputs; i++) {
+        Shape s = i < m->ninputs ? m->inputs[i].shape : m->fwd.value->shape;
+        int64_t r = shape_rows(s, c->b.dims), k = shape_cols(s, c->b.dims);
+        if (r >= 0 && k >= 0 && (r == 0 || k <= INT64_MAX / 8 / r))
+            continue;
+        diag_plain("%s '%s' of %lld x %lld entries is too large",
+                   i < m->ninputs ? "input" : "the output",
+                   i < m->ninputs ? m->inputs[i].name : m->output_name, (long long)r,
+                   (long long)k);
+        return false;
+    }
+    return true;
+}
+
 static void report_status(const Module *m, int status, Loc where)
 {
     if (status == GRADC_EMAXITER)
@@ -221,7 +240,7 @@ int fdcheck_run(const Module *m, const FdCheckOptions *o)
     c.b.dims = arena_alloc(a, sizeof(int64_t) * (size_t)(m->ndims + 1));
     c.b.inputs = arena_alloc(a, sizeof(double *) * (size_t)(m->ninputs + 1));
     c.in = arena_alloc(a, sizeof(double *) * (size_t)(m->ninputs + 1));
-    if (!parse_dims(m, o->dims, c.b.dims))
+    if (!parse_dims(m, o->dims, c.b.dims) || !sizes_fit(&c))
         return 1;
     if (o->use_jit && !(c.jit = jit_open(m, 0)))   /* compiled once for every run */
         return 1;

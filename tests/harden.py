@@ -154,6 +154,18 @@ def simplifier_broadcast_products():
         ok("compile", "v.expr", "-o", "v.o")
 
 
+
+# ---- check: sizes that overflow rows × cols -----------------------------
+
+@case
+def check_huge_literal_dims():
+    for r, c in ((3037000500, 3037000500), (3000000000, 4000000000), (2**62, 4)):
+        write("big.expr", f"input A[{r}, {c}]\ny = sum(A)\n")
+        error(r"input 'A' of \d+ x \d+ entries is too large", "check", "big.expr")
+    write("big.expr", "input x[n]\ny = sum(x)\n")
+    error(r"not a size", "check", "big.expr", "--dims", "n=99999999999999999999")
+
+
 def main():
     global GRADC
     ap = argparse.ArgumentParser()
