@@ -68,6 +68,25 @@ void diag_verror(const Source *src, Loc loc, const char *fmt, va_list ap);
 void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ===================================================================== */
+/* files.c — outputs distinct from inputs, written atomically            */
+/* ===================================================================== */
+
+typedef struct FileRole {
+    const char *path;     /* NULL: not given */
+    const char *role;     /* "-o", "--header", "the program", ... */
+    bool input;
+} FileRole;
+/* false after a message when an output names an input or another output. */
+bool files_distinct(Arena *a, const char *cmd, const FileRole *files, int n);
+/* out_begin: the temporary path to write path's contents to (path itself
+ * for a device or FIFO); out_end renames it over path when ok, else
+ * removes it.  out_open/out_close do both around a stdio stream. */
+const char *out_begin(Arena *a, const char *path);
+bool out_end(const char *tmp, const char *path, bool ok);
+FILE *out_open(Arena *a, const char *path, const char **tmp);
+bool out_close(FILE *f, const char *tmp, const char *path);
+
+/* ===================================================================== */
 /* ast.c, grammar/lexer.l, grammar/parser.y — the syntax tree            */
 /* ===================================================================== */
 

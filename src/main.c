@@ -381,6 +381,10 @@ static int cmd_compile(Arena *a, const Options *o)
         return 1;
     }
     const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
+    FileRole files[] = {{o->file, "the program", true}, {obj, "-o", false},
+                        {o->header, "--header", false}};
+    if (!files_distinct(a, "compile", files, 3))
+        return 1;
     Module *m = front(a, o, true);
     if (!m || emit_object(m, &co, obj, o->emit_llvm) != 0)
         return 1;
@@ -407,6 +411,9 @@ static int cmd_plot(Arena *a, const Options *o)
             return 1;
         }
     }
+    FileRole files[] = {{o->file, "the program", true}, {o->out, "-o", false}};
+    if (!files_distinct(a, "plot", files, 2))
+        return 1;
     Module *m = front(a, o, true);
     if (!m)
         return 1;

@@ -175,15 +175,10 @@ int plot_svg(const Module *m, double lo, double hi, const char *svg_path)
     double xs[NSAMPLES], ys[NSAMPLES], dys[NSAMPLES];
     if (!sample(m, lo, hi, xs, ys, dys))
         return 1;
-    FILE *f = fopen(svg_path, "w");
-    if (!f) {
-        diag_plain("cannot write %s", svg_path);
+    const char *tmp;
+    FILE *f = out_open(m->arena, svg_path, &tmp);
+    if (!f)
         return 1;
-    }
     write_svg(f, m, xs, ys, dys);
-    if (fclose(f) != 0) {
-        diag_plain("cannot write %s", svg_path);
-        return 1;
-    }
-    return 0;
+    return out_close(f, tmp, svg_path) ? 0 : 1;
 }

@@ -166,6 +166,78 @@ def check_huge_literal_dims():
     error(r"not a size", "check", "big.expr", "--dims", "n=99999999999999999999")
 
 
+# ---- outputs: never an input or another output; written whole or not at all
+
+SCALAR = "input x\ninput a\nwrt x\ny = a * sin(x) + x^2\n"
+
+
+def unchanged(name, text):
+    with open(name) as f:
+        expect(f.read() == text, f"{name} was overwritten")
+
+
+@case
+def outputs_never_overwrite_inputs():
+    write("F.expr", SCALAR)
+    os.link("F.expr", "hard.expr")
+    os.symlink("F.expr", "sym.expr")
+    for args in (["-o", "F.expr"], ["--header", "F.expr"], ["--emit-llvm", "-o", "./F.expr"],
+                 ["-o", "hard.expr"], ["-o", "sym.expr"], ["-o", os.path.abspath("F.expr")]):
+        error(r"compile: (-o|--header) '.*' is the program; refusing to overwrite it",
+              "compile", "F.expr", *args)
+        unchanged("F.expr", SCALAR)
+    error(r"plot: -o 'F.expr' is the program; refusing", "plot", "F.expr", "-o", "F.expr")
+    unchanged("F.expr", SCALAR)
+    ok("compile", "F.expr", "-o", "X.o")
+    obj = open("X.o", "rb").read()
+    error(r"compile: -o and --header name one file \('X.o'\)", "compile", "F.expr",
+          "-o", "X.o", "--header", "X.o")
+    expect(open("X.o", "rb").read() == obj, "the object was overwritten by its header")
+    # outputs that do not exist yet are compared by name
+    error(r"name one file", "compile", "F.expr", "-o", "new.o", "--header", "./new.o")
+    expect(not os.path.exists("new.o"), "new.o written")
+    ok("compile", "F.expr", "-o", "F.o", "--header", "F.h")
+    ok("compile", "F.expr", "-o", "/dev/null", "--header", "/dev/null")
+
+
+def limited(size):
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    return apply
+
+
+@case
+def outputs_written_atomically():
+    write("F.expr", SCALAR)
+    ok("compile", "F.expr", "-o", "F.o", "--header", "F.h")
+    ok("plot", "F.expr", "-o", "F.svg")
+    before = {n: open(n, "rb").read() for n in ("F.o", "F.h", "F.svg")}
+    # a write that fails half way (the file size limit) keeps the old file
+    for args in (["compile", "F.expr", "-o", "F.o"],
+                 ["compile", "F.expr", "--emit-llvm", "-o", "F.o"],
+                 ["plot", "F.expr", "-o", "F.svg"]):
+        p = subprocess.run([GRADC, *args], capture_output=True, text=True,
+                           preexec_fn=limited(200))
+        expect(p.returncode == 1 and "cannot write" in p.stderr,
+               f"{args}: exit {p.returncode}\n{p.stderr}")
+    for n, data in before.items():
+        expect(open(n, "rb").read() == data, f"{n} truncated by a failed write")
+    expect(sorted(os.listdir(".")) == ["F.expr", "F.h", "F.o", "F.svg"],
+           f"left behind: {os.listdir('.')}")
+    # modes as a plain create gives them
+    expect(os.stat("F.o").st_mode & 0o777 == 0o666 & ~current_umask(), "mode of F.o")
+
+
+def current_umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 def main():
     global GRADC
     ap = argparse.ArgumentParser()
