@@ -47,15 +47,6 @@ int emit_object(const Module *m, const CodegenOptions *o, const char *obj_path, 
 
 /* ---- the header ---- */
 
-static const char *const c_reserved[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
-    "union", "unsigned", "void", "volatile", "while", "bool", "true", "false", "class",
-    "delete", "new", "private", "public", "template", "this", "throw", "try", "catch",
-    "namespace", "operator", "virtual", "and", "or", "not", "xor", "size_t", "int64_t", NULL,
-};
-
 /* Parameter names are the program's names, made distinct from each other
  * and from C and C++ keywords by appending '_'. */
 typedef struct Names {
@@ -69,8 +60,7 @@ static const char *param(Names *ns, const char *want)
     const char *s = want;
     for (;;) {
         bool clash = false;
-        for (int i = 0; c_reserved[i] && !clash; i++)
-            clash = strcmp(c_reserved[i], s) == 0;
+        clash = c_keyword(s);
         for (int i = 0; i < ns->n && !clash; i++)
             clash = strcmp(ns->used[i], s) == 0;
         if (!clash)

@@ -484,6 +484,12 @@ typedef struct CodegenOptions {
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
 } CodegenOptions;
 
+/* cname.c: why NAME may not name a compiled program's functions (a C
+ * keyword, main, a C library or runtime name, not an identifier; the same
+ * for NAME_grad and NAME_work_size), or NULL when it may. */
+const char *c_name_problem(Arena *a, const char *name);
+bool c_keyword(const char *s);     /* C and C++ keywords, size_t, int64_t */
+
 /* `gradc compile`: object file (or textual IR with emit_llvm) and header. */
 int emit_object(const Module *m, const CodegenOptions *o, const char *obj_path,
                 bool emit_llvm);

@@ -253,17 +253,6 @@ static const char *file_stem(Arena *a, const char *path)
     return arena_strndup(a, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
-static bool is_c_identifier(const char *s)
-{
-    if (!*s || (*s >= '0' && *s <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9')))
-            return false;
-    return true;
-}
-
 /* "my-model.v2" → "my_model_v2"; "2d" → "_2d". */
 static const char *c_identifier(Arena *a, const char *s)
 {
@@ -376,8 +365,13 @@ static int cmd_compile(Arena *a, const Options *o)
         return 1;
     const char *stem = file_stem(a, o->file);
     co.name = o->name ? o->name : c_identifier(a, stem);
-    if (!is_c_identifier(co.name)) {
-        diag_plain("compile: --name '%s' is not a C identifier", co.name);
+    const char *why = c_name_problem(a, co.name);
+    if (why) {
+        if (o->name)
+            diag_plain("compile: --name '%s' %s; choose another name", co.name, why);
+        else
+            diag_plain("compile: the default function name '%s' (from %s) %s; "
+                       "choose another with --name NAME", co.name, o->file, why);
         return 1;
     }
     const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");

@@ -238,6 +238,32 @@ def current_umask():
     return m
 
 
+# ---- function names that would clash with C ------------------------------
+
+@case
+def function_names_checked():
+    for stem, why in (("exp", "C math library"), ("logf", "C math library"),
+                      ("int", "keyword"), ("class", "keyword"), ("main", "main"),
+                      ("malloc", "C standard library"), ("printf", "C standard library")):
+        write(stem + ".expr", SCALAR)
+        error(rf"compile: the default function name '{stem}' \(from {stem}.expr\) .*{why}.*"
+              r"choose another with --name NAME", "compile", stem + ".expr")
+        expect(not os.path.exists(stem + ".o"), f"{stem}.o written")
+        ok("compile", stem + ".expr", "--name", stem + "_model", "-o", "m.o")
+    write("F.expr", SCALAR)
+    for name, why in (("malloc", "C standard library"), ("gradc_tape_push", "runtime"),
+                      ("runtime", "runtime"), ("__x", "reserved"), ("_X", "reserved"),
+                      ("2d", "not a C identifier"), ("a-b", "not a C identifier"),
+                      ("", "not a C identifier"), ("_", "__grad, which is reserved"),
+                      ("sqrtl", "math library"), ("operator", "keyword")):
+        error(rf"compile: --name '{re.escape(name)}' .*{why}.*; choose another name",
+              "compile", "F.expr", "--name", name, "-o", "m.o")
+    # names derived from awkward file names are made identifiers, then checked
+    write("my-model.v2.expr", SCALAR)
+    ok("compile", "my-model.v2.expr", "--header", "h.h")
+    expect("int my_model_v2(" in open("h.h").read(), "my_model_v2 declared")
+
+
 def main():
     global GRADC
     ap = argparse.ArgumentParser()
