@@ -325,6 +325,14 @@ static int cmd_eval(Arena *a, const Options *o)
                                      want_grad ? grads : NULL, &where);
     if (!report_status(m, status, where, b.max_iter))
         return 1;
+    /* spec §8: a cotangent scales a scalar output's gradient (reverse mode
+     * seeds a scalar output with 1, and the gradient is linear in the seed) */
+    for (int i = 0; want_grad && b.cotangent && shape_is_scalar(m->fwd.value->shape) &&
+                    i < m->nwrt; i++) {
+        Shape s = m->inputs[m->wrt[i]].shape;
+        for (int64_t k = 0; k < shape_rows(s, b.dims) * shape_cols(s, b.dims); k++)
+            grads[i][k] *= b.cotangent[0];
+    }
     json_print_result(stdout, m, &b, value, want_grad ? grads : NULL);
     return 0;
 }

@@ -264,6 +264,24 @@ def function_names_checked():
     expect("int my_model_v2(" in open("h.h").read(), "my_model_v2 declared")
 
 
+# ---- --cotangent for a scalar output scales the gradient (spec §8) --------
+
+@case
+def cotangent_scales_scalar_gradient():
+    write("c.json", "-2.5")
+    prog = "input x[n]\ninput a\ny = a * sum(x .* x) + a^2\n"
+    plain = evaluate(prog, {"x": [1.0, -2.0], "a": 3.0})
+    scaled = evaluate(prog, {"x": [1.0, -2.0], "a": 3.0}, "--cotangent", "c.json")
+    close(scaled["value"], plain["value"], 0, "value")
+    close(scaled["gradient"]["x"], [-2.5 * g for g in plain["gradient"]["x"]], 1e-15, "dy/dx")
+    close(scaled["gradient"]["a"], -2.5 * plain["gradient"]["a"], 1e-15, "dy/da")
+    close(plain["gradient"]["x"], [6.0, -12.0], 1e-15, "dy/dx at 1")
+    # a vector output's cotangent is the seed, as before
+    write("c.json", "[2, 0.5]")
+    r = evaluate("input x[n]\ny = x .* x\n", {"x": [1.0, 3.0]}, "--cotangent", "c.json")
+    close(r["gradient"]["x"], [4.0, 3.0], 1e-15, "vector cotangent")
+
+
 def main():
     global GRADC
     ap = argparse.ArgumentParser()
