@@ -57,6 +57,15 @@ typedef struct Source {
 } Source;
 
 Source *source_read(Arena *a, const char *path);   /* NULL + message on failure */
+/* The contents of path (malloc'd, NUL-terminated, *len bytes), or NULL after
+ * a message; a file larger than cap is an error, and the rest of it is not
+ * read.  The caps (bytes) of a program and of a JSON file: --max-input. */
+char *file_read_capped(const char *path, size_t cap, size_t *len);
+extern size_t read_cap_program, read_cap_json;
+/* Why a decimal number (program literal or JSON) that strtod read as v is
+ * not a double, or NULL: it overflows, or it is nonzero (some mantissa
+ * digit is not 0) and rounds to 0. */
+const char *number_range_problem(double v, bool nonzero);
 Source *source_from_string(Arena *a, const char *path, const char *text);
 
 /* Prints `FILE:LINE:COL: error: MESSAGE`, the source line and a caret under
@@ -527,12 +536,35 @@ int plot_svg(const Module *m, double lo, double hi, const char *svg_path);
 /* json.c — eval's input and output                                      */
 /* ===================================================================== */
 
+/* jsontext.c: strict JSON text → a compact tree (an array of numbers only
+ * is packed into nums); NULL after a message with FILE:LINE:COL. */
+typedef enum JKind { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ } JKind;
+typedef struct JVal JVal;
+struct JVal {
+    JKind kind;
+    size_t off;           /* byte offset of the value in the text */
+    int64_t n;            /* entries of an array or object */
+    double num;           /* J_NUM */
+    const char *str;      /* J_STR */
+    double *nums;         /* J_ARR of numbers only: its n numbers, else NULL */
+    JVal **items;         /* other J_ARR, and J_OBJ: its n entries */
+    const char *key;      /* an entry of an object: its key, and where */
+    size_t key_off;
+};
+JVal *json_parse(Arena *a, const Source *src);
+Loc json_loc(const Source *src, size_t off);
+const char *json_kind_name(JKind k);
+
 /* Reads the inputs file: binds every dimension symbol from the shapes and
  * copies each input; errors (bad JSON, missing input, a dimension that
  * disagrees) are printed and return false. */
 bool json_read_inputs(const Module *m, const char *path, Bindings *b, Arena *a);
 /* Reads a cotangent of the output's shape. */
 bool json_read_cotangent(const Module *m, const char *path, Bindings *b, Arena *a);
+/* The same from a buffer of len bytes (any bytes, NULs included) that
+ * messages call name: for tests and fuzzing. */
+bool json_parse_inputs(const Module *m, const char *name, const char *text, size_t len,
+                       Bindings *b, Arena *a);
 /* Prints {"value": V, "gradient": {...}} with 17 significant digits. */
 void json_print_result(FILE *out, const Module *m, const Bindings *b,
                        const double *value, double *const *grads);

@@ -35,10 +35,12 @@ typedef struct Options {
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
     const char *range;                        /* plot */
+    const char *max_input;                    /* every command: the read caps */
 } Options;
 
 /* The commands an option belongs to, as bits. */
-enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32 };
+enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32,
+       C_ALL = 63 };
 
 typedef enum { O_STR, O_FLAG, O_LEVEL } OptKind;
 
@@ -73,6 +75,7 @@ static const OptSpec opt_specs[] = {
     {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2},
     {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3},
     {"--range",     O_STR,   F(range),     C_PLOT, 0},
+    {"--max-input", O_STR,   F(max_input), C_ALL, 0},
 };
 #undef F
 
@@ -124,6 +127,8 @@ static void print_help(FILE *out)
           "\n"
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
+          "--max-input SIZE (every command): the largest program or JSON file read\n"
+          "         (default 16M for a program, 1G for JSON; suffixes K, M, G)\n"
           "\n"
           "Options also take the form --option=VALUE.  Errors go to standard error as\n"
           "FILE:LINE:COL: error: MESSAGE; on any error, usage errors included, the\n"
@@ -211,6 +216,26 @@ static bool parse_double(const char *opt, const char *s, double *out)
         return false;
     }
     *out = v;
+    return true;
+}
+
+/* --max-input SIZE: bytes, or with a suffix K, M or G (binary); sets the
+ * cap on every program and JSON file the command reads. */
+static bool max_input_option(const Options *o)
+{
+    if (!o->max_input)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(o->max_input, &end, 10);
+    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (end == o->max_input || o->max_input[0] == '-' || errno == ERANGE ||
+        (shift ? end[1] != '\0' : *end != '\0') || v == 0 || v > (SIZE_MAX / 2) >> shift) {
+        diag_plain("--max-input: expected a size in bytes such as 4096, 64M or 2G, not '%s'",
+                   o->max_input);
+        return false;
+    }
+    read_cap_program = read_cap_json = (size_t)v << shift;
     return true;
 }
 
@@ -545,6 +570,8 @@ int main(int argc, char **argv)
     }
     Options o = {.opt_level = 2};
     if (!parse_options(c, argc - 2, argv + 2, &o))
+        return 1;
+    if (!max_input_option(&o))
         return 1;
     Arena *a = arena_new();
     int status = c->run(a, &o);

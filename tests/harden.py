@@ -282,6 +282,81 @@ def cotangent_scales_scalar_gradient():
     close(r["gradient"]["x"], [4.0, 3.0], 1e-15, "vector cotangent")
 
 
+# ---- JSON: strict, with positions; numbers that are doubles ----------------
+
+SUMSQ = "input x[n]\ny = sum(x .* x)\n"
+
+
+@case
+def json_strict():
+    write("p.expr", SUMSQ)
+    bad = {
+        '{"x": [1, 2]} x': r"t.json:1:15: error: not valid JSON: 'x' after the JSON value",
+        '{"x": [1, 2]}\n{"x": [1]}': r"t.json:2:1: error: not valid JSON: '\{' after the JSON value",
+        '{"x": [1, 2]}\0{"x": 1}': r"t.json:1:14: error: not valid JSON: a NUL byte after",
+        '{"x": [01, 2]}': r"t.json:1:8: error: not valid JSON: a number may not have a leading zero",
+        '{"x": [-00.5]}': r"leading zero",
+        '{"x": [1, 2],\n "x": [3]}': r"t.json:2:2: error: not valid JSON: the key \"x\" appears twice "
+                                     r"\(first at line 1, column 2\)",
+        '{"x": [1e999]}': r"t.json:1:8: error: not valid JSON: the number 1e999 is too large",
+        '{"x": [-1e999]}': r"too large for a double",
+        '{"x": [1, 1e-400]}': r"t.json:1:11: error: not valid JSON: the number 1e-400 is too small "
+                              r"for a double \(it would be 0\)",
+        '{"x": [1, 2,]}': r"trailing commas are not JSON",
+        '{"x": [1, 2]': r"t.json:1:13: error: not valid JSON: expected ',' or '}' in an object, "
+                        r"found the end of the file",
+        '{"x": [NaN]}': r"NaN and Infinity are not JSON",
+        '{"x": [1.]}': r"expected a digit after '.'",
+        '{"x": [+1]}': r"t.json:1:8: error: not valid JSON: expected a digit, found '\+'",
+        '{"x\x01": 1}': r"byte 0x01 inside a string",
+        '{x: [1]}': r"expected a key",
+        '': r"t.json:1:1: error: not valid JSON: it ends where a value was expected",
+        '[' * 300 + ']' * 300: r"nested deeper than 256",
+        '{"x": [[1], [2]]}': r"t.json:1:8: error: input 'x' should be a flat array of numbers "
+                             r"\(a vector is not an array of rows\)",
+        '{"x": [1, "a"]}': r"t.json:1:11: error: input 'x': entry 2 is not a number",
+        '{"y": [1, 2]}': r"missing input 'x'",
+    }
+    for text, pattern in bad.items():
+        write("t.json", text.encode(), "wb")
+        error(pattern, "eval", "p.expr", "--inputs", "t.json", "--interp")
+    # what is still fine: zeros, exponents, subnormals, escapes, whitespace
+    for text, value in (('{"x": [0, -0.0, 0e-400, 2E+1]}', 400.0),
+                        ('{"x": [1e-310]}', 0.0),
+                        ('{"\\u0078": [3]}', 9.0),
+                        (' \t\r\n{"x" : [ 1 , 2 ] , "z": {"a": [true, null, "s"]}}\n', 5.0)):
+        write("t.json", text)
+        r = json.loads(ok("eval", "p.expr", "--inputs", "t.json").stdout)
+        close(r["value"], value, 1e-15, text)
+
+
+# ---- reading is capped, and the cap can be raised ------------------------
+
+@case
+def inputs_capped():
+    write("p.expr", SUMSQ)
+    # /dev/zero has no end: a program and a JSON file from it stop at the cap
+    for args, cap in ((["derive", "/dev/zero"], "16 MiB"),
+                      (["eval", "p.expr", "--inputs", "/dev/zero", "--max-input", "64M"], "64 MiB")):
+        p = run(*args, timeout=60)
+        expect(p.returncode == 1 and f"/dev/zero is larger than the limit of {cap} "
+               "(raise it with --max-input SIZE)" in p.stderr, f"{args}: {p.stderr}")
+    # a program of 17 MiB (spaces, then a statement) needs --max-input
+    with open("big.expr", "w") as f:
+        f.write(" " * (17 << 20) + "\n" + SUMSQ)
+    error(r"big.expr is larger than the limit of 16 MiB", "derive", "big.expr")
+    ok("derive", "big.expr", "--max-input", "32M")
+    write("t.json", '{"x": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]}')
+    error(r"t.json is larger than the limit of 40 bytes", "eval", "p.expr", "--inputs", "t.json",
+          "--max-input", "40")
+    for bad in ("0", "-1", "1x", "12Q", "M", "99999999999999999999G"):
+        error(r"--max-input: expected a size in bytes", "derive", "p.expr", "--max-input", bad)
+    # a pipe is read in bounded chunks too
+    p = subprocess.run(f"head -c 40000000 /dev/zero | {GRADC} derive /dev/stdin", shell=True,
+                       capture_output=True, text=True, timeout=60)
+    expect(p.returncode == 1 and "larger than the limit of 16 MiB" in p.stderr, p.stderr)
+
+
 def main():
     global GRADC
     ap = argparse.ArgumentParser()
