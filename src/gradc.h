@@ -521,12 +521,14 @@ void jit_close(Jit *j);
 
 typedef struct FdCheckOptions {
     const char *dims;     /* "n=5,m=3" or NULL (every symbol 3) */
+    const char *inputs;   /* a JSON inputs file: check at that point, or NULL */
     uint64_t seed;
     double tol;           /* default 1e-6 */
     bool use_jit;
 } FdCheckOptions;
 /* Prints the worst relative error per wrt input; returns 0 when all are
- * within tol, 1 otherwise or on error. */
+ * within tol (tol > 0), 1 otherwise, when nothing was checked (all zero or
+ * not finite), or on error. */
 int fdcheck_run(const Module *m, const FdCheckOptions *o);
 
 /* plot.c — `gradc plot`: the output and its derivative over a range, as SVG */

@@ -54,7 +54,7 @@ typedef struct OptSpec {
 
 #define F(f) offsetof(Options, f)
 static const OptSpec opt_specs[] = {
-    {"--inputs",    O_STR,   F(inputs),    C_EVAL, 0},
+    {"--inputs",    O_STR,   F(inputs),    C_EVAL | C_CHECK | C_PLOT, 0},
     {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0},
     {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0},
     {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0},
@@ -103,8 +103,10 @@ static const Command commands[] = {
      "                        [--interp | --jit] [--max-iter N] [--checkpoint K]"},
     {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex] [--checkpoint K]"},
     {"check", C_CHECK, cmd_check,
-     "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit] [--checkpoint K]"},
-    {"plot", C_PLOT, cmd_plot, "FILE.expr [--range LO:HI] -o FILE.svg"},
+     "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
+     "                        [--checkpoint K]"},
+    {"plot", C_PLOT, cmd_plot,
+     "FILE.expr [--range LO:HI] [--inputs FILE.json] [--tangent X0] -o FILE.svg"},
     {"parse", C_PARSE, cmd_parse, NULL},    /* debugging: the AST as S-expressions */
 };
 
@@ -122,8 +124,11 @@ static void print_help(FILE *out)
           "eval     run the program on JSON inputs; print its value and gradient as JSON\n"
           "         (--interp: the reference interpreter, --jit: LLVM's JIT)\n"
           "derive   print each gradient as an expression (--latex: as LaTeX)\n"
-          "check    compare the gradient with central finite differences\n"
-          "plot     draw the output and its derivative as SVG (default range -5:5)\n"
+          "check    compare the gradient with central finite differences (at random\n"
+          "         inputs, or at --inputs FILE's)\n"
+          "plot     draw the output and its derivative as SVG (default range -5:5; the\n"
+          "         other inputs from --inputs FILE, else 1; --tangent X0: the tangent\n"
+          "         line at X0)\n"
           "\n"
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
@@ -375,7 +380,7 @@ static int cmd_derive(Arena *a, const Options *o)
 
 static int cmd_check(Arena *a, const Options *o)
 {
-    FdCheckOptions fo = {.dims = o->dims, .seed = 1, .tol = 1e-6,
+    FdCheckOptions fo = {.dims = o->dims, .inputs = o->inputs, .seed = 1, .tol = 1e-6,
                          .use_jit = o->jit};
     int64_t seed;
     if (o->seed) {
@@ -385,6 +390,10 @@ static int cmd_check(Arena *a, const Options *o)
     }
     if (o->tol && !parse_double("--tol", o->tol, &fo.tol))
         return 1;
+    if (!(fo.tol > 0)) {
+        diag_plain("--tol: expected a positive number, not '%s'", o->tol);
+        return 1;
+    }
     Module *m = front(a, o, true);
     if (!m)
         return 1;
