@@ -532,7 +532,13 @@ typedef struct FdCheckOptions {
 int fdcheck_run(const Module *m, const FdCheckOptions *o);
 
 /* plot.c — `gradc plot`: the output and its derivative over a range, as SVG */
-int plot_svg(const Module *m, double lo, double hi, const char *svg_path);
+typedef struct PlotOptions {
+    double lo, hi;        /* the swept input's range */
+    const char *inputs;   /* JSON file holding the other inputs, or NULL (all 1) */
+    bool tangent;         /* draw the tangent line at x0 */
+    double x0;
+} PlotOptions;
+int plot_svg(const Module *m, const PlotOptions *po, const char *svg_path);
 
 /* ===================================================================== */
 /* json.c — eval's input and output                                      */
@@ -554,6 +560,9 @@ struct JVal {
     size_t key_off;
 };
 JVal *json_parse(Arena *a, const Source *src);
+/* The file read (capped) and parsed; *src gets its text (malloc'd: free
+ * src->text when done, even on failure when *src is set). */
+JVal *json_parse_file(Arena *a, const char *path, const Source **src);
 Loc json_loc(const Source *src, size_t off);
 const char *json_kind_name(JKind k);
 

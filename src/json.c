@@ -16,7 +16,7 @@
 /* ---- reading ---- */
 
 /* The file as a Source (capped at read_cap_json), then its tree. */
-static JVal *parse_file(Arena *a, const char *path, const Source **src)
+JVal *json_parse_file(Arena *a, const char *path, const Source **src)
 {
     size_t len;
     char *text = file_read_capped(path, read_cap_json, &len);
@@ -218,7 +218,7 @@ bool json_parse_inputs(const Module *m, const char *name, const char *text, size
 bool json_read_inputs(const Module *m, const char *path, Bindings *b, Arena *a)
 {
     const Source *src = NULL;
-    const JVal *j = parse_file(a, path, &src);
+    const JVal *j = json_parse_file(a, path, &src);
     bool ok = j && read_inputs(m, src, j, b, a);
     if (src)
         free(src->text);
@@ -234,7 +234,7 @@ static int form_of(Shape s)
 bool json_read_cotangent(const Module *m, const char *path, Bindings *b, Arena *a)
 {
     const Source *src = NULL;
-    const JVal *j = parse_file(a, path, &src);
+    const JVal *j = json_parse_file(a, path, &src);
     if (!j) {
         if (src)
             free(src->text);

@@ -34,7 +34,7 @@ typedef struct Options {
     int opt_level;
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
-    const char *range;                        /* plot */
+    const char *range, *tangent;              /* plot */
     const char *max_input;                    /* every command: the read caps */
 } Options;
 
@@ -75,6 +75,7 @@ static const OptSpec opt_specs[] = {
     {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2},
     {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3},
     {"--range",     O_STR,   F(range),     C_PLOT, 0},
+    {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0},
     {"--max-input", O_STR,   F(max_input), C_ALL, 0},
 };
 #undef F
@@ -431,7 +432,7 @@ static int cmd_compile(Arena *a, const Options *o)
 
 static int cmd_plot(Arena *a, const Options *o)
 {
-    double lo = -5, hi = 5;
+    PlotOptions po = {.lo = -5, .hi = 5, .inputs = o->inputs, .tangent = o->tangent != NULL};
     if (!o->out) {
         diag_plain("plot: -o FILE.svg is required");
         return 1;
@@ -439,21 +440,28 @@ static int cmd_plot(Arena *a, const Options *o)
     if (o->range) {
         /* "LO:HI"; LO may be negative, so split at the last ':'. */
         const char *colon = strrchr(o->range, ':');
-        if (!colon || !parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &lo)
-            || !parse_double("--range", colon + 1, &hi))
+        if (!colon) {
+            diag_plain("--range: expected LO:HI, as in -5:5, not '%s'", o->range);
             return 1;
-        if (!(lo < hi)) {
+        }
+        if (!parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &po.lo)
+            || !parse_double("--range", colon + 1, &po.hi))
+            return 1;
+        if (!(po.lo < po.hi)) {
             diag_plain("--range: LO must be less than HI in '%s'", o->range);
             return 1;
         }
     }
-    FileRole files[] = {{o->file, "the program", true}, {o->out, "-o", false}};
-    if (!files_distinct(a, "plot", files, 2))
+    if (o->tangent && !parse_double("--tangent", o->tangent, &po.x0))
+        return 1;
+    FileRole files[] = {{o->file, "the program", true}, {o->inputs, "the --inputs file", true},
+                        {o->out, "-o", false}};
+    if (!files_distinct(a, "plot", files, 3))
         return 1;
     Module *m = front(a, o, true);
     if (!m)
         return 1;
-    return plot_svg(m, lo, hi, o->out) == 0 ? 0 : 1;
+    return plot_svg(m, &po, o->out) == 0 ? 0 : 1;
 }
 
 /* ---- parse (debugging aid): the AST as S-expressions -------------------- */

@@ -357,6 +357,75 @@ def inputs_capped():
     expect(p.returncode == 1 and "larger than the limit of 16 MiB" in p.stderr, p.stderr)
 
 
+# ---- check at the user's point; checks that check nothing; --tol ------------
+
+@case
+def check_options():
+    write("p.expr", "input x[n]\ninput A[n, n]\ny = x' * A * x + sum(sin(x))\n")
+    write("in.json", '{"x": [0.5, -1, 2, 0.25], "A": [[1, 2, 0, 0], [0, 1, 0, 0], '
+                     '[0, 0, 3, 1], [1, 1, 1, 1]]}')
+    p = ok("check", "p.expr", "--inputs", "in.json")
+    expect(p.stdout.endswith("ok\n") and "x: max relative error" in p.stdout, p.stdout)
+    # the point is the file's: x^2 at x = 0 has a zero gradient (random points do not)
+    write("p.expr", "input x\ny = x^2\n")
+    write("in.json", '{"x": 0}')
+    p = run("check", "p.expr", "--inputs", "in.json")
+    expect(p.returncode == 1 and "NOT CHECKED" in p.stdout, p.stdout)
+    ok("check", "p.expr")
+    error(r"--dims and --inputs exclude each other", "check", "p.expr", "--inputs", "in.json",
+          "--dims", "n=2")
+    # nothing to compare: all zero, or not finite
+    write("z.expr", "input x[n]\ny = sum(detach(x))\n")
+    p = run("check", "z.expr")
+    expect(p.returncode == 1 and "NOT CHECKED: the gradient and the differences are all zero"
+           in p.stdout and "\nok" not in p.stdout, p.stdout)
+    write("nf.expr", "input x[n]\ny = sum(log(x - 10))\n")
+    p = run("check", "nf.expr")
+    expect(p.returncode == 1 and "not finite" in p.stdout and "\nok" not in p.stdout, p.stdout)
+    for tol in ("0", "-1e-3", "-0"):
+        error(r"--tol: expected a positive number", "check", "p.expr", "--tol", tol)
+    ok("check", "p.expr", "--tol", "1e-3")
+
+
+# ---- plot: other inputs from a file, the tangent line, range errors --------
+
+def svg_tangent(svg):
+    m = re.search(r"tangent at ([-\d.e+]+): slope ([-\d.e+]+)", svg)
+    expect(m, "no tangent in the SVG")
+    return float(m.group(1)), float(m.group(2))
+
+
+@case
+def plot_options():
+    write("p.expr", "input x\ninput a\ninput b\nwrt x\ny = a * sin(x) + b * x^2\n")
+    write("in.json", '{"a": 3, "b": 0.5}')
+    ok("plot", "p.expr", "-o", "f.svg", "--inputs", "in.json", "--tangent", "0.5")
+    x0, slope = svg_tangent(open("f.svg").read())
+    close(x0, 0.5, 1e-6, "x0")
+    close(slope, 3 * math.cos(0.5) + 2 * 0.5 * 0.5, 1e-5, "slope with a = 3, b = 0.5")
+    ok("plot", "p.expr", "-o", "g.svg", "--tangent", "0.5")
+    close(svg_tangent(open("g.svg").read())[1], math.cos(0.5) + 0.5 * 2, 1e-5,
+          "slope with the default 1s")
+    expect(open("f.svg").read() != open("g.svg").read(), "the held inputs change nothing")
+    # the swept input may be in the file (ignored); a held one may not be missing
+    write("in.json", '{"a": 3, "b": 0.5, "x": 100}')
+    ok("plot", "p.expr", "-o", "f.svg", "--inputs", "in.json")
+    write("in.json", '{"a": 3}')
+    error(r"in.json:1:1: error: missing input 'b'", "plot", "p.expr", "-o", "f.svg",
+          "--inputs", "in.json")
+    write("in.json", '{"a": 3, "b": [1]}')
+    error(r"in.json:1:15: error: input 'b' should be a number", "plot", "p.expr", "-o", "f.svg",
+          "--inputs", "in.json")
+    error(r"plot: -o 'in.json' is the --inputs file", "plot", "p.expr", "-o", "in.json",
+          "--inputs", "in.json")
+    for bad, msg in (("abc", r"--range: expected LO:HI, as in -5:5, not 'abc'"),
+                     ("1:abc", r"--range: expected a number, not 'abc'"),
+                     ("3:1", r"--range: LO must be less than HI")):
+        error(msg, "plot", "p.expr", "-o", "f.svg", "--range", bad)
+    error(r"--tangent: expected a number, not 'x'", "plot", "p.expr", "-o", "f.svg",
+          "--tangent", "x")
+
+
 def main():
     global GRADC
     ap = argparse.ArgumentParser()
