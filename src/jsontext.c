@@ -275,6 +275,16 @@ static bool next_entry(Parser *p, char close, const char *what)
     return false;
 }
 
+/* The entries pushed since mark become v's items (copied to the arena). */
+static JVal *pop_entries(Parser *p, JVal *v, size_t mark)
+{
+    v->n = (int64_t)(p->nstack - mark);
+    v->items = arena_alloc(p->a, sizeof(JVal *) * (size_t)v->n);
+    memcpy(v->items, p->stack + mark, sizeof(JVal *) * (size_t)v->n);
+    p->nstack = mark;
+    return v;
+}
+
 static JVal *array(Parser *p, int depth)
 {
     JVal *v = node(p, J_ARR, p->pos);
@@ -304,13 +314,7 @@ static JVal *array(Parser *p, int depth)
             return NULL;
         push(p, e);
     } while (next_entry(p, ']', "an array"));
-    if (p->failed)
-        return NULL;
-    v->n = (int64_t)(p->nstack - mark);
-    v->items = arena_alloc(p->a, sizeof(JVal *) * (size_t)v->n);
-    memcpy(v->items, p->stack + mark, sizeof(JVal *) * (size_t)v->n);
-    p->nstack = mark;
-    return v;
+    return p->failed ? NULL : pop_entries(p, v, mark);
 }
 
 static int by_key(const void *x, const void *y)
@@ -352,12 +356,8 @@ static JVal *object(Parser *p, int depth)
         e->key_off = key_off;
         push(p, e);
     } while (next_entry(p, '}', "an object"));
-    if (p->failed)
+    if (p->failed || !pop_entries(p, v, mark))
         return NULL;
-    v->n = (int64_t)(p->nstack - mark);
-    v->items = arena_alloc(p->a, sizeof(JVal *) * (size_t)v->n);
-    memcpy(v->items, p->stack + mark, sizeof(JVal *) * (size_t)v->n);
-    p->nstack = mark;
     /* duplicate keys: sorted by key, then position, a repeat is adjacent */
     JVal **sorted = arena_alloc(p->a, sizeof(JVal *) * (size_t)v->n);
     memcpy(sorted, v->items, sizeof(JVal *) * (size_t)v->n);

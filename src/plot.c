@@ -63,7 +63,7 @@ static bool check_plottable(const Module *m)
  * be a number there (the swept one may be given; it is ignored). */
 static bool held_inputs(const Module *m, const char *path, double *in)
 {
-    const Source *src;
+    const Source *src = NULL;
     const JVal *j = json_parse_file(m->arena, path, &src);
     bool ok = j != NULL;
     if (ok && j->kind != J_OBJ) {

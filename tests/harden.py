@@ -418,6 +418,8 @@ def plot_options():
           "--inputs", "in.json")
     error(r"plot: -o 'in.json' is the --inputs file", "plot", "p.expr", "-o", "in.json",
           "--inputs", "in.json")
+    error(r"cannot open missing.json", "plot", "p.expr", "-o", "f.svg", "--inputs", "missing.json")
+    error(r"cannot open missing.json", "check", "p.expr", "--inputs", "missing.json")
     for bad, msg in (("abc", r"--range: expected LO:HI, as in -5:5, not 'abc'"),
                      ("1:abc", r"--range: expected a number, not 'abc'"),
                      ("3:1", r"--range: LO must be less than HI")):
