@@ -22,7 +22,7 @@ Source *source_from_string(Arena *a, const char *path, const char *text)
     return s;
 }
 
-size_t read_cap_program = (size_t)16 << 20;
+size_t read_cap_program = (size_t)64 << 20;   /* a million-statement program is ~30 MB */
 size_t read_cap_json = (size_t)1 << 30;
 
 /* "16 MiB" for a cap's message. */

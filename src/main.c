@@ -30,7 +30,7 @@ typedef struct Options {
     const char *dims;                         /* check */
     const char *seed, *tol;
     const char *out, *header, *name, *target; /* compile, plot */
-    bool emit_llvm;
+    bool emit_llvm, dump_plan;
     int opt_level;
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
@@ -68,6 +68,7 @@ static const OptSpec opt_specs[] = {
     {"-o",          O_STR,   F(out),       C_COMPILE | C_PLOT, 0},
     {"--header",    O_STR,   F(header),    C_COMPILE, 0},
     {"--emit-llvm", O_FLAG,  F(emit_llvm), C_COMPILE, 0},
+    {"--dump-plan", O_FLAG,  F(dump_plan), C_COMPILE, 0},
     {"--name",      O_STR,   F(name),      C_COMPILE, 0},
     {"--target",    O_STR,   F(target),    C_COMPILE, 0},
     {"-O0",         O_LEVEL, F(opt_level), C_COMPILE, 0},
@@ -98,7 +99,7 @@ static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
      "FILE.expr [-o FILE.o] [--header FILE.h] [--emit-llvm] [-O0|-O1|-O2|-O3]\n"
      "                        [--name NAME] [--target TRIPLE] [--max-iter N]\n"
-     "                        [--checkpoint K]"},
+     "                        [--checkpoint K] [--dump-plan]"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
      "                        [--interp | --jit] [--max-iter N] [--checkpoint K]"},
@@ -134,7 +135,7 @@ static void print_help(FILE *out)
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
           "--max-input SIZE (every command): the largest program or JSON file read\n"
-          "         (default 16M for a program, 1G for JSON; suffixes K, M, G)\n"
+          "         (default 64M for a program, 1G for JSON; suffixes K, M, G)\n"
           "\n"
           "Options also take the form --option=VALUE.  Errors go to standard error as\n"
           "FILE:LINE:COL: error: MESSAGE; on any error, usage errors included, the\n"
@@ -423,6 +424,8 @@ static int cmd_compile(Arena *a, const Options *o)
     if (!files_distinct(a, "compile", files, 3))
         return 1;
     Module *m = front(a, o, true);
+    if (m && o->dump_plan) /* the plan on stdout, nothing written */
+        return plan_dump(m, stdout);
     if (!m || emit_object(m, &co, obj, o->emit_llvm) != 0)
         return 1;
     if (o->header && emit_header(m, &co, o->header) != 0)

@@ -336,25 +336,26 @@ def json_strict():
 def inputs_capped():
     write("p.expr", SUMSQ)
     # /dev/zero has no end: a program and a JSON file from it stop at the cap
-    for args, cap in ((["derive", "/dev/zero"], "16 MiB"),
-                      (["eval", "p.expr", "--inputs", "/dev/zero", "--max-input", "64M"], "64 MiB")):
+    for args, cap in ((["derive", "/dev/zero"], "64 MiB"),
+                      (["eval", "p.expr", "--inputs", "/dev/zero", "--max-input", "8M"], "8 MiB")):
         p = run(*args, timeout=60)
         expect(p.returncode == 1 and f"/dev/zero is larger than the limit of {cap} "
                "(raise it with --max-input SIZE)" in p.stderr, f"{args}: {p.stderr}")
-    # a program of 17 MiB (spaces, then a statement) needs --max-input
+    # a program of 2 MiB (spaces, then the statements) under a 1 MiB cap
     with open("big.expr", "w") as f:
-        f.write(" " * (17 << 20) + "\n" + SUMSQ)
-    error(r"big.expr is larger than the limit of 16 MiB", "derive", "big.expr")
-    ok("derive", "big.expr", "--max-input", "32M")
+        f.write(" " * (2 << 20) + "\n" + SUMSQ)
+    error(r"big.expr is larger than the limit of 1 MiB", "derive", "big.expr", "--max-input", "1M")
+    ok("derive", "big.expr", "--max-input", "3M")
+    ok("derive", "big.expr")
     write("t.json", '{"x": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]}')
     error(r"t.json is larger than the limit of 40 bytes", "eval", "p.expr", "--inputs", "t.json",
           "--max-input", "40")
     for bad in ("0", "-1", "1x", "12Q", "M", "99999999999999999999G"):
         error(r"--max-input: expected a size in bytes", "derive", "p.expr", "--max-input", bad)
     # a pipe is read in bounded chunks too
-    p = subprocess.run(f"head -c 40000000 /dev/zero | {GRADC} derive /dev/stdin", shell=True,
-                       capture_output=True, text=True, timeout=60)
-    expect(p.returncode == 1 and "larger than the limit of 16 MiB" in p.stderr, p.stderr)
+    p = subprocess.run(f"head -c 5000000 /dev/zero | {GRADC} derive /dev/stdin --max-input 4M",
+                       shell=True, capture_output=True, text=True, timeout=60)
+    expect(p.returncode == 1 and "larger than the limit of 4 MiB" in p.stderr, p.stderr)
 
 
 # ---- check at the user's point; checks that check nothing; --tol ------------
