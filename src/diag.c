@@ -204,7 +204,8 @@ int diag_release(void)
 {
     int n = held.len;
     held.on = false;
-    qsort(held.v, (size_t)n, sizeof *held.v, held_order);
+    if (n > 0)   /* qsort's pointer must not be NULL, even for no elements */
+        qsort(held.v, (size_t)n, sizeof *held.v, held_order);
     for (int i = 0; i < n; i++) {
         if (i < DIAG_MAX_ERRORS)
             fputs(held.v[i].text, stderr);
