@@ -76,6 +76,21 @@ void diag_verror(const Source *src, Loc loc, const char *fmt, va_list ap);
 /* `gradc: error: MESSAGE` for errors with no source position (bad JSON…). */
 void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The front end reports every error, not only the first: between diag_hold
+ * and diag_release, diag_error's messages are held; diag_release prints them
+ * in source order, at most DIAG_MAX_ERRORS of them (then a "too many errors"
+ * line), and returns how many there were.  diag_count: how many are held.
+ * A stage stops after DIAG_MAX_ERRORS + 1 errors of its own. */
+#define DIAG_MAX_ERRORS 20
+void diag_hold(void);
+int diag_count(void);
+int diag_release(void);
+/* The candidate nearest to a misspelled name (within 2 edits, fewer for
+ * short names; adjacent swaps count one), or NULL: for "did you mean". */
+const char *diag_closest(const char *name, const char *const *cands, int n);
+/* Why x[1] and x(1) are refused (the parser's and the checker's hint). */
+extern const char diag_no_indexing[];
+
 /* ===================================================================== */
 /* files.c — outputs distinct from inputs, written atomically            */
 /* ===================================================================== */
@@ -130,6 +145,7 @@ struct Expr {
 
 typedef enum AstStmtKind {
     AST_INPUT, AST_ASSIGN, AST_OUTPUT, AST_WRT, AST_IF, AST_WHILE, AST_FOR,
+    AST_ERROR,   /* a statement that did not parse; name: what it assigned, or NULL */
 } AstStmtKind;
 
 /* A dimension in `input A[n, 3]`: a symbol (sym != NULL) or a literal. */
@@ -166,10 +182,15 @@ struct AstStmt {
 typedef struct Ast {
     Source *src;
     AstBlock top;
+    int nerrors;   /* syntax errors the parse recovered from */
 } Ast;
 
-/* Parses src; on the first syntax error prints it and returns NULL.
- * Nesting deeper than PARSE_MAX_DEPTH is a clean error, never a crash. */
+/* Parses src.  Returns NULL (messages printed) when the parse could not go
+ * on; an Ast with nerrors > 0 when it recovered from errors: their messages
+ * stay held (diag_hold) so that check_program can report the statements
+ * that did parse and print everything in source order — a caller that does
+ * not check such an Ast calls diag_release.  Nesting deeper than
+ * PARSE_MAX_DEPTH is a clean error, never a crash. */
 #define PARSE_MAX_DEPTH 1000
 Ast *parse_source(Arena *a, Source *src);
 
@@ -244,7 +265,7 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(SIGMOID,   "sigmoid",   1, U, f_sigmoid,  NULL,    ELEM,    ATOM, NULL,                 sigmoid)                                       \
     X(RELU,      "relu",      1, U, f_relu,     NULL,    ELEM,    ATOM, NULL,                 relu)                                          \
     X(SOFTPLUS,  "softplus",  1, U, f_softplus, NULL,    ELEM,    ATOM, NULL,                 softplus)                                      \
-    X(SIGN,      "sign",      1, U, f_sign,     NULL,    NONE,    ATOM, NULL,                 none) /* derivative helper: -1, 0, 1 */        \
+    X(SIGN,      "sign",      1, U, f_sign,     NULL,    ELEM,    ATOM, NULL,                 none) /* derivative helper: -1, 0, 1 */        \
     X(NOT,       "not",       1, U, f_not,      NULL,    NONE,    NOT,  NULL,                 none) /* 1 if the entry is 0, else 0 */        \
     X(DETACH,    "detach",    1, U, f_id,       NULL,    ELEM,    ATOM, NULL,                 none) /* identity; blocks the adjoint */       \
     X(ADD,       "+",         2, B, f_add,      NULL,    NONE,    ADD,  NULL,                 add)                                           \
@@ -464,8 +485,9 @@ bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 /* check.c — names, shapes, control-flow rules; builds the forward IR    */
 /* ===================================================================== */
 
-/* Checks the program and builds Module.fwd.  On the first error prints it
- * (at the position conformance/README.md tables) and returns NULL. */
+/* Checks the program and builds Module.fwd.  On errors (the parser's held
+ * ones included) prints them all in source order, the first at the position
+ * conformance/README.md tables, and returns NULL. */
 Module *check_program(Arena *a, Ast *ast);
 
 /* ===================================================================== */

@@ -512,6 +512,9 @@ static void dump_stmt(const AstStmt *s, int indent)
         dump_expr(s->value);
         puts(")");
         break;
+    case AST_ERROR:       /* not reached: a tree with errors is not dumped */
+        puts("(error)");
+        break;
     case AST_OUTPUT:
         printf("(output %s)\n", s->name);
         break;
@@ -560,8 +563,10 @@ static int cmd_parse(Arena *a, const Options *o)
 {
     Source *src = source_read(a, o->file);
     Ast *ast = src ? parse_source(a, src) : NULL;
-    if (!ast)
+    if (!ast || ast->nerrors) {
+        diag_release();
         return 1;
+    }
     dump_block(&ast->top, 0);
     return 0;
 }
