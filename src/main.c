@@ -462,15 +462,32 @@ static int cmd_compile(Arena *a, const Options *o)
     CodegenOptions co = {.opt_level = o->opt_level, .triple = o->target};
     if (!max_iter_option(o, &co.max_iter))
         return 1;
+    if (o->shared && (o->emit_llvm || o->target)) {
+        diag_plain("compile: --shared links for this machine; it excludes %s",
+                   o->emit_llvm ? "--emit-llvm" : "--target");
+        return 1;
+    }
     const char *stem = file_stem(a, o->file);
     co.name = o->name ? o->name : c_identifier(a, stem);
     if (!is_c_identifier(co.name)) {
         diag_plain("compile: --name '%s' is not a C identifier", co.name);
         return 1;
     }
-    const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
+    const char *obj = o->out ? o->out
+                    : o->shared ? arena_printf(a, "lib%s.so", co.name)
+                    : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
     Module *m = front(a, o, true);
-    if (!m || emit_object(m, &co, obj, o->emit_llvm) != 0)
+    if (!m)
+        return 1;
+    if (o->describe) {
+        const char *json = emit_describe(m, &co);
+        if (!json)
+            return 1;
+        fputs(json, stdout);
+    }
+    /* --describe alone prints the ABI only; -o or --shared still write */
+    bool write_obj = !o->describe || o->out || o->shared;
+    if (write_obj && (o->shared ? emit_shared(m, &co, obj) : emit_object(m, &co, obj, o->emit_llvm)) != 0)
         return 1;
     if (o->header && emit_header(m, &co, o->header) != 0)
         return 1;
