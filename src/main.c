@@ -206,7 +206,7 @@ static bool parse_options(const Command *c, int argc, char **argv, Options *o)
             if (strlen(opt_specs[k].name) == len && strncmp(opt_specs[k].name, arg, len) == 0)
                 s = &opt_specs[k];
         if (!s || !(s->commands & c->bit)) {
-            diag_plain("%s: unknown option '%.*s' (see gradc --help)", c->name, (int)len, arg);
+            diag_plain("%s: unknown option '%.*s' (see gradc %s --help)", c->name, (int)len, arg, c->name);
             return false;
         }
         char *field = (char *)o + s->field;
