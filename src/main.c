@@ -109,35 +109,51 @@ static int cmd_compile(Arena *a, const Options *o);
 static int cmd_plot(Arena *a, const Options *o);
 static int cmd_parse(Arena *a, const Options *o);
 
-/* The usage lines are the synopsis of docs/gradc.1.md and README.md
- * (tests/docs_options.py compares them with opt_specs). */
+/* The usage lines are the synopsis of docs/gradc.1.md, docs/language.md and
+ * README.md (tests/docs_options.py compares them, and their options with
+ * opt_specs); print_usage indents the lines after the first under the
+ * first option. */
 static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
      "FILE.expr [-o FILE] [--header FILE.h] [--emit-llvm | --shared] [--describe]\n"
-     "                        [-O0|-O1|-O2|-O3] [--name NAME] [--target TRIPLE] [--wrt A,B]\n"
-     "                        [--max-iter N] [--checkpoint K]",
+     "[-O0|-O1|-O2|-O3] [--name NAME] [--target TRIPLE] [--wrt A,B]\n"
+     "[--max-iter N] [--checkpoint K]",
      "write an object file (or a shared library) with NAME and NAME_grad"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
-     "                        [--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]",
+     "[--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]",
      "run the program on JSON inputs; print its value and gradient as JSON"},
     {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex] [--wrt A,B] [--checkpoint K]",
      "print each gradient as an expression"},
     {"check", C_CHECK, cmd_check,
      "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit] [--wrt A,B]\n"
-     "                        [--checkpoint K]",
+     "[--checkpoint K]",
      "compare the gradient with central finite differences"},
     {"plot", C_PLOT, cmd_plot, "FILE.expr [--range LO:HI] [--wrt A] -o FILE.svg",
      "draw the output and its derivative as SVG"},
     {"parse", C_PARSE, cmd_parse, NULL, NULL},    /* debugging: the AST as S-expressions */
 };
 
+/* "PREFIX gradc NAME USAGE", continuation lines aligned after "FILE.expr ". */
+static void print_usage(FILE *out, const char *prefix, const Command *c, int name_width)
+{
+    int col = fprintf(out, "%sgradc %-*s ", prefix, name_width, c->name) + (int)strlen("FILE.expr ");
+    for (const char *p = c->usage ? c->usage : "FILE.expr";;) {
+        const char *nl = strchr(p, '\n');
+        fprintf(out, "%.*s\n", nl ? (int)(nl - p) : (int)strlen(p), p);
+        if (!nl)
+            break;
+        fprintf(out, "%*s", col, "");
+        p = nl + 1;
+    }
+}
+
 static void print_help(FILE *out)
 {
     fputs("usage:\n", out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (commands[i].usage)
-            fprintf(out, "  gradc %-8s%s\n", commands[i].name, commands[i].usage);
+            print_usage(out, "  ", &commands[i], 7);
     fputs("  gradc --help | help\n"
           "  gradc CMD --help\n"
           "  gradc --version\n"
@@ -166,8 +182,8 @@ static void print_help(FILE *out)
  * belongs to the command. */
 static void print_command_help(FILE *out, const Command *c)
 {
-    fprintf(out, "usage: gradc %s %s\n\n%s\n\noptions:\n", c->name,
-            c->usage ? c->usage : "FILE.expr", c->about ? c->about : "print the AST");
+    print_usage(out, "usage: ", c, 0);
+    fprintf(out, "\n%s\n\noptions:\n", c->about ? c->about : "print the AST");
     for (size_t k = 0; k < sizeof opt_specs / sizeof opt_specs[0]; k++) {
         const OptSpec *s = &opt_specs[k];
         if (!(s->commands & c->bit))
@@ -229,8 +245,7 @@ static bool parse_options(const Command *c, int argc, char **argv, Options *o)
         *(const char **)field = val;
     }
     if (!o->file) {
-        diag_plain("%s: no input file (usage: gradc %s %s)", c->name, c->name,
-                   c->usage ? c->usage : "FILE.expr");
+        diag_plain("%s: no input file (see gradc %s --help)", c->name, c->name);
         return false;
     }
     return true;
