@@ -63,6 +63,11 @@ echo "== cmake: ok"
 # 5. Python against the staged gradc.py
 python=${PYTHON:-python3}
 pydir=$(dirname "$(find "$root" -name gradc.py)")
+# where a real install puts gradc.py must be on that python's sys.path
+"$python" -c 'import sys; sys.exit(sys.argv[1] not in sys.path)' "${pydir#"$root"}" || {
+  echo "install: gradc.py is installed in ${pydir#"$root"}, which is not on $python's sys.path" >&2
+  exit 1
+}
 "$gradc" compile "$here/tiny.expr" --shared --name tiny -o libtiny.so
 preload=
 case "${CFLAGS:-}" in
