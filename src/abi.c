@@ -84,12 +84,12 @@ static Depth stmt_depth(Cg *c, const Stmt *s, LLVMValueRef *bad)
 static int same_test(Cg *c, const Block *b, int i)
 {
     const Node *cond = b->stmts[i]->cond;
-    bool *w = arena_alloc(c->a, (size_t)c->m->ir->slots.len + 1);
+    SlotSet *w = slotset_new(c->a);
     for (int j = i - 1; j >= 0; j--) {
         const Stmt *t = b->stmts[j];
         stmt_writes(t, w);
         for (int k = 0; k < cond->nslots; k++)
-            if (w[cond->slots[k]])
+            if (slotset_has(w, cond->slots[k]))
                 return -1;
         if (t->kind == S_IF && t->cond == cond && stmt_records(t))
             return j;

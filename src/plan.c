@@ -364,7 +364,7 @@ typedef struct Sim {
     int *level, *mark, epoch, depth, indent;
     VEC(int) live;
     NodeVec todo, got;
-    bool *written;        /* scratch slot mask */
+    SlotSet *written;     /* scratch slot set */
     int nslots;
 } Sim;
 
@@ -426,7 +426,7 @@ static bool outer(Sim *s, const Node *n) { return s->level[n->id] < s->depth; }
 static bool unwritten(Sim *s, const Node *n)
 {
     for (int j = 0; j < n->nslots; j++)
-        if (s->written[n->slots[j]])
+        if (slotset_has(s->written, n->slots[j]))
             return false;
     return true;
 }
@@ -441,7 +441,7 @@ static void scope_pop(Sim *s)
 static void invalidate(Sim *s)
 {
     filter_live(s, unwritten);
-    memset(s->written, 0, (size_t)s->nslots + 1);
+    slotset_clear(s->written);
 }
 
 static bool available(const Sim *s, const Node *n)
@@ -603,6 +603,14 @@ static void dump_op(Sim *s, const Node *n)
 {
     FILE *o = s->out;
     const char *t = op_info[n->op].text;
+    if (n->op == OP_MAX || n->op == OP_MIN) {
+        fprintf(o, "%s(", t);
+        ref(s, n->args[0]);
+        fputs(", ", o);
+        ref(s, n->args[1]);
+        fputs(")", o);
+        return;
+    }
     if (kind_of(n) == OK_B || n->op == OP_MATMUL) {
         ref(s, n->args[0]);
         fprintf(o, " %s ", t);
@@ -686,13 +694,13 @@ static void sim_assign(Sim *s, int n, const int *slots, Node **vals)
         fputs("\n", s->out);
     }
     for (int i = 0; i < n; i++)
-        s->written[slots[i]] = true;
+        slotset_add(s->written, slots[i]);
     invalidate(s);
 }
 
 static void write_slot(Sim *s, int slot)
 {
-    s->written[slot] = true;
+    slotset_add(s->written, slot);
     invalidate(s);
 }
 
@@ -734,7 +742,7 @@ static void hoist(Sim *s, const Stmt *loop)
         vec_push(a, &roots, loop->cond);
     stmt_writes(loop, s->written);
     collect(s, roots.data, roots.len, true);
-    memset(s->written, 0, (size_t)s->nslots + 1);
+    slotset_clear(s->written);
     NodeVec inv = {0};
     for (int i = 0; i < s->got.len; i++)
         vec_push(a, &inv, s->got.data[i]);
@@ -862,7 +870,7 @@ static void schedule(Plan *p, FILE *out)
     s.valid = arena_alloc(p->arena, (size_t)nn + 1);
     s.level = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
     s.mark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
-    s.written = arena_alloc(p->arena, (size_t)s.nslots + 1);
+    s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
     need(&s, f->value);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)

@@ -60,7 +60,7 @@ def main():
         n = 5000
         src = "input x[n]\nv0 = x\n" + "".join("v%d = tanh(v%d) + x\n" % (i + 1, i) for i in range(n))
         src += "y = sum(v%d)\nwrt x\n" % n
-        ir, err = compile_ir(a.gradc, src, tmp, "long")
+        ir, err = compile_ir(a.gradc, src, tmp, "chain5000")
         check(ir is not None, "5,000-statement elementwise chain compiles " + err[:300])
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
