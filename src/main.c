@@ -34,11 +34,13 @@ typedef struct Options {
     int opt_level;
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
-    const char *range;                        /* plot */
+    const char *range, *tangent;              /* plot */
+    const char *max_input;                    /* every command: the read caps */
 } Options;
 
 /* The commands an option belongs to, as bits. */
-enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32 };
+enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32,
+       C_ALL = 63 };
 
 typedef enum { O_STR, O_FLAG, O_LEVEL } OptKind;
 
@@ -52,7 +54,7 @@ typedef struct OptSpec {
 
 #define F(f) offsetof(Options, f)
 static const OptSpec opt_specs[] = {
-    {"--inputs",    O_STR,   F(inputs),    C_EVAL, 0},
+    {"--inputs",    O_STR,   F(inputs),    C_EVAL | C_CHECK | C_PLOT, 0},
     {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0},
     {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0},
     {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0},
@@ -74,6 +76,8 @@ static const OptSpec opt_specs[] = {
     {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2},
     {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3},
     {"--range",     O_STR,   F(range),     C_PLOT, 0},
+    {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0},
+    {"--max-input", O_STR,   F(max_input), C_ALL, 0},
 };
 #undef F
 
@@ -101,8 +105,10 @@ static const Command commands[] = {
      "                        [--interp | --jit] [--max-iter N] [--checkpoint K]"},
     {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex] [--checkpoint K]"},
     {"check", C_CHECK, cmd_check,
-     "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit] [--checkpoint K]"},
-    {"plot", C_PLOT, cmd_plot, "FILE.expr [--range LO:HI] -o FILE.svg"},
+     "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
+     "                        [--checkpoint K]"},
+    {"plot", C_PLOT, cmd_plot,
+     "FILE.expr [--range LO:HI] [--inputs FILE.json] [--tangent X0] -o FILE.svg"},
     {"parse", C_PARSE, cmd_parse, NULL},    /* debugging: the AST as S-expressions */
 };
 
@@ -120,11 +126,16 @@ static void print_help(FILE *out)
           "eval     run the program on JSON inputs; print its value and gradient as JSON\n"
           "         (--interp: the reference interpreter, --jit: LLVM's JIT)\n"
           "derive   print each gradient as an expression (--latex: as LaTeX)\n"
-          "check    compare the gradient with central finite differences\n"
-          "plot     draw the output and its derivative as SVG (default range -5:5)\n"
+          "check    compare the gradient with central finite differences (at random\n"
+          "         inputs, or at --inputs FILE's)\n"
+          "plot     draw the output and its derivative as SVG (default range -5:5; the\n"
+          "         other inputs from --inputs FILE, else 1; --tangent X0: the tangent\n"
+          "         line at X0)\n"
           "\n"
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
+          "--max-input SIZE (every command): the largest program or JSON file read\n"
+          "         (default 64M for a program, 1G for JSON; suffixes K, M, G)\n"
           "\n"
           "Options also take the form --option=VALUE.  Errors go to standard error as\n"
           "FILE:LINE:COL: error: MESSAGE; on any error, usage errors included, the\n"
@@ -215,6 +226,26 @@ static bool parse_double(const char *opt, const char *s, double *out)
     return true;
 }
 
+/* --max-input SIZE: bytes, or with a suffix K, M or G (binary); sets the
+ * cap on every program and JSON file the command reads. */
+static bool max_input_option(const Options *o)
+{
+    if (!o->max_input)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(o->max_input, &end, 10);
+    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (end == o->max_input || o->max_input[0] == '-' || errno == ERANGE ||
+        (shift ? end[1] != '\0' : *end != '\0') || v == 0 || v > (SIZE_MAX / 2) >> shift) {
+        diag_plain("--max-input: expected a size in bytes such as 4096, 64M or 2G, not '%s'",
+                   o->max_input);
+        return false;
+    }
+    read_cap_program = read_cap_json = (size_t)v << shift;
+    return true;
+}
+
 static bool max_iter_option(const Options *o, int64_t *out)
 {
     *out = GRADC_DEFAULT_MAX_ITER;
@@ -252,17 +283,6 @@ static const char *file_stem(Arena *a, const char *path)
     base = base ? base + 1 : path;
     const char *dot = strrchr(base, '.');
     return arena_strndup(a, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
-}
-
-static bool is_c_identifier(const char *s)
-{
-    if (!*s || (*s >= '0' && *s <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9')))
-            return false;
-    return true;
 }
 
 /* "my-model.v2" → "my_model_v2"; "2d" → "_2d". */
@@ -337,6 +357,14 @@ static int cmd_eval(Arena *a, const Options *o)
                                      want_grad ? grads : NULL, &where);
     if (!report_status(m, status, where, b.max_iter))
         return 1;
+    /* spec §8: a cotangent scales a scalar output's gradient (reverse mode
+     * seeds a scalar output with 1, and the gradient is linear in the seed) */
+    for (int i = 0; want_grad && b.cotangent && shape_is_scalar(m->fwd.value->shape) &&
+                    i < m->nwrt; i++) {
+        Shape s = m->inputs[m->wrt[i]].shape;
+        for (int64_t k = 0; k < shape_rows(s, b.dims) * shape_cols(s, b.dims); k++)
+            grads[i][k] *= b.cotangent[0];
+    }
     json_print_result(stdout, m, &b, value, want_grad ? grads : NULL);
     return 0;
 }
@@ -354,7 +382,7 @@ static int cmd_derive(Arena *a, const Options *o)
 
 static int cmd_check(Arena *a, const Options *o)
 {
-    FdCheckOptions fo = {.dims = o->dims, .seed = 1, .tol = 1e-6,
+    FdCheckOptions fo = {.dims = o->dims, .inputs = o->inputs, .seed = 1, .tol = 1e-6,
                          .use_jit = o->jit};
     int64_t seed;
     if (o->seed) {
@@ -364,6 +392,10 @@ static int cmd_check(Arena *a, const Options *o)
     }
     if (o->tol && !parse_double("--tol", o->tol, &fo.tol))
         return 1;
+    if (!(fo.tol > 0)) {
+        diag_plain("--tol: expected a positive number, not '%s'", o->tol);
+        return 1;
+    }
     Module *m = front(a, o, true);
     if (!m)
         return 1;
@@ -377,11 +409,20 @@ static int cmd_compile(Arena *a, const Options *o)
         return 1;
     const char *stem = file_stem(a, o->file);
     co.name = o->name ? o->name : c_identifier(a, stem);
-    if (!is_c_identifier(co.name)) {
-        diag_plain("compile: --name '%s' is not a C identifier", co.name);
+    const char *why = c_name_problem(a, co.name);
+    if (why) {
+        if (o->name)
+            diag_plain("compile: --name '%s' %s; choose another name", co.name, why);
+        else
+            diag_plain("compile: the default function name '%s' (from %s) %s; "
+                       "choose another with --name NAME", co.name, o->file, why);
         return 1;
     }
     const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
+    FileRole files[] = {{o->file, "the program", true}, {obj, "-o", false},
+                        {o->header, "--header", false}};
+    if (!files_distinct(a, "compile", files, 3))
+        return 1;
     Module *m = front(a, o, true);
     if (m && o->dump_plan) /* the plan on stdout, nothing written */
         return plan_dump(m, stdout);
@@ -394,7 +435,7 @@ static int cmd_compile(Arena *a, const Options *o)
 
 static int cmd_plot(Arena *a, const Options *o)
 {
-    double lo = -5, hi = 5;
+    PlotOptions po = {.lo = -5, .hi = 5, .inputs = o->inputs, .tangent = o->tangent != NULL};
     if (!o->out) {
         diag_plain("plot: -o FILE.svg is required");
         return 1;
@@ -402,18 +443,28 @@ static int cmd_plot(Arena *a, const Options *o)
     if (o->range) {
         /* "LO:HI"; LO may be negative, so split at the last ':'. */
         const char *colon = strrchr(o->range, ':');
-        if (!colon || !parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &lo)
-            || !parse_double("--range", colon + 1, &hi))
+        if (!colon) {
+            diag_plain("--range: expected LO:HI, as in -5:5, not '%s'", o->range);
             return 1;
-        if (!(lo < hi)) {
+        }
+        if (!parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &po.lo)
+            || !parse_double("--range", colon + 1, &po.hi))
+            return 1;
+        if (!(po.lo < po.hi)) {
             diag_plain("--range: LO must be less than HI in '%s'", o->range);
             return 1;
         }
     }
+    if (o->tangent && !parse_double("--tangent", o->tangent, &po.x0))
+        return 1;
+    FileRole files[] = {{o->file, "the program", true}, {o->inputs, "the --inputs file", true},
+                        {o->out, "-o", false}};
+    if (!files_distinct(a, "plot", files, 3))
+        return 1;
     Module *m = front(a, o, true);
     if (!m)
         return 1;
-    return plot_svg(m, lo, hi, o->out) == 0 ? 0 : 1;
+    return plot_svg(m, &po, o->out) == 0 ? 0 : 1;
 }
 
 /* ---- parse (debugging aid): the AST as S-expressions -------------------- */
@@ -460,6 +511,9 @@ static void dump_stmt(const AstStmt *s, int indent)
         printf("(= %s ", s->name);
         dump_expr(s->value);
         puts(")");
+        break;
+    case AST_ERROR:       /* not reached: a tree with errors is not dumped */
+        puts("(error)");
         break;
     case AST_OUTPUT:
         printf("(output %s)\n", s->name);
@@ -509,8 +563,10 @@ static int cmd_parse(Arena *a, const Options *o)
 {
     Source *src = source_read(a, o->file);
     Ast *ast = src ? parse_source(a, src) : NULL;
-    if (!ast)
+    if (!ast || ast->nerrors) {
+        diag_release();
         return 1;
+    }
     dump_block(&ast->top, 0);
     return 0;
 }
@@ -539,6 +595,8 @@ int main(int argc, char **argv)
     }
     Options o = {.opt_level = 2};
     if (!parse_options(c, argc - 2, argv + 2, &o))
+        return 1;
+    if (!max_input_option(&o))
         return 1;
     Arena *a = arena_new();
     int status = c->run(a, &o);
