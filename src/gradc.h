@@ -573,6 +573,12 @@ bool c_keyword(const char *s);     /* C and C++ keywords, size_t, int64_t */
 int emit_object(const Module *m, const CodegenOptions *o, const char *obj_path,
                 bool emit_llvm);
 int emit_header(const Module *m, const CodegenOptions *o, const char *h_path);
+/* `gradc compile --describe`: the ABI as JSON (names, dims, inputs with
+ * shapes, output, wrt, statuses; docs/language.md), in m's arena. */
+char *emit_describe(const Module *m, const CodegenOptions *o);
+/* `gradc compile --shared`: a shared library linked against libgradc by the
+ * system's C compiler driver, with the --describe JSON as gradc_describe. */
+int emit_shared(const Module *m, const CodegenOptions *o, const char *so_path);
 /* `gradc eval`: JIT-compile and run, same contract as eval_func. */
 int jit_eval(const Module *m, bool want_grad, const Bindings *b,
              double *value, double **grads, Loc *where);
