@@ -33,7 +33,7 @@ typedef struct Diff {
     Ir *ir;
     Arena *a;
     int nfwd_nodes, nfwd_slots;   /* what existed before differentiation */
-    bool *slot_active;
+    SlotSet *slot_active;
     signed char *node_active;     /* memo: -1 unknown */
     bool *wrt_input;
     Node **input_adj;
@@ -44,21 +44,25 @@ typedef struct Diff {
     int *count_slot;              /* WHILE trip count */
     bool *count_pushed;           /* … kept on the tape (the while is inside a loop) */
     bool *checkpointed;           /* loops that store only every k-th state */
+    NodeVec stack;                /* scratch of the DAG walks */
+    /* per forward slot: the block of the statement that produces it, and
+     * 1 + its index there (a node's "time" in that block's frame) */
+    const Block **slot_block;
+    int *slot_index;
 } Diff;
 
 typedef struct Frame {
     Diff *d;
     Block *blk;          /* the forward block being reversed */
     Block *out;          /* its reverse, as statements */
-    int *owner;          /* forward slot → 1 + index of the stmt of blk that produces it */
-    const bool *local;   /* slots that make a time-0 node local (loop: carried, index) */
-    const bool *only;    /* if branch: nodes used nowhere else, reversed inside it */
+    const SlotSet *local;/* slots that make a time-0 node local (loop: carried, index) */
+    const IntMap *only;  /* if branch: ids of nodes used nowhere else, reversed inside it */
     bool top;
     bool in_loop;        /* inside a loop body: constructs may run many times */
-    Node **pending;      /* node id → adjoint so far */
+    IntMap *pending;     /* node id → adjoint so far */
     IntVec *heaps;       /* per time: max-heap of node ids */
     NodeVec boundary;    /* nodes of the enclosing scope with adjoints to hand back */
-    Node **slot_adj;     /* forward slot → adjoint reaching that SLOT leaf */
+    IntMap *slot_adj;    /* forward slot → adjoint reaching that SLOT leaf */
 } Frame;
 
 /* ---- walking statements ---- */
@@ -101,14 +105,14 @@ static void block_roots(const Block *b, RootVisit *visit, void *ctx)
 }
 
 /* Marks every slot n reads (a statement-root visitor). */
-static void node_reads(const Node *n, void *mask)
+static void node_reads(const Node *n, void *set)
 {
     for (int i = 0; i < n->nslots; i++)
-        ((bool *)mask)[n->slots[i]] = true;
+        slotset_add(set, n->slots[i]);
 }
 
-static void stmt_reads(const Stmt *s, bool *mask) { stmt_roots(s, node_reads, mask); }
-static void block_reads(const Block *b, bool *mask) { block_roots(b, node_reads, mask); }
+static void stmt_reads(const Stmt *s, SlotSet *set) { stmt_roots(s, node_reads, set); }
+static void block_reads(const Block *b, SlotSet *set) { block_roots(b, node_reads, set); }
 
 /* ---- activity: does a node depend on a wrt input? ---- */
 
@@ -116,20 +120,43 @@ static bool active(Diff *d, Node *n)
 {
     if (n->id >= d->nfwd_nodes)
         return false;
-    signed char *memo = &d->node_active[n->id];
-    if (*memo >= 0)
-        return *memo;
-    bool act = false;
-    switch (n->op) {
-    case OP_INPUT: act = d->wrt_input[n->index]; break;
-    case OP_SLOT: act = d->slot_active[n->index]; break;
-    case OP_DETACH: act = false; break;
-    default:
-        for (int i = 0; i < n->nargs; i++)
-            act = act || active(d, n->args[i]);
+    signed char *memo = d->node_active;
+    if (memo[n->id] >= 0)
+        return memo[n->id];
+    /* operands first, with an explicit stack (the DAG is as deep as the
+     * program); an operand found active settles its parent, as || would */
+    NodeVec *st = &d->stack;
+    int base = st->len;
+    vec_push(d->a, st, n);
+    while (st->len > base) {
+        Node *x = st->data[st->len - 1];
+        if (memo[x->id] >= 0) {
+            st->len--;
+            continue;
+        }
+        bool act = false, wait = false;
+        switch (x->op) {
+        case OP_INPUT: act = d->wrt_input[x->index]; break;
+        case OP_SLOT: act = slotset_has(d->slot_active, x->index); break;
+        case OP_DETACH: act = false; break;
+        default:
+            for (int i = 0; i < x->nargs && !act && !wait; i++) {
+                Node *c = x->args[i];
+                if (c->id >= d->nfwd_nodes)
+                    continue;
+                if (memo[c->id] < 0) {
+                    vec_push(d->a, st, c);
+                    wait = true;
+                }
+                act = memo[c->id] > 0;
+            }
+        }
+        if (wait)
+            continue;
+        memo[x->id] = act;
+        st->len--;
     }
-    *memo = act;
-    return act;
+    return memo[n->id];
 }
 
 static bool any_active(Diff *d, Node **vals, int n)
@@ -145,9 +172,9 @@ static bool mark_block(Diff *d, Block *b);
 
 static bool mark_slot(Diff *d, int slot, bool act)
 {
-    if (!act || d->slot_active[slot])
+    if (!act || slotset_has(d->slot_active, slot))
         return false;
-    d->slot_active[slot] = true;
+    slotset_add(d->slot_active, slot);
     return true;
 }
 
@@ -172,6 +199,21 @@ static bool mark_block(Diff *d, Block *b)
     return changed;
 }
 
+/* slot_block and slot_index for the statements of b and nested blocks. */
+static void index_slots(Diff *d, const Block *b)
+{
+    for (int j = 0; b && j < b->n; j++) {
+        const Stmt *s = b->stmts[j];
+        for (int k = 0; k < s->n; k++) {
+            d->slot_block[s->slots[k]] = b;
+            d->slot_index[s->slots[k]] = j + 1;
+        }
+        index_slots(d, s->then_block);
+        index_slots(d, s->else_block);
+        index_slots(d, s->body);
+    }
+}
+
 static void compute_activity(Diff *d)
 {
     do
@@ -186,40 +228,65 @@ static void compute_activity(Diff *d)
 typedef struct Counts {
     int *uses;
     bool *seen;
+    Arena *a;
+    NodeVec *stack;
 } Counts;
 
 static void count_uses(const Node *n, void *ctx)
 {
     Counts *c = ctx;
-    c->uses[n->id]++;
-    if (c->seen[n->id])
-        return;
-    c->seen[n->id] = true;
-    for (int i = 0; i < n->nargs; i++)
-        count_uses(n->args[i], ctx);
+    NodeVec *st = c->stack;
+    vec_push(c->a, st, (Node *)n);
+    while (st->len) {
+        const Node *x = st->data[--st->len];
+        c->uses[x->id]++;
+        if (c->seen[x->id])
+            continue;
+        c->seen[x->id] = true;
+        for (int i = 0; i < x->nargs; i++)
+            vec_push(c->a, st, x->args[i]);
+    }
 }
-
-/* Only the direct references of statements. */
-static void count_root(const Node *n, void *ctx) { ((Counts *)ctx)->uses[n->id]++; }
 
 /* The nodes an if branch alone uses: every reference to them comes from the
  * branch's own statements and values, or from nodes that are themselves the
  * branch's alone (decided parents first: parents have larger ids).  Their
  * reverse can run inside the branch's reverse.  Leaves never qualify: their
  * adjoints belong to the enclosing scope. */
-static bool *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
+static void heap_push(Arena *a, IntVec *h, int id);
+static int heap_pop(IntVec *h);
+
+typedef struct Support {
+    Arena *a;
+    IntMap *count;   /* node id → references from the branch (as intptr_t) */
+    IntVec heap;     /* ids with a count, largest first */
+} Support;
+
+static void support(const Node *n, void *ctx)
 {
-    int nn = d->nfwd_nodes;
-    int *support = arena_alloc(d->a, sizeof(int) * (size_t)nn);
-    bool *only = arena_alloc(d->a, (size_t)nn);
-    Counts refs = {.uses = support};
-    block_roots(b, count_root, &refs);
-    nodes_roots(vals, n, count_root, &refs);
-    for (int id = nn - 1; id >= 0; id--) {
-        Node *x = d->ir->nodes.data[id];
-        only[id] = support[id] > 0 && support[id] == d->uses[id] && op_info[x->op].kind != OK_L;
-        for (int i = 0; only[id] && i < x->nargs; i++)
-            support[x->args[i]->id]++;
+    Support *s = ctx;
+    void **c = intmap_put(s->count, n->id);
+    if (!*c)
+        heap_push(s->a, &s->heap, n->id);
+    *c = (void *)((intptr_t)*c + 1);
+}
+
+static IntMap *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
+{
+    IntMap *only = intmap_new(d->a);
+    Support sup = {.a = d->a, .count = intmap_new(d->a)};
+    block_roots(b, support, &sup);
+    nodes_roots(vals, n, support, &sup);
+    /* only what the branch reaches, by decreasing id: a cost in the branch's
+     * size, not the program's */
+    while (sup.heap.len) {
+        Node *x = d->ir->nodes.data[heap_pop(&sup.heap)];
+        if ((intptr_t)*intmap_find(sup.count, x->id) != d->uses[x->id] ||
+            op_info[x->op].kind == OK_L)
+            continue;
+        *intmap_put(only, x->id) = x;
+        for (int i = 0; i < x->nargs; i++)
+            support(x->args[i], &sup);
     }
     return only;
 }
@@ -228,19 +295,29 @@ static bool *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
 
 static int node_time(Frame *F, const Node *n)
 {
+    Diff *d = F->d;
     int t = 0;
-    for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < F->d->nfwd_slots && F->owner[n->slots[i]] > t)
-            t = F->owner[n->slots[i]];
+    for (int i = 0; i < n->nslots; i++) {
+        int x = n->slots[i];
+        if (x < d->nfwd_slots && d->slot_block[x] == F->blk && d->slot_index[x] > t)
+            t = d->slot_index[x];
+    }
     return t;
+}
+
+/* The adjoint so far of node id (of slot, for slot_adj), NULL if none. */
+static Node *adj_of(const IntMap *m, int id)
+{
+    void **p = intmap_find(m, id);
+    return p ? *p : NULL;
 }
 
 static bool is_local(Frame *F, const Node *n, int time)
 {
-    if (F->top || time > 0 || (F->only && F->only[n->id]))
+    if (F->top || time > 0 || (F->only && intmap_find(F->only, n->id)))
         return true;
     for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < F->d->nfwd_slots && F->local[n->slots[i]])
+        if (n->slots[i] < F->d->nfwd_slots && slotset_has(F->local, n->slots[i]))
             return true;
     return false;
 }
@@ -275,7 +352,7 @@ static int heap_pop(IntVec *h)
     return top;
 }
 
-static Frame *frame_new(Diff *d, Block *blk, const bool *local, bool top)
+static Frame *frame_new(Diff *d, Block *blk, const SlotSet *local, bool top)
 {
     Arena *a = d->a;
     Frame *F = arena_alloc(a, sizeof *F);
@@ -284,13 +361,9 @@ static Frame *frame_new(Diff *d, Block *blk, const bool *local, bool top)
     F->out = block_new(a);
     F->local = local;
     F->top = top;
-    F->owner = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_slots + 1);
-    for (int j = 0; j < blk->n; j++)
-        for (int k = 0; k < blk->stmts[j]->n; k++)
-            F->owner[blk->stmts[j]->slots[k]] = j + 1;
-    F->pending = arena_alloc(a, sizeof(Node *) * (size_t)d->nfwd_nodes);
+    F->pending = intmap_new(a);
     F->heaps = arena_alloc(a, sizeof(IntVec) * (size_t)(blk->n + 1));
-    F->slot_adj = arena_alloc(a, sizeof(Node *) * (size_t)d->nfwd_slots + 1);
+    F->slot_adj = intmap_new(a);
     return F;
 }
 
@@ -323,7 +396,7 @@ static void add(Frame *F, Node *c, Node *g)
         adjoint_rules[c->op](F, c, g);
         return;
     }
-    Node **p = &F->pending[c->id];
+    void **p = intmap_put(F->pending, c->id);
     if (*p) {
         *p = mk2(d->ir, OP_ADD, *p, g);
         return;
@@ -439,19 +512,15 @@ static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g
 #undef A
 #undef B
 
-/* Ops missing here have no adjoint: leaves, comparisons, sign, detach. */
+/* GRADC_OPS's adj column: adj_<adj>, or none (leaves, comparisons, sign,
+ * not, detach), so a row whose rule is missing here does not compile. */
+#define adj_none NULL
 static AdjointRule *const adjoint_rules[OP_COUNT] = {
-    [OP_ADD] = adj_add, [OP_SUB] = adj_sub, [OP_MUL] = adj_mul, [OP_DIV] = adj_div,
-    [OP_DIVSAFE] = adj_divsafe, [OP_POW] = adj_pow, [OP_MAX] = adj_max, [OP_MIN] = adj_min,
-    [OP_NEG] = adj_neg, [OP_EXP] = adj_exp, [OP_LOG] = adj_log, [OP_SIN] = adj_sin,
-    [OP_COS] = adj_cos, [OP_TAN] = adj_tan, [OP_TANH] = adj_tanh, [OP_SQRT] = adj_sqrt,
-    [OP_ABS] = adj_abs, [OP_LOG1P] = adj_log1p, [OP_SIGMOID] = adj_sigmoid,
-    [OP_RELU] = adj_relu, [OP_SOFTPLUS] = adj_softplus, [OP_MATMUL] = adj_matmul,
-    [OP_TRANSPOSE] = adj_transpose, [OP_SUM] = adj_sum, [OP_NORM] = adj_norm,
-    [OP_TRACE] = adj_trace, [OP_DET] = adj_det, [OP_LOGDET] = adj_logdet, [OP_INV] = adj_inv,
-    [OP_LOGSUMEXP] = adj_logsumexp, [OP_SOFTMAX] = adj_softmax, [OP_DIAGM] = adj_diagm,
-    [OP_DIAGV] = adj_diagv,
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = adj_##adj,
+    GRADC_OPS(X)
+#undef X
 };
+#undef adj_none
 
 /* ---- the reverse sweep over a block ---- */
 
@@ -460,9 +529,9 @@ static void rev_block(Frame *F);
 /* Applies the rule of one node whose adjoint is complete. */
 static void process(Frame *F, Node *n)
 {
-    Node *g = F->pending[n->id];
+    Node *g = adj_of(F->pending, n->id);
     if (n->op == OP_SLOT)
-        F->slot_adj[n->index] = g;
+        *intmap_put(F->slot_adj, n->index) = g;
     else if (n->op == OP_INPUT)
         F->d->input_adj[n->index] = g;
     else if (adjoint_rules[n->op])
@@ -486,12 +555,12 @@ static int new_slot(Diff *d, const char *prefix, const char *name, Shape s)
 static const char *slot_name(Diff *d, int slot) { return d->ir->slots.data[slot].name; }
 
 
-static bool *slot_mask(Diff *d) { return arena_alloc(d->a, (size_t)d->ir->slots.len + 64); }
+static SlotSet *slot_set(Diff *d) { return slotset_new(d->a); }
 
-static bool reads_any(const Node *n, const bool *mask, int masklen)
+static bool reads_any(const Node *n, const SlotSet *set)
 {
     for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < masklen && mask[n->slots[i]])
+        if (slotset_has(set, n->slots[i]))
             return true;
     return false;
 }
@@ -511,16 +580,17 @@ static const char *adj_name(Diff *d, const Node *n)
 
 /* Moves the pending adjoint of node id into a fresh slot (through set) when
  * it reads a slot in w. */
-static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntVec *slots)
+static void spill(Frame *F, int id, const SlotSet *w, NodeVec *vals, IntVec *slots)
 {
     Diff *d = F->d;
-    Node *g = F->pending[id];
-    if (!reads_any(g, w, wlen))   /* a bare forward slot counts: the reverse pops it */
+    Node *g = adj_of(F->pending, id);
+    if (!reads_any(g, w))   /* a bare forward slot counts: the reverse pops it */
         return;
     int slot = ir_slot(d->ir, adj_name(d, d->ir->nodes.data[id]), g->shape);
     vec_push(d->a, vals, g);
     vec_push(d->a, slots, slot);
-    F->pending[id] = mk_slot(d->ir, slot);
+    Node *v = mk_slot(d->ir, slot);
+    *intmap_put(F->pending, id) = v;
 }
 
 /* Stores every pending adjoint that reads a slot written by s, so that the
@@ -528,16 +598,15 @@ static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntV
 static void materialize(Frame *F, Stmt *s, int upto)
 {
     Diff *d = F->d;
-    int wlen = d->ir->slots.len;
-    bool *w = slot_mask(d);
+    SlotSet *w = slot_set(d);
     stmt_writes(s, w);
     NodeVec vals = {0};
     IntVec slots = {0};
     for (int t = 0; t < upto; t++)
         for (int i = 0; i < F->heaps[t].len; i++)
-            spill(F, F->heaps[t].data[i], w, wlen, &vals, &slots);
+            spill(F, F->heaps[t].data[i], w, &vals, &slots);
     for (int i = 0; i < F->boundary.len; i++)
-        spill(F, F->boundary.data[i]->id, w, wlen, &vals, &slots);
+        spill(F, F->boundary.data[i]->id, w, &vals, &slots);
     if (!vals.len)
         return;
     Stmt *set = stmt_new(d->a, S_SET, vals.len);
@@ -728,14 +797,14 @@ static Block *record_block(Diff *d, Block *b)
 
 /* The constructs of a loop body that its reverse needs re-run: those with a
  * reverse (they push what it pops) and those whose results it reads. */
-static Block *record_live(Diff *d, Block *b, bool *live)
+static Block *record_live(Diff *d, Block *b, SlotSet *live)
 {
     bool *keep = arena_alloc(d->a, (size_t)b->n + 1);
     for (int j = b->n - 1; j >= 0; j--) {
         Stmt *s = b->stmts[j];
         keep[j] = d->reversed[s->id];
         for (int k = 0; k < s->n; k++)
-            keep[j] = keep[j] || live[s->slots[k]];
+            keep[j] = keep[j] || slotset_has(live, s->slots[k]);
         if (keep[j])
             stmt_reads(s, live);
     }
@@ -751,7 +820,7 @@ static Block *record_live(Diff *d, Block *b, bool *live)
 static bool has_seed(Frame *F, Stmt *s)
 {
     for (int k = 0; k < s->n; k++)
-        if (F->slot_adj[s->slots[k]])
+        if (adj_of(F->slot_adj, s->slots[k]))
             return true;
     return false;
 }
@@ -762,7 +831,7 @@ static Node *or_zero(Diff *d, Node *g, const Node *like) { return g ? g : zero_l
  * reverse already ran there), even if the other branch hands c back. */
 static Node *handed_back(Frame *B, const Node *c)
 {
-    return is_local(B, c, node_time(B, c)) ? NULL : B->pending[c->id];
+    return is_local(B, c, node_time(B, c)) ? NULL : adj_of(B->pending, c->id);
 }
 
 /* if c then A else B: the same condition picks the reverse of the branch that ran. */
@@ -771,15 +840,15 @@ static void rev_if(Frame *F, Stmt *s)
     Diff *d = F->d;
     Block *blocks[2] = {s->then_block, s->else_block};
     Node **vals[2] = {s->then_vals, s->else_vals};
-    bool *no_local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    SlotSet *no_local = slotset_new(d->a);
     Frame *br[2];
     for (int b = 0; b < 2; b++) {
         br[b] = frame_new(d, blocks[b], no_local, false);
         br[b]->only = branch_only(d, blocks[b], vals[b], s->n);
         br[b]->in_loop = F->in_loop;
         for (int k = 0; k < s->n; k++)
-            if (F->slot_adj[s->slots[k]])
-                add(br[b], vals[b][k], F->slot_adj[s->slots[k]]);
+            if (adj_of(F->slot_adj, s->slots[k]))
+                add(br[b], vals[b][k], adj_of(F->slot_adj, s->slots[k]));
         rev_block(br[b]);
     }
     NodeVec handed = br[0]->boundary;
@@ -811,18 +880,18 @@ static void rev_loop(Frame *F, Stmt *s)
 {
     Diff *d = F->d;
     Ir *ir = d->ir;
-    bool *local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    SlotSet *local = slotset_new(d->a);
     for (int k = 0; k < s->n; k++)
-        local[s->slots[k]] = true;
+        slotset_add(local, s->slots[k]);
     if (s->index_slot >= 0)
-        local[s->index_slot] = true;
+        slotset_add(local, s->index_slot);
 
     Frame *B = frame_new(d, s->body, local, false);
     B->in_loop = true;
     int *adj = arena_alloc(d->a, sizeof(int) * (size_t)(s->n + 1)), nadj = 0;
     for (int k = 0; k < s->n; k++) {
         adj[k] = -1;
-        if (!d->slot_active[s->slots[k]])
+        if (!slotset_has(d->slot_active, s->slots[k]))
             continue;
         adj[k] = new_slot(d, "d", slot_name(d, s->slots[k]), ir->slots.data[s->slots[k]].shape);
         nadj++;
@@ -840,18 +909,18 @@ static void rev_loop(Frame *F, Stmt *s)
             continue;
         Node *carried = mk_slot(ir, s->slots[k]);
         r->slots[i] = adj[k];
-        r->vals[i] = or_zero(d, F->slot_adj[s->slots[k]], carried);
-        r->next[i++] = or_zero(d, B->slot_adj[s->slots[k]], carried);
+        r->vals[i] = or_zero(d, adj_of(F->slot_adj, s->slots[k]), carried);
+        r->next[i++] = or_zero(d, adj_of(B->slot_adj, s->slots[k]), carried);
     }
     for (int m = 0; m < B->boundary.len; m++, i++) {
         Node *c = B->boundary.data[m];
         r->slots[i] = ir_slot(ir, adj_name(d, c), c->shape);
         r->vals[i] = zero_like(d, c);
-        r->next[i] = mk2(ir, OP_ADD, mk_slot(ir, r->slots[i]), B->pending[c->id]);
+        r->next[i] = mk2(ir, OP_ADD, mk_slot(ir, r->slots[i]), adj_of(B->pending, c->id));
     }
 
     /* the reverse body: restore the iteration's start, re-run its constructs, reverse */
-    bool *live = slot_mask(d);
+    SlotSet *live = slot_set(d);
     block_reads(B->out, live);
     for (int k = 0; k < r->n; k++)
         node_reads(r->next[k], live);
@@ -859,7 +928,7 @@ static void rev_loop(Frame *F, Stmt *s)
     block_reads(rerun, live);
     IntVec *needed = &d->needed[s->id];
     for (int k = 0; k < s->n; k++)
-        if (live[s->slots[k]])
+        if (slotset_has(live, s->slots[k]))
             vec_push(d->a, needed, s->slots[k]);
     r->body = block_new(d->a);
     if (needed->len) {
@@ -927,7 +996,7 @@ void diff_reverse(Module *m)
     d->a = a;
     d->nfwd_nodes = ir->nnodes;
     d->nfwd_slots = ir->slots.len;
-    d->slot_active = arena_alloc(a, (size_t)d->nfwd_slots + 1);
+    d->slot_active = slotset_new(a);
     d->node_active = arena_alloc(a, (size_t)d->nfwd_nodes + 1);
     d->wrt_input = arena_alloc(a, (size_t)m->ninputs + 1);
     d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
@@ -940,8 +1009,11 @@ void diff_reverse(Module *m)
     for (int k = 0; k < m->nwrt; k++)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);
+    d->slot_block = arena_alloc(a, sizeof(Block *) * (size_t)(d->nfwd_slots + 1));
+    d->slot_index = arena_alloc(a, sizeof(int) * (size_t)(d->nfwd_slots + 1));
+    index_slots(d, m->fwd.body);
     Counts counts = {.uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes),
-                     .seen = arena_alloc(a, (size_t)d->nfwd_nodes)};
+                     .seen = arena_alloc(a, (size_t)d->nfwd_nodes), .a = a, .stack = &d->stack};
     block_roots(m->fwd.body, count_uses, &counts);
     count_uses(m->fwd.value, &counts);
     d->uses = counts.uses;
@@ -958,9 +1030,9 @@ void diff_reverse(Module *m)
     }
     Block *body = record_block(d, m->fwd.body);
     Node *value = out;
-    bool *written = slot_mask(d);
+    SlotSet *written = slot_set(d);
     block_writes(F->out, written);
-    if (reads_any(out, written, ir->slots.len)) {
+    if (reads_any(out, written)) {
         /* the reverse sweep restores slots the output reads: keep its value */
         Stmt *set = stmt_new(a, S_SET, 1);
         set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);

@@ -21,13 +21,27 @@ int emit_object(const Module *m, const CodegenOptions *o, const char *obj_path, 
     LLVMModuleRef mod = codegen_module(m, o, ctx, false, &info);
     int rc = 1;
     if (mod && codegen_optimize(mod, tm, o->opt_level)) {
-        char *err = NULL;
-        bool failed = emit_llvm ? LLVMPrintModuleToFile(mod, obj_path, &err)
-                                : LLVMTargetMachineEmitToFile(tm, mod, (char *)obj_path, LLVMObjectFile, &err);
-        if (failed)
-            diag_plain("cannot write %s: %s", obj_path, err ? err : "unknown error");
-        else
-            rc = 0;
+        /* Emitted to memory, then written by stdio to a temporary file
+         * renamed over obj_path: LLVM's own file writer aborts the process
+         * on a write error and would leave a truncated file behind. */
+        char *err = NULL, *text = NULL;
+        LLVMMemoryBufferRef buf = NULL;
+        if (emit_llvm)
+            text = LLVMPrintModuleToString(mod);
+        else if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &buf))
+            diag_plain("cannot compile %s: %s", obj_path, err ? err : "unknown error");
+        const char *tmp;
+        FILE *f = text || buf ? out_open(m->arena, obj_path, &tmp) : NULL;
+        if (f) {
+            if (text)
+                fputs(text, f);
+            else
+                fwrite(LLVMGetBufferStart(buf), 1, LLVMGetBufferSize(buf), f);
+            rc = out_close(f, tmp, obj_path) ? 0 : 1;
+        }
+        LLVMDisposeMessage(text);
+        if (buf)
+            LLVMDisposeMemoryBuffer(buf);
         LLVMDisposeMessage(err);
     }
     if (mod)
@@ -38,15 +52,6 @@ int emit_object(const Module *m, const CodegenOptions *o, const char *obj_path, 
 }
 
 /* ---- the header ---- */
-
-static const char *const c_reserved[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
-    "union", "unsigned", "void", "volatile", "while", "bool", "true", "false", "class",
-    "delete", "new", "private", "public", "template", "this", "throw", "try", "catch",
-    "namespace", "operator", "virtual", "and", "or", "not", "xor", "size_t", "int64_t", NULL,
-};
 
 /* Parameter names are the program's names, made distinct from each other
  * and from C and C++ keywords by appending '_'. */
@@ -61,8 +66,7 @@ static const char *param(Names *ns, const char *want)
     const char *s = want;
     for (;;) {
         bool clash = false;
-        for (int i = 0; c_reserved[i] && !clash; i++)
-            clash = strcmp(c_reserved[i], s) == 0;
+        clash = c_keyword(s);
         for (int i = 0; i < ns->n && !clash; i++)
             clash = strcmp(ns->used[i], s) == 0;
         if (!clash)
@@ -84,12 +88,11 @@ static const char *shape_doc(const Module *m, Shape s)
 
 int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
 {
-    FILE *f = fopen(h_path, "w");
-    if (!f) {
-        diag_plain("cannot write %s", h_path);
-        return 1;
-    }
     Arena *a = m->arena;
+    const char *tmp;
+    FILE *f = out_open(a, h_path, &tmp);
+    if (!f)
+        return 1;
     const char *name = o->name;
     bool grad = m->grad.value != NULL;
     bool cot = grad && !shape_is_scalar(m->grad.value->shape);
@@ -153,11 +156,7 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
         fprintf(f, "void *%s);\n", wk);
     }
     fprintf(f, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
-    if (fclose(f) != 0) {
-        diag_plain("cannot write %s", h_path);
-        return 1;
-    }
-    return 0;
+    return out_close(f, tmp, h_path) ? 0 : 1;
 }
 
 /* ---- the ABI as JSON (`gradc compile --describe`, embedded in --shared) ---- */

@@ -30,17 +30,19 @@ typedef struct Options {
     const char *dims;                         /* check */
     const char *seed, *tol;
     const char *out, *header, *name, *target; /* compile, plot */
-    bool emit_llvm;
+    bool emit_llvm, dump_plan;
     int opt_level;
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
-    const char *range;                        /* plot */
+    const char *range, *tangent;              /* plot */
+    const char *max_input;                    /* every command: the read caps */
     const char *wrt;                          /* compile, eval, derive, check, plot */
     bool shared, describe;                    /* compile */
 } Options;
 
 /* The commands an option belongs to, as bits. */
-enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32 };
+enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32,
+       C_ALL = 63 };
 
 typedef enum { O_STR, O_FLAG, O_LEVEL } OptKind;
 
@@ -56,7 +58,8 @@ typedef struct OptSpec {
 
 #define F(f) offsetof(Options, f)
 static const OptSpec opt_specs[] = {
-    {"--inputs",    O_STR,   F(inputs),    C_EVAL, 0, "FILE.json", "the inputs (required)"},
+    {"--inputs",    O_STR,   F(inputs),    C_EVAL | C_CHECK | C_PLOT, 0, "FILE.json",
+     "the inputs (eval: required; check: instead of random ones; plot: the other inputs)"},
     {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0, "FILE.json",
      "cotangent of a non-scalar output (default: all ones)"},
     {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0, NULL, "the value only"},
@@ -82,6 +85,8 @@ static const OptSpec opt_specs[] = {
      "link a shared library against libgradc (runs cc)"},
     {"--describe",  O_FLAG,  F(describe),  C_COMPILE, 0, NULL,
      "print the ABI as JSON on standard output"},
+    {"--dump-plan", O_FLAG,  F(dump_plan), C_COMPILE, 0, NULL,
+     "print the code generator's plan; write nothing"},
     {"--name",      O_STR,   F(name),      C_COMPILE, 0, "NAME",
      "name of the functions (default: the file's stem)"},
     {"--target",    O_STR,   F(target),    C_COMPILE, 0, "TRIPLE",
@@ -91,6 +96,9 @@ static const OptSpec opt_specs[] = {
     {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2, NULL, "optimisation level 2 (default)"},
     {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3, NULL, "optimisation level 3"},
     {"--range",     O_STR,   F(range),     C_PLOT, 0, "LO:HI", "the x range (default -5:5)"},
+    {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0, "X0", "also draw the tangent line at X0"},
+    {"--max-input", O_STR,   F(max_input), C_ALL, 0, "SIZE",
+     "largest program or JSON file read (default 64M, JSON 1G; K, M, G)"},
 };
 #undef F
 
@@ -117,19 +125,23 @@ static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
      "FILE.expr [-o FILE] [--header FILE.h] [--emit-llvm | --shared] [--describe]\n"
      "[-O0|-O1|-O2|-O3] [--name NAME] [--target TRIPLE] [--wrt A,B]\n"
-     "[--max-iter N] [--checkpoint K]",
+     "[--max-iter N] [--checkpoint K] [--dump-plan] [--max-input SIZE]",
      "write an object file (or a shared library) with NAME and NAME_grad"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
-     "[--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]",
+     "[--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]\n"
+     "[--max-input SIZE]",
      "run the program on JSON inputs; print its value and gradient as JSON"},
-    {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex] [--wrt A,B] [--checkpoint K]",
+    {"derive", C_DERIVE, cmd_derive,
+     "FILE.expr [--latex] [--wrt A,B] [--checkpoint K] [--max-input SIZE]",
      "print each gradient as an expression"},
     {"check", C_CHECK, cmd_check,
-     "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit] [--wrt A,B]\n"
-     "[--checkpoint K]",
+     "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
+     "[--wrt A,B] [--checkpoint K] [--max-input SIZE]",
      "compare the gradient with central finite differences"},
-    {"plot", C_PLOT, cmd_plot, "FILE.expr [--range LO:HI] [--wrt A] -o FILE.svg",
+    {"plot", C_PLOT, cmd_plot,
+     "FILE.expr [--range LO:HI] [--inputs FILE.json] [--tangent X0] [--wrt A]\n"
+     "-o FILE.svg [--max-input SIZE]",
      "draw the output and its derivative as SVG"},
     {"parse", C_PARSE, cmd_parse, NULL, NULL},    /* debugging: the AST as S-expressions */
 };
@@ -164,13 +176,18 @@ static void print_help(FILE *out)
           "eval     run the program on JSON inputs; print its value and gradient as JSON\n"
           "         (--interp: the reference interpreter, --jit: LLVM's JIT)\n"
           "derive   print each gradient as an expression (--latex: as LaTeX)\n"
-          "check    compare the gradient with central finite differences\n"
-          "plot     draw the output and its derivative as SVG (default range -5:5)\n"
+          "check    compare the gradient with central finite differences (at random\n"
+          "         inputs, or at --inputs FILE's)\n"
+          "plot     draw the output and its derivative as SVG (default range -5:5; the\n"
+          "         other inputs from --inputs FILE, else 1; --tangent X0: the tangent\n"
+          "         line at X0)\n"
           "\n"
           "--wrt A,B: differentiate with respect to these inputs, in this order,\n"
           "         instead of the file's wrt line (the ABI follows this order)\n"
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
+          "--max-input SIZE (every command): the largest program or JSON file read\n"
+          "         (default 64M for a program, 1G for JSON; suffixes K, M, G)\n"
           "\n"
           "Options also take the form --option=VALUE.  Errors go to standard error as\n"
           "FILE:LINE:COL: error: MESSAGE; on any error, usage errors included, the\n"
@@ -190,7 +207,7 @@ static void print_command_help(FILE *out, const Command *c)
             continue;
         const char *arg = s->arg ? s->arg : "";
         fprintf(out, "  %s%s%-*s %s\n", s->name, *arg ? " " : "",
-                (int)(18 - strlen(s->name) - (*arg ? 1 : 0)), arg, s->help ? s->help : "");
+                (int)(20 - strlen(s->name) - (*arg ? 1 : 0)), arg, s->help ? s->help : "");
     }
 }
 
@@ -277,6 +294,26 @@ static bool parse_double(const char *opt, const char *s, double *out)
     return true;
 }
 
+/* --max-input SIZE: bytes, or with a suffix K, M or G (binary); sets the
+ * cap on every program and JSON file the command reads. */
+static bool max_input_option(const Options *o)
+{
+    if (!o->max_input)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(o->max_input, &end, 10);
+    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (end == o->max_input || o->max_input[0] == '-' || errno == ERANGE ||
+        (shift ? end[1] != '\0' : *end != '\0') || v == 0 || v > (SIZE_MAX / 2) >> shift) {
+        diag_plain("--max-input: expected a size in bytes such as 4096, 64M or 2G, not '%s'",
+                   o->max_input);
+        return false;
+    }
+    read_cap_program = read_cap_json = (size_t)v << shift;
+    return true;
+}
+
 static bool max_iter_option(const Options *o, int64_t *out)
 {
     *out = GRADC_DEFAULT_MAX_ITER;
@@ -356,17 +393,6 @@ static const char *file_stem(Arena *a, const char *path)
     return arena_strndup(a, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
-static bool is_c_identifier(const char *s)
-{
-    if (!*s || (*s >= '0' && *s <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9')))
-            return false;
-    return true;
-}
-
 /* "my-model.v2" → "my_model_v2"; "2d" → "_2d". */
 static const char *c_identifier(Arena *a, const char *s)
 {
@@ -439,6 +465,14 @@ static int cmd_eval(Arena *a, const Options *o)
                                      want_grad ? grads : NULL, &where);
     if (!report_status(m, status, where, b.max_iter))
         return 1;
+    /* spec §8: a cotangent scales a scalar output's gradient (reverse mode
+     * seeds a scalar output with 1, and the gradient is linear in the seed) */
+    for (int i = 0; want_grad && b.cotangent && shape_is_scalar(m->fwd.value->shape) &&
+                    i < m->nwrt; i++) {
+        Shape s = m->inputs[m->wrt[i]].shape;
+        for (int64_t k = 0; k < shape_rows(s, b.dims) * shape_cols(s, b.dims); k++)
+            grads[i][k] *= b.cotangent[0];
+    }
     json_print_result(stdout, m, &b, value, want_grad ? grads : NULL);
     return 0;
 }
@@ -456,7 +490,7 @@ static int cmd_derive(Arena *a, const Options *o)
 
 static int cmd_check(Arena *a, const Options *o)
 {
-    FdCheckOptions fo = {.dims = o->dims, .seed = 1, .tol = 1e-6,
+    FdCheckOptions fo = {.dims = o->dims, .inputs = o->inputs, .seed = 1, .tol = 1e-6,
                          .use_jit = o->jit};
     int64_t seed;
     if (o->seed) {
@@ -466,6 +500,10 @@ static int cmd_check(Arena *a, const Options *o)
     }
     if (o->tol && !parse_double("--tol", o->tol, &fo.tol))
         return 1;
+    if (!(fo.tol > 0)) {
+        diag_plain("--tol: expected a positive number, not '%s'", o->tol);
+        return 1;
+    }
     Module *m = front(a, o, true);
     if (!m)
         return 1;
@@ -484,14 +522,25 @@ static int cmd_compile(Arena *a, const Options *o)
     }
     const char *stem = file_stem(a, o->file);
     co.name = o->name ? o->name : c_identifier(a, stem);
-    if (!is_c_identifier(co.name)) {
-        diag_plain("compile: --name '%s' is not a C identifier", co.name);
+    const char *why = c_name_problem(a, co.name);
+    if (why) {
+        if (o->name)
+            diag_plain("compile: --name '%s' %s; choose another name", co.name, why);
+        else
+            diag_plain("compile: the default function name '%s' (from %s) %s; "
+                       "choose another with --name NAME", co.name, o->file, why);
         return 1;
     }
     const char *obj = o->out ? o->out
                     : o->shared ? arena_printf(a, "lib%s.so", co.name)
                     : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
+    FileRole files[] = {{o->file, "the program", true}, {obj, "-o", false},
+                        {o->header, "--header", false}};
+    if (!files_distinct(a, "compile", files, 3))
+        return 1;
     Module *m = front(a, o, true);
+    if (m && o->dump_plan) /* the plan on stdout, nothing written */
+        return plan_dump(m, stdout);
     if (!m)
         return 1;
     if (o->describe) {
@@ -511,7 +560,7 @@ static int cmd_compile(Arena *a, const Options *o)
 
 static int cmd_plot(Arena *a, const Options *o)
 {
-    double lo = -5, hi = 5;
+    PlotOptions po = {.lo = -5, .hi = 5, .inputs = o->inputs, .tangent = o->tangent != NULL};
     if (!o->out) {
         diag_plain("plot: -o FILE.svg is required");
         return 1;
@@ -519,18 +568,28 @@ static int cmd_plot(Arena *a, const Options *o)
     if (o->range) {
         /* "LO:HI"; LO may be negative, so split at the last ':'. */
         const char *colon = strrchr(o->range, ':');
-        if (!colon || !parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &lo)
-            || !parse_double("--range", colon + 1, &hi))
+        if (!colon) {
+            diag_plain("--range: expected LO:HI, as in -5:5, not '%s'", o->range);
             return 1;
-        if (!(lo < hi)) {
+        }
+        if (!parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &po.lo)
+            || !parse_double("--range", colon + 1, &po.hi))
+            return 1;
+        if (!(po.lo < po.hi)) {
             diag_plain("--range: LO must be less than HI in '%s'", o->range);
             return 1;
         }
     }
+    if (o->tangent && !parse_double("--tangent", o->tangent, &po.x0))
+        return 1;
+    FileRole files[] = {{o->file, "the program", true}, {o->inputs, "the --inputs file", true},
+                        {o->out, "-o", false}};
+    if (!files_distinct(a, "plot", files, 3))
+        return 1;
     Module *m = front(a, o, true);
     if (!m)
         return 1;
-    return plot_svg(m, lo, hi, o->out) == 0 ? 0 : 1;
+    return plot_svg(m, &po, o->out) == 0 ? 0 : 1;
 }
 
 /* ---- parse (debugging aid): the AST as S-expressions -------------------- */
@@ -577,6 +636,9 @@ static void dump_stmt(const AstStmt *s, int indent)
         printf("(= %s ", s->name);
         dump_expr(s->value);
         puts(")");
+        break;
+    case AST_ERROR:       /* not reached: a tree with errors is not dumped */
+        puts("(error)");
         break;
     case AST_OUTPUT:
         printf("(output %s)\n", s->name);
@@ -626,8 +688,10 @@ static int cmd_parse(Arena *a, const Options *o)
 {
     Source *src = source_read(a, o->file);
     Ast *ast = src ? parse_source(a, src) : NULL;
-    if (!ast)
+    if (!ast || ast->nerrors) {
+        diag_release();
         return 1;
+    }
     dump_block(&ast->top, 0);
     return 0;
 }
@@ -661,6 +725,8 @@ int main(int argc, char **argv)
         }
     Options o = {.opt_level = 2};
     if (!parse_options(c, argc - 2, argv + 2, &o))
+        return 1;
+    if (!max_input_option(&o))
         return 1;
     Arena *a = arena_new();
     int status = c->run(a, &o);
