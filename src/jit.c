@@ -13,8 +13,9 @@
  * small), so the JIT compiles at -O0 (JIT_OPT_LEVEL; docs/design.md has the
  * measurements), and the object is cached on disk (cache.c) under the
  * SHA-256 of everything that determines it: the unoptimised module's
- * bitcode, gradc's and LLVM's versions, the target triple, CPU and
- * features, the opt level and the while limit.  A hit skips LLVM's passes
+ * bitcode, gradc's version (and its executable's size and mtime), LLVM's
+ * version, the target triple, CPU and features, the opt level and the
+ * while limit.  A hit skips LLVM's passes
  * and code generation; only building the module (for its hash) remains. */
 #include "cache.h"
 #include "codegen.h"
@@ -27,6 +28,7 @@
 #include <llvm-c/Target.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define JIT_NAME "gradc_jit"
 enum { JIT_OPT_LEVEL = 0 };
@@ -102,8 +104,13 @@ static void object_key(LLVMModuleRef mod, LLVMTargetMachineRef tm, const Codegen
     unsigned major, minor, patch;
     LLVMGetVersion(&major, &minor, &patch);
     char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm),
-         *features = LLVMGetTargetMachineFeatureString(tm), options[128];
-    snprintf(options, sizeof options, "gradc %s, LLVM %u.%u.%u, -O%d, max-iter %lld", GRADC_VERSION, major,
+         *features = LLVMGetTargetMachineFeatureString(tm), options[256];
+    /* the executable's size and mtime (as ccache does): a rebuilt gradc may
+     * optimise the same module differently */
+    struct stat exe = {0};
+    stat("/proc/self/exe", &exe);
+    snprintf(options, sizeof options, "gradc %s (%lld bytes, %lld.%09ld), LLVM %u.%u.%u, -O%d, max-iter %lld",
+             GRADC_VERSION, (long long)exe.st_size, (long long)exe.st_mtim.tv_sec, exe.st_mtim.tv_nsec, major,
              minor, patch, o->opt_level, (long long)o->max_iter);
     LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
     const void *parts[] = {options, triple, cpu, features, LLVMGetBufferStart(bc)};

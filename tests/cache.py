@@ -9,7 +9,8 @@ stored / off).
 Cases: a hit prints exactly what an uncached run prints; corrupt and
 truncated entries are recompiled and rewritten; concurrent runs on an empty
 cache all succeed and leave one whole entry; an unwritable cache directory
-is never fatal; GRADC_NO_CACHE=1 writes nothing; the key covers --max-iter;
+is never fatal; GRADC_NO_CACHE=1 writes nothing; the key covers --max-iter, --no-grad and
+the gradc executable;
 a relative XDG_CACHE_HOME is ignored for $HOME/.cache.
 Prints one line per failure, then `N passed, M failed`.
 """
@@ -157,6 +158,14 @@ def test_key(args):
     check(len(c.entries()) == 2, f"key: entries {c.entries()}")
     rc, _, err = c.run("--no-grad")
     check(rc == 0 and trace(err) == ["miss", "stored"], f"key: --no-grad hit the gradient's entry: {err!r}")
+    # a rebuilt gradc (here: the same file with a new mtime) does not reuse entries
+    st = os.stat(args.gradc)
+    try:
+        os.utime(args.gradc, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+        rc, _, err = c.run()
+    finally:
+        os.utime(args.gradc, ns=(st.st_atime_ns, st.st_mtime_ns))
+    check(rc == 0 and trace(err) == ["miss", "stored"], f"key: a rebuilt gradc hit an old entry: {err!r}")
 
 
 def test_relative_xdg(args):
