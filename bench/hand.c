@@ -168,8 +168,13 @@ double hand_quadratic_form4(const double *A, const double *x, double *g)
     return f;
 }
 
-static double softplus(double t) { return t > 0 ? t + log1p(exp(-t)) : log1p(exp(t)); }
-static double sigmoid(double t) { return 1 / (1 + exp(-t)); }
+/* softplus(t) and its derivative sigmoid(t) from one exp, without overflow. */
+static double softplus_sigmoid(double t, double *sig)
+{
+    double q = exp(-fabs(t));
+    *sig = t > 0 ? 1 / (1 + q) : q / (1 + q);
+    return fmax(t, 0) + log1p(q);
+}
 
 /* Σ softplus(−yᵢ xᵢᵀw) + lam/2 w·w and its gradient in w; R rows of X at a
  * time: their dots with w, then (rows still in L1) g += Σ tᵢ xᵢ. */
@@ -186,9 +191,9 @@ double hand_logistic(long m, long n, const double *X, const double *y, const dou
         rows_dot(n, r, w, z);
         for (int k = 0; k < R; k++) {
             bool real = i + k < m;
-            double yk = real ? y[i + k] : 0;
-            loss += real ? softplus(-yk * z[k]) : 0;
-            t[k] = real ? -yk * sigmoid(-yk * z[k]) : 0;
+            double yk = real ? y[i + k] : 0, sig, sp = softplus_sigmoid(-yk * z[k], &sig);
+            loss += real ? sp : 0;
+            t[k] = -yk * sig;
         }
         rows_axpy(n, r, t, g);
     }
