@@ -90,28 +90,16 @@ static char *entry_path(const char *dir, const CacheKey *k, bool tmp)
     return rc < 0 ? NULL : p;
 }
 
-static bool read_all(int fd, void *buf, size_t len)
+/* Reads (or, with out, writes) all of buf, across short counts and EINTR. */
+static bool transfer(int fd, void *buf, size_t len, bool out)
 {
     for (char *p = buf; len > 0;) {
-        ssize_t got = read(fd, p, len);
-        if (got < 0 && errno == EINTR)
+        ssize_t n = out ? write(fd, p, len) : read(fd, p, len);
+        if (n < 0 && errno == EINTR)
             continue;
-        if (got <= 0)
+        if (n <= 0)
             return false;
-        p += got, len -= (size_t)got;
-    }
-    return true;
-}
-
-static bool write_all(int fd, const void *buf, size_t len)
-{
-    for (const char *p = buf; len > 0;) {
-        ssize_t put = write(fd, p, len);
-        if (put < 0 && errno == EINTR)
-            continue;
-        if (put <= 0)
-            return false;
-        p += put, len -= (size_t)put;
+        p += n, len -= (size_t)n;
     }
     return true;
 }
@@ -121,14 +109,14 @@ static void *read_entry(int fd, const CacheKey *k, size_t *len)
 {
     struct stat st;
     Header h;
-    if (fstat(fd, &st) || (size_t)st.st_size < sizeof h || !read_all(fd, &h, sizeof h))
+    if (fstat(fd, &st) || (size_t)st.st_size < sizeof h || !transfer(fd, &h, sizeof h, false))
         return NULL;
     if (memcmp(h.magic, MAGIC, sizeof MAGIC) || memcmp(h.key, k->hash, CACHE_KEY_SIZE) ||
         h.len != (uint64_t)st.st_size - sizeof h)
         return NULL;
     void *data = malloc(h.len ? h.len : 1);
     unsigned char sum[SHA256_DIGEST_SIZE];
-    if (data && read_all(fd, data, h.len)) {
+    if (data && transfer(fd, data, h.len, false)) {
         checksum(data, h.len, sum);
         if (!memcmp(sum, h.sum, sizeof sum)) {
             *len = h.len;
@@ -182,7 +170,7 @@ void cache_store(const CacheKey *k, const void *data, size_t len)
         memcpy(h.magic, MAGIC, sizeof MAGIC);
         memcpy(h.key, k->hash, CACHE_KEY_SIZE);
         checksum(data, len, h.sum);
-        stored = write_all(fd, &h, sizeof h) && write_all(fd, data, len);
+        stored = transfer(fd, &h, sizeof h, true) && transfer(fd, (void *)data, len, true);
         stored = close(fd) == 0 && stored && rename(tmp, path) == 0;
         if (!stored)
             unlink(tmp);
