@@ -9,7 +9,8 @@
  * vectorised sum over BW_N doubles); bandwidth rows report, at the largest
  * size, the bytes a call reads and writes over its time as a fraction of it.
  *
- *   harness [--smoke]     --smoke: every size at most 40, one round, one rep */
+ *   harness [--smoke] [WHAT]   --smoke: every size at most 40, one round, one rep;
+ *                              WHAT: only the rows whose name contains it (for perf) */
 #include "bench.h"
 #include "hand.h"
 
@@ -360,10 +361,13 @@ static void run_case(const Case *c, bool smoke, double bw)
 int main(int argc, char **argv)
 {
     bool smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
+    const char *only = argc > 1 + smoke ? argv[1 + smoke] : NULL;
     int ncases;
     const Case *cases = table(&ncases);
     double bw = bandwidth(smoke);
     for (int i = 0; i < ncases; i++) {
+        if (only && !strstr(cases[i].what, only))
+            continue;
         run_case(&cases[i], smoke, bw);
         fflush(stdout);
     }
