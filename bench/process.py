@@ -3,7 +3,8 @@
 calls it after bench/harness): `gradc compile -O2` of every sample and of
 generated statement chains, `gradc eval` end to end against `--interp`, and
 samples/mlp.expr against PyTorch (one thread) when `import torch` works.
-Medians of interleaved rounds; the rows have bench/harness.c's columns.
+Medians of interleaved rounds of CPU time; the rows have bench/harness.c's
+columns.
 
     python3 bench/process.py --gradc build/src/gradc --out build/bench [--smoke]
 """
@@ -12,13 +13,14 @@ import argparse
 import ctypes
 import glob
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-CAP = 20.0       # seconds: a compile slower than this is stopped and reported as "> CAP"
+CAP = 20.0       # wall seconds: a compile slower than this is stopped and reported as "> CAP"
 
 
 def row(what, size, gradc, base, ratio, target, verdict):
@@ -31,14 +33,21 @@ def verdict(ok):
     return "met" if ok else "missed"
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def wall(cmd, env=None, cap=None):
-    """Seconds cmd took (None past cap); it must succeed."""
-    t0 = time.perf_counter()
+    """CPU seconds (user + system) cmd took, None past cap seconds of wall
+    time; it must succeed.  CPU time, not wall time: on a shared machine
+    the time a process waits for a core is not its own."""
+    t0 = children_cpu()
     try:
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=cap)
     except subprocess.TimeoutExpired:
         return None
-    return time.perf_counter() - t0
+    return children_cpu() - t0
 
 
 def medians(cmds, rounds):
@@ -165,16 +174,16 @@ def torch_mlp(a, sizes, rounds):
         if not err <= 1e-10:
             print(f"process.py: gradc and PyTorch differ on the MLP: {err}", file=sys.stderr)
             sys.exit(1)
-        once = time.perf_counter()
+        once = time.thread_time()
         run_gradc()
-        reps = max(1, int(0.02 / max(time.perf_counter() - once, 1e-7)))
+        reps = max(1, int(0.02 / max(time.thread_time() - once, 1e-7)))
         tg, tt = [], []
         for _ in range(rounds):
             for f, acc in ((run_gradc, tg), (run_torch, tt)):
-                t0 = time.perf_counter()
+                t0 = time.thread_time()    # CPU time of this thread (torch: one thread)
                 for _ in range(reps):
                     f()
-                acc.append((time.perf_counter() - t0) / reps)
+                acc.append((time.thread_time() - t0) / reps)
         g_, t_ = statistics.median(tg), statistics.median(tt)
         row("MLP value+grad vs PyTorch", f"{m}x{d},h={h},k={k}", f"{1e3 * g_:.2f} ms",
             f"PyTorch {torch.__version__}, 1 thread {1e3 * t_:.2f} ms", g_ / t_, "< 1", verdict(g_ < t_))
