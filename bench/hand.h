@@ -3,7 +3,7 @@
 #ifndef BENCH_HAND_H
 #define BENCH_HAND_H
 
-/* Σ x (the read-bandwidth probe). */
+/* Σ x, 4 streams at once (the read-bandwidth probe). */
 double hand_read_sum(long n, const double *x);
 /* 2*dot(x,x); g = 4x. */
 double hand_dot(long n, const double *x, double *g);
