@@ -84,7 +84,7 @@ static Depth stmt_depth(Cg *c, const Stmt *s, LLVMValueRef *bad)
 static int same_test(Cg *c, const Block *b, int i)
 {
     const Node *cond = b->stmts[i]->cond;
-    SlotSet *w = slotset_new(c->a, c->m->ir->slots.len);
+    SlotSet *w = slotset_new(c->a);
     for (int j = i - 1; j >= 0; j--) {
         const Stmt *t = b->stmts[j];
         stmt_writes(t, w);

@@ -209,11 +209,13 @@ static Var var_value(Node *n, int line)
 /* ---- the built-in functions of spec §3 ---- */
 
 typedef enum FnRule {
+    F_NONE,    /* an op that is not a builtin */
     F_ELEM,    /* elementwise, any shape */
     F_REDUCE,  /* any shape → scalar */
     F_SQUARE,  /* a square matrix */
     F_PAIR,    /* elementwise of two: same shape or a scalar side */
-    F_DOT, F_MEAN, F_SOFTMAX, F_FILL, F_EYE, F_DIAG,
+    F_SOFTMAX, /* a column vector */
+    F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG,
 } FnRule;
 
 typedef struct Builtin {
@@ -224,32 +226,18 @@ typedef struct Builtin {
     double fill;  /* ones, zeros */
 } Builtin;
 
+/* The builtins that are one op: GRADC_OPS's builtin column. */
+static const Builtin op_builtins[OP_COUNT] = {
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
+    [OP_##name] = {text, F_##builtin, OP_##name, arity, arity, 0},
+    GRADC_OPS(X)
+#undef X
+};
+
+/* The others: built from several ops, or sizes rather than values. */
 static const Builtin builtins[] = {
     {"dot", F_DOT, OP_SUM, 2, 2, 0},
-    {"sum", F_REDUCE, OP_SUM, 1, 1, 0},
     {"mean", F_MEAN, OP_SUM, 1, 1, 0},
-    {"norm", F_REDUCE, OP_NORM, 1, 1, 0},
-    {"logsumexp", F_REDUCE, OP_LOGSUMEXP, 1, 1, 0},
-    {"trace", F_SQUARE, OP_TRACE, 1, 1, 0},
-    {"det", F_SQUARE, OP_DET, 1, 1, 0},
-    {"logdet", F_SQUARE, OP_LOGDET, 1, 1, 0},
-    {"inv", F_SQUARE, OP_INV, 1, 1, 0},
-    {"exp", F_ELEM, OP_EXP, 1, 1, 0},
-    {"log", F_ELEM, OP_LOG, 1, 1, 0},
-    {"sin", F_ELEM, OP_SIN, 1, 1, 0},
-    {"cos", F_ELEM, OP_COS, 1, 1, 0},
-    {"tan", F_ELEM, OP_TAN, 1, 1, 0},
-    {"tanh", F_ELEM, OP_TANH, 1, 1, 0},
-    {"sqrt", F_ELEM, OP_SQRT, 1, 1, 0},
-    {"abs", F_ELEM, OP_ABS, 1, 1, 0},
-    {"log1p", F_ELEM, OP_LOG1P, 1, 1, 0},
-    {"sigmoid", F_ELEM, OP_SIGMOID, 1, 1, 0},
-    {"relu", F_ELEM, OP_RELU, 1, 1, 0},
-    {"softplus", F_ELEM, OP_SOFTPLUS, 1, 1, 0},
-    {"detach", F_ELEM, OP_DETACH, 1, 1, 0},
-    {"max", F_PAIR, OP_MAX, 2, 2, 0},
-    {"min", F_PAIR, OP_MIN, 2, 2, 0},
-    {"softmax", F_SOFTMAX, OP_SOFTMAX, 1, 1, 0},
     {"ones", F_FILL, OP_FILL, 1, 2, 1},
     {"zeros", F_FILL, OP_FILL, 1, 2, 0},
     {"eye", F_EYE, OP_EYE, 1, 1, 0},
@@ -258,6 +246,9 @@ static const Builtin builtins[] = {
 
 static const Builtin *builtin(const char *name)
 {
+    for (int op = 0; op < OP_COUNT; op++)
+        if (op_builtins[op].rule != F_NONE && strcmp(op_builtins[op].name, name) == 0)
+            return &op_builtins[op];
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
         if (strcmp(builtins[i].name, name) == 0)
             return &builtins[i];
@@ -352,6 +343,7 @@ static const struct {
     [B_AND] = {R_COND, OP_AND, NULL},
     [B_OR] = {R_COND, OP_OR, NULL},
 };
+_Static_assert(sizeof binops / sizeof *binops == B_COUNT, "a rule per BinOp");
 
 static bool is_comparison(BinOp op) { return op >= B_LT && op <= B_NE; }
 
@@ -518,6 +510,7 @@ static Node *call(Checker *c, const Expr *e)
         return mk1(c->ir, OP_DIAGV, x);
     case F_FILL:
     case F_EYE:
+    case F_NONE:
         break;
     }
     return NULL; /* unreachable: handled above */

@@ -84,6 +84,7 @@ typedef enum ExprKind {
 typedef enum BinOp {
     B_ADD, B_SUB, B_MUL, B_DIV, B_EMUL, B_EDIV, B_POW, B_EPOW,
     B_LT, B_LE, B_GT, B_GE, B_EQ, B_NE, B_AND, B_OR,
+    B_COUNT   /* not an operator: the size of tables indexed by BinOp */
 } BinOp;
 extern const char *const binop_text[];   /* "+", "-", "*", ... "and", "or" */
 
@@ -174,66 +175,81 @@ Shape shape_make(Dim rows, Dim cols);
 /* "[n, n]", "[m]" (a column vector), "scalar", "[1, n]" … */
 const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
 
-/* The operations of the DAG.  X(name, text, arity, kind)
- * kind: L leaf, U elementwise unary, B elementwise binary (a scalar side
- * broadcasts), M anything else (shape-changing). The table in ir.c gives
- * each op its evaluation function; simplify.c and diff.c have rule tables
- * indexed by op. */
-#define GRADC_OPS(X)                                                     \
-    X(CONST,     "const",     0, L) /* num, 1×1 */                        \
-    X(FILL,      "fill",      0, L) /* num in every entry of shape */     \
-    X(EYE,       "eye",       0, L) /* identity, shape n×n */             \
-    X(INPUT,     "input",     0, L) /* index: Module.inputs */            \
-    X(SLOT,      "slot",      0, L) /* index: Module.slots, current value */\
-    X(DIMVAL,    "dim",       0, L) /* index: dimension symbol as a value */\
-    X(COTAN,     "cotangent", 0, L) /* the output's cotangent */          \
-    X(NEG,       "-",         1, U)                                       \
-    X(EXP,       "exp",       1, U)                                       \
-    X(LOG,       "log",       1, U)                                       \
-    X(SIN,       "sin",       1, U)                                       \
-    X(COS,       "cos",       1, U)                                       \
-    X(TAN,       "tan",       1, U)                                       \
-    X(TANH,      "tanh",      1, U)                                       \
-    X(SQRT,      "sqrt",      1, U)                                       \
-    X(ABS,       "abs",       1, U)                                       \
-    X(LOG1P,     "log1p",     1, U)                                       \
-    X(SIGMOID,   "sigmoid",   1, U)                                       \
-    X(RELU,      "relu",      1, U)                                       \
-    X(SOFTPLUS,  "softplus",  1, U)                                       \
-    X(SIGN,      "sign",      1, U) /* derivative helper: -1, 0, 1 */     \
-    X(NOT,       "not",       1, U) /* 1 if the entry is 0, else 0 */     \
-    X(DETACH,    "detach",    1, U) /* identity; blocks the adjoint */    \
-    X(ADD,       "+",         2, B)                                       \
-    X(SUB,       "-",         2, B)                                       \
-    X(MUL,       ".*",        2, B) /* elementwise, or scalar × anything */\
-    X(DIV,       "./",        2, B)                                       \
-    X(DIVSAFE,   "./",        2, B) /* a ./ b, but 0 where b == 0 */      \
-    X(POW,       ".^",        2, B)                                       \
-    X(MAX,       "max",       2, B)                                       \
-    X(MIN,       "min",       2, B)                                       \
-    X(LT,        "<",         2, B) /* comparisons give 1.0 or 0.0 */     \
-    X(LE,        "<=",        2, B)                                       \
-    X(GT,        ">",         2, B)                                       \
-    X(GE,        ">=",        2, B)                                       \
-    X(EQ,        "==",        2, B)                                       \
-    X(NE,        "!=",        2, B)                                       \
-    X(AND,       "and",       2, B)                                       \
-    X(OR,        "or",        2, B)                                       \
-    X(MATMUL,    "*",         2, M)                                       \
-    X(TRANSPOSE, "'",         1, M)                                       \
-    X(SUM,       "sum",       1, M) /* all entries → 1×1 */               \
-    X(NORM,      "norm",      1, M) /* 2-norm / Frobenius → 1×1 */        \
-    X(TRACE,     "trace",     1, M)                                       \
-    X(DET,       "det",       1, M)                                       \
-    X(LOGDET,    "logdet",    1, M) /* log(det A); NaN where det A < 0 */ \
-    X(LOGSUMEXP, "logsumexp", 1, M) /* over all entries, stable */        \
-    X(INV,       "inv",       1, M)                                       \
-    X(SOFTMAX,   "softmax",   1, M) /* column vector → column vector */   \
-    X(DIAGM,     "diag",      1, M) /* vector [n] → n×n diagonal matrix */\
-    X(DIAGV,     "diag",      1, M) /* n×n matrix → its diagonal [n] */
+/* The operations of the DAG: one row per op, and every stage reads the
+ * columns it needs from here (docs/design.md, "Adding a builtin"), so a new
+ * elementwise builtin is one row plus its derivative rule.  Every expansion
+ * names all ten columns, so a row that misses one does not compile:
+ *
+ *   X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj)
+ *
+ *   text     how it prints (print.c), and the builtin's name in the language
+ *   kind     L leaf, U elementwise unary, B elementwise binary (a scalar side
+ *            broadcasts), M anything else (shape-changing)
+ *   fn       U/B: the scalar function (ir.c: folding and eval.c), else none
+ *   libm     the C math library function the compiled code calls for it
+ *            (codegen.c), or NULL: codegen.c has an emitter of its own
+ *   builtin  the checker's arity/shape rule when `text(...)` is a builtin
+ *            (check.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
+ *            scalar, SQUARE square matrix, SOFTMAX column vector), NONE if not
+ *   prec     print precedence (print.c: OR … POST, ATOM for calls and leaves)
+ *   latex    LaTeX for a call, or NULL: \operatorname{text} (print.c)
+ *   adj      the derivative rule adj_<adj> in diff.c, none: no adjoint
+ *            (leaves, comparisons, sign, not, detach) */
+#define GRADC_OPS(X)                                                                                                 \
+    X(CONST,     "const",     0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* num, 1×1 */                           \
+    X(FILL,      "fill",      0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* num in every entry of shape */        \
+    X(EYE,       "eye",       0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* identity, shape n×n */                \
+    X(INPUT,     "input",     0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: Module.inputs */               \
+    X(SLOT,      "slot",      0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: Module.slots, current value */ \
+    X(DIMVAL,    "dim",       0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: dimension symbol as a value */ \
+    X(COTAN,     "cotangent", 0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* the output's cotangent */             \
+    X(NEG,       "-",         1, U, f_neg,      NULL,    NONE,    NEG,  NULL,                 neg)                                           \
+    X(EXP,       "exp",       1, U, exp,        "exp",   ELEM,    ATOM, "\\exp",              exp)                                           \
+    X(LOG,       "log",       1, U, log,        "log",   ELEM,    ATOM, "\\log",              log)                                           \
+    X(SIN,       "sin",       1, U, sin,        "sin",   ELEM,    ATOM, "\\sin",              sin)                                           \
+    X(COS,       "cos",       1, U, cos,        "cos",   ELEM,    ATOM, "\\cos",              cos)                                           \
+    X(TAN,       "tan",       1, U, tan,        "tan",   ELEM,    ATOM, "\\tan",              tan)                                           \
+    X(TANH,      "tanh",      1, U, tanh,       "tanh",  ELEM,    ATOM, "\\tanh",             tanh)                                          \
+    X(SQRT,      "sqrt",      1, U, sqrt,       NULL,    ELEM,    ATOM, NULL,                 sqrt)                                          \
+    X(ABS,       "abs",       1, U, fabs,       NULL,    ELEM,    ATOM, NULL,                 abs)                                           \
+    X(LOG1P,     "log1p",     1, U, log1p,      "log1p", ELEM,    ATOM, NULL,                 log1p)                                         \
+    X(SIGMOID,   "sigmoid",   1, U, f_sigmoid,  NULL,    ELEM,    ATOM, NULL,                 sigmoid)                                       \
+    X(RELU,      "relu",      1, U, f_relu,     NULL,    ELEM,    ATOM, NULL,                 relu)                                          \
+    X(SOFTPLUS,  "softplus",  1, U, f_softplus, NULL,    ELEM,    ATOM, NULL,                 softplus)                                      \
+    X(SIGN,      "sign",      1, U, f_sign,     NULL,    NONE,    ATOM, NULL,                 none) /* derivative helper: -1, 0, 1 */        \
+    X(NOT,       "not",       1, U, f_not,      NULL,    NONE,    NOT,  NULL,                 none) /* 1 if the entry is 0, else 0 */        \
+    X(DETACH,    "detach",    1, U, f_id,       NULL,    ELEM,    ATOM, NULL,                 none) /* identity; blocks the adjoint */       \
+    X(ADD,       "+",         2, B, f_add,      NULL,    NONE,    ADD,  NULL,                 add)                                           \
+    X(SUB,       "-",         2, B, f_sub,      NULL,    NONE,    ADD,  NULL,                 sub)                                           \
+    X(MUL,       ".*",        2, B, f_mul,      NULL,    NONE,    MUL,  NULL,                 mul) /* elementwise, or scalar × anything */   \
+    X(DIV,       "./",        2, B, f_div,      NULL,    NONE,    MUL,  NULL,                 div)                                           \
+    X(DIVSAFE,   "./",        2, B, f_divsafe,  NULL,    NONE,    MUL,  NULL,                 divsafe) /* a ./ b, but 0 where b == 0 */      \
+    X(POW,       ".^",        2, B, pow,        "pow",   NONE,    POW,  NULL,                 pow)                                           \
+    X(MAX,       "max",       2, B, f_max,      NULL,    PAIR,    ATOM, NULL,                 max)                                           \
+    X(MIN,       "min",       2, B, f_min,      NULL,    PAIR,    ATOM, NULL,                 min)                                           \
+    X(LT,        "<",         2, B, f_lt,       NULL,    NONE,    CMP,  NULL,                 none) /* comparisons give 1.0 or 0.0 */        \
+    X(LE,        "<=",        2, B, f_le,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(GT,        ">",         2, B, f_gt,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(GE,        ">=",        2, B, f_ge,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(EQ,        "==",        2, B, f_eq,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(NE,        "!=",        2, B, f_ne,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(AND,       "and",       2, B, f_and,      NULL,    NONE,    AND,  NULL,                 none)                                          \
+    X(OR,        "or",        2, B, f_or,       NULL,    NONE,    OR,   NULL,                 none)                                          \
+    X(MATMUL,    "*",         2, M, none,       NULL,    NONE,    MUL,  NULL,                 matmul)                                        \
+    X(TRANSPOSE, "'",         1, M, none,       NULL,    NONE,    POST, NULL,                 transpose)                                     \
+    X(SUM,       "sum",       1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
+    X(NORM,      "norm",      1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 norm) /* 2-norm / Frobenius → 1×1 */           \
+    X(TRACE,     "trace",     1, M, none,       NULL,    SQUARE,  ATOM, "\\operatorname{tr}", trace)                                         \
+    X(DET,       "det",       1, M, none,       NULL,    SQUARE,  ATOM, "\\det",              det)                                           \
+    X(LOGDET,    "logdet",    1, M, none,       NULL,    SQUARE,  ATOM, "\\log\\det",         logdet) /* log(det A); NaN where det A < 0 */  \
+    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
+    X(INV,       "inv",       1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 inv)                                           \
+    X(SOFTMAX,   "softmax",   1, M, none,       NULL,    SOFTMAX, ATOM, NULL,                 softmax) /* column vector → column vector */   \
+    X(DIAGM,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagm) /* vector [n] → n×n diagonal matrix */  \
+    X(DIAGV,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */
 
 typedef enum Op {
-#define X(name, text, arity, kind) OP_##name,
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,
     GRADC_OPS(X)
 #undef X
     OP_COUNT
@@ -248,6 +264,7 @@ typedef struct OpInfo {
     OpKind kind;
     double (*fn1)(double);          /* U ops: the scalar function */
     double (*fn2)(double, double);  /* B ops */
+    const char *libm;     /* the libm function compiled code calls, or NULL */
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 
@@ -369,17 +386,29 @@ Stmt *stmt_new(Arena *a, StmtKind kind, int n);     /* arrays for n slots alloca
 void block_push(Arena *a, Block *b, Stmt *s);
 bool node_reads_slot(const Node *n, int slot);
 
-/* A set of slots, bounds-checked: adding a slot past its length grows it
- * (diff.c creates slots while it fills sets), asking about one past it is
- * false, a negative slot is an internal error. */
-typedef struct SlotSet {
+/* A hash map from non-negative ints (node ids, slots) to pointers, in an
+ * arena: its size follows what it holds, not the number of nodes or slots,
+ * so a pass per construct stays linear in the program. */
+typedef struct IntMap {
     Arena *arena;
-    bool *in;             /* len entries */
-    int len;
+    int *keys;            /* key + 1; 0: empty */
+    void **vals;
+    int cap, len;
+} IntMap;
+IntMap *intmap_new(Arena *a);
+void **intmap_put(IntMap *m, int key);            /* the value's place (NULL if new) */
+void **intmap_find(const IntMap *m, int key);     /* NULL when key is absent */
+
+/* A set of slots: any slot can be added (diff.c creates slots while it
+ * fills sets), there is no array to overrun; a negative slot is an
+ * internal error. */
+typedef struct SlotSet {
+    IntMap map;
 } SlotSet;
-SlotSet *slotset_new(Arena *a, int len);           /* empty, room for len slots */
+SlotSet *slotset_new(Arena *a);
 void slotset_add(SlotSet *s, int slot);
 bool slotset_has(const SlotSet *s, int slot);
+void slotset_clear(SlotSet *s);                    /* empty again, keeping its room */
 /* Adds every slot the statement (block) may write, nested statements included. */
 void stmt_writes(const Stmt *s, SlotSet *w);
 void block_writes(const Block *b, SlotSet *w);

@@ -397,7 +397,7 @@ static void scope_pop(Sim *s)
 static void invalidate(Sim *s)
 {
     filter_live(s, unwritten);
-    memset(s->written->in, 0, (size_t)s->written->len);
+    slotset_clear(s->written);
 }
 
 static bool available(const Sim *s, const Node *n)
@@ -684,7 +684,7 @@ static void hoist(Sim *s, const Stmt *loop)
         vec_push(a, &roots, loop->cond);
     stmt_writes(loop, s->written);
     collect(s, roots.data, roots.len, true);
-    memset(s->written->in, 0, (size_t)s->written->len);
+    slotset_clear(s->written);
     NodeVec inv = {0};
     for (int i = 0; i < s->got.len; i++)
         vec_push(a, &inv, s->got.data[i]);
@@ -812,7 +812,7 @@ static void schedule(Plan *p, FILE *out)
     s.valid = arena_alloc(p->arena, (size_t)nn + 1);
     s.level = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
     s.mark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
-    s.written = slotset_new(p->arena, s.nslots);
+    s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
     need(&s, f->value);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)

@@ -91,6 +91,19 @@ static void shape_args(Printer *p, Shape s)
         fprintf(p->out, "(%s, %s)", dim_name(p, s.rows, b1, sizeof b1), dim_name(p, s.cols, b2, sizeof b2));
 }
 
+/* GRADC_OPS's prec and latex columns. */
+static const int op_prec[OP_COUNT] = {
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = P_##prec,
+    GRADC_OPS(X)
+#undef X
+};
+
+static const char *const op_latex[OP_COUNT] = {
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = latex,
+    GRADC_OPS(X)
+#undef X
+};
+
 /* The precedence an expression prints at (a let-bound one is a name). */
 static int prec_of(const Printer *p, const Node *n)
 {
@@ -99,16 +112,7 @@ static int prec_of(const Printer *p, const Node *n)
     switch (n->op) {
     case OP_CONST: return n->num < 0 ? P_NEG : P_ATOM;
     case OP_FILL: return node_is_const(n, 0) || node_is_const(n, 1) ? P_ATOM : P_MUL;
-    case OP_NEG: return P_NEG;
-    case OP_ADD: case OP_SUB: return P_ADD;
-    case OP_MUL: case OP_DIV: case OP_DIVSAFE: case OP_MATMUL: return P_MUL;
-    case OP_POW: return P_POW;
-    case OP_TRANSPOSE: return P_POST;
-    case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: return P_CMP;
-    case OP_AND: return P_AND;
-    case OP_OR: return P_OR;
-    case OP_NOT: return P_NOT;
-    default: return P_ATOM;
+    default: return op_prec[n->op];
     }
 }
 
@@ -162,23 +166,6 @@ static const char *infix(const Printer *p, const Node *n)
     }
 }
 
-/* Calls in LaTeX: \name{...} forms; NULL prints the language form. */
-static const char *latex_call(Op op)
-{
-    switch (op) {
-    case OP_EXP: return "\\exp";
-    case OP_LOG: return "\\log";
-    case OP_SIN: return "\\sin";
-    case OP_COS: return "\\cos";
-    case OP_TAN: return "\\tan";
-    case OP_TANH: return "\\tanh";
-    case OP_DET: return "\\det";
-    case OP_TRACE: return "\\operatorname{tr}";
-    case OP_LOGDET: return "\\log\\det";
-    default: return NULL;
-    }
-}
-
 /* What remains of a node being printed: an operand at a precedence, or text. */
 static void sub(Printer *p, const Node *n, int prec)
 {
@@ -204,7 +191,7 @@ static void call(Printer *p, const Node *n)
         case OP_INV: sub(p, n->args[0], P_ATOM); text(p, "^{-1}"); return;
         default: break;
         }
-        const char *tex = latex_call(n->op);
+        const char *tex = op_latex[n->op];   /* NULL: \operatorname{name} */
         fprintf(p->out, tex ? "%s\\left(" : "\\operatorname{%s}\\left(", tex ? tex : name);
         sub(p, n->args[0], 0);
         for (int i = 1; i < n->nargs; i++) {
