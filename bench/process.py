@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-CAP = 20.0       # wall seconds: a compile slower than this is stopped and reported as "> CAP"
+CAP = 20         # CPU seconds: a compile slower than this is stopped and reported as "> CAP"
 
 
 def row(what, size, gradc, base, ratio, target, verdict):
@@ -39,14 +39,19 @@ def children_cpu():
 
 
 def wall(cmd, env=None, cap=None):
-    """CPU seconds (user + system) cmd took, None past cap seconds of wall
-    time; it must succeed.  CPU time, not wall time: on a shared machine
-    the time a process waits for a core is not its own."""
+    """CPU seconds (user + system) cmd took; it must succeed.  CPU time, not
+    wall time: on a shared machine the time a process waits for a core is
+    not its own.  With cap: None when cmd needs more than cap CPU seconds
+    (RLIMIT_CPU stops it; 10x cap of wall time is the backstop)."""
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_CPU, (int(cap), int(cap) + 1))) if cap else None
     t0 = children_cpu()
     try:
-        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=cap)
-    except subprocess.TimeoutExpired:
-        return None
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if cap else None,
+                       timeout=10 * cap if cap else None, preexec_fn=limit)
+    except (subprocess.TimeoutExpired, subprocess.CalledProcessError):
+        if cap:
+            return None
+        raise
     return children_cpu() - t0
 
 
