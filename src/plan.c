@@ -137,13 +137,38 @@ static void mv_group(Plan *p, int nn)
     }
 }
 
+/* n as a matrix–matrix product (not a matrix–vector one), or NULL. */
+static Gemm *gemm_form(Arena *a, Node *n, const Mv *mv)
+{
+    if (n->op != OP_MATMUL || is_scalar(n) || mv)
+        return NULL;
+    Gemm *g = arena_alloc(a, sizeof *g);
+    g->a = n->args[0], g->b = n->args[1];
+    if (g->a->op == OP_TRANSPOSE)
+        g->a = g->a->args[0], g->ta = true;
+    if (g->b->op == OP_TRANSPOSE)
+        g->b = g->b->args[0], g->tb = true;
+    return g;
+}
+
+static void forms(Plan *p, Node *n)
+{
+    p->mv[n->id] = mv_form(p->arena, n);
+    p->gemm[n->id] = gemm_form(p->arena, n, p->mv[n->id]);
+}
+
 /* The values node n reads (the operands of a matrix–vector form; else its
  * arguments) into out (at most 2 * MV_MAX_TERMS + 1), with whether each can
  * be fused into n's loop. */
 static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
 {
     const Mv *v = p->mv[n->id];
+    const Gemm *g = p->gemm[n->id];
     int k = 0;
+    if (g) {
+        out[0] = g->a, out[1] = g->b, fuse[0] = fuse[1] = false;
+        return 2;
+    }
     if (!v) {
         for (int i = 0; i < n->nargs; i++, k++)
             out[k] = n->args[i], fuse[k] = fuses_args(n);
@@ -169,7 +194,7 @@ static void reach(Plan *p, Node *n)
         return;
     NodeVec todo = {0};
     p->nodes[n->id] = n;
-    p->mv[n->id] = mv_form(p->arena, n);
+    forms(p, n);
     vec_push(p->arena, &todo, n);
     while (todo.len) {
         Node *x = todo.data[--todo.len], *d[DEPS_MAX];
@@ -181,7 +206,7 @@ static void reach(Plan *p, Node *n)
                 p->nofuse[d[i]->id] = true;
             if (!p->nodes[d[i]->id]) {
                 p->nodes[d[i]->id] = d[i];
-                p->mv[d[i]->id] = mv_form(p->arena, d[i]);
+                forms(p, d[i]);
                 vec_push(p->arena, &todo, d[i]);
             }
         }
@@ -611,6 +636,12 @@ static void dump_kernel(Sim *s, const Kernel *k)
                 fputs(t ? " + " : "", o);
                 dump_term(s, v, &v->terms[t]);
             }
+        } else if (k->kind == K_GEMM) {
+            const Gemm *g = s->p->gemm[n->id];
+            ref(s, g->a);
+            fputs(g->ta ? "' * " : " * ", o);
+            ref(s, g->b);
+            fputs(g->tb ? "'" : "", o);
         } else {
             dump_op(s, n);
         }
@@ -860,6 +891,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->f = f;
     p->grad = grad;
     p->mv = arena_alloc(a, sizeof(Mv *) * (size_t)(nn + 1));
+    p->gemm = arena_alloc(a, sizeof(Gemm *) * (size_t)(nn + 1));
     p->instmt = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
     p->nodes = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
     p->uses = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));

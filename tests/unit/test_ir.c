@@ -192,6 +192,10 @@ static void test_printing(void)
         {"a*(A*(B*x))", "a*A*(B*x)"},
         {"a*(x.*y)", "a*(x.*y)"},
         {"1000000 * a + 0.001", "0.001 + 1000000*a"},
+        /* constants meet: 2*0.5/n is 1/n */
+        {"2*(0.5/a*x)", "x/a"},
+        {"2*(x/(2*a))", "x/a"},
+        {"3*(1/(6*a))", "0.5/a"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Source *src = source_from_string(A, "print.expr",
