@@ -4,8 +4,14 @@
  * as LaTeX): every stage before LLVM.  A rejected program is fine; a crash,
  * a sanitizer report, an exit (the simplifier's internal errors) or a hang
  * is a finding.  The input's length picks --checkpoint (0, 1, 2, 3), so that
- * the checkpointed reverse sweep is fuzzed too. */
+ * the checkpointed reverse sweep is fuzzed too.
+ *
+ * Raw bytes seldom make a well-typed program with several inputs, so an
+ * input that starts with PROGEN_MAGIC (a byte no source text starts with)
+ * is decoded by fuzz_diff.c's program generator (progen.h) instead; the
+ * generated text goes through the same stages. */
 #include "fuzz.h"
+#include "progen.h"
 
 /* Longer programs only slow the fuzzer down; nesting and statement-count
  * limits have their own tests. */
@@ -19,7 +25,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (size > MAX_SOURCE)
         return 0;
-    char *text = fuzz_cstring(data, size);
+    static Gen g;
+    char *text = NULL;
+    if (size > 0 && data[0] == PROGEN_MAGIC) {
+        Bytes in = {data + 1, size - 1, 0};
+        memset(&g, 0, sizeof g);
+        g.in = &in;
+        program(&g);
+        if (g.overflow)
+            return 0;
+        text = fuzz_cstring((const uint8_t *)g.text, g.len);
+    } else {
+        text = fuzz_cstring(data, size);
+    }
     Arena *a = arena_new();
     Module *m = fuzz_front(a, text, (int64_t)(size % 4), true);
     if (m) {
