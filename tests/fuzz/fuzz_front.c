@@ -9,7 +9,8 @@
  * Raw bytes seldom make a well-typed program with several inputs, so an
  * input that starts with PROGEN_MAGIC (a byte no source text starts with)
  * is decoded by fuzz_diff.c's program generator (progen.h) instead; the
- * generated text goes through the same stages. */
+ * generated text goes through the same stages (GRADC_FUZZ_PRINT=1 prints
+ * it). */
 #include "fuzz.h"
 #include "progen.h"
 
@@ -35,6 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (g.overflow)
             return 0;
         text = fuzz_cstring((const uint8_t *)g.text, g.len);
+        const char *p = getenv("GRADC_FUZZ_PRINT");
+        if (p && *p == '1')
+            fprintf(fuzz_quiet_stderr(), "--- program\n%s", g.text);
     } else {
         text = fuzz_cstring(data, size);
     }

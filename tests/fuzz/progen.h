@@ -216,6 +216,16 @@ static void sub(Gen *g, Shp s, int depth)
     out(g, ")");
 }
 
+/* A matrix product's right factor: often a plain name, as in A*x or
+ * x'*x, so that products sharing a factor (P*x ± Q*x) are common. */
+static void factor(Gen *g, Shp s, int depth)
+{
+    if (pick(g->in, 2))
+        leaf(g, s);
+    else
+        sub(g, s, depth);
+}
+
 /* The argument of a function ill-conditioned for large arguments. */
 static void tame(Gen *g, Shp s, int depth)
 {
@@ -316,7 +326,7 @@ static void reduction(Gen *g, int depth)
         int k = dim(g);
         sub(g, (Shp){D_ONE, k}, depth);
         out(g, " * ");
-        sub(g, (Shp){k, D_ONE}, depth);
+        factor(g, (Shp){k, D_ONE}, depth);
     }
     }
 }
@@ -355,7 +365,7 @@ static void expr(Gen *g, Shp s, int depth)
         int k = pick(g->in, 4) ? dim(g) : D_ONE;
         sub(g, (Shp){s.r, k}, depth);
         out(g, " * ");
-        sub(g, (Shp){k, s.c}, depth);
+        factor(g, (Shp){k, s.c}, depth);
         if (k != D_ONE && pick(g->in, 2))
             out(g, " / %s", dim_text[k]);
         break;
