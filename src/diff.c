@@ -33,7 +33,7 @@ typedef struct Diff {
     Ir *ir;
     Arena *a;
     int nfwd_nodes, nfwd_slots;   /* what existed before differentiation */
-    bool *slot_active;
+    SlotSet *slot_active;
     signed char *node_active;     /* memo: -1 unknown */
     bool *wrt_input;
     Node **input_adj;
@@ -44,6 +44,7 @@ typedef struct Diff {
     int *count_slot;              /* WHILE trip count */
     bool *count_pushed;           /* … kept on the tape (the while is inside a loop) */
     bool *checkpointed;           /* loops that store only every k-th state */
+    NodeVec stack;                /* scratch of the DAG walks */
 } Diff;
 
 typedef struct Frame {
@@ -51,7 +52,7 @@ typedef struct Frame {
     Block *blk;          /* the forward block being reversed */
     Block *out;          /* its reverse, as statements */
     int *owner;          /* forward slot → 1 + index of the stmt of blk that produces it */
-    const bool *local;   /* slots that make a time-0 node local (loop: carried, index) */
+    const SlotSet *local;/* slots that make a time-0 node local (loop: carried, index) */
     const bool *only;    /* if branch: nodes used nowhere else, reversed inside it */
     bool top;
     bool in_loop;        /* inside a loop body: constructs may run many times */
@@ -101,14 +102,14 @@ static void block_roots(const Block *b, RootVisit *visit, void *ctx)
 }
 
 /* Marks every slot n reads (a statement-root visitor). */
-static void node_reads(const Node *n, void *mask)
+static void node_reads(const Node *n, void *set)
 {
     for (int i = 0; i < n->nslots; i++)
-        ((bool *)mask)[n->slots[i]] = true;
+        slotset_add(set, n->slots[i]);
 }
 
-static void stmt_reads(const Stmt *s, bool *mask) { stmt_roots(s, node_reads, mask); }
-static void block_reads(const Block *b, bool *mask) { block_roots(b, node_reads, mask); }
+static void stmt_reads(const Stmt *s, SlotSet *set) { stmt_roots(s, node_reads, set); }
+static void block_reads(const Block *b, SlotSet *set) { block_roots(b, node_reads, set); }
 
 /* ---- activity: does a node depend on a wrt input? ---- */
 
@@ -116,20 +117,43 @@ static bool active(Diff *d, Node *n)
 {
     if (n->id >= d->nfwd_nodes)
         return false;
-    signed char *memo = &d->node_active[n->id];
-    if (*memo >= 0)
-        return *memo;
-    bool act = false;
-    switch (n->op) {
-    case OP_INPUT: act = d->wrt_input[n->index]; break;
-    case OP_SLOT: act = d->slot_active[n->index]; break;
-    case OP_DETACH: act = false; break;
-    default:
-        for (int i = 0; i < n->nargs; i++)
-            act = act || active(d, n->args[i]);
+    signed char *memo = d->node_active;
+    if (memo[n->id] >= 0)
+        return memo[n->id];
+    /* operands first, with an explicit stack (the DAG is as deep as the
+     * program); an operand found active settles its parent, as || would */
+    NodeVec *st = &d->stack;
+    int base = st->len;
+    vec_push(d->a, st, n);
+    while (st->len > base) {
+        Node *x = st->data[st->len - 1];
+        if (memo[x->id] >= 0) {
+            st->len--;
+            continue;
+        }
+        bool act = false, wait = false;
+        switch (x->op) {
+        case OP_INPUT: act = d->wrt_input[x->index]; break;
+        case OP_SLOT: act = slotset_has(d->slot_active, x->index); break;
+        case OP_DETACH: act = false; break;
+        default:
+            for (int i = 0; i < x->nargs && !act && !wait; i++) {
+                Node *c = x->args[i];
+                if (c->id >= d->nfwd_nodes)
+                    continue;
+                if (memo[c->id] < 0) {
+                    vec_push(d->a, st, c);
+                    wait = true;
+                }
+                act = memo[c->id] > 0;
+            }
+        }
+        if (wait)
+            continue;
+        memo[x->id] = act;
+        st->len--;
     }
-    *memo = act;
-    return act;
+    return memo[n->id];
 }
 
 static bool any_active(Diff *d, Node **vals, int n)
@@ -145,9 +169,9 @@ static bool mark_block(Diff *d, Block *b);
 
 static bool mark_slot(Diff *d, int slot, bool act)
 {
-    if (!act || d->slot_active[slot])
+    if (!act || slotset_has(d->slot_active, slot))
         return false;
-    d->slot_active[slot] = true;
+    slotset_add(d->slot_active, slot);
     return true;
 }
 
@@ -186,17 +210,24 @@ static void compute_activity(Diff *d)
 typedef struct Counts {
     int *uses;
     bool *seen;
+    Arena *a;
+    NodeVec *stack;
 } Counts;
 
 static void count_uses(const Node *n, void *ctx)
 {
     Counts *c = ctx;
-    c->uses[n->id]++;
-    if (c->seen[n->id])
-        return;
-    c->seen[n->id] = true;
-    for (int i = 0; i < n->nargs; i++)
-        count_uses(n->args[i], ctx);
+    NodeVec *st = c->stack;
+    vec_push(c->a, st, (Node *)n);
+    while (st->len) {
+        const Node *x = st->data[--st->len];
+        c->uses[x->id]++;
+        if (c->seen[x->id])
+            continue;
+        c->seen[x->id] = true;
+        for (int i = 0; i < x->nargs; i++)
+            vec_push(c->a, st, x->args[i]);
+    }
 }
 
 /* Only the direct references of statements. */
@@ -240,7 +271,7 @@ static bool is_local(Frame *F, const Node *n, int time)
     if (F->top || time > 0 || (F->only && F->only[n->id]))
         return true;
     for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < F->d->nfwd_slots && F->local[n->slots[i]])
+        if (n->slots[i] < F->d->nfwd_slots && slotset_has(F->local, n->slots[i]))
             return true;
     return false;
 }
@@ -275,7 +306,7 @@ static int heap_pop(IntVec *h)
     return top;
 }
 
-static Frame *frame_new(Diff *d, Block *blk, const bool *local, bool top)
+static Frame *frame_new(Diff *d, Block *blk, const SlotSet *local, bool top)
 {
     Arena *a = d->a;
     Frame *F = arena_alloc(a, sizeof *F);
@@ -486,12 +517,12 @@ static int new_slot(Diff *d, const char *prefix, const char *name, Shape s)
 static const char *slot_name(Diff *d, int slot) { return d->ir->slots.data[slot].name; }
 
 
-static bool *slot_mask(Diff *d) { return arena_alloc(d->a, (size_t)d->ir->slots.len + 64); }
+static SlotSet *slot_set(Diff *d) { return slotset_new(d->a, d->ir->slots.len); }
 
-static bool reads_any(const Node *n, const bool *mask, int masklen)
+static bool reads_any(const Node *n, const SlotSet *set)
 {
     for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < masklen && mask[n->slots[i]])
+        if (slotset_has(set, n->slots[i]))
             return true;
     return false;
 }
@@ -511,11 +542,11 @@ static const char *adj_name(Diff *d, const Node *n)
 
 /* Moves the pending adjoint of node id into a fresh slot (through set) when
  * it reads a slot in w. */
-static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntVec *slots)
+static void spill(Frame *F, int id, const SlotSet *w, NodeVec *vals, IntVec *slots)
 {
     Diff *d = F->d;
     Node *g = F->pending[id];
-    if (!reads_any(g, w, wlen))   /* a bare forward slot counts: the reverse pops it */
+    if (!reads_any(g, w))   /* a bare forward slot counts: the reverse pops it */
         return;
     int slot = ir_slot(d->ir, adj_name(d, d->ir->nodes.data[id]), g->shape);
     vec_push(d->a, vals, g);
@@ -528,16 +559,15 @@ static void spill(Frame *F, int id, const bool *w, int wlen, NodeVec *vals, IntV
 static void materialize(Frame *F, Stmt *s, int upto)
 {
     Diff *d = F->d;
-    int wlen = d->ir->slots.len;
-    bool *w = slot_mask(d);
+    SlotSet *w = slot_set(d);
     stmt_writes(s, w);
     NodeVec vals = {0};
     IntVec slots = {0};
     for (int t = 0; t < upto; t++)
         for (int i = 0; i < F->heaps[t].len; i++)
-            spill(F, F->heaps[t].data[i], w, wlen, &vals, &slots);
+            spill(F, F->heaps[t].data[i], w, &vals, &slots);
     for (int i = 0; i < F->boundary.len; i++)
-        spill(F, F->boundary.data[i]->id, w, wlen, &vals, &slots);
+        spill(F, F->boundary.data[i]->id, w, &vals, &slots);
     if (!vals.len)
         return;
     Stmt *set = stmt_new(d->a, S_SET, vals.len);
@@ -728,14 +758,14 @@ static Block *record_block(Diff *d, Block *b)
 
 /* The constructs of a loop body that its reverse needs re-run: those with a
  * reverse (they push what it pops) and those whose results it reads. */
-static Block *record_live(Diff *d, Block *b, bool *live)
+static Block *record_live(Diff *d, Block *b, SlotSet *live)
 {
     bool *keep = arena_alloc(d->a, (size_t)b->n + 1);
     for (int j = b->n - 1; j >= 0; j--) {
         Stmt *s = b->stmts[j];
         keep[j] = d->reversed[s->id];
         for (int k = 0; k < s->n; k++)
-            keep[j] = keep[j] || live[s->slots[k]];
+            keep[j] = keep[j] || slotset_has(live, s->slots[k]);
         if (keep[j])
             stmt_reads(s, live);
     }
@@ -771,7 +801,7 @@ static void rev_if(Frame *F, Stmt *s)
     Diff *d = F->d;
     Block *blocks[2] = {s->then_block, s->else_block};
     Node **vals[2] = {s->then_vals, s->else_vals};
-    bool *no_local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    SlotSet *no_local = slotset_new(d->a, d->nfwd_slots);
     Frame *br[2];
     for (int b = 0; b < 2; b++) {
         br[b] = frame_new(d, blocks[b], no_local, false);
@@ -811,18 +841,18 @@ static void rev_loop(Frame *F, Stmt *s)
 {
     Diff *d = F->d;
     Ir *ir = d->ir;
-    bool *local = arena_alloc(d->a, (size_t)d->nfwd_slots + 1);
+    SlotSet *local = slotset_new(d->a, d->nfwd_slots);
     for (int k = 0; k < s->n; k++)
-        local[s->slots[k]] = true;
+        slotset_add(local, s->slots[k]);
     if (s->index_slot >= 0)
-        local[s->index_slot] = true;
+        slotset_add(local, s->index_slot);
 
     Frame *B = frame_new(d, s->body, local, false);
     B->in_loop = true;
     int *adj = arena_alloc(d->a, sizeof(int) * (size_t)(s->n + 1)), nadj = 0;
     for (int k = 0; k < s->n; k++) {
         adj[k] = -1;
-        if (!d->slot_active[s->slots[k]])
+        if (!slotset_has(d->slot_active, s->slots[k]))
             continue;
         adj[k] = new_slot(d, "d", slot_name(d, s->slots[k]), ir->slots.data[s->slots[k]].shape);
         nadj++;
@@ -851,7 +881,7 @@ static void rev_loop(Frame *F, Stmt *s)
     }
 
     /* the reverse body: restore the iteration's start, re-run its constructs, reverse */
-    bool *live = slot_mask(d);
+    SlotSet *live = slot_set(d);
     block_reads(B->out, live);
     for (int k = 0; k < r->n; k++)
         node_reads(r->next[k], live);
@@ -859,7 +889,7 @@ static void rev_loop(Frame *F, Stmt *s)
     block_reads(rerun, live);
     IntVec *needed = &d->needed[s->id];
     for (int k = 0; k < s->n; k++)
-        if (live[s->slots[k]])
+        if (slotset_has(live, s->slots[k]))
             vec_push(d->a, needed, s->slots[k]);
     r->body = block_new(d->a);
     if (needed->len) {
@@ -927,7 +957,7 @@ void diff_reverse(Module *m)
     d->a = a;
     d->nfwd_nodes = ir->nnodes;
     d->nfwd_slots = ir->slots.len;
-    d->slot_active = arena_alloc(a, (size_t)d->nfwd_slots + 1);
+    d->slot_active = slotset_new(a, d->nfwd_slots);
     d->node_active = arena_alloc(a, (size_t)d->nfwd_nodes + 1);
     d->wrt_input = arena_alloc(a, (size_t)m->ninputs + 1);
     d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
@@ -941,7 +971,7 @@ void diff_reverse(Module *m)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);
     Counts counts = {.uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes),
-                     .seen = arena_alloc(a, (size_t)d->nfwd_nodes)};
+                     .seen = arena_alloc(a, (size_t)d->nfwd_nodes), .a = a, .stack = &d->stack};
     block_roots(m->fwd.body, count_uses, &counts);
     count_uses(m->fwd.value, &counts);
     d->uses = counts.uses;
@@ -958,9 +988,9 @@ void diff_reverse(Module *m)
     }
     Block *body = record_block(d, m->fwd.body);
     Node *value = out;
-    bool *written = slot_mask(d);
+    SlotSet *written = slot_set(d);
     block_writes(F->out, written);
-    if (reads_any(out, written, ir->slots.len)) {
+    if (reads_any(out, written)) {
         /* the reverse sweep restores slots the output reads: keep its value */
         Stmt *set = stmt_new(a, S_SET, 1);
         set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);

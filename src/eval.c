@@ -41,6 +41,8 @@ typedef struct Eval {
     int nnodes;
     double *tape;       /* PUSH/POP, LIFO */
     size_t top, cap;
+    const Node **stack; /* eval_node's nodes to compute */
+    size_t depth, depth_cap;
     DetachRecord *det;  /* eval_func_frozen only */
     int status;         /* first error, 0 while none */
     Loc where;
@@ -377,28 +379,77 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
     return e->status == 0;
 }
 
-/* The current value of n: an input's array, a slot's buffer or the cache
- * entry, recomputed when stale.  NULL (and e->status) on failure. */
+/* Needs no computing now: an input, a slot or a fresh cache entry. */
+static bool ready(const Eval *e, const Node *n)
+{
+    return n->op == OP_INPUT || n->op == OP_SLOT || entry_fresh(e, n, &e->cache[n->id]);
+}
+
+/* Recomputes the cache entry of n, whose operands are ready. */
+static bool fill_entry(Eval *e, const Node *n)
+{
+    Entry *c = &e->cache[n->id];
+    int64_t size = size_of(e, n->shape);
+    if (size < 0)
+        return false;
+    if (!c->data && !(c->data = alloc_doubles(e, size)))
+        return false;
+    memset(c->data, 0, sizeof(double) * (size_t)size);
+    if (!compute(e, n, c->data, size))
+        return false;
+    c->stamp = e->clock;
+    c->valid = true;
+    return true;
+}
+
+static bool push_node(Eval *e, const Node *n)
+{
+    if (e->depth == e->depth_cap) {
+        size_t cap = e->depth_cap ? 2 * e->depth_cap : 256;
+        const Node **p = realloc(e->stack, cap * sizeof *p);
+        if (!p) {
+            e->status = e->status ? e->status : GRADC_ENOMEM;
+            return false;
+        }
+        e->stack = p;
+        e->depth_cap = cap;
+    }
+    e->stack[e->depth++] = n;
+    return true;
+}
+
+/* The current value of n, computing what is stale below it with an explicit
+ * stack (a chain of statements makes the DAG as deep as the program): a
+ * node is computed once its operands are ready, operands in order, as a
+ * recursive evaluation would.  NULL (and e->status) on failure. */
 static const double *eval_node(Eval *e, const Node *n)
 {
     if (n->op == OP_INPUT)
         return e->b->inputs[n->index];
     if (n->op == OP_SLOT)
         return e->slot[n->index];
-    Entry *c = &e->cache[n->id];
-    if (entry_fresh(e, n, c))
-        return c->data;
-    int64_t size = size_of(e, n->shape);
-    if (size < 0)
-        return NULL;
-    if (!c->data && !(c->data = alloc_doubles(e, size)))
-        return NULL;
-    memset(c->data, 0, sizeof(double) * (size_t)size);
-    if (!compute(e, n, c->data, size))
-        return NULL;
-    c->stamp = e->clock;
-    c->valid = true;
-    return c->data;
+    if (entry_fresh(e, n, &e->cache[n->id]))
+        return e->cache[n->id].data;
+    size_t base = e->depth;
+    bool ok = push_node(e, n);
+    while (ok && e->depth > base) {
+        const Node *x = e->stack[e->depth - 1];
+        if (ready(e, x)) {
+            e->depth--;
+            continue;
+        }
+        int i = 0;
+        while (i < x->nargs && ready(e, x->args[i]))
+            i++;
+        if (i < x->nargs) {
+            ok = push_node(e, x->args[i]);
+            continue;
+        }
+        e->depth--;
+        ok = fill_entry(e, x);
+    }
+    e->depth = base;
+    return ok ? e->cache[n->id].data : NULL;
 }
 
 static bool eval_scalar(Eval *e, const Node *n, double *v)
@@ -610,6 +661,7 @@ static void teardown(Eval *e)
     free(e->written);
     free(e->cache);
     free(e->tape);
+    free(e->stack);
 }
 
 static int run_func(const Module *m, const Func *f, const Bindings *b, double *value,

@@ -368,10 +368,21 @@ Block *block_new(Arena *a);
 Stmt *stmt_new(Arena *a, StmtKind kind, int n);     /* arrays for n slots allocated */
 void block_push(Arena *a, Block *b, Stmt *s);
 bool node_reads_slot(const Node *n, int slot);
-/* Sets mask[s] for every slot the statement (block) may write, nested
- * statements included; mask has a bool per slot. */
-void stmt_writes(const Stmt *s, bool *mask);
-void block_writes(const Block *b, bool *mask);
+
+/* A set of slots, bounds-checked: adding a slot past its length grows it
+ * (diff.c creates slots while it fills sets), asking about one past it is
+ * false, a negative slot is an internal error. */
+typedef struct SlotSet {
+    Arena *arena;
+    bool *in;             /* len entries */
+    int len;
+} SlotSet;
+SlotSet *slotset_new(Arena *a, int len);           /* empty, room for len slots */
+void slotset_add(SlotSet *s, int slot);
+bool slotset_has(const SlotSet *s, int slot);
+/* Adds every slot the statement (block) may write, nested statements included. */
+void stmt_writes(const Stmt *s, SlotSet *w);
+void block_writes(const Block *b, SlotSet *w);
 
 /* ===================================================================== */
 /* simplify.c — smart constructors: every node is built through these,   */
@@ -453,6 +464,14 @@ typedef struct DetachRecord {
 } DetachRecord;
 int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
                      double *value, Loc *where, DetachRecord *rec);
+
+/* ===================================================================== */
+/* plan.c — a Func as a schedule of kernels, before LLVM (plan.h)        */
+/* ===================================================================== */
+
+/* `gradc compile --dump-plan`: the plan of the forward and the gradient
+ * function, as text (tests/golden/plan). */
+int plan_dump(const Module *m, FILE *out);
 
 /* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */

@@ -7,6 +7,7 @@
 #include "gradc.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- shapes ---- */
@@ -307,23 +308,61 @@ void block_push(Arena *a, Block *b, Stmt *s)
     b->stmts[b->n++] = s;
 }
 
-/* Marks every slot a statement may write, nested statements included. */
-void stmt_writes(const Stmt *s, bool *mask)
+/* ---- slot sets ---- */
+
+SlotSet *slotset_new(Arena *a, int len)
+{
+    SlotSet *s = arena_alloc(a, sizeof *s);
+    s->arena = a;
+    s->len = len > 0 ? len : 1;
+    s->in = arena_alloc(a, (size_t)s->len);
+    return s;
+}
+
+static void slot_bug(int slot)
+{
+    fprintf(stderr, "gradc: internal error: slot %d in a slot set\n", slot);
+    abort();
+}
+
+void slotset_add(SlotSet *s, int slot)
+{
+    if (slot < 0)
+        slot_bug(slot);
+    if (slot >= s->len) {
+        int len = 2 * s->len > slot ? 2 * s->len : slot + 1;
+        bool *in = arena_alloc(s->arena, (size_t)len);
+        memcpy(in, s->in, (size_t)s->len);
+        s->in = in;
+        s->len = len;
+    }
+    s->in[slot] = true;
+}
+
+bool slotset_has(const SlotSet *s, int slot)
+{
+    if (slot < 0)
+        slot_bug(slot);
+    return slot < s->len && s->in[slot];
+}
+
+/* Adds every slot a statement may write, nested statements included. */
+void stmt_writes(const Stmt *s, SlotSet *w)
 {
     if (s->kind != S_PUSH)
         for (int k = 0; k < s->n; k++)
-            mask[s->slots[k]] = true;
+            slotset_add(w, s->slots[k]);
     if (s->index_slot >= 0)
-        mask[s->index_slot] = true;
+        slotset_add(w, s->index_slot);
     if (s->count_slot >= 0)
-        mask[s->count_slot] = true;
-    block_writes(s->then_block, mask);
-    block_writes(s->else_block, mask);
-    block_writes(s->body, mask);
+        slotset_add(w, s->count_slot);
+    block_writes(s->then_block, w);
+    block_writes(s->else_block, w);
+    block_writes(s->body, w);
 }
 
-void block_writes(const Block *b, bool *mask)
+void block_writes(const Block *b, SlotSet *w)
 {
     for (int i = 0; b && i < b->n; i++)
-        stmt_writes(b->stmts[i], mask);
+        stmt_writes(b->stmts[i], w);
 }

@@ -30,7 +30,7 @@ typedef struct Options {
     const char *dims;                         /* check */
     const char *seed, *tol;
     const char *out, *header, *name, *target; /* compile, plot */
-    bool emit_llvm;
+    bool emit_llvm, dump_plan;
     int opt_level;
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
@@ -66,6 +66,7 @@ static const OptSpec opt_specs[] = {
     {"-o",          O_STR,   F(out),       C_COMPILE | C_PLOT, 0},
     {"--header",    O_STR,   F(header),    C_COMPILE, 0},
     {"--emit-llvm", O_FLAG,  F(emit_llvm), C_COMPILE, 0},
+    {"--dump-plan", O_FLAG,  F(dump_plan), C_COMPILE, 0},
     {"--name",      O_STR,   F(name),      C_COMPILE, 0},
     {"--target",    O_STR,   F(target),    C_COMPILE, 0},
     {"-O0",         O_LEVEL, F(opt_level), C_COMPILE, 0},
@@ -94,7 +95,7 @@ static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
      "FILE.expr [-o FILE.o] [--header FILE.h] [--emit-llvm] [-O0|-O1|-O2|-O3]\n"
      "                        [--name NAME] [--target TRIPLE] [--max-iter N]\n"
-     "                        [--checkpoint K]"},
+     "                        [--checkpoint K] [--dump-plan]"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
      "                        [--interp | --jit] [--max-iter N] [--checkpoint K]"},
@@ -382,6 +383,8 @@ static int cmd_compile(Arena *a, const Options *o)
     }
     const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
     Module *m = front(a, o, true);
+    if (m && o->dump_plan) /* the plan on stdout, nothing written */
+        return plan_dump(m, stdout);
     if (!m || emit_object(m, &co, obj, o->emit_llvm) != 0)
         return 1;
     if (o->header && emit_header(m, &co, o->header) != 0)

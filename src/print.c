@@ -16,6 +16,12 @@
 /* Precedence, loosest first, as in the spec. */
 enum { P_OR = 1, P_AND, P_NOT, P_CMP, P_ADD, P_MUL, P_NEG, P_POW, P_POST, P_ATOM };
 
+typedef struct Piece {
+    const Node *n;             /* an operand to print at prec, or NULL: text */
+    int prec;
+    const char *text;
+} Piece;
+
 typedef struct Printer {
     FILE *out;
     const Module *m;
@@ -23,6 +29,9 @@ typedef struct Printer {
     const char **slot_names;   /* unique print names of slots */
     const char **let;          /* node id → name of a let-bound subexpression */
     int nlets;
+    VEC(Piece) stack, rest;    /* expr's explicit stack; the node being expanded */
+    int *refs;                 /* print_lets: references per node id (zero between calls) */
+    VEC(int) reached, bound;   /* … the nodes it reached; the ids let-bound now */
 } Printer;
 
 static bool latex(const Printer *p) { return p->style == PRINT_LATEX; }
@@ -170,37 +179,52 @@ static const char *latex_call(Op op)
     }
 }
 
+/* What remains of a node being printed: an operand at a precedence, or text. */
+static void sub(Printer *p, const Node *n, int prec)
+{
+    vec_push(p->m->arena, &p->rest, ((Piece){n, prec, NULL}));
+}
+
+/* Text goes out at once while nothing is queued before it. */
+static void text(Printer *p, const char *s)
+{
+    if (p->rest.len == 0)
+        fputs(s, p->out);
+    else
+        vec_push(p->m->arena, &p->rest, ((Piece){NULL, 0, s}));
+}
+
 static void call(Printer *p, const Node *n)
 {
     const char *name = op_info[n->op].text;
     if (latex(p)) {
         switch (n->op) {
-        case OP_NORM: fputs("\\left\\| ", p->out); expr(p, n->args[0], 0); fputs(" \\right\\|", p->out); return;
-        case OP_SQRT: fputs("\\sqrt{", p->out); expr(p, n->args[0], 0); fputs("}", p->out); return;
-        case OP_INV: expr(p, n->args[0], P_ATOM); fputs("^{-1}", p->out); return;
+        case OP_NORM: text(p, "\\left\\| "); sub(p, n->args[0], 0); text(p, " \\right\\|"); return;
+        case OP_SQRT: text(p, "\\sqrt{"); sub(p, n->args[0], 0); text(p, "}"); return;
+        case OP_INV: sub(p, n->args[0], P_ATOM); text(p, "^{-1}"); return;
         default: break;
         }
         const char *tex = latex_call(n->op);
         fprintf(p->out, tex ? "%s\\left(" : "\\operatorname{%s}\\left(", tex ? tex : name);
-        expr(p, n->args[0], 0);
+        sub(p, n->args[0], 0);
         for (int i = 1; i < n->nargs; i++) {
-            fputs(", ", p->out);
-            expr(p, n->args[i], 0);
+            text(p, ", ");
+            sub(p, n->args[i], 0);
         }
-        fputs("\\right)", p->out);
+        text(p, "\\right)");
         return;
     }
     fprintf(p->out, "%s(", name);
-    expr(p, n->args[0], 0);
+    sub(p, n->args[0], 0);
     for (int i = 1; i < n->nargs; i++) {
-        fputs(", ", p->out);
-        expr(p, n->args[i], 0);
+        text(p, ", ");
+        sub(p, n->args[i], 0);
     }
-    fputc(')', p->out);
+    text(p, ")");
 }
 
-static void open_paren(Printer *p, bool on) { if (on) fputs(latex(p) ? "\\left(" : "(", p->out); }
-static void close_paren(Printer *p, bool on) { if (on) fputs(latex(p) ? "\\right)" : ")", p->out); }
+static void open_paren(Printer *p, bool on) { if (on) text(p, latex(p) ? "\\left(" : "("); }
+static void close_paren(Printer *p, bool on) { if (on) text(p, latex(p) ? "\\right)" : ")"); }
 
 /* Products that associate with each other: A*B and s*X. */
 static bool assoc_product(const Node *n)
@@ -219,22 +243,22 @@ static void binary(Printer *p, const Node *n, int prec)
     const Node *a = n->args[0], *b = n->args[1];
     bool tex = latex(p);
     if ((n->op == OP_DIV || n->op == OP_DIVSAFE) && tex && scalar(b)) {
-        fputs("\\frac{", p->out);
-        expr(p, a, 0);
-        fputs("}{", p->out);
-        expr(p, b, 0);
-        fputs("}", p->out);
+        text(p, "\\frac{");
+        sub(p, a, 0);
+        text(p, "}{");
+        sub(p, b, 0);
+        text(p, "}");
         return;
     }
     if (n->op == OP_POW) {
-        expr(p, a, P_POW + 1);
-        fputs(infix(p, n), p->out);
+        sub(p, a, P_POW + 1);
+        text(p, infix(p, n));
         if (tex) {
-            fputs("{", p->out);
-            expr(p, b, 0);
-            fputs("}", p->out);
+            text(p, "{");
+            sub(p, b, 0);
+            text(p, "}");
         } else {
-            expr(p, b, P_POW);   /* right associative */
+            sub(p, b, P_POW);   /* right associative */
         }
         return;
     }
@@ -249,12 +273,13 @@ static void binary(Printer *p, const Node *n, int prec)
         right = prec;
     if (elementwise_product(n))
         left = right = prec + 1;
-    expr(p, a, left);
-    fputs(infix(p, n), p->out);
-    expr(p, b, right);
+    sub(p, a, left);
+    text(p, infix(p, n));
+    sub(p, b, right);
 }
 
-static void expr(Printer *p, const Node *n, int min_prec)
+/* Prints n, or the start of n with the rest queued in p->rest. */
+static void expand(Printer *p, const Node *n, int min_prec)
 {
     if (p->let[n->id]) {
         name(p, p->let[n->id]);
@@ -266,11 +291,11 @@ static void expr(Printer *p, const Node *n, int min_prec)
     if (op_info[n->op].kind == OK_L) {
         leaf(p, n);
     } else if (n->op == OP_NEG || n->op == OP_NOT) {
-        fputs(n->op == OP_NEG ? "-" : (latex(p) ? "\\neg " : "not "), p->out);
-        expr(p, n->args[0], prec + (n->op == OP_NEG));
+        text(p, n->op == OP_NEG ? "-" : (latex(p) ? "\\neg " : "not "));
+        sub(p, n->args[0], prec + (n->op == OP_NEG));
     } else if (n->op == OP_TRANSPOSE) {
-        expr(p, n->args[0], P_POST + 1);
-        fputs(latex(p) ? "^\\top" : "'", p->out);
+        sub(p, n->args[0], P_POST + 1);
+        text(p, latex(p) ? "^\\top" : "'");
     } else if (n->op == OP_MAX || n->op == OP_MIN || !infix(p, n)) {
         call(p, n);
     } else {
@@ -279,15 +304,49 @@ static void expr(Printer *p, const Node *n, int min_prec)
     close_paren(p, paren);
 }
 
+/* The tree printed without recursion (a chain of statements makes the DAG
+ * as deep as the program): each node prints what precedes its first
+ * operand and queues the rest, operands and text, on an explicit stack. */
+static void expr(Printer *p, const Node *n, int min_prec)
+{
+    int base = p->stack.len;
+    vec_push(p->m->arena, &p->stack, ((Piece){n, min_prec, NULL}));
+    while (p->stack.len > base) {
+        Piece x = p->stack.data[--p->stack.len];
+        if (!x.n) {
+            fputs(x.text, p->out);
+            continue;
+        }
+        p->rest.len = 0;
+        expand(p, x.n, x.prec);
+        for (int i = p->rest.len - 1; i >= 0; i--)
+            vec_push(p->m->arena, &p->stack, p->rest.data[i]);
+    }
+}
+
 /* ---- shared subexpressions ---- */
 
-/* Counts references along DAG edges (each node's edges counted once). */
-static void count_refs(const Node *n, int *refs)
+/* Counts references along DAG edges (each node's edges counted once) into
+ * p->refs, with an explicit stack; p->reached lists the nodes reached. */
+static void count_refs(Printer *p, const Node *root)
 {
-    if (refs[n->id]++ > 0)
-        return;
-    for (int i = 0; i < n->nargs; i++)
-        count_refs(n->args[i], refs);
+    Arena *a = p->m->arena;
+    int base = p->stack.len;
+    vec_push(a, &p->stack, ((Piece){root, 0, NULL}));
+    while (p->stack.len > base) {
+        const Node *n = p->stack.data[--p->stack.len].n;
+        if (p->refs[n->id]++ > 0)
+            continue;
+        vec_push(a, &p->reached, n->id);
+        for (int i = 0; i < n->nargs; i++)
+            vec_push(a, &p->stack, ((Piece){n->args[i], 0, NULL}));
+    }
+}
+
+static int by_id(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y;
+    return (a > b) - (a < b);
 }
 
 /* Short enough to repeat: a leaf, or an op applied to leaves (x', 2*x, x.^2). */
@@ -304,14 +363,16 @@ static bool trivial(const Node *n)
 static void print_lets(Printer *p, Node *const *roots, int nroots, const char *indent)
 {
     Arena *a = p->m->arena;
-    int nn = p->m->ir->nnodes;
-    int *refs = arena_alloc(a, sizeof(int) * (size_t)nn);
+    p->reached.len = 0;
     for (int i = 0; i < nroots; i++)
         if (roots[i])
-            count_refs(roots[i], refs);
-    for (int id = 0; id < nn; id++) {
+            count_refs(p, roots[i]);
+    /* the reached nodes in id order: cost in what is printed, not the DAG */
+    qsort(p->reached.data, (size_t)p->reached.len, sizeof(int), by_id);
+    for (int r = 0; r < p->reached.len; r++) {
+        int id = p->reached.data[r];
         const Node *n = p->m->ir->nodes.data[id];
-        if (refs[id] < 2 || trivial(n) || p->let[id])
+        if (p->refs[id] < 2 || trivial(n) || p->let[id])
             continue;
         const char *let = arena_printf(a, "t%d", ++p->nlets);
         fputs(indent, p->out);
@@ -320,15 +381,53 @@ static void print_lets(Printer *p, Node *const *roots, int nroots, const char *i
         expr(p, n, 0);
         fputs(latex(p) ? " \\\\\n" : "\n", p->out);
         p->let[id] = let;
+        vec_push(a, &p->bound, id);
     }
+    for (int r = 0; r < p->reached.len; r++)
+        p->refs[p->reached.data[r]] = 0;
 }
 
 static void forget_lets(Printer *p)
 {
-    memset(p->let, 0, sizeof(char *) * (size_t)p->m->ir->nnodes);
+    for (int i = 0; i < p->bound.len; i++)
+        p->let[p->bound.data[i]] = NULL;
+    p->bound.len = 0;
 }
 
 /* ---- printers ---- */
+
+/* How many slots (and whether an input) bear a name: open addressing. */
+typedef struct NameCount {
+    const char *name;
+    int slots;
+    bool input;
+} NameCount;
+
+typedef struct Names {
+    NameCount *e;
+    uint32_t mask;
+} Names;
+
+static Names names_new(Arena *a, int n)
+{
+    uint32_t cap = 16;
+    while (cap < 2 * (uint32_t)n)
+        cap *= 2;
+    return (Names){arena_alloc(a, sizeof(NameCount) * cap), cap - 1};
+}
+
+static NameCount *names_get(Names t, const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    for (uint32_t i = h & t.mask;; i = (i + 1) & t.mask) {
+        if (!t.e[i].name)
+            t.e[i].name = name;
+        if (strcmp(t.e[i].name, name) == 0)
+            return &t.e[i];
+    }
+}
 
 static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
 {
@@ -338,16 +437,20 @@ static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
     p->m = m;
     p->style = style;
     p->let = arena_alloc(a, sizeof(char *) * (size_t)(m->ir->nnodes + 1));
+    p->refs = arena_alloc(a, sizeof(int) * (size_t)(m->ir->nnodes + 1));
     int ns = m->ir->slots.len;
     p->slot_names = arena_alloc(a, sizeof(char *) * (size_t)(ns + 1));
-    /* slots of one name are distinct variables: b, b_2, b_3 … */
+    /* slots of one name are distinct variables: b, b_2, b_3 … (an input's
+     * name counts as taken); counted in a hash table of names */
+    Names t = names_new(a, ns + m->ninputs);
+    for (int i = 0; i < m->ninputs; i++)
+        names_get(t, m->inputs[i].name)->input = true;
     for (int s = 0; s < ns; s++) {
         const char *name = m->ir->slots.data[s].name;
-        int same = 0;
-        for (int t = 0; t < s; t++)
-            same += strcmp(m->ir->slots.data[t].name, name) == 0;
-        for (int i = 0; i < m->ninputs && !same; i++)
-            same += strcmp(m->inputs[i].name, name) == 0;
+        NameCount *c = names_get(t, name);
+        int same = c->slots++;
+        if (!same && c->input)
+            same = 1;
         p->slot_names[s] = same ? arena_printf(a, "%s_%d", name, same + 1) : name;
     }
     return p;

@@ -75,6 +75,14 @@ def d2l(a):
     return b if total(b) > 0 else [100 * e for e in b]
 
 
+def _many_loops_text(k):
+    body = "".join("        c%d = b\n        for j%d in 1:2\n            c%d = sin(c%d)\n        end\n"
+                   % (i, i, i, i) for i in range(k))
+    terms = " + ".join("c%d" % i for i in range(k))
+    return ("input x\nb = x\nfor i in 1:3\n    if b > 0\n%s        b = %g*(%s) + 0.5*b\n"
+            "    end\nend\ny = b\n" % (body, 0.5 / k, terms))
+
+
 CASES = [
     # the D2L example on a scalar, both branches: dc/da = c/a
     ("d2l_scalar_pos", D2L.format(shape="", tail="output c"), {"a": 0.7},
@@ -200,7 +208,22 @@ end
 y = s
 """, {"x": [0.1, 0.2, 0.3]},
      lambda x: total([i * total([cos(e * i) for e in x]) for i in range(1, len(x) + 1)])),
+    # an if holding 100 loops inside a for: under --checkpoint every inner loop
+    # adds slots while the outer loop's reverse is built (issue 8: slot sets
+    # sized before those slots existed were written past their end)
+    # (the interpreter only: the JIT's compile time on this gradient program
+    # grows faster than linearly, minutes at 70 loops -- issue 7's backend)
+    ("if_of_many_loops_in_for", _many_loops_text(100), {"x": 0.7}, lambda x: _many_loops(x, 100),
+     ["--interp"]),
 ]
+
+
+def _many_loops(x, k):
+    b = x
+    for i in range(1, 4):
+        if b > 0:
+            b = (0.5 / k) * total([sin(sin(b)) for _ in range(k)]) + 0.5 * b
+    return b
 
 
 def _iterate(x, k, step):
@@ -298,7 +321,7 @@ def main():
     engines = ["--interp", "--jit"] if args.engine == "both" else ["--" + args.engine]
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for name, text, inputs, fn in CASES:
+        for name, text, inputs, fn, *only in CASES:
             expr = os.path.join(tmp, name + ".expr")
             inp = os.path.join(tmp, name + ".json")
             with open(expr, "w") as f:
@@ -307,7 +330,8 @@ def main():
                 json.dump(inputs, f)
             want_value, want_grad = forward_mode(fn, inputs)
             # every engine, with and without checkpointing (segments of 2 iterations)
-            runs = [[e] for e in engines] + [[e, "--checkpoint", "2"] for e in engines]
+            use = [e for e in engines if not only or e in only[0]]
+            runs = [[e] for e in use] + [[e, "--checkpoint", "2"] for e in use]
             for run in runs:
                 r = subprocess.run([args.gradc, "eval", expr, "--inputs", inp] + run,
                                    capture_output=True, text=True, timeout=120)

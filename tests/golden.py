@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Golden-file tests for `gradc derive` (standard library only).
+"""Golden-file tests for `gradc derive` and `gradc compile --dump-plan` (standard library only).
 
     golden.py --gradc G [--update] [--samples DIR] derive GOLDEN_DIR
+    golden.py --gradc G [--update] [--samples DIR] plan GOLDEN_DIR
     golden.py --gradc G [--update] errors GOLDEN_DIR
 
 derive: for every SAMPLES/NAME.expr, `G derive SAMPLES/NAME.expr` must exit 0
         and print exactly GOLDEN_DIR/NAME.derive; when GOLDEN_DIR/NAME.latex
         exists, `G derive --latex` must print exactly that too.
+plan:   for every SAMPLES/NAME.expr, `G compile SAMPLES/NAME.expr --dump-plan`
+        must exit 0 and print exactly GOLDEN_DIR/NAME.plan.
 errors: for every GOLDEN_DIR/NAME.expr, `G derive NAME.expr` run in
         GOLDEN_DIR must exit with status 1 and print exactly NAME.err on
         standard error.
@@ -116,28 +119,31 @@ class Report:
         return True
 
 
-def check_derive(gradc, samples, gdir, rep):
+def check_derive(gradc, samples, gdir, rep, plan=False):
+    """derive mode, or (plan) `gradc compile --dump-plan` of every sample."""
     names = sorted(f[:-5] for f in os.listdir(samples) if f.endswith(".expr"))
     root = os.path.dirname(os.path.abspath(samples))
     rel = os.path.relpath(os.path.abspath(samples), root)
+    exts = (".plan",) if plan else (".derive", ".latex")
     for name in names:
         src = os.path.join(rel, name + ".expr")
-        variants = [(".derive", [])]
-        if os.path.exists(os.path.join(gdir, name + ".latex")):
-            variants.append((".latex", ["--latex"]))
-        for ext, flags in variants:
+        variants = [(".plan", ["compile", src, "--dump-plan"])] if plan else \
+            [(".derive", ["derive", src])]
+        if not plan and os.path.exists(os.path.join(gdir, name + ".latex")):
+            variants.append((".latex", ["derive", src, "--latex"]))
+        for ext, args in variants:
             label = name + ext
-            status, out, err = run(gradc + ["derive", src] + flags, root)
+            status, out, err = run(gradc + args, root)
             if rep.crashed(label, status, err):
                 continue
             if status != 0:
-                rep.fail(label, "gradc derive %s exited with %d" % (src, status), err)
+                rep.fail(label, "gradc %s exited with %d" % (" ".join(args), status), err)
                 continue
             rep.compare(label, os.path.join(gdir, label), out)
     # A golden whose sample is gone tests nothing: flag it so it gets removed.
     for f in sorted(os.listdir(gdir)):
         base, ext = os.path.splitext(f)
-        if ext in (".derive", ".latex") and base not in names:
+        if ext in exts and base not in names:
             rep.fail(f, "golden file without a sample %s.expr: delete it" % base)
 
 
@@ -160,7 +166,7 @@ def main():
     ap.add_argument("--gradc", required=True, help="the gradc executable or a command line")
     ap.add_argument("--update", action="store_true", help="rewrite the golden files")
     ap.add_argument("--samples", default=SAMPLES, help="the samples folder (derive mode)")
-    ap.add_argument("mode", choices=["derive", "errors"])
+    ap.add_argument("mode", choices=["derive", "errors", "plan"])
     ap.add_argument("dir", help="the folder of golden files")
     a = ap.parse_args()
 
@@ -172,8 +178,8 @@ def main():
             print("0 passed, 1 failed")
             return 1
         os.makedirs(a.dir)
-    if a.mode == "derive":
-        check_derive(gradc, a.samples, a.dir, rep)
+    if a.mode in ("derive", "plan"):
+        check_derive(gradc, a.samples, a.dir, rep, plan=a.mode == "plan")
     else:
         check_errors(gradc, a.dir, rep)
     if a.update:

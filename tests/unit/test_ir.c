@@ -41,6 +41,15 @@ static void test_slot_sets(void)
     CHECK(e->nslots == 2 && e->slots[0] == s1 && e->slots[1] == s2);
     CHECK(node_reads_slot(e, s1) && node_reads_slot(e, s2) && !node_reads_slot(x, s1));
     CHECK(mul(a, add(a, x))->nslots == 1);
+
+    /* SlotSet: sized for the slots that exist, it takes a slot created later */
+    SlotSet *w = slotset_new(A, IR->slots.len);
+    int late = IR->slots.len + 100;
+    slotset_add(w, s2);
+    CHECK(!slotset_has(w, late));
+    slotset_add(w, late);
+    CHECK(slotset_has(w, late) && slotset_has(w, s2) && !slotset_has(w, s1));
+    CHECK(w->len > late && !slotset_has(w, late + 1) && !slotset_has(w, 1 << 30));
 }
 
 static void test_shapes(void)

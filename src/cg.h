@@ -1,0 +1,165 @@
+/* cg.h — what codegen.c (statement and value emission) and abi.c (the
+ * functions' frames and wrappers) share: the emitter's state and its small
+ * LLVM helpers.  Private to those two files. */
+#ifndef GRADC_CG_H
+#define GRADC_CG_H
+
+#include "codegen.h"
+
+#include <string.h>
+
+#include "plan.h"
+
+enum { LANES = 4, BLAS_MIN = 32 };
+
+typedef struct Cg {
+    const Module *m;
+    Arena *a;
+    Plan *p;
+    CgInfo *info;
+    int64_t max_iter;
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */
+    LLVMTypeRef f64, i64, i32, i8, i1, ptr;
+    LLVMValueRef fn;
+    LLVMValueRef *dims, *inputs, cot, out, *grads, flags, work, where;
+    LLVMValueRef *bufp, *slotvar, status, tape, one;
+    LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
+    LLVMBasicBlockRef cleanup;
+    LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
+    int pc;               /* the next point of the plan */
+    bool failed;
+} Cg;
+
+/* codegen.c: emission of statements and values (the bodies of functions) */
+void internal(Cg *c, const char *what);
+void gen_block(Cg *c, const Block *b);
+void gen_results(Cg *c);
+
+/* ===================================================================== */
+/* LLVM helpers                                                          */
+/* ===================================================================== */
+
+static inline LLVMValueRef cf(Cg *c, double v) { return LLVMConstReal(c->f64, v); }
+static inline LLVMValueRef ci(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+
+static inline LLVMBasicBlockRef block(Cg *c, const char *name)
+{
+    return LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+}
+
+static inline void enter(Cg *c, LLVMBasicBlockRef bb) { LLVMPositionBuilderAtEnd(c->b, bb); }
+
+static inline LLVMValueRef alloca_(Cg *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->ab, t, ""); }
+
+static inline LLVMValueRef at(Cg *c, LLVMValueRef p, LLVMValueRef k)
+{
+    return LLVMBuildInBoundsGEP2(c->b, c->f64, p, &k, 1, "");
+}
+static inline LLVMValueRef load(Cg *c, LLVMValueRef p, LLVMValueRef k)
+{
+    return LLVMBuildLoad2(c->b, c->f64, at(c, p, k), "");
+}
+static inline void store(Cg *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef k)
+{
+    LLVMBuildStore(c->b, v, at(c, p, k));
+}
+
+static inline LLVMValueRef add(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildAdd(c->b, x, y, ""); }
+static inline LLVMValueRef mul(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildMul(c->b, x, y, ""); }
+static inline LLVMValueRef fplus(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFAdd(c->b, x, y, ""); }
+
+/* A declared external function (libm, the runtime, libc). */
+static inline LLVMValueRef callf(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *pt, int n,
+                          LLVMValueRef *args)
+{
+    LLVMTypeRef ft = LLVMFunctionType(ret, pt, (unsigned)n, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (!f)
+        f = LLVMAddFunction(c->mod, name, ft);
+    return LLVMBuildCall2(c->b, ft, f, args, (unsigned)n, "");
+}
+
+static inline LLVMValueRef libm(Cg *c, const char *name, int n, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMTypeRef pt[2] = {c->f64, c->f64};
+    LLVMValueRef args[2] = {x, y};
+    return callf(c, name, c->f64, pt, n, args);
+}
+
+static inline LLVMValueRef intrinsic(Cg *c, const char *name, LLVMTypeRef t, int n, LLVMValueRef *args)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, &t, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, &t, 1);
+    return LLVMBuildCall2(c->b, ft, f, args, (unsigned)n, "");
+}
+
+static inline LLVMValueRef fcmp(Cg *c, LLVMRealPredicate p, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildFCmp(c->b, p, x, y, "");
+}
+static inline LLVMValueRef sel(Cg *c, LLVMValueRef t, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildSelect(c->b, t, x, y, "");
+}
+static inline LLVMValueRef b2f(Cg *c, LLVMValueRef t) { return LLVMBuildUIToFP(c->b, t, c->f64, ""); }
+
+/* A counted loop i = lo .. hi-1; loop_end closes it. */
+typedef struct Loop {
+    LLVMBasicBlockRef head, exit;
+    LLVMValueRef i;
+} Loop;
+
+static inline LLVMValueRef loop_begin(Cg *c, Loop *l, LLVMValueRef lo, LLVMValueRef hi)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b), body = block(c, "body");
+    l->head = block(c, "head");
+    l->exit = block(c, "exit");
+    LLVMBuildBr(c->b, l->head);
+    enter(c, l->head);
+    l->i = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMAddIncoming(l->i, &lo, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->i, hi, ""), body, l->exit);
+    enter(c, body);
+    return l->i;
+}
+
+static inline void loop_end(Cg *c, Loop *l)
+{
+    LLVMValueRef next = add(c, l->i, ci(c, 1));
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(l->i, &next, &from, 1);
+    LLVMBuildBr(c->b, l->head);
+    enter(c, l->exit);
+}
+
+static inline LLVMValueRef dimv(Cg *c, Dim d) { return d.sym >= 0 ? c->dims[d.sym] : ci(c, d.n); }
+static inline LLVMValueRef rows(Cg *c, const Node *n) { return dimv(c, n->shape.rows); }
+static inline LLVMValueRef cols(Cg *c, const Node *n) { return dimv(c, n->shape.cols); }
+static inline LLVMValueRef count(Cg *c, const Node *n) { return mul(c, rows(c, n), cols(c, n)); }
+
+/* The iterations of a for whose count has value v: rounded down; NaN or
+ * below 1 runs none (as eval.c). */
+static inline LLVMValueRef trips(Cg *c, LLVMValueRef v)
+{
+    LLVMValueRef f = intrinsic(c, "llvm.floor", c->f64, 1, &v);
+    f = sel(c, fcmp(c, LLVMRealOGE, f, cf(c, 1)), f, cf(c, 0));
+    f = sel(c, fcmp(c, LLVMRealOGT, f, cf(c, 0x1p62)), cf(c, 0x1p62), f);
+    return LLVMBuildFPToSI(c->b, f, c->i64, "");
+}
+
+/* Leaves the function with status (cleanup frees what we own). */
+static inline void fail_with(Cg *c, int status)
+{
+    LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)status, 0), c->status);
+    LLVMBuildBr(c->b, c->cleanup);
+}
+
+static inline void zero(Cg *c, LLVMValueRef p, LLVMValueRef ndoubles)
+{
+    LLVMBuildMemSet(c->b, p, LLVMConstInt(c->i8, 0, 0), mul(c, ndoubles, ci(c, 8)), 8);
+}
+
+#endif

@@ -1,0 +1,932 @@
+/* plan.c — a Func as a plan, without LLVM: which nodes are reached, which
+ * are fused into their consumer's loop, which need a buffer in work, which
+ * matrix–vector products share a pass over their matrix, and whether
+ * recorded values go to a stack in work or to the runtime tape. */
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ===================================================================== */
+/* Planning                                                              */
+/* ===================================================================== */
+
+/* Does p read its arguments entry by entry (so they can be fused into it)? */
+static bool fuses_args(const Node *p)
+{
+    if (p->op == OP_SUM)
+        return true;
+    return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
+}
+
+bool is_fused(const Plan *p, const Node *n)
+{
+    if (is_scalar(n) || p->nofuse[n->id])
+        return false;
+    if (n->op == OP_FILL)
+        return true;
+    return (kind_of(n) == OK_U || kind_of(n) == OK_B) && p->uses[n->id] == 1;
+}
+
+/* A transpose of a vector is its argument's memory. */
+bool is_alias(const Node *n)
+{
+    return n->op == OP_TRANSPOSE && !is_scalar(n) &&
+           (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
+}
+
+/* Matrix–vector products.  A product P*x whose result is a column (or a
+ * row x'*P, read as P'*x) is computed from the terms of P: sums,
+ * differences, negations, scalar factors and transposes of P are read
+ * through, so (A + A')*x is A*x + A'*x and never builds the n×n matrix
+ * A + A' (nor A').  The terms are flattened here, once per node. */
+enum { MV_MAX_TERMS = 16 };
+
+static bool lit1(Dim d) { return dim_eq(d, dim_lit(1)); }
+
+/* Adds the terms of k * coef * op(P) (op: transpose when trans); false when
+ * there would be too many (then P is read as one matrix). */
+static bool mv_terms(Mv *v, Node *P, bool trans, double k, Node *coef, int depth)
+{
+    if (depth > 2 * MV_MAX_TERMS)
+        return false; /* a long chain of sums: read as one matrix */
+    Node *a = P->nargs > 0 ? P->args[0] : NULL, *b = P->nargs > 1 ? P->args[1] : NULL;
+    switch (P->op) {
+    case OP_ADD:
+    case OP_SUB:
+        if (is_scalar(a) || is_scalar(b))
+            break; /* a broadcast: not a sum of matrices */
+        return mv_terms(v, a, trans, k, coef, depth + 1) &&
+               mv_terms(v, b, trans, P->op == OP_ADD ? k : -k, coef, depth + 1);
+    case OP_NEG: return mv_terms(v, a, trans, -k, coef, depth + 1);
+    case OP_TRANSPOSE: return mv_terms(v, a, !trans, k, coef, depth + 1);
+    case OP_MUL:
+        if (is_scalar(b) && !is_scalar(a)) {
+            Node *t = a; a = b; b = t;
+        }
+        if (!is_scalar(a) || is_scalar(b))
+            break;
+        if (a->op == OP_CONST)
+            return mv_terms(v, b, trans, k * a->num, coef, depth + 1);
+        if (!coef)
+            return mv_terms(v, b, trans, k, a, depth + 1);
+        break;
+    case OP_EYE: P = NULL; break;
+    default: break;
+    }
+    if (v->nterms == MV_MAX_TERMS)
+        return false;
+    v->terms[v->nterms++] = (Term){P, trans, k, coef};
+    return true;
+}
+
+/* n as a matrix–vector product, or NULL when it is not one. */
+static Mv *mv_form(Arena *a, Node *n)
+{
+    if (n->op != OP_MATMUL || is_scalar(n))
+        return NULL;
+    Node *x = n->args[0], *y = n->args[1];
+    Node *P, *vec;
+    bool trans;
+    if (lit1(n->shape.cols) && lit1(y->shape.cols) && !lit1(x->shape.cols))
+        P = x, vec = y, trans = false;          /* P*y, a column */
+    else if (lit1(n->shape.rows) && lit1(x->shape.rows) && !lit1(y->shape.rows))
+        P = y, vec = x, trans = true;           /* x*P = (P'*x')', a row */
+    else
+        return NULL;
+    Mv *v = arena_alloc(a, sizeof *v);
+    v->vec = vec;
+    v->terms = arena_alloc(a, sizeof *v->terms * MV_MAX_TERMS);
+    v->group = -1;
+    if (!mv_terms(v, P, trans, 1, NULL, 0)) {
+        v->nterms = 0;
+        v->terms[v->nterms++] = (Term){P, trans, 1, NULL};
+    }
+    return v;
+}
+
+/* Products outside statements that read a common matrix form a group,
+ * computed in one pass per matrix (x'*A*x: A*x for the value, A'*x for the
+ * gradient).  A group's id is its first member's id; a product alone (or
+ * reached from a statement, so maybe inside a loop) has group nn + id.
+ * p->gnext chains a group's members in id order, -1 at the end.  Linear:
+ * first[m] is the group of the first product reading matrix m. */
+static void mv_group(Plan *p, int nn)
+{
+    int *first = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    int *last = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    p->gnext = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++)
+        first[i] = -1, p->gnext[i] = -1;
+    for (int i = 0; i < nn; i++) {
+        Mv *v = p->nodes[i] ? p->mv[i] : NULL;
+        if (!v)
+            continue;
+        v->group = p->instmt[i] ? nn + i : i;
+        if (p->instmt[i])
+            continue;
+        for (int t = 0; t < v->nterms; t++)
+            if (v->terms[t].m && first[v->terms[t].m->id] >= 0 && first[v->terms[t].m->id] < v->group)
+                v->group = first[v->terms[t].m->id];
+        for (int t = 0; t < v->nterms; t++)
+            if (v->terms[t].m && first[v->terms[t].m->id] < 0)
+                first[v->terms[t].m->id] = v->group;
+        if (v->group != i)
+            p->gnext[last[v->group]] = i;
+        last[v->group] = i;
+    }
+}
+
+/* The values node n reads (the operands of a matrix–vector form; else its
+ * arguments) into out (at most 2 * MV_MAX_TERMS + 1), with whether each can
+ * be fused into n's loop. */
+static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
+{
+    const Mv *v = p->mv[n->id];
+    int k = 0;
+    if (!v) {
+        for (int i = 0; i < n->nargs; i++, k++)
+            out[k] = n->args[i], fuse[k] = fuses_args(n);
+        return k;
+    }
+    out[k] = v->vec, fuse[k++] = v->vec->op == OP_FILL;
+    for (int t = 0; t < v->nterms; t++) {
+        if (v->terms[t].m)
+            out[k] = v->terms[t].m, fuse[k++] = false;
+        if (v->terms[t].coef)
+            out[k] = v->terms[t].coef, fuse[k++] = false;
+    }
+    return k;
+}
+
+enum { DEPS_MAX = 2 * MV_MAX_TERMS + 1 };
+
+/* Marks everything n reads as reached, counting each consumer once;
+ * iterative (a DAG as deep as the program is long must not overflow). */
+static void reach(Plan *p, Node *n)
+{
+    if (p->nodes[n->id])
+        return;
+    NodeVec todo = {0};
+    p->nodes[n->id] = n;
+    p->mv[n->id] = mv_form(p->arena, n);
+    vec_push(p->arena, &todo, n);
+    while (todo.len) {
+        Node *x = todo.data[--todo.len], *d[DEPS_MAX];
+        bool fuse[DEPS_MAX];
+        int nd = deps(p, x, d, fuse);
+        for (int i = 0; i < nd; i++) {
+            p->uses[d[i]->id]++;
+            if (!fuse[i])
+                p->nofuse[d[i]->id] = true;
+            if (!p->nodes[d[i]->id]) {
+                p->nodes[d[i]->id] = d[i];
+                p->mv[d[i]->id] = mv_form(p->arena, d[i]);
+                vec_push(p->arena, &todo, d[i]);
+            }
+        }
+    }
+}
+
+static void root(Plan *p, Node *n, bool store)
+{
+    reach(p, n);
+    p->uses[n->id]++;
+    if (!store)
+        p->nofuse[n->id] = true;
+}
+
+static void plan_slot(Plan *p, int s) { if (s >= 0) p->slotused[s] = true; }
+
+static void plan_assign(Plan *p, const Module *m, int n, const int *slots, Node **vals)
+{
+    for (int i = 0; i < n; i++) {
+        root(p, vals[i], true);
+        plan_slot(p, slots[i]);
+        if (n > 1 && !shape_is_scalar(m->ir->slots.data[slots[i]].shape))
+            p->shadow[slots[i]] = 0; /* needed; given a buffer later */
+    }
+}
+
+static void plan_block(Plan *p, const Module *m, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        switch (s->kind) {
+        case S_SET: plan_assign(p, m, s->n, s->slots, s->vals); break;
+        case S_IF:
+            root(p, s->cond, false);
+            plan_block(p, m, s->then_block);
+            plan_assign(p, m, s->n, s->slots, s->then_vals);
+            plan_block(p, m, s->else_block);
+            plan_assign(p, m, s->n, s->slots, s->else_vals);
+            break;
+        case S_WHILE:
+        case S_FOR:
+            plan_assign(p, m, s->n, s->slots, s->vals);
+            root(p, s->kind == S_WHILE ? s->cond : s->count, false);
+            plan_slot(p, s->count_slot);
+            plan_slot(p, s->index_slot);
+            plan_block(p, m, s->body);
+            plan_assign(p, m, s->n, s->slots, s->next);
+            break;
+        case S_PUSH:
+            p->tape = true;
+            for (int j = 0; j < s->n; j++)
+                root(p, s->vals[j], false);
+            break;
+        case S_POP:
+            p->tape = true;
+            for (int j = 0; j < s->n; j++)
+                plan_slot(p, s->slots[j]);
+            break;
+        }
+    }
+}
+
+/* Recorded values.  A function whose every push and pop sits only inside
+ * `for` loops with a literal or dimension count (and ifs) needs a stack
+ * whose peak depth is a function of the dimensions: it is computed at entry
+ * (stack_depth) and the stack is one more region of work.  Any other
+ * function (a push or pop inside a while, or inside a for whose count is a
+ * popped trip count or a checkpoint segment's length) uses the runtime tape
+ * for all of them, since a pop must read the storage its push wrote. */
+static bool block_records(const Block *b);
+
+bool stmt_records(const Stmt *s)
+{
+    return s->kind == S_PUSH || s->kind == S_POP || block_records(s->then_block) ||
+           block_records(s->else_block) || block_records(s->body);
+}
+
+static bool block_records(const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++)
+        if (stmt_records(b->stmts[i]))
+            return true;
+    return false;
+}
+
+static bool known_count(const Node *n) { return n->op == OP_CONST || n->op == OP_DIMVAL; }
+
+static bool stack_sizable(const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        if (!stmt_records(s))
+            continue;
+        if (s->kind == S_WHILE || (s->kind == S_FOR && !known_count(s->count)))
+            return false;
+        if (!stack_sizable(s->then_block) || !stack_sizable(s->else_block) || !stack_sizable(s->body))
+            return false;
+    }
+    return true;
+}
+
+static int add_buf(Plan *p, Arena *a, Dim d1, Dim d2, bool plus)
+{
+    vec_push(a, &p->bufs, ((Buf){d1, d2, plus}));
+    return p->bufs.len - 1;
+}
+
+static void add_shape(Plan *p, Arena *a, Shape s)
+{
+    for (int i = 0; i < p->shapes.len; i++)
+        if (shape_eq(p->shapes.data[i], s))
+            return;
+    vec_push(a, &p->shapes, s);
+}
+
+static bool needs_buf(const Plan *p, const Node *n)
+{
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n))
+        return false;
+    return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
+}
+
+/* ===================================================================== */
+/* The schedule: what is computed at each point                         */
+/* ===================================================================== */
+
+/* Walks the Func in the order codegen.c does and records, at each point
+ * where a statement needs a value, the kernels that compute what is not
+ * valid there.  A value stays valid until the scope (branch, loop body) it
+ * was computed in ends, or a slot it reads is written; live lists the valid
+ * nodes so that both are proportional to what is valid, not to the DAG. */
+typedef struct Sim {
+    Plan *p;
+    FILE *out;            /* the dump, or NULL */
+    bool *valid;
+    int *level, *mark, epoch, depth, indent;
+    VEC(int) live;
+    NodeVec todo, got;
+    SlotSet *written;     /* scratch slot set */
+    int nslots;
+} Sim;
+
+static bool is_leaf(const Node *n)
+{
+    switch (n->op) {
+    case OP_INPUT: case OP_SLOT: case OP_COTAN: case OP_CONST: case OP_DIMVAL: return true;
+    case OP_FILL: case OP_EYE: return is_scalar(n);
+    default: return false;
+    }
+}
+
+static KernelKind kernel_kind(const Plan *p, const Node *n)
+{
+    if (is_leaf(n))
+        return K_LEAF;
+    if (p->mv[n->id])
+        return K_MATVEC;
+    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)))
+        return K_LAPACK;
+    if (is_scalar(n)) {
+        switch (n->op) {
+        case OP_SUM: case OP_NORM: case OP_TRACE: case OP_LOGSUMEXP: case OP_MATMUL: return K_REDUCE;
+        default: return K_SCALAR;
+        }
+    }
+    if (is_alias(n))
+        return K_ALIAS;
+    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL)
+        return K_MAP;
+    return n->op == OP_MATMUL ? K_GEMM : K_LAYOUT;
+}
+
+static void set_valid(Sim *s, Node *n)
+{
+    if (s->valid[n->id])
+        return;
+    s->valid[n->id] = true;
+    s->level[n->id] = s->depth;
+    vec_push(s->p->arena, &s->live, n->id);
+}
+
+/* Keeps the live values for which keep() holds. */
+static void filter_live(Sim *s, bool (*keep)(Sim *, const Node *))
+{
+    int k = 0;
+    for (int i = 0; i < s->live.len; i++) {
+        int id = s->live.data[i];
+        if (keep(s, s->p->nodes[id]))
+            s->live.data[k++] = id;
+        else
+            s->valid[id] = false;
+    }
+    s->live.len = k;
+}
+
+static bool outer(Sim *s, const Node *n) { return s->level[n->id] < s->depth; }
+
+static bool unwritten(Sim *s, const Node *n)
+{
+    for (int j = 0; j < n->nslots; j++)
+        if (slotset_has(s->written, n->slots[j]))
+            return false;
+    return true;
+}
+
+static void scope_pop(Sim *s)
+{
+    filter_live(s, outer);
+    s->depth--;
+}
+
+/* Drops the values that read a slot marked in s->written, then clears it. */
+static void invalidate(Sim *s)
+{
+    filter_live(s, unwritten);
+    memset(s->written->in, 0, (size_t)s->written->len);
+}
+
+static bool available(const Sim *s, const Node *n)
+{
+    if (is_alias(n))
+        n = n->args[0];
+    return s->valid[n->id] || n->op == OP_INPUT || n->op == OP_SLOT || n->op == OP_COTAN ||
+           n->op == OP_CONST || n->op == OP_FILL || n->op == OP_DIMVAL;
+}
+
+static bool mv_ready(const Sim *s, const Mv *v)
+{
+    bool ok = available(s, v->vec);
+    for (int t = 0; t < v->nterms && ok; t++)
+        ok = (!v->terms[t].m || available(s, v->terms[t].m)) && (!v->terms[t].coef || available(s, v->terms[t].coef));
+    return ok;
+}
+
+static int by_id(const void *x, const void *y)
+{
+    int a = (*(Node *const *)x)->id, b = (*(Node *const *)y)->id;
+    return (a > b) - (a < b);
+}
+
+/* Collects into s->got every node that roots need and that is neither valid
+ * nor fused (a fused node is computed inside its consumer's loop, from its
+ * own arguments); with hoist, only nodes that read no slot in s->written,
+ * the loop's. */
+static void collect(Sim *s, Node **roots, int nroots, bool hoist)
+{
+    Plan *p = s->p;
+    s->epoch++;
+    s->got.len = 0;
+    for (int i = 0; i < nroots; i++)
+        vec_push(p->arena, &s->todo, roots[i]);
+    while (s->todo.len) {
+        Node *x = s->todo.data[--s->todo.len], *d[DEPS_MAX];
+        bool fuse[DEPS_MAX];
+        if (s->mark[x->id] == s->epoch || s->valid[x->id])
+            continue;
+        s->mark[x->id] = s->epoch;
+        bool variant = hoist && !unwritten(s, x);
+        if (!variant && !is_fused(p, x) && !(hoist && is_leaf(x)))
+            vec_push(p->arena, &s->got, x);
+        if (hoist && !variant && !is_fused(p, x))
+            continue; /* hoisted whole: its arguments come with it */
+        int nd = deps(p, x, d, fuse);
+        for (int i = 0; i < nd; i++)
+            vec_push(p->arena, &s->todo, d[i]);
+    }
+}
+
+static void dump_kernel(Sim *s, const Kernel *k);
+
+/* A point: the kernels for roots, in id order. */
+static void point(Sim *s, Node **roots, int nroots, Node *root)
+{
+    Plan *p = s->p;
+    collect(s, roots, nroots, false);
+    qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), by_id);
+    struct { Kernel *data; int len, cap; } ks = {0};
+    for (int i = 0; i < s->got.len; i++) {
+        Node *x = s->got.data[i];
+        if (s->valid[x->id])
+            continue; /* computed with its matrix–vector group */
+        Kernel k = {kernel_kind(p, x), x, NULL, 0};
+        set_valid(s, x);
+        if (k.kind == K_MATVEC) {
+            int g = p->mv[x->id]->group, n = 1;
+            for (int j = g < p->m->ir->nnodes ? g : -1; j >= 0; j = p->gnext[j])
+                n++;
+            k.members = arena_alloc(p->arena, sizeof(Node *) * (size_t)n);
+            k.members[k.nmembers++] = x;
+            for (int j = g < p->m->ir->nnodes ? g : -1; j >= 0; j = p->gnext[j])
+                if (j != x->id && !s->valid[j] && mv_ready(s, p->mv[j]))
+                    k.members[k.nmembers++] = p->nodes[j];
+            for (int j = 1; j < k.nmembers; j++) {
+                /* the other members' leaves (inputs, slots, transposed vectors) */
+                Node *d[DEPS_MAX];
+                bool fuse[DEPS_MAX];
+                int nd = deps(p, k.members[j], d, fuse);
+                for (int e = 0; e < nd; e++)
+                    for (int a = is_alias(d[e]); a >= 0; a--) {
+                        Node *y = a ? d[e]->args[0] : d[e];
+                        if (s->valid[y->id] || fuse[e])
+                            continue;
+                        vec_push(p->arena, &ks, ((Kernel){kernel_kind(p, y), y, NULL, 0}));
+                        set_valid(s, y);
+                    }
+                set_valid(s, k.members[j]);
+            }
+        }
+        vec_push(p->arena, &ks, k);
+        if (s->out && k.kind != K_LEAF && k.kind != K_ALIAS)
+            dump_kernel(s, &k);
+    }
+    vec_push(p->arena, &p->points, ((Point){root, ks.data, ks.len}));
+}
+
+static void need(Sim *s, Node *n) { point(s, &n, 1, n); }
+
+/* ---- the dump ---- */
+
+static void indent(Sim *s) { fprintf(s->out, "%*s", 2 * s->indent, ""); }
+
+/* A value as the dump names it: inputs, slots and dimensions by name,
+ * constants by value, a fused node as its expression, anything else %id. */
+static void ref(Sim *s, const Node *n)
+{
+    const Module *m = s->p->m;
+    FILE *o = s->out;
+    switch (n->op) {
+    case OP_INPUT: fputs(m->inputs[n->index].name, o); return;
+    case OP_SLOT: fputs(m->ir->slots.data[n->index].name, o); return;
+    case OP_DIMVAL: fputs(m->dims[n->index], o); return;
+    case OP_COTAN: fputs("cotangent", o); return;
+    case OP_CONST: fprintf(o, "%.17g", n->num); return;
+    case OP_FILL: fprintf(o, "fill(%.17g)", n->num); return;
+    default: break;
+    }
+    if (is_alias(n)) {
+        ref(s, n->args[0]);
+        fputs("'", o);
+        return;
+    }
+    if (!is_fused(s->p, n)) {
+        fprintf(o, "%%%d", n->id);
+        return;
+    }
+    const char *t = op_info[n->op].text;
+    if (n->nargs == 1) {
+        fprintf(o, n->op == OP_NEG ? "-" : "%s(", t);
+        ref(s, n->args[0]);
+        fputs(n->op == OP_NEG ? "" : ")", o);
+        return;
+    }
+    bool word = kind_of(n) == OK_B && (n->op == OP_MAX || n->op == OP_MIN);
+    fprintf(o, word ? "%s(" : "(", t);
+    ref(s, n->args[0]);
+    fprintf(o, word ? ", " : " %s ", t);
+    ref(s, n->args[1]);
+    fputs(")", o);
+}
+
+static const char *const kernel_name[] = {
+    [K_LEAF] = "leaf", [K_SCALAR] = "scalar", [K_MAP] = "map", [K_REDUCE] = "reduce",
+    [K_MATVEC] = "matvec", [K_GEMM] = "gemm", [K_LAPACK] = "lapack", [K_LAYOUT] = "layout",
+    [K_ALIAS] = "alias",
+};
+
+static void dump_shape(Sim *s, const Node *n)
+{
+    if (!is_scalar(n))
+        fputs(shape_str(s->p->arena, n->shape, s->p->m->dims), s->out);
+}
+
+/* op(args) with the arguments as refs (the kernel's own operation). */
+static void dump_op(Sim *s, const Node *n)
+{
+    FILE *o = s->out;
+    const char *t = op_info[n->op].text;
+    if (kind_of(n) == OK_B || n->op == OP_MATMUL) {
+        ref(s, n->args[0]);
+        fprintf(o, " %s ", t);
+        ref(s, n->args[1]);
+        return;
+    }
+    if (n->op == OP_TRANSPOSE) {
+        ref(s, n->args[0]);
+        fputs("'", o);
+        return;
+    }
+    fputs(n->op == OP_NEG ? "-" : t, o);
+    if (n->nargs) {
+        fputs(n->op == OP_NEG ? "" : "(", o);
+        ref(s, n->args[0]);
+        fputs(n->op == OP_NEG ? "" : ")", o);
+    } else if (n->op == OP_FILL) {
+        fprintf(o, "(%.17g)", n->num);
+    }
+}
+
+static void dump_term(Sim *s, const Mv *v, const Term *t)
+{
+    FILE *o = s->out;
+    if (t->k != 1)
+        fprintf(o, "%.17g*", t->k);
+    if (t->coef) {
+        ref(s, t->coef);
+        fputs("*", o);
+    }
+    if (t->m) {
+        ref(s, t->m);
+        fprintf(o, "%s*", t->trans ? "'" : "");
+    }
+    ref(s, v->vec);
+}
+
+static void dump_kernel(Sim *s, const Kernel *k)
+{
+    FILE *o = s->out;
+    for (int i = 0; i < (k->kind == K_MATVEC ? k->nmembers : 1); i++) {
+        const Node *n = k->kind == K_MATVEC ? k->members[i] : k->node;
+        indent(s);
+        fprintf(o, "%-7s%%%d", i ? "" : kernel_name[k->kind], n->id);
+        dump_shape(s, n);
+        fputs(" = ", o);
+        if (k->kind == K_MATVEC) {
+            const Mv *v = s->p->mv[n->id];
+            for (int t = 0; t < v->nterms; t++) {
+                fputs(t ? " + " : "", o);
+                dump_term(s, v, &v->terms[t]);
+            }
+        } else {
+            dump_op(s, n);
+        }
+        fputs("\n", o);
+    }
+}
+
+/* ---- the walk (codegen.c's order) ---- */
+
+static const char *slot_name(Sim *s, int slot) { return s->p->m->ir->slots.data[slot].name; }
+
+static void sim_assign(Sim *s, int n, const int *slots, Node **vals)
+{
+    for (int i = 0; i < n; i++)
+        need(s, vals[i]);
+    if (s->out && n) {
+        indent(s);
+        fputs("set ", s->out);
+        for (int i = 0; i < n; i++) {
+            fprintf(s->out, "%s%s = ", i ? ", " : "", slot_name(s, slots[i]));
+            ref(s, vals[i]);
+        }
+        fputs("\n", s->out);
+    }
+    for (int i = 0; i < n; i++)
+        slotset_add(s->written, slots[i]);
+    invalidate(s);
+}
+
+static void write_slot(Sim *s, int slot)
+{
+    slotset_add(s->written, slot);
+    invalidate(s);
+}
+
+static void block_roots(const Block *b, NodeVec *r, Arena *a);
+
+static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a)
+{
+    Node **lists[4] = {s->vals, s->then_vals, s->else_vals, s->next};
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; lists[l] && i < s->n; i++)
+            if (lists[l][i])
+                vec_push(a, r, lists[l][i]);
+    if (s->cond)
+        vec_push(a, r, s->cond);
+    if (s->count)
+        vec_push(a, r, s->count);
+    block_roots(s->then_block, r, a);
+    block_roots(s->else_block, r, a);
+    block_roots(s->body, r, a);
+}
+
+static void block_roots(const Block *b, NodeVec *r, Arena *a)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_roots(b->stmts[i], r, a);
+}
+
+/* Loop-invariant code motion: before loop s, everything its body, condition
+ * and next values need that reads no slot the loop writes (exp(-C/eps) in
+ * a Sinkhorn loop) is computed once; it stays valid through the loop. */
+static void hoist(Sim *s, const Stmt *loop)
+{
+    NodeVec roots = {0};
+    Arena *a = s->p->arena;
+    block_roots(loop->body, &roots, a);
+    for (int i = 0; i < loop->n; i++)
+        vec_push(a, &roots, loop->next[i]);
+    if (loop->cond)
+        vec_push(a, &roots, loop->cond);
+    stmt_writes(loop, s->written);
+    collect(s, roots.data, roots.len, true);
+    memset(s->written->in, 0, (size_t)s->written->len);
+    NodeVec inv = {0};
+    for (int i = 0; i < s->got.len; i++)
+        vec_push(a, &inv, s->got.data[i]);
+    if (s->out && inv.len) {
+        indent(s);
+        fputs("hoisted:\n", s->out);
+    }
+    point(s, inv.data, inv.len, NULL);
+}
+
+static void sim_block(Sim *s, const Block *b);
+
+static void sim_loop(Sim *s, const Stmt *st)
+{
+    FILE *o = s->out;
+    sim_assign(s, st->n, st->slots, st->vals);
+    if (st->kind == S_FOR)
+        need(s, st->count);
+    stmt_writes(st, s->written);
+    invalidate(s);
+    hoist(s, st);
+    if (o) {
+        indent(s);
+        fputs(st->kind == S_FOR ? (st->reverse ? "for reverse " : "for ") : "while", o);
+        if (st->kind == S_FOR) {
+            if (st->index_slot >= 0)
+                fprintf(o, "%s = ", slot_name(s, st->index_slot));
+            fputs("1:", o);
+            ref(s, st->count);
+        }
+        fputs("\n", o);
+    }
+    s->indent++;
+    if (st->kind == S_WHILE) {
+        s->depth++;
+        need(s, st->cond);
+        if (o) {
+            indent(s);
+            fputs("test ", o);
+            ref(s, st->cond);
+            fputs("\n", o);
+        }
+        scope_pop(s);
+    }
+    s->depth++;
+    if (st->index_slot >= 0)
+        write_slot(s, st->index_slot);
+    sim_block(s, st->body);
+    sim_assign(s, st->n, st->slots, st->next);
+    scope_pop(s);
+    s->indent--;
+    if (st->count_slot >= 0) {
+        write_slot(s, st->count_slot);
+        if (o) {
+            indent(s);
+            fprintf(o, "set %s = the number of iterations\n", slot_name(s, st->count_slot));
+        }
+    }
+}
+
+static void sim_if(Sim *s, const Stmt *st)
+{
+    need(s, st->cond);
+    for (int br = 0; br < 2; br++) {
+        if (s->out) {
+            indent(s);
+            fputs(br ? "else\n" : "if ", s->out);
+            if (!br) {
+                ref(s, st->cond);
+                fputs("\n", s->out);
+            }
+        }
+        s->indent++;
+        s->depth++;
+        sim_block(s, br ? st->else_block : st->then_block);
+        sim_assign(s, st->n, st->slots, br ? st->else_vals : st->then_vals);
+        scope_pop(s);
+        s->indent--;
+    }
+}
+
+static void sim_block(Sim *s, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        FILE *o = s->out;
+        switch (st->kind) {
+        case S_SET: sim_assign(s, st->n, st->slots, st->vals); break;
+        case S_IF: sim_if(s, st); break;
+        case S_WHILE:
+        case S_FOR: sim_loop(s, st); break;
+        case S_PUSH:
+            for (int j = 0; j < st->n; j++)
+                need(s, st->vals[j]);
+            if (o) {
+                indent(s);
+                fputs("push", o);
+                for (int j = 0; j < st->n; j++) {
+                    fputs(j ? ", " : " ", o);
+                    ref(s, st->vals[j]);
+                }
+                fputs("\n", o);
+            }
+            break;
+        case S_POP:
+            for (int j = st->n - 1; j >= 0; j--)
+                write_slot(s, st->slots[j]);
+            if (o) {
+                indent(s);
+                fputs("pop", o);
+                for (int j = 0; j < st->n; j++)
+                    fprintf(o, "%s%s", j ? ", " : " ", slot_name(s, st->slots[j]));
+                fputs("\n", o);
+            }
+            break;
+        }
+    }
+}
+
+static void schedule(Plan *p, FILE *out)
+{
+    const Func *f = p->f;
+    int nn = p->m->ir->nnodes;
+    Sim s = {.p = p, .out = out, .indent = 1, .nslots = p->m->ir->slots.len};
+    s.valid = arena_alloc(p->arena, (size_t)nn + 1);
+    s.level = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    s.mark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    s.written = slotset_new(p->arena, s.nslots);
+    sim_block(&s, f->body);
+    need(&s, f->value);
+    for (int i = 0; f->grads && i < p->m->nwrt; i++)
+        need(&s, f->grads[i]);
+    if (out) {
+        fputs("  return ", out);
+        ref(&s, f->value);
+        for (int i = 0; f->grads && i < p->m->nwrt; i++) {
+            fprintf(out, ", d/d%s = ", p->m->inputs[p->m->wrt[i]].name);
+            ref(&s, f->grads[i]);
+        }
+        fputs("\n", out);
+    }
+}
+
+/* Fused elementwise chains are cut every FUSE_MAX operations: a loop body
+ * stays small, and emitting it (recursive over the fused tree) never
+ * recurses deeper than that, however long the program's chain. */
+enum { FUSE_MAX = 24 };
+
+static void limit_fusion(Plan *p, int nn)
+{
+    int *depth = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) {
+        Node *n = p->nodes[i];
+        if (!n || !is_fused(p, n))
+            continue;
+        for (int a = 0; a < n->nargs; a++)
+            if (is_fused(p, n->args[a]) && depth[n->args[a]->id] > depth[i])
+                depth[i] = depth[n->args[a]->id];
+        if (++depth[i] > FUSE_MAX) {
+            p->nofuse[i] = true;
+            depth[i] = 0;
+        }
+    }
+}
+
+Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
+{
+    Arena *a = m->arena;
+    int nn = m->ir->nnodes, ns = m->ir->slots.len;
+    Plan *p = arena_alloc(a, sizeof *p);
+    p->arena = a;
+    p->m = m;
+    p->f = f;
+    p->grad = grad;
+    p->mv = arena_alloc(a, sizeof(Mv *) * (size_t)(nn + 1));
+    p->instmt = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
+    p->nodes = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
+    p->uses = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->nofuse = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
+    p->buf = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->scratch = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->slotbuf = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    p->shadow = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    p->slotused = arena_alloc(a, sizeof(bool) * (size_t)(ns + 1));
+    p->onesbuf = -1;
+    for (int i = 0; i < ns; i++)
+        p->shadow[i] = -1;
+
+    plan_block(p, m, f->body);
+    p->stack = p->tape && stack_sizable(f->body);
+    p->tape = p->tape && !p->stack;
+    for (int i = 0; i < nn; i++)
+        p->instmt[i] = p->nodes[i] != NULL;
+    root(p, f->value, true);
+    for (int i = 0; f->grads && i < m->nwrt; i++)
+        root(p, f->grads[i], true);
+
+    mv_group(p, nn);
+    limit_fusion(p, nn);
+    for (int i = 0; i < m->ninputs; i++)
+        add_shape(p, a, m->inputs[i].shape);
+    for (int i = 0; i < nn; i++) {
+        Node *n = p->nodes[i];
+        p->buf[i] = p->scratch[i] = -1;
+        if (!n)
+            continue;
+        add_shape(p, a, n->shape);
+        if (n->op == OP_SLOT)
+            p->slotused[n->index] = true;
+        if (needs_buf(p, n))
+            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
+            p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
+        if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)
+            p->onesbuf = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+    }
+    for (int s = 0; s < ns; s++) {
+        Shape sh = m->ir->slots.data[s].shape;
+        p->slotbuf[s] = -1;
+        if (!p->slotused[s])
+            continue;
+        add_shape(p, a, sh);
+        if (!shape_is_scalar(sh)) {
+            p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
+            if (p->shadow[s] == 0)
+                p->shadow[s] = add_buf(p, a, sh.rows, sh.cols, false);
+        }
+    }
+    if (dump)
+        fprintf(dump, "%s: %d buffer%s in work%s\n", grad ? "gradient" : "forward", p->bufs.len,
+                p->bufs.len == 1 ? "" : "s",
+                p->stack ? ", recorded values on a stack in work" : p->tape ? ", recorded values on the tape" : "");
+    schedule(p, dump);
+    return p;
+}
+
+int plan_dump(const Module *m, FILE *out)
+{
+    plan_func(m, &m->fwd, false, out);
+    if (m->grad.value) {
+        fputs("\n", out);
+        plan_func(m, &m->grad, true, out);
+    }
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* plan.h — the plan of a Func: which nodes are computed, fused or buffered,
+ * and how (plan.c).  It knows nothing of LLVM; codegen.c emits it. */
+#ifndef GRADC_PLAN_H
+#define GRADC_PLAN_H
+
+#include "gradc.h"
+
+typedef VEC(Node *) NodeVec;
+
+/* A buffer of a*b doubles, plus a more when plus_a (LAPACK pivots). */
+typedef struct Buf {
+    Dim a, b;
+    bool plus_a;
+} Buf;
+
+/* A matrix–vector product read as a sum of terms (see mv_form). */
+typedef struct Term {
+    Node *m;              /* the matrix read; NULL: the identity */
+    bool trans;           /* the term is m' * vec */
+    double k;             /* constant factor */
+    Node *coef;           /* scalar factor, or NULL */
+} Term;
+
+typedef struct Mv {
+    Node *vec;            /* the vector (its entries in order; a FILL is not stored) */
+    Term *terms;
+    int nterms;
+    int group;            /* products computed in one pass over their matrices */
+} Mv;
+
+/* What a kernel computes.  The schedule is a list of points — the places
+ * where a statement (or the results) needs values — each with the kernels
+ * that run there, in node id order (arguments before their consumers). */
+typedef enum KernelKind {
+    K_LEAF,     /* an input, slot, cotangent, dimension or constant: no loop */
+    K_SCALAR,   /* a 1×1 value from 1×1 values */
+    K_MAP,      /* one elementwise loop (fused arguments inline) into a buffer */
+    K_REDUCE,   /* a 1×1 value from a pass over entries: sum, norm, dot, trace … */
+    K_MATVEC,   /* matrix–vector products: one pass per distinct matrix */
+    K_GEMM,     /* matrix × matrix (BLAS when large) */
+    K_LAPACK,   /* det, logdet, inv: the runtime's LU */
+    K_LAYOUT,   /* transpose, diag, eye, softmax into a buffer */
+    K_ALIAS,    /* a vector's transpose: its argument's memory */
+} KernelKind;
+
+typedef struct Kernel {
+    KernelKind kind;
+    Node *node;
+    Node **members;       /* K_MATVEC: every product of the pass (node first) */
+    int nmembers;
+} Kernel;
+
+typedef struct Point {
+    Node *root;           /* the value the statement needs (NULL: a hoist point) */
+    Kernel *ks;
+    int nk;
+} Point;
+
+typedef struct Plan {
+    Arena *arena;
+    const Module *m;
+    const Func *f;
+    bool grad;
+    Node **nodes;         /* reached nodes, by id (NULL: not reached) */
+    int *uses;            /* consumers, counting statement roots */
+    bool *nofuse;         /* some consumer needs the node as a buffer */
+    int *buf, *scratch;   /* per node: buffer index or -1 */
+    int *slotbuf, *shadow;/* per slot: buffer index or -1 */
+    bool *slotused;
+    int onesbuf;          /* all-ones cotangent when the caller passes NULL */
+    VEC(Buf) bufs;
+    VEC(Shape) shapes;    /* every shape, for the overflow check */
+    bool tape;            /* pushes and pops go through the runtime tape */
+    bool stack;           /* … or through a stack region at the end of work */
+    struct Mv **mv;       /* per node: its matrix–vector form, or NULL */
+    bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
+    int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
+    VEC(Point) points;    /* the schedule, in the order codegen walks the Func */
+} Plan;
+
+static inline bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
+static inline OpKind kind_of(const Node *n) { return op_info[n->op].kind; }
+
+/* The plan of f (m->fwd or m->grad); with dump, also printed there. */
+Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump);
+/* n's entries are computed inside its one consumer's loop (no buffer) */
+bool is_fused(const Plan *p, const Node *n);
+/* a transpose of a vector: its argument's memory */
+bool is_alias(const Node *n);
+/* the statement pushes or pops (itself or nested) */
+bool stmt_records(const Stmt *s);
+
+#endif
