@@ -22,6 +22,8 @@ typedef struct Parser {
     OpenBlock *blocks;    /* PARSE_MAX_DEPTH entries */
     int nblocks;
     bool stray_end;       /* the last `end` scanned closed no block */
+    int err_line;         /* the last line with an error: one message a line */
+    bool deep_blocks;     /* "blocks nested too deeply" was reported */
 } Parser;
 
 /* The scanner calls these for if/while/for and end.  Opening one past

@@ -1,10 +1,14 @@
 /* parser.y — the grammar of the .expr language; builds the AST of gradc.h.
  *
  * Pure and reentrant: the scanner and a Parser (parse.h) are passed
- * through.  The first error ends the parse: a syntax error is reported by
- * yyreport_syntax_error below, a lexical error by the scanner (which then
- * returns YYerror, so nothing more is printed), and a tree nested too
- * deeply by the constructors here. */
+ * through.  A syntax error is reported by yyreport_syntax_error below, a
+ * lexical error by the scanner (which then returns YYerror, so nothing more
+ * is printed), and a tree nested too deeply by the constructors here.  The
+ * parse then recovers at the next statement boundary (the `error` rules:
+ * a statement, or an if/while/for header, skipped up to its end of line)
+ * and goes on, so that one run reports every error; the skipped statement
+ * stays in the tree as an AST_ERROR naming what it assigned, which the
+ * checker treats as unknown rather than undefined. */
 %define api.pure full
 %define api.location.type {Loc}
 %define parse.error custom
@@ -40,8 +44,13 @@ static PExpr binary(Parser *p, BinOp op, Loc loc, PExpr l, PExpr r);
 static PExpr call(Parser *p, const char *name, Loc loc, PExpr *args, int n);
 static bool dim_literal(Parser *p, DimRef *d, const char *text, Loc loc);
 
-/* A constructor returns e == NULL after printing an error. */
-#define OK(x) do { if (!(x).e) YYABORT; } while (0)
+/* A constructor returns e == NULL after printing an error: skip the
+ * statement. */
+#define OK(x) do { if (!(x).e) YYERROR; } while (0)
+static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name);
+/* Stop after DIAG_MAX_ERRORS + 1 errors (nothing more would be shown), or
+ * blocks nested too deeply (every `end` after it would be out of place). */
+#define ENOUGH() do { if (diag_count() > DIAG_MAX_ERRORS || p->deep_blocks) YYABORT; } while (0)
 }
 
 %union {
@@ -91,9 +100,16 @@ static bool dim_literal(Parser *p, DimRef *d, const char *text, Loc loc);
 program: block                  { p->ast->top = $1; }
        ;
 
+/* Past a statement's separator, a new error is a new statement's: report it
+ * (yyerrok) rather than wait for three tokens as bison would.  The error
+ * rules end with their separator, so that bison, skipping tokens, stays in
+ * the rule that knows the statement's name. */
 block: %empty                   { $$ = (AstBlock){0}; }
-     | block sep                { $$ = $1; }
-     | block stmt sep           { $$ = $1; ast_block_push(p->arena, &$$, $2); }
+     | block sep                { $$ = $1; yyerrok; }
+     | block stmt sep           { $$ = $1; ast_block_push(p->arena, &$$, $2); yyerrok; }
+     | block NAME '=' error sep { $$ = skipped(p, $1, @2, $2); yyerrok; ENOUGH(); }
+     | block INPUT NAME error sep { $$ = skipped(p, $1, @2, $3); yyerrok; ENOUGH(); }
+     | block error sep          { $$ = skipped(p, $1, @2, NULL); yyerrok; ENOUGH(); }
      ;
 
 sep: NEWLINE | ';' ;
@@ -121,14 +137,34 @@ stmt: INPUT NAME dims {
           $$->value = $2.e; $$->then_block = $4;
           $$->has_else = $5.has; $$->else_block = $5.block;
       }
+    | IF error sep block elses END {
+          $$ = ast_stmt(p->arena, AST_IF, @1);
+          $$->then_block = $4; $$->has_else = $5.has; $$->else_block = $5.block;
+          ENOUGH();
+      }
     | WHILE expr sep block END {
           $$ = ast_stmt(p->arena, AST_WHILE, @1);
           $$->value = $2.e; $$->body = $4;
+      }
+    | WHILE error sep block END {
+          $$ = ast_stmt(p->arena, AST_WHILE, @1);
+          $$->body = $4;
+          ENOUGH();
       }
     | FOR NAME IN expr ':' expr sep block END {
           $$ = ast_stmt(p->arena, AST_FOR, @1);
           $$->name = $2; $$->name_loc = @2;
           $$->for_lo = $4.e; $$->for_hi = $6.e; $$->body = $8;
+      }
+    | FOR NAME error sep block END {
+          $$ = ast_stmt(p->arena, AST_FOR, @1);
+          $$->name = $2; $$->name_loc = @2; $$->body = $5;
+          ENOUGH();
+      }
+    | FOR error sep block END {
+          $$ = ast_stmt(p->arena, AST_FOR, @1);
+          $$->body = $4;
+          ENOUGH();
       }
     ;
 
@@ -142,6 +178,13 @@ elses: %empty                   { $$.has = false; $$.block = (AstBlock){0}; }
           $$.has = true; $$.block = (AstBlock){0};
           ast_block_push(p->arena, &$$.block, s);
       }
+     | ELIF error sep block elses {
+          AstStmt *s = ast_stmt(p->arena, AST_IF, @1);
+          s->then_block = $4; s->has_else = $5.has; s->else_block = $5.block;
+          $$.has = true; $$.block = (AstBlock){0};
+          ast_block_push(p->arena, &$$.block, s);
+          ENOUGH();
+      }
      ;
 
 dims: %empty                    { $$.n = 0; }
@@ -150,7 +193,7 @@ dims: %empty                    { $$.n = 0; }
     ;
 
 dim: NAME                       { $$ = (DimRef){.sym = $1, .loc = @1}; }
-   | NUMBER                     { if (!dim_literal(p, &$$, $1.text, @1)) YYABORT; }
+   | NUMBER                     { if (!dim_literal(p, &$$, $1.text, @1)) YYERROR; }
    ;
 
 names: NAME {
@@ -208,6 +251,15 @@ arglist: expr                   { $$.data = NULL; $$.len = $$.cap = 0; vec_push(
 %%
 
 /* ---- trees, with their depth bounded ---------------------------------- */
+
+/* b with a statement that did not parse; name is what it assigned, if known. */
+static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name)
+{
+    AstStmt *s = ast_stmt(p->arena, AST_ERROR, loc);
+    s->name = name;
+    ast_block_push(p->arena, &b, s);
+    return b;
+}
 
 static PExpr leaf(Parser *p, Expr *e)
 {
@@ -279,8 +331,10 @@ static bool dim_literal(Parser *p, DimRef *d, const char *text, Loc loc)
 bool parse_open_block(Parser *p, const char *keyword, Loc loc)
 {
     if (p->nblocks == PARSE_MAX_DEPTH) {
-        diag_error(p->src, loc, "blocks nested too deeply (more than %d levels)",
-                   PARSE_MAX_DEPTH);
+        if (!p->deep_blocks)   /* once: every deeper block would say it again */
+            diag_error(p->src, loc, "blocks nested too deeply (more than %d levels)",
+                       PARSE_MAX_DEPTH);
+        p->deep_blocks = true;
         return false;
     }
     p->blocks[p->nblocks++] = (OpenBlock){keyword, loc};
@@ -360,6 +414,21 @@ static const char *expected_text(Parser *p, const yysymbol_kind_t *exp, int n)
     return *s ? s : NULL;
 }
 
+/* The lookahead (p->tok, in the scanner's copy of this line) comes right
+ * after a name, a ')' or a quote: `x[1]`, `f(x)[2]` are indexing. */
+static bool follows_value(Parser *p, Loc loc)
+{
+    const char *s = p->tok;
+    for (int k = 1; k < loc.col; k++) {    /* col - 1 characters precede it, so as many bytes */
+        char ch = s[-k];
+        if (ch == ' ' || ch == '\t')
+            continue;
+        return ch == ')' || ch == '\'' || ch == '_' || (ch >= '0' && ch <= '9')
+            || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+    }
+    return false;
+}
+
 static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser *p)
 {
     (void)scanner;
@@ -376,12 +445,17 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser 
         return 0;
     }
     Loc loc = *yypcontext_location(ctx);
+    p->err_line = loc.line;
     if (tok == YYSYMBOL_END && p->stray_end) {
         diag_error(p->src, loc, "'end' without a matching 'if', 'while' or 'for'");
         return 0;
     }
     const char *want = expected_text(p, exp, n);
-    if (want)
+    if (is_char_token(tok, "'['") && follows_value(p, loc))
+        diag_error(p->src, loc, "unexpected '[': %s", diag_no_indexing);
+    else if (is_char_token(tok, "'='"))
+        diag_error(p->src, loc, "unexpected '=': to compare, write '=='");
+    else if (want)
         diag_error(p->src, loc, "unexpected %s, expected %s", token_text(p, tok, true), want);
     else if (is_comparison(tok))
         diag_error(p->src, loc, "unexpected %s: comparisons do not chain (use 'and')",
@@ -420,8 +494,15 @@ Ast *parse_source(Arena *a, Source *src)
         diag_plain("cannot start the scanner");
         return NULL;
     }
+    diag_release();   /* anything still held belongs before this file */
+    diag_hold();
     yy_scan_bytes(src->text, (int)src->len, scanner);
     int rc = yyparse(scanner, &p);
     yylex_destroy(scanner);
-    return rc == 0 ? p.ast : NULL;
+    p.ast->nerrors = diag_count();
+    if (rc != 0 || p.ast->nerrors == 0) {
+        diag_release();
+        return rc == 0 ? p.ast : NULL;
+    }
+    return p.ast;     /* its messages stay held for check_program */
 }

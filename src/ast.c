@@ -9,6 +9,7 @@ const char *const binop_text[] = {
     [B_LT] = "<",    [B_LE] = "<=",   [B_GT] = ">",    [B_GE] = ">=",
     [B_EQ] = "==",   [B_NE] = "!=",   [B_AND] = "and", [B_OR] = "or",
 };
+_Static_assert(sizeof binop_text / sizeof *binop_text == B_COUNT, "a text per BinOp");
 
 Expr *ast_expr(Arena *a, ExprKind kind, Loc loc)
 {

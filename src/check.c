@@ -10,8 +10,13 @@
  * value at the start of this iteration" inside a body and "the final value"
  * after the construct.
  *
- * The first error is printed and unwinds with longjmp: everything lives in
- * the arena, so there is nothing to clean up on the way out. */
+ * An error is printed and unwinds with longjmp to the statement being
+ * checked (everything lives in the arena, so there is nothing to clean up on
+ * the way out), which is dropped: the names it would have assigned become
+ * V_POISON, unknown rather than undefined, so that a later use fails
+ * quietly instead of piling a second message on the first.  An if/while
+ * condition or a for header that fails is dropped alone, and the body is
+ * still checked.  The module is returned only if there was no error. */
 #include "gradc.h"
 
 #include <math.h>
@@ -29,6 +34,7 @@ typedef enum VarKind {
     V_MIXED,  /* assigned on every path through an if, with different shapes */
     V_LOCAL,  /* first assigned inside a loop body */
     V_GONE,   /* a for index after its loop */
+    V_POISON, /* assigned by a statement that had an error: uses fail quietly */
 } VarKind;
 
 typedef struct Var {
@@ -57,7 +63,9 @@ typedef struct Checker {
     Source *src;
     Module *m;
     Ir *ir;
-    jmp_buf fail;
+    jmp_buf *fail;            /* where an error unwinds to: the innermost Guard */
+    int nerrors;              /* messages printed */
+    int parse_errors;         /* the parser's, for the AST_ERROR statements */
     VEC(const char *) names;  /* interned: id → name */
     int *table;               /* open addressing, id + 1 (0 = empty) */
     int tcap;
@@ -90,7 +98,44 @@ static void fail(Checker *c, Loc loc, const char *fmt, ...)
     va_start(ap, fmt);
     diag_verror(c->src, loc, fmt, ap);
     va_end(ap);
-    longjmp(c->fail, 1);
+    c->nerrors++;
+    longjmp(*c->fail, 1);
+}
+
+/* A use of a poisoned name: its statement is dropped without a message. */
+_Noreturn static void fail_quietly(Checker *c) { longjmp(*c->fail, 1); }
+
+/* What a Guard restores when an error unwinds to it. */
+typedef struct Guard {
+    jmp_buf here, *outer;
+    int depth, loop_depth, open, trail;
+} Guard;
+
+static void undo_to(Checker *c, int mark);
+
+/* Usage: guard_enter(c, &g); if (setjmp(g.here)) { guard_failed(c, &g); ...
+ * } else { ...; guard_leave(c, &g); } */
+static void guard_enter(Checker *c, Guard *g)
+{
+    *g = (Guard){.outer = c->fail, .depth = c->depth, .loop_depth = c->loop_depth,
+                 .open = c->open};
+    g->trail = c->trail.len;
+    c->fail = &g->here;
+}
+
+static void guard_leave(Checker *c, Guard *g) { c->fail = g->outer; }
+
+/* Rolls back what the failed part changed; past the error limit, unwinds on
+ * to check_program. */
+static void guard_failed(Checker *c, Guard *g)
+{
+    c->fail = g->outer;
+    c->depth = g->depth;
+    c->loop_depth = g->loop_depth;
+    undo_to(c, g->trail);
+    c->open = g->open;
+    if (c->nerrors > DIAG_MAX_ERRORS)
+        longjmp(*c->fail, 1);
 }
 
 /* ---- names ---- */
@@ -209,11 +254,13 @@ static Var var_value(Node *n, int line)
 /* ---- the built-in functions of spec §3 ---- */
 
 typedef enum FnRule {
+    F_NONE,    /* an op that is not a builtin */
     F_ELEM,    /* elementwise, any shape */
     F_REDUCE,  /* any shape → scalar */
     F_SQUARE,  /* a square matrix */
     F_PAIR,    /* elementwise of two: same shape or a scalar side */
-    F_DOT, F_MEAN, F_SOFTMAX, F_FILL, F_EYE, F_DIAG,
+    F_SOFTMAX, /* a column vector */
+    F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG,
 } FnRule;
 
 typedef struct Builtin {
@@ -224,32 +271,18 @@ typedef struct Builtin {
     double fill;  /* ones, zeros */
 } Builtin;
 
+/* The builtins that are one op: GRADC_OPS's builtin column. */
+static const Builtin op_builtins[OP_COUNT] = {
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
+    [OP_##name] = {text, F_##builtin, OP_##name, arity, arity, 0},
+    GRADC_OPS(X)
+#undef X
+};
+
+/* The others: built from several ops, or sizes rather than values. */
 static const Builtin builtins[] = {
     {"dot", F_DOT, OP_SUM, 2, 2, 0},
-    {"sum", F_REDUCE, OP_SUM, 1, 1, 0},
     {"mean", F_MEAN, OP_SUM, 1, 1, 0},
-    {"norm", F_REDUCE, OP_NORM, 1, 1, 0},
-    {"logsumexp", F_REDUCE, OP_LOGSUMEXP, 1, 1, 0},
-    {"trace", F_SQUARE, OP_TRACE, 1, 1, 0},
-    {"det", F_SQUARE, OP_DET, 1, 1, 0},
-    {"logdet", F_SQUARE, OP_LOGDET, 1, 1, 0},
-    {"inv", F_SQUARE, OP_INV, 1, 1, 0},
-    {"exp", F_ELEM, OP_EXP, 1, 1, 0},
-    {"log", F_ELEM, OP_LOG, 1, 1, 0},
-    {"sin", F_ELEM, OP_SIN, 1, 1, 0},
-    {"cos", F_ELEM, OP_COS, 1, 1, 0},
-    {"tan", F_ELEM, OP_TAN, 1, 1, 0},
-    {"tanh", F_ELEM, OP_TANH, 1, 1, 0},
-    {"sqrt", F_ELEM, OP_SQRT, 1, 1, 0},
-    {"abs", F_ELEM, OP_ABS, 1, 1, 0},
-    {"log1p", F_ELEM, OP_LOG1P, 1, 1, 0},
-    {"sigmoid", F_ELEM, OP_SIGMOID, 1, 1, 0},
-    {"relu", F_ELEM, OP_RELU, 1, 1, 0},
-    {"softplus", F_ELEM, OP_SOFTPLUS, 1, 1, 0},
-    {"detach", F_ELEM, OP_DETACH, 1, 1, 0},
-    {"max", F_PAIR, OP_MAX, 2, 2, 0},
-    {"min", F_PAIR, OP_MIN, 2, 2, 0},
-    {"softmax", F_SOFTMAX, OP_SOFTMAX, 1, 1, 0},
     {"ones", F_FILL, OP_FILL, 1, 2, 1},
     {"zeros", F_FILL, OP_FILL, 1, 2, 0},
     {"eye", F_EYE, OP_EYE, 1, 1, 0},
@@ -258,6 +291,9 @@ static const Builtin builtins[] = {
 
 static const Builtin *builtin(const char *name)
 {
+    for (int op = 0; op < OP_COUNT; op++)
+        if (op_builtins[op].rule != F_NONE && strcmp(op_builtins[op].name, name) == 0)
+            return &op_builtins[op];
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
         if (strcmp(builtins[i].name, name) == 0)
             return &builtins[i];
@@ -279,6 +315,28 @@ static const char *differ(Checker *c, Shape a, Shape b)
     bool rows = !dim_eq(a.rows, b.rows);
     return arena_printf(c->a, "dimensions %s and %s differ", dim_s(c, rows ? a.rows : a.cols),
                         dim_s(c, rows ? b.rows : b.cols));
+}
+
+/* "; did you mean NAME?" when a name of the wanted kind is one or two typos
+ * away from name, else "".  Values: the inputs, variables, loop indices and
+ * dimension symbols defined here; else the built-in functions. */
+static const char *did_you_mean(Checker *c, const char *name, bool values)
+{
+    int nb = (int)(sizeof builtins / sizeof *builtins);
+    int n = values ? c->names.len : OP_COUNT + nb;
+    const char **cands = arena_alloc(c->a, sizeof *cands * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+        if (!values) {   /* the op table's builtins, then the others */
+            const Builtin *b = i < OP_COUNT ? &op_builtins[i] : &builtins[i - OP_COUNT];
+            cands[i] = b->rule != F_NONE ? b->name : NULL;
+            continue;
+        }
+        VarKind k = get(c, i).kind;
+        if (k == V_INPUT || k == V_VAR || k == V_INDEX || k == V_DIM)
+            cands[i] = c->names.data[i];
+    }
+    const char *near = diag_closest(name, cands, n);
+    return near ? arena_printf(c->a, "; did you mean %s?", near) : "";
 }
 
 /* Why NAME, in state v, has no value here. */
@@ -303,7 +361,7 @@ static const char *why_undefined(Checker *c, const char *name, Var v)
     default:
         if (builtin(name))
             return arena_printf(c->a, "%s is a built-in function; call it as %s(...)", name, name);
-        return arena_printf(c->a, "unknown name %s", name);
+        return arena_printf(c->a, "unknown name %s%s", name, did_you_mean(c, name, true));
     }
 }
 
@@ -352,6 +410,7 @@ static const struct {
     [B_AND] = {R_COND, OP_AND, NULL},
     [B_OR] = {R_COND, OP_OR, NULL},
 };
+_Static_assert(sizeof binops / sizeof *binops == B_COUNT, "a rule per BinOp");
 
 static bool is_comparison(BinOp op) { return op >= B_LT && op <= B_NE; }
 
@@ -425,6 +484,8 @@ static Node *name_value(Checker *c, const Expr *e)
         return v.node;
     case V_DIM:
         return mk_dimval(c->ir, v.aux);
+    case V_POISON:
+        fail_quietly(c);
     default:
         fail(c, e->loc, "%s", why_undefined(c, e->name, v));
     }
@@ -439,9 +500,11 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
         Var v = lookup(c, x->name);
         if (v.kind == V_DIM)
             return dim_sym(v.aux);
+        if (v.kind == V_POISON)
+            fail_quietly(c);
         if (v.kind == V_NONE && !builtin(x->name))
             fail(c, x->loc, "unknown dimension symbol %s (dimension symbols come from the "
-                 "input declarations)", x->name);
+                 "input declarations)%s", x->name, did_you_mean(c, x->name, true));
     }
     fail(c, expr_start(x), "each size given to %s must be a positive integer literal or a "
          "dimension symbol", f->name);
@@ -463,10 +526,12 @@ static Node *call(Checker *c, const Expr *e)
             [V_INPUT] = "an input", [V_VAR] = "a variable", [V_INDEX] = "a loop index",
             [V_DIM] = "a dimension symbol",
         };
+        if (v.kind == V_POISON)
+            fail_quietly(c);
         if (v.kind <= V_INDEX && what[v.kind])
-            fail(c, e->loc, "%s is %s, not a function (the language has no indexing)", e->name,
-                 what[v.kind]);
-        fail(c, e->loc, "unknown function %s", e->name);
+            fail(c, e->loc, "%s is %s, not a function, and %s", e->name, what[v.kind],
+                 diag_no_indexing);
+        fail(c, e->loc, "unknown function %s%s", e->name, did_you_mean(c, e->name, false));
     }
     if (e->nargs < f->lo || e->nargs > f->hi)
         fail(c, e->loc, "%s takes %s but was given %d", f->name, arity_s(c, f), e->nargs);
@@ -518,6 +583,7 @@ static Node *call(Checker *c, const Expr *e)
         return mk1(c->ir, OP_DIAGV, x);
     case F_FILL:
     case F_EYE:
+    case F_NONE:
         break;
     }
     return NULL; /* unreachable: handled above */
@@ -556,6 +622,11 @@ static Node *value(Checker *c, const Expr *e)
     return n;
 }
 
+/* What to do instead of an if on a vector (there is no `where` yet). */
+static const char cond_hint[] = "a condition is one scalar: reduce first (sum(...) > 0, "
+    "norm(...) > 0), or choose entry by entry with max, min or relu instead of an if "
+    "(max(v, 0) is v where v > 0, else 0)";
+
 /* An if/while condition: comparisons of scalars combined with and/or/not; a
  * bare scalar means "!= 0", which is how IF and WHILE read cond anyway. */
 static Node *cond(Checker *c, const Expr *e)
@@ -573,14 +644,14 @@ static Node *cond(Checker *c, const Expr *e)
     } else if (e->kind == EX_BINARY && is_comparison(e->op)) {
         Node *l = value(c, e->lhs), *r = value(c, e->rhs);
         if (!is_scalar(l) || !is_scalar(r))
-            fail(c, e->loc, "condition compares %s with %s; conditions compare scalars "
-                 "(use sum, norm, ... to reduce)", shape_s(c, l->shape), shape_s(c, r->shape));
+            fail(c, e->loc, "condition compares %s with %s; %s", shape_s(c, l->shape),
+                 shape_s(c, r->shape), cond_hint);
         n = mk2(c->ir, binops[e->op].op, l, r);
     } else {
         n = value(c, e);
         if (!is_scalar(n))
-            fail(c, expr_start(e), "condition is %s, not a scalar; conditions compare scalars "
-                 "(use sum, norm, ... to reduce)", shape_s(c, n->shape));
+            fail(c, expr_start(e), "condition is %s, not a scalar; %s", shape_s(c, n->shape),
+                 cond_hint);
     }
     c->depth--;
     return n;
@@ -674,6 +745,8 @@ static void output(Checker *c, const AstStmt *s)
     if (v.kind == V_DIM)
         fail(c, name_loc(s), "%s is a dimension symbol; output names a variable or an input",
              s->name);
+    if (v.kind == V_POISON)
+        fail_quietly(c);
     if (v.kind != V_VAR && v.kind != V_INPUT)
         fail(c, name_loc(s), "%s", why_undefined(c, s->name, v));
     c->has_output = true;
@@ -691,6 +764,8 @@ static void wrt(Checker *c, const AstStmt *s)
     for (int i = 0; i < s->nnames; i++) {
         Loc at = s->name_locs ? s->name_locs[i] : s->loc;
         Var v = lookup(c, s->names[i]);
+        if (v.kind == V_POISON)
+            continue;
         if (v.kind != V_INPUT)
             fail(c, at, "%s is not an input; wrt lists inputs to differentiate with respect to",
                  s->names[i]);
@@ -748,6 +823,8 @@ static Changes sub_block(Checker *c, const AstBlock *ab, Block *out)
 static Var merge(const AstStmt *s, Var pre, Var t, Var f)
 {
     Var maybe = {.kind = V_MAYBE, .line = s->loc.line, .what = "if"};
+    if (t.kind == V_POISON || f.kind == V_POISON)
+        return t.kind == V_POISON ? t : f;
     if (t.kind == V_VAR && f.kind == V_VAR) {
         if (!shape_eq(t.shape, f.shape))
             return (Var){.kind = V_MIXED, .shape = t.shape, .other = f.shape,
@@ -761,12 +838,29 @@ static Var merge(const AstStmt *s, Var pre, Var t, Var f)
     return same_state(t, f) ? t : maybe;
 }
 
+/* An if/while condition, or NULL after an error (the parser's: e == NULL;
+ * or one reported now): the body is checked all the same. */
+static Node *guarded_cond(Checker *c, const Expr *e)
+{
+    if (!e)
+        return NULL;
+    Guard g;
+    guard_enter(c, &g);
+    if (setjmp(g.here)) {
+        guard_failed(c, &g);
+        return NULL;
+    }
+    Node *k = cond(c, e);
+    guard_leave(c, &g);
+    return k;
+}
+
 /* if/elif/else: each branch is checked from the state before the if; a name
  * that ends up with different nodes in the two branches gets a result slot. */
 static void if_stmt(Checker *c, const AstStmt *s, Block *out)
 {
     int id = c->m->nconstructs++;
-    Node *k = cond(c, s->value);
+    Node *k = guarded_cond(c, s->value);
     Block *tb = block_new(c->a), *eb = block_new(c->a);
     Changes tc = sub_block(c, &s->then_block, tb);
     Changes ec = s->has_else ? sub_block(c, &s->else_block, eb) : (Changes){0};
@@ -835,14 +929,45 @@ static Node *for_count(Checker *c, const AstStmt *s)
         fail(c, expr_start(lo), "a for loop counts from 1: write for %s in 1:K", s->name);
     if (hi->kind == EX_NUM && integral(hi->num))
         return mk_const(c->ir, hi->num);
+    if (hi->kind == EX_NUM && hi->num > 9007199254740992.0)
+        fail(c, hi->loc, "for bound %g is past the limit of 2^53 = 9007199254740992 "
+             "iterations", hi->num);
+    if (hi->kind == EX_NUM)
+        fail(c, hi->loc, "a for bound must be a whole number, not %g", hi->num);
     if (hi->kind == EX_NAME) {
         Var b = lookup(c, hi->name);
         if (b.kind == V_DIM)
             return mk_dimval(c->ir, b.aux);
+        if (b.kind == V_POISON)
+            fail_quietly(c);
         if (b.kind == V_NONE && !builtin(hi->name))
-            fail(c, hi->loc, "unknown name %s", hi->name);
+            fail(c, hi->loc, "unknown name %s%s", hi->name, did_you_mean(c, hi->name, true));
     }
     fail(c, expr_start(hi), "a for bound must be an integer literal or a dimension symbol");
+}
+
+/* The index name and the bounds of a for; NULL after an error (the body is
+ * checked all the same, with the index defined). */
+static Node *guarded_for_header(Checker *c, const AstStmt *s)
+{
+    if (!s->name)
+        return NULL;   /* the parser reported this header */
+    Guard g;
+    guard_enter(c, &g);
+    if (setjmp(g.here)) {
+        guard_failed(c, &g);
+        return NULL;
+    }
+    Loc at = name_loc(s);
+    Var v = lookup(c, s->name);
+    if (builtin(s->name))
+        fail(c, at, "%s is a built-in function; it cannot be a loop index", s->name);
+    if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
+        fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
+             s->name, v.line);
+    Node *count = s->for_lo && s->for_hi ? for_count(c, s) : NULL;  /* else the parser's */
+    guard_leave(c, &g);
+    return count;
 }
 
 /* while and for: the names the body assigns that are defined before the loop
@@ -856,18 +981,12 @@ static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
     if (++c->loop_depth > c->m->max_depth)
         c->m->max_depth = c->loop_depth;
 
-    int index_id = -1;
-    Node *count = NULL;
-    if (is_for) {
-        Loc at = name_loc(s);
-        index_id = intern(c, s->name);
-        Var v = get(c, index_id);
-        if (builtin(s->name))
-            fail(c, at, "%s is a built-in function; it cannot be a loop index", s->name);
-        if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
-            fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
-                 s->name, v.line);
-        count = for_count(c, s);
+    int index_id = is_for && s->name ? intern(c, s->name) : -1;
+    Node *count = is_for ? guarded_for_header(c, s) : NULL;
+    if (index_id >= 0 && !count) {   /* a name that cannot be an index stays what it is */
+        VarKind k = get(c, index_id).kind;
+        if (builtin(s->name) || k == V_INPUT || k == V_DIM || k == V_VAR || k == V_INDEX)
+            index_id = -1;
     }
 
     IntVec cand = assigned(c, &s->body), carried = {0};
@@ -894,12 +1013,12 @@ static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
             var_value(mk_slot(c->ir, st->slots[j]), get(c, carried.data[j]).line));
     bool *used = arena_alloc(c->a, sizeof *used);
     int index_slot = -1;
-    if (is_for) {
+    if (index_id >= 0) {
         index_slot = ir_slot(c->ir, s->name, shape_scalar());
         set(c, index_id, (Var){.kind = V_INDEX, .node = mk_slot(c->ir, index_slot),
                                .shape = shape_scalar(), .line = s->loc.line, .used = used});
     } else {
-        st->cond = cond(c, s->value);
+        st->cond = guarded_cond(c, s->value);
     }
     st->body = block_new(c->a);
     Changes ch = sub_block(c, &s->body, st->body);
@@ -919,7 +1038,7 @@ static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
         if (pre.kind != V_VAR && x != index_id && !same_state(pre, ch.vals.data[i]))
             set(c, x, (Var){.kind = V_LOCAL, .line = s->loc.line, .what = what});
     }
-    if (is_for)
+    if (index_id >= 0)
         set(c, index_id, (Var){.kind = V_GONE, .line = s->loc.line, .what = what});
     for (int j = 0; j < carried.len; j++)
         set(c, carried.data[j], var_value(mk_slot(c->ir, st->slots[j]), s->loc.line));
@@ -927,7 +1046,50 @@ static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
     block_push(c->a, out, st);
 }
 
+/* After an error in s: the name it assigns, unless that name is something
+ * the statement cannot change (an input, a dimension, a loop index), is
+ * unknown from here on (a built-in's name too, as a value: calls still work).  A failed if/while/for poisons every
+ * name its blocks assign. */
+static void poison(Checker *c, const AstStmt *s)
+{
+    if (s->kind == AST_IF || s->kind == AST_WHILE || s->kind == AST_FOR) {
+        IntVec ids = assigned(c, s->kind == AST_IF ? &s->then_block : &s->body);
+        IntVec more = s->kind == AST_IF ? assigned(c, &s->else_block) : (IntVec){0};
+        for (int i = 0; i < ids.len + more.len; i++) {
+            int id = i < ids.len ? ids.data[i] : more.data[i - ids.len];
+            Var v = get(c, id);
+            if (v.kind != V_INPUT && v.kind != V_DIM && v.kind != V_INDEX)
+                set(c, id, (Var){.kind = V_POISON});
+        }
+        return;
+    }
+    if (s->kind != AST_ASSIGN && s->kind != AST_INPUT && s->kind != AST_ERROR)
+        return;
+    if (!s->name)
+        return;
+    int id = intern(c, s->name);   /* a built-in too: `input exp` then `y = exp` */
+    VarKind k = get(c, id).kind;
+    if (k != V_INPUT && k != V_DIM && k != V_INDEX)
+        set(c, id, (Var){.kind = V_POISON, .line = s->loc.line});
+}
+
+static void stmt_checked(Checker *c, const AstStmt *s, Block *out, bool top);
+
+/* One statement; an error drops it (see the top of the file). */
 static void stmt(Checker *c, const AstStmt *s, Block *out, bool top)
+{
+    Guard g;
+    guard_enter(c, &g);
+    if (setjmp(g.here)) {
+        guard_failed(c, &g);
+        poison(c, s);
+        return;
+    }
+    stmt_checked(c, s, out, top);
+    guard_leave(c, &g);
+}
+
+static void stmt_checked(Checker *c, const AstStmt *s, Block *out, bool top)
 {
     static const char *const keyword[] = {
         [AST_INPUT] = "input", [AST_OUTPUT] = "output", [AST_WRT] = "wrt",
@@ -943,6 +1105,9 @@ static void stmt(Checker *c, const AstStmt *s, Block *out, bool top)
     case AST_IF: if_stmt(c, s, out); return;
     case AST_WHILE:
     case AST_FOR: loop_stmt(c, s, out); return;
+    case AST_ERROR:
+        poison(c, s);
+        return;
     }
     fail(c, s->loc, "internal error: unknown statement kind");
 }
@@ -961,10 +1126,16 @@ static Node *output_node(Checker *c)
 {
     if (c->has_output) {
         Var v = lookup(c, c->output_name);
+        if (v.kind == V_POISON)
+            fail_quietly(c);
         if (v.kind != V_VAR && v.kind != V_INPUT)
             fail(c, c->output_loc, "%s", why_undefined(c, c->output_name, v));
         return v.node;
     }
+    /* Which variable is the output is a guess, once something was wrong:
+     * say nothing more about it. */
+    if (c->nerrors + c->parse_errors > 0)
+        fail_quietly(c);
     if (!c->last_name)
         fail(c, (Loc){0, 0}, "nothing is assigned, so there is no output");
     Var v = lookup(c, c->last_name);
@@ -983,12 +1154,18 @@ Module *check_program(Arena *a, Ast *ast)
     c->src = m->src = ast->src;
     c->m = m;
     c->ir = m->ir = ir_new(a);
-    if (setjmp(c->fail))
+    c->parse_errors = ast->nerrors;
+    if (!ast->nerrors)
+        diag_hold();   /* else the parser's messages are held already */
+    jmp_buf top;
+    c->fail = &top;
+    if (setjmp(top) == 0) {
+        m->fwd.body = block_new(a);
+        block(c, &ast->top, m->fwd.body, true);
+        m->fwd.value = output_node(c);
+    }
+    if (diag_release() > 0 || !m->fwd.value)
         return NULL;
-
-    m->fwd.body = block_new(a);
-    block(c, &ast->top, m->fwd.body, true);
-    m->fwd.value = output_node(c);
     m->output_name = c->output_name;
 
     m->dims = c->dims.data;

@@ -45,21 +45,24 @@ typedef struct Diff {
     bool *count_pushed;           /* … kept on the tape (the while is inside a loop) */
     bool *checkpointed;           /* loops that store only every k-th state */
     NodeVec stack;                /* scratch of the DAG walks */
+    /* per forward slot: the block of the statement that produces it, and
+     * 1 + its index there (a node's "time" in that block's frame) */
+    const Block **slot_block;
+    int *slot_index;
 } Diff;
 
 typedef struct Frame {
     Diff *d;
     Block *blk;          /* the forward block being reversed */
     Block *out;          /* its reverse, as statements */
-    int *owner;          /* forward slot → 1 + index of the stmt of blk that produces it */
     const SlotSet *local;/* slots that make a time-0 node local (loop: carried, index) */
-    const bool *only;    /* if branch: nodes used nowhere else, reversed inside it */
+    const IntMap *only;  /* if branch: ids of nodes used nowhere else, reversed inside it */
     bool top;
     bool in_loop;        /* inside a loop body: constructs may run many times */
-    Node **pending;      /* node id → adjoint so far */
+    IntMap *pending;     /* node id → adjoint so far */
     IntVec *heaps;       /* per time: max-heap of node ids */
     NodeVec boundary;    /* nodes of the enclosing scope with adjoints to hand back */
-    Node **slot_adj;     /* forward slot → adjoint reaching that SLOT leaf */
+    IntMap *slot_adj;    /* forward slot → adjoint reaching that SLOT leaf */
 } Frame;
 
 /* ---- walking statements ---- */
@@ -196,6 +199,21 @@ static bool mark_block(Diff *d, Block *b)
     return changed;
 }
 
+/* slot_block and slot_index for the statements of b and nested blocks. */
+static void index_slots(Diff *d, const Block *b)
+{
+    for (int j = 0; b && j < b->n; j++) {
+        const Stmt *s = b->stmts[j];
+        for (int k = 0; k < s->n; k++) {
+            d->slot_block[s->slots[k]] = b;
+            d->slot_index[s->slots[k]] = j + 1;
+        }
+        index_slots(d, s->then_block);
+        index_slots(d, s->else_block);
+        index_slots(d, s->body);
+    }
+}
+
 static void compute_activity(Diff *d)
 {
     do
@@ -230,27 +248,45 @@ static void count_uses(const Node *n, void *ctx)
     }
 }
 
-/* Only the direct references of statements. */
-static void count_root(const Node *n, void *ctx) { ((Counts *)ctx)->uses[n->id]++; }
-
 /* The nodes an if branch alone uses: every reference to them comes from the
  * branch's own statements and values, or from nodes that are themselves the
  * branch's alone (decided parents first: parents have larger ids).  Their
  * reverse can run inside the branch's reverse.  Leaves never qualify: their
  * adjoints belong to the enclosing scope. */
-static bool *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
+static void heap_push(Arena *a, IntVec *h, int id);
+static int heap_pop(IntVec *h);
+
+typedef struct Support {
+    Arena *a;
+    IntMap *count;   /* node id → references from the branch (as intptr_t) */
+    IntVec heap;     /* ids with a count, largest first */
+} Support;
+
+static void support(const Node *n, void *ctx)
 {
-    int nn = d->nfwd_nodes;
-    int *support = arena_alloc(d->a, sizeof(int) * (size_t)nn);
-    bool *only = arena_alloc(d->a, (size_t)nn);
-    Counts refs = {.uses = support};
-    block_roots(b, count_root, &refs);
-    nodes_roots(vals, n, count_root, &refs);
-    for (int id = nn - 1; id >= 0; id--) {
-        Node *x = d->ir->nodes.data[id];
-        only[id] = support[id] > 0 && support[id] == d->uses[id] && op_info[x->op].kind != OK_L;
-        for (int i = 0; only[id] && i < x->nargs; i++)
-            support[x->args[i]->id]++;
+    Support *s = ctx;
+    void **c = intmap_put(s->count, n->id);
+    if (!*c)
+        heap_push(s->a, &s->heap, n->id);
+    *c = (void *)((intptr_t)*c + 1);
+}
+
+static IntMap *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
+{
+    IntMap *only = intmap_new(d->a);
+    Support sup = {.a = d->a, .count = intmap_new(d->a)};
+    block_roots(b, support, &sup);
+    nodes_roots(vals, n, support, &sup);
+    /* only what the branch reaches, by decreasing id: a cost in the branch's
+     * size, not the program's */
+    while (sup.heap.len) {
+        Node *x = d->ir->nodes.data[heap_pop(&sup.heap)];
+        if ((intptr_t)*intmap_find(sup.count, x->id) != d->uses[x->id] ||
+            op_info[x->op].kind == OK_L)
+            continue;
+        *intmap_put(only, x->id) = x;
+        for (int i = 0; i < x->nargs; i++)
+            support(x->args[i], &sup);
     }
     return only;
 }
@@ -259,16 +295,26 @@ static bool *branch_only(Diff *d, const Block *b, Node *const *vals, int n)
 
 static int node_time(Frame *F, const Node *n)
 {
+    Diff *d = F->d;
     int t = 0;
-    for (int i = 0; i < n->nslots; i++)
-        if (n->slots[i] < F->d->nfwd_slots && F->owner[n->slots[i]] > t)
-            t = F->owner[n->slots[i]];
+    for (int i = 0; i < n->nslots; i++) {
+        int x = n->slots[i];
+        if (x < d->nfwd_slots && d->slot_block[x] == F->blk && d->slot_index[x] > t)
+            t = d->slot_index[x];
+    }
     return t;
+}
+
+/* The adjoint so far of node id (of slot, for slot_adj), NULL if none. */
+static Node *adj_of(const IntMap *m, int id)
+{
+    void **p = intmap_find(m, id);
+    return p ? *p : NULL;
 }
 
 static bool is_local(Frame *F, const Node *n, int time)
 {
-    if (F->top || time > 0 || (F->only && F->only[n->id]))
+    if (F->top || time > 0 || (F->only && intmap_find(F->only, n->id)))
         return true;
     for (int i = 0; i < n->nslots; i++)
         if (n->slots[i] < F->d->nfwd_slots && slotset_has(F->local, n->slots[i]))
@@ -315,13 +361,9 @@ static Frame *frame_new(Diff *d, Block *blk, const SlotSet *local, bool top)
     F->out = block_new(a);
     F->local = local;
     F->top = top;
-    F->owner = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_slots + 1);
-    for (int j = 0; j < blk->n; j++)
-        for (int k = 0; k < blk->stmts[j]->n; k++)
-            F->owner[blk->stmts[j]->slots[k]] = j + 1;
-    F->pending = arena_alloc(a, sizeof(Node *) * (size_t)d->nfwd_nodes);
+    F->pending = intmap_new(a);
     F->heaps = arena_alloc(a, sizeof(IntVec) * (size_t)(blk->n + 1));
-    F->slot_adj = arena_alloc(a, sizeof(Node *) * (size_t)d->nfwd_slots + 1);
+    F->slot_adj = intmap_new(a);
     return F;
 }
 
@@ -354,7 +396,7 @@ static void add(Frame *F, Node *c, Node *g)
         adjoint_rules[c->op](F, c, g);
         return;
     }
-    Node **p = &F->pending[c->id];
+    void **p = intmap_put(F->pending, c->id);
     if (*p) {
         *p = mk2(d->ir, OP_ADD, *p, g);
         return;
@@ -470,19 +512,15 @@ static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g
 #undef A
 #undef B
 
-/* Ops missing here have no adjoint: leaves, comparisons, sign, detach. */
+/* GRADC_OPS's adj column: adj_<adj>, or none (leaves, comparisons, sign,
+ * not, detach), so a row whose rule is missing here does not compile. */
+#define adj_none NULL
 static AdjointRule *const adjoint_rules[OP_COUNT] = {
-    [OP_ADD] = adj_add, [OP_SUB] = adj_sub, [OP_MUL] = adj_mul, [OP_DIV] = adj_div,
-    [OP_DIVSAFE] = adj_divsafe, [OP_POW] = adj_pow, [OP_MAX] = adj_max, [OP_MIN] = adj_min,
-    [OP_NEG] = adj_neg, [OP_EXP] = adj_exp, [OP_LOG] = adj_log, [OP_SIN] = adj_sin,
-    [OP_COS] = adj_cos, [OP_TAN] = adj_tan, [OP_TANH] = adj_tanh, [OP_SQRT] = adj_sqrt,
-    [OP_ABS] = adj_abs, [OP_LOG1P] = adj_log1p, [OP_SIGMOID] = adj_sigmoid,
-    [OP_RELU] = adj_relu, [OP_SOFTPLUS] = adj_softplus, [OP_MATMUL] = adj_matmul,
-    [OP_TRANSPOSE] = adj_transpose, [OP_SUM] = adj_sum, [OP_NORM] = adj_norm,
-    [OP_TRACE] = adj_trace, [OP_DET] = adj_det, [OP_LOGDET] = adj_logdet, [OP_INV] = adj_inv,
-    [OP_LOGSUMEXP] = adj_logsumexp, [OP_SOFTMAX] = adj_softmax, [OP_DIAGM] = adj_diagm,
-    [OP_DIAGV] = adj_diagv,
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = adj_##adj,
+    GRADC_OPS(X)
+#undef X
 };
+#undef adj_none
 
 /* ---- the reverse sweep over a block ---- */
 
@@ -491,9 +529,9 @@ static void rev_block(Frame *F);
 /* Applies the rule of one node whose adjoint is complete. */
 static void process(Frame *F, Node *n)
 {
-    Node *g = F->pending[n->id];
+    Node *g = adj_of(F->pending, n->id);
     if (n->op == OP_SLOT)
-        F->slot_adj[n->index] = g;
+        *intmap_put(F->slot_adj, n->index) = g;
     else if (n->op == OP_INPUT)
         F->d->input_adj[n->index] = g;
     else if (adjoint_rules[n->op])
@@ -517,7 +555,7 @@ static int new_slot(Diff *d, const char *prefix, const char *name, Shape s)
 static const char *slot_name(Diff *d, int slot) { return d->ir->slots.data[slot].name; }
 
 
-static SlotSet *slot_set(Diff *d) { return slotset_new(d->a, d->ir->slots.len); }
+static SlotSet *slot_set(Diff *d) { return slotset_new(d->a); }
 
 static bool reads_any(const Node *n, const SlotSet *set)
 {
@@ -545,13 +583,14 @@ static const char *adj_name(Diff *d, const Node *n)
 static void spill(Frame *F, int id, const SlotSet *w, NodeVec *vals, IntVec *slots)
 {
     Diff *d = F->d;
-    Node *g = F->pending[id];
+    Node *g = adj_of(F->pending, id);
     if (!reads_any(g, w))   /* a bare forward slot counts: the reverse pops it */
         return;
     int slot = ir_slot(d->ir, adj_name(d, d->ir->nodes.data[id]), g->shape);
     vec_push(d->a, vals, g);
     vec_push(d->a, slots, slot);
-    F->pending[id] = mk_slot(d->ir, slot);
+    Node *v = mk_slot(d->ir, slot);
+    *intmap_put(F->pending, id) = v;
 }
 
 /* Stores every pending adjoint that reads a slot written by s, so that the
@@ -781,7 +820,7 @@ static Block *record_live(Diff *d, Block *b, SlotSet *live)
 static bool has_seed(Frame *F, Stmt *s)
 {
     for (int k = 0; k < s->n; k++)
-        if (F->slot_adj[s->slots[k]])
+        if (adj_of(F->slot_adj, s->slots[k]))
             return true;
     return false;
 }
@@ -792,7 +831,7 @@ static Node *or_zero(Diff *d, Node *g, const Node *like) { return g ? g : zero_l
  * reverse already ran there), even if the other branch hands c back. */
 static Node *handed_back(Frame *B, const Node *c)
 {
-    return is_local(B, c, node_time(B, c)) ? NULL : B->pending[c->id];
+    return is_local(B, c, node_time(B, c)) ? NULL : adj_of(B->pending, c->id);
 }
 
 /* if c then A else B: the same condition picks the reverse of the branch that ran. */
@@ -801,15 +840,15 @@ static void rev_if(Frame *F, Stmt *s)
     Diff *d = F->d;
     Block *blocks[2] = {s->then_block, s->else_block};
     Node **vals[2] = {s->then_vals, s->else_vals};
-    SlotSet *no_local = slotset_new(d->a, d->nfwd_slots);
+    SlotSet *no_local = slotset_new(d->a);
     Frame *br[2];
     for (int b = 0; b < 2; b++) {
         br[b] = frame_new(d, blocks[b], no_local, false);
         br[b]->only = branch_only(d, blocks[b], vals[b], s->n);
         br[b]->in_loop = F->in_loop;
         for (int k = 0; k < s->n; k++)
-            if (F->slot_adj[s->slots[k]])
-                add(br[b], vals[b][k], F->slot_adj[s->slots[k]]);
+            if (adj_of(F->slot_adj, s->slots[k]))
+                add(br[b], vals[b][k], adj_of(F->slot_adj, s->slots[k]));
         rev_block(br[b]);
     }
     NodeVec handed = br[0]->boundary;
@@ -841,7 +880,7 @@ static void rev_loop(Frame *F, Stmt *s)
 {
     Diff *d = F->d;
     Ir *ir = d->ir;
-    SlotSet *local = slotset_new(d->a, d->nfwd_slots);
+    SlotSet *local = slotset_new(d->a);
     for (int k = 0; k < s->n; k++)
         slotset_add(local, s->slots[k]);
     if (s->index_slot >= 0)
@@ -870,14 +909,14 @@ static void rev_loop(Frame *F, Stmt *s)
             continue;
         Node *carried = mk_slot(ir, s->slots[k]);
         r->slots[i] = adj[k];
-        r->vals[i] = or_zero(d, F->slot_adj[s->slots[k]], carried);
-        r->next[i++] = or_zero(d, B->slot_adj[s->slots[k]], carried);
+        r->vals[i] = or_zero(d, adj_of(F->slot_adj, s->slots[k]), carried);
+        r->next[i++] = or_zero(d, adj_of(B->slot_adj, s->slots[k]), carried);
     }
     for (int m = 0; m < B->boundary.len; m++, i++) {
         Node *c = B->boundary.data[m];
         r->slots[i] = ir_slot(ir, adj_name(d, c), c->shape);
         r->vals[i] = zero_like(d, c);
-        r->next[i] = mk2(ir, OP_ADD, mk_slot(ir, r->slots[i]), B->pending[c->id]);
+        r->next[i] = mk2(ir, OP_ADD, mk_slot(ir, r->slots[i]), adj_of(B->pending, c->id));
     }
 
     /* the reverse body: restore the iteration's start, re-run its constructs, reverse */
@@ -957,7 +996,7 @@ void diff_reverse(Module *m)
     d->a = a;
     d->nfwd_nodes = ir->nnodes;
     d->nfwd_slots = ir->slots.len;
-    d->slot_active = slotset_new(a, d->nfwd_slots);
+    d->slot_active = slotset_new(a);
     d->node_active = arena_alloc(a, (size_t)d->nfwd_nodes + 1);
     d->wrt_input = arena_alloc(a, (size_t)m->ninputs + 1);
     d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
@@ -970,6 +1009,9 @@ void diff_reverse(Module *m)
     for (int k = 0; k < m->nwrt; k++)
         d->wrt_input[m->wrt[k]] = true;
     compute_activity(d);
+    d->slot_block = arena_alloc(a, sizeof(Block *) * (size_t)(d->nfwd_slots + 1));
+    d->slot_index = arena_alloc(a, sizeof(int) * (size_t)(d->nfwd_slots + 1));
+    index_slots(d, m->fwd.body);
     Counts counts = {.uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes),
                      .seen = arena_alloc(a, (size_t)d->nfwd_nodes), .a = a, .stack = &d->stack};
     block_roots(m->fwd.body, count_uses, &counts);

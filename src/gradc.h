@@ -57,6 +57,15 @@ typedef struct Source {
 } Source;
 
 Source *source_read(Arena *a, const char *path);   /* NULL + message on failure */
+/* The contents of path (malloc'd, NUL-terminated, *len bytes), or NULL after
+ * a message; a file larger than cap is an error, and the rest of it is not
+ * read.  The caps (bytes) of a program and of a JSON file: --max-input. */
+char *file_read_capped(const char *path, size_t cap, size_t *len);
+extern size_t read_cap_program, read_cap_json;
+/* Why a decimal number (program literal or JSON) that strtod read as v is
+ * not a double, or NULL: it overflows, or it is nonzero (some mantissa
+ * digit is not 0) and rounds to 0. */
+const char *number_range_problem(double v, bool nonzero);
 Source *source_from_string(Arena *a, const char *path, const char *text);
 
 /* Prints `FILE:LINE:COL: error: MESSAGE`, the source line and a caret under
@@ -66,6 +75,40 @@ void diag_error(const Source *src, Loc loc, const char *fmt, ...)
 void diag_verror(const Source *src, Loc loc, const char *fmt, va_list ap);
 /* `gradc: error: MESSAGE` for errors with no source position (bad JSON…). */
 void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The front end reports every error, not only the first: between diag_hold
+ * and diag_release, diag_error's messages are held; diag_release prints them
+ * in source order, at most DIAG_MAX_ERRORS of them (then a "too many errors"
+ * line), and returns how many there were.  diag_count: how many are held.
+ * A stage stops after DIAG_MAX_ERRORS + 1 errors of its own. */
+#define DIAG_MAX_ERRORS 20
+void diag_hold(void);
+int diag_count(void);
+int diag_release(void);
+/* The candidate nearest to a misspelled name (within 2 edits, fewer for
+ * short names; adjacent swaps count one), or NULL: for "did you mean". */
+const char *diag_closest(const char *name, const char *const *cands, int n);
+/* Why x[1] and x(1) are refused (the parser's and the checker's hint). */
+extern const char diag_no_indexing[];
+
+/* ===================================================================== */
+/* files.c — outputs distinct from inputs, written atomically            */
+/* ===================================================================== */
+
+typedef struct FileRole {
+    const char *path;     /* NULL: not given */
+    const char *role;     /* "-o", "--header", "the program", ... */
+    bool input;
+} FileRole;
+/* false after a message when an output names an input or another output. */
+bool files_distinct(Arena *a, const char *cmd, const FileRole *files, int n);
+/* out_begin: the temporary path to write path's contents to (path itself
+ * for a device or FIFO); out_end renames it over path when ok, else
+ * removes it.  out_open/out_close do both around a stdio stream. */
+const char *out_begin(Arena *a, const char *path);
+bool out_end(const char *tmp, const char *path, bool ok);
+FILE *out_open(Arena *a, const char *path, const char **tmp);
+bool out_close(FILE *f, const char *tmp, const char *path);
 
 /* ===================================================================== */
 /* ast.c, grammar/lexer.l, grammar/parser.y — the syntax tree            */
@@ -84,6 +127,7 @@ typedef enum ExprKind {
 typedef enum BinOp {
     B_ADD, B_SUB, B_MUL, B_DIV, B_EMUL, B_EDIV, B_POW, B_EPOW,
     B_LT, B_LE, B_GT, B_GE, B_EQ, B_NE, B_AND, B_OR,
+    B_COUNT   /* not an operator: the size of tables indexed by BinOp */
 } BinOp;
 extern const char *const binop_text[];   /* "+", "-", "*", ... "and", "or" */
 
@@ -101,6 +145,7 @@ struct Expr {
 
 typedef enum AstStmtKind {
     AST_INPUT, AST_ASSIGN, AST_OUTPUT, AST_WRT, AST_IF, AST_WHILE, AST_FOR,
+    AST_ERROR,   /* a statement that did not parse; name: what it assigned, or NULL */
 } AstStmtKind;
 
 /* A dimension in `input A[n, 3]`: a symbol (sym != NULL) or a literal. */
@@ -137,10 +182,15 @@ struct AstStmt {
 typedef struct Ast {
     Source *src;
     AstBlock top;
+    int nerrors;   /* syntax errors the parse recovered from */
 } Ast;
 
-/* Parses src; on the first syntax error prints it and returns NULL.
- * Nesting deeper than PARSE_MAX_DEPTH is a clean error, never a crash. */
+/* Parses src.  Returns NULL (messages printed) when the parse could not go
+ * on; an Ast with nerrors > 0 when it recovered from errors: their messages
+ * stay held (diag_hold) so that check_program can report the statements
+ * that did parse and print everything in source order — a caller that does
+ * not check such an Ast calls diag_release.  Nesting deeper than
+ * PARSE_MAX_DEPTH is a clean error, never a crash. */
 #define PARSE_MAX_DEPTH 1000
 Ast *parse_source(Arena *a, Source *src);
 
@@ -174,66 +224,81 @@ Shape shape_make(Dim rows, Dim cols);
 /* "[n, n]", "[m]" (a column vector), "scalar", "[1, n]" … */
 const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
 
-/* The operations of the DAG.  X(name, text, arity, kind)
- * kind: L leaf, U elementwise unary, B elementwise binary (a scalar side
- * broadcasts), M anything else (shape-changing). The table in ir.c gives
- * each op its evaluation function; simplify.c and diff.c have rule tables
- * indexed by op. */
-#define GRADC_OPS(X)                                                     \
-    X(CONST,     "const",     0, L) /* num, 1×1 */                        \
-    X(FILL,      "fill",      0, L) /* num in every entry of shape */     \
-    X(EYE,       "eye",       0, L) /* identity, shape n×n */             \
-    X(INPUT,     "input",     0, L) /* index: Module.inputs */            \
-    X(SLOT,      "slot",      0, L) /* index: Module.slots, current value */\
-    X(DIMVAL,    "dim",       0, L) /* index: dimension symbol as a value */\
-    X(COTAN,     "cotangent", 0, L) /* the output's cotangent */          \
-    X(NEG,       "-",         1, U)                                       \
-    X(EXP,       "exp",       1, U)                                       \
-    X(LOG,       "log",       1, U)                                       \
-    X(SIN,       "sin",       1, U)                                       \
-    X(COS,       "cos",       1, U)                                       \
-    X(TAN,       "tan",       1, U)                                       \
-    X(TANH,      "tanh",      1, U)                                       \
-    X(SQRT,      "sqrt",      1, U)                                       \
-    X(ABS,       "abs",       1, U)                                       \
-    X(LOG1P,     "log1p",     1, U)                                       \
-    X(SIGMOID,   "sigmoid",   1, U)                                       \
-    X(RELU,      "relu",      1, U)                                       \
-    X(SOFTPLUS,  "softplus",  1, U)                                       \
-    X(SIGN,      "sign",      1, U) /* derivative helper: -1, 0, 1 */     \
-    X(NOT,       "not",       1, U) /* 1 if the entry is 0, else 0 */     \
-    X(DETACH,    "detach",    1, U) /* identity; blocks the adjoint */    \
-    X(ADD,       "+",         2, B)                                       \
-    X(SUB,       "-",         2, B)                                       \
-    X(MUL,       ".*",        2, B) /* elementwise, or scalar × anything */\
-    X(DIV,       "./",        2, B)                                       \
-    X(DIVSAFE,   "./",        2, B) /* a ./ b, but 0 where b == 0 */      \
-    X(POW,       ".^",        2, B)                                       \
-    X(MAX,       "max",       2, B)                                       \
-    X(MIN,       "min",       2, B)                                       \
-    X(LT,        "<",         2, B) /* comparisons give 1.0 or 0.0 */     \
-    X(LE,        "<=",        2, B)                                       \
-    X(GT,        ">",         2, B)                                       \
-    X(GE,        ">=",        2, B)                                       \
-    X(EQ,        "==",        2, B)                                       \
-    X(NE,        "!=",        2, B)                                       \
-    X(AND,       "and",       2, B)                                       \
-    X(OR,        "or",        2, B)                                       \
-    X(MATMUL,    "*",         2, M)                                       \
-    X(TRANSPOSE, "'",         1, M)                                       \
-    X(SUM,       "sum",       1, M) /* all entries → 1×1 */               \
-    X(NORM,      "norm",      1, M) /* 2-norm / Frobenius → 1×1 */        \
-    X(TRACE,     "trace",     1, M)                                       \
-    X(DET,       "det",       1, M)                                       \
-    X(LOGDET,    "logdet",    1, M) /* log(det A); NaN where det A < 0 */ \
-    X(LOGSUMEXP, "logsumexp", 1, M) /* over all entries, stable */        \
-    X(INV,       "inv",       1, M)                                       \
-    X(SOFTMAX,   "softmax",   1, M) /* column vector → column vector */   \
-    X(DIAGM,     "diag",      1, M) /* vector [n] → n×n diagonal matrix */\
-    X(DIAGV,     "diag",      1, M) /* n×n matrix → its diagonal [n] */
+/* The operations of the DAG: one row per op, and every stage reads the
+ * columns it needs from here (docs/design.md, "Adding a builtin"), so a new
+ * elementwise builtin is one row plus its derivative rule.  Every expansion
+ * names all ten columns, so a row that misses one does not compile:
+ *
+ *   X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj)
+ *
+ *   text     how it prints (print.c), and the builtin's name in the language
+ *   kind     L leaf, U elementwise unary, B elementwise binary (a scalar side
+ *            broadcasts), M anything else (shape-changing)
+ *   fn       U/B: the scalar function (ir.c: folding and eval.c), else none
+ *   libm     the C math library function the compiled code calls for it
+ *            (codegen.c), or NULL: codegen.c has an emitter of its own
+ *   builtin  the checker's arity/shape rule when `text(...)` is a builtin
+ *            (check.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
+ *            scalar, SQUARE square matrix, SOFTMAX column vector), NONE if not
+ *   prec     print precedence (print.c: OR … POST, ATOM for calls and leaves)
+ *   latex    LaTeX for a call, or NULL: \operatorname{text} (print.c)
+ *   adj      the derivative rule adj_<adj> in diff.c, none: no adjoint
+ *            (leaves, comparisons, sign, not, detach) */
+#define GRADC_OPS(X)                                                                                                 \
+    X(CONST,     "const",     0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* num, 1×1 */                           \
+    X(FILL,      "fill",      0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* num in every entry of shape */        \
+    X(EYE,       "eye",       0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* identity, shape n×n */                \
+    X(INPUT,     "input",     0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: Module.inputs */               \
+    X(SLOT,      "slot",      0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: Module.slots, current value */ \
+    X(DIMVAL,    "dim",       0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: dimension symbol as a value */ \
+    X(COTAN,     "cotangent", 0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* the output's cotangent */             \
+    X(NEG,       "-",         1, U, f_neg,      NULL,    NONE,    NEG,  NULL,                 neg)                                           \
+    X(EXP,       "exp",       1, U, exp,        "exp",   ELEM,    ATOM, "\\exp",              exp)                                           \
+    X(LOG,       "log",       1, U, log,        "log",   ELEM,    ATOM, "\\log",              log)                                           \
+    X(SIN,       "sin",       1, U, sin,        "sin",   ELEM,    ATOM, "\\sin",              sin)                                           \
+    X(COS,       "cos",       1, U, cos,        "cos",   ELEM,    ATOM, "\\cos",              cos)                                           \
+    X(TAN,       "tan",       1, U, tan,        "tan",   ELEM,    ATOM, "\\tan",              tan)                                           \
+    X(TANH,      "tanh",      1, U, tanh,       "tanh",  ELEM,    ATOM, "\\tanh",             tanh)                                          \
+    X(SQRT,      "sqrt",      1, U, sqrt,       NULL,    ELEM,    ATOM, NULL,                 sqrt)                                          \
+    X(ABS,       "abs",       1, U, fabs,       NULL,    ELEM,    ATOM, NULL,                 abs)                                           \
+    X(LOG1P,     "log1p",     1, U, log1p,      "log1p", ELEM,    ATOM, NULL,                 log1p)                                         \
+    X(SIGMOID,   "sigmoid",   1, U, f_sigmoid,  NULL,    ELEM,    ATOM, NULL,                 sigmoid)                                       \
+    X(RELU,      "relu",      1, U, f_relu,     NULL,    ELEM,    ATOM, NULL,                 relu)                                          \
+    X(SOFTPLUS,  "softplus",  1, U, f_softplus, NULL,    ELEM,    ATOM, NULL,                 softplus)                                      \
+    X(SIGN,      "sign",      1, U, f_sign,     NULL,    ELEM,    ATOM, NULL,                 none) /* derivative helper: -1, 0, 1 */        \
+    X(NOT,       "not",       1, U, f_not,      NULL,    NONE,    NOT,  NULL,                 none) /* 1 if the entry is 0, else 0 */        \
+    X(DETACH,    "detach",    1, U, f_id,       NULL,    ELEM,    ATOM, NULL,                 none) /* identity; blocks the adjoint */       \
+    X(ADD,       "+",         2, B, f_add,      NULL,    NONE,    ADD,  NULL,                 add)                                           \
+    X(SUB,       "-",         2, B, f_sub,      NULL,    NONE,    ADD,  NULL,                 sub)                                           \
+    X(MUL,       ".*",        2, B, f_mul,      NULL,    NONE,    MUL,  NULL,                 mul) /* elementwise, or scalar × anything */   \
+    X(DIV,       "./",        2, B, f_div,      NULL,    NONE,    MUL,  NULL,                 div)                                           \
+    X(DIVSAFE,   "./",        2, B, f_divsafe,  NULL,    NONE,    MUL,  NULL,                 divsafe) /* a ./ b, but 0 where b == 0 */      \
+    X(POW,       ".^",        2, B, pow,        "pow",   NONE,    POW,  NULL,                 pow)                                           \
+    X(MAX,       "max",       2, B, f_max,      NULL,    PAIR,    ATOM, NULL,                 max)                                           \
+    X(MIN,       "min",       2, B, f_min,      NULL,    PAIR,    ATOM, NULL,                 min)                                           \
+    X(LT,        "<",         2, B, f_lt,       NULL,    NONE,    CMP,  NULL,                 none) /* comparisons give 1.0 or 0.0 */        \
+    X(LE,        "<=",        2, B, f_le,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(GT,        ">",         2, B, f_gt,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(GE,        ">=",        2, B, f_ge,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(EQ,        "==",        2, B, f_eq,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(NE,        "!=",        2, B, f_ne,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
+    X(AND,       "and",       2, B, f_and,      NULL,    NONE,    AND,  NULL,                 none)                                          \
+    X(OR,        "or",        2, B, f_or,       NULL,    NONE,    OR,   NULL,                 none)                                          \
+    X(MATMUL,    "*",         2, M, none,       NULL,    NONE,    MUL,  NULL,                 matmul)                                        \
+    X(TRANSPOSE, "'",         1, M, none,       NULL,    NONE,    POST, NULL,                 transpose)                                     \
+    X(SUM,       "sum",       1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
+    X(NORM,      "norm",      1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 norm) /* 2-norm / Frobenius → 1×1 */           \
+    X(TRACE,     "trace",     1, M, none,       NULL,    SQUARE,  ATOM, "\\operatorname{tr}", trace)                                         \
+    X(DET,       "det",       1, M, none,       NULL,    SQUARE,  ATOM, "\\det",              det)                                           \
+    X(LOGDET,    "logdet",    1, M, none,       NULL,    SQUARE,  ATOM, "\\log\\det",         logdet) /* log(det A); NaN where det A < 0 */  \
+    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
+    X(INV,       "inv",       1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 inv)                                           \
+    X(SOFTMAX,   "softmax",   1, M, none,       NULL,    SOFTMAX, ATOM, NULL,                 softmax) /* column vector → column vector */   \
+    X(DIAGM,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagm) /* vector [n] → n×n diagonal matrix */  \
+    X(DIAGV,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */
 
 typedef enum Op {
-#define X(name, text, arity, kind) OP_##name,
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,
     GRADC_OPS(X)
 #undef X
     OP_COUNT
@@ -248,6 +313,7 @@ typedef struct OpInfo {
     OpKind kind;
     double (*fn1)(double);          /* U ops: the scalar function */
     double (*fn2)(double, double);  /* B ops */
+    const char *libm;     /* the libm function compiled code calls, or NULL */
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 
@@ -369,17 +435,29 @@ Stmt *stmt_new(Arena *a, StmtKind kind, int n);     /* arrays for n slots alloca
 void block_push(Arena *a, Block *b, Stmt *s);
 bool node_reads_slot(const Node *n, int slot);
 
-/* A set of slots, bounds-checked: adding a slot past its length grows it
- * (diff.c creates slots while it fills sets), asking about one past it is
- * false, a negative slot is an internal error. */
-typedef struct SlotSet {
+/* A hash map from non-negative ints (node ids, slots) to pointers, in an
+ * arena: its size follows what it holds, not the number of nodes or slots,
+ * so a pass per construct stays linear in the program. */
+typedef struct IntMap {
     Arena *arena;
-    bool *in;             /* len entries */
-    int len;
+    int *keys;            /* key + 1; 0: empty */
+    void **vals;
+    int cap, len;
+} IntMap;
+IntMap *intmap_new(Arena *a);
+void **intmap_put(IntMap *m, int key);            /* the value's place (NULL if new) */
+void **intmap_find(const IntMap *m, int key);     /* NULL when key is absent */
+
+/* A set of slots: any slot can be added (diff.c creates slots while it
+ * fills sets), there is no array to overrun; a negative slot is an
+ * internal error. */
+typedef struct SlotSet {
+    IntMap map;
 } SlotSet;
-SlotSet *slotset_new(Arena *a, int len);           /* empty, room for len slots */
+SlotSet *slotset_new(Arena *a);
 void slotset_add(SlotSet *s, int slot);
 bool slotset_has(const SlotSet *s, int slot);
+void slotset_clear(SlotSet *s);                    /* empty again, keeping its room */
 /* Adds every slot the statement (block) may write, nested statements included. */
 void stmt_writes(const Stmt *s, SlotSet *w);
 void block_writes(const Block *b, SlotSet *w);
@@ -407,8 +485,9 @@ bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 /* check.c — names, shapes, control-flow rules; builds the forward IR    */
 /* ===================================================================== */
 
-/* Checks the program and builds Module.fwd.  On the first error prints it
- * (at the position conformance/README.md tables) and returns NULL. */
+/* Checks the program and builds Module.fwd.  On errors (the parser's held
+ * ones included) prints them all in source order, the first at the position
+ * conformance/README.md tables, and returns NULL. */
 Module *check_program(Arena *a, Ast *ast);
 
 /* ===================================================================== */
@@ -484,10 +563,22 @@ typedef struct CodegenOptions {
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
 } CodegenOptions;
 
+/* cname.c: why NAME may not name a compiled program's functions (a C
+ * keyword, main, a C library or runtime name, not an identifier; the same
+ * for NAME_grad and NAME_work_size), or NULL when it may. */
+const char *c_name_problem(Arena *a, const char *name);
+bool c_keyword(const char *s);     /* C and C++ keywords, size_t, int64_t */
+
 /* `gradc compile`: object file (or textual IR with emit_llvm) and header. */
 int emit_object(const Module *m, const CodegenOptions *o, const char *obj_path,
                 bool emit_llvm);
 int emit_header(const Module *m, const CodegenOptions *o, const char *h_path);
+/* `gradc compile --describe`: the ABI as JSON (names, dims, inputs with
+ * shapes, output, wrt, statuses; docs/language.md), in m's arena. */
+char *emit_describe(const Module *m, const CodegenOptions *o);
+/* `gradc compile --shared`: a shared library linked against libgradc by the
+ * system's C compiler driver, with the --describe JSON as gradc_describe. */
+int emit_shared(const Module *m, const CodegenOptions *o, const char *so_path);
 /* `gradc eval`: JIT-compile and run, same contract as eval_func. */
 int jit_eval(const Module *m, bool want_grad, const Bindings *b,
              double *value, double **grads, Loc *where);
@@ -506,20 +597,50 @@ void jit_close(Jit *j);
 
 typedef struct FdCheckOptions {
     const char *dims;     /* "n=5,m=3" or NULL (every symbol 3) */
+    const char *inputs;   /* a JSON inputs file: check at that point, or NULL */
     uint64_t seed;
     double tol;           /* default 1e-6 */
     bool use_jit;
 } FdCheckOptions;
 /* Prints the worst relative error per wrt input; returns 0 when all are
- * within tol, 1 otherwise or on error. */
+ * within tol (tol > 0), 1 otherwise, when nothing was checked (all zero or
+ * not finite), or on error. */
 int fdcheck_run(const Module *m, const FdCheckOptions *o);
 
 /* plot.c — `gradc plot`: the output and its derivative over a range, as SVG */
-int plot_svg(const Module *m, double lo, double hi, const char *svg_path);
+typedef struct PlotOptions {
+    double lo, hi;        /* the swept input's range */
+    const char *inputs;   /* JSON file holding the other inputs, or NULL (all 1) */
+    bool tangent;         /* draw the tangent line at x0 */
+    double x0;
+} PlotOptions;
+int plot_svg(const Module *m, const PlotOptions *po, const char *svg_path);
 
 /* ===================================================================== */
 /* json.c — eval's input and output                                      */
 /* ===================================================================== */
+
+/* jsontext.c: strict JSON text → a compact tree (an array of numbers only
+ * is packed into nums); NULL after a message with FILE:LINE:COL. */
+typedef enum JKind { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ } JKind;
+typedef struct JVal JVal;
+struct JVal {
+    JKind kind;
+    size_t off;           /* byte offset of the value in the text */
+    int64_t n;            /* entries of an array or object */
+    double num;           /* J_NUM */
+    const char *str;      /* J_STR */
+    double *nums;         /* J_ARR of numbers only: its n numbers, else NULL */
+    JVal **items;         /* other J_ARR, and J_OBJ: its n entries */
+    const char *key;      /* an entry of an object: its key, and where */
+    size_t key_off;
+};
+JVal *json_parse(Arena *a, const Source *src);
+/* The file read (capped) and parsed; *src gets its text (malloc'd: free
+ * src->text when done, even on failure when *src is set). */
+JVal *json_parse_file(Arena *a, const char *path, const Source **src);
+Loc json_loc(const Source *src, size_t off);
+const char *json_kind_name(JKind k);
 
 /* Reads the inputs file: binds every dimension symbol from the shapes and
  * copies each input; errors (bad JSON, missing input, a dimension that
@@ -527,6 +648,10 @@ int plot_svg(const Module *m, double lo, double hi, const char *svg_path);
 bool json_read_inputs(const Module *m, const char *path, Bindings *b, Arena *a);
 /* Reads a cotangent of the output's shape. */
 bool json_read_cotangent(const Module *m, const char *path, Bindings *b, Arena *a);
+/* The same from a buffer of len bytes (any bytes, NULs included) that
+ * messages call name: for tests and fuzzing. */
+bool json_parse_inputs(const Module *m, const char *name, const char *text, size_t len,
+                       Bindings *b, Arena *a);
 /* Prints {"value": V, "gradient": {...}} with 17 significant digits. */
 void json_print_result(FILE *out, const Module *m, const Bindings *b,
                        const double *value, double *const *grads);

@@ -81,51 +81,19 @@ static double f_ne(double a, double b) { return a != b; }
 static double f_and(double a, double b) { return a != 0 && b != 0; }
 static double f_or(double a, double b) { return a != 0 || b != 0; }
 
-#define FN1_NEG f_neg
-#define FN1_EXP exp
-#define FN1_LOG log
-#define FN1_SIN sin
-#define FN1_COS cos
-#define FN1_TAN tan
-#define FN1_TANH tanh
-#define FN1_SQRT sqrt
-#define FN1_ABS fabs
-#define FN1_LOG1P log1p
-#define FN1_SIGMOID f_sigmoid
-#define FN1_RELU f_relu
-#define FN1_SOFTPLUS f_softplus
-#define FN1_SIGN f_sign
-#define FN1_NOT f_not
-#define FN1_DETACH f_id
-#define FN2_ADD f_add
-#define FN2_SUB f_sub
-#define FN2_MUL f_mul
-#define FN2_DIV f_div
-#define FN2_DIVSAFE f_divsafe
-#define FN2_POW pow
-#define FN2_MAX f_max
-#define FN2_MIN f_min
-#define FN2_LT f_lt
-#define FN2_LE f_le
-#define FN2_GT f_gt
-#define FN2_GE f_ge
-#define FN2_EQ f_eq
-#define FN2_NE f_ne
-#define FN2_AND f_and
-#define FN2_OR f_or
-
-#define FN1_L(name) NULL
-#define FN1_U(name) FN1_##name
-#define FN1_B(name) NULL
-#define FN1_M(name) NULL
-#define FN2_L(name) NULL
-#define FN2_U(name) NULL
-#define FN2_B(name) FN2_##name
-#define FN2_M(name) NULL
+/* The fn column as OpInfo's fn1 (U ops) or fn2 (B ops). */
+#define FN1_L(fn) NULL
+#define FN1_U(fn) fn
+#define FN1_B(fn) NULL
+#define FN1_M(fn) NULL
+#define FN2_L(fn) NULL
+#define FN2_U(fn) NULL
+#define FN2_B(fn) fn
+#define FN2_M(fn) NULL
 
 const OpInfo op_info[OP_COUNT] = {
-#define X(name, text, arity, kind) \
-    [OP_##name] = {#name, text, arity, OK_##kind, FN1_##kind(name), FN2_##kind(name)},
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
+    [OP_##name] = {#name, text, arity, OK_##kind, FN1_##kind(fn), FN2_##kind(fn), libm},
     GRADC_OPS(X)
 #undef X
 };
@@ -308,42 +276,83 @@ void block_push(Arena *a, Block *b, Stmt *s)
     b->stmts[b->n++] = s;
 }
 
-/* ---- slot sets ---- */
+/* ---- int maps and slot sets ---- */
 
-SlotSet *slotset_new(Arena *a, int len)
+static _Noreturn void key_bug(int key)
 {
-    SlotSet *s = arena_alloc(a, sizeof *s);
-    s->arena = a;
-    s->len = len > 0 ? len : 1;
-    s->in = arena_alloc(a, (size_t)s->len);
-    return s;
-}
-
-static void slot_bug(int slot)
-{
-    fprintf(stderr, "gradc: internal error: slot %d in a slot set\n", slot);
+    fprintf(stderr, "gradc: internal error: key %d in an int map\n", key);
     abort();
 }
 
-void slotset_add(SlotSet *s, int slot)
+IntMap *intmap_new(Arena *a)
 {
-    if (slot < 0)
-        slot_bug(slot);
-    if (slot >= s->len) {
-        int len = 2 * s->len > slot ? 2 * s->len : slot + 1;
-        bool *in = arena_alloc(s->arena, (size_t)len);
-        memcpy(in, s->in, (size_t)s->len);
-        s->in = in;
-        s->len = len;
-    }
-    s->in[slot] = true;
+    IntMap *m = arena_alloc(a, sizeof *m);
+    m->arena = a;
+    return m;
 }
 
-bool slotset_has(const SlotSet *s, int slot)
+static uint32_t key_slot(int key, int cap) { return ((uint32_t)key * 2654435761u) & (uint32_t)(cap - 1); }
+
+static void intmap_grow(IntMap *m)
 {
-    if (slot < 0)
-        slot_bug(slot);
-    return slot < s->len && s->in[slot];
+    int cap = m->cap ? 2 * m->cap : 16;
+    int *keys = arena_alloc(m->arena, sizeof(int) * (size_t)cap);
+    void **vals = arena_alloc(m->arena, sizeof(void *) * (size_t)cap);
+    for (int i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        uint32_t j = key_slot(m->keys[i] - 1, cap);
+        while (keys[j])
+            j = (j + 1) & (uint32_t)(cap - 1);
+        keys[j] = m->keys[i];
+        vals[j] = m->vals[i];
+    }
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+}
+
+void **intmap_find(const IntMap *m, int key)
+{
+    if (key < 0)
+        key_bug(key);
+    for (uint32_t j = m->cap ? key_slot(key, m->cap) : 0; m->cap && m->keys[j];
+         j = (j + 1) & (uint32_t)(m->cap - 1))
+        if (m->keys[j] == key + 1)
+            return &m->vals[j];
+    return NULL;
+}
+
+void **intmap_put(IntMap *m, int key)
+{
+    void **v = intmap_find(m, key);
+    if (v)
+        return v;
+    if (2 * (m->len + 1) > m->cap)
+        intmap_grow(m);
+    uint32_t j = key_slot(key, m->cap);
+    while (m->keys[j])
+        j = (j + 1) & (uint32_t)(m->cap - 1);
+    m->keys[j] = key + 1;
+    m->len++;
+    return &m->vals[j];
+}
+
+SlotSet *slotset_new(Arena *a)
+{
+    SlotSet *s = arena_alloc(a, sizeof *s);
+    s->map.arena = a;
+    return s;
+}
+
+void slotset_add(SlotSet *s, int slot) { intmap_put(&s->map, slot); }
+bool slotset_has(const SlotSet *s, int slot) { return intmap_find(&s->map, slot) != NULL; }
+
+void slotset_clear(SlotSet *s)
+{
+    if (s->map.cap)
+        memset(s->map.keys, 0, sizeof(int) * (size_t)s->map.cap);
+    s->map.len = 0;
 }
 
 /* Adds every slot a statement may write, nested statements included. */

@@ -137,13 +137,38 @@ static void mv_group(Plan *p, int nn)
     }
 }
 
+/* n as a matrix–matrix product (not a matrix–vector one), or NULL. */
+static Gemm *gemm_form(Arena *a, Node *n, const Mv *mv)
+{
+    if (n->op != OP_MATMUL || is_scalar(n) || mv)
+        return NULL;
+    Gemm *g = arena_alloc(a, sizeof *g);
+    g->a = n->args[0], g->b = n->args[1];
+    if (g->a->op == OP_TRANSPOSE)
+        g->a = g->a->args[0], g->ta = true;
+    if (g->b->op == OP_TRANSPOSE)
+        g->b = g->b->args[0], g->tb = true;
+    return g;
+}
+
+static void forms(Plan *p, Node *n)
+{
+    p->mv[n->id] = mv_form(p->arena, n);
+    p->gemm[n->id] = gemm_form(p->arena, n, p->mv[n->id]);
+}
+
 /* The values node n reads (the operands of a matrix–vector form; else its
  * arguments) into out (at most 2 * MV_MAX_TERMS + 1), with whether each can
  * be fused into n's loop. */
 static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
 {
     const Mv *v = p->mv[n->id];
+    const Gemm *g = p->gemm[n->id];
     int k = 0;
+    if (g) {
+        out[0] = g->a, out[1] = g->b, fuse[0] = fuse[1] = false;
+        return 2;
+    }
     if (!v) {
         for (int i = 0; i < n->nargs; i++, k++)
             out[k] = n->args[i], fuse[k] = fuses_args(n);
@@ -169,7 +194,7 @@ static void reach(Plan *p, Node *n)
         return;
     NodeVec todo = {0};
     p->nodes[n->id] = n;
-    p->mv[n->id] = mv_form(p->arena, n);
+    forms(p, n);
     vec_push(p->arena, &todo, n);
     while (todo.len) {
         Node *x = todo.data[--todo.len], *d[DEPS_MAX];
@@ -181,7 +206,7 @@ static void reach(Plan *p, Node *n)
                 p->nofuse[d[i]->id] = true;
             if (!p->nodes[d[i]->id]) {
                 p->nodes[d[i]->id] = d[i];
-                p->mv[d[i]->id] = mv_form(p->arena, d[i]);
+                forms(p, d[i]);
                 vec_push(p->arena, &todo, d[i]);
             }
         }
@@ -397,7 +422,7 @@ static void scope_pop(Sim *s)
 static void invalidate(Sim *s)
 {
     filter_live(s, unwritten);
-    memset(s->written->in, 0, (size_t)s->written->len);
+    slotset_clear(s->written);
 }
 
 static bool available(const Sim *s, const Node *n)
@@ -612,6 +637,12 @@ static void dump_kernel(Sim *s, const Kernel *k)
                 fputs(t ? " + " : "", o);
                 dump_term(s, v, &v->terms[t]);
             }
+        } else if (k->kind == K_GEMM) {
+            const Gemm *g = s->p->gemm[n->id];
+            ref(s, g->a);
+            fputs(g->ta ? "' * " : " * ", o);
+            ref(s, g->b);
+            fputs(g->tb ? "'" : "", o);
         } else {
             dump_op(s, n);
         }
@@ -685,7 +716,7 @@ static void hoist(Sim *s, const Stmt *loop)
         vec_push(a, &roots, loop->cond);
     stmt_writes(loop, s->written);
     collect(s, roots.data, roots.len, true);
-    memset(s->written->in, 0, (size_t)s->written->len);
+    slotset_clear(s->written);
     NodeVec inv = {0};
     for (int i = 0; i < s->got.len; i++)
         vec_push(a, &inv, s->got.data[i]);
@@ -813,7 +844,7 @@ static void schedule(Plan *p, FILE *out)
     s.valid = arena_alloc(p->arena, (size_t)nn + 1);
     s.level = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
     s.mark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
-    s.written = slotset_new(p->arena, s.nslots);
+    s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
     need(&s, f->value);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)
@@ -861,6 +892,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->f = f;
     p->grad = grad;
     p->mv = arena_alloc(a, sizeof(Mv *) * (size_t)(nn + 1));
+    p->gemm = arena_alloc(a, sizeof(Gemm *) * (size_t)(nn + 1));
     p->instmt = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
     p->nodes = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
     p->uses = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));

@@ -91,6 +91,19 @@ static void shape_args(Printer *p, Shape s)
         fprintf(p->out, "(%s, %s)", dim_name(p, s.rows, b1, sizeof b1), dim_name(p, s.cols, b2, sizeof b2));
 }
 
+/* GRADC_OPS's prec and latex columns. */
+static const int op_prec[OP_COUNT] = {
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = P_##prec,
+    GRADC_OPS(X)
+#undef X
+};
+
+static const char *const op_latex[OP_COUNT] = {
+#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = latex,
+    GRADC_OPS(X)
+#undef X
+};
+
 /* The precedence an expression prints at (a let-bound one is a name). */
 static int prec_of(const Printer *p, const Node *n)
 {
@@ -99,16 +112,7 @@ static int prec_of(const Printer *p, const Node *n)
     switch (n->op) {
     case OP_CONST: return n->num < 0 ? P_NEG : P_ATOM;
     case OP_FILL: return node_is_const(n, 0) || node_is_const(n, 1) ? P_ATOM : P_MUL;
-    case OP_NEG: return P_NEG;
-    case OP_ADD: case OP_SUB: return P_ADD;
-    case OP_MUL: case OP_DIV: case OP_DIVSAFE: case OP_MATMUL: return P_MUL;
-    case OP_POW: return P_POW;
-    case OP_TRANSPOSE: return P_POST;
-    case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: return P_CMP;
-    case OP_AND: return P_AND;
-    case OP_OR: return P_OR;
-    case OP_NOT: return P_NOT;
-    default: return P_ATOM;
+    default: return op_prec[n->op];
     }
 }
 
@@ -154,27 +158,10 @@ static const char *infix(const Printer *p, const Node *n)
     case OP_LE: return tex ? " \\le " : " <= ";
     case OP_GT: return " > ";
     case OP_GE: return tex ? " \\ge " : " >= ";
-    case OP_EQ: return " == ";
+    case OP_EQ: return tex ? " = " : " == ";
     case OP_NE: return tex ? " \\ne " : " != ";
     case OP_AND: return tex ? " \\wedge " : " and ";
     case OP_OR: return tex ? " \\vee " : " or ";
-    default: return NULL;
-    }
-}
-
-/* Calls in LaTeX: \name{...} forms; NULL prints the language form. */
-static const char *latex_call(Op op)
-{
-    switch (op) {
-    case OP_EXP: return "\\exp";
-    case OP_LOG: return "\\log";
-    case OP_SIN: return "\\sin";
-    case OP_COS: return "\\cos";
-    case OP_TAN: return "\\tan";
-    case OP_TANH: return "\\tanh";
-    case OP_DET: return "\\det";
-    case OP_TRACE: return "\\operatorname{tr}";
-    case OP_LOGDET: return "\\log\\det";
     default: return NULL;
     }
 }
@@ -204,7 +191,7 @@ static void call(Printer *p, const Node *n)
         case OP_INV: sub(p, n->args[0], P_ATOM); text(p, "^{-1}"); return;
         default: break;
         }
-        const char *tex = latex_call(n->op);
+        const char *tex = op_latex[n->op];   /* NULL: \operatorname{name} */
         fprintf(p->out, tex ? "%s\\left(" : "\\operatorname{%s}\\left(", tex ? tex : name);
         sub(p, n->args[0], 0);
         for (int i = 1; i < n->nargs; i++) {
@@ -238,6 +225,34 @@ static bool elementwise_product(const Node *n)
            !scalar(n->args[1]);
 }
 
+/* In LaTeX, a base that has a superscript of its own (A^\top, A^{-1})
+ * takes parentheses before another: (A^\top)^{2}, not A^\top^{2}. */
+static int tex_base_prec(const Printer *p, const Node *n, int prec)
+{
+    bool sup = !p->let[n->id] && (n->op == OP_TRANSPOSE || n->op == OP_INV);
+    return latex(p) && sup ? P_ATOM + 1 : prec;
+}
+
+/* Whether n, printed at min_prec, starts with a digit: LaTeX writes a
+ * product by juxtaposition, which needs a \cdot before one (0.5 \cdot 2^{x}). */
+static bool starts_with_digit(const Printer *p, const Node *n, int min_prec)
+{
+    for (;;) {
+        if (p->let[n->id] || prec_of(p, n) < min_prec)
+            return false;   /* a name, or parenthesised */
+        if (n->op == OP_CONST || n->op == OP_FILL)
+            return n->num >= 0 && (n->op == OP_CONST || (!node_is_const(n, 0) && !node_is_const(n, 1)));
+        if (n->op == OP_POW) {
+            n = n->args[0], min_prec = tex_base_prec(p, n, P_POW + 1);
+            continue;
+        }
+        if (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MATMUL && n->op != OP_MUL)
+            return false;   /* a call, \frac, \left\| ... */
+        min_prec = elementwise_product(n) ? prec_of(p, n) + 1 : prec_of(p, n);
+        n = n->args[0];
+    }
+}
+
 static void binary(Printer *p, const Node *n, int prec)
 {
     const Node *a = n->args[0], *b = n->args[1];
@@ -251,7 +266,7 @@ static void binary(Printer *p, const Node *n, int prec)
         return;
     }
     if (n->op == OP_POW) {
-        sub(p, a, P_POW + 1);
+        sub(p, a, tex_base_prec(p, a, P_POW + 1));
         text(p, infix(p, n));
         if (tex) {
             text(p, "{");
@@ -274,7 +289,8 @@ static void binary(Printer *p, const Node *n, int prec)
     if (elementwise_product(n))
         left = right = prec + 1;
     sub(p, a, left);
-    text(p, infix(p, n));
+    const char *op = infix(p, n);
+    text(p, tex && strcmp(op, " ") == 0 && starts_with_digit(p, b, right) ? " \\cdot " : op);
     sub(p, b, right);
 }
 
@@ -294,7 +310,7 @@ static void expand(Printer *p, const Node *n, int min_prec)
         text(p, n->op == OP_NEG ? "-" : (latex(p) ? "\\neg " : "not "));
         sub(p, n->args[0], prec + (n->op == OP_NEG));
     } else if (n->op == OP_TRANSPOSE) {
-        sub(p, n->args[0], P_POST + 1);
+        sub(p, n->args[0], tex_base_prec(p, n->args[0], P_POST + 1));
         text(p, latex(p) ? "^\\top" : "'");
     } else if (n->op == OP_MAX || n->op == OP_MIN || !infix(p, n)) {
         call(p, n);
@@ -464,12 +480,34 @@ void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style)
 
 static void print_block(Printer *p, const Block *b, int depth);
 
+/* ---- the gradient program's lines, as text or as LaTeX (an algorithm:
+ * bold keywords, \quad indentation, \leftarrow for assignment) ---- */
+
+static const char *indent_of(Printer *p, int depth)
+{
+    const char *unit = latex(p) ? "\\quad " : "    ";
+    size_t len = strlen(unit);
+    char *s = arena_alloc(p->m->arena, len * (size_t)depth + 1);
+    for (int i = 0; i < depth; i++)
+        memcpy(s + len * (size_t)i, unit, len);
+    return s;
+}
+
+static void line_end(Printer *p) { fputs(latex(p) ? " \\\\\n" : "\n", p->out); }
+
+/* `if ` at depth: the indentation and a keyword. */
+static void keyword(Printer *p, int depth, const char *kw)
+{
+    fprintf(p->out, latex(p) ? "%s\\textbf{%s}" : "%s%s", indent_of(p, depth), kw);
+}
+
+static void assigns(Printer *p) { fputs(latex(p) ? " \\leftarrow " : " = ", p->out); }
+
 /* Parallel assignment: printed one per line in an order where no value
  * reads a slot assigned before it; a cycle (a swap) prints as a tuple. */
 static void assign(Printer *p, const int *slots, Node *const *vals, int n, int depth)
 {
-    char indent[128];
-    snprintf(indent, sizeof indent, "%*s", 4 * depth, "");
+    const char *indent = indent_of(p, depth);
     print_lets(p, vals, n, indent);
     bool *done = arena_alloc(p->m->arena, (size_t)n + 1);
     for (int k = 0; k < n; k++)
@@ -482,9 +520,11 @@ static void assign(Printer *p, const int *slots, Node *const *vals, int n, int d
                 blocked = j != k && !done[j] && node_reads_slot(vals[j], slots[k]);
             if (done[k] || blocked)
                 continue;
-            fprintf(p->out, "%s%s = ", indent, p->slot_names[slots[k]]);
+            fputs(indent, p->out);
+            name(p, p->slot_names[slots[k]]);
+            assigns(p);
             expr(p, vals[k], 0);
-            fputc('\n', p->out);
+            line_end(p);
             done[k] = progress = true;
         }
     }
@@ -494,75 +534,100 @@ static void assign(Printer *p, const int *slots, Node *const *vals, int n, int d
     if (left) {
         fputs(indent, p->out);
         for (int k = 0, i = 0; k < n; k++)
-            if (!done[k])
-                fprintf(p->out, "%s%s", i++ ? ", " : "", p->slot_names[slots[k]]);
-        fputs(" = ", p->out);
+            if (!done[k]) {
+                fputs(i++ ? ", " : "", p->out);
+                name(p, p->slot_names[slots[k]]);
+            }
+        assigns(p);
         for (int k = 0, i = 0; k < n; k++)
             if (!done[k]) {
                 fputs(i++ ? ", " : "", p->out);
                 expr(p, vals[k], 0);
             }
-        fputc('\n', p->out);
+        line_end(p);
     }
     forget_lets(p);
 }
 
 static void print_cond(Printer *p, const char *kw, const Node *cond, int depth)
 {
-    fprintf(p->out, "%*s%s ", 4 * depth, "", kw);
+    keyword(p, depth, kw);
+    fputs(latex(p) ? "\\ " : " ", p->out);
     expr(p, cond, 0);
-    fputc('\n', p->out);
+    line_end(p);
 }
 
 static void print_stmt(Printer *p, const Stmt *s, int depth)
 {
-    const char *pad = "";
+    bool tex = latex(p);
     switch (s->kind) {
     case S_SET:
         assign(p, s->slots, s->vals, s->n, depth);
         break;
     case S_PUSH:
-        fprintf(p->out, "%*spush(", 4 * depth, pad);
+        fprintf(p->out, tex ? "%s\\mathrm{push}\\left(" : "%spush(", indent_of(p, depth));
         for (int k = 0; k < s->n; k++) {
             fputs(k ? ", " : "", p->out);
             expr(p, s->vals[k], 0);
         }
-        fputs(")\n", p->out);
+        fputs(tex ? "\\right)" : ")", p->out);
+        line_end(p);
         break;
     case S_POP:
-        for (int k = s->n - 1; k >= 0; k--)
-            fprintf(p->out, "%*s%s = pop()\n", 4 * depth, pad, p->slot_names[s->slots[k]]);
+        for (int k = s->n - 1; k >= 0; k--) {
+            fputs(indent_of(p, depth), p->out);
+            name(p, p->slot_names[s->slots[k]]);
+            assigns(p);
+            fputs(tex ? "\\mathrm{pop}()" : "pop()", p->out);
+            line_end(p);
+        }
         break;
     case S_IF:
         print_cond(p, "if", s->cond, depth);
         print_block(p, s->then_block, depth + 1);
         assign(p, s->slots, s->then_vals, s->n, depth + 1);
         if (s->n || (s->else_block && s->else_block->n)) {
-            fprintf(p->out, "%*selse\n", 4 * depth, pad);
+            keyword(p, depth, "else");
+            line_end(p);
             print_block(p, s->else_block, depth + 1);
             assign(p, s->slots, s->else_vals, s->n, depth + 1);
         }
-        fprintf(p->out, "%*send\n", 4 * depth, pad);
+        keyword(p, depth, "end");
+        line_end(p);
         break;
     case S_WHILE: case S_FOR:
         assign(p, s->slots, s->vals, s->n, depth);
         if (s->kind == S_WHILE) {
             print_cond(p, "while", s->cond, depth);
         } else {
-            const char *i = s->index_slot >= 0 ? p->slot_names[s->index_slot] : "_";
-            fprintf(p->out, "%*sfor %s in ", 4 * depth, pad, i);
-            if (!s->reverse)
-                fputs("1:", p->out);
-            expr(p, s->count, P_ADD + 1);
-            fputs(s->reverse ? ":-1:1\n" : "\n", p->out);
+            const char *i = s->index_slot >= 0 ? p->slot_names[s->index_slot] : NULL;
+            keyword(p, depth, "for");
+            fputs(tex ? "\\ " : " ", p->out);
+            if (tex) {    /* for i = 1, ..., K (or K, ..., 1); an unused index is k */
+                name(p, i ? i : "k");
+                fputs(" = ", p->out);
+                if (!s->reverse)
+                    fputs("1, \\dots, ", p->out);
+                expr(p, s->count, P_ADD + 1);
+                fputs(s->reverse ? ", \\dots, 1" : "", p->out);
+            } else {
+                fprintf(p->out, "%s in %s", i ? i : "_", s->reverse ? "" : "1:");
+                expr(p, s->count, P_ADD + 1);
+                fputs(s->reverse ? ":-1:1" : "", p->out);
+            }
+            line_end(p);
         }
         print_block(p, s->body, depth + 1);
         assign(p, s->slots, s->next, s->n, depth + 1);
-        if (s->count_slot >= 0)
-            fprintf(p->out, "%*send    # %s = how many times it ran\n", 4 * depth, pad,
-                    p->slot_names[s->count_slot]);
-        else
-            fprintf(p->out, "%*send\n", 4 * depth, pad);
+        keyword(p, depth, "end");
+        if (s->count_slot >= 0 && tex) {
+            fputs("\\quad (", p->out);
+            name(p, p->slot_names[s->count_slot]);
+            fputs("\\text{ counts the iterations})", p->out);
+        } else if (s->count_slot >= 0) {
+            fprintf(p->out, "    # %s = how many times it ran", p->slot_names[s->count_slot]);
+        }
+        line_end(p);
         break;
     }
 }
@@ -594,12 +659,149 @@ static void gradient_lines(Printer *p)
     forget_lets(p);
 }
 
-void print_derivatives(FILE *out, const Module *m, PrintStyle style)
+/* ---- derivative terms in the language's own forms ----
+ * The adjoints of relu, abs, max and min use comparison values (x > 0, the
+ * tie term 0.5*(x == y)) and sign, which the language has only in a
+ * condition.  Before printing, a copy of the gradient program has them
+ * rewritten with sign (a built-in) so that what derive prints parses back:
+ * a > b is relu(sign(a - b)), a == b is 1 - abs(sign(a - b)), and max's
+ * (a > b) + 0.5*(a == b) is 0.5*(1 + sign(a - b)).  The values are the same
+ * (a - b has a's sign against b for every pair of finite doubles).  When the
+ * language gets `where` (spec §8) these can print as where(a > b, 1, 0). */
+
+typedef struct Rewrite {
+    Ir *ir;
+    Node **to;        /* original node id → its language form */
+    int nold;         /* nodes that existed before the rewrite */
+} Rewrite;
+
+static Node *rw(const Rewrite *r, Node *n) { return n && n->id < r->nold ? r->to[n->id] : n; }
+
+static bool is_cmp(Op op) { return op >= OP_LT && op <= OP_NE; }
+
+/* sign(a - b), built from the rewritten operands. */
+static Node *sign_diff(Ir *ir, Node *a, Node *b) { return mk1(ir, OP_SIGN, mk2(ir, OP_SUB, a, b)); }
+
+/* max/min's tie rule, (a > b) + 0.5*(a == b): sign(a - b) for a > b, or
+ * sign(b - a) for a < b; NULL when n is not that sum. */
+static Node *half_tie_sign(const Rewrite *r, const Node *n)
 {
+    for (int i = 0; n->op == OP_ADD && i < 2; i++) {
+        const Node *cmp = n->args[i], *half = n->args[1 - i];
+        if ((cmp->op != OP_GT && cmp->op != OP_LT) || half->op != OP_MUL)
+            continue;
+        const Node *eq = node_is_const(half->args[0], 0.5) ? half->args[1]
+                       : node_is_const(half->args[1], 0.5) ? half->args[0] : NULL;
+        Node *a = cmp->args[0], *b = cmp->args[1];
+        if (!eq || eq->op != OP_EQ || !((eq->args[0] == a && eq->args[1] == b) ||
+                                        (eq->args[0] == b && eq->args[1] == a)))
+            continue;
+        Ir *ir = r->ir;
+        Node *s = cmp->op == OP_GT ? sign_diff(ir, rw(r, a), rw(r, b)) : sign_diff(ir, rw(r, b), rw(r, a));
+        return mk2(ir, OP_MUL, mk_const(ir, 0.5), mk2(ir, OP_ADD, mk_const(ir, 1), s));
+    }
+    return NULL;
+}
+
+/* The value of a comparison or `not`, 1 or 0, without a comparison. */
+static Node *cmp_value(Ir *ir, Op op, Node *a, Node *b)
+{
+    Node *one = mk_const(ir, 1);
+    switch (op) {
+    case OP_GT: return mk1(ir, OP_RELU, sign_diff(ir, a, b));
+    case OP_LT: return mk1(ir, OP_RELU, sign_diff(ir, b, a));
+    case OP_GE: return mk2(ir, OP_SUB, one, mk1(ir, OP_RELU, sign_diff(ir, b, a)));
+    case OP_LE: return mk2(ir, OP_SUB, one, mk1(ir, OP_RELU, sign_diff(ir, a, b)));
+    case OP_EQ: return mk2(ir, OP_SUB, one, mk1(ir, OP_ABS, sign_diff(ir, a, b)));
+    case OP_NE: return mk1(ir, OP_ABS, sign_diff(ir, a, b));
+    default: return mk2(ir, OP_SUB, one, mk1(ir, OP_ABS, mk1(ir, OP_SIGN, a)));   /* not */
+    }
+}
+
+/* Every node's language form, by increasing id (operands first). */
+static Rewrite rewrite_values(const Module *m)
+{
+    Ir *ir = m->ir;
+    Rewrite r = {ir, arena_alloc(m->arena, sizeof(Node *) * (size_t)(ir->nnodes + 1)), ir->nnodes};
+    for (int id = 0; id < r.nold; id++) {
+        Node *n = ir->nodes.data[id], *a = n->nargs > 0 ? rw(&r, n->args[0]) : NULL;
+        Node *b = n->nargs > 1 ? rw(&r, n->args[1]) : NULL;
+        Node *tie = half_tie_sign(&r, n);
+        if (tie)
+            r.to[id] = tie;
+        else if (is_cmp(n->op) || n->op == OP_NOT)
+            r.to[id] = cmp_value(ir, n->op, a, b);
+        else if ((n->nargs > 0 && a != n->args[0]) || (n->nargs > 1 && b != n->args[1]))
+            r.to[id] = n->nargs == 1 ? mk1(ir, n->op, a) : mk2(ir, n->op, a, b);
+        else
+            r.to[id] = n;
+    }
+    return r;
+}
+
+/* A condition keeps its comparisons, and/or/not; their operands are values. */
+static Node *rw_cond(const Rewrite *r, Node *n)
+{
+    if (!n)
+        return NULL;
+    if (n->op == OP_NOT)
+        return mk1(r->ir, OP_NOT, rw_cond(r, n->args[0]));
+    if (n->op == OP_AND || n->op == OP_OR)
+        return mk2(r->ir, n->op, rw_cond(r, n->args[0]), rw_cond(r, n->args[1]));
+    if (is_cmp(n->op))
+        return mk2(r->ir, n->op, rw(r, n->args[0]), rw(r, n->args[1]));
+    return rw(r, n);
+}
+
+static Node **rw_array(const Rewrite *r, Arena *a, Node *const *v, int n)
+{
+    if (!v)
+        return NULL;
+    Node **out = arena_alloc(a, sizeof(Node *) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++)
+        out[i] = rw(r, v[i]);
+    return out;
+}
+
+static Block *rw_block(const Rewrite *r, Arena *a, const Block *b)
+{
+    if (!b)
+        return NULL;
+    Block *out = block_new(a);
+    for (int i = 0; i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        Stmt *t = arena_alloc(a, sizeof *t);
+        *t = *s;
+        t->vals = rw_array(r, a, s->vals, s->n);
+        t->then_vals = rw_array(r, a, s->then_vals, s->n);
+        t->else_vals = rw_array(r, a, s->else_vals, s->n);
+        t->next = rw_array(r, a, s->next, s->n);
+        t->cond = rw_cond(r, s->cond);
+        t->count = rw(r, s->count);
+        t->then_block = rw_block(r, a, s->then_block);
+        t->else_block = rw_block(r, a, s->else_block);
+        t->body = rw_block(r, a, s->body);
+        block_push(a, out, t);
+    }
+    return out;
+}
+
+void print_derivatives(FILE *out, const Module *m0, PrintStyle style)
+{
+    Rewrite r = rewrite_values(m0);
+    Module copy = *m0, *m = &copy;
+    copy.grad.grads = rw_array(&r, m0->arena, m0->grad.grads, m0->nwrt);
+    copy.grad.body = rw_block(&r, m0->arena, m0->grad.body);
     Printer *p = printer_new(out, m, style);
-    if (m->has_control && style == PRINT_EXPR) {
-        fputs("# the gradient program: the forward sweep, recording what the reverse\n"
-              "# sweep needs (push), then the reverse sweep (pop), in reverse order\n", out);
+    const Node *y = m->fwd.value;
+    if (y && !scalar(y) && style == PRINT_EXPR)   /* what d<output> means below */
+        fprintf(out, "# d%s: the cotangent, of %s's shape %s\n",
+                m->output_name ? m->output_name : "y", m->output_name ? m->output_name : "y",
+                shape_str(m->arena, y->shape, m->dims));
+    if (m->has_control) {
+        const char *c = style == PRINT_LATEX ? "%" : "#";
+        fprintf(out, "%s the gradient program: the forward sweep, recording what the reverse\n"
+                "%s sweep needs (push), then the reverse sweep (pop), in reverse order\n", c, c);
         print_block(p, m->grad.body, 0);
     }
     gradient_lines(p);

@@ -155,9 +155,9 @@ typedef Node *Rule1(Ir *ir, Node *a, Shape shape);
 /* Returns x if it already has the result's shape, else x spread over it. */
 static Node *as_shape(Ir *ir, Node *x, Shape shape) { return broadcast(ir, x, shape); }
 
-/* P*x ± Q*x → (P ± Q)*x and P*x ± P*y → P*(x ± y), else NULL.  Only for
- * products of one shape: x'*x - K*x (a 1×1 product that broadcasts) has
- * factors x' and K that do not combine. */
+/* P*x ± Q*x → (P ± Q)*x and P*x ± P*y → P*(x ± y), else NULL.  Only when
+ * both products have one shape: x'*x - K*x broadcasts a 1×1 product, and
+ * x' - K would not be an elementwise difference. */
 static Node *factor_products(Ir *ir, Op op, Node *a, Node *b)
 {
     if (!is(a, OP_MATMUL) || !is(b, OP_MATMUL) || !shape_eq(a->shape, b->shape))
@@ -223,6 +223,13 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
             return mk2(ir, OP_MUL, mk_const(ir, c * b->args[0]->num), b->args[1]);
         if (b->op == OP_NEG)
             return mk2(ir, OP_MUL, mk_const(ir, -c), b->args[0]);
+        /* constants meet: c*(c2/x) → (c*c2)/x, so 2*(0.5/n) is 1/n, and
+         * c*(a/(c2*b)) → (c/c2)*(a/b), so 2*(x/(2*n)) is x/n */
+        Node *d = b->op == OP_DIV || b->op == OP_DIVSAFE ? b->args[1] : NULL;
+        if (d && is_scalar(d) && d->op == OP_MUL && d->args[0]->op == OP_CONST && d->args[0]->num != 0)
+            return mk2(ir, OP_MUL, mk_const(ir, c / d->args[0]->num), mk2(ir, b->op, b->args[0], d->args[1]));
+        if (d && b->args[0]->op == OP_CONST)
+            return mk2(ir, b->op, mk_const(ir, c * b->args[0]->num), d);
         if (c == -1.0)
             return mk1(ir, OP_NEG, b);
         return NULL;
@@ -238,6 +245,9 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
         return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a->args[0], b));
     if (b->op == OP_NEG)
         return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a, b->args[0]));
+    /* (c/s) .* x → c*(x/s): the constant joins the others */
+    if (a->op == OP_DIV && is_scalar(a) && a->args[0]->op == OP_CONST && a->args[0]->num != 1.0)
+        return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIV, b, a->args[1]));
     /* (1/s) .* x → x/s, so x/norm(x) prints as such */
     if (a->op == OP_DIV && is_scalar(a) && node_is_const(a->args[0], 1.0))
         return mk2(ir, OP_DIV, b, a->args[1]);

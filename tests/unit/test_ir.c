@@ -43,13 +43,16 @@ static void test_slot_sets(void)
     CHECK(mul(a, add(a, x))->nslots == 1);
 
     /* SlotSet: sized for the slots that exist, it takes a slot created later */
-    SlotSet *w = slotset_new(A, IR->slots.len);
+    SlotSet *w = slotset_new(A);
     int late = IR->slots.len + 100;
     slotset_add(w, s2);
     CHECK(!slotset_has(w, late));
     slotset_add(w, late);
     CHECK(slotset_has(w, late) && slotset_has(w, s2) && !slotset_has(w, s1));
-    CHECK(w->len > late && !slotset_has(w, late + 1) && !slotset_has(w, 1 << 30));
+    CHECK(!slotset_has(w, late + 1) && !slotset_has(w, 1 << 30));
+    for (int k = 0; k < 1000; k++)   /* growth keeps what was added */
+        slotset_add(w, 3 * k + 1000);
+    CHECK(slotset_has(w, late) && slotset_has(w, 3 * 999 + 1000) && !slotset_has(w, 3 * 999 + 1001));
 }
 
 static void test_shapes(void)
@@ -196,6 +199,10 @@ static void test_printing(void)
         {"a*(A*(B*x))", "a*A*(B*x)"},
         {"a*(x.*y)", "a*(x.*y)"},
         {"1000000 * a + 0.001", "0.001 + 1000000*a"},
+        /* constants meet: 2*0.5/n is 1/n */
+        {"2*(0.5/a*x)", "x/a"},
+        {"2*(x/(2*a))", "x/a"},
+        {"3*(1/(6*a))", "0.5/a"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Source *src = source_from_string(A, "print.expr",

@@ -72,8 +72,24 @@ static void expect_tree(const char *expr, const char *want, int col)
 static void expect_error(const char *text)
 {
     Arena *a = arena_new();
-    if (parse(a, text)) {
+    Ast *ast = parse(a, text);
+    diag_release();   /* the messages of a recovered parse are held */
+    if (ast && ast->nerrors == 0) {
         printf("FAIL: accepted %s\n", text);
+        failures++;
+    }
+    arena_free(a);
+}
+
+/* text parses with exactly n errors (its messages are held and counted). */
+static void expect_errors(const char *text, int n)
+{
+    Arena *a = arena_new();
+    Ast *ast = parse(a, text);
+    int held = diag_count();
+    diag_release();
+    if (!ast || ast->nerrors != n || held != n) {
+        printf("FAIL: %s: %d error(s), expected %d\n", text, ast ? ast->nerrors : -1, n);
         failures++;
     }
     arena_free(a);
@@ -169,6 +185,13 @@ int main(void)
     expect_error("y = \"é\"\n");
     expect_error("end\n");
     expect_error("y = x +");
+
+    /* Recovery at statement boundaries: every error, one message each. */
+    expect_errors("y = x + * 2\nz = 1\nw = ) 2\n", 2);
+    expect_errors("y = \"é\"\n", 1);
+    expect_errors("if x > \n y = 1 +\nend\nz = (\n", 3);
+    expect_errors("for i 1:3\n y = 1\nend\nend\n", 2);
+    expect_errors("y = x +\n* 2\n", 2);
 
     /* Nesting past PARSE_MAX_DEPTH: a clean error, not a crash. */
     size_t n = 20000;
