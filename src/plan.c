@@ -501,7 +501,8 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
 {
     Plan *p = s->p;
     collect(s, roots, nroots, false);
-    qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), by_id);
+    if (s->got.len > 1)       /* data is NULL when nothing was collected */
+        qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), by_id);
     struct { Kernel *data; int len, cap; } ks = {0};
     for (int i = 0; i < s->got.len; i++) {
         Node *x = s->got.data[i];
