@@ -157,19 +157,40 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
         ovf(c, "llvm.umul.with.overflow", ovf(c, "llvm.umul.with.overflow", dimv(c, s.rows), dimv(c, s.cols), bad),
             ci(c, 16), bad);
     }
-    LLVMValueRef total = ci(c, 0);
-    for (int i = 0; i < p->bufs.len; i++) {
+    /* Buffers of one size form a class: its size (64-byte aligned) and
+     * its count are checked once, so the checks grow with the number of
+     * distinct sizes, not with the program; a buffer's offset is its
+     * class's base plus its index in the class times the size. */
+    int nb = p->bufs.len, ncls = 0;
+    int *cls = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1)), *idx = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1));
+    int *first = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1)), *cnt = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1));
+    for (int i = 0; i < nb; i++) {
         Buf b = p->bufs.data[i];
+        int k = 0;
+        while (k < ncls && !(dim_eq(p->bufs.data[first[k]].a, b.a) && dim_eq(p->bufs.data[first[k]].b, b.b) &&
+                             p->bufs.data[first[k]].plus_a == b.plus_a))
+            k++;
+        if (k == ncls)
+            first[ncls++] = i;
+        cls[i] = k;
+        idx[i] = cnt[k]++;
+    }
+    LLVMValueRef total = ci(c, 0);
+    LLVMValueRef *size = arena_alloc(c->a, sizeof *size * (size_t)(ncls + 1));
+    LLVMValueRef *base = arena_alloc(c->a, sizeof *base * (size_t)(ncls + 1));
+    for (int k = 0; k < ncls; k++) {
+        Buf b = p->bufs.data[first[k]];
         LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", dimv(c, b.a), dimv(c, b.b), bad);
         if (b.plus_a)
             n = ovf(c, "llvm.uadd.with.overflow", n, dimv(c, b.a), bad);
         n = ovf(c, "llvm.umul.with.overflow", n, ci(c, 8), bad);
         n = ovf(c, "llvm.uadd.with.overflow", n, ci(c, 63), bad);
-        n = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
-        if (offs)
-            offs[i] = total;
-        total = ovf(c, "llvm.uadd.with.overflow", total, n, bad);
+        size[k] = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
+        base[k] = total;
+        total = ovf(c, "llvm.uadd.with.overflow", total, ovf(c, "llvm.umul.with.overflow", size[k], ci(c, cnt[k]), bad), bad);
     }
+    for (int i = 0; offs && i < nb; i++)
+        offs[i] = idx[i] ? add(c, base[cls[i]], mul(c, size[cls[i]], ci(c, idx[i]))) : base[cls[i]];
     if (p->stack) {
         LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", stack_depth(c, p->f->body, bad).peak, ci(c, 8), bad);
         if (offs)
@@ -221,7 +242,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     const Module *m = c->m;
     int ng = p->f->grads ? m->nwrt : 0, k = 0;
     c->p = p;
-    c->fn = LLVMAddFunction(c->mod, name, impl_type(c, ng));
+    c->fn = c->impl = LLVMAddFunction(c->mod, name, impl_type(c, ng));
     LLVMSetLinkage(c->fn, LLVMInternalLinkage);
     c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ndims + 1));
     c->inputs = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ninputs + 1));
@@ -278,9 +299,9 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     LLVMBasicBlockRef from[2] = {fine, mal_ok};
     LLVMAddIncoming(base, inb, from, 2);
     LLVMAddIncoming(owned, ino, from, 2);
-    c->bufp = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(p->bufs.len + 1));
+    c->bufs = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(p->bufs.len + 1));
     for (int i = 0; i < p->bufs.len; i++)
-        c->bufp[i] = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[i], 1, "");
+        c->bufs[i] = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[i], 1, "");
     if (p->stack) {
         c->stack = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[p->bufs.len], 1, "");
         c->sp = alloca_(c, c->i64);
@@ -295,7 +316,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
             continue;
         Shape sh = m->ir->slots.data[s].shape;
         if (p->slotbuf[s] >= 0) {
-            zero(c, c->bufp[p->slotbuf[s]], mul(c, dimv(c, sh.rows), dimv(c, sh.cols)));
+            zero(c, bufp(c, p->slotbuf[s]), mul(c, dimv(c, sh.rows), dimv(c, sh.cols)));
         } else {
             c->slotvar[s] = alloca_(c, c->f64);
             LLVMBuildStore(c->b, cf(c, 0), c->slotvar[s]);
@@ -308,7 +329,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     }
     if (p->onesbuf >= 0) {
         /* a NULL cotangent is all ones */
-        LLVMValueRef ones = c->bufp[p->onesbuf];
+        LLVMValueRef ones = bufp(c, p->onesbuf);
         Node *cn = NULL;
         for (int i = 0; i < m->ir->nnodes && !cn; i++)
             if (p->nodes[i] && p->nodes[i]->op == OP_COTAN && !is_scalar(p->nodes[i]))

@@ -22,15 +22,22 @@ typedef struct Cg {
     LLVMModuleRef mod;
     LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */
     LLVMTypeRef f64, i64, i32, i8, i1, ptr;
-    LLVMValueRef fn;
+    LLVMValueRef fn, impl; /* the function being built; the impl it belongs to */
     LLVMValueRef *dims, *inputs, cot, out, *grads, flags, work, where;
-    LLVMValueRef *bufp, *slotvar, status, tape, one;
+    LLVMValueRef *bufs, *slotvar, status, tape, one;
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
     int pc;               /* the next point of the plan */
     bool failed;
 } Cg;
+
+/* Where the builders are: saved while an internal kernel function is built
+ * in the middle of another function (frame_begin … frame_end). */
+typedef struct Frame {
+    LLVMValueRef fn;
+    LLVMBasicBlockRef at, allocas, entry;
+} Frame;
 
 /* codegen.c: emission of statements and values (the bodies of functions) */
 void internal(Cg *c, const char *what);
@@ -50,6 +57,27 @@ static inline LLVMBasicBlockRef block(Cg *c, const char *name)
 }
 
 static inline void enter(Cg *c, LLVMBasicBlockRef bb) { LLVMPositionBuilderAtEnd(c->b, bb); }
+
+/* Starts an internal function name of type ft (its allocas block and entry
+ * block); frame_end closes it and returns the builders to where they were. */
+static inline Frame frame_begin(Cg *c, const char *name, LLVMTypeRef ft)
+{
+    Frame f = {c->fn, LLVMGetInsertBlock(c->b), LLVMGetInsertBlock(c->ab), NULL};
+    c->fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMSetLinkage(c->fn, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(c->ab, LLVMAppendBasicBlockInContext(c->ctx, c->fn, "allocas"));
+    f.entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, f.entry);
+    return f;
+}
+
+static inline void frame_end(Cg *c, const Frame *f)
+{
+    LLVMBuildBr(c->ab, f->entry);
+    c->fn = f->fn;
+    LLVMPositionBuilderAtEnd(c->b, f->at);
+    LLVMPositionBuilderAtEnd(c->ab, f->allocas);
+}
 
 static inline LLVMValueRef alloca_(Cg *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->ab, t, ""); }
 
@@ -156,6 +184,9 @@ static inline void fail_with(Cg *c, int status)
     LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)status, 0), c->status);
     LLVMBuildBr(c->b, c->cleanup);
 }
+
+/* Buffer i's address (computed at entry from the layout). */
+static inline LLVMValueRef bufp(Cg *c, int i) { return c->bufs[i]; }
 
 static inline void zero(Cg *c, LLVMValueRef p, LLVMValueRef ndoubles)
 {

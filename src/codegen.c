@@ -91,6 +91,25 @@ static LLVMValueRef e_divsafe(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     return sel(c, fcmp(c, LLVMRealOEQ, y, cf(c, 0)), cf(c, 0), LLVMBuildFDiv(c->b, x, y, ""));
 }
+/* An integer power with a literal exponent (x.^2 in every squared loss and
+ * its gradient) is multiplications, by squaring; x.^2 is exactly pow(x, 2). */
+static LLVMValueRef e_pow(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMBool lossy = 0;
+    double e = LLVMIsAConstantFP(y) ? LLVMConstRealGetDouble(y, &lossy) : 0.5;
+    if (e != (int)e || e < -16 || e > 16)
+        return libm(c, "pow", 2, x, y);
+    int k = (int)(e < 0 ? -e : e);
+    LLVMValueRef r = NULL, sq = x;
+    for (; k; k >>= 1) {
+        if (k & 1)
+            r = r ? LLVMBuildFMul(c->b, r, sq, "") : sq;
+        if (k > 1)
+            sq = LLVMBuildFMul(c->b, sq, sq, "");
+    }
+    r = r ? r : cf(c, 1);
+    return e < 0 ? LLVMBuildFDiv(c->b, cf(c, 1), r, "") : r;
+}
 static LLVMValueRef e_max(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOGT, x, y), x, y); }
 static LLVMValueRef e_min(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOLT, x, y), x, y); }
 static LLVMValueRef e_clamplo(Cg *c, LLVMValueRef x, LLVMValueRef y) { return sel(c, fcmp(c, LLVMRealOLT, x, y), y, x); }
@@ -106,7 +125,7 @@ static LLVMValueRef e_or(Cg *c, LLVMValueRef x, LLVMValueRef y)
 
 static LLVMValueRef (*const emit2[OP_COUNT])(Cg *, LLVMValueRef, LLVMValueRef) = {
     [OP_ADD] = e_add, [OP_SUB] = e_sub, [OP_MUL] = e_mul, [OP_DIV] = e_div, [OP_DIVSAFE] = e_divsafe,
-    [OP_MAX] = e_max, [OP_MIN] = e_min, [OP_AND] = e_and, [OP_OR] = e_or,
+    [OP_POW] = e_pow, [OP_MAX] = e_max, [OP_MIN] = e_min, [OP_AND] = e_and, [OP_OR] = e_or,
     [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi,
 };
 /* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
@@ -144,6 +163,8 @@ static LLVMValueRef apply2(Cg *c, Op op, LLVMValueRef x, LLVMValueRef y)
 static LLVMValueRef get(Cg *c, Node *n);
 
 static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k);
+static LLVMAttributeRef noinline(Cg *c);
+static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out);
 
 /* Entry k of an elementwise node from its arguments' entries (a 1×1
  * argument broadcasts). */
@@ -175,36 +196,43 @@ static LLVMValueRef argbuf(Cg *c, Node *n)
     return p;
 }
 
-/* Sum of f(k) for k in [0, count).  Rounding: LANES partial sums
- * s_l = f(l) + f(l+LANES) + … run over the first count - count % LANES
- * entries, are combined as (s0 + s1) + (s2 + s3), and the remaining entries
- * are then added one by one.  The partial sums are independent chains, so
- * the loop vectorises without fast-math (no reassociation is needed); the
- * result differs from a left-to-right sum by rounding only, within the usual
- * summation bound (count · eps · sum |f|). */
+/* Sum of f(k) for k in [0, count).  Rounding: SUM_LANES partial sums
+ * s_l = f(l) + f(l+SUM_LANES) + … run over the first count - count %
+ * SUM_LANES entries, are combined pairwise ((s0 + s1) + (s2 + s3)) + …, and
+ * the remaining entries are then added one by one.  The partial sums are
+ * independent chains, so the loop vectorises without fast-math (no
+ * reassociation is needed) into enough accumulators to hide the add latency
+ * (four AVX2 or two AVX-512 registers); the result differs from a
+ * left-to-right sum by rounding only, within the usual summation bound
+ * (count · eps · sum |f|). */
+enum { SUM_LANES = 16 };
+
 typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
 
 static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
 {
-    LLVMValueRef acc[LANES], t = alloca_(c, c->f64);
-    for (int l = 0; l < LANES; l++) {
+    LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
+    for (int l = 0; l < SUM_LANES; l++) {
         acc[l] = alloca_(c, c->f64);
         LLVMBuildStore(c->b, cf(c, 0), acc[l]);
     }
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, LANES), "");
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, SUM_LANES), "");
     Loop lp;
     LLVMValueRef i = loop_begin(c, &lp, ci(c, 0), blocks);
-    LLVMValueRef base = mul(c, i, ci(c, LANES));
-    for (int l = 0; l < LANES; l++) {
+    LLVMValueRef base = mul(c, i, ci(c, SUM_LANES));
+    for (int l = 0; l < SUM_LANES; l++) {
         LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
         LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
     }
     loop_end(c, &lp);
-    LLVMValueRef s[LANES];
-    for (int l = 0; l < LANES; l++)
+    LLVMValueRef s[SUM_LANES];
+    for (int l = 0; l < SUM_LANES; l++)
         s[l] = LLVMBuildLoad2(c->b, c->f64, acc[l], "");
-    LLVMBuildStore(c->b, fplus(c, fplus(c, s[0], s[1]), fplus(c, s[2], s[3])), t);
-    i = loop_begin(c, &lp, mul(c, blocks, ci(c, LANES)), n);
+    for (int w = SUM_LANES; w > 1; w /= 2)
+        for (int l = 0; l < w / 2; l++)
+            s[l] = fplus(c, s[2 * l], s[2 * l + 1]);
+    LLVMBuildStore(c->b, s[0], t);
+    i = loop_begin(c, &lp, mul(c, blocks, ci(c, SUM_LANES)), n);
     LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
     loop_end(c, &lp);
     return LLVMBuildLoad2(c->b, c->f64, t, "");
@@ -229,13 +257,6 @@ typedef struct Two {
 } Two;
 
 static LLVMValueRef f_elem(Cg *c, void *n, LLVMValueRef k) { return elem(c, n, k); }
-/* (p[k] / shift)^2 */
-static LLVMValueRef f_scaled_square(Cg *c, void *t, LLVMValueRef k)
-{
-    Two *w = t;
-    LLVMValueRef x = LLVMBuildFDiv(c->b, load(c, w->p, k), w->shift, "");
-    return LLVMBuildFMul(c->b, x, x, "");
-}
 /* p[k * stride] (the diagonal with stride n + 1) */
 static LLVMValueRef f_strided(Cg *c, void *t, LLVMValueRef k)
 {
@@ -255,27 +276,13 @@ static LLVMValueRef f_expshift(Cg *c, void *t, LLVMValueRef k)
     return libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, w->p, k), w->shift, ""), NULL);
 }
 
-/* big * sqrt(sum (x/big)^2) with big = max |x|, so that squares neither
- * overflow nor underflow (the interpreter's formula); NaN if any entry is. */
+/* the runtime's one-pass norm (rescaled only on overflow or underflow) */
 static LLVMValueRef gen_norm(Cg *c, Node *n)
 {
     Node *x = n->args[0];
-    LLVMValueRef p = argbuf(c, x), len = count(c, x);
-    LLVMValueRef big = alloca_(c, c->f64), nan = alloca_(c, c->i1);
-    LLVMBuildStore(c->b, cf(c, 0), big);
-    LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), nan);
-    Loop lp;
-    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), len);
-    LLVMValueRef v = load(c, p, k), a = e_abs(c, v), b = LLVMBuildLoad2(c->b, c->f64, big, "");
-    LLVMBuildStore(c->b, sel(c, fcmp(c, LLVMRealOGT, a, b), a, b), big);
-    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, c->i1, nan, ""), fcmp(c, LLVMRealUNO, v, v), ""), nan);
-    loop_end(c, &lp);
-    LLVMValueRef m = LLVMBuildLoad2(c->b, c->f64, big, "");
-    Two w = {c, p, NULL, NULL, m};
-    LLVMValueRef r = LLVMBuildFMul(c->b, m, e_sqrt(c, reduce_sum(c, len, f_scaled_square, &w)), "");
-    LLVMValueRef edge = LLVMBuildOr(c->b, fcmp(c, LLVMRealOEQ, m, cf(c, 0)), fcmp(c, LLVMRealOEQ, m, cf(c, INFINITY)), "");
-    r = sel(c, edge, m, r);
-    return sel(c, LLVMBuildLoad2(c->b, c->i1, nan, ""), cf(c, NAN), r);
+    LLVMTypeRef pt[2] = {c->i64, c->ptr};
+    LLVMValueRef args[2] = {count(c, x), argbuf(c, x)};
+    return callf(c, "gradc_norm", c->f64, pt, 2, args);
 }
 
 static LLVMValueRef gen_logsumexp(Cg *c, Node *n)
@@ -297,7 +304,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     Node *x = n->args[0];
     switch (n->op) {
     case OP_SUM:
-        return reduce_sum(c, count(c, x), f_elem, x);
+        return outline(c, n, NULL);
     case OP_NORM:
         return gen_norm(c, n);
     case OP_TRACE: {
@@ -313,7 +320,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     case OP_DET:
     case OP_LOGDET: {
         LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
-        LLVMValueRef args[3] = {rows(c, x), argbuf(c, x), c->bufp[c->p->scratch[n->id]]};
+        LLVMValueRef args[3] = {rows(c, x), argbuf(c, x), bufp(c, c->p->scratch[n->id])};
         return callf(c, n->op == OP_DET ? "gradc_det" : "gradc_logdet", c->f64, pt, 3, args);
     }
     default:
@@ -321,53 +328,159 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     }
 }
 
-static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
+static bool lit_small(Dim d) { return d.sym < 0 && d.n <= 8; }
+
+/* A loop's structure, hashed (FNV-1a): the ops of its fused expression,
+ * its constants, which leaves are scalars, its sizes.  Loops of equal
+ * structure (every statement of `v = tanh(A*v) + 0.5*v`) share one function. */
+typedef struct Key {
+    uint64_t h;
+} Key;
+
+static void key_bytes(Key *k, const void *p, size_t n)
 {
-    Node *x = n->args[0], *y = n->args[1];
-    LLVMValueRef A = argbuf(c, x), B = argbuf(c, y);
-    LLVMValueRef r = rows(c, n), k = cols(c, x), m = cols(c, n);
-    Loop li, lj, lp;
-    if (dim_eq(n->shape.cols, dim_lit(1))) {
-        /* matrix × vector: a dot product per row */
-        LLVMValueRef i = loop_begin(c, &li, ci(c, 0), r);
-        Two w = {c, at(c, A, mul(c, i, k)), B, NULL, NULL};
-        store(c, reduce_sum(c, k, f_dot, &w), out, i);
-        loop_end(c, &li);
+    const unsigned char *b = p;
+    if (!k->h)
+        k->h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        k->h = (k->h ^ b[i]) * 1099511628211ull;
+}
+
+static void key_dim(Cg *c, Key *k, Dim d)
+{
+    (void)c;
+    key_bytes(k, &d.sym, sizeof d.sym);
+    key_bytes(k, &d.n, sizeof d.n);
+}
+
+/* n's structure into k, its non-fused values into leaves (in the order of
+ * the function's parameters).  Recursion is bounded by the fusion depth. */
+static void key_node(Cg *c, Key *k, Node *n, NodeVec *leaves, bool top)
+{
+    if (n->op == OP_CONST) { /* a literal stays one in the loop (x.^2 is x*x) */
+        int tag = -1000000;
+        key_bytes(k, &tag, sizeof tag);
+        key_bytes(k, &n->num, sizeof n->num);
         return;
     }
-    LLVMBasicBlockRef done = block(c, "mm.done");
-    bool small = (n->shape.rows.sym < 0 && n->shape.rows.n < BLAS_MIN) ||
-                 (n->shape.cols.sym < 0 && n->shape.cols.n < BLAS_MIN) ||
-                 (x->shape.cols.sym < 0 && x->shape.cols.n < BLAS_MIN);
-    if (!small) {
-        /* large products: OpenBLAS, decided at run time */
-        LLVMBasicBlockRef blas = block(c, "mm.blas"), loops = block(c, "mm.loops");
-        LLVMValueRef big = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, r, ci(c, BLAS_MIN), ""),
-                                        LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, k, ci(c, BLAS_MIN), ""),
-                                                     LLVMBuildICmp(c->b, LLVMIntSGE, m, ci(c, BLAS_MIN), ""), ""), "");
-        LLVMBuildCondBr(c->b, big, blas, loops);
-        enter(c, blas);
-        LLVMTypeRef pt[6] = {c->i64, c->i64, c->i64, c->ptr, c->ptr, c->ptr};
-        LLVMValueRef args[6] = {r, m, k, A, B, out};
-        callf(c, "gradc_dgemm", LLVMVoidTypeInContext(c->ctx), pt, 6, args);
-        LLVMBuildBr(c->b, done);
-        enter(c, loops);
+    if (!top && !is_fused(c->p, n)) {
+        int j = 0;
+        while (j < leaves->len && leaves->data[j] != n)
+            j++;
+        if (j == leaves->len)
+            vec_push(c->a, leaves, n);
+        int tag[2] = {-1 - j, is_scalar(n)};
+        key_bytes(k, tag, sizeof tag);
+        return;
     }
-    /* i-p-j order: each out entry sums its products in p order (as a plain
-     * dot product would) while the inner loop over j vectorises */
+    int op = (int)n->op;
+    key_bytes(k, &op, sizeof op);
+    if (n->op == OP_FILL)
+        key_bytes(k, &n->num, sizeof n->num);
+    for (int i = 0; i < n->nargs; i++)
+        key_node(c, k, n->args[i], leaves, false);
+}
+
+/* The loop of a map (n's entries into out) or of a sum (out NULL: n is the
+ * SUM, its value returned).  Each is its own internal function, called
+ * from the statement, whose parameters are the dimensions and the values
+ * the fused expression reads: LLVM then optimises many small functions,
+ * in time linear in the program, instead of one function with a loop nest
+ * per statement (super-linear).  Literal small sizes stay inline, where
+ * they are specialised. */
+static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
+{
+    Node *x = out ? n : n->args[0];
+    Shape sh = x->shape;
+    if (lit_small(sh.rows) && lit_small(sh.cols)) {
+        if (!out)
+            return reduce_sum(c, count(c, x), f_elem, x);
+        Loop li;
+        LLVMValueRef i = loop_begin(c, &li, ci(c, 0), count(c, n));
+        store(c, elem_op(c, n, i), out, i);
+        loop_end(c, &li);
+        return NULL;
+    }
+    /* the non-fused values the loop reads, and the loop's structure */
+    NodeVec leaves = {0};
+    Key key = {0};
+    key_dim(c, &key, sh.rows);
+    key_dim(c, &key, sh.cols);
+    key_node(c, &key, n, &leaves, true);
+    int nd = c->m->ndims, np = nd + leaves.len + 1;
+    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
+    LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
+    for (int i = 0; i < nd; i++)
+        pt[i] = c->i64, args[i] = c->dims[i];
+    for (int i = 0; i < leaves.len; i++) {
+        Node *y = leaves.data[i];
+        pt[nd + i] = is_scalar(y) ? c->f64 : c->ptr;
+        args[nd + i] = get(c, y);
+    }
+    pt[np - 1] = c->ptr, args[np - 1] = out ? out : LLVMConstNull(c->ptr);
+    LLVMTypeRef ft = LLVMFunctionType(out ? LLVMVoidTypeInContext(c->ctx) : c->f64, pt, (unsigned)np, 0);
+    const char *name = arena_printf(c->a, "gradc.%s.%016llx", out ? "map" : "sum", (unsigned long long)key.h);
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+    if (!fn) {
+        Frame saved = frame_begin(c, name, ft);
+        fn = c->fn;
+        LLVMValueRef *dims = c->dims, *vals = arena_alloc(c->a, sizeof *vals * (size_t)(leaves.len + 1));
+        c->dims = arena_alloc(c->a, sizeof *c->dims * (size_t)(nd + 1));
+        for (int i = 0; i < nd; i++)
+            c->dims[i] = LLVMGetParam(fn, (unsigned)i);
+        for (int i = 0; i < leaves.len; i++) {
+            vals[i] = c->cache[leaves.data[i]->id];
+            c->cache[leaves.data[i]->id] = LLVMGetParam(fn, (unsigned)(nd + i));
+        }
+        if (out) {
+            LLVMValueRef o = LLVMGetParam(fn, (unsigned)(np - 1));
+            Loop li;
+            LLVMValueRef i = loop_begin(c, &li, ci(c, 0), count(c, n));
+            store(c, elem_op(c, n, i), o, i);
+            loop_end(c, &li);
+            LLVMBuildRetVoid(c->b);
+        } else {
+            LLVMBuildRet(c->b, reduce_sum(c, count(c, x), f_elem, x));
+        }
+        for (int i = 0; i < leaves.len; i++)
+            c->cache[leaves.data[i]->id] = vals[i];
+        c->dims = dims;
+        frame_end(c, &saved);
+    }
+    LLVMValueRef call = LLVMBuildCall2(c->b, ft, fn, args, (unsigned)np, "");
+    LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, noinline(c));
+    return out ? NULL : call;
+}
+
+/* out = op(a) * op(b): the runtime's gradc_gemm (OpenBLAS with transpose
+ * flags when large, loops when small), or inline loops when every size is
+ * a small literal (they are then specialised and unrolled). */
+static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
+{
+    const Gemm *g = c->p->gemm[n->id];
+    LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
+    Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
+    LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
+    if (!lit_small(n->shape.rows) || !lit_small(n->shape.cols) || !lit_small(dk)) {
+        LLVMTypeRef pt[7] = {c->i32, c->i64, c->i64, c->i64, c->ptr, c->ptr, c->ptr};
+        int flags = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0);
+        LLVMValueRef args[7] = {LLVMConstInt(c->i32, (unsigned)flags, 0), r, m, k, A, B, out};
+        callf(c, "gradc_gemm", LLVMVoidTypeInContext(c->ctx), pt, 7, args);
+        return;
+    }
+    /* i-p-j order: each out entry sums its products in p order */
+    Loop li, lj, lp;
     LLVMValueRef i = loop_begin(c, &li, ci(c, 0), r);
     LLVMValueRef orow = at(c, out, mul(c, i, m));
     zero(c, orow, m);
     LLVMValueRef p = loop_begin(c, &lp, ci(c, 0), k);
-    LLVMValueRef aip = load(c, A, add(c, mul(c, i, k), p));
-    LLVMValueRef brow = at(c, B, mul(c, p, m));
+    LLVMValueRef aip = load(c, A, g->ta ? add(c, mul(c, p, r), i) : add(c, mul(c, i, k), p));
     LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), m);
-    store(c, fplus(c, load(c, orow, j), LLVMBuildFMul(c->b, aip, load(c, brow, j), "")), orow, j);
+    LLVMValueRef bpj = load(c, B, g->tb ? add(c, mul(c, j, k), p) : add(c, mul(c, p, m), j));
+    store(c, fplus(c, load(c, orow, j), LLVMBuildFMul(c->b, aip, bpj, "")), orow, j);
     loop_end(c, &lj);
     loop_end(c, &lp);
     loop_end(c, &li);
-    LLVMBuildBr(c->b, done);
-    enter(c, done);
 }
 
 static void gen_softmax(Cg *c, Node *n, LLVMValueRef out)
@@ -393,9 +506,7 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     Loop li, lj;
     LLVMValueRef i, j;
     if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL) {
-        i = loop_begin(c, &li, ci(c, 0), count(c, n));
-        store(c, elem_op(c, n, i), out, i);
-        loop_end(c, &li);
+        outline(c, n, out);
         return;
     }
     switch (n->op) {
@@ -428,7 +539,7 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     case OP_SOFTMAX: gen_softmax(c, n, out); return;
     case OP_INV: {
         LLVMTypeRef pt[4] = {c->i64, c->ptr, c->ptr, c->ptr};
-        LLVMValueRef args[4] = {rows(c, x), argbuf(c, x), out, c->bufp[c->p->scratch[n->id]]};
+        LLVMValueRef args[4] = {rows(c, x), argbuf(c, x), out, bufp(c, c->p->scratch[n->id])};
         callf(c, "gradc_inv", LLVMVoidTypeInContext(c->ctx), pt, 4, args);
         return;
     }
@@ -471,7 +582,7 @@ static LLVMValueRef gen_buffer(Cg *c, Node *n)
 {
     switch (n->op) {
     case OP_INPUT: return c->inputs[n->index];
-    case OP_SLOT: return c->bufp[c->p->slotbuf[n->index]];
+    case OP_SLOT: return bufp(c, c->p->slotbuf[n->index]);
     case OP_COTAN: return c->cot;
     case OP_TRANSPOSE:
         if (is_alias(n))
@@ -484,17 +595,17 @@ static LLVMValueRef gen_buffer(Cg *c, Node *n)
         internal(c, "a fused value has no buffer");
         return LLVMConstNull(c->ptr);
     }
-    gen_into(c, n, c->bufp[b]);
-    return c->bufp[b];
+    gen_into(c, n, bufp(c, b));
+    return bufp(c, b);
 }
 
 /* ---- matrix–vector products, one pass per matrix ---- */
 
 /* One term of a pass: out += kc * op(M) * vec. */
 typedef struct PassTerm {
-    const Term *t;
-    Node *vec;
-    LLVMValueRef v, out, kc; /* vec's entries (NULL for a FILL), the result, the factor */
+    bool trans;
+    LLVMValueRef v, fill;    /* the vector's entries, or (v NULL) its constant */
+    LLVMValueRef out, kc;    /* the result, the factor */
     LLVMValueRef acc, lanes; /* M*vec: the row's sum, its LANES partial sums (allocas) */
     LLVMValueRef y;          /* M'*vec: kc * vec[i] for the current row i */
 } PassTerm;
@@ -520,11 +631,11 @@ static LLVMValueRef splat(Cg *c, LLVMValueRef x)
 /* LANES entries of a product's vector from k on (a FILL: its constant). */
 static LLVMValueRef vec_lanes(Cg *c, PassTerm *t, LLVMValueRef k)
 {
-    return t->v ? vload(c, t->v, k) : splat(c, cf(c, t->vec->num));
+    return t->v ? vload(c, t->v, k) : splat(c, t->fill);
 }
 static LLVMValueRef vec_at(Cg *c, PassTerm *t, LLVMValueRef k)
 {
-    return t->v ? load(c, t->v, k) : cf(c, t->vec->num);
+    return t->v ? load(c, t->v, k) : t->fill;
 }
 
 /* Entry j of a row in every term: acc += row[j] * vec[j], or
@@ -533,7 +644,7 @@ static void pass_entry(Cg *c, PassTerm *ts, int nt, LLVMValueRef row, LLVMValueR
 {
     LLVMValueRef a = load(c, row, j);
     for (int t = 0; t < nt; t++) {
-        if (ts[t].t->trans) {
+        if (ts[t].trans) {
             store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, a, ts[t].y, "")), ts[t].out, j);
         } else {
             LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, ts[t].acc, "");
@@ -547,12 +658,11 @@ static void pass_entry(Cg *c, PassTerm *ts, int nt, LLVMValueRef row, LLVMValueR
  * combined as (s0 + s1) + (s2 + s3), then the remainder one by one; here
  * the lanes are one vector register.  M'*vec accumulates row by row into
  * its result (a sum in row order), from the same loaded entries. */
-static void gen_pass(Cg *c, Node *M, PassTerm *ts, int nt)
+static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
 {
-    LLVMValueRef A = get(c, M), R = rows(c, M), C = cols(c, M);
     LLVMTypeRef vt = vec_t(c);
     for (int t = 0; t < nt; t++)
-        if (!ts[t].t->trans) {
+        if (!ts[t].trans) {
             ts[t].acc = alloca_(c, c->f64);
             ts[t].lanes = alloca_(c, vt);
         }
@@ -561,7 +671,7 @@ static void gen_pass(Cg *c, Node *M, PassTerm *ts, int nt)
     LLVMValueRef i = loop_begin(c, &li, ci(c, 0), R);
     LLVMValueRef row = at(c, A, mul(c, i, C));
     for (int t = 0; t < nt; t++) {
-        if (ts[t].t->trans)
+        if (ts[t].trans)
             ts[t].y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], i), "");
         else
             LLVMBuildStore(c->b, LLVMConstNull(vt), ts[t].lanes);
@@ -570,7 +680,7 @@ static void gen_pass(Cg *c, Node *M, PassTerm *ts, int nt)
     LLVMValueRef j = mul(c, jb, ci(c, LANES));
     LLVMValueRef a = vload(c, row, j);
     for (int t = 0; t < nt; t++) {
-        if (ts[t].t->trans) {
+        if (ts[t].trans) {
             LLVMValueRef o = fplus(c, vload(c, ts[t].out, j), LLVMBuildFMul(c->b, a, splat(c, ts[t].y), ""));
             vstore(c, o, ts[t].out, j);
         } else {
@@ -580,7 +690,7 @@ static void gen_pass(Cg *c, Node *M, PassTerm *ts, int nt)
     }
     loop_end(c, &lj);
     for (int t = 0; t < nt; t++) {
-        if (ts[t].t->trans)
+        if (ts[t].trans)
             continue;
         LLVMValueRef s = LLVMBuildLoad2(c->b, vt, ts[t].lanes, ""), l[LANES];
         for (int k = 0; k < LANES; k++)
@@ -591,12 +701,59 @@ static void gen_pass(Cg *c, Node *M, PassTerm *ts, int nt)
     pass_entry(c, ts, nt, row, j);
     loop_end(c, &lj);
     for (int t = 0; t < nt; t++) {
-        if (ts[t].t->trans)
+        if (ts[t].trans)
             continue;
         LLVMValueRef s = LLVMBuildFMul(c->b, ts[t].kc, LLVMBuildLoad2(c->b, c->f64, ts[t].acc, ""), "");
         store(c, fplus(c, load(c, ts[t].out, i), s), ts[t].out, i);
     }
     loop_end(c, &li);
+}
+
+static LLVMAttributeRef noinline(Cg *c)
+{
+    unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
+    return LLVMCreateEnumAttribute(c->ctx, kind, 0);
+}
+
+/* A pass over one matrix is a kernel written once per module: an internal
+ * function per combination of terms ("NT": M*x and M'*y in one read of M;
+ * lower case: a constant vector, passed by value), called by every product
+ * of that form, so a program of many products stays small and compiles
+ * in linear time.  Parameters: R, C, M, then per term its vector (pointer
+ * or constant), its result and its factor. */
+static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
+{
+    char *key = arena_alloc(c->a, (size_t)nt + 16);
+    strcpy(key, "gradc.pass.");
+    for (int t = 0; t < nt; t++)
+        key[11 + t] = (char)((ts[t].trans ? 'T' : 'N') + (ts[t].v ? 0 : 'a' - 'A'));
+    int np = 3 + 3 * nt;
+    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
+    LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
+    pt[0] = pt[1] = c->i64, pt[2] = c->ptr;
+    args[0] = R, args[1] = C, args[2] = A;
+    for (int t = 0; t < nt; t++) {
+        pt[3 + 3 * t] = ts[t].v ? c->ptr : c->f64, pt[4 + 3 * t] = c->ptr, pt[5 + 3 * t] = c->f64;
+        args[3 + 3 * t] = ts[t].v ? ts[t].v : ts[t].fill, args[4 + 3 * t] = ts[t].out, args[5 + 3 * t] = ts[t].kc;
+    }
+    LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), pt, (unsigned)np, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, key);
+    if (!fn) {
+        Frame saved = frame_begin(c, key, ft);
+        fn = c->fn;
+        PassTerm *fs = arena_alloc(c->a, sizeof *fs * (size_t)nt);
+        for (int t = 0; t < nt; t++) {
+            LLVMValueRef v = LLVMGetParam(fn, (unsigned)(3 + 3 * t));
+            fs[t] = (PassTerm){ts[t].trans, ts[t].v ? v : NULL, v, LLVMGetParam(fn, (unsigned)(4 + 3 * t)),
+                               LLVMGetParam(fn, (unsigned)(5 + 3 * t)), NULL, NULL, NULL};
+        }
+        gen_pass(c, LLVMGetParam(fn, 2), LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), fs, nt);
+        LLVMBuildRetVoid(c->b);
+        frame_end(c, &saved);
+    }
+    LLVMValueRef call = LLVMBuildCall2(c->b, ft, fn, args, (unsigned)np, "");
+    if (!LLVMIsAConstantInt(R) || !LLVMIsAConstantInt(C)) /* literal sizes: inlined, specialised */
+        LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, noinline(c));
 }
 
 /* The products of a K_MATVEC kernel (the plan chose members whose inputs
@@ -606,56 +763,55 @@ static void gen_mv(Cg *c, const Kernel *k)
 {
     Plan *p = c->p;
     int nt = 0;
-    PassTerm *ts = NULL;
-    struct { Node **data; int len; } members = {k->members, k->nmembers};
-    for (int i = 0; i < members.len; i++)
-        nt += p->mv[members.data[i]->id]->nterms;
-    ts = arena_alloc(c->a, sizeof *ts * (size_t)(nt + 1));
+    for (int i = 0; i < k->nmembers; i++)
+        nt += p->mv[k->members[i]->id]->nterms;
+    PassTerm *ts = arena_alloc(c->a, sizeof *ts * (size_t)(nt + 1));
+    const Term **tms = arena_alloc(c->a, sizeof *tms * (size_t)(nt + 1));
+    LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
     nt = 0;
-    for (int i = 0; i < members.len; i++) {
-        Node *x = members.data[i];
+    for (int i = 0; i < k->nmembers; i++) {
+        Node *x = k->members[i];
         Mv *v = p->mv[x->id];
-        LLVMValueRef vp = v->vec->op == OP_FILL ? NULL : argbuf(c, v->vec);
-        LLVMValueRef out = c->bufp[p->buf[x->id]];
+        bool fill = v->vec->op == OP_FILL;
+        LLVMValueRef vp = fill ? NULL : argbuf(c, v->vec), out = bufp(c, p->buf[x->id]);
         for (int t = 0; t < v->nterms; t++) {
             const Term *tm = &v->terms[t];
-            if (tm->m)
-                get(c, tm->m);
             LLVMValueRef kc = cf(c, tm->k);
             if (tm->coef)
                 kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
-            ts[nt++] = (PassTerm){tm, v->vec, vp, out, kc, NULL, NULL, NULL};
+            tms[nt] = tm;
+            lens[nt] = count(c, v->vec);
+            ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, NULL, NULL, NULL};
         }
     }
-    for (int i = 0; i < members.len; i++)
-        zero(c, c->bufp[p->buf[members.data[i]->id]], count(c, members.data[i]));
+    for (int i = 0; i < k->nmembers; i++)
+        zero(c, bufp(c, p->buf[k->members[i]->id]), count(c, k->members[i]));
     for (int t = 0; t < nt; t++) {
-        if (ts[t].t->m)
+        if (tms[t]->m)
             continue;
         Loop lp;
-        LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, ts[t].vec));
-        LLVMValueRef y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], k), "");
-        store(c, fplus(c, load(c, ts[t].out, k), y), ts[t].out, k);
+        LLVMValueRef j = loop_begin(c, &lp, ci(c, 0), lens[t]);
+        LLVMValueRef y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], j), "");
+        store(c, fplus(c, load(c, ts[t].out, j), y), ts[t].out, j);
         loop_end(c, &lp);
     }
     /* one pass per matrix, over every term that reads it */
     bool *done = arena_alloc(c->a, (size_t)nt + 1);
     PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
     for (int t = 0; t < nt; t++) {
-        if (done[t] || !ts[t].t->m)
+        if (done[t] || !tms[t]->m)
             continue;
         int ns = 0;
         for (int u = t; u < nt; u++)
-            if (!done[u] && ts[u].t->m == ts[t].t->m) {
+            if (!done[u] && tms[u]->m == tms[t]->m) {
                 done[u] = true;
                 same[ns++] = ts[u];
             }
-        gen_pass(c, ts[t].t->m, same, ns);
+        Node *M = tms[t]->m;
+        pass_call(c, get(c, M), rows(c, M), cols(c, M), same, ns);
     }
-    for (int i = 0; i < members.len; i++) {
-        Node *x = members.data[i];
-        c->cache[x->id] = c->bufp[p->buf[x->id]];
-    }
+    for (int i = 0; i < k->nmembers; i++)
+        c->cache[k->members[i]->id] = bufp(c, p->buf[k->members[i]->id]);
 }
 
 /* n's value: a double (1×1) or a pointer to its entries, computed by a
@@ -731,7 +887,7 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         if (!other && is_fused(c->p, x)) {
             direct[i] = true; /* reads entry k of its own slot at most */
         } else if (other) {
-            v[i] = c->bufp[c->p->shadow[s]];
+            v[i] = bufp(c, c->p->shadow[s]);
             store_all(c, x, v[i], false);
         } else {
             v[i] = get(c, x);
@@ -743,11 +899,11 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
         } else if (direct[i]) {
-            store_all(c, x, c->bufp[c->p->slotbuf[s]], false);
+            store_all(c, x, bufp(c, c->p->slotbuf[s]), false);
         } else if (!(x->op == OP_SLOT && x->index == s)) {
             Loop lp;
             LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, x));
-            store(c, load(c, v[i], k), c->bufp[c->p->slotbuf[s]], k);
+            store(c, load(c, v[i], k), bufp(c, c->p->slotbuf[s]), k);
             loop_end(c, &lp);
         }
     }
@@ -857,7 +1013,7 @@ static void pop_stack(Cg *c, const Stmt *s)
         stack_move(c, LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), n, ""));
         LLVMValueRef top = stack_at(c);
         if (c->p->slotbuf[sl] >= 0)
-            LLVMBuildMemCpy(c->b, c->bufp[c->p->slotbuf[sl]], 8, top, 8, mul(c, n, ci(c, 8)));
+            LLVMBuildMemCpy(c->b, bufp(c, c->p->slotbuf[sl]), 8, top, 8, mul(c, n, ci(c, 8)));
         else
             LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, top, ""), c->slotvar[sl]);
     }
@@ -895,7 +1051,7 @@ static void gen_pop(Cg *c, const Stmt *s)
     for (int i = s->n - 1; i >= 0; i--) {
         int sl = s->slots[i];
         Shape sh = c->m->ir->slots.data[sl].shape;
-        LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? c->bufp[c->p->slotbuf[sl]] : c->slotvar[sl];
+        LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? bufp(c, c->p->slotbuf[sl]) : c->slotvar[sl];
         LLVMValueRef args[3] = {c->tape, dst, mul(c, dimv(c, sh.rows), dimv(c, sh.cols))};
         callf(c, "gradc_tape_pop", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
     }

@@ -9,8 +9,10 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 Source *source_from_string(Arena *a, const char *path, const char *text)
 {
@@ -21,39 +23,89 @@ Source *source_from_string(Arena *a, const char *path, const char *text)
     return s;
 }
 
-Source *source_read(Arena *a, const char *path)
+size_t read_cap_program = (size_t)64 << 20;   /* a million-statement program is ~30 MB */
+size_t read_cap_json = (size_t)1 << 30;
+
+/* "16 MiB" for a cap's message. */
+static const char *size_text(size_t n, char *buf, size_t len)
+{
+    if (n >= ((size_t)1 << 30) && n % ((size_t)1 << 30) == 0)
+        snprintf(buf, len, "%zu GiB", n >> 30);
+    else if (n >= ((size_t)1 << 20) && n % ((size_t)1 << 20) == 0)
+        snprintf(buf, len, "%zu MiB", n >> 20);
+    else
+        snprintf(buf, len, "%zu bytes", n);
+    return buf;
+}
+
+char *file_read_capped(const char *path, size_t cap, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         diag_plain("cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
-    /* Read in chunks: the file may be a pipe, whose size is unknown. */
-    size_t len = 0, cap = 4096;
-    char *buf = arena_alloc(a, cap + 1);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            char *bigger = arena_alloc(a, 2 * cap + 1);
-            memcpy(bigger, buf, len);
+    /* A regular file's size is known: refuse a big one before reading it.
+     * Otherwise (a pipe, a device) read in chunks up to the cap and stop. */
+    struct stat st;
+    size_t size = 4096, n = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+        size = (uint64_t)st.st_size > cap ? cap + 1 : (size_t)st.st_size + 1;
+    char *buf = malloc(size + 1), *bigger;
+    size_t got;
+    while (buf && n <= cap && (got = fread(buf + n, 1, size - n, f)) > 0) {
+        n += got;
+        if (n == size && n <= cap) {
+            size = size > cap / 2 ? cap + 1 : 2 * size;
+            if (!(bigger = realloc(buf, size + 1)))
+                free(buf);
             buf = bigger;
-            cap *= 2;
         }
     }
-    bool failed = ferror(f);
     int err = errno;
+    bool failed = ferror(f);
     fclose(f);
-    if (failed) {
-        diag_plain("cannot read %s: %s", path, strerror(err));
+    if (!buf) {
+        diag_plain("cannot read %s: out of memory", path);
         return NULL;
     }
-    buf[len] = '\0';
+    if (failed || n > cap) {
+        char cbuf[32];
+        if (failed)
+            diag_plain("cannot read %s: %s", path, strerror(err));
+        else
+            diag_plain("%s is larger than the limit of %s (raise it with --max-input SIZE)",
+                       path, size_text(cap, cbuf, sizeof cbuf));
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+Source *source_read(Arena *a, const char *path)
+{
+    size_t len;
+    char *text = file_read_capped(path, read_cap_program, &len);
+    if (!text)
+        return NULL;
     Source *s = arena_alloc(a, sizeof *s);
     s->path = arena_strdup(a, path);
-    s->text = buf;
+    s->text = arena_alloc(a, len + 1);
+    memcpy(s->text, text, len);
     s->len = len;
+    free(text);
     return s;
+}
+
+const char *number_range_problem(double v, bool nonzero)
+{
+    if (isinf(v))
+        return "is too large for a double";
+    if (v == 0 && nonzero)
+        return "is too small for a double (it would be 0)";
+    return NULL;
 }
 
 /* The start of line `line` (1-based) in src and its length without the
@@ -204,7 +256,8 @@ int diag_release(void)
 {
     int n = held.len;
     held.on = false;
-    qsort(held.v, (size_t)n, sizeof *held.v, held_order);
+    if (n > 0)   /* qsort's pointer must not be NULL, even for no elements */
+        qsort(held.v, (size_t)n, sizeof *held.v, held_order);
     for (int i = 0; i < n; i++) {
         if (i < DIAG_MAX_ERRORS)
             fputs(held.v[i].text, stderr);

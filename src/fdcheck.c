@@ -10,6 +10,10 @@
  * non-scalar output is contracted with a random cotangent drawn the same
  * way.
  *
+ * With --inputs FILE the check is made at the user's point instead (the
+ * dimensions are the file's).  A check whose gradients and differences are
+ * all zero, or not finite, checked nothing and says so instead of "ok".
+ *
  * For each entry x_i of each wrt input, the derivative of <cotangent, f(x)>
  * is estimated as (F(x_i + h) - F(x_i - h)) / 2h with h = 1e-6 max(1, |x_i|)
  * from the forward function, and compared with the gradient function's
@@ -90,6 +94,25 @@ static int64_t count(const Check *c, Shape s)
     return shape_rows(s, c->b.dims) * shape_cols(s, c->b.dims);
 }
 
+/* Every input and the output fit in memory's address range (rows × cols ×
+ * 8 bytes without overflow), as eval's buffers require; else a message. */
+static bool sizes_fit(const Check *c)
+{
+    const Module *m = c->m;
+    for (int i = 0; i <= m->ninputs; i++) {
+        Shape s = i < m->ninputs ? m->inputs[i].shape : m->fwd.value->shape;
+        int64_t r = shape_rows(s, c->b.dims), k = shape_cols(s, c->b.dims);
+        if (r >= 0 && k >= 0 && (r == 0 || k <= INT64_MAX / 8 / r))
+            continue;
+        diag_plain("%s '%s' of %lld x %lld entries is too large",
+                   i < m->ninputs ? "input" : "the output",
+                   i < m->ninputs ? m->inputs[i].name : m->output_name, (long long)r,
+                   (long long)k);
+        return false;
+    }
+    return true;
+}
+
 static void report_status(const Module *m, int status, Loc where)
 {
     if (status == GRADC_EMAXITER)
@@ -125,13 +148,20 @@ static bool objective(Check *c, double *v)
     return true;
 }
 
-/* The worst relative error over the entries of input k; NaN if any entry
- * compares as NaN (which fails). false on an evaluation error. */
-static bool check_input(Check *c, int k, const double *grad, double *worst)
+/* What one wrt input's comparison found. */
+typedef struct Compared {
+    double worst;         /* the worst relative error; NaN if any is NaN */
+    double largest;       /* the largest |gradient| or |difference| */
+    bool nonfinite;       /* some gradient entry or difference is NaN or infinite */
+} Compared;
+
+/* Compares the entries of input k; false on an evaluation error. */
+static bool check_input(Check *c, int k, const double *grad, Compared *cmp)
 {
     int x = c->m->wrt[k];
     double *v = c->in[x];
-    *worst = 0;
+    double *worst = &cmp->worst;
+    *cmp = (Compared){0};
     for (int64_t i = 0; i < count(c, c->m->inputs[x].shape); i++) {
         double xi = v[i], h = 1e-6 * fmax(1.0, fabs(xi)), fp, fm;
         v[i] = xi + h;
@@ -145,6 +175,8 @@ static bool check_input(Check *c, int k, const double *grad, double *worst)
             return false;
         double fd = (fp - fm) / (hp + hm);
         double err = fabs(grad[i] - fd) / fmax(1.0, fabs(fd));
+        cmp->nonfinite |= !isfinite(fd) || !isfinite(grad[i]);
+        cmp->largest = fmax(cmp->largest, fmax(fabs(fd), fabs(grad[i])));
         if (isnan(err) || err > *worst)
             *worst = isnan(*worst) ? *worst : err;
     }
@@ -155,7 +187,7 @@ static int run(Check *c, Rng *rng)
 {
     const Module *m = c->m;
     Arena *a = m->arena;
-    for (int i = 0; i < m->ninputs; i++) {
+    for (int i = 0; i < m->ninputs && !c->o->inputs; i++) {
         Shape s = m->inputs[i].shape;
         int64_t n = count(c, s), rows = shape_rows(s, c->b.dims);
         c->in[i] = arena_alloc(a, sizeof(double) * (size_t)(n > 0 ? n : 1));
@@ -198,20 +230,55 @@ static int run(Check *c, Rng *rng)
         return 1;
     }
 
-    double tol = c->o->tol > 0 ? c->o->tol : 1e-6;
-    bool pass = true;
+    /* A check that compared only zeros, or values that are not finite,
+     * checked nothing: it says so rather than "ok". */
+    double tol = c->o->tol;
+    bool pass = true, nonfinite = false, all_zero = true;
     for (int k = 0; k < m->nwrt; k++) {
-        double worst;
-        if (!check_input(c, k, grads[k], &worst))
+        Compared cmp;
+        if (!check_input(c, k, grads[k], &cmp))
             return 1;
-        printf("%s: max relative error %.1e\n", m->inputs[m->wrt[k]].name, worst);
-        pass = pass && worst <= tol;   /* false for NaN */
+        const char *name = m->inputs[m->wrt[k]].name;
+        printf("%s: max relative error %.1e%s\n", name, cmp.worst,
+               cmp.nonfinite ? " (the gradient or the differences are not finite)"
+               : cmp.largest == 0 ? " (the gradient and the differences are all zero)" : "");
+        pass = pass && cmp.worst <= tol;   /* false for NaN */
+        nonfinite |= cmp.nonfinite;
+        all_zero = all_zero && cmp.largest == 0;
     }
-    if (pass)
+    if (nonfinite)
+        printf("FAILED: the gradient or the differences are not finite (NaN or infinite) "
+               "at this point; nothing was checked there\n");
+    else if (all_zero)
+        printf("NOT CHECKED: the gradient and the differences are all zero at this point "
+               "(try another --seed or --inputs)\n");
+    else if (pass)
         printf("ok\n");
     else
         printf("FAILED (tol %g)\n", tol);
-    return pass ? 0 : 1;
+    return pass && !nonfinite && !all_zero ? 0 : 1;
+}
+
+/* --inputs FILE: the point to check at, and the dimensions, from the file;
+ * copied, since the differences perturb the inputs entry by entry. */
+static bool user_point(Check *c)
+{
+    const Module *m = c->m;
+    Bindings read = {0};
+    if (c->o->dims) {
+        diag_plain("check: --dims and --inputs exclude each other (the inputs give the dimensions)");
+        return false;
+    }
+    if (!json_read_inputs(m, c->o->inputs, &read, m->arena))
+        return false;
+    c->b.dims = read.dims;
+    for (int i = 0; i < m->ninputs; i++) {
+        size_t n = (size_t)count(c, m->inputs[i].shape);
+        c->in[i] = arena_alloc(m->arena, sizeof(double) * (n > 0 ? n : 1));
+        memcpy(c->in[i], read.inputs[i], sizeof(double) * n);
+        c->b.inputs[i] = c->in[i];
+    }
+    return true;
 }
 
 int fdcheck_run(const Module *m, const FdCheckOptions *o)
@@ -221,7 +288,9 @@ int fdcheck_run(const Module *m, const FdCheckOptions *o)
     c.b.dims = arena_alloc(a, sizeof(int64_t) * (size_t)(m->ndims + 1));
     c.b.inputs = arena_alloc(a, sizeof(double *) * (size_t)(m->ninputs + 1));
     c.in = arena_alloc(a, sizeof(double *) * (size_t)(m->ninputs + 1));
-    if (!parse_dims(m, o->dims, c.b.dims))
+    if (o->inputs && !user_point(&c))
+        return 1;
+    if (!o->inputs && (!parse_dims(m, o->dims, c.b.dims) || !sizes_fit(&c)))
         return 1;
     if (o->use_jit && !(c.jit = jit_open(m, 0)))   /* compiled once for every run */
         return 1;

@@ -57,6 +57,15 @@ typedef struct Source {
 } Source;
 
 Source *source_read(Arena *a, const char *path);   /* NULL + message on failure */
+/* The contents of path (malloc'd, NUL-terminated, *len bytes), or NULL after
+ * a message; a file larger than cap is an error, and the rest of it is not
+ * read.  The caps (bytes) of a program and of a JSON file: --max-input. */
+char *file_read_capped(const char *path, size_t cap, size_t *len);
+extern size_t read_cap_program, read_cap_json;
+/* Why a decimal number (program literal or JSON) that strtod read as v is
+ * not a double, or NULL: it overflows, or it is nonzero (some mantissa
+ * digit is not 0) and rounds to 0. */
+const char *number_range_problem(double v, bool nonzero);
 Source *source_from_string(Arena *a, const char *path, const char *text);
 
 /* Prints `FILE:LINE:COL: error: MESSAGE`, the source line and a caret under
@@ -81,6 +90,25 @@ int diag_release(void);
 const char *diag_closest(const char *name, const char *const *cands, int n);
 /* Why x[1] and x(1) are refused (the parser's and the checker's hint). */
 extern const char diag_no_indexing[];
+
+/* ===================================================================== */
+/* files.c — outputs distinct from inputs, written atomically            */
+/* ===================================================================== */
+
+typedef struct FileRole {
+    const char *path;     /* NULL: not given */
+    const char *role;     /* "-o", "--header", "the program", ... */
+    bool input;
+} FileRole;
+/* false after a message when an output names an input or another output. */
+bool files_distinct(Arena *a, const char *cmd, const FileRole *files, int n);
+/* out_begin: the temporary path to write path's contents to (path itself
+ * for a device or FIFO); out_end renames it over path when ok, else
+ * removes it.  out_open/out_close do both around a stdio stream. */
+const char *out_begin(Arena *a, const char *path);
+bool out_end(const char *tmp, const char *path, bool ok);
+FILE *out_open(Arena *a, const char *path, const char **tmp);
+bool out_close(FILE *f, const char *tmp, const char *path);
 
 /* ===================================================================== */
 /* ast.c, grammar/lexer.l, grammar/parser.y — the syntax tree            */
@@ -445,6 +473,7 @@ typedef struct SlotSet {
 SlotSet *slotset_new(Arena *a);
 void slotset_add(SlotSet *s, int slot);
 bool slotset_has(const SlotSet *s, int slot);
+void slotset_clear(SlotSet *s);                    /* empty again, keeping its room */
 /* Adds every slot the statement (block) may write, nested statements included. */
 void stmt_writes(const Stmt *s, SlotSet *w);
 void block_writes(const Block *b, SlotSet *w);
@@ -550,10 +579,22 @@ typedef struct CodegenOptions {
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
 } CodegenOptions;
 
+/* cname.c: why NAME may not name a compiled program's functions (a C
+ * keyword, main, a C library or runtime name, not an identifier; the same
+ * for NAME_grad and NAME_work_size), or NULL when it may. */
+const char *c_name_problem(Arena *a, const char *name);
+bool c_keyword(const char *s);     /* C and C++ keywords, size_t, int64_t */
+
 /* `gradc compile`: object file (or textual IR with emit_llvm) and header. */
 int emit_object(const Module *m, const CodegenOptions *o, const char *obj_path,
                 bool emit_llvm);
 int emit_header(const Module *m, const CodegenOptions *o, const char *h_path);
+/* `gradc compile --describe`: the ABI as JSON (names, dims, inputs with
+ * shapes, output, wrt, statuses; docs/language.md), in m's arena. */
+char *emit_describe(const Module *m, const CodegenOptions *o);
+/* `gradc compile --shared`: a shared library linked against libgradc by the
+ * system's C compiler driver, with the --describe JSON as gradc_describe. */
+int emit_shared(const Module *m, const CodegenOptions *o, const char *so_path);
 /* `gradc eval`: JIT-compile and run, same contract as eval_func. */
 int jit_eval(const Module *m, bool want_grad, const Bindings *b,
              double *value, double **grads, Loc *where);
@@ -572,20 +613,50 @@ void jit_close(Jit *j);
 
 typedef struct FdCheckOptions {
     const char *dims;     /* "n=5,m=3" or NULL (every symbol 3) */
+    const char *inputs;   /* a JSON inputs file: check at that point, or NULL */
     uint64_t seed;
     double tol;           /* default 1e-6 */
     bool use_jit;
 } FdCheckOptions;
 /* Prints the worst relative error per wrt input; returns 0 when all are
- * within tol, 1 otherwise or on error. */
+ * within tol (tol > 0), 1 otherwise, when nothing was checked (all zero or
+ * not finite), or on error. */
 int fdcheck_run(const Module *m, const FdCheckOptions *o);
 
 /* plot.c — `gradc plot`: the output and its derivative over a range, as SVG */
-int plot_svg(const Module *m, double lo, double hi, const char *svg_path);
+typedef struct PlotOptions {
+    double lo, hi;        /* the swept input's range */
+    const char *inputs;   /* JSON file holding the other inputs, or NULL (all 1) */
+    bool tangent;         /* draw the tangent line at x0 */
+    double x0;
+} PlotOptions;
+int plot_svg(const Module *m, const PlotOptions *po, const char *svg_path);
 
 /* ===================================================================== */
 /* json.c — eval's input and output                                      */
 /* ===================================================================== */
+
+/* jsontext.c: strict JSON text → a compact tree (an array of numbers only
+ * is packed into nums); NULL after a message with FILE:LINE:COL. */
+typedef enum JKind { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ } JKind;
+typedef struct JVal JVal;
+struct JVal {
+    JKind kind;
+    size_t off;           /* byte offset of the value in the text */
+    int64_t n;            /* entries of an array or object */
+    double num;           /* J_NUM */
+    const char *str;      /* J_STR */
+    double *nums;         /* J_ARR of numbers only: its n numbers, else NULL */
+    JVal **items;         /* other J_ARR, and J_OBJ: its n entries */
+    const char *key;      /* an entry of an object: its key, and where */
+    size_t key_off;
+};
+JVal *json_parse(Arena *a, const Source *src);
+/* The file read (capped) and parsed; *src gets its text (malloc'd: free
+ * src->text when done, even on failure when *src is set). */
+JVal *json_parse_file(Arena *a, const char *path, const Source **src);
+Loc json_loc(const Source *src, size_t off);
+const char *json_kind_name(JKind k);
 
 /* Reads the inputs file: binds every dimension symbol from the shapes and
  * copies each input; errors (bad JSON, missing input, a dimension that
@@ -593,6 +664,10 @@ int plot_svg(const Module *m, double lo, double hi, const char *svg_path);
 bool json_read_inputs(const Module *m, const char *path, Bindings *b, Arena *a);
 /* Reads a cotangent of the output's shape. */
 bool json_read_cotangent(const Module *m, const char *path, Bindings *b, Arena *a);
+/* The same from a buffer of len bytes (any bytes, NULs included) that
+ * messages call name: for tests and fuzzing. */
+bool json_parse_inputs(const Module *m, const char *name, const char *text, size_t len,
+                       Bindings *b, Arena *a);
 /* Prints {"value": V, "gradient": {...}} with 17 significant digits. */
 void json_print_result(FILE *out, const Module *m, const Bindings *b,
                        const double *value, double *const *grads);

@@ -354,6 +354,13 @@ SlotSet *slotset_new(Arena *a)
 void slotset_add(SlotSet *s, int slot) { intmap_put(&s->map, slot); }
 bool slotset_has(const SlotSet *s, int slot) { return intmap_find(&s->map, slot) != NULL; }
 
+void slotset_clear(SlotSet *s)
+{
+    if (s->map.cap)
+        memset(s->map.keys, 0, sizeof(int) * (size_t)s->map.cap);
+    s->map.len = 0;
+}
+
 /* Adds every slot a statement may write, nested statements included. */
 void stmt_writes(const Stmt *s, SlotSet *w)
 {

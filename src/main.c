@@ -34,11 +34,15 @@ typedef struct Options {
     int opt_level;
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
-    const char *range;                        /* plot */
+    const char *range, *tangent;              /* plot */
+    const char *max_input;                    /* every command: the read caps */
+    const char *wrt;                          /* compile, eval, derive, check, plot */
+    bool shared, describe;                    /* compile */
 } Options;
 
 /* The commands an option belongs to, as bits. */
-enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32 };
+enum { C_EVAL = 1, C_DERIVE = 2, C_CHECK = 4, C_COMPILE = 8, C_PLOT = 16, C_PARSE = 32,
+       C_ALL = 63 };
 
 typedef enum { O_STR, O_FLAG, O_LEVEL } OptKind;
 
@@ -48,32 +52,53 @@ typedef struct OptSpec {
     size_t field;         /* offset in Options */
     int commands;
     int level;            /* O_LEVEL: the -O level it sets */
+    const char *arg;      /* O_STR: what the value is, for --help */
+    const char *help;     /* one line for `gradc CMD --help` (docs/gradc.1.md says more) */
 } OptSpec;
 
 #define F(f) offsetof(Options, f)
 static const OptSpec opt_specs[] = {
-    {"--inputs",    O_STR,   F(inputs),    C_EVAL, 0},
-    {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0},
-    {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0},
-    {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0},
-    {"--jit",       O_FLAG,  F(jit),       C_EVAL | C_CHECK, 0},
-    {"--max-iter",  O_STR,   F(max_iter),  C_EVAL | C_COMPILE, 0},
-    {"--checkpoint", O_STR,  F(checkpoint), C_EVAL | C_COMPILE | C_DERIVE | C_CHECK, 0},
-    {"--latex",     O_FLAG,  F(latex),     C_DERIVE, 0},
-    {"--dims",      O_STR,   F(dims),      C_CHECK, 0},
-    {"--seed",      O_STR,   F(seed),      C_CHECK, 0},
-    {"--tol",       O_STR,   F(tol),       C_CHECK, 0},
-    {"-o",          O_STR,   F(out),       C_COMPILE | C_PLOT, 0},
-    {"--header",    O_STR,   F(header),    C_COMPILE, 0},
-    {"--emit-llvm", O_FLAG,  F(emit_llvm), C_COMPILE, 0},
-    {"--dump-plan", O_FLAG,  F(dump_plan), C_COMPILE, 0},
-    {"--name",      O_STR,   F(name),      C_COMPILE, 0},
-    {"--target",    O_STR,   F(target),    C_COMPILE, 0},
-    {"-O0",         O_LEVEL, F(opt_level), C_COMPILE, 0},
-    {"-O1",         O_LEVEL, F(opt_level), C_COMPILE, 1},
-    {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2},
-    {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3},
-    {"--range",     O_STR,   F(range),     C_PLOT, 0},
+    {"--inputs",    O_STR,   F(inputs),    C_EVAL | C_CHECK | C_PLOT, 0, "FILE.json",
+     "the inputs (eval: required; check: instead of random ones; plot: the other inputs)"},
+    {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0, "FILE.json",
+     "cotangent of a non-scalar output (default: all ones)"},
+    {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0, NULL, "the value only"},
+    {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0, NULL, "run the reference interpreter"},
+    {"--jit",       O_FLAG,  F(jit),       C_EVAL | C_CHECK, 0, NULL,
+     "run LLVM's JIT (eval's default; check: instead of the interpreter)"},
+    {"--max-iter",  O_STR,   F(max_iter),  C_EVAL | C_COMPILE, 0, "N",
+     "a while loop's iteration limit (default 1000000)"},
+    {"--checkpoint", O_STR,  F(checkpoint), C_EVAL | C_COMPILE | C_DERIVE | C_CHECK, 0, "K",
+     "reverse through loops storing every K-th state"},
+    {"--wrt",       O_STR,   F(wrt),       C_EVAL | C_COMPILE | C_DERIVE | C_CHECK | C_PLOT, 0,
+     "A,B", "differentiate with respect to these inputs, in this order (overrides wrt)"},
+    {"--latex",     O_FLAG,  F(latex),     C_DERIVE, 0, NULL, "print LaTeX"},
+    {"--dims",      O_STR,   F(dims),      C_CHECK, 0, "n=5,m=3",
+     "sizes of dimension symbols (default 3)"},
+    {"--seed",      O_STR,   F(seed),      C_CHECK, 0, "S", "random seed (default 1)"},
+    {"--tol",       O_STR,   F(tol),       C_CHECK, 0, "T", "largest relative error (default 1e-6)"},
+    {"-o",          O_STR,   F(out),       C_COMPILE | C_PLOT, 0, "FILE",
+     "output file (compile: STEM.o, STEM.ll or libSTEM.so)"},
+    {"--header",    O_STR,   F(header),    C_COMPILE, 0, "FILE.h", "also write the C header"},
+    {"--emit-llvm", O_FLAG,  F(emit_llvm), C_COMPILE, 0, NULL, "write textual LLVM IR"},
+    {"--shared",    O_FLAG,  F(shared),    C_COMPILE, 0, NULL,
+     "link a shared library against libgradc (runs cc)"},
+    {"--describe",  O_FLAG,  F(describe),  C_COMPILE, 0, NULL,
+     "print the ABI as JSON on standard output"},
+    {"--dump-plan", O_FLAG,  F(dump_plan), C_COMPILE, 0, NULL,
+     "print the code generator's plan; write nothing"},
+    {"--name",      O_STR,   F(name),      C_COMPILE, 0, "NAME",
+     "name of the functions (default: the file's stem)"},
+    {"--target",    O_STR,   F(target),    C_COMPILE, 0, "TRIPLE",
+     "target triple (default: the host)"},
+    {"-O0",         O_LEVEL, F(opt_level), C_COMPILE, 0, NULL, "no optimisation"},
+    {"-O1",         O_LEVEL, F(opt_level), C_COMPILE, 1, NULL, "optimisation level 1"},
+    {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2, NULL, "optimisation level 2 (default)"},
+    {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3, NULL, "optimisation level 3"},
+    {"--range",     O_STR,   F(range),     C_PLOT, 0, "LO:HI", "the x range (default -5:5)"},
+    {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0, "X0", "also draw the tangent line at X0"},
+    {"--max-input", O_STR,   F(max_input), C_ALL, 0, "SIZE",
+     "largest program or JSON file read (default 64M, JSON 1G; K, M, G)"},
 };
 #undef F
 
@@ -82,6 +107,7 @@ typedef struct Command {
     int bit;
     int (*run)(Arena *a, const Options *o);
     const char *usage;
+    const char *about;    /* what it does, for `gradc CMD --help` */
 } Command;
 
 static int cmd_eval(Arena *a, const Options *o);
@@ -91,44 +117,98 @@ static int cmd_compile(Arena *a, const Options *o);
 static int cmd_plot(Arena *a, const Options *o);
 static int cmd_parse(Arena *a, const Options *o);
 
+/* The usage lines are the synopsis of docs/gradc.1.md, docs/language.md and
+ * README.md (tests/docs_options.py compares them, and their options with
+ * opt_specs); print_usage indents the lines after the first under the
+ * first option. */
 static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
-     "FILE.expr [-o FILE.o] [--header FILE.h] [--emit-llvm] [-O0|-O1|-O2|-O3]\n"
-     "                        [--name NAME] [--target TRIPLE] [--max-iter N]\n"
-     "                        [--checkpoint K] [--dump-plan]"},
+     "FILE.expr [-o FILE] [--header FILE.h] [--emit-llvm | --shared] [--describe]\n"
+     "[-O0|-O1|-O2|-O3] [--name NAME] [--target TRIPLE] [--wrt A,B]\n"
+     "[--max-iter N] [--checkpoint K] [--dump-plan] [--max-input SIZE]",
+     "write an object file (or a shared library) with NAME and NAME_grad"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
-     "                        [--interp | --jit] [--max-iter N] [--checkpoint K]"},
-    {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex] [--checkpoint K]"},
+     "[--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]\n"
+     "[--max-input SIZE]",
+     "run the program on JSON inputs; print its value and gradient as JSON"},
+    {"derive", C_DERIVE, cmd_derive,
+     "FILE.expr [--latex] [--wrt A,B] [--checkpoint K] [--max-input SIZE]",
+     "print each gradient as an expression"},
     {"check", C_CHECK, cmd_check,
-     "FILE.expr [--dims n=5,m=3] [--seed S] [--tol T] [--jit] [--checkpoint K]"},
-    {"plot", C_PLOT, cmd_plot, "FILE.expr [--range LO:HI] -o FILE.svg"},
-    {"parse", C_PARSE, cmd_parse, NULL},    /* debugging: the AST as S-expressions */
+     "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
+     "[--wrt A,B] [--checkpoint K] [--max-input SIZE]",
+     "compare the gradient with central finite differences"},
+    {"plot", C_PLOT, cmd_plot,
+     "FILE.expr [--range LO:HI] [--inputs FILE.json] [--tangent X0] [--wrt A]\n"
+     "-o FILE.svg [--max-input SIZE]",
+     "draw the output and its derivative as SVG"},
+    {"parse", C_PARSE, cmd_parse, NULL, NULL},    /* debugging: the AST as S-expressions */
 };
+
+/* "PREFIX gradc NAME USAGE", continuation lines aligned after "FILE.expr ". */
+static void print_usage(FILE *out, const char *prefix, const Command *c, int name_width)
+{
+    int col = fprintf(out, "%sgradc %-*s ", prefix, name_width, c->name) + (int)strlen("FILE.expr ");
+    for (const char *p = c->usage ? c->usage : "FILE.expr";;) {
+        const char *nl = strchr(p, '\n');
+        fprintf(out, "%.*s\n", nl ? (int)(nl - p) : (int)strlen(p), p);
+        if (!nl)
+            break;
+        fprintf(out, "%*s", col, "");
+        p = nl + 1;
+    }
+}
 
 static void print_help(FILE *out)
 {
     fputs("usage:\n", out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (commands[i].usage)
-            fprintf(out, "  gradc %-8s%s\n", commands[i].name, commands[i].usage);
+            print_usage(out, "  ", &commands[i], 7);
     fputs("  gradc --help | help\n"
+          "  gradc CMD --help\n"
           "  gradc --version\n"
           "\n"
           "compile  write an object file with NAME and NAME_grad (default -o: the\n"
-          "         file's stem + .o; NAME: the stem as a C identifier; -O2)\n"
+          "         file's stem + .o; NAME: the stem as a C identifier; -O2);\n"
+          "         --shared: a shared library libSTEM.so linked against libgradc\n"
           "eval     run the program on JSON inputs; print its value and gradient as JSON\n"
           "         (--interp: the reference interpreter, --jit: LLVM's JIT)\n"
           "derive   print each gradient as an expression (--latex: as LaTeX)\n"
-          "check    compare the gradient with central finite differences\n"
-          "plot     draw the output and its derivative as SVG (default range -5:5)\n"
+          "check    compare the gradient with central finite differences (at random\n"
+          "         inputs, or at --inputs FILE's)\n"
+          "plot     draw the output and its derivative as SVG (default range -5:5; the\n"
+          "         other inputs from --inputs FILE, else 1; --tangent X0: the tangent\n"
+          "         line at X0)\n"
           "\n"
+          "--wrt A,B: differentiate with respect to these inputs, in this order,\n"
+          "         instead of the file's wrt line (the ABI follows this order)\n"
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
+          "--max-input SIZE (every command): the largest program or JSON file read\n"
+          "         (default 64M for a program, 1G for JSON; suffixes K, M, G)\n"
           "\n"
           "Options also take the form --option=VALUE.  Errors go to standard error as\n"
           "FILE:LINE:COL: error: MESSAGE; on any error, usage errors included, the\n"
-          "exit status is 1.\n", out);
+          "exit status is 1.  The reference: docs/language.md (installed in\n"
+          "share/doc/gradc), man gradc.\n", out);
+}
+
+/* `gradc CMD --help`: the usage line and every option of opt_specs that
+ * belongs to the command. */
+static void print_command_help(FILE *out, const Command *c)
+{
+    print_usage(out, "usage: ", c, 0);
+    fprintf(out, "\n%s\n\noptions:\n", c->about ? c->about : "print the AST");
+    for (size_t k = 0; k < sizeof opt_specs / sizeof opt_specs[0]; k++) {
+        const OptSpec *s = &opt_specs[k];
+        if (!(s->commands & c->bit))
+            continue;
+        const char *arg = s->arg ? s->arg : "";
+        fprintf(out, "  %s%s%-*s %s\n", s->name, *arg ? " " : "",
+                (int)(20 - strlen(s->name) - (*arg ? 1 : 0)), arg, s->help ? s->help : "");
+    }
 }
 
 static const Command *find_command(const char *name)
@@ -159,7 +239,7 @@ static bool parse_options(const Command *c, int argc, char **argv, Options *o)
             if (strlen(opt_specs[k].name) == len && strncmp(opt_specs[k].name, arg, len) == 0)
                 s = &opt_specs[k];
         if (!s || !(s->commands & c->bit)) {
-            diag_plain("%s: unknown option '%.*s' (see gradc --help)", c->name, (int)len, arg);
+            diag_plain("%s: unknown option '%.*s' (see gradc %s --help)", c->name, (int)len, arg, c->name);
             return false;
         }
         char *field = (char *)o + s->field;
@@ -182,8 +262,7 @@ static bool parse_options(const Command *c, int argc, char **argv, Options *o)
         *(const char **)field = val;
     }
     if (!o->file) {
-        diag_plain("%s: no input file (usage: gradc %s %s)", c->name, c->name,
-                   c->usage ? c->usage : "FILE.expr");
+        diag_plain("%s: no input file (see gradc %s --help)", c->name, c->name);
         return false;
     }
     return true;
@@ -215,6 +294,26 @@ static bool parse_double(const char *opt, const char *s, double *out)
     return true;
 }
 
+/* --max-input SIZE: bytes, or with a suffix K, M or G (binary); sets the
+ * cap on every program and JSON file the command reads. */
+static bool max_input_option(const Options *o)
+{
+    if (!o->max_input)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(o->max_input, &end, 10);
+    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (end == o->max_input || o->max_input[0] == '-' || errno == ERANGE ||
+        (shift ? end[1] != '\0' : *end != '\0') || v == 0 || v > (SIZE_MAX / 2) >> shift) {
+        diag_plain("--max-input: expected a size in bytes such as 4096, 64M or 2G, not '%s'",
+                   o->max_input);
+        return false;
+    }
+    read_cap_program = read_cap_json = (size_t)v << shift;
+    return true;
+}
+
 static bool max_iter_option(const Options *o, int64_t *out)
 {
     *out = GRADC_DEFAULT_MAX_ITER;
@@ -222,6 +321,44 @@ static bool max_iter_option(const Options *o, int64_t *out)
 }
 
 /* ---- the front end, shared by every command ----------------------------- */
+
+/* --wrt A,B: the inputs to differentiate, in this order, instead of the
+ * file's wrt line (which was still checked).  The ABI follows m->wrt. */
+static bool override_wrt(Arena *a, Module *m, const char *list)
+{
+    int *wrt = arena_alloc(a, sizeof(int) * (size_t)(m->ninputs + 1)), n = 0;
+    for (const char *p = list;; p++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *name = arena_strndup(a, p, len);
+        int k = 0;
+        while (k < m->ninputs && strcmp(m->inputs[k].name, name) != 0)
+            k++;
+        if (len == 0) {
+            diag_plain("--wrt: an empty name in '%s'", list);
+            return false;
+        }
+        if (k == m->ninputs) {
+            const char *names = "";
+            for (int i = 0; i < m->ninputs; i++)
+                names = arena_printf(a, "%s%s%s", names, i ? ", " : "", m->inputs[i].name);
+            diag_plain("--wrt: %s is not an input of %s (its inputs: %s)", name, m->src->path, names);
+            return false;
+        }
+        for (int j = 0; j < n; j++)
+            if (wrt[j] == k) {
+                diag_plain("--wrt: %s is listed twice", name);
+                return false;
+            }
+        wrt[n++] = k;
+        if (!end)
+            break;
+        p = end;
+    }
+    m->wrt = wrt;
+    m->nwrt = n;
+    return true;
+}
 
 /* Source → AST → checked module, with the gradient program when asked. */
 static Module *front(Arena *a, const Options *o, bool want_grad)
@@ -240,6 +377,8 @@ static Module *front(Arena *a, const Options *o, bool want_grad)
     if (!m)
         return NULL;
     m->checkpoint = checkpoint;
+    if (o->wrt && !override_wrt(a, m, o->wrt))
+        return NULL;
     if (want_grad)
         diff_reverse(m);
     return m;
@@ -252,17 +391,6 @@ static const char *file_stem(Arena *a, const char *path)
     base = base ? base + 1 : path;
     const char *dot = strrchr(base, '.');
     return arena_strndup(a, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
-}
-
-static bool is_c_identifier(const char *s)
-{
-    if (!*s || (*s >= '0' && *s <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9')))
-            return false;
-    return true;
 }
 
 /* "my-model.v2" → "my_model_v2"; "2d" → "_2d". */
@@ -337,6 +465,14 @@ static int cmd_eval(Arena *a, const Options *o)
                                      want_grad ? grads : NULL, &where);
     if (!report_status(m, status, where, b.max_iter))
         return 1;
+    /* spec §8: a cotangent scales a scalar output's gradient (reverse mode
+     * seeds a scalar output with 1, and the gradient is linear in the seed) */
+    for (int i = 0; want_grad && b.cotangent && shape_is_scalar(m->fwd.value->shape) &&
+                    i < m->nwrt; i++) {
+        Shape s = m->inputs[m->wrt[i]].shape;
+        for (int64_t k = 0; k < shape_rows(s, b.dims) * shape_cols(s, b.dims); k++)
+            grads[i][k] *= b.cotangent[0];
+    }
     json_print_result(stdout, m, &b, value, want_grad ? grads : NULL);
     return 0;
 }
@@ -354,7 +490,7 @@ static int cmd_derive(Arena *a, const Options *o)
 
 static int cmd_check(Arena *a, const Options *o)
 {
-    FdCheckOptions fo = {.dims = o->dims, .seed = 1, .tol = 1e-6,
+    FdCheckOptions fo = {.dims = o->dims, .inputs = o->inputs, .seed = 1, .tol = 1e-6,
                          .use_jit = o->jit};
     int64_t seed;
     if (o->seed) {
@@ -364,6 +500,10 @@ static int cmd_check(Arena *a, const Options *o)
     }
     if (o->tol && !parse_double("--tol", o->tol, &fo.tol))
         return 1;
+    if (!(fo.tol > 0)) {
+        diag_plain("--tol: expected a positive number, not '%s'", o->tol);
+        return 1;
+    }
     Module *m = front(a, o, true);
     if (!m)
         return 1;
@@ -375,17 +515,43 @@ static int cmd_compile(Arena *a, const Options *o)
     CodegenOptions co = {.opt_level = o->opt_level, .triple = o->target};
     if (!max_iter_option(o, &co.max_iter))
         return 1;
-    const char *stem = file_stem(a, o->file);
-    co.name = o->name ? o->name : c_identifier(a, stem);
-    if (!is_c_identifier(co.name)) {
-        diag_plain("compile: --name '%s' is not a C identifier", co.name);
+    if (o->shared && (o->emit_llvm || o->target)) {
+        diag_plain("compile: --shared links for this machine; it excludes %s",
+                   o->emit_llvm ? "--emit-llvm" : "--target");
         return 1;
     }
-    const char *obj = o->out ? o->out : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
+    const char *stem = file_stem(a, o->file);
+    co.name = o->name ? o->name : c_identifier(a, stem);
+    const char *why = c_name_problem(a, co.name);
+    if (why) {
+        if (o->name)
+            diag_plain("compile: --name '%s' %s; choose another name", co.name, why);
+        else
+            diag_plain("compile: the default function name '%s' (from %s) %s; "
+                       "choose another with --name NAME", co.name, o->file, why);
+        return 1;
+    }
+    const char *obj = o->out ? o->out
+                    : o->shared ? arena_printf(a, "lib%s.so", co.name)
+                    : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
+    FileRole files[] = {{o->file, "the program", true}, {obj, "-o", false},
+                        {o->header, "--header", false}};
+    if (!files_distinct(a, "compile", files, 3))
+        return 1;
     Module *m = front(a, o, true);
     if (m && o->dump_plan) /* the plan on stdout, nothing written */
         return plan_dump(m, stdout);
-    if (!m || emit_object(m, &co, obj, o->emit_llvm) != 0)
+    if (!m)
+        return 1;
+    if (o->describe) {
+        const char *json = emit_describe(m, &co);
+        if (!json)
+            return 1;
+        fputs(json, stdout);
+    }
+    /* --describe alone prints the ABI only; -o or --shared still write */
+    bool write_obj = !o->describe || o->out || o->shared;
+    if (write_obj && (o->shared ? emit_shared(m, &co, obj) : emit_object(m, &co, obj, o->emit_llvm)) != 0)
         return 1;
     if (o->header && emit_header(m, &co, o->header) != 0)
         return 1;
@@ -394,7 +560,7 @@ static int cmd_compile(Arena *a, const Options *o)
 
 static int cmd_plot(Arena *a, const Options *o)
 {
-    double lo = -5, hi = 5;
+    PlotOptions po = {.lo = -5, .hi = 5, .inputs = o->inputs, .tangent = o->tangent != NULL};
     if (!o->out) {
         diag_plain("plot: -o FILE.svg is required");
         return 1;
@@ -402,18 +568,28 @@ static int cmd_plot(Arena *a, const Options *o)
     if (o->range) {
         /* "LO:HI"; LO may be negative, so split at the last ':'. */
         const char *colon = strrchr(o->range, ':');
-        if (!colon || !parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &lo)
-            || !parse_double("--range", colon + 1, &hi))
+        if (!colon) {
+            diag_plain("--range: expected LO:HI, as in -5:5, not '%s'", o->range);
             return 1;
-        if (!(lo < hi)) {
+        }
+        if (!parse_double("--range", arena_strndup(a, o->range, (size_t)(colon - o->range)), &po.lo)
+            || !parse_double("--range", colon + 1, &po.hi))
+            return 1;
+        if (!(po.lo < po.hi)) {
             diag_plain("--range: LO must be less than HI in '%s'", o->range);
             return 1;
         }
     }
+    if (o->tangent && !parse_double("--tangent", o->tangent, &po.x0))
+        return 1;
+    FileRole files[] = {{o->file, "the program", true}, {o->inputs, "the --inputs file", true},
+                        {o->out, "-o", false}};
+    if (!files_distinct(a, "plot", files, 3))
+        return 1;
     Module *m = front(a, o, true);
     if (!m)
         return 1;
-    return plot_svg(m, lo, hi, o->out) == 0 ? 0 : 1;
+    return plot_svg(m, &po, o->out) == 0 ? 0 : 1;
 }
 
 /* ---- parse (debugging aid): the AST as S-expressions -------------------- */
@@ -542,8 +718,15 @@ int main(int argc, char **argv)
         diag_plain("unknown command '%s' (see gradc --help)", name);
         return 1;
     }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_command_help(stdout, c);
+            return 0;
+        }
     Options o = {.opt_level = 2};
     if (!parse_options(c, argc - 2, argv + 2, &o))
+        return 1;
+    if (!max_input_option(&o))
         return 1;
     Arena *a = arena_new();
     int status = c->run(a, &o);

@@ -19,13 +19,32 @@ static bool fuses_args(const Node *p)
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
 
+/* One cheap operation on stored entries (2 .* db, x - y): recomputed in
+ * each of its few consumers' loops rather than stored and read back (a
+ * reverse loop's `db = 2 .* db` that is also the gradient is one pass, not
+ * a pass and a copy). */
+static bool cheap(const Plan *p, const Node *n)
+{
+    static const bool op_cheap[OP_COUNT] = {
+        [OP_NEG] = 1, [OP_ADD] = 1, [OP_SUB] = 1, [OP_MUL] = 1, [OP_ABS] = 1, [OP_MAX] = 1, [OP_MIN] = 1,
+    };
+    if (!op_cheap[n->op] || p->uses[n->id] > 4)
+        return false;
+    for (int i = 0; i < n->nargs; i++) {
+        Op a = n->args[i]->op;
+        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL)
+            return false;
+    }
+    return true;
+}
+
 bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
     if (n->op == OP_FILL)
         return true;
-    return (kind_of(n) == OK_U || kind_of(n) == OK_B) && p->uses[n->id] == 1;
+    return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
 /* A transpose of a vector is its argument's memory. */
@@ -137,13 +156,38 @@ static void mv_group(Plan *p, int nn)
     }
 }
 
+/* n as a matrix–matrix product (not a matrix–vector one), or NULL. */
+static Gemm *gemm_form(Arena *a, Node *n, const Mv *mv)
+{
+    if (n->op != OP_MATMUL || is_scalar(n) || mv)
+        return NULL;
+    Gemm *g = arena_alloc(a, sizeof *g);
+    g->a = n->args[0], g->b = n->args[1];
+    if (g->a->op == OP_TRANSPOSE)
+        g->a = g->a->args[0], g->ta = true;
+    if (g->b->op == OP_TRANSPOSE)
+        g->b = g->b->args[0], g->tb = true;
+    return g;
+}
+
+static void forms(Plan *p, Node *n)
+{
+    p->mv[n->id] = mv_form(p->arena, n);
+    p->gemm[n->id] = gemm_form(p->arena, n, p->mv[n->id]);
+}
+
 /* The values node n reads (the operands of a matrix–vector form; else its
  * arguments) into out (at most 2 * MV_MAX_TERMS + 1), with whether each can
  * be fused into n's loop. */
 static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
 {
     const Mv *v = p->mv[n->id];
+    const Gemm *g = p->gemm[n->id];
     int k = 0;
+    if (g) {
+        out[0] = g->a, out[1] = g->b, fuse[0] = fuse[1] = false;
+        return 2;
+    }
     if (!v) {
         for (int i = 0; i < n->nargs; i++, k++)
             out[k] = n->args[i], fuse[k] = fuses_args(n);
@@ -169,7 +213,7 @@ static void reach(Plan *p, Node *n)
         return;
     NodeVec todo = {0};
     p->nodes[n->id] = n;
-    p->mv[n->id] = mv_form(p->arena, n);
+    forms(p, n);
     vec_push(p->arena, &todo, n);
     while (todo.len) {
         Node *x = todo.data[--todo.len], *d[DEPS_MAX];
@@ -181,7 +225,7 @@ static void reach(Plan *p, Node *n)
                 p->nofuse[d[i]->id] = true;
             if (!p->nodes[d[i]->id]) {
                 p->nodes[d[i]->id] = d[i];
-                p->mv[d[i]->id] = mv_form(p->arena, d[i]);
+                forms(p, d[i]);
                 vec_push(p->arena, &todo, d[i]);
             }
         }
@@ -397,7 +441,7 @@ static void scope_pop(Sim *s)
 static void invalidate(Sim *s)
 {
     filter_live(s, unwritten);
-    s->written = slotset_new(s->p->arena);   /* cleared */
+    slotset_clear(s->written);
 }
 
 static bool available(const Sim *s, const Node *n)
@@ -457,7 +501,8 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
 {
     Plan *p = s->p;
     collect(s, roots, nroots, false);
-    qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), by_id);
+    if (s->got.len > 1)       /* data is NULL when nothing was collected */
+        qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), by_id);
     struct { Kernel *data; int len, cap; } ks = {0};
     for (int i = 0; i < s->got.len; i++) {
         Node *x = s->got.data[i];
@@ -559,6 +604,14 @@ static void dump_op(Sim *s, const Node *n)
 {
     FILE *o = s->out;
     const char *t = op_info[n->op].text;
+    if (n->op == OP_MAX || n->op == OP_MIN) {
+        fprintf(o, "%s(", t);
+        ref(s, n->args[0]);
+        fputs(", ", o);
+        ref(s, n->args[1]);
+        fputs(")", o);
+        return;
+    }
     if (kind_of(n) == OK_B || n->op == OP_MATMUL) {
         ref(s, n->args[0]);
         fprintf(o, " %s ", t);
@@ -611,6 +664,12 @@ static void dump_kernel(Sim *s, const Kernel *k)
                 fputs(t ? " + " : "", o);
                 dump_term(s, v, &v->terms[t]);
             }
+        } else if (k->kind == K_GEMM) {
+            const Gemm *g = s->p->gemm[n->id];
+            ref(s, g->a);
+            fputs(g->ta ? "' * " : " * ", o);
+            ref(s, g->b);
+            fputs(g->tb ? "'" : "", o);
         } else {
             dump_op(s, n);
         }
@@ -684,7 +743,7 @@ static void hoist(Sim *s, const Stmt *loop)
         vec_push(a, &roots, loop->cond);
     stmt_writes(loop, s->written);
     collect(s, roots.data, roots.len, true);
-    s->written = slotset_new(s->p->arena);   /* cleared */
+    slotset_clear(s->written);
     NodeVec inv = {0};
     for (int i = 0; i < s->got.len; i++)
         vec_push(a, &inv, s->got.data[i]);
@@ -860,6 +919,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->f = f;
     p->grad = grad;
     p->mv = arena_alloc(a, sizeof(Mv *) * (size_t)(nn + 1));
+    p->gemm = arena_alloc(a, sizeof(Gemm *) * (size_t)(nn + 1));
     p->instmt = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
     p->nodes = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
     p->uses = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));

@@ -28,6 +28,13 @@ typedef struct Mv {
     int group;            /* products computed in one pass over their matrices */
 } Mv;
 
+/* A matrix–matrix product op(a) * op(b): a transpose operand is read in
+ * place (BLAS's transpose flags), never copied. */
+typedef struct Gemm {
+    Node *a, *b;
+    bool ta, tb;
+} Gemm;
+
 /* What a kernel computes.  The schedule is a list of points — the places
  * where a statement (or the results) needs values — each with the kernels
  * that run there, in node id order (arguments before their consumers). */
@@ -73,6 +80,7 @@ typedef struct Plan {
     bool tape;            /* pushes and pops go through the runtime tape */
     bool stack;           /* … or through a stack region at the end of work */
     struct Mv **mv;       /* per node: its matrix–vector form, or NULL */
+    Gemm **gemm;          /* per node: its matrix–matrix form, or NULL */
     bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
     int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
     VEC(Point) points;    /* the schedule, in the order codegen walks the Func */

@@ -2,15 +2,18 @@
  *
  * Only for programs whose inputs are all scalars, with one wrt input and a
  * scalar output: the wrt input sweeps LO..HI in 200 samples, every other
- * input is held at 1.  Both curves come from the reference evaluator (the
- * gradient function gives the value and the derivative in one run).  A
- * sample that is NaN or infinite breaks its curve. */
+ * input is held at its value in --inputs FILE (1 without one).  Both curves
+ * come from the reference evaluator (the gradient function gives the value
+ * and the derivative in one run).  A sample that is NaN or infinite breaks
+ * its curve.  --tangent X0 adds the line f(X0) + f'(X0)(x - X0), clipped to
+ * the plot area, and a dot at (X0, f(X0)). */
 #include "gradc.h"
 
 #include "gradc/runtime.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { NSAMPLES = 200, W = 640, H = 400, ML = 64, MR = 24, MT = 36, MB = 44 };
 
@@ -56,38 +59,69 @@ static bool check_plottable(const Module *m)
     return true;
 }
 
-/* Samples y = f(x) and dy = f'(x); false on an evaluation error. */
-static bool sample(const Module *m, double lo, double hi, double *xs, double *ys, double *dys)
+/* The held inputs from --inputs FILE: every input but the swept one must
+ * be a number there (the swept one may be given; it is ignored). */
+static bool held_inputs(const Module *m, const char *path, double *in)
 {
-    double *in = calloc((size_t)m->ninputs + 1, sizeof *in);
-    const double **ptr = calloc((size_t)m->ninputs + 1, sizeof *ptr);
-    int64_t nodims = 0;
-    Bindings b = {.dims = &nodims, .inputs = ptr};
-    bool ok = in && ptr;
-    for (int i = 0; ok && i < m->ninputs; i++) {
-        in[i] = 1.0;
-        ptr[i] = &in[i];
+    const Source *src = NULL;
+    const JVal *j = json_parse_file(m->arena, path, &src);
+    bool ok = j != NULL;
+    if (ok && j->kind != J_OBJ) {
+        diag_error(src, json_loc(src, j->off), "the inputs should be a JSON object with one "
+                   "key per input, not %s", json_kind_name(j->kind));
+        ok = false;
     }
-    double *x = ok ? &in[m->wrt[0]] : NULL;
-    for (int s = 0; ok && s < NSAMPLES; s++) {
-        xs[s] = *x = lo + (hi - lo) * s / (NSAMPLES - 1);
-        double *g = &dys[s];
-        Loc where = {0, 0};
-        int st = eval_func(m, &m->grad, &b, &ys[s], &g, &where);
-        if (st) {
-            if (st == GRADC_EMAXITER)
-                diag_error(m->src, where, "%s (at %s = %g)", gradc_strerror(st),
-                           m->inputs[m->wrt[0]].name, xs[s]);
-            else
-                diag_plain("plot: %s", gradc_strerror(st));
+    for (int i = 0; ok && i < m->ninputs; i++) {
+        const JVal *v = NULL;
+        for (int64_t k = 0; k < j->n && !v; k++)
+            if (strcmp(j->items[k]->key, m->inputs[i].name) == 0)
+                v = j->items[k];
+        if (i == m->wrt[0] && !v)
+            continue;
+        if (!v || v->kind != J_NUM) {
+            diag_error(src, json_loc(src, v ? v->off : j->off), v ? "input '%s' should be a number"
+                       : "missing input '%s' (plot holds every input but the swept one at its "
+                       "value here)", m->inputs[i].name);
             ok = false;
+        } else {
+            in[i] = v->num;
         }
     }
-    if (!in || !ptr)
-        diag_plain("plot: out of memory");
-    free(in);
-    free(ptr);
+    if (src)
+        free(src->text);
     return ok;
+}
+
+/* f and f' at the swept input's value x (the other inputs in `in`);
+ * false after a message. */
+static bool eval_at(const Module *m, double *in, double x, double *y, double *dy)
+{
+    const double **ptr = arena_alloc(m->arena, sizeof *ptr * ((size_t)m->ninputs + 1));
+    int64_t nodims = 0;
+    Bindings b = {.dims = &nodims, .inputs = ptr};
+    for (int i = 0; i < m->ninputs; i++)
+        ptr[i] = &in[i];
+    in[m->wrt[0]] = x;
+    Loc where = {0, 0};
+    int st = eval_func(m, &m->grad, &b, y, &dy, &where);
+    if (st == GRADC_EMAXITER)
+        diag_error(m->src, where, "%s (at %s = %g)", gradc_strerror(st),
+                   m->inputs[m->wrt[0]].name, x);
+    else if (st)
+        diag_plain("plot: %s", gradc_strerror(st));
+    return st == 0;
+}
+
+/* Samples y = f(x) and dy = f'(x); false on an evaluation error. */
+static bool sample(const Module *m, double *in, double lo, double hi, double *xs, double *ys,
+                   double *dys)
+{
+    for (int s = 0; s < NSAMPLES; s++) {
+        xs[s] = lo + (hi - lo) * s / (NSAMPLES - 1);
+        if (!eval_at(m, in, xs[s], &ys[s], &dys[s]))
+            return false;
+    }
+    return true;
 }
 
 static void curve(FILE *f, const Axis *ax, const Axis *ay, const double *xs, const double *ys,
@@ -122,8 +156,29 @@ static void ticks(FILE *f, const Axis *a, bool vertical)
     }
 }
 
+/* The tangent line at (x0, y0) with slope dy0, clipped to the plot area,
+ * a dot where it touches, and its legend. */
+static void tangent(FILE *f, const Axis *ax, const Axis *ay, double x0, double y0, double dy0)
+{
+    if (!isfinite(y0) || !isfinite(dy0)) {
+        fprintf(f, "<text x=\"%d\" y=\"22\" fill=\"#2ca02c\">no tangent at %g "
+                   "(not finite there)</text>\n", ML + 160, x0);
+        return;
+    }
+    fprintf(f, "<clipPath id=\"area\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>"
+               "</clipPath>\n", ML, MT, W - ML - MR, H - MT - MB);
+    fprintf(f, "<path clip-path=\"url(#area)\" fill=\"none\" stroke=\"#2ca02c\" "
+               "stroke-width=\"1.5\" d=\"M%.2f %.2f L%.2f %.2f\"/>\n",
+            to_px(ax, ax->lo), to_px(ay, y0 + dy0 * (ax->lo - x0)),
+            to_px(ax, ax->hi), to_px(ay, y0 + dy0 * (ax->hi - x0)));
+    fprintf(f, "<circle clip-path=\"url(#area)\" cx=\"%.2f\" cy=\"%.2f\" r=\"4\" "
+               "fill=\"#2ca02c\"/>\n", to_px(ax, x0), to_px(ay, y0));
+    fprintf(f, "<text x=\"%d\" y=\"22\" fill=\"#2ca02c\">tangent at %g: slope %g</text>\n",
+            ML + 160, x0, dy0);
+}
+
 static void write_svg(FILE *f, const Module *m, const double *xs, const double *ys,
-                      const double *dys)
+                      const double *dys, const PlotOptions *po, double y0, double dy0)
 {
     Axis ax = {xs[0], xs[NSAMPLES - 1], ML, W - MR}, ay = {INFINITY, -INFINITY, H - MB, MT};
     for (int s = 0; s < NSAMPLES; s++) {
@@ -161,29 +216,34 @@ static void write_svg(FILE *f, const Module *m, const double *xs, const double *
     fprintf(f, "<text x=\"%d\" y=\"22\" fill=\"#1f77b4\">%s</text>"
                "<text x=\"%d\" y=\"22\" fill=\"#ff7f0e\">d%s/d%s</text>\n",
             ML, y, ML + 60, y, x);
+    if (po->tangent)
+        tangent(f, &ax, &ay, po->x0, y0, dy0);
     fputs("</svg>\n", f);
 }
 
-int plot_svg(const Module *m, double lo, double hi, const char *svg_path)
+int plot_svg(const Module *m, const PlotOptions *po, const char *svg_path)
 {
+    double lo = po->lo, hi = po->hi;
     if (!check_plottable(m))
         return 1;
     if (!isfinite(lo) || !isfinite(hi) || !(lo < hi)) {
         diag_plain("plot: the range must be LO:HI with finite LO < HI");
         return 1;
     }
-    double xs[NSAMPLES], ys[NSAMPLES], dys[NSAMPLES];
-    if (!sample(m, lo, hi, xs, ys, dys))
+    double *in = arena_alloc(m->arena, sizeof *in * ((size_t)m->ninputs + 1));
+    for (int i = 0; i < m->ninputs; i++)
+        in[i] = 1.0;
+    if (po->inputs && !held_inputs(m, po->inputs, in))
         return 1;
-    FILE *f = fopen(svg_path, "w");
-    if (!f) {
-        diag_plain("cannot write %s", svg_path);
+    double xs[NSAMPLES], ys[NSAMPLES], dys[NSAMPLES], y0 = 0, dy0 = 0;
+    if (!sample(m, in, lo, hi, xs, ys, dys))
         return 1;
-    }
-    write_svg(f, m, xs, ys, dys);
-    if (fclose(f) != 0) {
-        diag_plain("cannot write %s", svg_path);
+    if (po->tangent && !eval_at(m, in, po->x0, &y0, &dy0))
         return 1;
-    }
-    return 0;
+    const char *tmp;
+    FILE *f = out_open(m->arena, svg_path, &tmp);
+    if (!f)
+        return 1;
+    write_svg(f, m, xs, ys, dys, po, y0, dy0);
+    return out_close(f, tmp, svg_path) ? 0 : 1;
 }

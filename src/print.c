@@ -408,7 +408,8 @@ static void print_lets(Printer *p, Node *const *roots, int nroots, const char *i
         if (roots[i])
             count_refs(p, roots[i]);
     /* the reached nodes in id order: cost in what is printed, not the DAG */
-    qsort(p->reached.data, (size_t)p->reached.len, sizeof(int), by_id);
+    if (p->reached.len > 1)   /* data is NULL when nothing was reached */
+        qsort(p->reached.data, (size_t)p->reached.len, sizeof(int), by_id);
     for (int r = 0; r < p->reached.len; r++) {
         int id = p->reached.data[r];
         const Node *n = p->m->ir->nodes.data[id];

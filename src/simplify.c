@@ -155,10 +155,12 @@ typedef Node *Rule1(Ir *ir, Node *a, Shape shape);
 /* Returns x if it already has the result's shape, else x spread over it. */
 static Node *as_shape(Ir *ir, Node *x, Shape shape) { return broadcast(ir, x, shape); }
 
-/* P*x ± Q*x → (P ± Q)*x and P*x ± P*y → P*(x ± y), else NULL. */
+/* P*x ± Q*x → (P ± Q)*x and P*x ± P*y → P*(x ± y), else NULL.  Only when
+ * both products have one shape: x'*x - K*x broadcasts a 1×1 product, and
+ * x' - K would not be an elementwise difference. */
 static Node *factor_products(Ir *ir, Op op, Node *a, Node *b)
 {
-    if (!is(a, OP_MATMUL) || !is(b, OP_MATMUL))
+    if (!is(a, OP_MATMUL) || !is(b, OP_MATMUL) || !shape_eq(a->shape, b->shape))
         return NULL;
     if (a->args[1] == b->args[1])
         return mk2(ir, OP_MATMUL, mk2(ir, op, a->args[0], b->args[0]), a->args[1]);

@@ -7,7 +7,10 @@
 Each statement is `y = sin(y)*0.5 + x`: the DAG is as deep as the program, so
 any walk that recurses per node overflows the C stack (issue 7, item 3).  Two
 shapes: one name reassigned N times (`reuse`), and a chain of fresh names
-y1, y2, ... (`fresh`, which also grows the checker's name table).  Commands:
+y1, y2, ... (`fresh`, which also grows the checker's name table).  A third,
+`nested`, is the deepest nesting the parser allows: ifs 998 deep around
+`y = y + sin(sin(...(x)))` 990 calls deep, for the walks over statements and
+the AST, which recurse as deep as the nesting.  Commands:
 
   derive    exits 0 and ends with the `dy/dx = ` line;
   interp    `eval --interp`: value and gradient against the same recurrence
@@ -34,11 +37,19 @@ import time
 X = 0.3
 
 
+NEST, CALLS = 998, 990   # within PARSE_MAX_DEPTH (1000)
+
+
 def write_program(path, n, shape):
     """input x; then n statements of y = sin(y)*0.5 + x (or y_k = sin(y_{k-1})*0.5 + x)."""
     with open(path, "w") as f:
         f.write("input x\n")
-        if shape == "reuse":
+        if shape == "nested":
+            f.write("y = x\n")
+            f.writelines("if y > -%d\n" % (i + 1) for i in range(NEST))
+            f.write("y = y + %sx%s\n" % ("sin(" * CALLS, ")" * CALLS))
+            f.write("end\n" * NEST)
+        elif shape == "reuse":
             f.write("y = x\n")
             f.writelines("y = sin(y)*0.5 + x\n" for _ in range(n))
         else:
@@ -46,8 +57,13 @@ def write_program(path, n, shape):
             f.writelines("y%d = sin(y%d)*0.5 + x\n" % (k, k - 1) for k in range(1, n + 1))
 
 
-def reference(n):
-    """The value and dy/dx of the recurrence, in double precision."""
+def reference(n, shape):
+    """The value and dy/dx of the program, in double precision."""
+    if shape == "nested":      # every condition holds: y = x + sin^CALLS(x)
+        s, ds = X, 1.0
+        for _ in range(CALLS):
+            s, ds = math.sin(s), math.cos(s) * ds
+        return X + s, 1.0 + ds
     y, dy = X, 1.0
     for _ in range(n):
         y, dy = math.sin(y) * 0.5 + X, math.cos(y) * 0.5 * dy + 1.0
@@ -108,17 +124,18 @@ def main():
     ap.add_argument("--gradc", required=True)
     ap.add_argument("--statements", type=int, default=1000000)
     ap.add_argument("--commands", default="derive,interp,jit,check,compile")
-    ap.add_argument("--shapes", default="reuse,fresh")
+    ap.add_argument("--shapes", default="reuse,fresh,nested")
     args = ap.parse_args()
-    want = reference(args.statements)
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="gradc-long-") as tmp:
         for shape in args.shapes.split(","):
             prog = os.path.join(tmp, shape + ".expr")
             write_program(prog, args.statements, shape)
+            want = reference(args.statements, shape)
             for command in args.commands.split(","):
                 bad, dt = one(args.gradc, tmp, prog, command, want)
-                name = "%s %d statements, %s" % (shape, args.statements, command)
+                size = "%d statements" % args.statements if shape != "nested" else "%d deep" % NEST
+                name = "%s %s, %s" % (shape, size, command)
                 if bad:
                     failed += 1
                     print("FAIL %s (%.1f s): %s" % (name, dt, bad))

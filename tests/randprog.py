@@ -646,7 +646,8 @@ def test_files(gradc, d, dims, smooth, do_nograd, do_check):
         why = dt.crash_reason(rc, err)
         if why:
             fails.append("check: " + why)
-        elif rc != 0:
+        elif rc != 0 and "\nNOT CHECKED: the gradient and the differences are all zero" not in out:
+            # (an output that does not depend on the wrt inputs has nothing to check)
             fails.append("check: " + " | ".join((out + err).strip().splitlines()[-4:]))
     return fails
 

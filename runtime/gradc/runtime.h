@@ -70,6 +70,17 @@ double gradc_logdet(int64_t n, const double *a, double *scratch);
 void gradc_inv(int64_t n, const double *a, double *out, double *scratch);
 /* c[m×n] = a[m×k] · b[k×n], row-major, through cblas_dgemm. */
 void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c);
+/* c[m×n] = op(a) · op(b) (+ c with GRADC_GEMM_ACC), row-major; op(a) is
+ * m×k: a itself, or with GRADC_GEMM_TA the transpose of a stored k×m (no
+ * transposed copy is made).  OpenBLAS for large products, loops for small
+ * ones (kernels.c). */
+#define GRADC_GEMM_TA 1
+#define GRADC_GEMM_TB 2
+#define GRADC_GEMM_ACC 4
+/* ‖x‖₂ of n entries: one pass, rescaled only on overflow or underflow. */
+double gradc_norm(int64_t n, const double *x);
+void gradc_gemm(int32_t flags, int64_t m, int64_t n, int64_t k, const double *a, const double *b,
+                double *c);
 
 /* Special functions (runtime/special.c), shared by gradc's interpreter.
  * gradc_lgamma is lgamma without the global signgam (thread-safe);

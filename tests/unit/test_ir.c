@@ -90,6 +90,13 @@ static void test_simplifier(void)
     CHECK(mm(mul(k(2), S), x) == mul(k(2), mm(S, x)));            /* scalars out */
     CHECK(add(mm(S, x), mm(T(S), x)) == mm(add(S, T(S)), x));     /* Ax + A'x = (A + A')x */
     CHECK(mm(mk_eye(IR, dim_sym(0)), x) == x);
+    /* products of different shapes do not factor: x'*x ± K*x, a 1×1 product
+     * that broadcasts, once made (x' ± K)*x, an internal error (issue 8) */
+    Node *K = mk_input(IR, 6, mat(1, 0));
+    Node *q = mk2(IR, OP_SUB, mm(T(x), x), mm(K, x));
+    CHECK(q->op == OP_SUB && shape_eq(q->shape, vec(1)));
+    CHECK(add(mm(T(x), x), mm(K, x))->op == OP_ADD);
+    CHECK(mk2(IR, OP_SUB, mm(K, x), mm(T(x), x))->op == OP_SUB);
     /* a broadcast next to a full operand is the scalar itself */
     Node *s = mk_input(IR, 5, shape_scalar());
     Node *bs = mk2(IR, OP_MUL, s, mk_fill(IR, 1.0, vec(0)));
