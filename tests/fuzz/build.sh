@@ -35,7 +35,9 @@ if newer "$out/gen/parser.c" grammar/parser.y; then
 fi
 
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+# emit.c's library paths (for compile --shared; meson passes the install's)
 cflags=(-std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer $sanitize
+        -DGRADC_LIBDIR=\"/usr/local/lib\" -DGRADC_BIN_TO_LIBDIR=\"../lib\"
         -Isrc -Iruntime -Igrammar -I"$out/gen"
         $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke)
         -Wno-unused-function -Wno-sign-compare)
