@@ -4,7 +4,7 @@
  * child process of its own; the memory it used is the child's peak resident
  * size minus that of a child that only touched the same inputs and work
  * (what the caller provides: NAME_work_size is printed apart).  Both must
- * agree to 1e-12 (relative) on the gradient.  Prints two table rows.
+ * agree to 1e-12 (relative) on the gradient.  Prints one table row.
  *
  *   usage: tape N K */
 #include "bench.h"
@@ -89,13 +89,16 @@ int main(int argc, char **argv)
     double states = 20000.0 * n * 8 / 1024;
     char size[48];
     snprintf(size, sizeof size, "n=%d T=20000", n);
-    printf("| tape, no checkpoint | %-14s | +%8.0f KiB peak, work %7.1f KiB, %7.2f ms | (T states = %.0f KiB) |\n",
-           size, mf, w1 / 1024.0, 1e3 * median(tf, ROUNDS), states);
     /* what each one costs in all: heap the call grew by plus the work the
      * caller provides (recorded states live in work when loop bounds are known) */
     double total_f = mf + w1 / 1024.0, total_c = mc + w2 / 1024.0;
-    printf("| tape, --checkpoint %-3d | %-12s | +%8.0f KiB peak, work %7.1f KiB, %7.2f ms | ratio %.3f (heap + work) |\n", k,
-           size, mc, w2 / 1024.0, 1e3 * median(tc, ROUNDS), total_c / (total_f > 0 ? total_f : 1));
+    char label[40], full_s[40], ckpt_s[64];
+    snprintf(label, sizeof label, "heap+work, --checkpoint %d", k);
+    snprintf(full_s, sizeof full_s, "%.0f KiB, %.2f ms", total_c, 1e3 * median(tc, ROUNDS));
+    snprintf(ckpt_s, sizeof ckpt_s, "none %.0f KiB (T states %.0f), %.0f ms", total_f, states,
+             1e3 * median(tf, ROUNDS));
+    printf("| %-26s | %-19s | %-18s | %-34s | %5.3f | %-7s | %-6s |\n", label, size, full_s, ckpt_s,
+           total_c / (total_f > 0 ? total_f : 1), "-", "");
     free(x); free(g1); free(g2); free(work);
     return 0;
 }

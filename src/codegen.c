@@ -187,36 +187,43 @@ static LLVMValueRef argbuf(Cg *c, Node *n)
     return p;
 }
 
-/* Sum of f(k) for k in [0, count).  Rounding: LANES partial sums
- * s_l = f(l) + f(l+LANES) + … run over the first count - count % LANES
- * entries, are combined as (s0 + s1) + (s2 + s3), and the remaining entries
- * are then added one by one.  The partial sums are independent chains, so
- * the loop vectorises without fast-math (no reassociation is needed); the
- * result differs from a left-to-right sum by rounding only, within the usual
- * summation bound (count · eps · sum |f|). */
+/* Sum of f(k) for k in [0, count).  Rounding: SUM_LANES partial sums
+ * s_l = f(l) + f(l+SUM_LANES) + … run over the first count - count %
+ * SUM_LANES entries, are combined pairwise ((s0 + s1) + (s2 + s3)) + …, and
+ * the remaining entries are then added one by one.  The partial sums are
+ * independent chains, so the loop vectorises without fast-math (no
+ * reassociation is needed) into enough accumulators to hide the add latency
+ * (four AVX2 or two AVX-512 registers); the result differs from a
+ * left-to-right sum by rounding only, within the usual summation bound
+ * (count · eps · sum |f|). */
+enum { SUM_LANES = 16 };
+
 typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
 
 static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
 {
-    LLVMValueRef acc[LANES], t = alloca_(c, c->f64);
-    for (int l = 0; l < LANES; l++) {
+    LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
+    for (int l = 0; l < SUM_LANES; l++) {
         acc[l] = alloca_(c, c->f64);
         LLVMBuildStore(c->b, cf(c, 0), acc[l]);
     }
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, LANES), "");
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, SUM_LANES), "");
     Loop lp;
     LLVMValueRef i = loop_begin(c, &lp, ci(c, 0), blocks);
-    LLVMValueRef base = mul(c, i, ci(c, LANES));
-    for (int l = 0; l < LANES; l++) {
+    LLVMValueRef base = mul(c, i, ci(c, SUM_LANES));
+    for (int l = 0; l < SUM_LANES; l++) {
         LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
         LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
     }
     loop_end(c, &lp);
-    LLVMValueRef s[LANES];
-    for (int l = 0; l < LANES; l++)
+    LLVMValueRef s[SUM_LANES];
+    for (int l = 0; l < SUM_LANES; l++)
         s[l] = LLVMBuildLoad2(c->b, c->f64, acc[l], "");
-    LLVMBuildStore(c->b, fplus(c, fplus(c, s[0], s[1]), fplus(c, s[2], s[3])), t);
-    i = loop_begin(c, &lp, mul(c, blocks, ci(c, LANES)), n);
+    for (int w = SUM_LANES; w > 1; w /= 2)
+        for (int l = 0; l < w / 2; l++)
+            s[l] = fplus(c, s[2 * l], s[2 * l + 1]);
+    LLVMBuildStore(c->b, s[0], t);
+    i = loop_begin(c, &lp, mul(c, blocks, ci(c, SUM_LANES)), n);
     LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
     loop_end(c, &lp);
     return LLVMBuildLoad2(c->b, c->f64, t, "");
@@ -241,13 +248,6 @@ typedef struct Two {
 } Two;
 
 static LLVMValueRef f_elem(Cg *c, void *n, LLVMValueRef k) { return elem(c, n, k); }
-/* (p[k] / shift)^2 */
-static LLVMValueRef f_scaled_square(Cg *c, void *t, LLVMValueRef k)
-{
-    Two *w = t;
-    LLVMValueRef x = LLVMBuildFDiv(c->b, load(c, w->p, k), w->shift, "");
-    return LLVMBuildFMul(c->b, x, x, "");
-}
 /* p[k * stride] (the diagonal with stride n + 1) */
 static LLVMValueRef f_strided(Cg *c, void *t, LLVMValueRef k)
 {
@@ -267,27 +267,13 @@ static LLVMValueRef f_expshift(Cg *c, void *t, LLVMValueRef k)
     return libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, w->p, k), w->shift, ""), NULL);
 }
 
-/* big * sqrt(sum (x/big)^2) with big = max |x|, so that squares neither
- * overflow nor underflow (the interpreter's formula); NaN if any entry is. */
+/* the runtime's one-pass norm (rescaled only on overflow or underflow) */
 static LLVMValueRef gen_norm(Cg *c, Node *n)
 {
     Node *x = n->args[0];
-    LLVMValueRef p = argbuf(c, x), len = count(c, x);
-    LLVMValueRef big = alloca_(c, c->f64), nan = alloca_(c, c->i1);
-    LLVMBuildStore(c->b, cf(c, 0), big);
-    LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), nan);
-    Loop lp;
-    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), len);
-    LLVMValueRef v = load(c, p, k), a = e_abs(c, v), b = LLVMBuildLoad2(c->b, c->f64, big, "");
-    LLVMBuildStore(c->b, sel(c, fcmp(c, LLVMRealOGT, a, b), a, b), big);
-    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, c->i1, nan, ""), fcmp(c, LLVMRealUNO, v, v), ""), nan);
-    loop_end(c, &lp);
-    LLVMValueRef m = LLVMBuildLoad2(c->b, c->f64, big, "");
-    Two w = {c, p, NULL, NULL, m};
-    LLVMValueRef r = LLVMBuildFMul(c->b, m, e_sqrt(c, reduce_sum(c, len, f_scaled_square, &w)), "");
-    LLVMValueRef edge = LLVMBuildOr(c->b, fcmp(c, LLVMRealOEQ, m, cf(c, 0)), fcmp(c, LLVMRealOEQ, m, cf(c, INFINITY)), "");
-    r = sel(c, edge, m, r);
-    return sel(c, LLVMBuildLoad2(c->b, c->i1, nan, ""), cf(c, NAN), r);
+    LLVMTypeRef pt[2] = {c->i64, c->ptr};
+    LLVMValueRef args[2] = {count(c, x), argbuf(c, x)};
+    return callf(c, "gradc_norm", c->f64, pt, 2, args);
 }
 
 static LLVMValueRef gen_logsumexp(Cg *c, Node *n)

@@ -1,4 +1,5 @@
-/* jit.c — `gradc eval`: compile the module with ORC's LLJIT and call it.
+/* jit.c — `gradc eval`: compile the module to an object, load it with ORC's
+ * LLJIT and call it.
  *
  * The ABI functions' signatures depend on the program, so codegen adds
  * program-independent entries (NAME_entry / NAME_grad_entry: arrays in) and
@@ -6,16 +7,31 @@
  * runtime functions generated code calls are defined in the JIT as absolute
  * symbols (their addresses in this process), so nothing depends on how
  * gradc was linked; libm and libc (exp, malloc, memset …) come from a
- * process-symbol generator. */
+ * process-symbol generator.
+ *
+ * Latency is what an eval costs (its inputs come from JSON, so they are
+ * small), so the JIT compiles at -O0 (JIT_OPT_LEVEL; docs/design.md has the
+ * measurements), and the object is cached on disk (cache.c) under the
+ * SHA-256 of everything that determines it: the unoptimised module's
+ * bitcode, gradc's version (and its executable's size and mtime), LLVM's
+ * version, the target triple, CPU and features, the opt level and the
+ * while limit.  A hit skips LLVM's passes
+ * and code generation; only building the module (for its hash) remains. */
+#include "cache.h"
 #include "codegen.h"
 
 #include <gradc/runtime.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
 #include <llvm-c/Target.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #define JIT_NAME "gradc_jit"
+enum { JIT_OPT_LEVEL = 0 };
 
 typedef int (*EntryFn)(const int64_t *dims, const double *const *inputs, const double *cotangent,
                        double *out, double **grads, void *work, int32_t *where);
@@ -55,35 +71,94 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
     return LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, N));
 }
 
-/* Adds the module (consumed) to a new LLJIT. */
-static LLVMOrcLLJITRef load(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod)
+/* A new LLJIT holding the object (consumed). */
+static LLVMOrcLLJITRef load(LLVMMemoryBufferRef obj)
 {
     LLVMOrcLLJITRef jit = NULL;
     if (!ok(LLVMOrcCreateLLJIT(&jit, LLVMOrcCreateLLJITBuilder()), "creating LLJIT")) {
-        LLVMDisposeModule(mod);
+        LLVMDisposeMemoryBuffer(obj);
         return NULL;
     }
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(jit);
     LLVMOrcDefinitionGeneratorRef gen = NULL;
-    if (!ok(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(jit), NULL,
-                                                                 NULL),
-            "process symbols")) {
-        LLVMDisposeModule(mod);
-        LLVMOrcDisposeLLJIT(jit);
-        return NULL;
-    }
-    LLVMOrcJITDylibAddGenerator(jd, gen);
-    bool good = ok(define_runtime(jit, jd), "runtime symbols");
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+    bool good = ok(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(jit),
+                                                                        NULL, NULL),
+                   "process symbols");
     if (good)
-        good = ok(LLVMOrcLLJITAddLLVMIRModule(jit, jd, tsm), "adding the module");
+        LLVMOrcJITDylibAddGenerator(jd, gen);
+    good = good && ok(define_runtime(jit, jd), "runtime symbols");
+    if (good)
+        good = ok(LLVMOrcLLJITAddObjectFile(jit, jd, obj), "adding the object");
     else
-        LLVMOrcDisposeThreadSafeModule(tsm);
+        LLVMDisposeMemoryBuffer(obj);
     if (!good) {
         LLVMOrcDisposeLLJIT(jit);
         return NULL;
     }
     return jit;
+}
+
+/* The cache key of mod compiled by tm with o. */
+static void object_key(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CodegenOptions *o, CacheKey *k)
+{
+    unsigned major, minor, patch;
+    LLVMGetVersion(&major, &minor, &patch);
+    char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm),
+         *features = LLVMGetTargetMachineFeatureString(tm), options[256];
+    /* the executable's size and mtime (as ccache does): a rebuilt gradc may
+     * optimise the same module differently */
+    struct stat exe = {0};
+    stat("/proc/self/exe", &exe);
+    snprintf(options, sizeof options, "gradc %s (%lld bytes, %lld.%09ld), LLVM %u.%u.%u, -O%d, max-iter %lld",
+             GRADC_VERSION, (long long)exe.st_size, (long long)exe.st_mtim.tv_sec, exe.st_mtim.tv_nsec, major,
+             minor, patch, o->opt_level, (long long)o->max_iter);
+    LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
+    const void *parts[] = {options, triple, cpu, features, LLVMGetBufferStart(bc)};
+    size_t lens[] = {strlen(options), strlen(triple), strlen(cpu), strlen(features), LLVMGetBufferSize(bc)};
+    cache_key(k, parts, lens, 5);
+    LLVMDisposeMemoryBuffer(bc);
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+}
+
+/* mod (not consumed) optimised and compiled to an object; NULL after an
+ * error message. */
+static LLVMMemoryBufferRef compile(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
+{
+    LLVMMemoryBufferRef obj = NULL;
+    char *err = NULL;
+    if (codegen_optimize(mod, tm, opt_level) && LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &obj)) {
+        diag_plain("internal error in the JIT: code generation: %s", err ? err : "unknown error");
+        obj = NULL;
+    }
+    LLVMDisposeMessage(err);
+    return obj;
+}
+
+/* The object of m's module: from the cache, or compiled (and stored). */
+static LLVMMemoryBufferRef object(const Module *m, const CodegenOptions *o, CgInfo *info)
+{
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = codegen_module(m, o, ctx, true, info);
+    LLVMTargetMachineRef tm = mod ? codegen_target_machine(NULL, o->opt_level) : NULL;
+    LLVMMemoryBufferRef obj = NULL;
+    if (tm) {
+        CacheKey k;
+        object_key(mod, tm, o, &k);
+        size_t len;
+        void *cached = cache_load(&k, &len);
+        if (cached)
+            obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(cached, len, JIT_NAME);
+        else if ((obj = compile(mod, tm, o->opt_level)))
+            cache_store(&k, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+        free(cached);
+        LLVMDisposeTargetMachine(tm);
+    }
+    if (mod)
+        LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    return obj;
 }
 
 static bool lookup(LLVMOrcLLJITRef jit, const char *entry, EntryFn *fn)
@@ -105,23 +180,10 @@ Jit *jit_open(const Module *m, int64_t max_iter)
 {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
-    CodegenOptions o = {.name = JIT_NAME, .opt_level = 2, .max_iter = max_iter};
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    CodegenOptions o = {.name = JIT_NAME, .opt_level = JIT_OPT_LEVEL, .max_iter = max_iter};
     Jit *j = arena_alloc(m->arena, sizeof *j);
-    LLVMModuleRef mod = codegen_module(m, &o, LLVMOrcThreadSafeContextGetContext(tsc), true, &j->info);
-    LLVMTargetMachineRef tm = mod ? codegen_target_machine(NULL, o.opt_level) : NULL;
-    bool good = tm && codegen_optimize(mod, tm, o.opt_level);
-    if (tm)
-        LLVMDisposeTargetMachine(tm);
-    if (!good) {
-        if (mod)
-            LLVMDisposeModule(mod);
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        return NULL;
-    }
-    j->jit = load(tsc, mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    if (!j->jit)
+    LLVMMemoryBufferRef obj = object(m, &o, &j->info);
+    if (!obj || !(j->jit = load(obj)))
         return NULL;
     if (!lookup(j->jit, JIT_NAME "_entry", &j->fwd) ||
         (m->grad.value && !lookup(j->jit, JIT_NAME "_grad_entry", &j->grad))) {

@@ -59,9 +59,9 @@ typedef struct OptSpec {
 #define F(f) offsetof(Options, f)
 static const OptSpec opt_specs[] = {
     {"--inputs",    O_STR,   F(inputs),    C_EVAL | C_CHECK | C_PLOT, 0, "FILE.json",
-     "the inputs (eval: required; check: the point to check at; plot: the other inputs)"},
+     "the inputs (eval: required; check: instead of random ones; plot: the other inputs)"},
     {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0, "FILE.json",
-     "the output's cotangent (default: all ones; scales a scalar output's gradient)"},
+     "cotangent of a non-scalar output (default: all ones)"},
     {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0, NULL, "the value only"},
     {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0, NULL, "run the reference interpreter"},
     {"--jit",       O_FLAG,  F(jit),       C_EVAL | C_CHECK, 0, NULL,
@@ -86,7 +86,7 @@ static const OptSpec opt_specs[] = {
     {"--describe",  O_FLAG,  F(describe),  C_COMPILE, 0, NULL,
      "print the ABI as JSON on standard output"},
     {"--dump-plan", O_FLAG,  F(dump_plan), C_COMPILE, 0, NULL,
-     "print the plan (kernels, buffers) on standard output; write nothing"},
+     "print the code generator's plan; write nothing"},
     {"--name",      O_STR,   F(name),      C_COMPILE, 0, "NAME",
      "name of the functions (default: the file's stem)"},
     {"--target",    O_STR,   F(target),    C_COMPILE, 0, "TRIPLE",
@@ -98,7 +98,7 @@ static const OptSpec opt_specs[] = {
     {"--range",     O_STR,   F(range),     C_PLOT, 0, "LO:HI", "the x range (default -5:5)"},
     {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0, "X0", "also draw the tangent line at X0"},
     {"--max-input", O_STR,   F(max_input), C_ALL, 0, "SIZE",
-     "the largest program or JSON file read (default 64M, 1G; suffixes K, M, G)"},
+     "largest program or JSON file read (default 64M, JSON 1G; K, M, G)"},
 };
 #undef F
 
@@ -132,7 +132,8 @@ static const Command commands[] = {
      "[--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]\n"
      "[--max-input SIZE]",
      "run the program on JSON inputs; print its value and gradient as JSON"},
-    {"derive", C_DERIVE, cmd_derive, "FILE.expr [--latex] [--wrt A,B] [--checkpoint K] [--max-input SIZE]",
+    {"derive", C_DERIVE, cmd_derive,
+     "FILE.expr [--latex] [--wrt A,B] [--checkpoint K] [--max-input SIZE]",
      "print each gradient as an expression"},
     {"check", C_CHECK, cmd_check,
      "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
@@ -140,7 +141,7 @@ static const Command commands[] = {
      "compare the gradient with central finite differences"},
     {"plot", C_PLOT, cmd_plot,
      "FILE.expr [--range LO:HI] [--inputs FILE.json] [--tangent X0] [--wrt A]\n"
-     "[--max-input SIZE] -o FILE.svg",
+     "-o FILE.svg [--max-input SIZE]",
      "draw the output and its derivative as SVG"},
     {"parse", C_PARSE, cmd_parse, NULL, NULL},    /* debugging: the AST as S-expressions */
 };
@@ -206,7 +207,7 @@ static void print_command_help(FILE *out, const Command *c)
             continue;
         const char *arg = s->arg ? s->arg : "";
         fprintf(out, "  %s%s%-*s %s\n", s->name, *arg ? " " : "",
-                (int)(18 - strlen(s->name) - (*arg ? 1 : 0)), arg, s->help ? s->help : "");
+                (int)(20 - strlen(s->name) - (*arg ? 1 : 0)), arg, s->help ? s->help : "");
     }
 }
 
@@ -533,23 +534,23 @@ static int cmd_compile(Arena *a, const Options *o)
     const char *obj = o->out ? o->out
                     : o->shared ? arena_printf(a, "lib%s.so", co.name)
                     : arena_printf(a, "%s%s", stem, o->emit_llvm ? ".ll" : ".o");
-    /* --describe alone prints the ABI only; -o or --shared still write */
-    bool write_obj = !(o->describe || o->dump_plan) || o->out || o->shared;
-    FileRole files[] = {{o->file, "the program", true}, {write_obj ? obj : NULL, "-o", false},
+    FileRole files[] = {{o->file, "the program", true}, {obj, "-o", false},
                         {o->header, "--header", false}};
     if (!files_distinct(a, "compile", files, 3))
         return 1;
     Module *m = front(a, o, true);
+    if (m && o->dump_plan) /* the plan on stdout, nothing written */
+        return plan_dump(m, stdout);
     if (!m)
         return 1;
-    if (o->dump_plan) /* the plan on stdout, nothing written */
-        return plan_dump(m, stdout);
     if (o->describe) {
         const char *json = emit_describe(m, &co);
         if (!json)
             return 1;
         fputs(json, stdout);
     }
+    /* --describe alone prints the ABI only; -o or --shared still write */
+    bool write_obj = !o->describe || o->out || o->shared;
     if (write_obj && (o->shared ? emit_shared(m, &co, obj) : emit_object(m, &co, obj, o->emit_llvm)) != 0)
         return 1;
     if (o->header && emit_header(m, &co, o->header) != 0)

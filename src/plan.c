@@ -19,13 +19,32 @@ static bool fuses_args(const Node *p)
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
 
+/* One cheap operation on stored entries (2 .* db, x - y): recomputed in
+ * each of its few consumers' loops rather than stored and read back (a
+ * reverse loop's `db = 2 .* db` that is also the gradient is one pass, not
+ * a pass and a copy). */
+static bool cheap(const Plan *p, const Node *n)
+{
+    static const bool op_cheap[OP_COUNT] = {
+        [OP_NEG] = 1, [OP_ADD] = 1, [OP_SUB] = 1, [OP_MUL] = 1, [OP_ABS] = 1, [OP_MAX] = 1, [OP_MIN] = 1,
+    };
+    if (!op_cheap[n->op] || p->uses[n->id] > 4)
+        return false;
+    for (int i = 0; i < n->nargs; i++) {
+        Op a = n->args[i]->op;
+        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL)
+            return false;
+    }
+    return true;
+}
+
 bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
     if (n->op == OP_FILL)
         return true;
-    return (kind_of(n) == OK_U || kind_of(n) == OK_B) && p->uses[n->id] == 1;
+    return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
 /* A transpose of a vector is its argument's memory. */
@@ -585,6 +604,14 @@ static void dump_op(Sim *s, const Node *n)
 {
     FILE *o = s->out;
     const char *t = op_info[n->op].text;
+    if (n->op == OP_MAX || n->op == OP_MIN) {
+        fprintf(o, "%s(", t);
+        ref(s, n->args[0]);
+        fputs(", ", o);
+        ref(s, n->args[1]);
+        fputs(")", o);
+        return;
+    }
     if (kind_of(n) == OK_B || n->op == OP_MATMUL) {
         ref(s, n->args[0]);
         fprintf(o, " %s ", t);

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""The back end's size guarantees (issue 7), on generated programs:
+
+  * a 30-statement matrix chain `v = tanh(A*v) + 0.5*v` compiles to at most
+    120 lines of LLVM IR per statement (-O0), with its size overflow checks
+    done once per buffer size (at most 80 `.with.overflow`), and its
+    elementwise loops written once (at most 12 `gradc.map.` functions);
+  * integer powers are multiplications: no call to `pow` for `x.^2`;
+  * a 5,000-statement elementwise chain compiles (fused chains are cut, no
+    walk recurses with the program's length).
+
+    backend.py --gradc G        prints `N passed, M failed`, exits 1 on failure
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def compile_ir(gradc, src, tmp, name):
+    path = os.path.join(tmp, name + ".expr")
+    with open(path, "w") as f:
+        f.write(src)
+    out = os.path.join(tmp, name + ".ll")
+    p = subprocess.run([gradc, "compile", path, "-O0", "--emit-llvm", "-o", out],
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        return None, p.stderr
+    with open(out) as f:
+        return f.read(), ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gradc", required=True)
+    a = ap.parse_args()
+    passed = failed = 0
+
+    def check(ok, what):
+        nonlocal passed, failed
+        print(("ok   " if ok else "FAIL ") + what)
+        passed, failed = passed + bool(ok), failed + (not ok)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        n = 30
+        src = "input A[n, n]\ninput v0[n]\nv = v0\n" + "v = tanh(A*v) + 0.5*v\n" * n
+        src += "y = sum(v)\nwrt A, v0\n"
+        ir, err = compile_ir(a.gradc, src, tmp, "chain")
+        check(ir is not None, "30-statement matrix chain compiles " + err)
+        if ir is not None:
+            lines = ir.count("\n")
+            check(lines <= 120 * n, "IR lines per statement %.0f <= 120" % (lines / n))
+            ovf = ir.count(".with.overflow.i64(")
+            check(ovf <= 80, "overflow checks %d <= 80 (once per buffer size)" % ovf)
+            maps = sum(1 for l in ir.splitlines() if l.startswith("define") and "@gradc.map." in l)
+            check(maps <= 12, "elementwise loop functions %d <= 12 (written once, not per statement)" % maps)
+        ir, err = compile_ir(a.gradc, "input x[n]\ny = sum(x .^ 2) + sum(x .^ 3)\nwrt x\n", tmp, "powers")
+        check(ir is not None and "@pow(" not in ir, "x.^2 and x.^3 are multiplications " + err)
+        n = 5000
+        src = "input x[n]\nv0 = x\n" + "".join("v%d = tanh(v%d) + x\n" % (i + 1, i) for i in range(n))
+        src += "y = sum(v%d)\nwrt x\n" % n
+        ir, err = compile_ir(a.gradc, src, tmp, "chain5000")
+        check(ir is not None, "5,000-statement elementwise chain compiles " + err[:300])
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
