@@ -37,10 +37,10 @@ fi
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags=(-std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer $sanitize
         -Isrc -Iruntime -Igrammar -I"$out/gen"
-        $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke)
+        $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke jansson)
         -Wno-unused-function -Wno-sign-compare)
 libs=($("$llvm_config" --ldflags --libs core orcjit native passes x86 aarch64 target analysis)
-      $(pkg-config --libs openblas lapacke) -lm -lstdc++)
+      $(pkg-config --libs openblas lapacke jansson) -lm -lstdc++)
 
 # The compiler's stages (everything but main.c) and the runtime, with
 # coverage instrumentation for the fuzzer but no fuzzer main.
