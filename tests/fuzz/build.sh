@@ -40,10 +40,10 @@ cflags=(-std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer $sanitize
         -DGRADC_LIBDIR=\"/usr/local/lib\" -DGRADC_BIN_TO_LIBDIR=\"../lib\"
         -DGRADC_VERSION=\"fuzz\"
         -Isrc -Iruntime -Igrammar -I"$out/gen"
-        $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke nettle)
+        $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke nettle jansson)
         -Wno-unused-function -Wno-sign-compare)
 libs=($("$llvm_config" --ldflags --libs core orcjit native passes x86 aarch64 target analysis)
-      $(pkg-config --libs openblas lapacke nettle) -lm -lstdc++)
+      $(pkg-config --libs openblas lapacke nettle jansson) -lm -lstdc++)
 
 # The compiler's stages (everything but main.c) and the runtime, with
 # coverage instrumentation for the fuzzer but no fuzzer main.
