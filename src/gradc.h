@@ -27,7 +27,7 @@ void *arena_alloc(Arena *a, size_t size);          /* zeroed, 16-byte aligned */
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3), nonnull(2)));
 
 /* A growable array in an arena: `VEC(Node *) v = {0}; vec_push(a, &v, n);` */
 #define VEC(T) struct { T *data; int len, cap; }
