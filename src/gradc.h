@@ -27,7 +27,7 @@ void *arena_alloc(Arena *a, size_t size);          /* zeroed, 16-byte aligned */
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3), nonnull(2)));
 
 /* A growable array in an arena: `VEC(Node *) v = {0}; vec_push(a, &v, n);` */
 #define VEC(T) struct { T *data; int len, cap; }
@@ -636,27 +636,15 @@ int plot_svg(const Module *m, const PlotOptions *po, const char *svg_path);
 /* json.c — eval's input and output                                      */
 /* ===================================================================== */
 
-/* jsontext.c: strict JSON text → a compact tree (an array of numbers only
- * is packed into nums); NULL after a message with FILE:LINE:COL. */
-typedef enum JKind { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ } JKind;
-typedef struct JVal JVal;
-struct JVal {
-    JKind kind;
-    size_t off;           /* byte offset of the value in the text */
-    int64_t n;            /* entries of an array or object */
-    double num;           /* J_NUM */
-    const char *str;      /* J_STR */
-    double *nums;         /* J_ARR of numbers only: its n numbers, else NULL */
-    JVal **items;         /* other J_ARR, and J_OBJ: its n entries */
-    const char *key;      /* an entry of an object: its key, and where */
-    size_t key_off;
-};
-JVal *json_parse(Arena *a, const Source *src);
+/* The text parsed by jansson, strictly (one value, no duplicate keys, no
+ * NaN, numbers that are doubles): json_decref the tree as soon as its
+ * values are copied out.  NULL after a FILE:LINE:COL message. */
+typedef struct json_t json_t;
+json_t *json_parse(const Source *src);
 /* The file read (capped) and parsed; *src gets its text (malloc'd: free
  * src->text when done, even on failure when *src is set). */
-JVal *json_parse_file(Arena *a, const char *path, const Source **src);
-Loc json_loc(const Source *src, size_t off);
-const char *json_kind_name(JKind k);
+json_t *json_parse_file(Arena *a, const char *path, const Source **src);
+const char *json_kind_name(const json_t *j);   /* "an array", "a number", ... */
 
 /* Reads the inputs file: binds every dimension symbol from the shapes and
  * copies each input; errors (bad JSON, missing input, a dimension that

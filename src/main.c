@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -698,6 +699,48 @@ static int cmd_parse(Arena *a, const Options *o)
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* The checker and printer walk statements and expressions recursively; that
+ * depth is bounded by PARSE_MAX_DEPTH (every walk over the DAG, whose depth
+ * grows with the program, iterates instead).  At the deepest nesting the
+ * parser allows, a sanitizer build's frames outgrow the usual 8 MiB main
+ * stack, so a command runs on a thread whose stack is sized for that bound;
+ * only the pages it touches are committed. */
+enum { COMMAND_STACK = 256 << 20 };
+
+typedef struct CommandRun {
+    const Command *c;
+    const Options *o;
+    int status;
+} CommandRun;
+
+static void *command_thread(void *p)
+{
+    CommandRun *r = p;
+    Arena *a = arena_new();
+    r->status = r->c->run(a, r->o);
+    arena_free(a);
+    return NULL;
+}
+
+static int run_on_big_stack(const Command *c, const Options *o)
+{
+    CommandRun r = {c, o, 1};
+    pthread_attr_t attr;
+    pthread_t t;
+    bool threaded = false;
+    if (pthread_attr_init(&attr) == 0) {
+        threaded = pthread_attr_setstacksize(&attr, COMMAND_STACK) == 0 &&
+                   pthread_create(&t, &attr, command_thread, &r) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        command_thread(&r);          /* no thread: run here, with the usual stack */
+    fflush(stdout);
+    return r.status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -728,9 +771,5 @@ int main(int argc, char **argv)
         return 1;
     if (!max_input_option(&o))
         return 1;
-    Arena *a = arena_new();
-    int status = c->run(a, &o);
-    arena_free(a);
-    fflush(stdout);
-    return status;
+    return run_on_big_stack(c, &o);
 }

@@ -11,6 +11,8 @@
 
 #include "gradc/runtime.h"
 
+#include <jansson.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,29 +66,27 @@ static bool check_plottable(const Module *m)
 static bool held_inputs(const Module *m, const char *path, double *in)
 {
     const Source *src = NULL;
-    const JVal *j = json_parse_file(m->arena, path, &src);
+    json_t *j = json_parse_file(m->arena, path, &src);
     bool ok = j != NULL;
-    if (ok && j->kind != J_OBJ) {
-        diag_error(src, json_loc(src, j->off), "the inputs should be a JSON object with one "
-                   "key per input, not %s", json_kind_name(j->kind));
+    if (ok && !json_is_object(j)) {
+        diag_error(src, (Loc){0, 0}, "the inputs should be a JSON object with one "
+                   "key per input, not %s", json_kind_name(j));
         ok = false;
     }
     for (int i = 0; ok && i < m->ninputs; i++) {
-        const JVal *v = NULL;
-        for (int64_t k = 0; k < j->n && !v; k++)
-            if (strcmp(j->items[k]->key, m->inputs[i].name) == 0)
-                v = j->items[k];
+        const json_t *v = json_object_get(j, m->inputs[i].name);
         if (i == m->wrt[0] && !v)
             continue;
-        if (!v || v->kind != J_NUM) {
-            diag_error(src, json_loc(src, v ? v->off : j->off), v ? "input '%s' should be a number"
+        if (!v || !json_is_number(v)) {
+            diag_error(src, (Loc){0, 0}, v ? "input '%s' should be a number, not %s"
                        : "missing input '%s' (plot holds every input but the swept one at its "
-                       "value here)", m->inputs[i].name);
+                       "value here)%s", m->inputs[i].name, v ? json_kind_name(v) : "");
             ok = false;
         } else {
-            in[i] = v->num;
+            in[i] = json_number_value(v);
         }
     }
+    json_decref(j);
     if (src)
         free(src->text);
     return ok;

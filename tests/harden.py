@@ -296,25 +296,27 @@ def json_strict():
         '{"x": [1, 2]}\0{"x": 1}': r"t.json:1:14: error: not valid JSON: a NUL byte after",
         '{"x": [01, 2]}': r"t.json:1:8: error: not valid JSON: a number may not have a leading zero",
         '{"x": [-00.5]}': r"leading zero",
-        '{"x": [1, 2],\n "x": [3]}': r"t.json:2:2: error: not valid JSON: the key \"x\" appears twice "
-                                     r"\(first at line 1, column 2\)",
+        # jansson does not say where the first one was
+        '{"x": [1, 2],\n "x": [3]}': r"t.json:2:2: error: not valid JSON: the key \"x\" appears twice",
         '{"x": [1e999]}': r"t.json:1:8: error: not valid JSON: the number 1e999 is too large",
         '{"x": [-1e999]}': r"too large for a double",
         '{"x": [1, 1e-400]}': r"t.json:1:11: error: not valid JSON: the number 1e-400 is too small "
                               r"for a double \(it would be 0\)",
         '{"x": [1, 2,]}': r"trailing commas are not JSON",
-        '{"x": [1, 2]': r"t.json:1:13: error: not valid JSON: expected ',' or '}' in an object, "
-                        r"found the end of the file",
+        '{"x": [1, 2]': r"t.json:1:13: error: not valid JSON: '}' expected near end of file",
         '{"x": [NaN]}': r"NaN and Infinity are not JSON",
-        '{"x": [1.]}': r"expected a digit after '.'",
-        '{"x": [+1]}': r"t.json:1:8: error: not valid JSON: expected a digit, found '\+'",
-        '{"x\x01": 1}': r"byte 0x01 inside a string",
-        '{x: [1]}': r"expected a key",
-        '': r"t.json:1:1: error: not valid JSON: it ends where a value was expected",
-        '[' * 300 + ']' * 300: r"nested deeper than 256",
-        '{"x": [[1], [2]]}': r"t.json:1:8: error: input 'x' should be a flat array of numbers "
+        '{"x": [1.]}': r"t.json:1:8: error: not valid JSON: invalid token near '1\.'",
+        '{"x": [+1]}': r"t.json:1:8: error: not valid JSON: invalid token near '\+'",
+        '{"x\x01": 1}': r"t.json:1:2: error: not valid JSON: control character 0x1 near",
+        '{x: [1]}': r"t.json:1:2: error: not valid JSON: string or '}' expected near 'x'",
+        '': r"t.json:1:1: error: not valid JSON: unexpected token near end of file",
+        # jansson's own limit of nesting (JSON_PARSER_MAX_DEPTH)
+        '[' * 3000 + ']' * 3000: r"t.json:1:2049: error: not valid JSON: maximum parsing depth reached",
+        '[' * 300 + ']' * 300: r"t.json: error: the inputs should be a JSON object with one key per "
+                               r"input, not an array",
+        '{"x": [[1], [2]]}': r"t.json: error: input 'x' should be a flat array of numbers "
                              r"\(a vector is not an array of rows\)",
-        '{"x": [1, "a"]}': r"t.json:1:11: error: input 'x': entry 2 is not a number",
+        '{"x": [1, "a"]}': r"t.json: error: input 'x': entry 2 is not a number",
         '{"y": [1, 2]}': r"missing input 'x'",
     }
     for text, pattern in bad.items():
@@ -412,10 +414,10 @@ def plot_options():
     write("in.json", '{"a": 3, "b": 0.5, "x": 100}')
     ok("plot", "p.expr", "-o", "f.svg", "--inputs", "in.json")
     write("in.json", '{"a": 3}')
-    error(r"in.json:1:1: error: missing input 'b'", "plot", "p.expr", "-o", "f.svg",
+    error(r"in.json: error: missing input 'b'", "plot", "p.expr", "-o", "f.svg",
           "--inputs", "in.json")
     write("in.json", '{"a": 3, "b": [1]}')
-    error(r"in.json:1:15: error: input 'b' should be a number", "plot", "p.expr", "-o", "f.svg",
+    error(r"in.json: error: input 'b' should be a number, not an array", "plot", "p.expr", "-o", "f.svg",
           "--inputs", "in.json")
     error(r"plot: -o 'in.json' is the --inputs file", "plot", "p.expr", "-o", "in.json",
           "--inputs", "in.json")

@@ -35,12 +35,15 @@ if newer "$out/gen/parser.c" grammar/parser.y; then
 fi
 
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+# emit.c's library paths (for compile --shared; meson passes the install's)
 cflags=(-std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer $sanitize
+        -DGRADC_LIBDIR=\"/usr/local/lib\" -DGRADC_BIN_TO_LIBDIR=\"../lib\"
+        -DGRADC_VERSION=\"fuzz\"
         -Isrc -Iruntime -Igrammar -I"$out/gen"
-        $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke)
+        $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke nettle jansson)
         -Wno-unused-function -Wno-sign-compare)
 libs=($("$llvm_config" --ldflags --libs core orcjit native passes x86 aarch64 target analysis)
-      $(pkg-config --libs openblas lapacke) -lm -lstdc++)
+      $(pkg-config --libs openblas lapacke nettle jansson) -lm -lstdc++)
 
 # The compiler's stages (everything but main.c) and the runtime, with
 # coverage instrumentation for the fuzzer but no fuzzer main.

@@ -44,18 +44,16 @@ static void test_json(void)
     CHECK(!inputs(m, TEXT("{\"x\": [1, 2], \"A\": [[1, 2], [3, \"4\"]]}"), &b));
     CHECK(!inputs(m, "", 0, &b));
 
-    /* the tree: arrays of numbers packed, others as nodes; positions kept */
-    Source src = {"t.json", (char *)"{\"a\": [1, 2.5, -3e2],\n \"b\": [[1], {\"c\": null}]}", 0};
-    src.len = strlen(src.text);
-    JVal *j = json_parse(A, &src);
-    CHECK(j && j->kind == J_OBJ && j->n == 2);
-    if (j && j->n == 2) {
-        JVal *a = j->items[0], *bb = j->items[1];
-        CHECK(strcmp(a->key, "a") == 0 && a->nums && a->n == 3 && a->nums[2] == -300);
-        CHECK(bb->items && bb->n == 2 && bb->items[0]->nums && bb->items[1]->kind == J_OBJ);
-        Loc l = json_loc(&src, bb->off);
-        CHECK(l.line == 2 && l.col == 7);
-    }
+    CHECK(!inputs(m, TEXT("{\"x\": [1, 2], \"A\": [[1, 2], [3, 4]], \"s\": \"a\0\"}"), &b));
+    CHECK(!inputs(m, TEXT("{\"x\": [1, 2], \"A\": [[1, 2], [3, 4]], \"s\": \"\\u0000\"}"), &b));
+    CHECK(!inputs(m, TEXT("{\"x\": [1, 2], \"A\": [[1, 2], [3, 4]]}  \0"), &b));
+
+    /* the underflow scan skips strings (escaped quotes too); numbers are
+     * doubles, so a 21-digit integer is not "too big" */
+    const char *ok = "{\"s\": \"\\\" 1e-400\", \"x\": [100000000000000000000, 0e-9],\n"
+                     " \"A\": [[1, 2], [3, 4]], \"z\": {\"c\": [null, true]}}";
+    CHECK(inputs(m, ok, strlen(ok), &b));
+    CHECK(b.inputs[0][0] == 1e20 && b.inputs[0][1] == 0);
 }
 
 static void test_number_range(void)

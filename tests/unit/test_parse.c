@@ -217,6 +217,8 @@ int main(void)
     /* Nesting past PARSE_MAX_DEPTH: a clean error, not a crash. */
     size_t n = 20000;
     char *deep = malloc(4 * n + 16);
+    if (!deep)
+        return 1;
     strcpy(deep, "y = ");
     memset(deep + 4, '(', n);
     strcpy(deep + 4 + n, "x\n");
