@@ -322,7 +322,7 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(AMIND,     "amin",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amind)                                         \
     X(LSED,      "logsumexp", 1, M, none,       NULL,    NONE,    ATOM, NULL,                 lsed) /* max-shifted */                        \
     X(SOFTMAXD,  "softmax",   1, M, none,       NULL,    NONE,    ATOM, NULL,                 softmaxd) /* normalised along d */             \
-    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    SOFTMAX, ATOM, NULL,                 logsoftmaxd)
+    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    SOFTMAX, ATOM, "\\operatorname{log\\_softmax}", logsoftmaxd)
 
 typedef enum Op {
 #define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,

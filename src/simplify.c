@@ -354,6 +354,14 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
         return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a->args[0], b));
     if (b->op == OP_NEG)
         return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a, b->args[0]));
+    /* … and out of a broadcast: x .* bcast(-v) → -(x .* bcast(v)) */
+    for (int i = 0; i < 2; i++) {
+        Node *e = i ? b : a, *o = i ? a : b, *v = e->op == OP_BCAST ? e->args[0] : NULL;
+        if (v && v->op == OP_NEG)
+            return mk1(ir, OP_NEG, mk2(ir, OP_MUL, o, mk_bcast(ir, v->args[0], shape)));
+        if (v && v->op == OP_MUL && v->args[0]->op == OP_CONST)
+            return mk2(ir, OP_MUL, v->args[0], mk2(ir, OP_MUL, o, mk_bcast(ir, v->args[1], shape)));
+    }
     /* (c/s) .* x → c*(x/s): the constant joins the others */
     if (a->op == OP_DIV && is_scalar(a) && a->args[0]->op == OP_CONST && a->args[0]->num != 1.0)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIV, b, a->args[1]));
