@@ -28,6 +28,8 @@ typedef struct Cg {
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
+    LLVMValueRef ri, cj;  /* row and column of the elementwise loop being emitted when it
+                           * reads a broadcast (NULL: a flat loop, derived from the index) */
     int pc;               /* the next point of the plan */
     bool failed;
 } Cg;
@@ -43,6 +45,18 @@ typedef struct Frame {
 void internal(Cg *c, const char *what);
 void gen_block(Cg *c, const Block *b);
 void gen_results(Cg *c);
+
+/* codegen.c, for codegen_along.c: entry k of n (fused or stored), a pointer
+ * to n's entries, the sum of f(k) for k < count (partial sums, see there) */
+typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
+LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k);
+LLVMValueRef cg_argbuf(Cg *c, Node *n);
+LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
+
+/* codegen_along.c: reductions and normalisations along a dimension (SUMD …
+ * LOGSOFTMAXD) into out, amax/amin over all entries as a value */
+void gen_along(Cg *c, Node *n, LLVMValueRef out);
+LLVMValueRef gen_extreme(Cg *c, Node *n);
 
 /* ===================================================================== */
 /* LLVM helpers                                                          */

@@ -257,9 +257,10 @@ typedef enum FnRule {
     F_NONE,    /* an op that is not a builtin */
     F_ELEM,    /* elementwise, any shape */
     F_REDUCE,  /* any shape → scalar */
+    F_ALONG,   /* any shape → scalar, or along d (a second argument, 1 or 2) */
     F_SQUARE,  /* a square matrix */
     F_PAIR,    /* elementwise of two: same shape or a scalar side */
-    F_SOFTMAX, /* a column vector */
+    F_SOFTMAX, /* a vector, or a matrix along d */
     F_POLYGAMMA, /* polygamma(k, x): k an integer literal >= 0 */
     F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG, F_CLAMP,
     F_CONST,   /* a named constant (pi): fill is its value */
@@ -276,7 +277,8 @@ typedef struct Builtin {
 /* The builtins that are one op: GRADC_OPS's builtin column. */
 static const Builtin op_builtins[OP_COUNT] = {
 #define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
-    [OP_##name] = {text, F_##builtin, OP_##name, arity, arity, 0},
+    [OP_##name] = {text, F_##builtin, OP_##name, arity,                             \
+                   arity + (F_##builtin == F_ALONG || F_##builtin == F_SOFTMAX), 0},
     GRADC_OPS(X)
 #undef X
 };
@@ -284,7 +286,7 @@ static const Builtin op_builtins[OP_COUNT] = {
 /* The others: built from several ops, or sizes rather than values. */
 static const Builtin builtins[] = {
     {"dot", F_DOT, OP_SUM, 2, 2, 0},
-    {"mean", F_MEAN, OP_SUM, 1, 1, 0},
+    {"mean", F_MEAN, OP_SUMD, 1, 2, 0},
     {"ones", F_FILL, OP_FILL, 1, 2, 1},
     {"zeros", F_FILL, OP_FILL, 1, 2, 0},
     {"eye", F_EYE, OP_EYE, 1, 1, 0},
@@ -424,10 +426,24 @@ _Static_assert(sizeof binops / sizeof *binops == B_COUNT, "a rule per BinOp");
 
 static bool is_comparison(BinOp op) { return op >= B_LT && op <= B_NE; }
 
-/* Same shape, or one side a scalar that broadcasts. */
+/* Broadcasting (spec §8): for rows and columns alike, the dimensions agree
+ * or one of them is the literal 1 (a scalar is the case 1×1). */
+static bool dims_fit(Dim a, Dim b)
+{
+    return dim_eq(a, b) || dim_eq(a, dim_lit(1)) || dim_eq(b, dim_lit(1));
+}
+
 static bool elem_ok(const Node *a, const Node *b)
 {
-    return is_scalar(a) || is_scalar(b) || shape_eq(a->shape, b->shape);
+    return dims_fit(a->shape.rows, b->shape.rows) && dims_fit(a->shape.cols, b->shape.cols);
+}
+
+/* "rows m and n differ and neither is 1": where a and b do not broadcast. */
+static const char *no_fit(Checker *c, Shape a, Shape b)
+{
+    bool rows = !dims_fit(a.rows, b.rows);
+    return arena_printf(c->a, "%s %s and %s differ and neither is 1", rows ? "rows" : "columns",
+                        dim_s(c, rows ? a.rows : a.cols), dim_s(c, rows ? b.rows : b.cols));
 }
 
 /* lhs (already built) OP rhs; errors point at the operator. */
@@ -441,7 +457,7 @@ static Node *binary(Checker *c, const Expr *e, Node *l)
     case R_ELEM:
         if (!elem_ok(l, r))
             fail(c, e->loc, "%s of %s and %s: %s", what, shape_s(c, l->shape),
-                 shape_s(c, r->shape), differ(c, l->shape, r->shape));
+                 shape_s(c, r->shape), no_fit(c, l->shape, r->shape));
         return mk2(c->ir, binops[e->op].op, l, r);
     case R_MUL:
         if (is_scalar(l) || is_scalar(r))
@@ -522,18 +538,39 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
          "dimension symbol", f->name);
 }
 
-/* clamp(x, lo, hi): each a scalar or all of one shape (until broadcasting);
- * the two halves carry PyTorch's gradient convention (diff.c) */
+/* clamp(x, lo, hi): the three broadcast together; the two halves carry
+ * PyTorch's gradient convention (diff.c).  Errors point at the name. */
 static Node *clamp(Checker *c, const Expr *e, Node *x, Node *lo, Node *hi)
 {
-    Node *bound[2] = {lo, hi};
-    Node *full = !is_scalar(x) ? x : !is_scalar(lo) ? lo : hi;
-    for (int i = 0; i < 2; i++)
-        if (!elem_ok(full, bound[i]) || !elem_ok(x, bound[i]))
-            fail(c, expr_start(e->args[i + 1]), "clamp of %s between %s and %s: %s (the bounds are "
-                 "scalars or of x's shape)", shape_s(c, x->shape), shape_s(c, lo->shape),
-                 shape_s(c, hi->shape), differ(c, full->shape, bound[i]->shape));
-    return mk2(c->ir, OP_CLAMPHI, mk2(c->ir, OP_CLAMPLO, x, lo), hi);
+    Node *xlo = NULL;
+    if (elem_ok(x, lo) && elem_ok((xlo = mk2(c->ir, OP_CLAMPLO, x, lo)), hi))
+        return mk2(c->ir, OP_CLAMPHI, xlo, hi);
+    Shape s = xlo ? xlo->shape : x->shape, t = xlo ? hi->shape : lo->shape;
+    fail(c, e->loc, "clamp of %s between %s and %s: %s", shape_s(c, x->shape),
+         shape_s(c, lo->shape), shape_s(c, hi->shape), no_fit(c, s, t));
+}
+
+/* The d of sum(X, d) and the others: the literal 1 or 2. */
+static int along_arg(Checker *c, const Expr *e)
+{
+    const Expr *d = e->args[1];
+    if (d->kind != EX_NUM || (d->num != 1 && d->num != 2))
+        fail(c, e->loc, "the dimension d of %s(X, d) is the literal 1 (down each column) or 2 "
+             "(across each row)", e->name);
+    return (int)d->num;
+}
+
+/* The op of a builtin along a dimension. */
+static Op along_op(Op op)
+{
+    switch (op) {
+    case OP_SUM: return OP_SUMD;
+    case OP_LOGSUMEXP: return OP_LSED;
+    case OP_AMAX: return OP_AMAXD;
+    case OP_AMIN: return OP_AMIND;
+    case OP_SOFTMAX: return OP_SOFTMAXD;
+    default: return op;   /* LOGSOFTMAXD */
+    }
 }
 
 static const char *arity_s(Checker *c, const Builtin *f)
@@ -576,13 +613,17 @@ static Node *call(Checker *c, const Expr *e)
                                     e->args[0]->num >= 0 && e->args[0]->num <= 64))
         fail(c, expr_start(e->args[0]), "the order k of polygamma(k, x) must be an integer "
              "literal from 0 to 64");
+    bool along = (f->rule == F_ALONG || f->rule == F_SOFTMAX || f->rule == F_MEAN) && e->nargs == 2;
+    int d = along ? along_arg(c, e) : 0;
     Node *x = value(c, e->args[0]);
-    Node *y = e->nargs >= 2 ? value(c, e->args[1]) : NULL;
+    Node *y = e->nargs >= 2 && !along ? value(c, e->args[1]) : NULL;
     Shape s = x->shape;
     switch (f->rule) {
     case F_ELEM:
     case F_REDUCE:
         return mk1(c->ir, f->op, x);
+    case F_ALONG:
+        return d ? mk_along(c->ir, along_op(f->op), x, d) : mk1(c->ir, f->op, x);
     case F_SQUARE:
         if (!dim_eq(s.rows, s.cols))
             fail(c, e->loc, "%s needs a square matrix, got %s", f->name, shape_s(c, s));
@@ -590,7 +631,7 @@ static Node *call(Checker *c, const Expr *e)
     case F_PAIR:
         if (!elem_ok(x, y))
             fail(c, e->loc, "%s of %s and %s: %s", f->name, shape_s(c, s),
-                 shape_s(c, y->shape), differ(c, s, y->shape));
+                 shape_s(c, y->shape), no_fit(c, s, y->shape));
         return mk2(c->ir, f->op, x, y);
     case F_POLYGAMMA:
         return mk2(c->ir, OP_POLYGAMMA, x, y);
@@ -602,13 +643,16 @@ static Node *call(Checker *c, const Expr *e)
                  shape_s(c, s), shape_s(c, y->shape), differ(c, s, y->shape));
         return mk1(c->ir, OP_SUM, mk2(c->ir, OP_MUL, x, y));
     case F_MEAN: {
+        if (d)
+            return mk2(c->ir, OP_DIV, mk_along(c->ir, OP_SUMD, x, d), dim_node(c, d == 1 ? s.rows : s.cols));
         Node *numel = mk2(c->ir, OP_MUL, dim_node(c, s.rows), dim_node(c, s.cols));
         return mk2(c->ir, OP_DIV, mk1(c->ir, OP_SUM, x), numel);
     }
-    case F_SOFTMAX:
-        if (!dim_eq(s.cols, dim_lit(1)))
-            fail(c, e->loc, "softmax needs a column vector, got %s", shape_s(c, s));
-        return mk1(c->ir, OP_SOFTMAX, x);
+    case F_SOFTMAX:   /* a vector along its length; a matrix needs d */
+        if (!d && !dim_eq(s.cols, dim_lit(1)) && !dim_eq(s.rows, dim_lit(1)))
+            fail(c, e->loc, "%s of the matrix %s needs the dimension d: %s(X, 1) normalises "
+                 "each column, %s(X, 2) each row", f->name, shape_s(c, s), f->name, f->name);
+        return mk_along(c->ir, along_op(f->op), x, d ? d : dim_eq(s.cols, dim_lit(1)) ? 1 : 2);
     case F_DIAG:
         if (dim_eq(s.cols, dim_lit(1)))
             return mk1(c->ir, OP_DIAGM, x);

@@ -552,6 +552,51 @@ static void adj_softmax(Frame *F, Node *n, Node *g)
 {
     add(F, A, mul(F, n, op2(F, OP_SUB, g, op1(F, OP_SUM, mul(F, g, n)))));
 }
+/* ---- broadcasting and reductions along a dimension (spec §8) ---- */
+static Node *along(Frame *F, Op op, Node *x, int d) { return mk_along(IR, op, val(x), d); }
+static Node *spread(Frame *F, Node *x, Shape s) { return mk_bcast(IR, val(x), s); }
+/* v expanded: its adjoint is g summed over the expanded dimensions */
+static void adj_bcast(Frame *F, Node *n, Node *g)
+{
+    int e = bcast_dims(n);
+    if (e & 1)
+        g = along(F, OP_SUMD, g, 1);
+    if (e & 2)
+        g = along(F, OP_SUMD, g, 2);
+    add(F, A, g);
+}
+static void adj_sumd(Frame *F, Node *n, Node *g) { add(F, A, spread(F, g, A->shape)); }
+/* amax/amin: g shared evenly by the entries equal to the result (PyTorch's
+ * amax/amin backward: mask / count) */
+static void extreme(Frame *F, Node *n, Node *g)
+{
+    Node *mask = op2(F, OP_EQ, A, n);
+    if (shape_is_scalar(n->shape)) {
+        add(F, A, mul(F, op2(F, OP_DIV, g, op1(F, OP_SUM, mask)), mask));
+        return;
+    }
+    Node *count = along(F, OP_SUMD, mask, n->index);
+    add(F, A, mul(F, spread(F, op2(F, OP_DIV, g, count), A->shape), mask));
+}
+static void adj_amax(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amin(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amaxd(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amind(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+/* l = logsumexp(X, d): dX = g .* exp(X - l), expanded along d */
+static void adj_lsed(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, spread(F, g, A->shape), op1(F, OP_EXP, op2(F, OP_SUB, A, n))));
+}
+/* P = softmax(X, d): dX = P .* (g - sum(g .* P, d)) */
+static void adj_softmaxd(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, n, op2(F, OP_SUB, g, along(F, OP_SUMD, mul(F, g, n), n->index))));
+}
+/* L = log_softmax(X, d): dX = g - exp(L) .* sum(g, d) */
+static void adj_logsoftmaxd(Frame *F, Node *n, Node *g)
+{
+    add(F, A, op2(F, OP_SUB, g, mul(F, op1(F, OP_EXP, n), along(F, OP_SUMD, g, n->index))));
+}
 static void adj_diagm(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGV, g)); }
 static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g)); }
 #undef A

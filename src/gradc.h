@@ -240,7 +240,8 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
  *            (codegen.c), or NULL: codegen.c has an emitter of its own
  *   builtin  the checker's arity/shape rule when `text(...)` is a builtin
  *            (check.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
- *            scalar, SQUARE square matrix, SOFTMAX column vector), NONE if not
+ *            scalar, ALONG any → scalar or along a dimension d, SQUARE square
+ *            matrix, SOFTMAX a vector or along d), NONE if not
  *   prec     print precedence (print.c: OR … POST, ATOM for calls and leaves)
  *   latex    LaTeX for a call, or NULL: \operatorname{text} (print.c)
  *   adj      the derivative rule adj_<adj> in diff.c, none: no adjoint
@@ -302,16 +303,26 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(OR,        "or",        2, B, f_or,       NULL,    NONE,    OR,   NULL,                 none)                                          \
     X(MATMUL,    "*",         2, M, none,       NULL,    NONE,    MUL,  NULL,                 matmul)                                        \
     X(TRANSPOSE, "'",         1, M, none,       NULL,    NONE,    POST, NULL,                 transpose)                                     \
-    X(SUM,       "sum",       1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
+    X(SUM,       "sum",       1, M, none,       NULL,    ALONG,    ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
     X(NORM,      "norm",      1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 norm) /* 2-norm / Frobenius → 1×1 */           \
     X(TRACE,     "trace",     1, M, none,       NULL,    SQUARE,  ATOM, "\\operatorname{tr}", trace)                                         \
     X(DET,       "det",       1, M, none,       NULL,    SQUARE,  ATOM, "\\det",              det)                                           \
     X(LOGDET,    "logdet",    1, M, none,       NULL,    SQUARE,  ATOM, "\\log\\det",         logdet) /* log(det A); NaN where det A < 0 */  \
-    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
+    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    ALONG,    ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
     X(INV,       "inv",       1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 inv)                                           \
     X(SOFTMAX,   "softmax",   1, M, none,       NULL,    SOFTMAX, ATOM, NULL,                 softmax) /* column vector → column vector */   \
     X(DIAGM,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagm) /* vector [n] → n×n diagonal matrix */  \
-    X(DIAGV,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */
+    X(DIAGV,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */ \
+    /* broadcasting and reductions along a dimension (spec §8); index: d */                                        \
+    X(BCAST,     "bcast",     1, M, none,       NULL,    NONE,    MUL,  NULL,                 bcast) /* a row or column expanded to shape */ \
+    X(AMAX,      "amax",      1, M, none,       NULL,    ALONG,   ATOM, NULL,                 amax) /* largest entry → 1×1 */                \
+    X(AMIN,      "amin",      1, M, none,       NULL,    ALONG,   ATOM, NULL,                 amin)                                          \
+    X(SUMD,      "sum",       1, M, none,       NULL,    NONE,    ATOM, NULL,                 sumd) /* d 1: down columns → 1×n; 2: → m×1 */  \
+    X(AMAXD,     "amax",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amaxd)                                         \
+    X(AMIND,     "amin",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amind)                                         \
+    X(LSED,      "logsumexp", 1, M, none,       NULL,    NONE,    ATOM, NULL,                 lsed) /* max-shifted */                        \
+    X(SOFTMAXD,  "softmax",   1, M, none,       NULL,    NONE,    ATOM, NULL,                 softmaxd) /* normalised along d */             \
+    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    SOFTMAX, ATOM, "\\operatorname{log\\_softmax}", logsoftmaxd)
 
 typedef enum Op {
 #define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,
@@ -341,7 +352,7 @@ struct Node {
     Node *args[2];
     Shape shape;
     double num;           /* CONST, FILL */
-    int index;            /* INPUT, SLOT, DIMVAL */
+    int index;            /* INPUT, SLOT, DIMVAL; d of SUMD … LOGSOFTMAXD */
     const int *slots;     /* sorted indices of every SLOT this node reads */
     int nslots;
     uint32_t hash;
@@ -494,6 +505,17 @@ Node *mk_dimval(Ir *ir, int sym);
 Node *mk_cotan(Ir *ir, Shape s);
 Node *mk1(Ir *ir, Op op, Node *a);              /* unary ops and M ops of one arg */
 Node *mk2(Ir *ir, Op op, Node *a, Node *b);     /* binary ops and MATMUL */
+/* Broadcasting (spec §8): x (a row or a column, or a scalar) expanded to
+ * shape, never materialised by the backend; x itself when the shapes agree. */
+Node *mk_bcast(Ir *ir, Node *x, Shape shape);
+/* A reduction or normalisation along d (1: down each column, 2: across each
+ * row): op is SUMD, AMAXD, AMIND, LSED, SOFTMAXD or LOGSOFTMAXD; along a
+ * dimension of literal size 1 or to a 1×1 result it is the simpler op. */
+Node *mk_along(Ir *ir, Op op, Node *x, int d);
+/* n's op (and index, shape) applied to new arguments a, b (b NULL if unary). */
+Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b);
+/* Which dimensions BCAST n expands: 1 rows, 2 columns, 3 both. */
+int bcast_dims(const Node *n);
 bool node_is_zero(const Node *n);               /* CONST 0 or FILL 0 */
 bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 

@@ -14,7 +14,7 @@
 /* Does p read its arguments entry by entry (so they can be fused into it)? */
 static bool fuses_args(const Node *p)
 {
-    if (p->op == OP_SUM)
+    if (p->op == OP_SUM || p->op == OP_SUMD)
         return true;
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
@@ -32,7 +32,8 @@ static bool cheap(const Plan *p, const Node *n)
         return false;
     for (int i = 0; i < n->nargs; i++) {
         Op a = n->args[i]->op;
-        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL)
+        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL &&
+            a != OP_BCAST)
             return false;
     }
     return true;
@@ -42,8 +43,8 @@ bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
-    if (n->op == OP_FILL)
-        return true;
+    if (n->op == OP_FILL || n->op == OP_BCAST)
+        return true;   /* a broadcast is read through: its argument's entries, never a copy */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
@@ -387,13 +388,14 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LAPACK;
     if (is_scalar(n)) {
         switch (n->op) {
-        case OP_SUM: case OP_NORM: case OP_TRACE: case OP_LOGSUMEXP: case OP_MATMUL: return K_REDUCE;
+        case OP_SUM: case OP_NORM: case OP_TRACE: case OP_LOGSUMEXP: case OP_MATMUL:
+        case OP_AMAX: case OP_AMIN: return K_REDUCE;
         default: return K_SCALAR;
         }
     }
     if (is_alias(n))
         return K_ALIAS;
-    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL)
+    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL || n->op == OP_BCAST)
         return K_MAP;
     return n->op == OP_MATMUL ? K_GEMM : K_LAYOUT;
 }
@@ -627,6 +629,8 @@ static void dump_op(Sim *s, const Node *n)
     if (n->nargs) {
         fputs(n->op == OP_NEG ? "" : "(", o);
         ref(s, n->args[0]);
+        if (n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD)
+            fprintf(o, ", %d", n->index);
         fputs(n->op == OP_NEG ? "" : ")", o);
     } else if (n->op == OP_FILL) {
         fprintf(o, "(%.17g)", n->num);

@@ -186,6 +186,8 @@ static void text(Printer *p, const char *s)
         vec_push(p->m->arena, &p->rest, ((Piece){NULL, 0, s}));
 }
 
+static const Node *operand(const Printer *p, const Node *n);
+
 /* clamp(x, lo, hi) is CLAMPHI(CLAMPLO(x, lo), hi); either half alone (its
  * inner value named by a let) prints as the max or min it equals */
 static bool clamp_call(Printer *p, const Node *n)
@@ -194,18 +196,42 @@ static bool clamp_call(Printer *p, const Node *n)
     if (n->op != OP_CLAMPHI || lo->op != OP_CLAMPLO || p->let[lo->id])
         return false;
     text(p, latex(p) ? "\\operatorname{clamp}\\left(" : "clamp(");
-    sub(p, lo->args[0], 0);
+    sub(p, operand(p, lo->args[0]), 0);
     text(p, ", ");
-    sub(p, lo->args[1], 0);
+    sub(p, operand(p, lo->args[1]), 0);
     text(p, ", ");
-    sub(p, n->args[1], 0);
+    sub(p, operand(p, n->args[1]), 0);
     text(p, latex(p) ? "\\right)" : ")");
     return true;
 }
 
+/* An operand of an elementwise operator: a broadcast prints as what it
+ * expands, since the operator expands it again when the text is read
+ * (the simplifier keeps a BCAST next to an operand of the full shape). */
+static const Node *operand(const Printer *p, const Node *n)
+{
+    return n->op == OP_BCAST && !p->let[n->id] ? n->args[0] : n;
+}
+
+/* Anywhere else a broadcast is written out: v .* ones(m, n). */
+static void bcast(Printer *p, const Node *n)
+{
+    char b1[32], b2[32];
+    sub(p, n->args[0], P_MUL + 1);
+    if (latex(p)) {
+        text(p, " \\odot \\mathbf{1}");
+        return;
+    }
+    text(p, arena_printf(p->m->arena, " .* ones(%s, %s)", dim_name(p, n->shape.rows, b1, sizeof b1),
+                         dim_name(p, n->shape.cols, b2, sizeof b2)));
+}
+
+static bool is_along(const Node *n) { return n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD; }
+
 static void call(Printer *p, const Node *n)
 {
     const char *name = op_info[n->op].text;
+    bool elem = op_info[n->op].kind == OK_B;
     if (clamp_call(p, n))
         return;
     if (latex(p)) {
@@ -217,21 +243,17 @@ static void call(Printer *p, const Node *n)
         }
         const char *tex = op_latex[n->op];   /* NULL: \operatorname{name} */
         fprintf(p->out, tex ? "%s\\left(" : "\\operatorname{%s}\\left(", tex ? tex : name);
-        sub(p, n->args[0], 0);
-        for (int i = 1; i < n->nargs; i++) {
-            text(p, ", ");
-            sub(p, n->args[i], 0);
-        }
-        text(p, "\\right)");
-        return;
+    } else {
+        fprintf(p->out, "%s(", name);
     }
-    fprintf(p->out, "%s(", name);
-    sub(p, n->args[0], 0);
+    sub(p, elem ? operand(p, n->args[0]) : n->args[0], 0);
     for (int i = 1; i < n->nargs; i++) {
         text(p, ", ");
-        sub(p, n->args[i], 0);
+        sub(p, elem ? operand(p, n->args[i]) : n->args[i], 0);
     }
-    text(p, ")");
+    if (is_along(n))
+        text(p, n->index == 1 ? ", 1" : ", 2");
+    text(p, latex(p) ? "\\right)" : ")");
 }
 
 static void open_paren(Printer *p, bool on) { if (on) text(p, latex(p) ? "\\left(" : "("); }
@@ -279,7 +301,7 @@ static bool starts_with_digit(const Printer *p, const Node *n, int min_prec)
 
 static void binary(Printer *p, const Node *n, int prec)
 {
-    const Node *a = n->args[0], *b = n->args[1];
+    const Node *a = operand(p, n->args[0]), *b = operand(p, n->args[1]);
     bool tex = latex(p);
     if ((n->op == OP_DIV || n->op == OP_DIVSAFE) && tex && scalar(b)) {
         text(p, "\\frac{");
@@ -336,6 +358,8 @@ static void expand(Printer *p, const Node *n, int min_prec)
     } else if (n->op == OP_TRANSPOSE) {
         sub(p, n->args[0], tex_base_prec(p, n->args[0], P_POST + 1));
         text(p, latex(p) ? "^\\top" : "'");
+    } else if (n->op == OP_BCAST) {
+        bcast(p, n);
     } else if (n->op == OP_MAX || n->op == OP_MIN || !infix(p, n)) {
         call(p, n);
     } else {
@@ -756,7 +780,7 @@ static Rewrite rewrite_values(const Module *m)
         else if (is_cmp(n->op) || n->op == OP_NOT)
             r.to[id] = cmp_value(ir, n->op, a, b);
         else if ((n->nargs > 0 && a != n->args[0]) || (n->nargs > 1 && b != n->args[1]))
-            r.to[id] = n->nargs == 1 ? mk1(ir, n->op, a) : mk2(ir, n->op, a, b);
+            r.to[id] = mk_like(ir, n, a, b);
         else
             r.to[id] = n;
     }
