@@ -70,7 +70,7 @@ static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name);
 %token <str> NAME "name"
 %token INPUT "input" OUTPUT "output" WRT "wrt" IF "if" ELIF "elif" ELSE "else"
 %token END "end" WHILE "while" FOR "for" IN "in" AND "and" OR "or" NOT "not"
-%token EMUL ".*" EDIV "./" EPOW ".^" LE "<=" GE ">=" EQ "==" NE "!="
+%token EMUL ".*" EDIV "./" EPOW ".^" BACKSLASH "\\" LE "<=" GE ">=" EQ "==" NE "!="
 %token NEWLINE "end of line"
 
 %type <x> expr
@@ -88,7 +88,7 @@ static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name);
 %precedence NOT
 %nonassoc '<' '>' LE GE EQ NE
 %left '+' '-'
-%left '*' '/' EMUL EDIV
+%left '*' '/' EMUL EDIV BACKSLASH
 %precedence UMINUS
 %right '^' EPOW
 %precedence '\''
@@ -239,6 +239,7 @@ expr: NUMBER {
     | expr '/' expr             { $$ = binary(p, B_DIV, @2, $1, $3); OK($$); }
     | expr EMUL expr            { $$ = binary(p, B_EMUL, @2, $1, $3); OK($$); }
     | expr EDIV expr            { $$ = binary(p, B_EDIV, @2, $1, $3); OK($$); }
+    | expr BACKSLASH expr       { $$ = binary(p, B_SOLVE, @2, $1, $3); OK($$); }
     | '-' expr %prec UMINUS     { $$ = unary(p, EX_NEG, @1, $2); OK($$); }
     | expr '^' expr             { $$ = binary(p, B_POW, @2, $1, $3); OK($$); }
     | expr EPOW expr            { $$ = binary(p, B_EPOW, @2, $1, $3); OK($$); }

@@ -264,6 +264,8 @@ typedef enum FnRule {
     F_POLYGAMMA, /* polygamma(k, x): k an integer literal >= 0 */
     F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG, F_CLAMP,
     F_CONST,   /* a named constant (pi): fill is its value */
+    F_WHERE,   /* where(c, a, b): c a condition (mask), not a value */
+    F_SOLVE,   /* solve(A, B): A square, B with A's rows */
 } FnRule;
 
 typedef struct Builtin {
@@ -293,6 +295,8 @@ static const Builtin builtins[] = {
     {"diag", F_DIAG, OP_DIAGM, 1, 1, 0},
     {"clamp", F_CLAMP, OP_CLAMPHI, 3, 3, 0},
     {"pi", F_CONST, OP_CONST, 0, 0, M_PI},
+    {"where", F_WHERE, OP_PICK, 3, 3, 0},
+    {"solve", F_SOLVE, OP_SOLVE, 2, 2, 0},
 };
 
 static const Builtin *builtin(const char *name)
@@ -398,7 +402,7 @@ static bool integral(double x) { return x >= 0 && x <= 9007199254740992.0 && x =
 
 static Node *value(Checker *c, const Expr *e);
 
-typedef enum BinRule { R_ELEM, R_MUL, R_DIV, R_POW, R_COND } BinRule;
+typedef enum BinRule { R_ELEM, R_MUL, R_DIV, R_POW, R_COND, R_SOLVE } BinRule;
 
 static const struct {
     BinRule rule;
@@ -421,6 +425,7 @@ static const struct {
     [B_NE] = {R_COND, OP_NE, NULL},
     [B_AND] = {R_COND, OP_AND, NULL},
     [B_OR] = {R_COND, OP_OR, NULL},
+    [B_SOLVE] = {R_SOLVE, OP_SOLVE, "solve"},
 };
 _Static_assert(sizeof binops / sizeof *binops == B_COUNT, "a rule per BinOp");
 
@@ -431,6 +436,25 @@ static bool is_comparison(BinOp op) { return op >= B_LT && op <= B_NE; }
 static bool dims_fit(Dim a, Dim b)
 {
     return dim_eq(a, b) || dim_eq(a, dim_lit(1)) || dim_eq(b, dim_lit(1));
+}
+
+/* Why a comparison (or and, or, not) is not a value here. */
+static const char *cond_only(Checker *c, const char *op)
+{
+    return arena_printf(c->a, "'%s' gives a value only inside where's first argument "
+                        "(where(x > 0, a, b)) or an if or while condition", op);
+}
+
+/* solve(A, B) and A \ B: A square, B with A's rows; errors at loc (the
+ * function's name, the operator). */
+static Node *solve(Checker *c, Loc loc, const char *what, Node *a, Node *b)
+{
+    if (!dim_eq(a->shape.rows, a->shape.cols))
+        fail(c, loc, "%s needs a square matrix on the left, got %s", what, shape_s(c, a->shape));
+    if (!dim_eq(a->shape.rows, b->shape.rows))
+        fail(c, loc, "%s of %s and %s: the rows %s and %s differ", what, shape_s(c, a->shape),
+             shape_s(c, b->shape), dim_s(c, a->shape.rows), dim_s(c, b->shape.rows));
+    return mk_solve(c->ir, a, b, false);
 }
 
 static bool elem_ok(const Node *a, const Node *b)
@@ -450,7 +474,7 @@ static const char *no_fit(Checker *c, Shape a, Shape b)
 static Node *binary(Checker *c, const Expr *e, Node *l)
 {
     if (binops[e->op].rule == R_COND)
-        fail(c, e->loc, "'%s' is only allowed in an if or while condition", binop_text[e->op]);
+        fail(c, e->loc, "%s", cond_only(c, binop_text[e->op]));
     Node *r = value(c, e->rhs);
     const char *what = binops[e->op].what;
     switch (binops[e->op].rule) {
@@ -477,6 +501,8 @@ static Node *binary(Checker *c, const Expr *e, Node *l)
             fail(c, e->loc, "power of %s and %s: ^ takes scalars (use .^ for an elementwise "
                  "power)", shape_s(c, l->shape), shape_s(c, r->shape));
         return mk2(c->ir, OP_POW, l, r);
+    case R_SOLVE:
+        return solve(c, e->loc, "\\", l, r);
     case R_COND:
         break;
     }
@@ -573,6 +599,47 @@ static Op along_op(Op op)
     }
 }
 
+/* where's condition: comparisons of values entry by entry, combined with
+ * and, or, not; a bare value v means v != 0 (as an if reads its condition).
+ * Recursion as deep as the parser's nesting limit, as cond's. */
+static Node *mask(Checker *c, const Expr *e)
+{
+    if (++c->depth > MAX_EXPR_DEPTH)
+        fail(c, e->loc, "condition nested too deeply");
+    Node *n, *l, *r;
+    if (e->kind == EX_NOT) {
+        n = mk1(c->ir, OP_NOT, mask(c, e->lhs));
+    } else if (e->kind == EX_BINARY && (binops[e->op].rule == R_COND)) {
+        bool logic = e->op == B_AND || e->op == B_OR;
+        l = logic ? mask(c, e->lhs) : value(c, e->lhs);
+        r = logic ? mask(c, e->rhs) : value(c, e->rhs);
+        if (!elem_ok(l, r))
+            fail(c, e->loc, "'%s' of %s and %s: %s", binop_text[e->op], shape_s(c, l->shape),
+                 shape_s(c, r->shape), differ(c, l->shape, r->shape));
+        n = mk2(c->ir, binops[e->op].op, l, r);
+    } else {
+        n = value(c, e);
+    }
+    c->depth--;
+    return n;
+}
+
+/* where(k, a, b) = PICK(k, a) + PICK(not k, b): each PICK is its side where
+ * it is chosen and an exact 0 elsewhere, so a NaN or Inf of the side not
+ * taken never reaches the value (nor, diff.c, the gradient). */
+static Node *where(Checker *c, const Expr *e)
+{
+    Node *k = mask(c, e->args[0]), *a = value(c, e->args[1]), *b = value(c, e->args[2]);
+    Node *v[3] = {k, a, b};
+    for (int i = 0; i < 3; i++) {
+        Node *x = v[i], *y = v[(i + 1) % 3];
+        if (!elem_ok(x, y))
+            fail(c, e->loc, "where of %s, %s and %s: %s", shape_s(c, k->shape),
+                 shape_s(c, a->shape), shape_s(c, b->shape), differ(c, x->shape, y->shape));
+    }
+    return mk2(c->ir, OP_ADD, mk2(c->ir, OP_PICK, k, a), mk2(c->ir, OP_PICK, mk1(c->ir, OP_NOT, k), b));
+}
+
 static const char *arity_s(Checker *c, const Builtin *f)
 {
     if (f->lo != f->hi)
@@ -609,6 +676,8 @@ static Node *call(Checker *c, const Expr *e)
         return mk_fill(c->ir, f->fill, shape_make(d0, d1));
     }
 
+    if (f->rule == F_WHERE)
+        return where(c, e);
     if (f->rule == F_POLYGAMMA && !(e->args[0]->kind == EX_NUM && integral(e->args[0]->num) &&
                                     e->args[0]->num >= 0 && e->args[0]->num <= 64))
         fail(c, expr_start(e->args[0]), "the order k of polygamma(k, x) must be an integer "
@@ -661,10 +730,13 @@ static Node *call(Checker *c, const Expr *e)
         if (!dim_eq(s.rows, s.cols))
             fail(c, e->loc, "diag needs a vector or a square matrix, got %s", shape_s(c, s));
         return mk1(c->ir, OP_DIAGV, x);
+    case F_SOLVE:
+        return solve(c, e->loc, "solve", x, y);
     case F_FILL:
     case F_EYE:
     case F_NONE:
     case F_CONST:
+    case F_WHERE:
         break;
     }
     return NULL; /* unreachable: handled above */
@@ -691,7 +763,7 @@ static Node *value(Checker *c, const Expr *e)
         n = mk1(c->ir, OP_NEG, value(c, e->lhs));
         break;
     case EX_NOT:
-        fail(c, e->loc, "'not' is only allowed in an if or while condition");
+        fail(c, e->loc, "%s", cond_only(c, "not"));
     case EX_BINARY:
     case EX_TRANSPOSE:
         n = left_chain(c, e);
@@ -703,10 +775,10 @@ static Node *value(Checker *c, const Expr *e)
     return n;
 }
 
-/* What to do instead of an if on a vector (there is no `where` yet). */
+/* What to do instead of an if on a vector. */
 static const char cond_hint[] = "a condition is one scalar: reduce first (sum(...) > 0, "
-    "norm(...) > 0), or choose entry by entry with max, min or relu instead of an if "
-    "(max(v, 0) is v where v > 0, else 0)";
+    "norm(...) > 0), or choose entry by entry with where instead of an if "
+    "(where(v > 0, a, b) is a where v > 0, else b)";
 
 /* An if/while condition: comparisons of scalars combined with and/or/not; a
  * bare scalar means "!= 0", which is how IF and WHILE read cond anyway. */

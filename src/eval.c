@@ -407,6 +407,22 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
         break;
     }
     case OP_INV: op_inv(e, a, out); break;
+    /* the runtime's own functions, so that compiled code agrees to the bit */
+    case OP_LU: gradc_lu(a.r, x, out); break;
+    case OP_SOLVE:
+    case OP_SOLVET: {
+        double *scratch = alloc_doubles(e, b.r * b.c);
+        if (scratch)
+            gradc_lu_solve(a.r, b.c, x, n->op == OP_SOLVET, y, out, scratch);
+        free(scratch);
+        break;
+    }
+    case OP_CHOL: gradc_chol(a.r, x, out); break;
+    case OP_TRIL:
+        for (int64_t i = 0; i < a.r; i++)
+            for (int64_t j = 0; j <= i && j < a.c; j++)
+                out[i * a.c + j] = x[i * a.c + j];
+        break;
     case OP_LOGSUMEXP: out[0] = logsumexp_of(a); break;
     case OP_SOFTMAX: op_softmax(a, out); break;
     case OP_DIAGM:
@@ -450,6 +466,8 @@ static bool fill_entry(Eval *e, const Node *n)
     int64_t size = size_of(e, n->shape);
     if (size < 0)
         return false;
+    if (n->op == OP_LU)   /* the factors, then room for the pivots */
+        size += rows_of(e, n->shape);
     if (!c->data && !(c->data = alloc_doubles(e, size)))
         return false;
     memset(c->data, 0, sizeof(double) * (size_t)size);

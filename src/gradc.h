@@ -127,6 +127,7 @@ typedef enum ExprKind {
 typedef enum BinOp {
     B_ADD, B_SUB, B_MUL, B_DIV, B_EMUL, B_EDIV, B_POW, B_EPOW,
     B_LT, B_LE, B_GT, B_GE, B_EQ, B_NE, B_AND, B_OR,
+    B_SOLVE,  /* A \ B (spec §8), binds like * */
     B_COUNT   /* not an operator: the size of tables indexed by BinOp */
 } BinOp;
 extern const char *const binop_text[];   /* "+", "-", "*", ... "and", "or" */
@@ -322,7 +323,14 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(AMIND,     "amin",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amind)                                         \
     X(LSED,      "logsumexp", 1, M, none,       NULL,    NONE,    ATOM, NULL,                 lsed) /* max-shifted */                        \
     X(SOFTMAXD,  "softmax",   1, M, none,       NULL,    NONE,    ATOM, NULL,                 softmaxd) /* normalised along d */             \
-    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    SOFTMAX, ATOM, "\\operatorname{log\\_softmax}", logsoftmaxd)
+    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    SOFTMAX, ATOM, "\\operatorname{log\\_softmax}", logsoftmaxd) \
+    /* where, solve, chol (spec §8 "Selection", "Linear algebra") */                                                 \
+    X(PICK,      "where",     2, B, f_pick,     NULL,    NONE,    ATOM, NULL,                 pick) /* c != 0 ? a : exact 0; where(c, a, b) = PICK(c, a) + PICK(not c, b) */ \
+    X(LU,        "lu",        1, M, none,       NULL,    NONE,    ATOM, NULL,                 lu) /* LU factors of A, n×n + n pivots; only an operand of SOLVE/SOLVET */ \
+    X(SOLVE,     "solve",     2, M, none,       NULL,    NONE,    ATOM, NULL,                 solve) /* SOLVE(LU(A), B) = A \\ B */ \
+    X(SOLVET,    "solve",     2, M, none,       NULL,    NONE,    ATOM, NULL,                 solvet) /* SOLVET(LU(A), B) = A' \\ B, same factors */ \
+    X(CHOL,      "chol",      1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 chol) /* lower L, L*L' = A, A's lower triangle read */ \
+    X(TRIL,      "tril",      1, M, none,       NULL,    ELEM,    ATOM, NULL,                 tril) /* lower triangle, diagonal included (chol's adjoint) */
 
 typedef enum Op {
 #define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,
@@ -517,6 +525,9 @@ Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b);
 /* Which dimensions BCAST n expands: 1 rows, 2 columns, 3 both. */
 int bcast_dims(const Node *n);
 bool node_is_zero(const Node *n);               /* CONST 0 or FILL 0 */
+/* A \ B (A' \ B when trans) as SOLVE(LU(A), B) (SOLVET): the solves of one
+ * A share its factors; a 1×1 A divides. */
+Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans);
 bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 
 /* ===================================================================== */

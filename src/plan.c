@@ -384,7 +384,8 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LEAF;
     if (p->mv[n->id])
         return K_MATVEC;
-    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)))
+    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)) ||
+        n->op == OP_LU || n->op == OP_SOLVE || n->op == OP_SOLVET || n->op == OP_CHOL)
         return K_LAPACK;
     if (is_scalar(n)) {
         switch (n->op) {
@@ -958,8 +959,10 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         add_shape(p, a, n->shape);
         if (n->op == OP_SLOT)
             p->slotused[n->index] = true;
-        if (needs_buf(p, n))
-            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (needs_buf(p, n))   /* LU: the factors, then the pivots */
+            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, n->op == OP_LU);
+        if (n->op == OP_SOLVE || n->op == OP_SOLVET)   /* the right side, column-major */
+            p->scratch[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
         if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
             p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)

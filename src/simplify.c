@@ -217,6 +217,11 @@ static Shape shape_of2(Op op, const Node *a, const Node *b)
             ir_bug("matrix product of mismatched shapes");
         return shape_make(a->shape.rows, b->shape.cols);
     }
+    if (op == OP_SOLVE || op == OP_SOLVET) {
+        if (a->op != OP_LU || !dim_eq(a->shape.rows, b->shape.rows))
+            ir_bug("solve of mismatched shapes");
+        return b->shape;
+    }
     Shape r;
     if (!bcast_dim(a->shape.rows, b->shape.rows, &r.rows) ||
         !bcast_dim(a->shape.cols, b->shape.cols, &r.cols))
@@ -524,14 +529,58 @@ static Node *rule_detach(Ir *ir, Node *a, Shape shape)
     return is_constant(a) || a->op == OP_DETACH ? a : NULL;
 }
 
+/* where's half: a constant condition picks a side or 0; 0 picked is 0 */
+static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
+{
+    if (node_is_zero(a) || node_is_zero(c))
+        return mk_zero(ir, shape);
+    if (is_constant(c))   /* nonzero (zero was above) */
+        return as_shape(ir, a, shape);
+    return NULL;
+}
+
+/* a or not a: every entry is true (NaN != 0 too); a and not a: none */
+static Node *rule_excluded_middle(Ir *ir, Node *a, Node *b, Shape shape, double v)
+{
+    if ((b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b))
+        return mk_fill(ir, v, shape);
+    return NULL;
+}
+static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 1); }
+static Node *rule_and(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 0); }
+
+/* chol of a 1×1 a: sqrt(a), and NaN unless a > 0 (0/0 at a = 0), as the
+ * factorisation fails there */
+static Node *rule_chol(Ir *ir, Node *a, Shape shape)
+{
+    (void)shape;
+    return is_scalar(a) ? mk2(ir, OP_DIV, mk1(ir, OP_SQRT, a), mk2(ir, OP_GT, a, mk_const(ir, 0)))
+                        : NULL;
+}
+
+static Node *rule_tril(Ir *ir, Node *a, Shape shape)
+{
+    (void)ir;
+    (void)shape;
+    return is_scalar(a) || a->op == OP_TRIL || a->op == OP_CHOL ? a : NULL;
+}
+
+Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans)
+{
+    if (is_scalar(a))
+        return mk2(ir, OP_DIV, b, a);
+    return mk2(ir, trans ? OP_SOLVET : OP_SOLVE, mk1(ir, OP_LU, a), b);
+}
+
 static Rule2 *const rules2[OP_COUNT] = {
     [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
     [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
+    [OP_PICK] = rule_pick, [OP_OR] = rule_or, [OP_AND] = rule_and,
 };
 
 static Rule1 *const rules1[OP_COUNT] = {
     [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum,
-    [OP_DETACH] = rule_detach,
+    [OP_DETACH] = rule_detach, [OP_CHOL] = rule_chol, [OP_TRIL] = rule_tril,
 };
 
 /* ---- the constructors ---- */
