@@ -399,7 +399,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     }
 }
 
-static bool lit_small(Dim d) { return d.sym < 0 && d.n <= 8; }
+static bool lit_small(Dim d) { return d.sym == -1 && d.n <= 8; }
 
 /* A loop's structure, hashed (FNV-1a): the ops of its fused expression,
  * its constants, which leaves are scalars, its sizes.  Loops of equal
@@ -645,6 +645,10 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     }
     case OP_MATMUL: gen_matmul(c, n, out); return;
     case OP_SOFTMAX: gen_softmax(c, n, out); return;
+    case OP_VCAT:
+    case OP_HCAT: cg_cat_into(c, n, out, argbuf(c, x), argbuf(c, n->args[1])); return;
+    case OP_SLICE:
+    case OP_PAD: cg_block_into(c, n, out, argbuf(c, x), get(c, n->args[1]), get(c, n->args[2])); return;
     case OP_INV: {
         LLVMTypeRef pt[4] = {c->i64, c->ptr, c->ptr, c->ptr};
         LLVMValueRef args[4] = {rows(c, x), argbuf(c, x), out, bufp(c, c->p->scratch[n->id])};
@@ -700,6 +704,7 @@ static LLVMValueRef gen_scalar(Cg *c, Node *n)
     case OP_TRANSPOSE:
     case OP_DIAGV:
     case OP_DIAGM: return get(c, n->args[0]);
+    case OP_SLICE: return cg_element(c, n, argbuf(c, n->args[0]), get(c, n->args[1]), get(c, n->args[2]));
     default: break;
     }
     if (kind_of(n) == OK_U)
@@ -724,6 +729,10 @@ static LLVMValueRef gen_buffer(Cg *c, Node *n)
     case OP_TRANSPOSE:
         if (is_alias(n))
             return get(c, n->args[0]);
+        break;
+    case OP_SLICE:
+        if (is_view(n))
+            return cg_view(c, n, argbuf(c, n->args[0]), get(c, n->args[1]), get(c, n->args[2]));
         break;
     default: break;
     }

@@ -679,6 +679,25 @@ static void adj_chol(Frame *F, Node *n, Node *g)
     add(F, A, tr(F, mk_solve(IR, n, tr(F, y), true)));
 }
 static void adj_tril(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_TRIL, g)); }
+/* Concatenation: each part takes its block of the adjoint.  A slice (or an
+ * element) adds its adjoint into a zero of x's shape at its offsets; a pad
+ * gives back the block it placed.  The offsets are integers: no adjoint. */
+static Node *cut(Frame *F, Node *g, Node *r, Node *c, Shape s) { return mk3(IR, OP_SLICE, s, val(g), r, c, 0); }
+static void adj_vcat(Frame *F, Node *n, Node *g)
+{
+    add(F, A, cut(F, g, K(F, 0), K(F, 0), A->shape));
+    add(F, B, cut(F, g, mk_dim(IR, A->shape.rows), K(F, 0), B->shape));
+}
+static void adj_hcat(Frame *F, Node *n, Node *g)
+{
+    add(F, A, cut(F, g, K(F, 0), K(F, 0), A->shape));
+    add(F, B, cut(F, g, K(F, 0), mk_dim(IR, A->shape.cols), B->shape));
+}
+static void adj_slice(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mk3(IR, OP_PAD, A->shape, val(g), n->args[1], n->args[2], 0));
+}
+static void adj_pad(Frame *F, Node *n, Node *g) { add(F, A, cut(F, g, n->args[1], n->args[2], A->shape)); }
 #undef A
 #undef B
 

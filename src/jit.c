@@ -204,7 +204,8 @@ int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **g
     EntryFn fn = want_grad && j->grad ? j->grad : j->fwd;
     int32_t w = -1;
     int status = fn(b->dims, b->inputs, b->cotangent, value, fn == j->grad ? grads : NULL, NULL, &w);
-    if (status == GRADC_EMAXITER && where && w >= 0 && w < j->info.nwhiles)
+    if ((status == GRADC_EMAXITER || status == GRADC_EINDEX) && where && w >= 0 &&
+        w < j->info.nwhiles)
         *where = j->info.whiles[w];
     return status;
 }

@@ -55,6 +55,13 @@ bool is_alias(const Node *n)
            (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
 }
 
+bool is_view(const Node *n)
+{
+    if (n->op != OP_SLICE || is_scalar(n))
+        return false;
+    return dim_eq(n->shape.cols, n->args[0]->shape.cols) || dim_eq(n->shape.rows, dim_lit(1));
+}
+
 /* Matrix–vector products.  A product P*x whose result is a column (or a
  * row x'*P, read as P'*x) is computed from the terms of P: sums,
  * differences, negations, scalar factors and transposes of P are read
@@ -344,7 +351,7 @@ static void add_shape(Plan *p, Arena *a, Shape s)
 
 static bool needs_buf(const Plan *p, const Node *n)
 {
-    if (is_scalar(n) || is_fused(p, n) || is_alias(n))
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n))
         return false;
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
