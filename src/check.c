@@ -83,6 +83,7 @@ typedef struct Checker {
     int depth;                /* expression recursion, against pathological ASTs */
     int loop_depth;
     bool has_output, has_wrt;
+    const AstStmt *output_stmt;
     int output_line, wrt_line;
     const char *output_name;
     Loc output_loc;
@@ -1128,15 +1129,22 @@ static void output(Checker *c, const AstStmt *s)
     if (c->has_output)
         fail(c, s->loc, "a second output statement (the first is at line %d); a program has "
              "one output", c->output_line);
-    Var v = lookup(c, s->name);
-    if (v.kind == V_DIM)
-        fail(c, name_loc(s), "%s is a dimension symbol; output names a variable or an input",
-             s->name);
-    if (v.kind == V_POISON)
-        fail_quietly(c);
-    if (v.kind != V_VAR && v.kind != V_INPUT)
-        fail(c, name_loc(s), "%s", why_undefined(c, s->name, v));
+    for (int i = 0; i < s->nnames; i++) {
+        Loc at = s->name_locs[i];
+        Var v = lookup(c, s->names[i]);
+        if (v.kind == V_DIM)
+            fail(c, at, "%s is a dimension symbol; output names a variable or an input",
+                 s->names[i]);
+        if (v.kind == V_POISON)
+            fail_quietly(c);
+        if (v.kind != V_VAR && v.kind != V_INPUT)
+            fail(c, at, "%s", why_undefined(c, s->names[i], v));
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->names[i], s->names[j]) == 0)
+                fail(c, at, "%s is named twice in the output statement", s->names[i]);
+    }
     c->has_output = true;
+    c->output_stmt = s;
     c->output_line = s->loc.line;
     c->output_name = s->name;
     c->output_loc = name_loc(s);
@@ -1582,16 +1590,30 @@ static void block(Checker *c, const AstBlock *ab, Block *out, bool top)
     c->depth--;
 }
 
-/* The output: the `output` name, else the variable of the last assignment. */
+/* An output name's value at the end of the program. */
+static Node *output_value(Checker *c, const char *name, Loc at)
+{
+    Var v = lookup(c, name);
+    if (v.kind == V_POISON)
+        fail_quietly(c);
+    if (v.kind != V_VAR && v.kind != V_INPUT)
+        fail(c, at, "%s", why_undefined(c, name, v));
+    return v.node;
+}
+
+/* The output: the `output` name, else the variable of the last assignment;
+ * the auxiliary outputs after the first name (spec §8) go to m. */
 static Node *output_node(Checker *c)
 {
     if (c->has_output) {
-        Var v = lookup(c, c->output_name);
-        if (v.kind == V_POISON)
-            fail_quietly(c);
-        if (v.kind != V_VAR && v.kind != V_INPUT)
-            fail(c, c->output_loc, "%s", why_undefined(c, c->output_name, v));
-        return v.node;
+        const AstStmt *s = c->output_stmt;
+        Module *m = c->m;
+        m->naux = s->nnames - 1;
+        m->aux_names = s->names + 1;
+        m->fwd.aux = arena_alloc(c->a, sizeof(Node *) * (size_t)(m->naux + 1));
+        for (int i = 0; i < m->naux; i++)
+            m->fwd.aux[i] = output_value(c, s->names[i + 1], s->name_locs[i + 1]);
+        return output_value(c, c->output_name, c->output_loc);
     }
     /* Which variable is the output is a guess, once something was wrong:
      * say nothing more about it. */

@@ -418,6 +418,7 @@ typedef struct Func {
     Block *body;
     Node *value;          /* the output */
     Node **grads;         /* Module.nwrt gradients, NULL in a forward function */
+    Node **aux;           /* Module.naux auxiliary outputs (spec §8), not differentiated */
 } Func;
 
 typedef struct Input {
@@ -448,6 +449,8 @@ typedef struct Module {
     int *wrt;             /* indices of the inputs to differentiate */
     int nwrt;
     const char *output_name;
+    const char **aux_names;  /* `output y, a, b`: a, b (spec §8) */
+    int naux;
     Func fwd;             /* the forward function */
     Func grad;            /* value and gradient (diff_reverse fills it) */
     bool has_control;     /* any IF/WHILE/FOR */
@@ -550,6 +553,7 @@ typedef struct Bindings {
     const double **inputs;  /* Module.ninputs arrays, row-major (scalar: 1 double) */
     const double *cotangent;/* output-shaped, or NULL for all ones */
     int64_t max_iter;       /* while-loop limit (default 1,000,000) */
+    double **aux;           /* results: Module.naux buffers (each may be NULL), or NULL */
 } Bindings;
 
 #define GRADC_DEFAULT_MAX_ITER 1000000

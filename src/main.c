@@ -456,6 +456,10 @@ static int cmd_eval(Arena *a, const Options *o)
     double **grads = arena_alloc(a, sizeof *grads * (size_t)(m->nwrt + 1));
     if (!value)
         return 1;
+    b.aux = arena_alloc(a, sizeof *b.aux * (size_t)(m->naux + 1));
+    for (int i = 0; i < m->naux; i++)
+        if (!(b.aux[i] = value_buffer(a, m->fwd.aux[i]->shape, b.dims)))
+            return 1;
     for (int i = 0; want_grad && i < m->nwrt; i++)
         if (!(grads[i] = value_buffer(a, m->inputs[m->wrt[i]].shape, b.dims)))
             return 1;
