@@ -663,7 +663,7 @@ static const char *decl_s(Checker *c, const AstParam *p)
     for (int k = 0; k < p->ndims; k++)
         d[k] = p->dims[k].sym ? p->dims[k].sym
                               : arena_printf(c->a, "%lld", (long long)p->dims[k].lit);
-    return p->ndims == 0 ? arena_printf(c->a, "%s (a scalar)", p->name)
+    return p->ndims <= 0 ? p->name
          : p->ndims == 1 ? arena_printf(c->a, "%s[%s]", p->name, d[0])
                          : arena_printf(c->a, "%s[%s, %s]", p->name, d[0], d[1]);
 }
@@ -687,9 +687,10 @@ static void bind_param(Checker *c, const AstStmt *fn, int i, Node *arg, const Ex
             want = v.dim;
         }
         if (!dim_eq(want, got[k]))
-            fail(c, expr_start(at), "argument %d of %s is %s, but %s declares %s: %s %s is %s "
-                 "here", i + 1, fn->name, shape_s(c, arg->shape), fn->name, decl_s(c, p),
-                 k ? "its columns" : "its rows", dim_s(c, got[k]), dim_s(c, want));
+            fail(c, expr_start(at), "argument %d of %s is %s, which does not match its "
+                 "declaration %s%s", i + 1, fn->name, shape_s(c, arg->shape), decl_s(c, p),
+                 r && r->sym ? arena_printf(c->a, ": %s is %s here", r->sym, dim_s(c, want))
+                 : !r && p->ndims == 1 ? " (a column vector)" : "");
     }
     set(c, intern(c, p->name), var_value(arg, p->loc.line));
 }
@@ -863,9 +864,13 @@ static void multi_assign(Checker *c, const AstStmt *s)
     int k = e && e->kind == EX_CALL ? find_fn(c, e->name, -1) : -1;
     if (k < 0 && e && e->kind == EX_CALL && !builtin(e->name))
         fail_not_above(c, e);
-    if (k < 0)
-        fail(c, e ? expr_start(e) : s->loc, "[%s, ...] = takes a call of a function with "
-             "several results", s->names[0]);
+    if (k < 0) {
+        const char *names = s->names[0];
+        for (int i = 1; i < s->nnames; i++)
+            names = arena_printf(c->a, "%s, %s", names, s->names[i]);
+        fail(c, e ? expr_start(e) : s->loc, "the right side of [%s] = must be a call of a "
+             "function with several results", names);
+    }
     const AstStmt *fn = c->fns.data[k];
     if (s->nnames > fn->nnames)
         fail(c, s->loc, "%d names for the results of %s, which has %d", s->nnames, fn->name,
