@@ -83,11 +83,23 @@ def fn_while_body(v):
     return s + t
 
 
+def fn_shadow(v):
+    A, x, y = v["A"], v["x"], v["y"]
+
+    def f(u):
+        for _ in range(2):
+            u = [mp.tanh(t) for t in matvec(A, u)]
+        return sum(u)
+
+    return f(x) * y + f([2 * t for t in x])
+
+
 # name: (function of the input dict, as mpmath numbers; aux values or None)
 CASES = {
     "ed2f_fn_declared": (fn_declared, None),
     "ed2f_aux": (lambda v: aux_parts(v)[0], lambda v: aux_parts(v)[1]),
     "ed2f_fn_while_body": (fn_while_body, None),
+    "ed2f_fn_shadow": (fn_shadow, None),
 }
 
 
