@@ -144,10 +144,11 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
         return mk2(ir, OP_MUL, x->args[0], mk_along(ir, OP_SUMD, x->args[1], d));
     if (x->op == OP_BCAST && (bcast_dims(x) & d))   /* n copies of v summed: n*v */
         return mk2(ir, OP_MUL, dim_value(ir, along), x->args[0]);
-    if (x->op == OP_FILL) {
-        Shape s = d == 1 ? shape_make(dim_lit(1), x->shape.cols) : shape_make(x->shape.rows, dim_lit(1));
+    Shape s = d == 1 ? shape_make(dim_lit(1), x->shape.cols) : shape_make(x->shape.rows, dim_lit(1));
+    if (x->op == OP_FILL)
         return mk2(ir, OP_MUL, dim_value(ir, along), mk_fill(ir, x->num, s));
-    }
+    if (x->op == OP_EYE)   /* the adjoint of trace, summed */
+        return mk_fill(ir, 1.0, s);
     return NULL;
 }
 
@@ -426,6 +427,12 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
         return a;
     if (is_scalar(a) || is_scalar(b))      /* a 1×1 factor scales */
         return mk2(ir, OP_MUL, a, b);
+    /* a constant matrix factor sums the other: A*v*ones(k, p) is v times A's
+     * row sums expanded (ones(m)*b' is b' expanded, no outer product) */
+    if (b->op == OP_FILL)
+        return mk2(ir, OP_MUL, mk_const(ir, b->num), mk_bcast(ir, mk_along(ir, OP_SUMD, a, 2), shape));
+    if (a->op == OP_FILL)
+        return mk2(ir, OP_MUL, mk_const(ir, a->num), mk_bcast(ir, mk_along(ir, OP_SUMD, b, 1), shape));
     /* a broadcast factor is never built: rows that repeat v give rows that
      * repeat v*B; columns that repeat v give v times B's column sums */
     if (a->op == OP_BCAST)
