@@ -122,11 +122,16 @@ static LLVMValueRef e_or(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     return b2f(c, LLVMBuildOr(c->b, fcmp(c, LLVMRealUNE, x, cf(c, 0)), fcmp(c, LLVMRealUNE, y, cf(c, 0)), ""));
 }
+/* where's half: y where x != 0 (NaN too, as f_pick), else an exact 0 */
+static LLVMValueRef e_pick(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return sel(c, fcmp(c, LLVMRealUNE, x, cf(c, 0)), y, cf(c, 0));
+}
 
 static LLVMValueRef (*const emit2[OP_COUNT])(Cg *, LLVMValueRef, LLVMValueRef) = {
     [OP_ADD] = e_add, [OP_SUB] = e_sub, [OP_MUL] = e_mul, [OP_DIV] = e_div, [OP_DIVSAFE] = e_divsafe,
     [OP_POW] = e_pow, [OP_MAX] = e_max, [OP_MIN] = e_min, [OP_AND] = e_and, [OP_OR] = e_or,
-    [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi,
+    [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi, [OP_PICK] = e_pick,
 };
 /* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
 static const LLVMRealPredicate cmp_pred[OP_COUNT] = {
@@ -394,7 +399,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     }
 }
 
-static bool lit_small(Dim d) { return d.sym < 0 && d.n <= 8; }
+static bool lit_small(Dim d) { return d.sym == -1 && d.n <= 8; }
 
 /* A loop's structure, hashed (FNV-1a): the ops of its fused expression,
  * its constants, which leaves are scalars, its sizes.  Loops of equal
@@ -640,10 +645,43 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     }
     case OP_MATMUL: gen_matmul(c, n, out); return;
     case OP_SOFTMAX: gen_softmax(c, n, out); return;
+    case OP_VCAT:
+    case OP_HCAT: cg_cat_into(c, n, out, argbuf(c, x), argbuf(c, n->args[1])); return;
+    case OP_SLICE:
+    case OP_PAD: cg_block_into(c, n, out, argbuf(c, x), get(c, n->args[1]), get(c, n->args[2])); return;
     case OP_INV: {
         LLVMTypeRef pt[4] = {c->i64, c->ptr, c->ptr, c->ptr};
         LLVMValueRef args[4] = {rows(c, x), argbuf(c, x), out, bufp(c, c->p->scratch[n->id])};
         callf(c, "gradc_inv", LLVMVoidTypeInContext(c->ctx), pt, 4, args);
+        return;
+    }
+    case OP_LU:
+    case OP_CHOL: {
+        LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
+        LLVMValueRef args[3] = {rows(c, x), argbuf(c, x), out};
+        callf(c, n->op == OP_LU ? "gradc_lu" : "gradc_chol", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+        return;
+    }
+    case OP_SOLVE:
+    case OP_SOLVET: {
+        Node *y = n->args[1];
+        LLVMTypeRef pt[7] = {c->i64, c->i64, c->ptr, c->i32, c->ptr, c->ptr, c->ptr};
+        LLVMValueRef args[7] = {rows(c, x), cols(c, y), argbuf(c, x),
+                                LLVMConstInt(c->i32, n->op == OP_SOLVET, 0), argbuf(c, y), out,
+                                bufp(c, c->p->scratch[n->id])};
+        callf(c, "gradc_lu_solve", LLVMVoidTypeInContext(c->ctx), pt, 7, args);
+        return;
+    }
+    case OP_TRIL: {
+        LLVMValueRef src = argbuf(c, x), r = rows(c, x), m = cols(c, x);
+        zero(c, out, mul(c, r, m));
+        i = loop_begin(c, &li, ci(c, 0), r);
+        LLVMValueRef end = add(c, i, ci(c, 1));
+        j = loop_begin(c, &lj, ci(c, 0), sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, end, m, ""), end, m));
+        LLVMValueRef k = add(c, mul(c, i, m), j);
+        store(c, load(c, src, k), out, k);
+        loop_end(c, &lj);
+        loop_end(c, &li);
         return;
     }
     default:
@@ -666,6 +704,7 @@ static LLVMValueRef gen_scalar(Cg *c, Node *n)
     case OP_TRANSPOSE:
     case OP_DIAGV:
     case OP_DIAGM: return get(c, n->args[0]);
+    case OP_SLICE: return cg_element(c, n, argbuf(c, n->args[0]), get(c, n->args[1]), get(c, n->args[2]));
     default: break;
     }
     if (kind_of(n) == OK_U)
@@ -690,6 +729,10 @@ static LLVMValueRef gen_buffer(Cg *c, Node *n)
     case OP_TRANSPOSE:
         if (is_alias(n))
             return get(c, n->args[0]);
+        break;
+    case OP_SLICE:
+        if (is_view(n))
+            return cg_view(c, n, argbuf(c, n->args[0]), get(c, n->args[1]), get(c, n->args[2]));
         break;
     default: break;
     }

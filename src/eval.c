@@ -288,6 +288,34 @@ static void op_inv(Eval *e, Mat a, double *out)
     free(piv);
 }
 
+/* SLICE: out = x's block at (r, c) of n's shape; PAD: out (zeros of n's
+ * shape) gets x at (r, c).  The offsets are integers held as doubles; a
+ * block out of range is GRADC_EINDEX at the SLICE's source position (it
+ * can only be one whose range was not known at compile time). */
+static bool block_copy(Eval *e, const Node *n, Mat x, double r, double c, double *out)
+{
+    bool pad = n->op == OP_PAD;
+    int64_t br = pad ? x.r : rows_of(e, n->shape), bc = pad ? x.c : cols_of(e, n->shape);
+    int64_t fr = pad ? rows_of(e, n->shape) : x.r, fc = pad ? cols_of(e, n->shape) : x.c;
+    if (!(r >= 0 && c >= 0 && r + (double)br <= (double)fr && c + (double)bc <= (double)fc &&
+          br >= 0 && bc >= 0)) {
+        if (!e->status) {
+            e->status = GRADC_EINDEX;
+            e->where = node_loc(n);
+        }
+        return false;
+    }
+    int64_t r0 = (int64_t)r, c0 = (int64_t)c;
+    for (int64_t i = 0; i < br; i++)
+        for (int64_t j = 0; j < bc; j++) {
+            if (pad)
+                out[(r0 + i) * fc + c0 + j] = x.d[i * x.c + j];
+            else
+                out[i * bc + j] = x.d[(r0 + i) * x.c + c0 + j];
+        }
+    return true;
+}
+
 /* ---- detach, recorded and replayed (eval_func_frozen) ---- */
 
 /* Each DETACH evaluation is logged as its node id, then its entries. */
@@ -343,7 +371,7 @@ static bool entry_fresh(const Eval *e, const Node *n, const Entry *c)
 /* Computes n (not a SLOT or INPUT) into out, whose size is n's. */
 static bool compute(Eval *e, const Node *n, double *out, int64_t size)
 {
-    const double *x = NULL, *y = NULL;
+    const double *x = NULL, *y = NULL, *z = NULL;
     Mat a = {0}, b = {0};
     if (n->nargs > 0) {
         if (!(x = eval_node(e, n->args[0])))
@@ -355,6 +383,8 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
             return false;
         b = (Mat){y, rows_of(e, n->args[1]->shape), cols_of(e, n->args[1]->shape)};
     }
+    if (n->nargs > 2 && !(z = eval_node(e, n->args[2])))
+        return false;
     const OpInfo *info = &op_info[n->op];
     if (info->kind == OK_U) {
         for (int64_t i = 0; i < size; i++)
@@ -407,6 +437,22 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
         break;
     }
     case OP_INV: op_inv(e, a, out); break;
+    /* the runtime's own functions, so that compiled code agrees to the bit */
+    case OP_LU: gradc_lu(a.r, x, out); break;
+    case OP_SOLVE:
+    case OP_SOLVET: {
+        double *scratch = alloc_doubles(e, b.r * b.c);
+        if (scratch)
+            gradc_lu_solve(a.r, b.c, x, n->op == OP_SOLVET, y, out, scratch);
+        free(scratch);
+        break;
+    }
+    case OP_CHOL: gradc_chol(a.r, x, out); break;
+    case OP_TRIL:
+        for (int64_t i = 0; i < a.r; i++)
+            for (int64_t j = 0; j <= i && j < a.c; j++)
+                out[i * a.c + j] = x[i * a.c + j];
+        break;
     case OP_LOGSUMEXP: out[0] = logsumexp_of(a); break;
     case OP_SOFTMAX: op_softmax(a, out); break;
     case OP_DIAGM:
@@ -429,6 +475,19 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
         for (int64_t i = 0; i < a.r && i < a.c; i++)
             out[i] = x[i * a.c + i];
         break;
+    case OP_VCAT:
+        memcpy(out, x, sizeof(double) * (size_t)(a.r * a.c));
+        memcpy(out + a.r * a.c, y, sizeof(double) * (size_t)(b.r * b.c));
+        break;
+    case OP_HCAT:
+        for (int64_t i = 0; i < a.r; i++) {
+            memcpy(out + i * (a.c + b.c), x + i * a.c, sizeof(double) * (size_t)a.c);
+            memcpy(out + i * (a.c + b.c) + a.c, y + i * b.c, sizeof(double) * (size_t)b.c);
+        }
+        break;
+    case OP_SLICE:
+    case OP_PAD:
+        return block_copy(e, n, a, y[0], z[0], out);
     default:
         diag_plain("internal error: the evaluator has no rule for %s", info->name);
         e->status = e->status ? e->status : -1;
@@ -450,6 +509,8 @@ static bool fill_entry(Eval *e, const Node *n)
     int64_t size = size_of(e, n->shape);
     if (size < 0)
         return false;
+    if (n->op == OP_LU)   /* the factors, then room for the pivots */
+        size += rows_of(e, n->shape);
     if (!c->data && !(c->data = alloc_doubles(e, size)))
         return false;
     memset(c->data, 0, sizeof(double) * (size_t)size);
@@ -733,7 +794,7 @@ static int run_func(const Module *m, const Func *f, const Bindings *b, double *v
                 break;
     }
     teardown(&e);
-    if (e.status == GRADC_EMAXITER && where)
+    if ((e.status == GRADC_EMAXITER || e.status == GRADC_EINDEX) && where)
         *where = e.where;
     return e.status;
 }

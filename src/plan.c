@@ -55,6 +55,13 @@ bool is_alias(const Node *n)
            (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
 }
 
+bool is_view(const Node *n)
+{
+    if (n->op != OP_SLICE || is_scalar(n))
+        return false;
+    return dim_eq(n->shape.cols, n->args[0]->shape.cols) || dim_eq(n->shape.rows, dim_lit(1));
+}
+
 /* Matrix–vector products.  A product P*x whose result is a column (or a
  * row x'*P, read as P'*x) is computed from the terms of P: sums,
  * differences, negations, scalar factors and transposes of P are read
@@ -344,7 +351,7 @@ static void add_shape(Plan *p, Arena *a, Shape s)
 
 static bool needs_buf(const Plan *p, const Node *n)
 {
-    if (is_scalar(n) || is_fused(p, n) || is_alias(n))
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n))
         return false;
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
@@ -384,7 +391,8 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LEAF;
     if (p->mv[n->id])
         return K_MATVEC;
-    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)))
+    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)) ||
+        n->op == OP_LU || n->op == OP_SOLVE || n->op == OP_SOLVET || n->op == OP_CHOL)
         return K_LAPACK;
     if (is_scalar(n)) {
         switch (n->op) {
@@ -958,8 +966,10 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         add_shape(p, a, n->shape);
         if (n->op == OP_SLOT)
             p->slotused[n->index] = true;
-        if (needs_buf(p, n))
-            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (needs_buf(p, n))   /* LU: the factors, then the pivots */
+            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, n->op == OP_LU);
+        if (n->op == OP_SOLVE || n->op == OP_SOLVET)   /* the right side, column-major */
+            p->scratch[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
         if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
             p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)

@@ -213,10 +213,19 @@ static Shape shape_of1(Op op, const Node *a)
 
 static Shape shape_of2(Op op, const Node *a, const Node *b)
 {
+    if (op == OP_VCAT)
+        return shape_make(dim_add(a->shape.rows, b->shape.rows), a->shape.cols);
+    if (op == OP_HCAT)
+        return shape_make(a->shape.rows, dim_add(a->shape.cols, b->shape.cols));
     if (op == OP_MATMUL) {
         if (!dim_eq(a->shape.cols, b->shape.rows))
             ir_bug("matrix product of mismatched shapes");
         return shape_make(a->shape.rows, b->shape.cols);
+    }
+    if (op == OP_SOLVE || op == OP_SOLVET) {
+        if (a->op != OP_LU || !dim_eq(a->shape.rows, b->shape.rows))
+            ir_bug("solve of mismatched shapes");
+        return b->shape;
     }
     Shape r;
     if (!bcast_dim(a->shape.rows, b->shape.rows, &r.rows) ||
@@ -531,14 +540,67 @@ static Node *rule_detach(Ir *ir, Node *a, Shape shape)
     return is_constant(a) || a->op == OP_DETACH ? a : NULL;
 }
 
+/* where's half: a constant condition picks a side or 0; 0 picked is 0 */
+static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
+{
+    if (node_is_zero(a) || node_is_zero(c))
+        return mk_zero(ir, shape);
+    if (is_constant(c))   /* nonzero (zero was above) */
+        return as_shape(ir, a, shape);
+    return NULL;
+}
+
+/* a or not a: every entry is true (NaN != 0 too); a and not a: none */
+static Node *rule_excluded_middle(Ir *ir, Node *a, Node *b, Shape shape, double v)
+{
+    if ((b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b))
+        return mk_fill(ir, v, shape);
+    return NULL;
+}
+static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 1); }
+static Node *rule_and(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 0); }
+
+/* chol of a 1×1 a: sqrt(a), and NaN unless a > 0 (0/0 at a = 0), as the
+ * factorisation fails there */
+static Node *rule_chol(Ir *ir, Node *a, Shape shape)
+{
+    (void)shape;
+    return is_scalar(a) ? mk2(ir, OP_DIV, mk1(ir, OP_SQRT, a), mk2(ir, OP_GT, a, mk_const(ir, 0)))
+                        : NULL;
+}
+
+static Node *rule_tril(Ir *ir, Node *a, Shape shape)
+{
+    (void)ir;
+    (void)shape;
+    return is_scalar(a) || a->op == OP_TRIL || a->op == OP_CHOL ? a : NULL;
+}
+
+Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans)
+{
+    if (is_scalar(a))
+        return mk2(ir, OP_DIV, b, a);
+    return mk2(ir, trans ? OP_SOLVET : OP_SOLVE, mk1(ir, OP_LU, a), b);
+}
+
+/* [c; c] of one constant is that constant's fill (a zero adjoint stays zero). */
+static Node *rule_cat(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (is_constant(a) && is_constant(b) && a->num == b->num)
+        return mk_fill(ir, a->num, shape);
+    return NULL;
+}
+
 static Rule2 *const rules2[OP_COUNT] = {
+    [OP_VCAT] = rule_cat, [OP_HCAT] = rule_cat,
     [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
     [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
+    [OP_PICK] = rule_pick, [OP_OR] = rule_or, [OP_AND] = rule_and,
 };
 
 static Rule1 *const rules1[OP_COUNT] = {
     [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum,
-    [OP_DETACH] = rule_detach,
+    [OP_DETACH] = rule_detach, [OP_CHOL] = rule_chol, [OP_TRIL] = rule_tril,
 };
 
 /* ---- the constructors ---- */
@@ -598,4 +660,81 @@ Node *mk2(Ir *ir, Op op, Node *a, Node *b)
             return r;
     }
     return ir_node(ir, op, shape, a, b, 0.0, 0);
+}
+
+/* ---- dimensions as values; slices and pads (spec §8) ---- */
+
+Node *mk_dim(Ir *ir, Dim d)
+{
+    if (d.sym >= 0)
+        return mk_dimval(ir, d.sym);
+    DimView v = dim_view(d);
+    Node *r = NULL;
+    for (int i = 0; i < v.n; i++) {
+        Node *t = mk_dimval(ir, dim_view_sym(&v, i));
+        if (v.coefs[i] != 1)
+            t = mk2(ir, OP_MUL, mk_const(ir, (double)v.coefs[i]), t);
+        r = r ? mk2(ir, OP_ADD, r, t) : t;
+    }
+    return !r ? mk_const(ir, (double)v.k) : v.k ? mk2(ir, OP_ADD, r, mk_const(ir, (double)v.k)) : r;
+}
+
+static bool const_at(const Node *n, double *v)
+{
+    if (n->op != OP_CONST)
+        return false;
+    *v = n->num;
+    return true;
+}
+
+/* A slice of [a; b] (or [a, b]) that lies inside a or inside b is a slice
+ * of that part: known when the offset along the seam is a's size exactly,
+ * or a constant and every size a literal. */
+static Node *slice_of_cat(Ir *ir, Node *x, Node *r, Node *c, Shape s, double num)
+{
+    bool v = x->op == OP_VCAT;
+    Node *a = x->args[0], *b = x->args[1], *off = v ? r : c;
+    Dim na = v ? a->shape.rows : a->shape.cols, len = v ? s.rows : s.cols;
+    Node *zero = mk_const(ir, 0);
+    if (off == mk_dim(ir, na))
+        return mk3(ir, OP_SLICE, s, b, v ? zero : r, v ? c : zero, num);
+    double o;
+    int64_t la, ls;
+    if (!const_at(off, &o) || !dim_is_lit(na, &la) || !dim_is_lit(len, &ls))
+        return NULL;
+    if (o + (double)ls <= (double)la)
+        return mk3(ir, OP_SLICE, s, a, r, c, num);
+    if (o >= (double)la) {
+        Node *rest = mk_const(ir, o - (double)la);
+        return mk3(ir, OP_SLICE, s, b, v ? rest : r, v ? c : rest, num);
+    }
+    return NULL;
+}
+
+Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num)
+{
+    if (op != OP_SLICE && op != OP_PAD)
+        ir_bug("mk3 of an op that is not SLICE or PAD");
+    bool origin = node_is_const(r, 0) && node_is_const(c, 0);
+    if (op == OP_PAD) {
+        if (node_is_zero(x))
+            return mk_zero(ir, s);
+        if (origin && shape_eq(x->shape, s))
+            return x;
+        return ir_node3(ir, op, s, x, r, c, 0.0, 0);
+    }
+    if (origin && shape_eq(x->shape, s))
+        return x;
+    if (is_scalar(x) && shape_is_scalar(s) && num == 0)
+        return x;
+    if (is_constant(x) && num == 0)
+        return mk_fill(ir, x->num, s);
+    if (x->op == OP_VCAT || x->op == OP_HCAT) {
+        Node *y = slice_of_cat(ir, x, r, c, s, num);
+        if (y)
+            return y;
+    }
+    if (x->op == OP_TRANSPOSE && num == 0)   /* a slice of x' is the transpose of x's slice */
+        return mk1(ir, OP_TRANSPOSE, mk3(ir, OP_SLICE, shape_make(s.cols, s.rows), x->args[0], c, r, 0));
+    return ir_node3(ir, op, s, x, r, c, num, 0);
 }
