@@ -73,7 +73,21 @@ def loop(v):
     return y
 
 
+def factor(v):
+    u, A, X, x = v["u"], v["A"], v["X"], v["x"]
+    m, n = len(X), len(X[0])
+    AX = [[sum(A[i][p] * X[p][j] for p in range(m)) for j in range(n)] for i in range(m)]
+    uX = [sum(u[p] * X[p][j] for p in range(m)) for j in range(n)]
+    y = sum(uX[j] + AX[i][j] for i in range(m) for j in range(n))
+    xx = sum(t * t for t in x)
+    Ax = [sum(A[i][p] * x[p] for p in range(m)) for i in range(m)]
+    y += sum(xx - t for t in Ax)
+    xA = [sum(x[p] * A[p][j] for p in range(m)) for j in range(m)]
+    return y + sum(xA[i] * sum(X[i]) for i in range(m))
+
+
 NUMERIC = {
+    "ed2a_bcast_factor": factor,
     "ed2a_bcast_lse_big": lse_big,
     "ed2a_bcast_unit_dims": unit_dims,
     "ed2a_bcast_loop": loop,
