@@ -392,6 +392,18 @@ static Node *sum_adjoints(Ir *ir, Node *x, Node *y)
     return mk2(ir, OP_PICK, mk2(ir, OP_OR, x->args[0], y->args[0]), mk2(ir, OP_ADD, x, y));
 }
 
+/* The sum of an adjoint, masked when it was: by "some entry was taken",
+ * sum(PICK(k, 1)) > 0, so that a scalar side of a where that was never
+ * taken still has an exact 0 adjoint to multiply by its derivative. */
+static Node *sum_masked(Ir *ir, Node *g)
+{
+    if (g->op != OP_PICK)
+        return mk1(ir, OP_SUM, g);
+    Node *k = g->args[0];
+    Node *taken = mk1(ir, OP_SUM, mk2(ir, OP_PICK, k, mk_const(ir, 1)));
+    return mk2(ir, OP_PICK, mk2(ir, OP_GT, taken, mk_const(ir, 0)), mk1(ir, OP_SUM, g));
+}
+
 /* Adds g to the adjoint of forward node c, summing a broadcast back to a
  * scalar operand and spreading a scalar adjoint over a full operand. */
 static void add(Frame *F, Node *c, Node *g)
@@ -401,7 +413,7 @@ static void add(Frame *F, Node *c, Node *g)
         return;
     if (!shape_eq(c->shape, g->shape)) {
         if (shape_is_scalar(c->shape))
-            g = mk1(d->ir, OP_SUM, g);
+            g = sum_masked(d->ir, g);
         else
             g = mk2(d->ir, OP_MUL, g, mk_fill(d->ir, 1.0, c->shape));
     }
