@@ -392,18 +392,6 @@ static Node *sum_adjoints(Ir *ir, Node *x, Node *y)
     return mk2(ir, OP_PICK, mk2(ir, OP_OR, x->args[0], y->args[0]), mk2(ir, OP_ADD, x, y));
 }
 
-/* The sum of an adjoint, masked when it was: by "some entry was taken",
- * sum(PICK(k, 1)) > 0, so that a scalar side of a where that was never
- * taken still has an exact 0 adjoint to multiply by its derivative. */
-static Node *sum_masked(Ir *ir, Node *g)
-{
-    if (g->op != OP_PICK)
-        return mk1(ir, OP_SUM, g);
-    Node *k = g->args[0];
-    Node *taken = mk1(ir, OP_SUM, mk2(ir, OP_PICK, k, mk_const(ir, 1)));
-    return mk2(ir, OP_PICK, mk2(ir, OP_GT, taken, mk_const(ir, 0)), mk1(ir, OP_SUM, g));
-}
-
 /* Adds g to the adjoint of forward node c, summing a broadcast back to a
  * scalar operand and spreading a scalar adjoint over a full operand. */
 static void add(Frame *F, Node *c, Node *g)
@@ -413,7 +401,7 @@ static void add(Frame *F, Node *c, Node *g)
         return;
     if (!shape_eq(c->shape, g->shape)) {
         if (shape_is_scalar(c->shape))
-            g = sum_masked(d->ir, g);
+            g = mk1(d->ir, OP_SUM, g);
         else
             g = mk2(d->ir, OP_MUL, g, mk_fill(d->ir, 1.0, c->shape));
     }
@@ -454,9 +442,30 @@ static Node *K(Frame *F, double v) { return mk_const(IR, v); }
  * through elementwise ops (JAX's "double where", made automatic;
  * docs/design.md).  Nested masks are peeled with a loop (a chain of wheres
  * nests them as deep as the program). */
+static bool finite_const(const Node *n)
+{
+    return (n->op == OP_CONST || n->op == OP_FILL) && isfinite(n->num);
+}
+/* The mask k of a masked adjoint summed to a scalar side, sum(PICK(k, h))
+ * (times constants, negated), else NULL. */
+static Node *summed_mask(Node *g)
+{
+    while (g->op == OP_NEG || (g->op == OP_MUL && finite_const(g->args[0])))
+        g = g->args[g->op == OP_MUL];
+    return g->op == OP_SUM && g->args[0]->op == OP_PICK ? g->args[0]->args[0] : NULL;
+}
+static bool is_masked(Node *g) { return g->op == OP_PICK || summed_mask(g); }
 static Node *masked(Frame *F, Op op, Node *g, Node *d)
 {
     NodeVec ks = {0};
+    Node *k = g->op == OP_PICK ? NULL : summed_mask(g);
+    if (k) {
+        /* a sum to a scalar side is masked by "some entry was taken",
+         * sum(PICK(k, 1)) > 0, built only here, where a derivative factor
+         * needs it */
+        Node *taken = mk1(IR, OP_SUM, mk2(IR, OP_PICK, k, K(F, 1)));
+        return mk2(IR, OP_PICK, mk2(IR, OP_GT, taken, K(F, 0)), mk2(IR, op, g, d));
+    }
     for (; g->op == OP_PICK; g = g->args[1])
         vec_push(F->d->a, &ks, g->args[0]);
     Node *r = op == OP_NEG ? mk1(IR, OP_NEG, g) : mk2(IR, op, g, d);
@@ -472,15 +481,17 @@ static Node *tr(Frame *F, Node *x) { return mk1(IR, OP_TRANSPOSE, val(x)); }
 static Node *op1(Frame *F, Op op, Node *x) { return mk1(IR, op, val(x)); }
 static Node *op2(Frame *F, Op op, Node *x, Node *y)
 {
-    if ((op == OP_DIV || op == OP_DIVSAFE) && x->op == OP_PICK)
+    if ((op == OP_DIV || op == OP_DIVSAFE) && is_masked(x))
         return masked(F, op, x, val(y));
     return mk2(IR, op, val(x), val(y));
 }
 static Node *mul(Frame *F, Node *x, Node *y)
 {
-    if (x->op == OP_PICK)
+    if ((summed_mask(x) && finite_const(y)) || (summed_mask(y) && finite_const(x)))
+        return mk2(IR, OP_MUL, val(x), val(y));   /* 0 times it is 0; still masked */
+    if (is_masked(x))
         return masked(F, OP_MUL, x, val(y));
-    if (y->op == OP_PICK)
+    if (is_masked(y))
         return masked(F, OP_MUL, y, val(x));
     return mk2(IR, OP_MUL, val(x), val(y));
 }

@@ -135,6 +135,16 @@ def main():
         if r and r["value"] != 2 + 0 + 2 + math.log(4) - 0.5 + 0.25:
             fail(f"where_zero value: {r['value']}")
 
+        # a scalar side never taken, NaN or Inf with its derivative (s = 0, s < 0),
+        # behind constant factors and a negation: its gradient is exactly 0
+        for sv in (0, -1):
+            r = both(g, d, "where_scalar_side",
+                     "input x[n]\ninput s\ny = sum(where(x < -5, 2 * sqrt(s), 0)) + "
+                     "sum(where(x < -6, -log(s), 0)) + sum(where(x > 0, x, 0.5 * (-s) .^ 1.5 ./ s))\n",
+                     {"x": [1, 2, 3], "s": sv})
+            if r and (r["value"] != 6 or r["gradient"] != {"x": [1, 1, 1], "s": 0}):
+                fail(f"where_scalar_side at s = {sv}: {r}")
+
         # errors, at the positions conformance/README.md tables
         error_at(g, d, "err_solve_square", "input A[n, m]\ninput b[n]\ny = solve(A, b)\n", 3, 5)
         error_at(g, d, "err_backslash_square", "input A[n, m]\ninput b[n]\ny = A \\ b\n", 3, 7)
