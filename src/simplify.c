@@ -452,6 +452,10 @@ Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans)
 {
     if (is_scalar(a))
         return mk2(ir, OP_DIV, b, a);
+    if (a->op == OP_TRANSPOSE) {   /* X' \ B on X's factors: L \ y and L' \ z share one */
+        a = a->args[0];
+        trans = !trans;
+    }
     return mk2(ir, trans ? OP_SOLVET : OP_SOLVE, mk1(ir, OP_LU, a), b);
 }
 
