@@ -145,6 +145,16 @@ def main():
             if r and (r["value"] != 6 or r["gradient"] != {"x": [1, 1, 1], "s": 0}):
                 fail(f"where_scalar_side at s = {sv}: {r}")
 
+        # a scalar condition choosing whole values: a singular solve, logdet, inv and a
+        # non-PD chol on the side not taken; the gradient is exactly the taken side's
+        r = both(g, d, "where_whole",
+                 "input A[n, n]\ninput b[n]\ninput c\n"
+                 "y = sum(where(c > 0, A \\ b, b)) + where(c > 1, logdet(A), 0) + "
+                 "sum(where(c > 2, inv(A) * b, 2 * b)) + sum(where(c < -1, chol(A), A))\n",
+                 {"A": [[1, 2], [2, 4]], "b": [1, 2], "c": -0.5})
+        if r and (r["value"] != 18 or r["gradient"] != {"A": [[1, 1], [1, 1]], "b": [3, 3], "c": 0}):
+            fail(f"where_whole: {r}")
+
         # errors, at the positions conformance/README.md tables
         error_at(g, d, "err_solve_square", "input A[n, m]\ninput b[n]\ny = solve(A, b)\n", 3, 5)
         error_at(g, d, "err_backslash_square", "input A[n, m]\ninput b[n]\ny = A \\ b\n", 3, 7)
