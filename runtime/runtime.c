@@ -18,6 +18,7 @@ const char *gradc_strerror(int status)
     case GRADC_EDIM: return "a dimension is negative or a size overflows";
     case GRADC_EMAXITER: return "a while loop reached its iteration limit";
     case GRADC_ENOMEM: return "out of memory";
+    case GRADC_EINDEX: return "index out of range";
     default: return "unknown status";
     }
 }

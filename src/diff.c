@@ -383,13 +383,15 @@ static bool cheap_linear(const Node *n)
  * is h where k holds, an exact 0 elsewhere) stay masked, so that the rules
  * below them still see the mask: under one mask PICK(k, h1 + h2), under
  * two PICK(k1 or k2, x + y), equal since both terms are 0 outside. */
+static Node *mask_of(Ir *ir, Node *g);
 static Node *sum_adjoints(Ir *ir, Node *x, Node *y)
 {
-    if (x->op != OP_PICK || y->op != OP_PICK)
+    Node *kx = mask_of(ir, x), *ky = kx ? mask_of(ir, y) : NULL;
+    if (!kx || !ky)
         return mk2(ir, OP_ADD, x, y);
-    if (x->args[0] == y->args[0])
-        return mk2(ir, OP_PICK, x->args[0], mk2(ir, OP_ADD, x->args[1], y->args[1]));
-    return mk2(ir, OP_PICK, mk2(ir, OP_OR, x->args[0], y->args[0]), mk2(ir, OP_ADD, x, y));
+    if (x->op == OP_PICK && y->op == OP_PICK && kx == ky)
+        return mk2(ir, OP_PICK, kx, mk2(ir, OP_ADD, x->args[1], y->args[1]));
+    return mk2(ir, OP_PICK, kx == ky ? kx : mk2(ir, OP_OR, kx, ky), mk2(ir, OP_ADD, x, y));
 }
 
 static Node *build(Frame *F, Op op, Node *x, Node *y);
@@ -448,28 +450,48 @@ static bool finite_const(const Node *n)
 {
     return (n->op == OP_CONST || n->op == OP_FILL) && isfinite(n->num);
 }
-/* The mask k of a masked adjoint summed to a scalar side, sum(PICK(k, h))
- * (times constants, negated), else NULL. */
+/* A masked adjoint reduced to a scalar or along a dimension (a side of the
+ * where that was broadcast): sum(PICK(k, h)) or sum(PICK(k, h), d), times
+ * constants, negated; that sum, else NULL. */
 static Node *summed_mask(Node *g)
 {
     while (g->op == OP_NEG || (g->op == OP_MUL && finite_const(g->args[0])))
         g = g->args[g->op == OP_MUL];
-    return g->op == OP_SUM && g->args[0]->op == OP_PICK ? g->args[0]->args[0] : NULL;
+    return (g->op == OP_SUM || g->op == OP_SUMD) && g->args[0]->op == OP_PICK ? g : NULL;
 }
-static bool is_masked(Node *g) { return g->op == OP_PICK || summed_mask(g); }
+/* PICK(k, h), or PICK(k, h) expanded (BCAST) */
+static bool is_pick(const Node *g)
+{
+    return g->op == OP_PICK || (g->op == OP_BCAST && g->args[0]->op == OP_PICK);
+}
+static bool is_masked(Node *g) { return is_pick(g) || summed_mask(g); }
+/* The mask of a masked adjoint, else NULL.  A sum is masked by "some entry
+ * of it was taken", the same sum of PICK(k, 1) > 0, built only where it is
+ * needed (a derivative factor, or a sum with another masked adjoint). */
+static Node *mask_of(Ir *ir, Node *g)
+{
+    if (is_pick(g))
+        return g->op == OP_PICK ? g->args[0] : g->args[0]->args[0];
+    Node *s = summed_mask(g);
+    if (!s)
+        return NULL;
+    Node *k = s->args[0]->args[0], *ones = mk2(ir, OP_PICK, k, mk_const(ir, 1));
+    if (shape_is_scalar(k->shape))
+        return k;
+    Node *taken = s->op == OP_SUM ? mk1(ir, OP_SUM, ones) : mk_along(ir, OP_SUMD, ones, s->index);
+    return mk2(ir, OP_GT, taken, mk_const(ir, 0));
+}
 static Node *masked(Frame *F, Op op, Node *g, Node *d)
 {
     NodeVec ks = {0};
-    Node *k = g->op == OP_PICK ? NULL : summed_mask(g);
-    if (k) {
-        /* a sum to a scalar side is masked by "some entry was taken",
-         * sum(PICK(k, 1)) > 0, built only here, where a derivative factor
-         * needs it */
-        Node *taken = mk1(IR, OP_SUM, mk2(IR, OP_PICK, k, K(F, 1)));
-        return mk2(IR, OP_PICK, mk2(IR, OP_GT, taken, K(F, 0)), mk2(IR, op, g, d));
-    }
-    for (; g->op == OP_PICK; g = g->args[1])
+    if (!is_pick(g))
+        return mk2(IR, OP_PICK, mask_of(IR, g), mk2(IR, op, g, d));
+    /* PICK(k, h) expanded is PICK(k, h expanded): h meets d at d's shape */
+    for (; is_pick(g); g = g->args[1]) {
+        if (g->op == OP_BCAST)
+            g = g->args[0];
         vec_push(F->d->a, &ks, g->args[0]);
+    }
     Node *r = op == OP_NEG ? mk1(IR, OP_NEG, g) : mk2(IR, op, g, d);
     for (int i = ks.len - 1; i >= 0; i--)
         r = mk2(IR, OP_PICK, ks.data[i], r);
@@ -524,7 +546,7 @@ static Node *build(Frame *F, Op op, Node *x, Node *y)
         r = masked(F, op, x, y);
     else if (op == OP_MUL && is_masked(y))
         r = masked(F, op, y, x);
-    else if (op == OP_NEG && x->op == OP_PICK)
+    else if (op == OP_NEG && is_pick(x))
         r = masked(F, op, x, NULL);
     else
         r = y ? mk2(IR, op, x, y) : mk1(IR, op, x);
@@ -673,6 +695,51 @@ static void adj_softmax(Frame *F, Node *n, Node *g)
 {
     add(F, A, mul(F, n, op2(F, OP_SUB, g, op1(F, OP_SUM, mul(F, g, n)))));
 }
+/* ---- broadcasting and reductions along a dimension (spec §8) ---- */
+static Node *along(Frame *F, Op op, Node *x, int d) { return mk_along(IR, op, val(x), d); }
+static Node *spread(Frame *F, Node *x, Shape s) { return mk_bcast(IR, val(x), s); }
+/* v expanded: its adjoint is g summed over the expanded dimensions */
+static void adj_bcast(Frame *F, Node *n, Node *g)
+{
+    int e = bcast_dims(n);
+    if (e & 1)
+        g = along(F, OP_SUMD, g, 1);
+    if (e & 2)
+        g = along(F, OP_SUMD, g, 2);
+    add(F, A, g);
+}
+static void adj_sumd(Frame *F, Node *n, Node *g) { add(F, A, spread(F, g, A->shape)); }
+/* amax/amin: g shared evenly by the entries equal to the result (PyTorch's
+ * amax/amin backward: mask / count) */
+static void extreme(Frame *F, Node *n, Node *g)
+{
+    Node *mask = op2(F, OP_EQ, A, n);
+    if (shape_is_scalar(n->shape)) {
+        add(F, A, mul(F, op2(F, OP_DIV, g, op1(F, OP_SUM, mask)), mask));
+        return;
+    }
+    Node *count = along(F, OP_SUMD, mask, n->index);
+    add(F, A, mul(F, spread(F, op2(F, OP_DIV, g, count), A->shape), mask));
+}
+static void adj_amax(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amin(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amaxd(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amind(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+/* l = logsumexp(X, d): dX = g .* exp(X - l), expanded along d */
+static void adj_lsed(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, spread(F, g, A->shape), op1(F, OP_EXP, op2(F, OP_SUB, A, n))));
+}
+/* P = softmax(X, d): dX = P .* (g - sum(g .* P, d)) */
+static void adj_softmaxd(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, n, op2(F, OP_SUB, g, along(F, OP_SUMD, mul(F, g, n), n->index))));
+}
+/* L = log_softmax(X, d): dX = g - exp(L) .* sum(g, d) */
+static void adj_logsoftmaxd(Frame *F, Node *n, Node *g)
+{
+    add(F, A, op2(F, OP_SUB, g, mul(F, op1(F, OP_EXP, n), along(F, OP_SUMD, g, n->index))));
+}
 static void adj_diagm(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGV, g)); }
 static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g)); }
 /* where(k, a, b) = PICK(k, a) + PICK(not k, b): the side gets the masked
@@ -708,6 +775,25 @@ static void adj_chol(Frame *F, Node *n, Node *g)
     add(F, A, tr(F, solve_t(F, n, tr(F, y))));
 }
 static void adj_tril(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_TRIL, g)); }
+/* Concatenation: each part takes its block of the adjoint.  A slice (or an
+ * element) adds its adjoint into a zero of x's shape at its offsets; a pad
+ * gives back the block it placed.  The offsets are integers: no adjoint. */
+static Node *cut(Frame *F, Node *g, Node *r, Node *c, Shape s) { return mk3(IR, OP_SLICE, s, val(g), r, c, 0); }
+static void adj_vcat(Frame *F, Node *n, Node *g)
+{
+    add(F, A, cut(F, g, K(F, 0), K(F, 0), A->shape));
+    add(F, B, cut(F, g, mk_dim(IR, A->shape.rows), K(F, 0), B->shape));
+}
+static void adj_hcat(Frame *F, Node *n, Node *g)
+{
+    add(F, A, cut(F, g, K(F, 0), K(F, 0), A->shape));
+    add(F, B, cut(F, g, K(F, 0), mk_dim(IR, A->shape.cols), B->shape));
+}
+static void adj_slice(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mk3(IR, OP_PAD, A->shape, val(g), n->args[1], n->args[2], 0));
+}
+static void adj_pad(Frame *F, Node *n, Node *g) { add(F, A, cut(F, g, n->args[1], n->args[2], A->shape)); }
 #undef A
 #undef B
 
@@ -1185,6 +1271,19 @@ static void rev_block(Frame *F)
     drain(F, 0);
 }
 
+/* A result of the gradient function: the reverse sweep restores slots, so a
+ * value that reads one it writes is kept in a slot of its own first. */
+static Node *kept(Diff *d, Block *body, const SlotSet *written, Node *x, const char *name)
+{
+    if (!reads_any(x, written))
+        return x;
+    Stmt *set = stmt_new(d->a, S_SET, 1);
+    set->slots[0] = ir_slot(d->ir, name, x->shape);
+    set->vals[0] = x;
+    block_push(d->a, body, set);
+    return mk_slot(d->ir, set->slots[0]);
+}
+
 void diff_reverse(Module *m)
 {
     Arena *a = m->arena;
@@ -1231,15 +1330,11 @@ void diff_reverse(Module *m)
     Node *value = out;
     SlotSet *written = slot_set(d);
     block_writes(F->out, written);
-    if (reads_any(out, written)) {
-        /* the reverse sweep restores slots the output reads: keep its value */
-        Stmt *set = stmt_new(a, S_SET, 1);
-        set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);
-        set->vals[0] = out;
-        block_push(a, body, set);
-        value = mk_slot(ir, set->slots[0]);
-    }
+    value = kept(d, body, written, out, m->output_name ? m->output_name : "value");
+    Node **aux = arena_alloc(a, sizeof(Node *) * (size_t)(m->naux + 1));
+    for (int k = 0; k < m->naux; k++)   /* auxiliary outputs: values only (spec §8) */
+        aux[k] = kept(d, body, written, m->fwd.aux[k], m->aux_names[k]);
     for (int j = 0; j < F->out->n; j++)
         block_push(a, body, F->out->stmts[j]);
-    m->grad = (Func){.body = body, .value = value, .grads = grads};
+    m->grad = (Func){.body = body, .value = value, .grads = grads, .aux = aux};
 }

@@ -115,7 +115,7 @@ static bool sizes_fit(const Check *c)
 
 static void report_status(const Module *m, int status, Loc where)
 {
-    if (status == GRADC_EMAXITER)
+    if (status == GRADC_EMAXITER || (status == GRADC_EINDEX && where.line))
         diag_error(m->src, where, "%s", gradc_strerror(status));
     else
         diag_plain("evaluation failed: %s", gradc_strerror(status));

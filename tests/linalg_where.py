@@ -7,7 +7,8 @@
   triangle it reads) gives every entry NaN; the upper triangle is not read;
 - a 1×1 A: solve divides, chol is sqrt with NaN unless a > 0;
 - where with NaN and Inf on the side not taken: that side's gradient is
-  exactly 0 (not a tiny number, not NaN), the taken side's is as usual;
+  exactly 0 (not a tiny number, not NaN), the taken side's is as usual,
+  also for a scalar side, a broadcast side and a scalar condition;
 - errors point where conformance/README.md tables them: solve of a
   non-square matrix at `solve` (at the operator for `\\`), where's shapes at
   `where`, a comparison that does not fit inside where's condition at the
@@ -154,6 +155,16 @@ def main():
                  {"A": [[1, 2], [2, 4]], "b": [1, 2], "c": -0.5})
         if r and (r["value"] != 18 or r["gradient"] != {"A": [[1, 1], [1, 1]], "b": [3, 3], "c": 0}):
             fail(f"where_whole: {r}")
+
+        # broadcast sides (a column, a row) whose rows or columns are never taken:
+        # their sums along the expanded dimension stay masked
+        r = both(g, d, "where_broadcast",
+                 "input X[m, n]\ninput x[m]\ninput r[n]\n"
+                 "y = sum(where(X > 0, sqrt(x), 0)) + sum(where(X > 0, log(r'), 1)) + "
+                 "sum(where(x > 0, sqrt(x), X)) + sum(where(x < -5, sqrt(X), X))\n",
+                 {"X": [[1, -2], [-1, -3]], "x": [4, -1], "r": [1, -2]})
+        if r and (r["value"] != 0 or r["gradient"] != {"X": [[1, 1], [2, 2]], "x": [0.75, 0], "r": [1, 0]}):
+            fail(f"where_broadcast: {r}")
 
         # errors, at the positions conformance/README.md tables
         error_at(g, d, "err_solve_square", "input A[n, m]\ninput b[n]\ny = solve(A, b)\n", 3, 5)

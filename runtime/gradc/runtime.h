@@ -20,6 +20,7 @@ enum {
     GRADC_EDIM = 1,      /* a dimension is negative, or a size overflows */
     GRADC_EMAXITER = 2,  /* a while loop reached its iteration limit */
     GRADC_ENOMEM = 3,    /* an allocation failed */
+    GRADC_EINDEX = 4,    /* an index or slice bound is out of range */
 };
 
 /* Flags of NAME_grad. */
