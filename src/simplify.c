@@ -588,14 +588,27 @@ static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
     return NULL;
 }
 
-/* a or not a: every entry is true (NaN != 0 too); a and not a: none */
+/* a or not a: every entry is true (NaN != 0 too); a and not a: none.  Also
+ * a or (not a or b), one level down: where's masked adjoints build such ORs. */
+static bool negates(const Node *a, const Node *b)
+{
+    return (b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b);
+}
 static Node *rule_excluded_middle(Ir *ir, Node *a, Node *b, Shape shape, double v)
 {
-    if ((b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b))
+    if (negates(a, b))
         return mk_fill(ir, v, shape);
     return NULL;
 }
-static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 1); }
+static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    for (int i = 0; i < 2; i++) {
+        Node *x = i ? b : a, *y = i ? a : b;
+        if (y->op == OP_OR && (negates(x, y->args[0]) || negates(x, y->args[1])))
+            return mk_fill(ir, 1, shape);
+    }
+    return rule_excluded_middle(ir, a, b, shape, 1);
+}
 static Node *rule_and(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 0); }
 
 /* chol of a 1×1 a: sqrt(a), and NaN unless a > 0 (0/0 at a = 0), as the
