@@ -531,7 +531,8 @@ Node *mk_cotan(Ir *ir, Shape s);
 Node *mk1(Ir *ir, Op op, Node *a);              /* unary ops and M ops of one arg */
 Node *mk2(Ir *ir, Op op, Node *a, Node *b);     /* binary ops and MATMUL */
 /* SLICE and PAD: x's block of shape s at the 0-based offsets (r, c), scalar
- * value nodes; a SLICE's num: loc_pack of the index's position, or 0.
+ * value nodes; num: loc_pack of the index's position when the block is
+ * checked at run time (a PAD: its SLICE's), or 0.
  * VCAT, HCAT through mk2.  mk_dim: a dimension's value (a scalar). */
 Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num);
 Node *mk_dim(Ir *ir, Dim d);

@@ -522,7 +522,7 @@ Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num)
             return mk_zero(ir, s);
         if (origin && shape_eq(x->shape, s))
             return x;
-        return ir_node3(ir, op, s, x, r, c, 0.0, 0);
+        return ir_node3(ir, op, s, x, r, c, num, 0);
     }
     if (origin && shape_eq(x->shape, s))
         return x;
