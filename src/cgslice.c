@@ -112,3 +112,17 @@ void cg_cat_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef ap, LLVMVa
     copy_rows(c, out, w, ap, ca, rows(c, n), ca);
     copy_rows(c, at(c, out, ca), w, bp, cb, rows(c, n), cb);
 }
+
+void cg_scatter_add(Cg *c, const Node *pad, LLVMValueRef dst, LLVMValueRef gp, LLVMValueRef r,
+                    LLVMValueRef col)
+{
+    Block2 b = block_of(c, pad, r, col);
+    LLVMValueRef corner = at(c, dst, add(c, mul(c, b.r, b.fc), b.col));
+    Loop li, lj;
+    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), b.br);
+    LLVMValueRef drow = at(c, corner, mul(c, i, b.fc)), grow = at(c, gp, mul(c, i, b.bc));
+    LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), b.bc);
+    store(c, fplus(c, load(c, drow, j), load(c, grow, j)), drow, j);
+    loop_end(c, &lj);
+    loop_end(c, &li);
+}

@@ -98,6 +98,13 @@ bool is_alias(const Node *n);
 /* a slice that is a contiguous run of its argument: read in place (a
  * pointer into it, no buffer) */
 bool is_view(const Node *n);
+/* An assignment slot = slot + PAD(g1, r1, c1) + … (a slice's adjoint
+ * accumulated in a loop): the pads, at most max, which are added in place
+ * into the slot's buffer, so no dense temporary of the slot's size is built
+ * per iteration; 0 when x is not of that form. */
+enum { SCATTER_MAX = 8 };
+int scatter_form(const Node *x, int slot, Node **pads);
+
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);
 
