@@ -23,11 +23,13 @@ typedef struct Cg {
     LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */
     LLVMTypeRef f64, i64, i32, i8, i1, ptr;
     LLVMValueRef fn, impl; /* the function being built; the impl it belongs to */
-    LLVMValueRef *dims, *inputs, cot, out, *grads, flags, work, where;
+    LLVMValueRef *dims, *inputs, cot, out, *aux, *grads, flags, work, where;
     LLVMValueRef *bufs, *slotvar, status, tape, one;
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
+    LLVMValueRef ri, cj;  /* row and column of the elementwise loop being emitted when it
+                           * reads a broadcast (NULL: a flat loop, derived from the index) */
     int pc;               /* the next point of the plan */
     bool failed;
 } Cg;
@@ -44,6 +46,17 @@ void internal(Cg *c, const char *what);
 void gen_block(Cg *c, const Block *b);
 void gen_results(Cg *c);
 
+/* codegen.c, for codegen_along.c: entry k of n (fused or stored), a pointer
+ * to n's entries, the sum of f(k) for k < count (partial sums, see there) */
+typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
+LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k);
+LLVMValueRef cg_argbuf(Cg *c, Node *n);
+LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
+
+/* codegen_along.c: reductions and normalisations along a dimension (SUMD …
+ * LOGSOFTMAXD) into out, amax/amin over all entries as a value */
+void gen_along(Cg *c, Node *n, LLVMValueRef out);
+LLVMValueRef gen_extreme(Cg *c, Node *n);
 /* cgslice.c: concatenation and slices (xp, ap, bp: the arguments' entries;
  * r, col: the offsets' values, doubles).  A view (plan.c: is_view) is a
  * pointer into xp; an element, one load; the rest copy into out. */

@@ -78,6 +78,8 @@ static double f_eq(double a, double b) { return a == b; }
 static double f_ne(double a, double b) { return a != b; }
 static double f_and(double a, double b) { return a != 0 && b != 0; }
 static double f_or(double a, double b) { return a != 0 || b != 0; }
+/* where's half: a where c holds, else an exact 0 (never 0 * a: a may be NaN) */
+static double f_pick(double c, double a) { return c != 0 ? a : 0.0; }
 
 /* The fn column as OpInfo's fn1 (U ops) or fn2 (B ops). */
 #define FN1_L(fn) NULL
