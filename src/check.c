@@ -1282,9 +1282,23 @@ static bool in_range(Lin l, Dim extent)
     return lin_is_const(below) && below.k >= 0 && lin_is_const(above) && above.k <= 0;
 }
 
-static Node *offset(Checker *c, const Expr *x)
+/* The 0-based offset of the bound x, whose form is l: built from the form
+ * (x[i + 1] reads at offset i, not (1 + i) - 1), or from x's value when it
+ * is not linear. */
+static Node *offset(Checker *c, const Expr *x, Lin l)
 {
-    return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
+    if (!l.linear)
+        return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
+    Node *r = NULL;
+    for (int i = 0; i < l.n; i++) {
+        Node *t = l.keys[i] >= 0 ? mk_dimval(c->ir, l.keys[i])
+                                 : lookup(c, c->names.data[-l.keys[i] - 1]).node;
+        if (l.coefs[i] != 1)
+            t = mk2(c->ir, OP_MUL, mk_const(c->ir, (double)l.coefs[i]), t);
+        r = r ? mk2(c->ir, OP_ADD, r, t) : t;
+    }
+    Node *k = mk_const(c->ir, (double)(l.k - 1));
+    return !r ? k : l.k == 1 ? r : mk2(c->ir, OP_ADD, r, k);
 }
 
 static Span span(Checker *c, const Expr *x, Dim extent)
@@ -1293,7 +1307,7 @@ static Span span(Checker *c, const Expr *x, Dim extent)
         return (Span){mk_const(c->ir, 0), extent, true};
     if (x->kind != EX_RANGE) {
         Lin l = bound(c, x, extent);
-        return (Span){offset(c, x), dim_lit(1), in_range(l, extent)};
+        return (Span){offset(c, x, l), dim_lit(1), in_range(l, extent)};
     }
     Lin lo = bound(c, x->lhs, extent), hi = bound(c, x->rhs, extent);
     Lin n = lin_axpy(lin_axpy(hi, -1, lo), 1, lin_const(1));
@@ -1304,7 +1318,7 @@ static Span span(Checker *c, const Expr *x, Dim extent)
              "depends on a for index" : "is not linear");
     if (lin_is_const(n) && n.k < 0)
         fail(c, x->loc, "a:b runs backwards: its length b - a + 1 is %lld", (long long)n.k);
-    return (Span){offset(c, x->lhs), len, in_range(lo, extent) && in_range(hi, extent)};
+    return (Span){offset(c, x->lhs, lo), len, in_range(lo, extent) && in_range(hi, extent)};
 }
 
 static Node *index_expr(Checker *c, const Expr *e)

@@ -556,7 +556,8 @@ static void count_refs(Printer *p, const Node *root)
         vec_push(a, &p->reached, n->id);
         if (n->op == OP_SLICE)
             p->sliced[n->args[0]->id] = true;
-        for (int i = 0; i < n->nargs; i++)
+        /* a slice's offsets print as bounds rewritten from them (axis), never by name */
+        for (int i = 0; i < (n->op == OP_SLICE ? 1 : n->nargs); i++)
             vec_push(a, &p->stack, ((Piece){n->args[i], 0, NULL}));
     }
 }
@@ -679,6 +680,10 @@ static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
     Names t = names_new(a, ns + m->ninputs);
     for (int i = 0; i < m->ninputs; i++)
         names_get(t, m->inputs[i].name)->input = true;
+    /* a non-scalar output's cotangent prints as d<output>: the adjoint slot
+     * of the output (also d<output>) is numbered instead */
+    if (m->fwd.value && !scalar(m->fwd.value))
+        names_get(t, arena_printf(a, "d%s", m->output_name ? m->output_name : "y"))->input = true;
     for (int s = 0; s < ns; s++) {
         const char *name = m->ir->slots.data[s].name;
         NameCount *c = names_get(t, name);
