@@ -695,7 +695,7 @@ static void adj_hcat(Frame *F, Node *n, Node *g)
 }
 static void adj_slice(Frame *F, Node *n, Node *g)
 {
-    add(F, A, mk3(IR, OP_PAD, A->shape, val(g), n->args[1], n->args[2], n->num));
+    add(F, A, mk3(IR, OP_PAD, A->shape, val(g), n->args[1], n->args[2], 0));
 }
 static void adj_pad(Frame *F, Node *n, Node *g) { add(F, A, cut(F, g, n->args[1], n->args[2], A->shape)); }
 #undef A

@@ -526,7 +526,7 @@ static void collect(Sim *s, Node **roots, int nroots, bool hoist)
         if (s->mark[x->id] == s->epoch || s->valid[x->id])
             continue;
         s->mark[x->id] = s->epoch;
-        bool variant = hoist && !unwritten(s, x);
+        bool variant = hoist && (!unwritten(s, x) || p->guarded[x->id]);
         if (!variant && !is_fused(p, x) && !(hoist && is_leaf(x)))
             vec_push(p->arena, &s->got, x);
         if (hoist && !variant && !is_fused(p, x))
@@ -1003,6 +1003,14 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; i < ns; i++)
         p->shadow[i] = -1;
 
+    p->guarded = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) {   /* arguments first: they have smaller ids */
+        const Node *n = m->ir->nodes.data[i];
+        bool g = n->op == OP_SLICE && n->num != 0;
+        for (int k = 0; k < n->nargs && !g; k++)
+            g = p->guarded[n->args[k]->id];
+        p->guarded[i] = g;
+    }
     plan_block(p, m, f->body);
     p->stack = p->tape && stack_sizable(f->body);
     p->tape = p->tape && !p->stack;

@@ -82,6 +82,8 @@ typedef struct Plan {
     struct Mv **mv;       /* per node: its matrix–vector form, or NULL */
     Gemm **gemm;          /* per node: its matrix–matrix form, or NULL */
     bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
+    bool *guarded;        /* reads a slice checked at run time: never hoisted out of a loop,
+                           * whose body may not run (its index is then not taken) */
     int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
     VEC(Point) points;    /* the schedule, in the order codegen walks the Func */
 } Plan;

@@ -54,7 +54,16 @@ def concat_mixed(v):
             + sum(P[i][j] for i in range(1, n + 1) for j in range(1, 3)))
 
 
-CASES = {"ed2i_window_loop": window_loop, "ed2i_forms": forms, "ed2i_concat_mixed": concat_mixed}
+def zero_trip(v):
+    x, k = v["x"], v["k"]
+    n, s = len(x), 0
+    for _ in range(1, int(mp.floor(k)) + 1):
+        s += 3 * x[n - 2]
+    return s + 2 * x[n - 1]
+
+
+CASES = {"ed2i_window_loop": window_loop, "ed2i_forms": forms, "ed2i_concat_mixed": concat_mixed,
+         "ed2i_zero_trip": zero_trip}
 
 
 def mpify(x):
