@@ -62,7 +62,29 @@ def zero_trip(v):
     return s + 2 * x[n - 1]
 
 
-CASES = {"ed2i_window_loop": window_loop, "ed2i_forms": forms, "ed2i_concat_mixed": concat_mixed,
+def rotate(v):
+    a0, w = v["a0"], v["w"]
+    n = len(a0)
+    a, b = list(a0), a0[0:2]
+    for _ in range(4):
+        b = [p + q for p, q in zip(a[1:3], b)]
+        a = [p * q for p, q in zip(a[1:n] + [a[0]], w)]
+    return sum(p * q for p, q in zip(a, w)) + sum(e * e for e in b)
+
+
+def columns(v):
+    X, h = v["X"], list(v["v"])
+    m, n = len(X), len(X[0])
+    X2 = X
+    for t in range(n):
+        shifted = [h[m - 1]] + h[0:m - 1]
+        h = [mp.tanh(X[i][t] * h[i] + shifted[i]) for i in range(m)]
+        X2 = [X[i][0:n - 1] + [h[i]] for i in range(m)]
+    return sum(h) + sum(X2[i][j] for i in range(1, m) for j in range(n))
+
+
+CASES = {"ed2i_rotate": rotate, "ed2i_columns": columns,
+         "ed2i_window_loop": window_loop, "ed2i_forms": forms, "ed2i_concat_mixed": concat_mixed,
          "ed2i_zero_trip": zero_trip}
 
 
