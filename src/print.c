@@ -556,7 +556,8 @@ static void count_refs(Printer *p, const Node *root)
         vec_push(a, &p->reached, n->id);
         if (n->op == OP_SLICE)
             p->sliced[n->args[0]->id] = true;
-        for (int i = 0; i < n->nargs; i++)
+        /* a slice's offsets print as bounds rewritten from them (axis), never by name */
+        for (int i = 0; i < (n->op == OP_SLICE ? 1 : n->nargs); i++)
             vec_push(a, &p->stack, ((Piece){n->args[i], 0, NULL}));
     }
 }
