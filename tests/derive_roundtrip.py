@@ -78,7 +78,8 @@ def straight_line(gradc, base, src, printed, tmp):
     with open(inputs) as f:
         values = json.load(f)
     cmd = gradc + ["eval", base + ".expr", "--inputs", inputs, "--interp"]
-    if os.path.exists(cot):
+    # a scalar output's cotangent scales eval's gradient, not derive's (which prints none)
+    if os.path.exists(cot) and COTAN.search(printed):
         cmd += ["--cotangent", cot]
     rc, out, err = run(cmd)
     if rc != 0:
