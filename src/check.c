@@ -854,6 +854,9 @@ static int find_fn(Checker *c, const char *name, int n)
  * elsewhere: defined below, or the body's own (recursion). */
 static void fail_not_above(Checker *c, const Expr *e)
 {
+    for (int i = 0; c->top && i < c->top->n; i++)   /* a header that did not parse */
+        if (c->top->stmts[i]->kind == AST_FUNCTION && !c->top->stmts[i]->name)
+            fail_quietly(c);                        /* may have defined it: say no more */
     if (c->fn && strcmp(c->fn->name, e->name) == 0)
         fail(c, e->loc, "unknown function %s: %s calls itself, and a function may call only "
              "functions defined above it (no recursion)", e->name, e->name);
