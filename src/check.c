@@ -535,7 +535,7 @@ static const Expr *lin_of(Checker *c, const Expr *e, Lin *out)
         if (v.kind == V_POISON)
             fail_quietly(c);
         if (v.kind == V_DIM)
-            *out = lin_of_dim(v.dim);
+            *out = lin_of_dim(v.dim);   /* in a function, the caller's size: maybe a form */
         else if (v.kind == V_INDEX) {
             *v.used = true;
             *out = lin_term(-intern(c, e->name) - 1);
