@@ -263,6 +263,7 @@ typedef enum FnRule {
     F_POLYGAMMA, /* polygamma(k, x): k an integer literal >= 0 */
     F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG, F_CLAMP,
     F_CONST,   /* a named constant (pi): fill is its value */
+    F_GRAD, F_HESSIAN,   /* grad(e, x), hessian(e, x): spec §9, hessian.c */
 } FnRule;
 
 typedef struct Builtin {
@@ -291,6 +292,8 @@ static const Builtin builtins[] = {
     {"diag", F_DIAG, OP_DIAGM, 1, 1, 0},
     {"clamp", F_CLAMP, OP_CLAMPHI, 3, 3, 0},
     {"pi", F_CONST, OP_CONST, 0, 0, M_PI},
+    {"grad", F_GRAD, OP_SUM, 2, 2, 0},
+    {"hessian", F_HESSIAN, OP_SUM, 2, 2, 0},
 };
 
 static const Builtin *builtin(const char *name)
@@ -536,6 +539,42 @@ static Node *clamp(Checker *c, const Expr *e, Node *x, Node *lo, Node *hi)
     return mk2(c->ir, OP_CLAMPHI, mk2(c->ir, OP_CLAMPLO, x, lo), hi);
 }
 
+/* grad(e, x) and hessian(e, x) (spec §9): reverse mode over e's DAG, then
+ * for hessian the Jacobian of that gradient; both ordinary nodes, so the
+ * program's own reverse mode differentiates through them. */
+static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
+{
+    const Expr *xa = e->args[1];
+    Var v = xa->kind == EX_NAME ? lookup(c, xa->name) : (Var){0};
+    if (v.kind == V_POISON)
+        fail_quietly(c);
+    if (v.kind != V_INPUT)
+        fail(c, expr_start(xa), "%s(e, x) differentiates with respect to an input; %s", f->name,
+             xa->kind == EX_NAME ? arena_printf(c->a, "%s is not an input", xa->name)
+                                 : "name one here");
+    Node *y = value(c, e->args[0]);
+    const char *x = xa->name;
+    if (!is_scalar(y))
+        fail(c, e->loc, "%s(e, %s) needs a scalar e; e is %s", f->name, x, shape_s(c, y->shape));
+    if (f->rule == F_HESSIAN && !dim_eq(v.shape.cols, dim_lit(1)))
+        fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
+             shape_s(c, v.shape));
+    int line;
+    const char *why = hess_slot_problem(c->ir, c->m->fwd.body, y, v.aux, c->inputs.len, &line);
+    if (why)
+        fail(c, e->loc, "%s(e, %s) cannot differentiate e: %s; grad and hessian follow %s through "
+             "straight-line code only, so far", f->name, x, why, x);
+    Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
+    if (f->rule == F_GRAD)
+        return g;
+    Node *h = hess_jacobian(c->ir, g, v.aux, v.shape, &why);
+    if (!h)
+        fail(c, e->loc, "hessian(e, %s) has no closed form here: %s", x, why);
+    /* exactly symmetric, as spec §9 asks, whatever the rounding of h */
+    Node *ht = mk1(c->ir, OP_TRANSPOSE, h);
+    return ht == h ? h : mk2(c->ir, OP_MUL, mk_const(c->ir, 0.5), mk2(c->ir, OP_ADD, h, ht));
+}
+
 static const char *arity_s(Checker *c, const Builtin *f)
 {
     if (f->lo != f->hi)
@@ -572,6 +611,8 @@ static Node *call(Checker *c, const Expr *e)
         return mk_fill(c->ir, f->fill, shape_make(d0, d1));
     }
 
+    if (f->rule == F_GRAD || f->rule == F_HESSIAN)
+        return derivative_call(c, e, f);
     if (f->rule == F_POLYGAMMA && !(e->args[0]->kind == EX_NUM && integral(e->args[0]->num) &&
                                     e->args[0]->num >= 0 && e->args[0]->num <= 64))
         fail(c, expr_start(e->args[0]), "the order k of polygamma(k, x) must be an integer "
@@ -621,6 +662,8 @@ static Node *call(Checker *c, const Expr *e)
     case F_EYE:
     case F_NONE:
     case F_CONST:
+    case F_GRAD:
+    case F_HESSIAN:
         break;
     }
     return NULL; /* unreachable: handled above */

@@ -1,0 +1,289 @@
+/* hessian.c — second derivatives as ordinary DAG nodes.
+ *
+ * grad(e, x) inside a program is diff.c's reverse mode over e's DAG alone
+ * (diff_dag_grad): its result is a node like any other, so the program's
+ * own reverse mode differentiates through it (reverse over reverse).
+ *
+ * hessian(e, x) and `derive --hessian` take the Jacobian of that gradient by
+ * a forward pass over its DAG with a matrix tangent seeded by eye(n): a
+ * node v that is a scalar, a column [r] or a row [1, r] carries T(v), the
+ * r×n matrix of the derivatives of its entries (of v' for a row).  The
+ * local derivatives of elementwise ops come from diff.c's adjoint rules
+ * applied to a seed of ones (diff_partials), so no rule is written twice;
+ * matrix products, transposes, reductions and softmax have their forward
+ * rules here.  A matrix-valued node that depends on x would need a
+ * three-index tangent: such an e is refused with a message (for now).
+ * The tangent of a diagonal scaling is built in the forms a textbook
+ * writes (diag(p)*eye → diag(p), diag(p)*(u*w') → (p.*u)*w'), which is what
+ * makes `derive --hessian` print `diag(p) - p*p'` for logsumexp. */
+#include "gradc.h"
+
+#include <string.h>
+
+typedef VEC(Node *) NodeVec;
+
+typedef struct Jac {
+    Ir *ir;
+    int input;
+    Shape xshape;
+    IntMap *memo;          /* node id → tangent, or &zero_tangent */
+    const char *why;
+} Jac;
+
+static Node zero_tangent;  /* the memo's mark for a zero tangent */
+
+static bool is_col(Shape s) { return dim_eq(s.cols, dim_lit(1)); }
+static bool is_vec(Shape s) { return is_col(s) || dim_eq(s.rows, dim_lit(1)); }
+/* How many entries a scalar or vector has. */
+static Dim vec_len(Shape s) { return is_col(s) ? s.rows : s.cols; }
+/* A scalar or vector as a column. */
+static Node *col(Ir *ir, Node *v) { return is_col(v->shape) ? v : mk1(ir, OP_TRANSPOSE, v); }
+
+static Node *tangent_of(const Jac *J, const Node *n)
+{
+    void **p = intmap_find(J->memo, n->id);
+    return p && *p != &zero_tangent ? *p : NULL;
+}
+
+static Node *sum(Ir *ir, Node *a, Node *b) { return !a ? b : !b ? a : mk2(ir, OP_ADD, a, b); }
+
+/* diag(p) * T for a column p, in simplified forms; depth bounds how far it
+ * distributes over sums. */
+static Node *dscale(Ir *ir, Node *p, Node *t, int depth)
+{
+    if (shape_is_scalar(p->shape))
+        return mk2(ir, OP_MUL, p, t);
+    if (p->op == OP_FILL)
+        return mk2(ir, OP_MUL, mk_const(ir, p->num), t);
+    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && node_is_const(p->args[1], 1.0))
+        return mk2(ir, OP_MUL, p->args[0], t);   /* s .* ones: a scalar */
+    if (t->op == OP_EYE)
+        return mk1(ir, OP_DIAGM, p);
+    if (t->op == OP_DIAGM)
+        return mk1(ir, OP_DIAGM, mk2(ir, OP_MUL, p, t->args[0]));
+    if (depth < 4) {
+        Node *a = t->nargs > 0 ? t->args[0] : NULL, *b = t->nargs > 1 ? t->args[1] : NULL;
+        switch (t->op) {
+        case OP_ADD:
+        case OP_SUB:
+            return mk2(ir, t->op, dscale(ir, p, a, depth + 1), dscale(ir, p, b, depth + 1));
+        case OP_NEG:
+            return mk1(ir, OP_NEG, dscale(ir, p, a, depth + 1));
+        case OP_MUL:
+            if (shape_is_scalar(a->shape))
+                return mk2(ir, OP_MUL, a, dscale(ir, p, b, depth + 1));
+            break;
+        case OP_MATMUL:   /* diag(p)*(u*w) = (p.*u)*w for a column u */
+            if (is_col(a->shape))
+                return mk2(ir, OP_MATMUL, mk2(ir, OP_MUL, p, a), b);
+            if (a->op == OP_DIAGM)
+                return mk2(ir, OP_MATMUL, dscale(ir, p, a, depth + 1), b);
+            break;
+        default:
+            break;
+        }
+    }
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_DIAGM, p), t);
+}
+
+/* An elementwise op: each operand's entrywise partials times its tangent. */
+static Node *elementwise(Jac *J, Node *n)
+{
+    Ir *ir = J->ir;
+    Node *part[2];
+    if (!diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part))
+        return NULL;   /* sign, floor, comparisons, detach: zero */
+    Node *t = NULL;
+    for (int i = 0; i < n->nargs; i++) {
+        Node *a = n->args[i], *ta = tangent_of(J, a), *p = part[i];
+        if (!ta || !p)
+            continue;
+        if (shape_is_scalar(a->shape) && !shape_is_scalar(n->shape))
+            t = sum(ir, t, mk2(ir, OP_MATMUL, col(ir, p), ta));   /* a broadcast scalar */
+        else
+            t = sum(ir, t, dscale(ir, col(ir, p), ta, 0));
+    }
+    return t;
+}
+
+/* sum, norm, logsumexp of a vector: the gradient p (a's shape, or a scalar
+ * spread over a) times a's tangent. */
+static Node *reduction(Jac *J, Node *n, Node *ta)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0], *part[2];
+    diff_partials(ir, n, mk_const(ir, 1.0), part);
+    Node *p = part[0];
+    if (!p)
+        return NULL;
+    if (shape_is_scalar(a->shape))
+        return mk2(ir, OP_MUL, p, ta);
+    if (shape_is_scalar(p->shape)) {
+        Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), vec_len(a->shape)));
+        return mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
+    }
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, col(ir, p)), ta);
+}
+
+/* The tangent of n from its operands' (NULL: zero), or NULL with J->why. */
+static Node *tangent(Jac *J, Node *n)
+{
+    Ir *ir = J->ir;
+    if (n->op == OP_INPUT && n->index == J->input)
+        return shape_is_scalar(J->xshape) ? mk_const(ir, 1.0) : mk_eye(ir, J->xshape.rows);
+    Node *ta = n->nargs > 0 ? tangent_of(J, n->args[0]) : NULL;
+    Node *tb = n->nargs > 1 ? tangent_of(J, n->args[1]) : NULL;
+    if (!ta && !tb)
+        return NULL;
+    if (!is_vec(n->shape)) {
+        J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on it (only scalars and "
+                              "vectors are carried so far)", op_info[n->op].text);
+        return NULL;
+    }
+    switch (op_info[n->op].kind) {
+    case OK_U:
+    case OK_B:
+        return elementwise(J, n);
+    default:
+        break;
+    }
+    Node *a = n->args[0];
+    switch (n->op) {
+    case OP_TRANSPOSE:
+        return ta;
+    case OP_MATMUL:   /* operands are vectors here: scalars make MUL, matrices failed */
+        return sum(ir, ta ? mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, n->args[1]), ta) : NULL,
+                   tb ? mk2(ir, OP_MATMUL, a, tb) : NULL);
+    case OP_SUM:
+    case OP_NORM:
+    case OP_LOGSUMEXP:
+        return reduction(J, n, ta);
+    case OP_SOFTMAX:   /* (diag(p) - p*p') * T */
+        return mk2(ir, OP_SUB, dscale(ir, n, ta, 0),
+                   mk2(ir, OP_MATMUL, n, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, n), ta)));
+    default:
+        J->why = arena_printf(ir->arena, "'%s' has no second-order rule yet", op_info[n->op].text);
+        return NULL;
+    }
+}
+
+Node *hess_jacobian(Ir *ir, Node *g, int input, Shape xshape, const char **why)
+{
+    Jac J = {.ir = ir, .input = input, .xshape = xshape, .memo = intmap_new(ir->arena)};
+    NodeVec st = {0};
+    vec_push(ir->arena, &st, g);
+    /* operands first, with an explicit stack (the DAG is as deep as the program) */
+    while (st.len) {
+        Node *x = st.data[st.len - 1];
+        if (intmap_find(J.memo, x->id)) {
+            st.len--;
+            continue;
+        }
+        bool wait = false;
+        for (int i = 0; i < x->nargs; i++)
+            if (!intmap_find(J.memo, x->args[i]->id)) {
+                vec_push(ir->arena, &st, x->args[i]);
+                wait = true;
+            }
+        if (wait)
+            continue;
+        st.len--;
+        Node *t = tangent(&J, x);
+        if (J.why) {
+            *why = J.why;
+            return NULL;
+        }
+        *intmap_put(J.memo, x->id) = t ? t : &zero_tangent;
+    }
+    Node *t = tangent_of(&J, g);
+    Dim n = shape_is_scalar(xshape) ? dim_lit(1) : xshape.rows;
+    return t ? t : mk_zero(ir, shape_make(vec_len(g->shape), n));
+}
+
+/* ---- e's dependence on x through the program's constructs ---- */
+
+/* slot → the line of the construct that writes it (as intptr_t) */
+static void note_slots(Arena *a, IntMap *lines, const Block *b)
+{
+    for (int j = 0; b && j < b->n; j++) {
+        const Stmt *s = b->stmts[j];
+        for (int k = 0; k < s->n; k++)
+            *intmap_put(lines, s->slots[k]) = (void *)(intptr_t)s->loc.line;
+        if (s->index_slot >= 0)
+            *intmap_put(lines, s->index_slot) = (void *)(intptr_t)s->loc.line;
+        note_slots(a, lines, s->then_block);
+        note_slots(a, lines, s->else_block);
+        note_slots(a, lines, s->body);
+    }
+}
+
+const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, int ninputs,
+                              int *line)
+{
+    if (!e->nslots)
+        return NULL;
+    IntMap *lines = intmap_new(ir->arena);
+    note_slots(ir->arena, lines, body);
+    SlotSet *act = NULL;
+    for (int i = 0; i < e->nslots; i++) {
+        int s = e->slots[i];
+        void **l = intmap_find(lines, s);
+        if (!l) {
+            *line = 0;
+            return arena_printf(ir->arena, "it reads %s, which the enclosing if, while or for "
+                                "changes", ir->slots.data[s].name);
+        }
+        if (!act)
+            act = diff_active_slots(ir, (Block *)body, input, ninputs);
+        if (slotset_has(act, s)) {
+            *line = (int)(intptr_t)*l;
+            return arena_printf(ir->arena, "it depends on it through %s, a result of the "
+                                "construct at line %d", ir->slots.data[s].name, *line);
+        }
+    }
+    return NULL;
+}
+
+/* ---- derive --hessian ---- */
+
+Node **hess_closed_forms(Module *m, const char **why)
+{
+    Ir *ir = m->ir;
+    Node *y = m->fwd.value;
+    int k = m->nwrt;
+    if (!shape_is_scalar(y->shape)) {
+        *why = arena_printf(m->arena, "the output %s is %s, not a scalar",
+                            m->output_name ? m->output_name : "y",
+                            shape_str(m->arena, y->shape, m->dims));
+        return NULL;
+    }
+    Node **g = arena_alloc(m->arena, sizeof(Node *) * (size_t)(k + 1));
+    Node **H = arena_alloc(m->arena, sizeof(Node *) * (size_t)(k * k + 1));
+    for (int i = 0; i < k; i++) {
+        const Input *x = &m->inputs[m->wrt[i]];
+        int line;
+        if (!is_col(x->shape)) {
+            *why = arena_printf(m->arena, "%s is a matrix (its Hessian blocks need a closed form "
+                                "over its entries in row-major order, not printed yet)", x->name);
+            return NULL;
+        }
+        const char *p = hess_slot_problem(ir, m->fwd.body, y, m->wrt[i], m->ninputs, &line);
+        if (p) {
+            *why = arena_printf(m->arena, "the output depends on %s through control flow "
+                                "(%s)", x->name, p);
+            return NULL;
+        }
+        g[i] = diff_dag_grad(ir, y, m->wrt[i], x->shape, m->ninputs);
+    }
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++) {
+            const Input *x = &m->inputs[m->wrt[j]];
+            const char *w = NULL;
+            H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], x->shape, &w);
+            if (!H[i * k + j]) {
+                *why = arena_printf(m->arena, "with respect to %s, %s", x->name, w);
+                return NULL;
+            }
+        }
+    return H;
+}
