@@ -547,9 +547,11 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, Shape xshape, const char **why);
 const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, int ninputs,
                               int *line);
 /* `gradc derive --hessian`: the closed form of the Hessian block of every
- * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]); NULL after
- * setting *why (control flow, a matrix wrt input, …). */
-Node **hess_closed_forms(Module *m, const char **why);
+ * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]), or NULL there
+ * with the reason in (*block_why)[i*nwrt + j] (a matrix input, a matrix
+ * intermediate); NULL after setting *why when there is none at all (a
+ * non-scalar output, control flow). */
+Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
 
 /* ===================================================================== */
 /* print.c — expressions and programs as text (derive)                   */
@@ -561,8 +563,10 @@ void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style);
  * adjoint program in the language itself. */
 void print_derivatives(FILE *out, const Module *m, PrintStyle style);
 /* `gradc derive --hessian`: `d2y/dx2 = …` and `d2y/dxdz = …` for the
- * blocks H[i*nwrt + j], i <= j (hess_closed_forms). */
-void print_hessians(FILE *out, const Module *m, Node *const *H, PrintStyle style);
+ * blocks H[i*nwrt + j], i <= j (hess_closed_forms), a comment with
+ * why[i*nwrt + j] for a block that has no closed form. */
+void print_hessians(FILE *out, const Module *m, Node *const *H, const char *const *why,
+                    PrintStyle style);
 
 /* ===================================================================== */
 /* eval.c — the reference evaluator: plain loops over the IR             */

@@ -45,7 +45,42 @@ static Node *tangent_of(const Jac *J, const Node *n)
     return p && *p != &zero_tangent ? *p : NULL;
 }
 
-static Node *sum(Ir *ir, Node *a, Node *b) { return !a ? b : !b ? a : mk2(ir, OP_ADD, a, b); }
+/* The vector v when n is diag(v), -diag(u) (v = -u) or s*diag(u) (v = s*u), else NULL. */
+static Node *diag_of(Ir *ir, Node *n)
+{
+    if (n->op == OP_DIAGM)
+        return n->args[0];
+    if (n->op == OP_NEG && n->args[0]->op == OP_DIAGM)
+        return mk1(ir, OP_NEG, n->args[0]->args[0]);
+    if (n->op == OP_MUL && shape_is_scalar(n->args[0]->shape) && n->args[1]->op == OP_DIAGM)
+        return mk2(ir, OP_MUL, n->args[0], n->args[1]->args[0]);
+    return NULL;
+}
+
+/* a ± b, with diag(u) ± diag(v) as diag(u ± v): one diagonal, as written by hand */
+static Node *combine(Ir *ir, Op op, Node *a, Node *b)
+{
+    Node *u = diag_of(ir, a), *v = u ? diag_of(ir, b) : NULL;
+    if (u && v)
+        return mk1(ir, OP_DIAGM, mk2(ir, op, u, v));
+    Node *l = a->nargs == 2 ? a->args[1] : NULL;   /* (r ± diag(u)) ± diag(v) */
+    if ((a->op == OP_ADD || a->op == OP_SUB) && l && (u = diag_of(ir, l)) && (v = diag_of(ir, b))) {
+        Op inner = a->op == op ? OP_ADD : OP_SUB;
+        return mk2(ir, a->op, a->args[0], mk1(ir, OP_DIAGM, mk2(ir, inner, u, v)));
+    }
+    return mk2(ir, op, a, b);
+}
+
+static Node *sum(Ir *ir, Node *a, Node *b) { return !a ? b : !b ? a : combine(ir, OP_ADD, a, b); }
+
+/* p .* q, with p .* (p .* r) as p.^2 .* r */
+static Node *times(Ir *ir, Node *p, Node *q)
+{
+    for (int i = 0; q->op == OP_MUL && i < 2; i++)
+        if (q->args[i] == p)
+            return mk2(ir, OP_MUL, mk2(ir, OP_POW, p, mk_const(ir, 2.0)), q->args[1 - i]);
+    return mk2(ir, OP_MUL, p, q);
+}
 
 /* diag(p) * T for a column p, in simplified forms; depth bounds how far it
  * distributes over sums. */
@@ -60,13 +95,13 @@ static Node *dscale(Ir *ir, Node *p, Node *t, int depth)
     if (t->op == OP_EYE)
         return mk1(ir, OP_DIAGM, p);
     if (t->op == OP_DIAGM)
-        return mk1(ir, OP_DIAGM, mk2(ir, OP_MUL, p, t->args[0]));
+        return mk1(ir, OP_DIAGM, times(ir, p, t->args[0]));
     if (depth < 4) {
         Node *a = t->nargs > 0 ? t->args[0] : NULL, *b = t->nargs > 1 ? t->args[1] : NULL;
         switch (t->op) {
         case OP_ADD:
         case OP_SUB:
-            return mk2(ir, t->op, dscale(ir, p, a, depth + 1), dscale(ir, p, b, depth + 1));
+            return combine(ir, t->op, dscale(ir, p, a, depth + 1), dscale(ir, p, b, depth + 1));
         case OP_NEG:
             return mk1(ir, OP_NEG, dscale(ir, p, a, depth + 1));
         case OP_MUL:
@@ -75,7 +110,7 @@ static Node *dscale(Ir *ir, Node *p, Node *t, int depth)
             break;
         case OP_MATMUL:   /* diag(p)*(u*w) = (p.*u)*w for a column u */
             if (is_col(a->shape))
-                return mk2(ir, OP_MATMUL, mk2(ir, OP_MUL, p, a), b);
+                return mk2(ir, OP_MATMUL, times(ir, p, a), b);
             if (a->op == OP_DIAGM)
                 return mk2(ir, OP_MATMUL, dscale(ir, p, a, depth + 1), b);
             break;
@@ -246,44 +281,43 @@ const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, int
 
 /* ---- derive --hessian ---- */
 
-Node **hess_closed_forms(Module *m, const char **why)
+Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
 {
     Ir *ir = m->ir;
+    Arena *a = m->arena;
     Node *y = m->fwd.value;
     int k = m->nwrt;
     if (!shape_is_scalar(y->shape)) {
-        *why = arena_printf(m->arena, "the output %s is %s, not a scalar",
-                            m->output_name ? m->output_name : "y",
-                            shape_str(m->arena, y->shape, m->dims));
+        *why = arena_printf(a, "the output %s is %s, not a scalar",
+                            m->output_name ? m->output_name : "y", shape_str(a, y->shape, m->dims));
         return NULL;
     }
-    Node **g = arena_alloc(m->arena, sizeof(Node *) * (size_t)(k + 1));
-    Node **H = arena_alloc(m->arena, sizeof(Node *) * (size_t)(k * k + 1));
+    Node **g = arena_alloc(a, sizeof(Node *) * (size_t)(k + 1));
+    Node **H = arena_alloc(a, sizeof(Node *) * (size_t)(k * k + 1));
+    const char **bw = arena_alloc(a, sizeof(char *) * (size_t)(k * k + 1));
     for (int i = 0; i < k; i++) {
         const Input *x = &m->inputs[m->wrt[i]];
         int line;
-        if (!is_col(x->shape)) {
-            *why = arena_printf(m->arena, "%s is a matrix (its Hessian blocks need a closed form "
-                                "over its entries in row-major order, not printed yet)", x->name);
-            return NULL;
-        }
         const char *p = hess_slot_problem(ir, m->fwd.body, y, m->wrt[i], m->ninputs, &line);
         if (p) {
-            *why = arena_printf(m->arena, "the output depends on %s through control flow "
-                                "(%s)", x->name, p);
+            *why = arena_printf(a, "the output depends on %s through control flow (%s)", x->name, p);
             return NULL;
         }
         g[i] = diff_dag_grad(ir, y, m->wrt[i], x->shape, m->ninputs);
     }
     for (int i = 0; i < k; i++)
         for (int j = i; j < k; j++) {
-            const Input *x = &m->inputs[m->wrt[j]];
+            const Input *xi = &m->inputs[m->wrt[i]], *xj = &m->inputs[m->wrt[j]];
             const char *w = NULL;
-            H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], x->shape, &w);
-            if (!H[i * k + j]) {
-                *why = arena_printf(m->arena, "with respect to %s, %s", x->name, w);
-                return NULL;
+            if (!is_col(xi->shape) || !is_col(xj->shape)) {
+                w = arena_printf(a, "%s is a matrix (a block over its entries in row-major "
+                                 "order is not printed as a closed form yet)",
+                                 is_col(xi->shape) ? xj->name : xi->name);
+            } else if (!(H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->shape, &w))) {
+                w = arena_printf(a, "with respect to %s, %s", xj->name, w);
             }
+            bw[i * k + j] = H[i * k + j] ? NULL : w;
         }
+    *block_why = bw;
     return H;
 }
