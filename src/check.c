@@ -560,16 +560,16 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
         fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
              shape_s(c, v.shape));
     int line;
-    const char *why = hess_slot_problem(c->ir, c->m->fwd.body, y, v.aux, c->inputs.len, &line);
+    const char *why = hess_slot_problem(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &line);
     if (why)
-        fail(c, e->loc, "%s(e, %s) cannot differentiate e: %s; grad and hessian follow %s through "
-             "straight-line code only, so far", f->name, x, why, x);
+        fail(c, e->loc, "%s(e, %s): e %s; grad and hessian do not differentiate through if, "
+             "while and for yet", f->name, x, why);
     Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
     if (f->rule == F_GRAD)
         return g;
-    Node *h = hess_jacobian(c->ir, g, v.aux, v.shape, &why);
+    Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, &why);
     if (!h)
-        fail(c, e->loc, "hessian(e, %s) has no closed form here: %s", x, why);
+        fail(c, e->loc, "hessian(e, %s): %s", x, why);
     /* exactly symmetric, as spec §9 asks, whatever the rounding of h */
     Node *ht = mk1(c->ir, OP_TRANSPOSE, h);
     return ht == h ? h : mk2(c->ir, OP_MUL, mk_const(c->ir, 0.5), mk2(c->ir, OP_ADD, h, ht));

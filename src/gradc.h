@@ -537,15 +537,16 @@ SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
 /* The Jacobian of g (a scalar, column or row: its entries in order) with
  * respect to input `input` (a scalar or a column [n]), a [len(g), n]
  * matrix, by a forward pass with the tangent eye(n) over g's DAG; NULL
- * with *why set when a node between them is a matrix that depends on the
- * input, or has no forward rule here. */
-Node *hess_jacobian(Ir *ir, Node *g, int input, Shape xshape, const char **why);
+ * with *why set (a phrase naming xname) when a node between them is a
+ * matrix that depends on the input, or has no forward rule here. */
+Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
+                    const char **why);
 /* Why e cannot be differentiated with respect to input `input` by the DAG
- * alone (it reads a slot of `body`'s constructs that depends on the input,
- * or a slot of a construct still open), with the construct's line in *line;
- * NULL when it can. */
-const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, int ninputs,
-                              int *line);
+ * alone, as a phrase after "e" ("depends on x through s, a result of the
+ * for loop at line 4"; or it reads a slot of a construct still open, not in
+ * `body`), with the construct's line in *line (0 if open); NULL when it can. */
+const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, const char *xname,
+                              int ninputs, int *line);
 /* `gradc derive --hessian`: the closed form of the Hessian block of every
  * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]), or NULL there
  * with the reason in (*block_why)[i*nwrt + j] (a matrix input, a matrix

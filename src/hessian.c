@@ -25,6 +25,7 @@ typedef VEC(Node *) NodeVec;
 typedef struct Jac {
     Ir *ir;
     int input;
+    const char *xname;
     Shape xshape;
     IntMap *memo;          /* node id → tangent, or &zero_tangent */
     const char *why;
@@ -171,8 +172,8 @@ static Node *tangent(Jac *J, Node *n)
     if (!ta && !tb)
         return NULL;
     if (!is_vec(n->shape)) {
-        J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on it (only scalars and "
-                              "vectors are carried so far)", op_info[n->op].text);
+        J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (only scalars and "
+                              "vectors are carried so far)", op_info[n->op].text, J->xname);
         return NULL;
     }
     switch (op_info[n->op].kind) {
@@ -202,9 +203,10 @@ static Node *tangent(Jac *J, Node *n)
     }
 }
 
-Node *hess_jacobian(Ir *ir, Node *g, int input, Shape xshape, const char **why)
+Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape, const char **why)
 {
-    Jac J = {.ir = ir, .input = input, .xshape = xshape, .memo = intmap_new(ir->arena)};
+    Jac J = {.ir = ir, .input = input, .xname = xname, .xshape = xshape,
+             .memo = intmap_new(ir->arena)};
     NodeVec st = {0};
     vec_push(ir->arena, &st, g);
     /* operands first, with an explicit stack (the DAG is as deep as the program) */
@@ -237,43 +239,46 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, Shape xshape, const char **why)
 
 /* ---- e's dependence on x through the program's constructs ---- */
 
-/* slot → the line of the construct that writes it (as intptr_t) */
-static void note_slots(Arena *a, IntMap *lines, const Block *b)
+/* slot → the statement that writes it */
+static void note_slots(IntMap *writer, const Block *b)
 {
     for (int j = 0; b && j < b->n; j++) {
-        const Stmt *s = b->stmts[j];
+        Stmt *s = b->stmts[j];
         for (int k = 0; k < s->n; k++)
-            *intmap_put(lines, s->slots[k]) = (void *)(intptr_t)s->loc.line;
+            *intmap_put(writer, s->slots[k]) = s;
         if (s->index_slot >= 0)
-            *intmap_put(lines, s->index_slot) = (void *)(intptr_t)s->loc.line;
-        note_slots(a, lines, s->then_block);
-        note_slots(a, lines, s->else_block);
-        note_slots(a, lines, s->body);
+            *intmap_put(writer, s->index_slot) = s;
+        note_slots(writer, s->then_block);
+        note_slots(writer, s->else_block);
+        note_slots(writer, s->body);
     }
 }
 
-const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, int ninputs,
-                              int *line)
+const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, const char *xname,
+                              int ninputs, int *line)
 {
     if (!e->nslots)
         return NULL;
-    IntMap *lines = intmap_new(ir->arena);
-    note_slots(ir->arena, lines, body);
+    IntMap *writer = intmap_new(ir->arena);
+    note_slots(writer, body);
     SlotSet *act = NULL;
     for (int i = 0; i < e->nslots; i++) {
         int s = e->slots[i];
-        void **l = intmap_find(lines, s);
-        if (!l) {
+        const char *name = ir->slots.data[s].name;
+        void **w = intmap_find(writer, s);
+        if (!w) {
             *line = 0;
-            return arena_printf(ir->arena, "it reads %s, which the enclosing if, while or for "
-                                "changes", ir->slots.data[s].name);
+            return arena_printf(ir->arena, "reads %s, which the enclosing if, while or for "
+                                "changes", name);
         }
         if (!act)
             act = diff_active_slots(ir, (Block *)body, input, ninputs);
         if (slotset_has(act, s)) {
-            *line = (int)(intptr_t)*l;
-            return arena_printf(ir->arena, "it depends on it through %s, a result of the "
-                                "construct at line %d", ir->slots.data[s].name, *line);
+            const Stmt *st = *w;
+            *line = st->loc.line;
+            return arena_printf(ir->arena, "depends on %s through %s, a result of the %s at "
+                                "line %d", xname, name, st->kind == S_IF ? "if" : st->kind == S_WHILE
+                                ? "while" : "for loop", *line);
         }
     }
     return NULL;
@@ -298,9 +303,10 @@ Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
     for (int i = 0; i < k; i++) {
         const Input *x = &m->inputs[m->wrt[i]];
         int line;
-        const char *p = hess_slot_problem(ir, m->fwd.body, y, m->wrt[i], m->ninputs, &line);
+        const char *p = hess_slot_problem(ir, m->fwd.body, y, m->wrt[i], x->name, m->ninputs, &line);
         if (p) {
-            *why = arena_printf(a, "the output depends on %s through control flow (%s)", x->name, p);
+            *why = arena_printf(a, "the output %s (derive without --hessian prints the "
+                                "gradient program)", p);
             return NULL;
         }
         g[i] = diff_dag_grad(ir, y, m->wrt[i], x->shape, m->ninputs);
@@ -313,8 +319,8 @@ Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
                 w = arena_printf(a, "%s is a matrix (a block over its entries in row-major "
                                  "order is not printed as a closed form yet)",
                                  is_col(xi->shape) ? xj->name : xi->name);
-            } else if (!(H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->shape, &w))) {
-                w = arena_printf(a, "with respect to %s, %s", xj->name, w);
+            } else {
+                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, &w);
             }
             bw[i * k + j] = H[i * k + j] ? NULL : w;
         }
