@@ -570,9 +570,13 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
     Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, &why);
     if (!h)
         fail(c, e->loc, "hessian(e, %s): %s", x, why);
-    /* exactly symmetric, as spec §9 asks, whatever the rounding of h */
-    Node *ht = mk1(c->ir, OP_TRANSPOSE, h);
-    return ht == h ? h : mk2(c->ir, OP_MUL, mk_const(c->ir, 0.5), mk2(c->ir, OP_ADD, h, ht));
+    /* exactly symmetric, as spec §9 asks, whatever the rounding of h; the
+     * transpose is built raw, so that h is computed once and read twice
+     * rather than simplified into a second product */
+    if (mk1(c->ir, OP_TRANSPOSE, h) == h)
+        return h;
+    Node *ht = ir_node(c->ir, OP_TRANSPOSE, h->shape, h, NULL, 0.0, 0);
+    return mk2(c->ir, OP_MUL, mk_const(c->ir, 0.5), mk2(c->ir, OP_ADD, h, ht));
 }
 
 static const char *arity_s(Checker *c, const Builtin *f)
