@@ -184,6 +184,7 @@ static Node *tangent(Jac *J, Node *n)
         break;
     }
     Node *a = n->args[0];
+    Dim len = vec_len(n->shape), nx = shape_is_scalar(J->xshape) ? dim_lit(1) : J->xshape.rows;
     switch (n->op) {
     case OP_TRANSPOSE:
         return ta;
@@ -193,10 +194,38 @@ static Node *tangent(Jac *J, Node *n)
     case OP_SUM:
     case OP_NORM:
     case OP_LOGSUMEXP:
+    case OP_AMAX:
+    case OP_AMIN:
         return reduction(J, n, ta);
     case OP_SOFTMAX:   /* (diag(p) - p*p') * T */
-        return mk2(ir, OP_SUB, dscale(ir, n, ta, 0),
-                   mk2(ir, OP_MATMUL, n, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, n), ta)));
+    case OP_SOFTMAXD: {
+        Node *p = col(ir, n);
+        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0),
+                   mk2(ir, OP_MATMUL, p, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
+    }
+    case OP_LOGSOFTMAXD: {   /* (I - 1*p') * T, p = exp(n) the softmax */
+        Node *p = mk1(ir, OP_EXP, col(ir, n));
+        Node *ones = mk_fill(ir, 1.0, shape_make(len, dim_lit(1)));
+        return mk2(ir, OP_SUB, ta, mk2(ir, OP_MATMUL, ones,
+                                       mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
+    }
+    case OP_BCAST:     /* a scalar spread over a vector (vector to matrix failed) */
+        return mk2(ir, OP_MATMUL, mk_fill(ir, 1.0, shape_make(len, dim_lit(1))), ta);
+    case OP_SLICE:     /* the same entries of the tangent's rows */
+    case OP_PAD: {
+        Node *at = n->args[is_col(n->shape) ? 1 : 2];
+        return mk3(ir, n->op, shape_make(len, nx), ta, at, mk_const(ir, 0), n->num);
+    }
+    case OP_VCAT:      /* a column of columns, or (HCAT) a row of rows: stacked tangents */
+    case OP_HCAT: {
+        Node *b = n->args[1];
+        ta = ta ? ta : mk_zero(ir, shape_make(vec_len(a->shape), nx));
+        tb = tb ? tb : mk_zero(ir, shape_make(vec_len(b->shape), nx));
+        return mk2(ir, OP_VCAT, ta, tb);
+    }
+    case OP_SOLVE:     /* A \ B, A constant here (a matrix that depends on x failed) */
+    case OP_SOLVET:
+        return mk2(ir, n->op, a, tb);
     default:
         J->why = arena_printf(ir->arena, "'%s' has no second-order rule yet", op_info[n->op].text);
         return NULL;

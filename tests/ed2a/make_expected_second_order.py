@@ -100,12 +100,57 @@ def grad_loop_const(v):
     return dot(g, g)
 
 
+def slices_e(x):
+    """ed2a_hessian_slices' e, written out: Rosenbrock, dot(log_softmax(x), x),
+    amax(x.^2), dot([x1; x.^2], [x; 1])."""
+    n = len(x)
+    r = mp.fsum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(n - 1))
+    lse = mp.log(mp.fsum(mp.exp(t) for t in x))
+    ls = mp.fsum((t - lse) * t for t in x)
+    v = [x[0]] + [t ** 2 for t in x]
+    w = list(x) + [1]
+    return r + ls + max(t ** 2 for t in x) + dot(v, w)
+
+
+def hessian_slices(v):
+    """y = sum(H .* C), H the Hessian of slices_e by mpmath's numerical partial
+    derivatives (C enters linearly, so dy/dC = H; dy/dx by third partials)."""
+    x, C = v["x"], v["C"]
+    n = len(x)
+    f = lambda *t: slices_e(list(t))
+    def order(*ks):
+        o = [0] * n
+        for k in ks:
+            o[k] += 1
+        return o
+    H = [[mp.diff(f, x, order(i, j)) for j in range(n)] for i in range(n)]
+    return mp.fsum(H[i][j] * C[i][j] for i in range(n) for j in range(n))
+
+
+def hessian_slices_grad(v):
+    x, C = v["x"], v["C"]
+    n = len(x)
+    f = lambda *t: slices_e(list(t))
+    def order(*ks):
+        o = [0] * n
+        for k in ks:
+            o[k] += 1
+        return o
+    H = [[mp.diff(f, x, order(i, j)) for j in range(n)] for i in range(n)]
+    gx = [float(mp.fsum(C[i][j] * mp.diff(f, x, order(i, j, k)) for i in range(n) for j in range(n)))
+          for k in range(n)]
+    return {"x": gx, "C": [[float(H[i][j]) for j in range(n)] for i in range(n)]}
+
+
 CASES = {
     "ed2a_newton_inv": (newton_inv, ["x", "b"]),
     "ed2a_grad_detach": (grad_detach, ["x", "w"]),
     "ed2a_hessian_mix": (hessian_mix, ["x", "a", "A", "c"]),
     "ed2a_grad_loop_const": (grad_loop_const, ["x", "k"]),
+    "ed2a_hessian_slices": (hessian_slices, ["x", "C"]),
 }
+# cases whose gradient is written out (third partials) rather than differenced
+GRADIENTS = {"ed2a_hessian_slices": hessian_slices_grad}
 
 
 def mpify(x):
@@ -145,7 +190,8 @@ for case, (f, wrt) in CASES.items():
     with open(os.path.join(HERE, case + ".inputs.json")) as fh:
         raw = json.load(fh)
     v = {k: mpify(x) for k, x in raw.items()}
-    out = {"value": float(f(v)), "gradient": {k: gradient(f, v, k) for k in wrt}}
+    grad = GRADIENTS[case](v) if case in GRADIENTS else {k: gradient(f, v, k) for k in wrt}
+    out = {"value": float(f(v)), "gradient": grad}
     with open(os.path.join(HERE, case + ".expected.json"), "w") as fh:
         json.dump(out, fh, indent=2)
         fh.write("\n")
