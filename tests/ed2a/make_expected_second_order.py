@@ -39,7 +39,7 @@ def dot(u, v):
 
 
 def newton_inv(v):
-    """ed2a_newton_inv: f(x) = sum(softplus(A x - b)) + |x|^2/2; one Newton step,
+    """ed2a_newton_inv (and _solve): f(x) = sum(softplus(A x - b)) + |x|^2/2; one Newton step,
     g = A' s + x, H = A' diag(s (1 - s)) A + I with s = sigmoid(A x - b)."""
     A, b, x = mat(v["A"]), col(v["b"]), col(v["x"])
     m, n = A.rows, A.cols
@@ -144,6 +144,7 @@ def hessian_slices_grad(v):
 
 CASES = {
     "ed2a_newton_inv": (newton_inv, ["x", "b"]),
+    "ed2a_newton_solve": (newton_inv, ["x", "b"]),   # the same step, by solve
     "ed2a_grad_detach": (grad_detach, ["x", "w"]),
     "ed2a_hessian_mix": (hessian_mix, ["x", "a", "A", "c"]),
     "ed2a_grad_loop_const": (grad_loop_const, ["x", "k"]),
