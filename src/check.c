@@ -812,7 +812,7 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
     Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
     if (f->rule == F_GRAD)
         return g;
-    Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, &why);
+    Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, false, &why);
     if (!h)
         fail(c, e->loc, "hessian(e, %s): %s", x, why);
     /* exactly symmetric, as spec §9 asks, whatever the rounding of h; the

@@ -610,11 +610,12 @@ SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
 
 /* The Jacobian of g (a scalar, column or row: its entries in order) with
  * respect to input `input` (a scalar or a column [n]), a [len(g), n]
- * matrix, by a forward pass with the tangent eye(n) over g's DAG; NULL
+ * matrix, by a forward pass with the tangent eye(n) over g's DAG (textbook:
+ * diagonal scalings as diag(p)*T, for derive; else p .* T, cheaper); NULL
  * with *why set (a phrase naming xname) when a node between them is a
  * matrix that depends on the input, or has no forward rule here. */
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
-                    const char **why);
+                    bool textbook, const char **why);
 /* Why e cannot be differentiated with respect to input `input` by the DAG
  * alone, as a phrase after "e" ("depends on x through s, a result of the
  * for loop at line 4"; or it reads a slot of a construct still open, not in

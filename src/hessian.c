@@ -27,6 +27,7 @@ typedef struct Jac {
     int input;
     const char *xname;
     Shape xshape;
+    bool textbook;         /* diag(p)*T as such (derive), else p .* T broadcast (values) */
     IntMap *memo;          /* node id → tangent, or &zero_tangent */
     const char *why;
 } Jac;
@@ -84,8 +85,9 @@ static Node *times(Ir *ir, Node *p, Node *q)
 }
 
 /* diag(p) * T for a column p, in simplified forms; depth bounds how far it
- * distributes over sums. */
-static Node *dscale(Ir *ir, Node *p, Node *t, int depth)
+ * distributes over sums.  Unless textbook, what is left is p .* T with p
+ * broadcast along T's rows, read in place (no m×m diagonal times T). */
+static Node *dscale(Ir *ir, Node *p, Node *t, int depth, bool textbook)
 {
     if (shape_is_scalar(p->shape))
         return mk2(ir, OP_MUL, p, t);
@@ -102,23 +104,26 @@ static Node *dscale(Ir *ir, Node *p, Node *t, int depth)
         switch (t->op) {
         case OP_ADD:
         case OP_SUB:
-            return combine(ir, t->op, dscale(ir, p, a, depth + 1), dscale(ir, p, b, depth + 1));
+            return combine(ir, t->op, dscale(ir, p, a, depth + 1, textbook),
+                           dscale(ir, p, b, depth + 1, textbook));
         case OP_NEG:
-            return mk1(ir, OP_NEG, dscale(ir, p, a, depth + 1));
+            return mk1(ir, OP_NEG, dscale(ir, p, a, depth + 1, textbook));
         case OP_MUL:
             if (shape_is_scalar(a->shape))
-                return mk2(ir, OP_MUL, a, dscale(ir, p, b, depth + 1));
+                return mk2(ir, OP_MUL, a, dscale(ir, p, b, depth + 1, textbook));
             break;
         case OP_MATMUL:   /* diag(p)*(u*w) = (p.*u)*w for a column u */
             if (is_col(a->shape))
                 return mk2(ir, OP_MATMUL, times(ir, p, a), b);
             if (a->op == OP_DIAGM)
-                return mk2(ir, OP_MATMUL, dscale(ir, p, a, depth + 1), b);
+                return mk2(ir, OP_MATMUL, dscale(ir, p, a, depth + 1, textbook), b);
             break;
         default:
             break;
         }
     }
+    if (!textbook)
+        return mk2(ir, OP_MUL, p, t);
     return mk2(ir, OP_MATMUL, mk1(ir, OP_DIAGM, p), t);
 }
 
@@ -137,7 +142,7 @@ static Node *elementwise(Jac *J, Node *n)
         if (shape_is_scalar(a->shape) && !shape_is_scalar(n->shape))
             t = sum(ir, t, mk2(ir, OP_MATMUL, col(ir, p), ta));   /* a broadcast scalar */
         else
-            t = sum(ir, t, dscale(ir, col(ir, p), ta, 0));
+            t = sum(ir, t, dscale(ir, col(ir, p), ta, 0, J->textbook));
     }
     return t;
 }
@@ -200,7 +205,7 @@ static Node *tangent(Jac *J, Node *n)
     case OP_SOFTMAX:   /* (diag(p) - p*p') * T */
     case OP_SOFTMAXD: {
         Node *p = col(ir, n);
-        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0),
+        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook),
                    mk2(ir, OP_MATMUL, p, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
     }
     case OP_LOGSOFTMAXD: {   /* (I - 1*p') * T, p = exp(n) the softmax */
@@ -232,9 +237,10 @@ static Node *tangent(Jac *J, Node *n)
     }
 }
 
-Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape, const char **why)
+Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape, bool textbook,
+                    const char **why)
 {
-    Jac J = {.ir = ir, .input = input, .xname = xname, .xshape = xshape,
+    Jac J = {.ir = ir, .input = input, .xname = xname, .xshape = xshape, .textbook = textbook,
              .memo = intmap_new(ir->arena)};
     NodeVec st = {0};
     vec_push(ir->arena, &st, g);
@@ -349,7 +355,7 @@ Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
                                  "order is not printed as a closed form yet)",
                                  is_col(xi->shape) ? xj->name : xi->name);
             } else {
-                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, &w);
+                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, true, &w);
             }
             bw[i * k + j] = H[i * k + j] ? NULL : w;
         }
