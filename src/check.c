@@ -804,11 +804,12 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
     if (f->rule == F_HESSIAN && !dim_eq(v.shape.cols, dim_lit(1)))
         fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
              shape_s(c, v.shape));
-    int line;
-    const char *why = hess_slot_problem(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &line);
-    if (why)
-        fail(c, e->loc, "%s(e, %s): e %s; grad and hessian do not differentiate through if, "
-             "while and for yet", f->name, x, why);
+    const char *why = NULL;
+    Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why);
+    if (!ys)
+        fail(c, e->loc, "%s(e, %s): e %s; grad and hessian follow %s through straight-line ifs, "
+             "not yet through loops or nested constructs", f->name, x, why, x);
+    y = ys;
     Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
     if (f->rule == F_GRAD)
         return g;

@@ -616,12 +616,14 @@ SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
  * matrix that depends on the input, or has no forward rule here. */
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
                     bool textbook, const char **why);
-/* Why e cannot be differentiated with respect to input `input` by the DAG
- * alone, as a phrase after "e" ("depends on x through s, a result of the
- * for loop at line 4"; or it reads a slot of a construct still open, not in
- * `body`), with the construct's line in *line (0 if open); NULL when it can. */
-const char *hess_slot_problem(Ir *ir, const Block *body, Node *e, int input, const char *xname,
-                              int ninputs, int *line);
+/* e ready for diff_dag_grad with respect to input `input`: the results of
+ * straight-line ifs (branches without statements) of `body` that depend on
+ * it written as where(c, a, b); NULL and *why (a phrase after "e", naming
+ * xname: "depends on x through s, a result of the for loop at line 4")
+ * when e depends on it through a loop, an if with nested statements, or a
+ * value of a construct still open (not in body). */
+Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
+                      int ninputs, const char **why);
 /* `gradc derive --hessian`: the closed form of the Hessian block of every
  * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]), or NULL there
  * with the reason in (*block_why)[i*nwrt + j] (a matrix input, a matrix

@@ -142,6 +142,26 @@ def hessian_slices_grad(v):
     return {"x": gx, "C": [[float(H[i][j]) for j in range(n)] for i in range(n)]}
 
 
+def grad_if(v):
+    """ed2a_grad_if, the path taken at the point written out: t = |x|^2;
+    t > a: h = a sqrt(t), grad a x/sqrt(t), Hessian a (I/sqrt(t) - x x'/t^1.5);
+    else h = t/2 + log(1 + a), grad x, Hessian I; k = s h with s = exp(a) if
+    a > 0 else 1; y = |s grad|^2 + s trace(H) + s h."""
+    x, a = v["x"], v["a"]
+    n = len(x)
+    t = dot(x, x)
+    if t > a:
+        h = a * mp.sqrt(t)
+        gh = [a * u / mp.sqrt(t) for u in x]
+        tr = a * (n / mp.sqrt(t) - t / t ** 1.5)
+    else:
+        h = t / 2 + mp.log(1 + a)
+        gh = list(x)
+        tr = mp.mpf(n)
+    s = mp.exp(a) if a > 0 else 1
+    return s * s * dot(gh, gh) + s * tr + s * h
+
+
 CASES = {
     "ed2a_newton_inv": (newton_inv, ["x", "b"]),
     "ed2a_newton_solve": (newton_inv, ["x", "b"]),   # the same step, by solve
@@ -149,6 +169,8 @@ CASES = {
     "ed2a_hessian_mix": (hessian_mix, ["x", "a", "A", "c"]),
     "ed2a_grad_loop_const": (grad_loop_const, ["x", "k"]),
     "ed2a_hessian_slices": (hessian_slices, ["x", "C"]),
+    "ed2a_grad_if": (grad_if, ["x", "a"]),
+    "ed2a_grad_if_other": (grad_if, ["x", "a"]),
 }
 # cases whose gradient is written out (third partials) rather than differenced
 GRADIENTS = {"ed2a_hessian_slices": hessian_slices_grad}
