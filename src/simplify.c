@@ -120,7 +120,7 @@ Node *mk_bcast(Ir *ir, Node *x, Shape shape)
     return ir_node(ir, OP_BCAST, shape, x, NULL, 0.0, 0);
 }
 
-static Node *dim_value(Ir *ir, Dim d) { return d.sym >= 0 ? mk_dimval(ir, d.sym) : mk_const(ir, (double)d.n); }
+static Node *dim_value(Ir *ir, Dim d) { return mk_dim(ir, d); }   /* literal, symbol or form */
 
 /* The reduction over all entries that op along d is for a vector along its
  * length (OP_COUNT: none). */
@@ -287,6 +287,27 @@ static Node *factor_products(Ir *ir, Op op, Node *a, Node *b)
     return NULL;
 }
 
+/* (p ± q) ± r where r's term is q's (or p's): the like terms meet,
+ * (x - t) - t → x - 2*t.  One level deep: a sum built left to right meets
+ * each new term with the two it ends in.  Same shapes only (no broadcast). */
+static Node *absorb(Ir *ir, Node *a, double sign, Node *b, Shape shape)
+{
+    if ((a->op != OP_ADD && a->op != OP_SUB) || !shape_eq(a->shape, shape) ||
+        !shape_eq(b->shape, shape))
+        return NULL;
+    Node *p = a->args[0], *q = a->args[1], *tp, *tq, *tr;
+    if (!shape_eq(p->shape, shape) || !shape_eq(q->shape, shape))
+        return NULL;
+    double cp = split_term(p, &tp);
+    double cq = split_term(q, &tq) * (a->op == OP_SUB ? -1 : 1);
+    double cr = split_term(b, &tr) * sign;
+    if (tq == tr)
+        return mk2(ir, OP_ADD, p, mk2(ir, OP_MUL, mk_const(ir, cq + cr), tq));
+    if (tp == tr)
+        return mk2(ir, a->op, mk2(ir, OP_MUL, mk_const(ir, cp + cr), tp), q);
+    return NULL;
+}
+
 static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
 {
     if (node_is_zero(a))
@@ -303,6 +324,9 @@ static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_SUB, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
     if (ca < 0)
         return mk2(ir, OP_SUB, b, mk2(ir, OP_MUL, mk_const(ir, -ca), ta));
+    Node *r = absorb(ir, a, 1, b, shape);
+    if (r || (r = absorb(ir, b, 1, a, shape)))
+        return r;
     return factor_products(ir, OP_ADD, a, b);
 }
 
@@ -324,6 +348,9 @@ static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_MUL, mk_const(ir, ca), mk2(ir, OP_ADD, ta, tb));
     if (cb < 0)      /* a - (-c)*t → a + c*t */
         return mk2(ir, OP_ADD, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
+    Node *r = absorb(ir, a, -1, b, shape);
+    if (r)
+        return r;
     return factor_products(ir, OP_SUB, a, b);
 }
 
@@ -573,7 +600,33 @@ Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans)
 {
     if (is_scalar(a))
         return mk2(ir, OP_DIV, b, a);
+    /* X' \ B is SOLVET(LU(X), B): the solves with X and with X' share one
+     * factorisation (chol's adjoint solves with L' for an L it solved with) */
+    if (a->op == OP_TRANSPOSE)
+        return mk_solve(ir, a->args[0], b, !trans);
     return mk2(ir, trans ? OP_SOLVET : OP_SOLVE, mk1(ir, OP_LU, a), b);
+}
+
+/* solve(A, c*B) = c*solve(A, B) and solve(A, -B) = -solve(A, B), so that
+ * solves of one right-hand side up to a factor are one node */
+static Node *rule_solve_factor(Ir *ir, Op op, Node *lu, Node *b)
+{
+    if (b->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, op, lu, b->args[0]));
+    for (int i = 0; i < 2 && b->op == OP_MUL; i++)
+        if (is_scalar(b->args[i]) && !is_scalar(b->args[1 - i]))
+            return mk2(ir, OP_MUL, b->args[i], mk2(ir, op, lu, b->args[1 - i]));
+    return NULL;
+}
+static Node *rule_solve(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    (void)shape;
+    return rule_solve_factor(ir, OP_SOLVE, a, b);
+}
+static Node *rule_solvet(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    (void)shape;
+    return rule_solve_factor(ir, OP_SOLVET, a, b);
 }
 
 /* [c; c] of one constant is that constant's fill (a zero adjoint stays zero). */
@@ -588,6 +641,7 @@ static Rule2 *const rules2[OP_COUNT] = {
     [OP_VCAT] = rule_cat, [OP_HCAT] = rule_cat,
     [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
     [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
+    [OP_SOLVE] = rule_solve, [OP_SOLVET] = rule_solvet,
     [OP_PICK] = rule_pick, [OP_OR] = rule_or, [OP_AND] = rule_and,
 };
 
