@@ -166,6 +166,94 @@ static Node *reduction(Jac *J, Node *n, Node *ta)
     return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, col(ir, p)), ta);
 }
 
+/* ---- with respect to a scalar: directional derivatives of any shape ---- */
+
+/* T(n) of n's own shape when x is a scalar: matrices are carried too (a
+ * Gaussian process's kernel matrix with respect to a length scale). */
+static Node *directional(Jac *J, Node *n, Node *ta, Node *tb)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0], *b = n->nargs > 1 ? n->args[1] : NULL, *part[2];
+    Node *za = ta ? ta : mk_zero(ir, a->shape), *zb = b && !tb ? mk_zero(ir, b->shape) : tb;
+    switch (op_info[n->op].kind) {
+    case OK_U:
+    case OK_B: {
+        if (!diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part))
+            return NULL;
+        Node *t = NULL, *tt[2] = {ta, tb};
+        for (int i = 0; i < n->nargs; i++)
+            if (tt[i] && part[i])
+                t = sum(ir, t, mk2(ir, OP_MUL, part[i], tt[i]));
+        return t;
+    }
+    default:
+        break;
+    }
+    switch (n->op) {
+    case OP_MATMUL:
+        return sum(ir, ta ? mk2(ir, OP_MATMUL, ta, b) : NULL, tb ? mk2(ir, OP_MATMUL, a, tb) : NULL);
+    case OP_TRANSPOSE:
+    case OP_DIAGM:
+    case OP_DIAGV:
+    case OP_TRIL:
+    case OP_BCAST:
+    case OP_SUMD:
+        return mk_like(ir, n, ta, NULL);   /* linear */
+    case OP_VCAT:
+    case OP_HCAT:
+        return mk2(ir, n->op, za, zb);
+    case OP_SLICE:
+    case OP_PAD:
+        return mk3(ir, n->op, n->shape, ta, n->args[1], n->args[2], n->num);
+    case OP_SUM:
+    case OP_NORM:
+    case OP_LOGSUMEXP:
+    case OP_AMAX:
+    case OP_AMIN:
+    case OP_TRACE:
+    case OP_DET:
+    case OP_LOGDET:   /* a scalar of a: sum(p .* T(a)), p its gradient */
+        diff_partials(ir, n, mk_const(ir, 1.0), part);
+        if (!part[0])
+            return NULL;
+        if (shape_is_scalar(part[0]->shape))
+            return mk2(ir, OP_MUL, part[0], mk1(ir, OP_SUM, ta));
+        return mk1(ir, OP_SUM, mk2(ir, OP_MUL, part[0], ta));
+    case OP_LSED:
+    case OP_AMAXD:
+    case OP_AMIND:    /* along d: sum(p .* T(a), d) */
+        diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part);
+        return part[0] ? mk_along(ir, OP_SUMD, mk2(ir, OP_MUL, part[0], ta), n->index) : NULL;
+    case OP_SOFTMAX:
+    case OP_SOFTMAXD: /* a symmetric Jacobian: its adjoint rule applied to T(a) */
+        diff_partials(ir, n, ta, part);
+        return part[0];
+    case OP_INV:      /* -inv(A) T(A) inv(A) */
+        return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, mk2(ir, OP_MATMUL, n, ta), n));
+    case OP_CHOL: {   /* L Φ(L \\ T(A) / L'), Φ: the lower triangle, half the diagonal (Murray 2016) */
+        Node *m = mk_solve(ir, n, mk1(ir, OP_TRANSPOSE, mk_solve(ir, n, ta, false)), false);
+        Node *phi = mk2(ir, OP_SUB, mk1(ir, OP_TRIL, m),
+                        mk2(ir, OP_MUL, mk_const(ir, 0.5), mk1(ir, OP_DIAGM, mk1(ir, OP_DIAGV, m))));
+        return mk2(ir, OP_MATMUL, n, phi);
+    }
+    case OP_LU:       /* the factors stand for A: SOLVE reads T(A) here */
+        return ta;
+    case OP_SOLVE:    /* X = A \ B: A \ (T(B) - T(A) X), on A's factors */
+    case OP_SOLVET: {
+        Node *rhs = tb;
+        if (ta) {
+            Node *tA = n->op == OP_SOLVE ? ta : mk1(ir, OP_TRANSPOSE, ta);
+            Node *d = mk2(ir, OP_MATMUL, tA, n);
+            rhs = rhs ? mk2(ir, OP_SUB, rhs, d) : mk1(ir, OP_NEG, d);
+        }
+        return mk2(ir, n->op, a, rhs);
+    }
+    default:
+        J->why = arena_printf(ir->arena, "'%s' has no second-order rule yet", op_info[n->op].text);
+        return NULL;
+    }
+}
+
 /* The tangent of n from its operands' (NULL: zero), or NULL with J->why. */
 static Node *tangent(Jac *J, Node *n)
 {
@@ -176,6 +264,8 @@ static Node *tangent(Jac *J, Node *n)
     Node *tb = n->nargs > 1 ? tangent_of(J, n->args[1]) : NULL;
     if (!ta && !tb)
         return NULL;
+    if (shape_is_scalar(J->xshape))
+        return directional(J, n, ta, tb);
     if (!is_vec(n->shape)) {
         J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (only scalars and "
                               "vectors are carried so far)", op_info[n->op].text, J->xname);

@@ -162,6 +162,24 @@ def grad_if(v):
     return s * s * dot(gh, gh) + s * tr + s * h
 
 
+def scalar_matrix_e(A, s):
+    n = A.rows
+    K = A * A.T + s * mp.eye(n)
+    L = mp.cholesky(K)
+    Ki = mp.inverse(K)
+    X = Ki * A   # solve(K, A)
+    return (mp.log(mp.det(K)) + mp.fsum(Ki[i, j] for i in range(n) for j in range(n))
+            + mp.fsum(X[i, i] for i in range(n)) + mp.fsum(L[i, j] for i in range(n) for j in range(n)))
+
+
+def hessian_scalar_matrix(v):
+    """ed2a_hessian_scalar_matrix: y = e''(s) + e'(s)^2, the derivatives in s by
+    mpmath's numerical differentiation of e written out (chol, inv, det, solve)."""
+    A = mat(v["A"])
+    f = lambda t: scalar_matrix_e(A, t)
+    return mp.diff(f, v["s"], 2) + mp.diff(f, v["s"], 1) ** 2
+
+
 CASES = {
     "ed2a_newton_inv": (newton_inv, ["x", "b"]),
     "ed2a_newton_solve": (newton_inv, ["x", "b"]),   # the same step, by solve
@@ -171,6 +189,7 @@ CASES = {
     "ed2a_hessian_slices": (hessian_slices, ["x", "C"]),
     "ed2a_grad_if": (grad_if, ["x", "a"]),
     "ed2a_grad_if_other": (grad_if, ["x", "a"]),
+    "ed2a_hessian_scalar_matrix": (hessian_scalar_matrix, ["s", "A"]),
 }
 # cases whose gradient is written out (third partials) rather than differenced
 GRADIENTS = {"ed2a_hessian_slices": hessian_slices_grad}
