@@ -149,6 +149,8 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
         return mk2(ir, OP_MUL, dim_value(ir, along), mk_fill(ir, x->num, s));
     if (x->op == OP_EYE)   /* the adjoint of trace, summed */
         return mk_fill(ir, 1.0, s);
+    if (x->op == OP_DIAGM)   /* one nonzero per row and column: the vector itself */
+        return d == 2 ? x->args[0] : mk1(ir, OP_TRANSPOSE, x->args[0]);
     return NULL;
 }
 
