@@ -985,6 +985,8 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
             p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, n->op == OP_LU);
         if (n->op == OP_SOLVE || n->op == OP_SOLVET)   /* the right side, column-major */
             p->scratch[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (n->op >= OP_LSED && n->op <= OP_LOGSOFTMAXD && n->index == 1)   /* columns' max and sum */
+            p->scratch[i] = add_buf(p, a, dim_lit(2), n->args[0]->shape.cols, false);
         if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
             p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)
