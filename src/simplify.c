@@ -587,6 +587,8 @@ static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
         return mk_zero(ir, shape);
     if (is_constant(c))   /* nonzero (zero was above) */
         return as_shape(ir, a, shape);
+    if (a->op == OP_PICK)   /* nested masks are one: no chain of PICKs to peel */
+        return mk2(ir, OP_PICK, a->args[0] == c ? c : mk2(ir, OP_AND, c, a->args[0]), a->args[1]);
     return NULL;
 }
 
