@@ -416,9 +416,13 @@ static void add(Frame *F, Node *c, Node *g)
 #define IR (F->d->ir)
 #define A (n->args[0])
 #define B (n->args[1])
-/* Adjoint expressions are never differentiated again, so in them
- * detach(e) is just the value e. */
-static Node *val(Node *x) { return x->op == OP_DETACH ? x->args[0] : x; }
+/* Unless they are differentiated again (Module.keep_detach: --hessian),
+ * adjoint expressions are not, so in them detach(e) is just the value e. */
+static Node *val_(const Frame *F, Node *x)
+{
+    return x->op == OP_DETACH && !F->d->m->keep_detach ? x->args[0] : x;
+}
+#define val(x) val_(F, (x))
 static Node *K(Frame *F, double v) { return mk_const(IR, v); }
 static Node *neg(Frame *F, Node *x) { return mk1(IR, OP_NEG, val(x)); }
 static Node *tr(Frame *F, Node *x) { return mk1(IR, OP_TRANSPOSE, val(x)); }
@@ -556,6 +560,7 @@ static void adj_diagm(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGV, g
 static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g)); }
 #undef A
 #undef B
+#undef val
 
 /* GRADC_OPS's adj column: adj_<adj>, or none (leaves, comparisons, sign,
  * not, detach), so a row whose rule is missing here does not compile. */
