@@ -578,6 +578,8 @@ typedef struct CodegenOptions {
     int opt_level;         /* 0..3 */
     const char *triple;    /* NULL: host */
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
+    const Module *hvp;     /* compile --hessian: tangent_module's result, whose gradient
+                            * function becomes NAME_hvp (and NAME_hessian); NULL: none */
 } CodegenOptions;
 
 /* cname.c: why NAME may not name a compiled program's functions (a C

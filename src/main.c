@@ -595,6 +595,8 @@ static int cmd_compile(Arena *a, const Options *o)
         return plan_dump(m, stdout);
     if (!m)
         return 1;
+    if (o->hessian && !(co.hvp = tangent_module(m)))
+        return 1;
     if (o->describe) {
         const char *json = emit_describe(m, &co);
         if (!json)

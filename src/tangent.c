@@ -500,7 +500,9 @@ Module *tangent_module(Module *m)
     h->wrt = arena_alloc(a, sizeof(int) * (size_t)(h->nwrt + 1));
     for (int i = 0; i < k; i++) {
         const Input *x = &m->inputs[m->wrt[i]];
-        h->inputs[m->ninputs + i] = (Input){arena_printf(a, "v_%s", x->name), x->loc, x->ndims, x->shape};
+        /* a direction is passed by pointer even for a scalar (spec §9) */
+        h->inputs[m->ninputs + i] = (Input){arena_printf(a, "v_%s", x->name), x->loc,
+                                            x->ndims ? x->ndims : 1, x->shape};
         h->wrt[i] = m->wrt[i];
         h->wrt[k + i] = m->ninputs + i;
     }
