@@ -560,6 +560,10 @@ typedef struct DetachRecord {
 } DetachRecord;
 int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
                      double *value, Loc *where, DetachRecord *rec);
+/* The same with the gradients (f.grads): `check --hessian` differentiates
+ * the gradient with detach(e) held at its recorded values. */
+int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
+                      double *value, double **grads, Loc *where, DetachRecord *rec);
 
 /* ===================================================================== */
 /* plan.c — a Func as a schedule of kernels, before LLVM (plan.h)        */
@@ -645,6 +649,8 @@ typedef struct FdCheckOptions {
     uint64_t seed;
     double tol;           /* default 1e-6 */
     bool use_jit;
+    const Module *hvp;    /* --hessian: tangent_module(m); also compare the Hessian with
+                           * central differences of the gradient */
 } FdCheckOptions;
 /* Prints the worst relative error per wrt input; returns 0 when all are
  * within tol (tol > 0), 1 otherwise, when nothing was checked (all zero or

@@ -559,6 +559,8 @@ static int cmd_check(Arena *a, const Options *o)
     Module *m = front(a, o, true);
     if (!m)
         return 1;
+    if (o->hessian && !(fo.hvp = tangent_module(m)))
+        return 1;
     return fdcheck_run(m, &fo) == 0 ? 0 : 1;
 }
 

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Second order on the command line (spec §9): `gradc eval --hessian`.
+
+    python3 tests/hessian.py --gradc build/src/gradc DIR... [-v]
+
+For every DIR/NAME.expr with a scalar output and DIR/NAME.inputs.json:
+  - `eval --hessian --interp` and `eval --hessian --jit` agree on the value,
+    the gradient and every Hessian entry within 1e-12 relative;
+  - the value and gradient are those of a plain `eval` (within 1e-12);
+  - the Hessian is N x N over the wrt inputs (sizes from the gradient), an
+    array of rows, and exactly symmetric (H[i][j] == H[j][i] as printed).
+Then the options' contract: [[h]] for one scalar wrt input, a --cotangent
+scales the gradient and H, --no-grad excludes --hessian, a non-scalar
+output is a clean error, and `compile --hessian` declares NAME_hvp,
+NAME_hessian and their work sizes.
+
+Prints one line per failure, then `N passed, M failed`.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+RTOL = 1e-12
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def flat(v):
+    if isinstance(v, dict):
+        return [x for k in sorted(v) for x in flat(v[k])]
+    if isinstance(v, list):
+        return [x for e in v for x in flat(e)]
+    return [v]
+
+
+def close(a, b):
+    if a != a or b != b or a in (math.inf, -math.inf) or b in (math.inf, -math.inf):
+        return (a != a and b != b) or a == b
+    return abs(a - b) <= RTOL * max(1.0, abs(a), abs(b))
+
+
+def agree(a, b, what):
+    fa, fb = flat(a), flat(b)
+    if len(fa) != len(fb):
+        return "%s: %d entries against %d" % (what, len(fa), len(fb))
+    for i, (x, y) in enumerate(zip(fa, fb)):
+        if not close(x, y):
+            return "%s[%d]: %.17g against %.17g" % (what, i, x, y)
+    return None
+
+
+def check_case(gradc, expr, inputs):
+    """None if the case passes (or has a non-scalar output), else a message."""
+    rc, out, err = run([gradc, "eval", expr, "--inputs", inputs])
+    if rc != 0:
+        return "eval failed: " + err.strip()[:200]
+    plain = json.loads(out)
+    if isinstance(plain["value"], list):
+        return None
+    got = {}
+    for engine in ("--interp", "--jit"):
+        rc, out, err = run([gradc, "eval", expr, "--inputs", inputs, "--hessian", engine])
+        if rc != 0:
+            return "eval --hessian %s failed: %s" % (engine, err.strip()[:200])
+        got[engine] = json.loads(out)
+    i, j = got["--interp"], got["--jit"]
+    n = sum(len(flat(g)) for g in plain["gradient"].values())
+    for r in (i, j):
+        H = r.get("hessian")
+        if not (isinstance(H, list) and len(H) == n and all(isinstance(row, list) and len(row) == n for row in H)):
+            return "hessian is not %d x %d rows" % (n, n)
+        for a in range(n):
+            for b in range(a):
+                if H[a][b] != H[b][a] and not (H[a][b] != H[a][b] and H[b][a] != H[b][a]):
+                    return "H[%d][%d] = %.17g but H[%d][%d] = %.17g" % (a, b, H[a][b], b, a, H[b][a])
+    for what, x, y in (("interp vs jit value", i["value"], j["value"]),
+                       ("interp vs jit gradient", i["gradient"], j["gradient"]),
+                       ("interp vs jit hessian", i["hessian"], j["hessian"]),
+                       ("value vs plain eval", j["value"], plain["value"])):
+        msg = agree(x, y, what)
+        if msg:
+            return msg
+    for k in plain["gradient"]:
+        msg = agree(j["gradient"][k], plain["gradient"][k], "gradient %s vs plain eval" % k)
+        if msg:
+            return msg
+    return None
+
+
+def contract(gradc, tmp):
+    """The option's contract on small programs written here: (name, message or None)."""
+    def write(name, text):
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    res = []
+    scalar = write("scalar.expr", "input a\ninput b\nf = a^3 * b\nwrt a\n")
+    ins = write("scalar.inputs.json", '{"a": 2, "b": 5}')
+    cot = write("scalar.cotangent.json", "3")
+    for engine in ("--interp", "--jit"):
+        rc, out, err = run([gradc, "eval", scalar, "--inputs", ins, "--hessian", engine])
+        ok = rc == 0 and json.loads(out) == {"value": 40, "gradient": {"a": 60}, "hessian": [[60]]}
+        res.append(("[[h]] for one scalar " + engine, None if ok else out + err))
+        rc, out, err = run([gradc, "eval", scalar, "--inputs", ins, "--hessian", engine, "--cotangent", cot])
+        ok = rc == 0 and json.loads(out) == {"value": 40, "gradient": {"a": 180}, "hessian": [[180]]}
+        res.append(("--cotangent scales H " + engine, None if ok else out + err))
+    rc, out, err = run([gradc, "eval", scalar, "--inputs", ins, "--hessian", "--no-grad"])
+    res.append(("--no-grad excludes --hessian",
+                None if rc == 1 and "exclude each other" in err and not out else err))
+    vec = write("vec.expr", "input A[n, n]\ninput x[n]\ny = A * x\nwrt x\n")
+    vins = write("vec.inputs.json", '{"A": [[1, 2], [3, 4]], "x": [1, 1]}')
+    for cmd in (["eval", vec, "--inputs", vins, "--hessian"], ["check", vec, "--hessian"],
+                ["compile", vec, "--hessian", "-o", os.path.join(tmp, "vec.o")]):
+        rc, out, err = run([gradc] + cmd)
+        want = "vec.expr: error: --hessian needs a scalar output; y is [n]"
+        res.append((cmd[0] + " --hessian of a vector output", None if rc == 1 and want in err else err))
+    # relu'' = abs'' = 0 at the kinks and elsewhere (PyTorch's double backward)
+    kink = write("kink.expr", "input x[n]\nf = sum(relu(x) .* x + abs(x) .* x + x .* x)\nwrt x\n")
+    kins = write("kink.inputs.json", '{"x": [0, -1, 2]}')
+    rc, out, err = run([gradc, "eval", kink, "--inputs", kins, "--hessian", "--interp"])
+    want = [[2, 0, 0], [0, 0, 0], [0, 0, 6]]   # 2 relu + 2|x|/x.. : d2/dx2 of relu(x) x + |x| x + x^2
+    got = json.loads(out)["hessian"] if rc == 0 else err
+    res.append(("second derivative at kinks", None if got == want else "got %s, want %s" % (got, want)))
+    # compile --hessian: the header declares the four functions
+    hdr = os.path.join(tmp, "s.h")
+    rc, out, err = run([gradc, "compile", scalar, "--hessian", "--name", "s", "-o", os.path.join(tmp, "s.o"),
+                        "--header", hdr])
+    text = open(hdr).read() if rc == 0 else err
+    decls = ["size_t s_hvp_work_size(void);",
+             "int s_hvp(double a, double b, const double *v_a, double *f, double *grad_a, double *hv_a, "
+             "unsigned flags, void *work);",
+             "size_t s_hessian_work_size(void);",
+             "int s_hessian(double a, double b, double *f, double *H, unsigned flags, void *work);"]
+    missing = [d for d in decls if d not in text]
+    res.append(("compile --hessian header", "missing: %s\n%s" % (missing, text) if missing else None))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gradc", required=True)
+    ap.add_argument("-v", action="store_true")
+    ap.add_argument("dirs", nargs="+")
+    args = ap.parse_args()
+    passed = failed = 0
+    results = []
+    for d in args.dirs:
+        for f in sorted(os.listdir(d)):
+            if not f.endswith(".expr"):
+                continue
+            stem = os.path.join(d, f[:-5])
+            if os.path.exists(stem + ".inputs.json"):
+                results.append((stem, check_case(args.gradc, stem + ".expr", stem + ".inputs.json")))
+    with tempfile.TemporaryDirectory() as tmp:
+        results += contract(args.gradc, tmp)
+    for name, msg in results:
+        if msg:
+            failed += 1
+            print("FAIL %s: %s" % (name, msg))
+        else:
+            passed += 1
+            if args.v:
+                print("ok   %s" % name)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
