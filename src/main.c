@@ -129,7 +129,8 @@ static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
      "FILE.expr [-o FILE] [--header FILE.h] [--emit-llvm | --shared] [--describe]\n"
      "[-O0|-O1|-O2|-O3] [--name NAME] [--target TRIPLE] [--wrt A,B]\n"
-     "[--max-iter N] [--checkpoint K] [--hessian] [--dump-plan] [--max-input SIZE]",
+     "[--max-iter N] [--checkpoint K] [--hessian] [--dump-plan]\n"
+     "[--max-input SIZE]",
      "write an object file (or a shared library) with NAME and NAME_grad"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad | --hessian]\n"
