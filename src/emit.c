@@ -260,9 +260,14 @@ char *emit_describe(const Module *m, const CodegenOptions *o)
     bool grad = m->grad.value != NULL;
     Shape out = m->fwd.value->shape;
     fprintf(f, "{\n  \"abi\": 1,\n  \"name\": \"%s\",\n", name);
-    fprintf(f, "  \"functions\": {\"value\": \"%s\", \"grad\": %s%s%s, \"work_size\": \"%s_work_size\"},\n",
+    fprintf(f, "  \"functions\": {\"value\": \"%s\", \"grad\": %s%s%s, \"work_size\": \"%s_work_size\"",
             name, grad ? "\"" : "", grad ? arena_printf(m->arena, "%s_grad", name) : "null",
             grad ? "\"" : "", name);
+    if (o->hvp)   /* compile --hessian (spec §9) */
+        fprintf(f, ", \"hvp\": \"%s_hvp\", \"hvp_work_size\": \"%s_hvp_work_size\", "
+                   "\"hessian\": \"%s_hessian\", \"hessian_work_size\": \"%s_hessian_work_size\"",
+                name, name, name, name);
+    fputs("},\n", f);
     fputs("  \"dims\": [", f);
     for (int i = 0; i < m->ndims; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", m->dims[i]);

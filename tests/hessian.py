@@ -9,7 +9,7 @@ For every DIR/NAME.expr with a scalar output and DIR/NAME.inputs.json:
   - the value and gradient are those of a plain `eval` (within 1e-12);
   - the Hessian is N x N over the wrt inputs (sizes from the gradient), an
     array of rows, and exactly symmetric (H[i][j] == H[j][i] as printed).
-Then the options' contract: [[h]] for one scalar wrt input, a --cotangent
+With --checkpoint 2, programs with loops print the same.  Then the options' contract: [[h]] for one scalar wrt input, a --cotangent
 scales the gradient and H, --no-grad excludes --hessian, a non-scalar
 output is a clean error, and `compile --hessian` declares NAME_hvp,
 NAME_hessian and their work sizes.
@@ -143,6 +143,34 @@ def contract(gradc, tmp):
              "int s_hessian(double a, double b, double *f, double *H, unsigned flags, void *work);"]
     missing = [d for d in decls if d not in text]
     res.append(("compile --hessian header", "missing: %s\n%s" % (missing, text) if missing else None))
+    rc, out, err = run([gradc, "compile", scalar, "--hessian", "--name", "s", "--describe"])
+    fns = json.loads(out)["functions"] if rc == 0 else err
+    want = {"value": "s", "grad": "s_grad", "work_size": "s_work_size", "hvp": "s_hvp",
+            "hvp_work_size": "s_hvp_work_size", "hessian": "s_hessian",
+            "hessian_work_size": "s_hessian_work_size"}
+    res.append(("compile --hessian --describe", None if fns == want else "got %s" % fns))
+    return res
+
+
+def checkpointed(gradc, dirs):
+    """eval --hessian with --checkpoint 2 prints exactly what it prints without,
+    on every program with a loop (the tape carries the tangents either way)."""
+    res = []
+    for d in dirs:
+        for f in sorted(os.listdir(d)):
+            stem = os.path.join(d, f[:-5])
+            if not f.endswith(".expr") or not os.path.exists(stem + ".inputs.json"):
+                continue
+            if not any(w in open(stem + ".expr").read() for w in ("for ", "while ")):
+                continue
+            outs = []
+            for extra in ([], ["--checkpoint", "2"]):
+                rc, out, err = run([gradc, "eval", stem + ".expr", "--inputs", stem + ".inputs.json",
+                                    "--hessian"] + extra)
+                outs.append(out if rc == 0 else err)
+            if "needs a scalar output" in outs[0]:
+                continue
+            res.append((stem + " --checkpoint 2", None if outs[0] == outs[1] else "differs:\n" + "".join(outs)))
     return res
 
 
@@ -163,6 +191,7 @@ def main():
                 results.append((stem, check_case(args.gradc, stem + ".expr", stem + ".inputs.json")))
     with tempfile.TemporaryDirectory() as tmp:
         results += contract(args.gradc, tmp)
+    results += checkpointed(args.gradc, args.dirs)
     for name, msg in results:
         if msg:
             failed += 1
