@@ -257,12 +257,15 @@ typedef enum FnRule {
     F_NONE,    /* an op that is not a builtin */
     F_ELEM,    /* elementwise, any shape */
     F_REDUCE,  /* any shape → scalar */
+    F_ALONG,   /* any shape → scalar, or along d (a second argument, 1 or 2) */
     F_SQUARE,  /* a square matrix */
     F_PAIR,    /* elementwise of two: same shape or a scalar side */
-    F_SOFTMAX, /* a column vector */
+    F_SOFTMAX, /* a vector, or a matrix along d */
     F_POLYGAMMA, /* polygamma(k, x): k an integer literal >= 0 */
     F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG, F_CLAMP,
     F_CONST,   /* a named constant (pi): fill is its value */
+    F_WHERE,   /* where(c, a, b): c a condition (mask), not a value */
+    F_SOLVE,   /* solve(A, B): A square, B with A's rows */
 } FnRule;
 
 typedef struct Builtin {
@@ -276,7 +279,8 @@ typedef struct Builtin {
 /* The builtins that are one op: GRADC_OPS's builtin column. */
 static const Builtin op_builtins[OP_COUNT] = {
 #define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
-    [OP_##name] = {text, F_##builtin, OP_##name, arity, arity, 0},
+    [OP_##name] = {text, F_##builtin, OP_##name, arity,                             \
+                   arity + (F_##builtin == F_ALONG || F_##builtin == F_SOFTMAX), 0},
     GRADC_OPS(X)
 #undef X
 };
@@ -284,13 +288,15 @@ static const Builtin op_builtins[OP_COUNT] = {
 /* The others: built from several ops, or sizes rather than values. */
 static const Builtin builtins[] = {
     {"dot", F_DOT, OP_SUM, 2, 2, 0},
-    {"mean", F_MEAN, OP_SUM, 1, 1, 0},
+    {"mean", F_MEAN, OP_SUMD, 1, 2, 0},
     {"ones", F_FILL, OP_FILL, 1, 2, 1},
     {"zeros", F_FILL, OP_FILL, 1, 2, 0},
     {"eye", F_EYE, OP_EYE, 1, 1, 0},
     {"diag", F_DIAG, OP_DIAGM, 1, 1, 0},
     {"clamp", F_CLAMP, OP_CLAMPHI, 3, 3, 0},
     {"pi", F_CONST, OP_CONST, 0, 0, M_PI},
+    {"where", F_WHERE, OP_PICK, 3, 3, 0},
+    {"solve", F_SOLVE, OP_SOLVE, 2, 2, 0},
 };
 
 static const Builtin *builtin(const char *name)
@@ -315,7 +321,7 @@ static const char *shape_s(Checker *c, Shape s) { return shape_str(c->a, s, c->d
 
 static const char *dim_s(Checker *c, Dim d)
 {
-    return d.sym >= 0 ? c->dims.data[d.sym] : arena_printf(c->a, "%lld", (long long)d.n);
+    return dim_str(c->a, d, c->dims.data);
 }
 
 /* "dimensions n and m differ": the first dimension where a and b disagree. */
@@ -385,10 +391,7 @@ static Loc expr_start(const Expr *e)
     return e->loc;
 }
 
-static Node *dim_node(Checker *c, Dim d)
-{
-    return d.sym >= 0 ? mk_dimval(c->ir, d.sym) : mk_const(c->ir, (double)d.n);
-}
+static Node *dim_node(Checker *c, Dim d) { return mk_dim(c->ir, d); }
 
 static bool integral(double x) { return x >= 0 && x <= 9007199254740992.0 && x == floor(x); }
 
@@ -396,7 +399,146 @@ static bool integral(double x) { return x >= 0 && x <= 9007199254740992.0 && x =
 
 static Node *value(Checker *c, const Expr *e);
 
-typedef enum BinRule { R_ELEM, R_MUL, R_DIV, R_POW, R_COND } BinRule;
+/* ---- integer expressions: sizes, indices, slice bounds (spec §8) ---- */
+
+/* k + sum coefs[i] * key[i], where a key >= 0 is a dimension symbol and
+ * key < 0 the for index of name id -key - 1.  linear: false when a product
+ * of two non-constants (or too many terms) made it something else. */
+#define LIN_TERMS 16
+typedef struct Lin {
+    int64_t k;
+    int n;
+    int keys[LIN_TERMS];
+    int64_t coefs[LIN_TERMS];
+    bool linear;
+} Lin;
+
+static Lin lin_const(int64_t k) { return (Lin){.k = k, .linear = true}; }
+
+static Lin lin_term(int key)
+{
+    Lin l = lin_const(0);
+    l.n = 1, l.keys[0] = key, l.coefs[0] = 1;
+    return l;
+}
+
+/* a + s*b, like terms merged */
+static Lin lin_axpy(Lin a, int64_t s, Lin b)
+{
+    a.linear = a.linear && b.linear;
+    a.k += s * b.k;
+    for (int i = 0; i < b.n && a.linear; i++) {
+        int j = 0;
+        while (j < a.n && a.keys[j] != b.keys[i])
+            j++;
+        if (j == a.n) {
+            if (a.n == LIN_TERMS) {
+                a.linear = false;
+                break;
+            }
+            a.keys[a.n] = b.keys[i], a.coefs[a.n++] = 0;
+        }
+        a.coefs[j] += s * b.coefs[i];
+    }
+    int z = 0;
+    for (int i = 0; i < a.n; i++)
+        if (a.coefs[i])
+            a.keys[z] = a.keys[i], a.coefs[z++] = a.coefs[i];
+    a.n = z;
+    return a;
+}
+
+static bool lin_is_const(Lin l) { return l.linear && l.n == 0; }
+
+static Lin lin_scale(Lin a, int64_t s) { return lin_axpy(lin_const(0), s, a); }
+
+static Lin lin_of_dim(Dim d)
+{
+    DimView v = dim_view(d);
+    Lin l = lin_const(v.k);
+    for (int i = 0; i < v.n; i++)
+        l = lin_axpy(l, v.coefs[i], lin_term(dim_view_sym(&v, i)));
+    return l;
+}
+
+/* A dimension when the form has no for index in it. */
+static bool lin_dim(Lin l, Dim *d)
+{
+    if (!l.linear)
+        return false;
+    for (int i = 0; i < l.n; i++)
+        if (l.keys[i] < 0)
+            return false;
+    *d = dim_form(l.k, l.n, l.keys, l.coefs);
+    return true;
+}
+
+static bool lin_has_index(Lin l)
+{
+    for (int i = 0; i < l.n; i++)
+        if (l.keys[i] < 0)
+            return true;
+    return false;
+}
+
+/* e as an integer expression of literals, dimension symbols, for indices
+ * and + - *; NULL, or the subexpression that is not one. */
+static const Expr *lin_of(Checker *c, const Expr *e, Lin *out)
+{
+    if (++c->depth > MAX_EXPR_DEPTH)
+        fail(c, e->loc, "expression nested too deeply");
+    const Expr *bad = NULL;
+    Lin a, b;
+    switch (e->kind) {
+    case EX_NUM:
+        if (e->num != floor(e->num) || fabs(e->num) > 9007199254740992.0)
+            bad = e;
+        else
+            *out = lin_const((int64_t)e->num);
+        break;
+    case EX_NAME: {
+        Var v = lookup(c, e->name);
+        if (v.kind == V_POISON)
+            fail_quietly(c);
+        if (v.kind == V_DIM)
+            *out = lin_term(v.aux);
+        else if (v.kind == V_INDEX) {
+            *v.used = true;
+            *out = lin_term(-intern(c, e->name) - 1);
+        } else
+            bad = e;
+        break;
+    }
+    case EX_NEG:
+        if (!(bad = lin_of(c, e->lhs, &a)))
+            *out = lin_scale(a, -1);
+        break;
+    case EX_BINARY:
+        if (e->op != B_ADD && e->op != B_SUB && e->op != B_MUL)
+            return e;
+        if ((bad = lin_of(c, e->lhs, &a)) || (bad = lin_of(c, e->rhs, &b)))
+            break;
+        if (e->op != B_MUL)
+            *out = lin_axpy(a, e->op == B_ADD ? 1 : -1, b);
+        else if (lin_is_const(a))
+            *out = lin_scale(b, a.k);
+        else if (lin_is_const(b))
+            *out = lin_scale(a, b.k);
+        else
+            *out = (Lin){.linear = false};
+        break;
+    default:
+        bad = e;
+    }
+    c->depth--;
+    return bad;
+}
+
+static const char lin_hint[] = "an integer expression of literals, dimension symbols, for "
+    "indices and + - *";
+
+
+typedef enum BinRule { R_ELEM, R_MUL, R_DIV, R_POW, R_COND, R_SOLVE } BinRule;
 
 static const struct {
     BinRule rule;
@@ -419,29 +561,63 @@ static const struct {
     [B_NE] = {R_COND, OP_NE, NULL},
     [B_AND] = {R_COND, OP_AND, NULL},
     [B_OR] = {R_COND, OP_OR, NULL},
+    [B_SOLVE] = {R_SOLVE, OP_SOLVE, "solve"},
 };
 _Static_assert(sizeof binops / sizeof *binops == B_COUNT, "a rule per BinOp");
 
 static bool is_comparison(BinOp op) { return op >= B_LT && op <= B_NE; }
 
-/* Same shape, or one side a scalar that broadcasts. */
+/* Broadcasting (spec §8): for rows and columns alike, the dimensions agree
+ * or one of them is the literal 1 (a scalar is the case 1×1). */
+static bool dims_fit(Dim a, Dim b)
+{
+    return dim_eq(a, b) || dim_eq(a, dim_lit(1)) || dim_eq(b, dim_lit(1));
+}
+
+/* Why a comparison (or and, or, not) is not a value here. */
+static const char *cond_only(Checker *c, const char *op)
+{
+    return arena_printf(c->a, "'%s' gives a value only inside where's first argument "
+                        "(where(x > 0, a, b)) or an if or while condition", op);
+}
+
+/* solve(A, B) and A \ B: A square, B with A's rows; errors at loc (the
+ * function's name, the operator). */
+static Node *solve(Checker *c, Loc loc, const char *what, Node *a, Node *b)
+{
+    if (!dim_eq(a->shape.rows, a->shape.cols))
+        fail(c, loc, "%s needs a square matrix on the left, got %s", what, shape_s(c, a->shape));
+    if (!dim_eq(a->shape.rows, b->shape.rows))
+        fail(c, loc, "%s of %s and %s: the rows %s and %s differ", what, shape_s(c, a->shape),
+             shape_s(c, b->shape), dim_s(c, a->shape.rows), dim_s(c, b->shape.rows));
+    return mk_solve(c->ir, a, b, false);
+}
+
 static bool elem_ok(const Node *a, const Node *b)
 {
-    return is_scalar(a) || is_scalar(b) || shape_eq(a->shape, b->shape);
+    return dims_fit(a->shape.rows, b->shape.rows) && dims_fit(a->shape.cols, b->shape.cols);
+}
+
+/* "rows m and n differ and neither is 1": where a and b do not broadcast. */
+static const char *no_fit(Checker *c, Shape a, Shape b)
+{
+    bool rows = !dims_fit(a.rows, b.rows);
+    return arena_printf(c->a, "%s %s and %s differ and neither is 1", rows ? "rows" : "columns",
+                        dim_s(c, rows ? a.rows : a.cols), dim_s(c, rows ? b.rows : b.cols));
 }
 
 /* lhs (already built) OP rhs; errors point at the operator. */
 static Node *binary(Checker *c, const Expr *e, Node *l)
 {
     if (binops[e->op].rule == R_COND)
-        fail(c, e->loc, "'%s' is only allowed in an if or while condition", binop_text[e->op]);
+        fail(c, e->loc, "%s", cond_only(c, binop_text[e->op]));
     Node *r = value(c, e->rhs);
     const char *what = binops[e->op].what;
     switch (binops[e->op].rule) {
     case R_ELEM:
         if (!elem_ok(l, r))
             fail(c, e->loc, "%s of %s and %s: %s", what, shape_s(c, l->shape),
-                 shape_s(c, r->shape), differ(c, l->shape, r->shape));
+                 shape_s(c, r->shape), no_fit(c, l->shape, r->shape));
         return mk2(c->ir, binops[e->op].op, l, r);
     case R_MUL:
         if (is_scalar(l) || is_scalar(r))
@@ -461,6 +637,8 @@ static Node *binary(Checker *c, const Expr *e, Node *l)
             fail(c, e->loc, "power of %s and %s: ^ takes scalars (use .^ for an elementwise "
                  "power)", shape_s(c, l->shape), shape_s(c, r->shape));
         return mk2(c->ir, OP_POW, l, r);
+    case R_SOLVE:
+        return solve(c, e->loc, "\\", l, r);
     case R_COND:
         break;
     }
@@ -508,6 +686,11 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
 {
     if (x->kind == EX_NUM && integral(x->num) && x->num >= 1)
         return dim_lit((int64_t)x->num);
+    Lin l;
+    Dim d;
+    if (x->kind != EX_NUM && x->kind != EX_NAME && !lin_of(c, x, &l) && lin_dim(l, &d) &&
+        !lin_is_const(l))
+        return d;   /* a form such as n - 1 (spec §8) */
     if (x->kind == EX_NAME) {
         Var v = lookup(c, x->name);
         if (v.kind == V_DIM)
@@ -518,22 +701,84 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
             fail(c, x->loc, "unknown dimension symbol %s (dimension symbols come from the "
                  "input declarations)%s", x->name, did_you_mean(c, x->name, true));
     }
-    fail(c, expr_start(x), "each size given to %s must be a positive integer literal or a "
-         "dimension symbol", f->name);
+    fail(c, expr_start(x), "each size given to %s must be a positive integer literal, a "
+         "dimension symbol, or a form of them such as n - 1", f->name);
 }
 
-/* clamp(x, lo, hi): each a scalar or all of one shape (until broadcasting);
- * the two halves carry PyTorch's gradient convention (diff.c) */
+/* clamp(x, lo, hi): the three broadcast together; the two halves carry
+ * PyTorch's gradient convention (diff.c).  Errors point at the name. */
 static Node *clamp(Checker *c, const Expr *e, Node *x, Node *lo, Node *hi)
 {
-    Node *bound[2] = {lo, hi};
-    Node *full = !is_scalar(x) ? x : !is_scalar(lo) ? lo : hi;
-    for (int i = 0; i < 2; i++)
-        if (!elem_ok(full, bound[i]) || !elem_ok(x, bound[i]))
-            fail(c, expr_start(e->args[i + 1]), "clamp of %s between %s and %s: %s (the bounds are "
-                 "scalars or of x's shape)", shape_s(c, x->shape), shape_s(c, lo->shape),
-                 shape_s(c, hi->shape), differ(c, full->shape, bound[i]->shape));
-    return mk2(c->ir, OP_CLAMPHI, mk2(c->ir, OP_CLAMPLO, x, lo), hi);
+    Node *xlo = NULL;
+    if (elem_ok(x, lo) && elem_ok((xlo = mk2(c->ir, OP_CLAMPLO, x, lo)), hi))
+        return mk2(c->ir, OP_CLAMPHI, xlo, hi);
+    Shape s = xlo ? xlo->shape : x->shape, t = xlo ? hi->shape : lo->shape;
+    fail(c, e->loc, "clamp of %s between %s and %s: %s", shape_s(c, x->shape),
+         shape_s(c, lo->shape), shape_s(c, hi->shape), no_fit(c, s, t));
+}
+
+/* The d of sum(X, d) and the others: the literal 1 or 2. */
+static int along_arg(Checker *c, const Expr *e)
+{
+    const Expr *d = e->args[1];
+    if (d->kind != EX_NUM || (d->num != 1 && d->num != 2))
+        fail(c, e->loc, "the dimension d of %s(X, d) is the literal 1 (down each column) or 2 "
+             "(across each row)", e->name);
+    return (int)d->num;
+}
+
+/* The op of a builtin along a dimension. */
+static Op along_op(Op op)
+{
+    switch (op) {
+    case OP_SUM: return OP_SUMD;
+    case OP_LOGSUMEXP: return OP_LSED;
+    case OP_AMAX: return OP_AMAXD;
+    case OP_AMIN: return OP_AMIND;
+    case OP_SOFTMAX: return OP_SOFTMAXD;
+    default: return op;   /* LOGSOFTMAXD */
+    }
+}
+
+/* where's condition: comparisons of values entry by entry, combined with
+ * and, or, not; a bare value v means v != 0 (as an if reads its condition).
+ * Recursion as deep as the parser's nesting limit, as cond's. */
+static Node *mask(Checker *c, const Expr *e)
+{
+    if (++c->depth > MAX_EXPR_DEPTH)
+        fail(c, e->loc, "condition nested too deeply");
+    Node *n, *l, *r;
+    if (e->kind == EX_NOT) {
+        n = mk1(c->ir, OP_NOT, mask(c, e->lhs));
+    } else if (e->kind == EX_BINARY && (binops[e->op].rule == R_COND)) {
+        bool logic = e->op == B_AND || e->op == B_OR;
+        l = logic ? mask(c, e->lhs) : value(c, e->lhs);
+        r = logic ? mask(c, e->rhs) : value(c, e->rhs);
+        if (!elem_ok(l, r))
+            fail(c, e->loc, "'%s' of %s and %s: %s", binop_text[e->op], shape_s(c, l->shape),
+                 shape_s(c, r->shape), differ(c, l->shape, r->shape));
+        n = mk2(c->ir, binops[e->op].op, l, r);
+    } else {
+        n = value(c, e);
+    }
+    c->depth--;
+    return n;
+}
+
+/* where(k, a, b) = PICK(k, a) + PICK(not k, b): each PICK is its side where
+ * it is chosen and an exact 0 elsewhere, so a NaN or Inf of the side not
+ * taken never reaches the value (nor, diff.c, the gradient). */
+static Node *where(Checker *c, const Expr *e)
+{
+    Node *k = mask(c, e->args[0]), *a = value(c, e->args[1]), *b = value(c, e->args[2]);
+    Node *v[3] = {k, a, b};
+    for (int i = 0; i < 3; i++) {
+        Node *x = v[i], *y = v[(i + 1) % 3];
+        if (!elem_ok(x, y))
+            fail(c, e->loc, "where of %s, %s and %s: %s", shape_s(c, k->shape),
+                 shape_s(c, a->shape), shape_s(c, b->shape), differ(c, x->shape, y->shape));
+    }
+    return mk2(c->ir, OP_ADD, mk2(c->ir, OP_PICK, k, a), mk2(c->ir, OP_PICK, mk1(c->ir, OP_NOT, k), b));
 }
 
 static const char *arity_s(Checker *c, const Builtin *f)
@@ -555,8 +800,8 @@ static Node *call(Checker *c, const Expr *e)
         if (v.kind == V_POISON)
             fail_quietly(c);
         if (v.kind <= V_INDEX && what[v.kind])
-            fail(c, e->loc, "%s is %s, not a function, and %s", e->name, what[v.kind],
-                 diag_no_indexing);
+            fail(c, e->loc, "%s is %s, not a function; to index it, use square brackets: "
+                 "%s[...]", e->name, what[v.kind], e->name);
         fail(c, e->loc, "unknown function %s%s", e->name, did_you_mean(c, e->name, false));
     }
     if (f->rule == F_CONST)
@@ -572,17 +817,23 @@ static Node *call(Checker *c, const Expr *e)
         return mk_fill(c->ir, f->fill, shape_make(d0, d1));
     }
 
+    if (f->rule == F_WHERE)
+        return where(c, e);
     if (f->rule == F_POLYGAMMA && !(e->args[0]->kind == EX_NUM && integral(e->args[0]->num) &&
                                     e->args[0]->num >= 0 && e->args[0]->num <= 64))
         fail(c, expr_start(e->args[0]), "the order k of polygamma(k, x) must be an integer "
              "literal from 0 to 64");
+    bool along = (f->rule == F_ALONG || f->rule == F_SOFTMAX || f->rule == F_MEAN) && e->nargs == 2;
+    int d = along ? along_arg(c, e) : 0;
     Node *x = value(c, e->args[0]);
-    Node *y = e->nargs >= 2 ? value(c, e->args[1]) : NULL;
+    Node *y = e->nargs >= 2 && !along ? value(c, e->args[1]) : NULL;
     Shape s = x->shape;
     switch (f->rule) {
     case F_ELEM:
     case F_REDUCE:
         return mk1(c->ir, f->op, x);
+    case F_ALONG:
+        return d ? mk_along(c->ir, along_op(f->op), x, d) : mk1(c->ir, f->op, x);
     case F_SQUARE:
         if (!dim_eq(s.rows, s.cols))
             fail(c, e->loc, "%s needs a square matrix, got %s", f->name, shape_s(c, s));
@@ -590,7 +841,7 @@ static Node *call(Checker *c, const Expr *e)
     case F_PAIR:
         if (!elem_ok(x, y))
             fail(c, e->loc, "%s of %s and %s: %s", f->name, shape_s(c, s),
-                 shape_s(c, y->shape), differ(c, s, y->shape));
+                 shape_s(c, y->shape), no_fit(c, s, y->shape));
         return mk2(c->ir, f->op, x, y);
     case F_POLYGAMMA:
         return mk2(c->ir, OP_POLYGAMMA, x, y);
@@ -602,13 +853,16 @@ static Node *call(Checker *c, const Expr *e)
                  shape_s(c, s), shape_s(c, y->shape), differ(c, s, y->shape));
         return mk1(c->ir, OP_SUM, mk2(c->ir, OP_MUL, x, y));
     case F_MEAN: {
+        if (d)
+            return mk2(c->ir, OP_DIV, mk_along(c->ir, OP_SUMD, x, d), dim_node(c, d == 1 ? s.rows : s.cols));
         Node *numel = mk2(c->ir, OP_MUL, dim_node(c, s.rows), dim_node(c, s.cols));
         return mk2(c->ir, OP_DIV, mk1(c->ir, OP_SUM, x), numel);
     }
-    case F_SOFTMAX:
-        if (!dim_eq(s.cols, dim_lit(1)))
-            fail(c, e->loc, "softmax needs a column vector, got %s", shape_s(c, s));
-        return mk1(c->ir, OP_SOFTMAX, x);
+    case F_SOFTMAX:   /* a vector along its length; a matrix needs d */
+        if (!d && !dim_eq(s.cols, dim_lit(1)) && !dim_eq(s.rows, dim_lit(1)))
+            fail(c, e->loc, "%s of the matrix %s needs the dimension d: %s(X, 1) normalises "
+                 "each column, %s(X, 2) each row", f->name, shape_s(c, s), f->name, f->name);
+        return mk_along(c->ir, along_op(f->op), x, d ? d : dim_eq(s.cols, dim_lit(1)) ? 1 : 2);
     case F_DIAG:
         if (dim_eq(s.cols, dim_lit(1)))
             return mk1(c->ir, OP_DIAGM, x);
@@ -617,13 +871,119 @@ static Node *call(Checker *c, const Expr *e)
         if (!dim_eq(s.rows, s.cols))
             fail(c, e->loc, "diag needs a vector or a square matrix, got %s", shape_s(c, s));
         return mk1(c->ir, OP_DIAGV, x);
+    case F_SOLVE:
+        return solve(c, e->loc, "solve", x, y);
     case F_FILL:
     case F_EYE:
     case F_NONE:
     case F_CONST:
+    case F_WHERE:
         break;
     }
     return NULL; /* unreachable: handled above */
+}
+
+
+/* ---- concatenation (spec §8): [a, b] side by side, [a; b] stacked ---- */
+
+static Node *concat(Checker *c, const Expr *e)
+{
+    bool v = e->kind == EX_VCAT;
+    Node *acc = value(c, e->args[0]);
+    for (int i = 1; i < e->nargs; i++) {
+        Node *x = value(c, e->args[i]);
+        Dim da = v ? acc->shape.cols : acc->shape.rows, db = v ? x->shape.cols : x->shape.rows;
+        if (!dim_eq(da, db))
+            fail(c, e->seps[i], "%s of %s and %s: %s %s and %s differ", v ? "[a; b] stacks"
+                 : "[a, b] puts side by side", shape_s(c, acc->shape), shape_s(c, x->shape),
+                 v ? "columns" : "rows", dim_s(c, da), dim_s(c, db));
+        acc = mk2(c->ir, v ? OP_VCAT : OP_HCAT, acc, x);
+    }
+    return acc;
+}
+
+/* ---- indexing and slicing (spec §8), 1-based and inclusive ---- */
+
+typedef struct Span {
+    Node *off;      /* 0-based offset, a scalar value */
+    Dim len;
+    bool checked;   /* known in range at compile time */
+} Span;
+
+/* The bound x (an index, or one end of a range) as a form; fails unless it
+ * is an integer expression; out of [1, extent] known now: an error there. */
+static Lin bound(Checker *c, const Expr *x, Dim extent)
+{
+    Lin l;
+    const Expr *bad = lin_of(c, x, &l);
+    if (bad)
+        fail(c, expr_start(bad), "an index or slice bound is %s%s", lin_hint,
+             bad->kind == EX_NAME ? arena_printf(c->a, "; %s is not one", bad->name) : "");
+    Lin below = lin_axpy(l, -1, lin_const(1)), above = lin_axpy(l, -1, lin_of_dim(extent));
+    if ((lin_is_const(below) && below.k < 0) || (lin_is_const(above) && above.k > 0))
+        fail(c, expr_start(x), "index out of range: it is %s, and the extent is 1 to %s",
+             lin_is_const(l) ? arena_printf(c->a, "%lld", (long long)l.k) : "past the end",
+             dim_s(c, extent));
+    return l;
+}
+
+static bool in_range(Lin l, Dim extent)
+{
+    Lin below = lin_axpy(l, -1, lin_const(1)), above = lin_axpy(l, -1, lin_of_dim(extent));
+    return lin_is_const(below) && below.k >= 0 && lin_is_const(above) && above.k <= 0;
+}
+
+static Node *offset(Checker *c, const Expr *x)
+{
+    return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
+}
+
+static Span span(Checker *c, const Expr *x, Dim extent)
+{
+    if (x->kind == EX_COLON)
+        return (Span){mk_const(c->ir, 0), extent, true};
+    if (x->kind != EX_RANGE) {
+        Lin l = bound(c, x, extent);
+        return (Span){offset(c, x), dim_lit(1), in_range(l, extent)};
+    }
+    Lin lo = bound(c, x->lhs, extent), hi = bound(c, x->rhs, extent);
+    Lin n = lin_axpy(lin_axpy(hi, -1, lo), 1, lin_const(1));
+    Dim len;
+    if (!lin_dim(n, &len))
+        fail(c, x->loc, "the length of a:b is b - a + 1, which must be a dimension (a form of "
+             "literals and dimension symbols); here it %s", lin_has_index(n) ?
+             "depends on a for index" : "is not linear");
+    if (lin_is_const(n) && n.k < 0)
+        fail(c, x->loc, "a:b is empty past the end: its length b - a + 1 is %lld", (long long)n.k);
+    return (Span){offset(c, x->lhs), len, in_range(lo, extent) && in_range(hi, extent)};
+}
+
+static Node *index_expr(Checker *c, const Expr *e)
+{
+    Node *x = name_value(c, e);
+    Shape s = x->shape;
+    if (e->nargs > 2)
+        fail(c, e->seps[2], "%s takes at most two indices, [i, j]", e->name);
+    Span r, k;
+    if (e->nargs == 2) {
+        r = span(c, e->args[0], s.rows);
+        k = span(c, e->args[1], s.cols);
+    } else if (dim_eq(s.cols, dim_lit(1)) || !dim_eq(s.rows, dim_lit(1))) {
+        if (!dim_eq(s.cols, dim_lit(1)))
+            fail(c, expr_start(e->args[0]), "%s is %s: a matrix takes two indices, %s[i, j]",
+                 e->name, shape_s(c, s), e->name);
+        r = span(c, e->args[0], s.rows);
+        k = (Span){mk_const(c->ir, 0), dim_lit(1), true};
+    } else {   /* a row vector: one index counts along the row */
+        r = (Span){mk_const(c->ir, 0), dim_lit(1), true};
+        k = span(c, e->args[0], s.cols);
+    }
+    /* unknown now: checked at run time, reported at the first such index */
+    Loc at = {0, 0};
+    for (int i = 0; i < e->nargs && !at.line; i++)
+        if (!(i == 0 && e->nargs == 2 ? r.checked : i == 1 ? k.checked : r.checked && k.checked))
+            at = expr_start(e->args[i]->kind == EX_RANGE ? e->args[i]->lhs : e->args[i]);
+    return mk3(c->ir, OP_SLICE, shape_make(r.len, k.len), x, r.off, k.off, loc_pack(at));
 }
 
 static Node *value(Checker *c, const Expr *e)
@@ -647,11 +1007,21 @@ static Node *value(Checker *c, const Expr *e)
         n = mk1(c->ir, OP_NEG, value(c, e->lhs));
         break;
     case EX_NOT:
-        fail(c, e->loc, "'not' is only allowed in an if or while condition");
+        fail(c, e->loc, "%s", cond_only(c, "not"));
     case EX_BINARY:
     case EX_TRANSPOSE:
         n = left_chain(c, e);
         break;
+    case EX_HCAT:
+    case EX_VCAT:
+        n = concat(c, e);
+        break;
+    case EX_INDEX:
+        n = index_expr(c, e);
+        break;
+    case EX_RANGE:
+    case EX_COLON:
+        fail(c, e->loc, "a range a:b or ':' is only allowed as an index, x[a:b]");
     }
     if (!n)
         fail(c, e->loc, "internal error: unknown expression kind");
@@ -659,10 +1029,10 @@ static Node *value(Checker *c, const Expr *e)
     return n;
 }
 
-/* What to do instead of an if on a vector (there is no `where` yet). */
+/* What to do instead of an if on a vector. */
 static const char cond_hint[] = "a condition is one scalar: reduce first (sum(...) > 0, "
-    "norm(...) > 0), or choose entry by entry with max, min or relu instead of an if "
-    "(max(v, 0) is v where v > 0, else 0)";
+    "norm(...) > 0), or choose entry by entry with where instead of an if "
+    "(where(v > 0, a, b) is a where v > 0, else b)";
 
 /* An if/while condition: comparisons of scalars combined with and/or/not; a
  * bare scalar means "!= 0", which is how IF and WHILE read cond anyway. */

@@ -290,9 +290,9 @@ void diag_error(const Source *src, Loc loc, const char *fmt, ...)
 
 /* ---- hints ---------------------------------------------------------------- */
 
-/* Worded to stay true when a later version adds indexing. */
-const char diag_no_indexing[] = "indexing is not supported in this version; compute with "
-                                "whole vectors and matrices (sum, dot, .*, ...)";
+/* Spec §8: only names are indexed. */
+const char diag_no_indexing[] = "only a name can be indexed: assign the value to a name "
+                                "first (t = ...) and index that (t[1])";
 
 /* The optimal-string-alignment distance (Levenshtein with adjacent swaps),
  * or a number > limit as soon as it must exceed limit. */

@@ -220,14 +220,14 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
 
 /* The names of runtime.h's status codes, by code (tests/install/describe.py
  * compares them with the header's enum). */
-static const char *const status_names[] = {"GRADC_OK", "GRADC_EDIM", "GRADC_EMAXITER", "GRADC_ENOMEM"};
+static const char *const status_names[] = {"GRADC_OK", "GRADC_EDIM", "GRADC_EMAXITER", "GRADC_ENOMEM", "GRADC_EINDEX"};
 
 static void describe_dim(FILE *f, const Module *m, Dim d)
 {
-    if (d.sym >= 0)
-        fprintf(f, "\"%s\"", m->dims[d.sym]);
-    else
+    if (dim_is_lit(d, NULL))
         fprintf(f, "%lld", (long long)d.n);
+    else   /* a symbol, or a form such as "n + m + 1" */
+        fprintf(f, "\"%s\"", dim_str(m->arena, d, m->dims));
 }
 
 /* A shape as the JSON list of its declared dimensions: [] for a scalar,

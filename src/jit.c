@@ -58,6 +58,9 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_det", (uintptr_t)gradc_det},
         {"gradc_logdet", (uintptr_t)gradc_logdet},
         {"gradc_inv", (uintptr_t)gradc_inv},
+        {"gradc_lu", (uintptr_t)gradc_lu},
+        {"gradc_lu_solve", (uintptr_t)gradc_lu_solve},
+        {"gradc_chol", (uintptr_t)gradc_chol},
         {"gradc_dgemm", (uintptr_t)gradc_dgemm},
         {"gradc_lgamma", (uintptr_t)gradc_lgamma},
         {"gradc_digamma", (uintptr_t)gradc_digamma},
@@ -201,7 +204,8 @@ int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **g
     EntryFn fn = want_grad && j->grad ? j->grad : j->fwd;
     int32_t w = -1;
     int status = fn(b->dims, b->inputs, b->cotangent, value, fn == j->grad ? grads : NULL, NULL, &w);
-    if (status == GRADC_EMAXITER && where && w >= 0 && w < j->info.nwhiles)
+    if ((status == GRADC_EMAXITER || status == GRADC_EINDEX) && where && w >= 0 &&
+        w < j->info.nwhiles)
         *where = j->info.whiles[w];
     return status;
 }

@@ -435,6 +435,8 @@ static bool report_status(const Module *m, int status, Loc where, int64_t max_it
     if (status == GRADC_EMAXITER)
         diag_error(m->src, where, "while loop did not finish within %lld iterations",
                    (long long)max_iter);
+    else if (status == GRADC_EINDEX && where.line)
+        diag_error(m->src, where, "index out of range");
     else
         diag_plain("%s", gradc_strerror(status));
     return false;
@@ -660,8 +662,13 @@ static void dump_expr(const Expr *e)
     case EX_NOT:       printf("(not "); break;
     case EX_TRANSPOSE: printf("(' "); break;
     case EX_BINARY:    printf("(%s ", binop_text[e->op]); break;
+    case EX_COLON:     printf(":"); return;
+    case EX_RANGE:     printf("(: "); break;
+    case EX_HCAT:
+    case EX_VCAT:
+    case EX_INDEX:
     case EX_CALL:
-        printf("(%s", e->name);
+        printf("(%s", e->kind == EX_HCAT ? "hcat" : e->kind == EX_VCAT ? "vcat" : e->name);
         for (int i = 0; i < e->nargs; i++) {
             putchar(' ');
             dump_expr(e->args[i]);
@@ -670,7 +677,7 @@ static void dump_expr(const Expr *e)
         return;
     }
     dump_expr(e->lhs);
-    if (e->kind == EX_BINARY) {
+    if (e->kind == EX_BINARY || e->kind == EX_RANGE) {
         putchar(' ');
         dump_expr(e->rhs);
     }

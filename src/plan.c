@@ -14,7 +14,7 @@
 /* Does p read its arguments entry by entry (so they can be fused into it)? */
 static bool fuses_args(const Node *p)
 {
-    if (p->op == OP_SUM)
+    if (p->op == OP_SUM || p->op == OP_SUMD)
         return true;
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
@@ -32,7 +32,8 @@ static bool cheap(const Plan *p, const Node *n)
         return false;
     for (int i = 0; i < n->nargs; i++) {
         Op a = n->args[i]->op;
-        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL)
+        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL &&
+            a != OP_BCAST)
             return false;
     }
     return true;
@@ -42,8 +43,8 @@ bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
-    if (n->op == OP_FILL)
-        return true;
+    if (n->op == OP_FILL || n->op == OP_BCAST)
+        return true;   /* a broadcast is read through: its argument's entries, never a copy */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
@@ -52,6 +53,13 @@ bool is_alias(const Node *n)
 {
     return n->op == OP_TRANSPOSE && !is_scalar(n) &&
            (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
+}
+
+bool is_view(const Node *n)
+{
+    if (n->op != OP_SLICE || is_scalar(n))
+        return false;
+    return dim_eq(n->shape.cols, n->args[0]->shape.cols) || dim_eq(n->shape.rows, dim_lit(1));
 }
 
 /* Matrix–vector products.  A product P*x whose result is a column (or a
@@ -343,7 +351,7 @@ static void add_shape(Plan *p, Arena *a, Shape s)
 
 static bool needs_buf(const Plan *p, const Node *n)
 {
-    if (is_scalar(n) || is_fused(p, n) || is_alias(n))
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n))
         return false;
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
@@ -383,17 +391,19 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LEAF;
     if (p->mv[n->id])
         return K_MATVEC;
-    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)))
+    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)) ||
+        n->op == OP_LU || n->op == OP_SOLVE || n->op == OP_SOLVET || n->op == OP_CHOL)
         return K_LAPACK;
     if (is_scalar(n)) {
         switch (n->op) {
-        case OP_SUM: case OP_NORM: case OP_TRACE: case OP_LOGSUMEXP: case OP_MATMUL: return K_REDUCE;
+        case OP_SUM: case OP_NORM: case OP_TRACE: case OP_LOGSUMEXP: case OP_MATMUL:
+        case OP_AMAX: case OP_AMIN: return K_REDUCE;
         default: return K_SCALAR;
         }
     }
     if (is_alias(n))
         return K_ALIAS;
-    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL)
+    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL || n->op == OP_BCAST)
         return K_MAP;
     return n->op == OP_MATMUL ? K_GEMM : K_LAYOUT;
 }
@@ -627,6 +637,8 @@ static void dump_op(Sim *s, const Node *n)
     if (n->nargs) {
         fputs(n->op == OP_NEG ? "" : "(", o);
         ref(s, n->args[0]);
+        if (n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD)
+            fprintf(o, ", %d", n->index);
         fputs(n->op == OP_NEG ? "" : ")", o);
     } else if (n->op == OP_FILL) {
         fprintf(o, "(%.17g)", n->num);
@@ -954,8 +966,10 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         add_shape(p, a, n->shape);
         if (n->op == OP_SLOT)
             p->slotused[n->index] = true;
-        if (needs_buf(p, n))
-            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (needs_buf(p, n))   /* LU: the factors, then the pivots */
+            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, n->op == OP_LU);
+        if (n->op == OP_SOLVE || n->op == OP_SOLVET)   /* the right side, column-major */
+            p->scratch[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
         if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
             p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)

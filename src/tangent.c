@@ -71,12 +71,13 @@ static Node *minus(Tan *t, Node *x, Node *y) { return !y ? x : !x ? neg(t, y) : 
 static Node *matmul(Tan *t, Node *x, Node *y) { return x && y ? mk2(IR, OP_MATMUL, x, y) : NULL; }
 static Node *unary(Tan *t, Op op, Node *x) { return x ? mk1(IR, op, x) : NULL; }
 
-/* A tangent of a node's shape: a scalar one spread over a broadcast result. */
+/* A tangent of a node's shape: a scalar, row or column one expanded over a
+ * broadcast result. */
 static Node *fit(Tan *t, Node *d, Shape s)
 {
     if (!d || shape_eq(d->shape, s))
         return d;
-    return mk2(IR, OP_MUL, d, mk_fill(IR, 1.0, s));
+    return mk_bcast(IR, d, s);
 }
 
 static Node *jvp_zero(Tan *t, Node *n, Node *ta, Node *tb)
@@ -205,6 +206,89 @@ static Node *jvp_softmax(Tan *t, Node *n, Node *ta, Node *tb)
     (void)tb;
     return ta ? op2(t, OP_MUL, n, op2(t, OP_SUB, ta, op1(t, OP_SUM, op2(t, OP_MUL, n, ta)))) : NULL;
 }
+
+/* ---- broadcasting, reductions along a dimension, where (spec §8) ---- */
+
+/* Linear ops of one operand (transpose, sum, sum along d, broadcast, diag,
+ * tril …): the op of the tangent, with the node's index and shape. */
+static Node *jvp_like(Tan *t, Node *n, Node *ta, Node *tb) { (void)tb; return ta ? mk_like(IR, n, ta, NULL) : NULL; }
+static Node *along(Tan *t, Op op, Node *x, int d) { return mk_along(IR, op, x, d); }
+/* amax/amin: the mean of the tangents of the entries equal to the result
+ * (the adjoint shares g evenly among them, as PyTorch) */
+static Node *jvp_extreme(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    (void)tb;
+    if (!ta)
+        return NULL;
+    Node *mask = op2(t, OP_EQ, A, n);
+    if (shape_is_scalar(n->shape))
+        return op2(t, OP_DIV, op1(t, OP_SUM, op2(t, OP_MUL, mask, ta)), op1(t, OP_SUM, mask));
+    return op2(t, OP_DIV, along(t, OP_SUMD, op2(t, OP_MUL, mask, ta), n->index), along(t, OP_SUMD, mask, n->index));
+}
+/* l = logsumexp(X, d): dl = sum(exp(X - l) .* dX, d) */
+static Node *jvp_lsed(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    (void)tb;
+    return ta ? along(t, OP_SUMD, op2(t, OP_MUL, op1(t, OP_EXP, op2(t, OP_SUB, A, n)), ta), n->index) : NULL;
+}
+/* P = softmax(X, d): dP = P .* (dX - sum(P .* dX, d)) */
+static Node *jvp_softmaxd(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    (void)tb;
+    return ta ? op2(t, OP_MUL, n, op2(t, OP_SUB, ta, along(t, OP_SUMD, op2(t, OP_MUL, n, ta), n->index))) : NULL;
+}
+/* L = log_softmax(X, d): dL = dX - sum(exp(L) .* dX, d) */
+static Node *jvp_logsoftmaxd(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    (void)tb;
+    return ta ? op2(t, OP_SUB, ta, along(t, OP_SUMD, op2(t, OP_MUL, op1(t, OP_EXP, n), ta), n->index)) : NULL;
+}
+/* PICK(c, a): a where c holds, exactly 0 elsewhere; c has no derivative */
+static Node *jvp_pick(Tan *t, Node *n, Node *ta, Node *tb) { (void)ta; return tb ? op2(t, OP_PICK, A, tb) : NULL; }
+
+/* ---- solve, chol, concatenation, slices ---- */
+
+/* LU(A) is only an operand of SOLVE/SOLVET: its "tangent" is dA itself,
+ * which their rules read (tangent() does not reshape it). */
+static Node *jvp_lu(Tan *t, Node *n, Node *ta, Node *tb) { (void)t, (void)n, (void)tb; return ta; }
+/* C = A \ B: dC = A \ (dB - dA C); C = A' \ B: dC = A' \ (dB - dA' C) */
+static Node *jvp_solve(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    Node *r = minus(t, tb, matmul(t, ta, n));
+    return r ? op2(t, OP_SOLVE, A, r) : NULL;
+}
+static Node *jvp_solvet(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    Node *r = minus(t, tb, matmul(t, unary(t, OP_TRANSPOSE, ta), n));
+    return r ? op2(t, OP_SOLVET, A, r) : NULL;
+}
+/* L = chol(A) reads A's lower triangle, so it sees the symmetric S made of
+ * dA's lower triangle; dL = L Phi(L^-1 S L^-T), Phi: the lower triangle
+ * with half the diagonal (Murray 2016, eq. 8) */
+static Node *jvp_chol(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    (void)tb;
+    if (!ta)
+        return NULL;
+    Node *low = op1(t, OP_TRIL, ta);
+    Node *sym = op2(t, OP_SUB, op2(t, OP_ADD, low, op1(t, OP_TRANSPOSE, low)), op1(t, OP_DIAGM, op1(t, OP_DIAGV, ta)));
+    Node *x = mk_solve(IR, n, sym, false);
+    Node *m = mk_solve(IR, n, op1(t, OP_TRANSPOSE, x), false);
+    Node *phi = op2(t, OP_SUB, op1(t, OP_TRIL, m), op2(t, OP_MUL, K(t, 0.5), op1(t, OP_DIAGM, op1(t, OP_DIAGV, m))));
+    return op2(t, OP_MATMUL, n, phi);
+}
+static Node *jvp_cat(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    if (!ta && !tb)
+        return NULL;
+    return op2(t, n->op, ta ? ta : mk_zero(IR, A->shape), tb ? tb : mk_zero(IR, B->shape));
+}
+/* SLICE and PAD are linear in their first operand; the offsets are integers */
+static Node *jvp_block(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    (void)tb;
+    return ta ? mk3(IR, n->op, n->shape, ta, n->args[1], n->args[2], n->num) : NULL;
+}
 #undef A
 #undef B
 
@@ -233,6 +317,13 @@ static JvpRule *const jvp_rules[OP_COUNT] = {
     [OP_NORM] = jvp_norm, [OP_TRACE] = jvp_linear, [OP_DET] = jvp_det, [OP_LOGDET] = jvp_logdet,
     [OP_LOGSUMEXP] = jvp_logsumexp, [OP_INV] = jvp_inv, [OP_SOFTMAX] = jvp_softmax,
     [OP_DIAGM] = jvp_linear, [OP_DIAGV] = jvp_linear,
+    /* spec §8 */
+    [OP_BCAST] = jvp_like, [OP_SUMD] = jvp_like, [OP_TRIL] = jvp_like,
+    [OP_AMAX] = jvp_extreme, [OP_AMIN] = jvp_extreme, [OP_AMAXD] = jvp_extreme, [OP_AMIND] = jvp_extreme,
+    [OP_LSED] = jvp_lsed, [OP_SOFTMAXD] = jvp_softmaxd, [OP_LOGSOFTMAXD] = jvp_logsoftmaxd,
+    [OP_PICK] = jvp_pick, [OP_LU] = jvp_lu, [OP_SOLVE] = jvp_solve, [OP_SOLVET] = jvp_solvet,
+    [OP_CHOL] = jvp_chol, [OP_VCAT] = jvp_cat, [OP_HCAT] = jvp_cat,
+    [OP_SLICE] = jvp_block, [OP_PAD] = jvp_block,
 };
 
 bool tangent_has_rule(Op op) { return op >= 0 && op < OP_COUNT && jvp_rules[op] != NULL; }
@@ -360,7 +451,9 @@ static Node *tangent(Tan *t, Node *n)
         } else {
             Node *ta = x->nargs > 0 ? t->tan[x->args[0]->id] : NULL;
             Node *tb = x->nargs > 1 ? t->tan[x->args[1]->id] : NULL;
-            d = fit(t, jvp_rules[x->op](t, x, ta, tb), x->shape);
+            d = jvp_rules[x->op](t, x, ta, tb);
+            if (x->op != OP_LU)   /* LU's tangent is dA (jvp_lu) */
+                d = fit(t, d, x->shape);
             if (d && node_is_zero(d))
                 d = NULL;
         }

@@ -158,6 +158,24 @@ def compare_results(a, b, rtol=RTOL):
             r = compare(ga[k], gb[k], "gradient." + k, rtol)
             if r:
                 probs.append(r)
+    # everything else the engines print (spec §8 "aux", §9 "hessian") must agree too
+    for k in sorted(set(a) | set(b)):
+        if k in ("value", "gradient"):
+            continue
+        if (k in a) != (k in b):
+            probs.append('"%s" present on one side only' % k)
+        elif isinstance(a[k], dict) and isinstance(b[k], dict):
+            if list(a[k]) != list(b[k]):
+                probs.append("%s keys %s (interp) vs %s (jit)" % (k, list(a[k]), list(b[k])))
+                continue
+            for name in a[k]:
+                r = compare(a[k][name], b[k][name], "%s.%s" % (k, name), rtol)
+                if r:
+                    probs.append(r)
+        else:
+            r = compare(a[k], b[k], k, rtol)
+            if r:
+                probs.append(r)
     return probs
 
 

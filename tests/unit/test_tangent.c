@@ -35,7 +35,8 @@ static Module *compile(const char *text)
     return m;
 }
 
-/* Every dimension 3; entries in [0.3, 0.7], a square matrix plus 3 I. */
+/* Every dimension 3; distinct entries in [0.3, 0.7) (no ties for amax), a
+ * square matrix plus 3 I. */
 static Bindings bind(const Module *m, double **in)
 {
     Bindings b = {.max_iter = 1000};
@@ -48,7 +49,7 @@ static Bindings bind(const Module *m, double **in)
         int64_t r = shape_rows(s, b.dims), c = shape_cols(s, b.dims);
         in[i] = arena_alloc(A, sizeof(double) * (size_t)(r * c + 1));
         for (int64_t j = 0; j < r * c; j++)
-            in[i][j] = 0.3 + 0.1 * (double)((j * 7 + i * 3) % 5);
+            in[i][j] = 0.3 + 0.4 * fmod(0.6180339887 * (double)(j + 1) + 0.3 * i, 1.0);
         if (r == c && r > 1)
             for (int64_t j = 0; j < r; j++)
                 in[i][j * c + j] += 3;
@@ -87,6 +88,7 @@ static void check_hessian(const char *text)
     int64_t n = hessian_order(h, b.dims);
     double *H = arena_alloc(A, sizeof(double) * (size_t)(n * n)), value;
     double *gp = arena_alloc(A, sizeof(double) * (size_t)n), *gm = arena_alloc(A, sizeof(double) * (size_t)n);
+    double *J = arena_alloc(A, sizeof(double) * (size_t)(n * n));
     Loc where;
     CHECK(hessian_eval(h, NULL, &b, &value, NULL, H, &where) == 0);
     double worst = 0;
@@ -100,13 +102,17 @@ static void check_hessian(const char *text)
             x[i] = xi - step;
             gradient(m, &b, gm, n);
             x[i] = xi;
-            for (int64_t r = 0; r < n; r++) {
-                double fd = (gp[r] - gm[r]) / (2 * step);
-                worst = fmax(worst, fabs(H[r * n + j] - fd) / fmax(1, fabs(fd)));
-                CHECK(H[r * n + j] == H[j * n + r]);
-            }
+            for (int64_t r = 0; r < n; r++)
+                J[r * n + j] = (gp[r] - gm[r]) / (2 * step);
         }
     }
+    /* H = (J + J')/2: J is not symmetric under chol's symmetric gradient */
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t j = 0; j < n; j++) {
+            double fd = 0.5 * (J[r * n + j] + J[j * n + r]);
+            worst = fmax(worst, fabs(H[r * n + j] - fd) / fmax(1, fabs(fd)));
+            CHECK(H[r * n + j] == H[j * n + r]);
+        }
     if (!(worst < 1e-6)) {
         fprintf(stderr, "hessian of\n%s: max relative error %.3g\n", text, worst);
         failures++;
@@ -130,6 +136,17 @@ static void test_rules(void)
     check_hessian("input A[n, n]\ninput x[n]\n"
                   "f = logdet(A) + det(A) * trace(A) + sum(inv(A) * x) + trace(A * A') * dot(x, x)"
                   " + dot(diag(diag(A)) * x, A' * x)\nwrt A, x\n");
+    /* spec §8: broadcasting, reductions along a dimension, where, solve,
+     * chol (its lower triangle read), concatenation, indexing, slices */
+    check_hessian("input X[n, m]\ninput b[m]\n"
+                  "f = sum(logsumexp(X .* X + b', 2)) + sum(softmax(X, 1) .* X) + sum(log_softmax(X, 2) .* X)"
+                  " + amax(X .* X) + sum(amin(X .* b', 1)) + sum(sum(X .* X, 1) .* b') + amin(b .* b)"
+                  " + sum(amax(X .* X, 2))\nwrt X, b\n");
+    check_hessian("input x[n]\nf = sum(where(x > 0.5, x .* x .* x, sin(x) .* x))\nwrt x\n");
+    check_hessian("input A[n, n]\ninput b[n]\n"
+                  "f = dot(b, solve(A, b .* b)) + dot(b, A' \\ b) + sum(chol(A) .^ 3)\nwrt A, b\n");
+    check_hessian("input x[n]\ny = [x; x .* x]\nz = y[2:n+1]\n"
+                  "f = sum(z .* z * x[1]) + x[2] * x[n] * sum([x, 2 * x] * [x'; x'])\nwrt x\n");
     /* through a for and a while (the path taken) */
     check_hessian("input x[n]\ninput a\nz = x\nfor i in 1:4\n    z = z + a * sin(z) / i\nend\n"
                   "f = dot(z, z) * a\nwrt x, a\n");
