@@ -67,12 +67,15 @@ static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name);
     struct { int n; DimRef d[2]; } dims;
     DimRef dim;
     struct { VEC(const char *) names; VEC(Loc) locs; } names;
+    VEC(AstParam) params;
+    AstParam param;
 }
 
 %token <num> NUMBER "number"
 %token <str> NAME "name"
 %token INPUT "input" OUTPUT "output" WRT "wrt" IF "if" ELIF "elif" ELSE "else"
 %token END "end" WHILE "while" FOR "for" IN "in" AND "and" OR "or" NOT "not"
+%token FUNCTION "function"
 %token EMUL ".*" EDIV "./" EPOW ".^" BACKSLASH "\\" LE "<=" GE ">=" EQ "==" NE "!="
 %token NEWLINE "end of line"
 
@@ -85,7 +88,9 @@ static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name);
 %type <els> elses
 %type <dims> dims
 %type <dim> dim
-%type <names> names
+%type <names> names results
+%type <params> params paramlist
+%type <param> param
 
 /* Loosest first. */
 %left OR
@@ -128,9 +133,28 @@ stmt: INPUT NAME dims {
           $$ = ast_stmt(p->arena, AST_ASSIGN, @1);
           $$->name = $1; $$->name_loc = @1; $$->value = $3.e;
       }
-    | OUTPUT NAME {
+    | OUTPUT names {
           $$ = ast_stmt(p->arena, AST_OUTPUT, @1);
-          $$->name = $2; $$->name_loc = @2;
+          $$->name = $2.names.data[0]; $$->name_loc = $2.locs.data[0];
+          $$->names = $2.names.data; $$->name_locs = $2.locs.data;
+          $$->nnames = $2.names.len;
+      }
+    | '[' names ']' '=' expr {
+          $$ = ast_stmt(p->arena, AST_MASSIGN, @1);
+          $$->names = $2.names.data; $$->name_locs = $2.locs.data;
+          $$->nnames = $2.names.len; $$->value = $5.e;
+      }
+    | FUNCTION results '=' NAME '(' params ')' sep block END {
+          $$ = ast_stmt(p->arena, AST_FUNCTION, @1);
+          $$->name = $4; $$->name_loc = @4;
+          $$->names = $2.names.data; $$->name_locs = $2.locs.data;
+          $$->nnames = $2.names.len;
+          $$->params = $6.data; $$->nparams = $6.len; $$->body = $9;
+      }
+    | FUNCTION error sep block END {
+          $$ = ast_stmt(p->arena, AST_FUNCTION, @1);
+          $$->body = $4;
+          ENOUGH();
       }
     | WRT names {
           $$ = ast_stmt(p->arena, AST_WRT, @1);
@@ -205,6 +229,31 @@ dims: %empty                    { $$.n = 0; }
 dim: NAME                       { $$ = (DimRef){.sym = $1, .loc = @1}; }
    | NUMBER                     { if (!dim_literal(p, &$$, $1.text, @1)) YYERROR; }
    ;
+
+/* function y = f(...) or function [a, b] = f(...) */
+results: NAME {
+          $$.names.data = NULL; $$.names.len = $$.names.cap = 0;
+          $$.locs.data = NULL; $$.locs.len = $$.locs.cap = 0;
+          vec_push(p->arena, &$$.names, $1); vec_push(p->arena, &$$.locs, @1);
+      }
+       | '[' names ']'          { $$ = $2; }
+       ;
+
+params: %empty                  { $$.data = NULL; $$.len = $$.cap = 0; }
+      | paramlist               { $$ = $1; }
+      ;
+
+paramlist: param                { $$.data = NULL; $$.len = $$.cap = 0; vec_push(p->arena, &$$, $1); }
+         | paramlist ',' param  { $$ = $1; vec_push(p->arena, &$$, $3); }
+         ;
+
+/* A parameter without [...] has the shape of its argument, call by call. */
+param: NAME dims {
+          $$ = (AstParam){.name = $1, .loc = @1, .ndims = $2.n ? $2.n : -1};
+          if ($2.n > 0) $$.dims[0] = $2.d[0];
+          if ($2.n > 1) $$.dims[1] = $2.d[1];
+      }
+     ;
 
 names: NAME {
           $$.names.data = NULL; $$.names.len = $$.names.cap = 0;

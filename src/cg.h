@@ -23,7 +23,7 @@ typedef struct Cg {
     LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */
     LLVMTypeRef f64, i64, i32, i8, i1, ptr;
     LLVMValueRef fn, impl; /* the function being built; the impl it belongs to */
-    LLVMValueRef *dims, *inputs, cot, out, *grads, flags, work, where;
+    LLVMValueRef *dims, *inputs, cot, out, *aux, *grads, flags, work, where;
     LLVMValueRef *bufs, *slotvar, status, tape, one;
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;

@@ -19,6 +19,7 @@
  * still checked.  The module is returned only if there was no error. */
 #include "gradc.h"
 
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <string.h>
@@ -41,7 +42,8 @@ typedef struct Var {
     VarKind kind;
     Node *node;          /* INPUT, VAR, INDEX: the current value */
     Shape shape, other;  /* other: MIXED's second shape */
-    int aux;             /* INPUT: its index; DIM: the symbol */
+    int aux;             /* INPUT: its index */
+    Dim dim;             /* DIM: its size (a function's symbols are the caller's sizes) */
     int line;            /* the declaration, or the construct the state comes from */
     const char *what;    /* that construct's keyword */
     bool *used;          /* INDEX: set when the body reads the index */
@@ -81,11 +83,22 @@ typedef struct Checker {
     int depth;                /* expression recursion, against pathological ASTs */
     int loop_depth;
     bool has_output, has_wrt;
+    const AstStmt *output_stmt;
     int output_line, wrt_line;
     const char *output_name;
     Loc output_loc;
     const char *last_name;    /* the textually last assignment */
     Loc last_loc;
+    /* functions (spec §8), inlined: a call checks the body in a scope of its own */
+    VEC(const AstStmt *) fns; /* defined so far, in order */
+    VEC(bool) fn_bad;         /* its definition had an error: calls fail quietly */
+    int visible_fns;          /* how many of fns a call may use (those above the body) */
+    const AstStmt *fn;        /* the function whose body is being checked, or NULL */
+    Var *globals;             /* the top-level environment, while in a body */
+    int nglobals;
+    const AstBlock *top;      /* the program (to say a function is defined below) */
+    Block *out;               /* where the statements of a body go */
+    long ncalls;              /* calls inlined, against exponential programs */
 } Checker;
 
 #define MAX_EXPR_DEPTH 10000
@@ -377,6 +390,18 @@ static const char *why_undefined(Checker *c, const char *name, Var v)
     default:
         if (builtin(name))
             return arena_printf(c->a, "%s is a built-in function; call it as %s(...)", name, name);
+        if (c->fn) {   /* a name of the program, read in a body */
+            int id = intern(c, name);
+            VarKind k = id < c->nglobals ? c->globals[id].kind : V_NONE;
+            if (k == V_DIM)
+                return arena_printf(c->a, "unknown name %s: %s is a dimension symbol of the "
+                                    "program, not of function %s (declare a parameter's shape, "
+                                    "as in x[%s], to use it)", name, name, c->fn->name, name);
+            if (k == V_INPUT || k == V_VAR)
+                return arena_printf(c->a, "unknown name %s: a function reads only its "
+                                    "parameters, and %s is not a parameter of %s (pass it as "
+                                    "an argument)", name, name, c->fn->name);
+        }
         return arena_printf(c->a, "unknown name %s%s", name, did_you_mean(c, name, true));
     }
 }
@@ -501,7 +526,7 @@ static const Expr *lin_of(Checker *c, const Expr *e, Lin *out)
         if (v.kind == V_POISON)
             fail_quietly(c);
         if (v.kind == V_DIM)
-            *out = lin_term(v.aux);
+            *out = lin_of_dim(v.dim);   /* in a function, the caller's size: maybe a form */
         else if (v.kind == V_INDEX) {
             *v.used = true;
             *out = lin_term(-intern(c, e->name) - 1);
@@ -671,7 +696,7 @@ static Node *name_value(Checker *c, const Expr *e)
         *v.used = true;
         return v.node;
     case V_DIM:
-        return mk_dimval(c->ir, v.aux);
+        return dim_node(c, v.dim);
     case V_POISON:
         fail_quietly(c);
     default:
@@ -694,7 +719,7 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
     if (x->kind == EX_NAME) {
         Var v = lookup(c, x->name);
         if (v.kind == V_DIM)
-            return dim_sym(v.aux);
+            return v.dim;
         if (v.kind == V_POISON)
             fail_quietly(c);
         if (v.kind == V_NONE && !builtin(x->name))
@@ -788,8 +813,329 @@ static const char *arity_s(Checker *c, const Builtin *f)
     return arena_printf(c->a, "%d argument%s", f->lo, f->lo == 1 ? "" : "s");
 }
 
+
+/* ---- functions (spec §8) ----
+ * A call behaves as its body written out at that point: the checker inlines
+ * it.  The arguments are values of the caller's environment; the body is
+ * checked in a fresh environment holding only the parameters (and the
+ * dimension symbols of their declared shapes, bound to the arguments'
+ * sizes), so shapes are inferred per call and a body cannot read the
+ * caller's names.  Its statements go where the calling statement's go
+ * (c->out).  An error inside the body is reported at the body's line, and a
+ * note at the call is added to it. */
+
+static void block(Checker *c, const AstBlock *ab, Block *out, bool top);
+
+/* Calls inlined in one compilation: a chain of functions each calling the
+ * previous one twice doubles the program at every step. */
+#define MAX_CALLS 1000000
+
+/* The function named name among the first n defined, or -1. */
+static int find_fn(Checker *c, const char *name, int n)
+{
+    if (n < 0)   /* at top level: every function defined so far */
+        n = c->fn ? c->visible_fns : c->fns.len;
+    for (int i = n - 1; i >= 0; i--)
+        if (strcmp(c->fns.data[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Why a call of name finds no function, when there is one by that name
+ * elsewhere: defined below, or the body's own (recursion). */
+static void fail_not_above(Checker *c, const Expr *e)
+{
+    if (c->fn && strcmp(c->fn->name, e->name) == 0)
+        fail(c, e->loc, "unknown function %s: %s calls itself, and a function may call only "
+             "functions defined above it (no recursion)", e->name, e->name);
+    for (int i = 0; i < c->top->n; i++) {
+        const AstStmt *s = c->top->stmts[i];
+        if (s->kind == AST_FUNCTION && s->name && strcmp(s->name, e->name) == 0)
+            fail(c, e->loc, "unknown function %s: it is defined at line %d, below this call; "
+                 "define a function above its first use", e->name, s->loc.line);
+    }
+}
+
+typedef struct Scope {
+    Var *vars;
+    int *seen, *pos;
+    int nvars, trail, open, depth, loop_depth, visible;
+    const AstStmt *fn;
+    const char *last_name;
+    Loc last_loc;
+    jmp_buf *fail;
+} Scope;
+
+static Scope scope_enter(Checker *c, const AstStmt *fn, int index)
+{
+    Scope sc = {c->vars, c->seen, c->pos, c->nvars, c->trail.len, c->open, c->depth,
+                c->loop_depth, c->visible_fns, c->fn, c->last_name, c->last_loc, c->fail};
+    if (!c->fn) {
+        c->globals = c->vars;
+        c->nglobals = c->nvars;
+    }
+    c->vars = NULL;
+    c->seen = c->pos = NULL;
+    c->nvars = 0;
+    c->open = 0;
+    c->fn = fn;
+    c->visible_fns = index;
+    return sc;
+}
+
+/* Back to the caller's environment; the body's trail entries are dropped
+ * (they belong to the body's environment, which is discarded). */
+static void scope_leave(Checker *c, const Scope *sc)
+{
+    c->vars = sc->vars;
+    c->seen = sc->seen;
+    c->pos = sc->pos;
+    c->nvars = sc->nvars;
+    c->trail.len = sc->trail;
+    c->open = sc->open;
+    c->depth = sc->depth;
+    c->loop_depth = sc->loop_depth;
+    c->visible_fns = sc->visible;
+    c->fn = sc->fn;
+    c->last_name = sc->last_name;
+    c->last_loc = sc->last_loc;
+    c->fail = sc->fail;
+}
+
+static const char *decl_s(Checker *c, const AstParam *p)
+{
+    const char *d[2];
+    for (int k = 0; k < p->ndims; k++)
+        d[k] = p->dims[k].sym ? p->dims[k].sym
+                              : arena_printf(c->a, "%lld", (long long)p->dims[k].lit);
+    return p->ndims <= 0 ? p->name
+         : p->ndims == 1 ? arena_printf(c->a, "%s[%s]", p->name, d[0])
+                         : arena_printf(c->a, "%s[%s, %s]", p->name, d[0], d[1]);
+}
+
+/* Parameter i bound to its argument's value; a declared shape binds its
+ * symbols to the argument's sizes or checks them (errors at the argument). */
+static void bind_param(Checker *c, const AstStmt *fn, int i, Node *arg, const Expr *at)
+{
+    const AstParam *p = &fn->params[i];
+    Dim got[2] = {arg->shape.rows, arg->shape.cols};
+    for (int k = 0; p->ndims >= 0 && k < 2; k++) {
+        const DimRef *r = k < p->ndims ? &p->dims[k] : NULL;
+        Dim want = r && r->sym ? dim_lit(-1) : dim_lit(r ? r->lit : 1);
+        if (r && r->sym) {
+            int id = intern(c, r->sym);
+            Var v = get(c, id);
+            if (v.kind != V_DIM) {
+                set(c, id, (Var){.kind = V_DIM, .dim = got[k], .line = r->loc.line});
+                continue;
+            }
+            want = v.dim;
+        }
+        if (!dim_eq(want, got[k]))
+            fail(c, expr_start(at), "argument %d of %s is %s, which does not match its "
+                 "declaration %s%s", i + 1, fn->name, shape_s(c, arg->shape), decl_s(c, p),
+                 r && r->sym ? arena_printf(c->a, ": %s is %s here", r->sym, dim_s(c, want))
+                 : !r && p->ndims == 1 ? " (a column vector)" : "");
+    }
+    set(c, intern(c, p->name), var_value(arg, p->loc.line));
+}
+
+/* The results of a call of function k: its body checked in its own scope. */
+static Node **inline_call(Checker *c, int k, const Expr *e)
+{
+    const AstStmt *fn = c->fns.data[k];
+    if (c->fn_bad.data[k])
+        fail_quietly(c);
+    if (e->nargs != fn->nparams)
+        fail(c, e->loc, "%s takes %d argument%s but was given %d", fn->name, fn->nparams,
+             fn->nparams == 1 ? "" : "s", e->nargs);
+    if (++c->ncalls > MAX_CALLS)
+        fail(c, e->loc, "more than %d function calls once calls inside functions are "
+             "written out", MAX_CALLS);
+    Node **args = arena_alloc(c->a, sizeof(Node *) * (size_t)(e->nargs + 1));
+    for (int i = 0; i < e->nargs; i++)
+        args[i] = value(c, e->args[i]);
+
+    /* an error binding the arguments is at the call: no note for it */
+    int errors = c->nerrors;
+    volatile int first = INT_MAX;
+    jmp_buf here;
+    Scope sc = scope_enter(c, fn, k);
+    c->fail = &here;
+    if (setjmp(here)) {
+        scope_leave(c, &sc);
+        diag_note_since(first, c->src, e->loc, "in the call of %s here", fn->name);
+        longjmp(*c->fail, 1);
+    }
+    for (int i = 0; i < e->nargs; i++)
+        bind_param(c, fn, i, args[i], e->args[i]);
+    first = diag_count();
+    block(c, &fn->body, c->out, false);
+    Node **res = arena_alloc(c->a, sizeof(Node *) * (size_t)fn->nnames);
+    for (int j = 0; j < fn->nnames; j++) {
+        Var v = lookup(c, fn->names[j]);
+        if (v.kind == V_POISON)
+            fail_quietly(c);
+        if (v.kind != V_VAR)
+            fail(c, fn->name_locs[j], "%s, a result of %s, has no value at the end of the "
+                 "body: %s", fn->names[j], fn->name, why_undefined(c, fn->names[j], v));
+        res[j] = v.node;
+    }
+    if (c->nerrors > errors)
+        fail_quietly(c);
+    scope_leave(c, &sc);
+    return res;
+}
+
+/* A user function's first result, or NULL when name is not a function. */
+static Node *user_call(Checker *c, const Expr *e)
+{
+    int k = find_fn(c, e->name, -1);
+    if (k < 0) {
+        if (!builtin(e->name))
+            fail_not_above(c, e);
+        return NULL;
+    }
+    return inline_call(c, k, e)[0];
+}
+
+/* Calls anywhere in e (a definition's body): each names a builtin or a
+ * function defined above, or it is an error now, once, rather than at
+ * every call.  Expression trees are at most PARSE_MAX_DEPTH deep. */
+static void calls_ok(Checker *c, const Expr *e)
+{
+    if (!e)
+        return;
+    if (e->kind == EX_CALL) {
+        if (!builtin(e->name) && find_fn(c, e->name, -1) < 0) {
+            fail_not_above(c, e);
+            fail(c, e->loc, "unknown function %s%s", e->name, did_you_mean(c, e->name, false));
+        }
+        for (int i = 0; i < e->nargs; i++)
+            calls_ok(c, e->args[i]);
+    }
+    calls_ok(c, e->lhs);
+    calls_ok(c, e->rhs);
+}
+
+static void block_calls_ok(Checker *c, const AstBlock *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        const AstStmt *s = b->stmts[i];
+        if (s->kind == AST_FUNCTION)
+            fail(c, s->loc, "a function is defined at top level, not inside another function");
+        calls_ok(c, s->value);
+        calls_ok(c, s->for_lo);
+        calls_ok(c, s->for_hi);
+        block_calls_ok(c, &s->then_block);
+        block_calls_ok(c, &s->else_block);
+        block_calls_ok(c, &s->body);
+    }
+}
+
+static void check_distinct(Checker *c, const char *what, const char *name, Loc at,
+                           const char *const *prev, int n)
+{
+    if (builtin(name))
+        fail(c, at, "%s is %s; it cannot be %s", name, builtin_kind(name), what);
+    for (int i = 0; i < n; i++)
+        if (strcmp(prev[i], name) == 0)
+            fail(c, at, "%s is named twice in the function's header", name);
+}
+
+/* `function [results] = name(params) ... end`: the header's names, and the
+ * calls in the body; the body itself is checked at each call. */
+static void function_def(Checker *c, const AstStmt *s, bool top)
+{
+    if (!top || c->fn)
+        fail(c, s->loc, "a function is defined at top level, not inside an if, while or for");
+    if (!s->name)
+        return;   /* the parser reported this header */
+    vec_push(c->a, &c->fns, s);
+    vec_push(c->a, &c->fn_bad, true);   /* until the checks below pass */
+    if (builtin(s->name))
+        fail(c, s->name_loc, "%s is %s; it cannot be a function's name", s->name,
+             builtin_kind(s->name));
+    int prev = find_fn(c, s->name, c->fns.len - 1);
+    if (prev >= 0)
+        fail(c, s->name_loc, "function %s is defined twice (first at line %d)", s->name,
+             c->fns.data[prev]->loc.line);
+    VEC(const char *) seen = {0};
+    for (int i = 0; i < s->nparams; i++) {
+        const AstParam *p = &s->params[i];
+        check_distinct(c, "a parameter", p->name, p->loc, seen.data, seen.len);
+        vec_push(c->a, &seen, p->name);
+    }
+    for (int i = 0; i < s->nparams; i++)   /* symbols: distinct from the parameters */
+        for (int k = 0; k < s->params[i].ndims; k++) {
+            const DimRef *r = &s->params[i].dims[k];
+            if (!r->sym && r->lit < 1)
+                fail(c, r->loc, "a dimension must be at least 1");
+            if (r->sym && builtin(r->sym))
+                fail(c, r->loc, "%s is %s; it cannot be a dimension symbol", r->sym,
+                     builtin_kind(r->sym));
+            for (int j = 0; r->sym && j < s->nparams; j++)
+                if (strcmp(r->sym, s->params[j].name) == 0)
+                    fail(c, r->loc, "%s is a parameter; it cannot also be a dimension symbol",
+                         r->sym);
+        }
+    VEC(const char *) res = {0};
+    for (int i = 0; i < s->nnames; i++) {
+        check_distinct(c, "a result", s->names[i], s->name_locs[i], res.data, res.len);
+        vec_push(c->a, &res, s->names[i]);
+    }
+    /* on an error the definition stays bad, and the checker at top level */
+    jmp_buf here, *outer = c->fail;
+    c->fail = &here;
+    c->visible_fns = c->fns.len - 1;
+    c->fn = s;
+    bool ok = !setjmp(here);
+    if (ok)
+        block_calls_ok(c, &s->body);
+    c->fn = NULL;
+    c->fail = outer;
+    if (!ok)
+        longjmp(*c->fail, 1);
+    c->fn_bad.data[c->fns.len - 1] = false;
+}
+
+/* [a, b] = f(...): each name gets a result of f. */
+static void assignable(Checker *c, const char *name, Loc at, Node *x);
+static void assign_name(Checker *c, const char *name, Loc at, Node *x);
+
+static void multi_assign(Checker *c, const AstStmt *s)
+{
+    const Expr *e = s->value;
+    int k = e && e->kind == EX_CALL ? find_fn(c, e->name, -1) : -1;
+    if (k < 0 && e && e->kind == EX_CALL && !builtin(e->name))
+        fail_not_above(c, e);
+    if (k < 0) {
+        const char *names = s->names[0];
+        for (int i = 1; i < s->nnames; i++)
+            names = arena_printf(c->a, "%s, %s", names, s->names[i]);
+        fail(c, e ? expr_start(e) : s->loc, "the right side of [%s] = must be a call of a "
+             "function with several results", names);
+    }
+    const AstStmt *fn = c->fns.data[k];
+    if (s->nnames > fn->nnames)
+        fail(c, s->loc, "%d names for the results of %s, which has %d", s->nnames, fn->name,
+             fn->nnames);
+    for (int i = 0; i < s->nnames; i++) {
+        assignable(c, s->names[i], s->name_locs[i], NULL);
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->names[i], s->names[j]) == 0)
+                fail(c, s->name_locs[i], "%s is assigned twice in one statement", s->names[i]);
+    }
+    Node **res = inline_call(c, k, e);
+    for (int i = 0; i < s->nnames; i++)
+        assign_name(c, s->names[i], s->name_locs[i], res[i]);
+}
+
 static Node *call(Checker *c, const Expr *e)
 {
+    Node *user = user_call(c, e);
+    if (user)
+        return user;
     const Builtin *f = builtin(e->name);
     if (!f) {
         Var v = lookup(c, e->name);
@@ -1070,26 +1416,36 @@ static void block(Checker *c, const AstBlock *ab, Block *out, bool top);
 
 static Loc name_loc(const AstStmt *s) { return s->name_loc.line ? s->name_loc : s->loc; }
 
+/* name may be assigned at all; x == NULL: before its value is known. */
+static void assignable(Checker *c, const char *name, Loc at, Node *x)
+{
+    Var v = lookup(c, name);
+    if (builtin(name))
+        fail(c, at, "%s is %s; it cannot be assigned", name, builtin_kind(name));
+    if (v.kind == V_INPUT)
+        fail(c, at, "%s is an input; inputs are read-only", name);
+    if (v.kind == V_DIM)
+        fail(c, at, "%s is a dimension symbol; it cannot be assigned", name);
+    if (v.kind == V_INDEX)
+        fail(c, at, "%s is the index of the for loop at line %d; it cannot be assigned",
+             name, v.line);
+    if (x && v.kind == V_VAR && !shape_eq(v.shape, x->shape))
+        fail(c, at, "reassigning %s changes its shape from %s to %s; a name keeps its shape",
+             name, shape_s(c, v.shape), shape_s(c, x->shape));
+}
+
+static void assign_name(Checker *c, const char *name, Loc at, Node *x)
+{
+    assignable(c, name, at, x);
+    set(c, intern(c, name), var_value(x, at.line));
+    c->last_name = name;
+    c->last_loc = at;
+}
+
 static void assign(Checker *c, const AstStmt *s)
 {
-    int id = intern(c, s->name);
-    Var v = get(c, id);
-    if (builtin(s->name))
-        fail(c, s->loc, "%s is %s; it cannot be assigned", s->name, builtin_kind(s->name));
-    if (v.kind == V_INPUT)
-        fail(c, s->loc, "%s is an input; inputs are read-only", s->name);
-    if (v.kind == V_DIM)
-        fail(c, s->loc, "%s is a dimension symbol; it cannot be assigned", s->name);
-    if (v.kind == V_INDEX)
-        fail(c, s->loc, "%s is the index of the for loop at line %d; it cannot be assigned",
-             s->name, v.line);
-    Node *x = value(c, s->value);
-    if (v.kind == V_VAR && !shape_eq(v.shape, x->shape))
-        fail(c, s->loc, "reassigning %s changes its shape from %s to %s; a name keeps its shape",
-             s->name, shape_s(c, v.shape), shape_s(c, x->shape));
-    set(c, id, var_value(x, s->loc.line));
-    c->last_name = s->name;
-    c->last_loc = s->loc;
+    assignable(c, s->name, s->loc, NULL);
+    assign_name(c, s->name, s->loc, value(c, s->value));
 }
 
 static Dim input_dim(Checker *c, const AstStmt *s, const DimRef *d)
@@ -1106,14 +1462,14 @@ static Dim input_dim(Checker *c, const AstStmt *s, const DimRef *d)
     int id = intern(c, d->sym);
     Var v = get(c, id);
     if (v.kind == V_DIM)
-        return dim_sym(v.aux);
+        return v.dim;
     if (v.kind == V_INPUT)
         fail(c, d->loc, "%s is an input (line %d); it cannot also be a dimension symbol",
              d->sym, v.line);
     if (v.kind != V_NONE)
         fail(c, d->loc, "%s is already a variable; it cannot also be a dimension symbol", d->sym);
     vec_push(c->a, &c->dims, d->sym);
-    set(c, id, (Var){.kind = V_DIM, .aux = c->dims.len - 1, .line = d->loc.line});
+    set(c, id, (Var){.kind = V_DIM, .dim = dim_sym(c->dims.len - 1), .line = d->loc.line});
     return dim_sym(c->dims.len - 1);
 }
 
@@ -1148,15 +1504,22 @@ static void output(Checker *c, const AstStmt *s)
     if (c->has_output)
         fail(c, s->loc, "a second output statement (the first is at line %d); a program has "
              "one output", c->output_line);
-    Var v = lookup(c, s->name);
-    if (v.kind == V_DIM)
-        fail(c, name_loc(s), "%s is a dimension symbol; output names a variable or an input",
-             s->name);
-    if (v.kind == V_POISON)
-        fail_quietly(c);
-    if (v.kind != V_VAR && v.kind != V_INPUT)
-        fail(c, name_loc(s), "%s", why_undefined(c, s->name, v));
+    for (int i = 0; i < s->nnames; i++) {
+        Loc at = s->name_locs[i];
+        Var v = lookup(c, s->names[i]);
+        if (v.kind == V_DIM)
+            fail(c, at, "%s is a dimension symbol; output names a variable or an input",
+                 s->names[i]);
+        if (v.kind == V_POISON)
+            fail_quietly(c);
+        if (v.kind != V_VAR && v.kind != V_INPUT)
+            fail(c, at, "%s", why_undefined(c, s->names[i], v));
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->names[i], s->names[j]) == 0)
+                fail(c, at, "%s is named twice in the output statement", s->names[i]);
+    }
     c->has_output = true;
+    c->output_stmt = s;
     c->output_line = s->loc.line;
     c->output_name = s->name;
     c->output_loc = name_loc(s);
@@ -1194,6 +1557,13 @@ static void scan_assigned(Checker *c, const AstBlock *b, IntVec *out)
             if (first_sight(c, id))
                 vec_push(c->a, out, id);
         }
+        for (int j = 0; s->kind == AST_MASSIGN && j < s->nnames; j++) {
+            int id = intern(c, s->names[j]);
+            if (first_sight(c, id))
+                vec_push(c->a, out, id);
+        }
+        if (s->kind == AST_FUNCTION)
+            continue;   /* its names are its own */
         scan_assigned(c, &s->then_block, out);
         scan_assigned(c, &s->else_block, out);
         scan_assigned(c, &s->body, out);
@@ -1471,7 +1841,17 @@ static void loop_stmt(Checker *c, const AstStmt *s, Block *out)
         set(c, index_id, (Var){.kind = V_INDEX, .node = i,
                                .shape = shape_scalar(), .line = s->loc.line, .used = used});
     } else {
+        /* a body's statements would run once, before the loop: refuse */
+        Block *scratch = block_new(c->a), *outer = c->out;
+        c->out = scratch;
         st->cond = guarded_cond(c, s->value);
+        c->out = outer;
+        if (scratch->n) {
+            diag_error(c->src, expr_start(s->value), "this while condition calls a function "
+                       "whose body has an if, while or for; assign the call's value before the "
+                       "loop and at the end of its body instead");
+            c->nerrors++;
+        }
     }
     st->body = block_new(c->a);
     Changes ch = sub_block(c, &s->body, st->body);
@@ -1516,6 +1896,11 @@ static void poison(Checker *c, const AstStmt *s)
         }
         return;
     }
+    for (int i = 0; s->kind == AST_MASSIGN && i < s->nnames; i++) {
+        Var v = lookup(c, s->names[i]);
+        if (v.kind != V_INPUT && v.kind != V_DIM && v.kind != V_INDEX)
+            set(c, intern(c, s->names[i]), (Var){.kind = V_POISON, .line = s->loc.line});
+    }
     if (s->kind != AST_ASSIGN && s->kind != AST_INPUT && s->kind != AST_ERROR)
         return;
     if (!s->name)
@@ -1531,15 +1916,19 @@ static void stmt_checked(Checker *c, const AstStmt *s, Block *out, bool top);
 /* One statement; an error drops it (see the top of the file). */
 static void stmt(Checker *c, const AstStmt *s, Block *out, bool top)
 {
+    Block *outer = c->out;
+    c->out = out;   /* where the statements of a function called here go */
     Guard g;
     guard_enter(c, &g);
     if (setjmp(g.here)) {
         guard_failed(c, &g);
+        c->out = outer;
         poison(c, s);
         return;
     }
     stmt_checked(c, s, out, top);
     guard_leave(c, &g);
+    c->out = outer;
 }
 
 static void stmt_checked(Checker *c, const AstStmt *s, Block *out, bool top)
@@ -1548,8 +1937,8 @@ static void stmt_checked(Checker *c, const AstStmt *s, Block *out, bool top)
         [AST_INPUT] = "input", [AST_OUTPUT] = "output", [AST_WRT] = "wrt",
     };
     if (!top && (s->kind == AST_INPUT || s->kind == AST_OUTPUT || s->kind == AST_WRT))
-        fail(c, s->loc, "'%s' belongs at top level, not inside an if, while or for",
-             keyword[s->kind]);
+        fail(c, s->loc, "'%s' belongs at top level, not inside %s", keyword[s->kind],
+             c->fn ? "a function" : "an if, while or for");
     switch (s->kind) {
     case AST_INPUT: input(c, s); return;
     case AST_ASSIGN: assign(c, s); return;
@@ -1558,6 +1947,8 @@ static void stmt_checked(Checker *c, const AstStmt *s, Block *out, bool top)
     case AST_IF: if_stmt(c, s, out); return;
     case AST_WHILE:
     case AST_FOR: loop_stmt(c, s, out); return;
+    case AST_FUNCTION: function_def(c, s, top); return;
+    case AST_MASSIGN: multi_assign(c, s); return;
     case AST_ERROR:
         poison(c, s);
         return;
@@ -1574,16 +1965,30 @@ static void block(Checker *c, const AstBlock *ab, Block *out, bool top)
     c->depth--;
 }
 
-/* The output: the `output` name, else the variable of the last assignment. */
+/* An output name's value at the end of the program. */
+static Node *output_value(Checker *c, const char *name, Loc at)
+{
+    Var v = lookup(c, name);
+    if (v.kind == V_POISON)
+        fail_quietly(c);
+    if (v.kind != V_VAR && v.kind != V_INPUT)
+        fail(c, at, "%s", why_undefined(c, name, v));
+    return v.node;
+}
+
+/* The output: the `output` name, else the variable of the last assignment;
+ * the auxiliary outputs after the first name (spec §8) go to m. */
 static Node *output_node(Checker *c)
 {
     if (c->has_output) {
-        Var v = lookup(c, c->output_name);
-        if (v.kind == V_POISON)
-            fail_quietly(c);
-        if (v.kind != V_VAR && v.kind != V_INPUT)
-            fail(c, c->output_loc, "%s", why_undefined(c, c->output_name, v));
-        return v.node;
+        const AstStmt *s = c->output_stmt;
+        Module *m = c->m;
+        m->naux = s->nnames - 1;
+        m->aux_names = s->names + 1;
+        m->fwd.aux = arena_alloc(c->a, sizeof(Node *) * (size_t)(m->naux + 1));
+        for (int i = 0; i < m->naux; i++)
+            m->fwd.aux[i] = output_value(c, s->names[i + 1], s->name_locs[i + 1]);
+        return output_value(c, c->output_name, c->output_loc);
     }
     /* Which variable is the output is a guess, once something was wrong:
      * say nothing more about it. */
@@ -1614,6 +2019,7 @@ Module *check_program(Arena *a, Ast *ast)
     c->fail = &top;
     if (setjmp(top) == 0) {
         m->fwd.body = block_new(a);
+        c->top = &ast->top;
         block(c, &ast->top, m->fwd.body, true);
         m->fwd.value = output_node(c);
     }

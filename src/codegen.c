@@ -1223,17 +1223,24 @@ void gen_results(Cg *c)
     const Func *f = c->p->f;
     int ng = f->grads ? c->m->nwrt : 0;
     need(c, f->value);
+    for (int i = 0; f->aux && i < c->m->naux; i++)
+        need(c, f->aux[i]);
     for (int i = 0; i < ng; i++)
         need(c, f->grads[i]);
-    LLVMBasicBlockRef has = block(c, "out"), next = block(c, "grads");
-    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->out, ""), next, has);
-    enter(c, has);
-    if (is_scalar(f->value))
-        LLVMBuildStore(c->b, get(c, f->value), c->out);
-    else
-        store_all(c, f->value, c->out, false);
-    LLVMBuildBr(c->b, next);
-    enter(c, next);
+    /* the value, then each auxiliary output (spec §8): stored unless NULL */
+    for (int i = -1; i < (f->aux ? c->m->naux : 0); i++) {
+        Node *x = i < 0 ? f->value : f->aux[i];
+        LLVMValueRef dst = i < 0 ? c->out : c->aux[i];
+        LLVMBasicBlockRef has = block(c, "out"), next = block(c, "out.done");
+        LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, dst, ""), next, has);
+        enter(c, has);
+        if (is_scalar(x))
+            LLVMBuildStore(c->b, get(c, x), dst);
+        else
+            store_all(c, x, dst, false);
+        LLVMBuildBr(c->b, next);
+        enter(c, next);
+    }
     if (!ng)
         return;
     LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),

@@ -1180,6 +1180,19 @@ static void rev_block(Frame *F)
     drain(F, 0);
 }
 
+/* A result of the gradient function: the reverse sweep restores slots, so a
+ * value that reads one it writes is kept in a slot of its own first. */
+static Node *kept(Diff *d, Block *body, const SlotSet *written, Node *x, const char *name)
+{
+    if (!reads_any(x, written))
+        return x;
+    Stmt *set = stmt_new(d->a, S_SET, 1);
+    set->slots[0] = ir_slot(d->ir, name, x->shape);
+    set->vals[0] = x;
+    block_push(d->a, body, set);
+    return mk_slot(d->ir, set->slots[0]);
+}
+
 void diff_reverse(Module *m)
 {
     Arena *a = m->arena;
@@ -1226,15 +1239,11 @@ void diff_reverse(Module *m)
     Node *value = out;
     SlotSet *written = slot_set(d);
     block_writes(F->out, written);
-    if (reads_any(out, written)) {
-        /* the reverse sweep restores slots the output reads: keep its value */
-        Stmt *set = stmt_new(a, S_SET, 1);
-        set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);
-        set->vals[0] = out;
-        block_push(a, body, set);
-        value = mk_slot(ir, set->slots[0]);
-    }
+    value = kept(d, body, written, out, m->output_name ? m->output_name : "value");
+    Node **aux = arena_alloc(a, sizeof(Node *) * (size_t)(m->naux + 1));
+    for (int k = 0; k < m->naux; k++)   /* auxiliary outputs: values only (spec §8) */
+        aux[k] = kept(d, body, written, m->fwd.aux[k], m->aux_names[k]);
     for (int j = 0; j < F->out->n; j++)
         block_push(a, body, F->out->stmts[j]);
-    m->grad = (Func){.body = body, .value = value, .grads = grads};
+    m->grad = (Func){.body = body, .value = value, .grads = grads, .aux = aux};
 }

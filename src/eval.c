@@ -792,6 +792,9 @@ static int run_func(const Module *m, const Func *f, const Bindings *b, double *v
         for (int k = 0; f->grads && grads && k < m->nwrt; k++)
             if (!result(&e, f->grads[k], grads[k]))
                 break;
+        for (int k = 0; f->aux && b->aux && k < m->naux && !e.status; k++)
+            if (b->aux[k] && !result(&e, f->aux[k], b->aux[k]))
+                break;
     }
     teardown(&e);
     if ((e.status == GRADC_EMAXITER || e.status == GRADC_EINDEX) && where)

@@ -85,6 +85,10 @@ void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void diag_hold(void);
 int diag_count(void);
 int diag_release(void);
+/* Adds `FILE:LINE:COL: note: MESSAGE` and its excerpt to every message held
+ * since diag_count() was first (a function body's errors get the call). */
+void diag_note_since(int first, const Source *src, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* The candidate nearest to a misspelled name (within 2 edits, fewer for
  * short names; adjacent swaps count one), or NULL: for "did you mean". */
 const char *diag_closest(const char *name, const char *const *cands, int n);
@@ -153,6 +157,8 @@ struct Expr {
 typedef enum AstStmtKind {
     AST_INPUT, AST_ASSIGN, AST_OUTPUT, AST_WRT, AST_IF, AST_WHILE, AST_FOR,
     AST_ERROR,   /* a statement that did not parse; name: what it assigned, or NULL */
+    AST_FUNCTION,/* function [names] = name(params) body end (spec §8) */
+    AST_MASSIGN, /* [names] = value, value a call of a function with several results */
 } AstStmtKind;
 
 /* A dimension in `input A[n, 3]`: a symbol (sym != NULL) or a literal. */
@@ -161,6 +167,14 @@ typedef struct DimRef {
     int64_t lit;
     Loc loc;
 } DimRef;
+
+/* A parameter of a function: `x` (shape inferred per call), `x[n]`, `A[m, n]`. */
+typedef struct AstParam {
+    const char *name;
+    Loc loc;
+    int ndims;            /* -1: undeclared; else 0, 1, 2 as an input */
+    DimRef dims[2];
+} AstParam;
 
 typedef struct AstStmt AstStmt;
 typedef struct AstBlock {
@@ -171,18 +185,20 @@ typedef struct AstBlock {
 struct AstStmt {
     AstStmtKind kind;
     Loc loc;              /* first character of the statement (the keyword or the assigned name) */
-    const char *name;     /* INPUT, ASSIGN target, OUTPUT, FOR variable */
+    const char *name;     /* INPUT, ASSIGN target, OUTPUT (the first), FOR variable, FUNCTION */
     Loc name_loc;
     int ndims;            /* INPUT: 0 scalar, 1 vector, 2 matrix */
     DimRef dims[2];
     Expr *value;          /* ASSIGN value; IF/WHILE condition */
-    const char **names;   /* WRT */
+    const char **names;   /* WRT, OUTPUT (all of them), MASSIGN targets, FUNCTION results */
     Loc *name_locs;
     int nnames;
     AstBlock then_block;  /* IF */
     AstBlock else_block;  /* IF; an `elif` is an else block holding one AST_IF */
     bool has_else;
-    AstBlock body;        /* WHILE, FOR */
+    AstBlock body;        /* WHILE, FOR, FUNCTION */
+    AstParam *params;     /* FUNCTION */
+    int nparams;
     Expr *for_lo, *for_hi;/* FOR i in lo:hi or lo:step:hi (scalars, rounded down) */
     Expr *for_step;       /* FOR: NULL, or a nonzero integer literal (checked) */
 };
@@ -453,6 +469,7 @@ typedef struct Func {
     Block *body;
     Node *value;          /* the output */
     Node **grads;         /* Module.nwrt gradients, NULL in a forward function */
+    Node **aux;           /* Module.naux auxiliary outputs (spec §8), not differentiated */
 } Func;
 
 typedef struct Input {
@@ -483,6 +500,8 @@ typedef struct Module {
     int *wrt;             /* indices of the inputs to differentiate */
     int nwrt;
     const char *output_name;
+    const char **aux_names;  /* `output y, a, b`: a, b (spec §8) */
+    int naux;
     Func fwd;             /* the forward function */
     Func grad;            /* value and gradient (diff_reverse fills it) */
     bool has_control;     /* any IF/WHILE/FOR */
@@ -609,6 +628,7 @@ typedef struct Bindings {
     const double **inputs;  /* Module.ninputs arrays, row-major (scalar: 1 double) */
     const double *cotangent;/* output-shaped, or NULL for all ones */
     int64_t max_iter;       /* while-loop limit (default 1,000,000) */
+    double **aux;           /* results: Module.naux buffers (each may be NULL), or NULL */
 } Bindings;
 
 #define GRADC_DEFAULT_MAX_ITER 1000000

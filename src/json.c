@@ -423,6 +423,14 @@ void json_print_result_hessian(FILE *out, const Module *m, const Bindings *b,
 {
     fputs("{\"value\": ", out);
     print_value(out, value, m->fwd.value->shape, b->dims);
+    if (m->naux && b->aux) {   /* spec §8: the auxiliary outputs, after the value */
+        fputs(", \"aux\": {", out);
+        for (int k = 0; k < m->naux; k++) {
+            fprintf(out, "%s\"%s\": ", k ? ", " : "", m->aux_names[k]);
+            print_value(out, b->aux[k], m->fwd.aux[k]->shape, b->dims);
+        }
+        fputc('}', out);
+    }
     if (grads) {
         fputs(", \"gradient\": {", out);
         for (int k = 0; k < m->nwrt; k++) {

@@ -63,7 +63,7 @@ static const OptSpec opt_specs[] = {
     {"--inputs",    O_STR,   F(inputs),    C_EVAL | C_CHECK | C_PLOT, 0, "FILE.json",
      "the inputs (eval: required; check: instead of random ones; plot: the other inputs)"},
     {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0, "FILE.json",
-     "cotangent of a non-scalar output (default: all ones)"},
+     "cotangent of the output (default: all ones; a scalar one scales the gradient)"},
     {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0, NULL, "the value only"},
     {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0, NULL, "run the reference interpreter"},
     {"--jit",       O_FLAG,  F(jit),       C_EVAL | C_CHECK, 0, NULL,
@@ -515,6 +515,10 @@ static int cmd_eval(Arena *a, const Options *o)
     double **grads = arena_alloc(a, sizeof *grads * (size_t)(m->nwrt + 1));
     if (!value)
         return 1;
+    b.aux = arena_alloc(a, sizeof *b.aux * (size_t)(m->naux + 1));
+    for (int i = 0; i < m->naux; i++)
+        if (!(b.aux[i] = value_buffer(a, m->fwd.aux[i]->shape, b.dims)))
+            return 1;
     for (int i = 0; want_grad && i < m->nwrt; i++)
         if (!(grads[i] = value_buffer(a, m->inputs[m->wrt[i]].shape, b.dims)))
             return 1;
@@ -705,7 +709,29 @@ static void dump_stmt(const AstStmt *s, int indent)
         puts("(error)");
         break;
     case AST_OUTPUT:
-        printf("(output %s)\n", s->name);
+        printf("(output");
+        for (int i = 0; i < s->nnames; i++)
+            printf(" %s", s->names[i]);
+        puts(")");
+        break;
+    case AST_MASSIGN:
+        printf("(= [");
+        for (int i = 0; i < s->nnames; i++)
+            printf("%s%s", i ? " " : "", s->names[i]);
+        printf("] ");
+        dump_expr(s->value);
+        puts(")");
+        break;
+    case AST_FUNCTION:
+        printf("(function %s [", s->name);
+        for (int i = 0; i < s->nnames; i++)
+            printf("%s%s", i ? " " : "", s->names[i]);
+        printf("] (");
+        for (int i = 0; i < s->nparams; i++)
+            printf("%s%s", i ? " " : "", s->params[i].name);
+        puts(")");
+        dump_block(&s->body, indent + 2);
+        printf("%*s)\n", indent, "");
         break;
     case AST_WRT:
         printf("(wrt");

@@ -886,11 +886,17 @@ static void schedule(Plan *p, FILE *out)
     s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
     need(&s, f->value);
+    for (int i = 0; f->aux && i < p->m->naux; i++)
+        need(&s, f->aux[i]);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)
         need(&s, f->grads[i]);
     if (out) {
         fputs("  return ", out);
         ref(&s, f->value);
+        for (int i = 0; f->aux && i < p->m->naux; i++) {
+            fprintf(out, ", %s = ", p->m->aux_names[i]);
+            ref(&s, f->aux[i]);
+        }
         for (int i = 0; f->grads && i < p->m->nwrt; i++) {
             fprintf(out, ", d/d%s = ", p->m->inputs[p->m->wrt[i]].name);
             ref(&s, f->grads[i]);
@@ -951,6 +957,8 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; i < nn; i++)
         p->instmt[i] = p->nodes[i] != NULL;
     root(p, f->value, true);
+    for (int i = 0; f->aux && i < m->naux; i++)
+        root(p, f->aux[i], true);
     for (int i = 0; f->grads && i < m->nwrt; i++)
         root(p, f->grads[i], true);
 

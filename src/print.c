@@ -682,9 +682,7 @@ static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
     for (int s = 0; s < ns; s++) {
         const char *name = m->ir->slots.data[s].name;
         NameCount *c = names_get(t, name);
-        int same = c->slots++;
-        if (!same && c->input)
-            same = 1;
+        int same = c->slots++ + (c->input ? 1 : 0);   /* a function's x may be a slot */
         p->slot_names[s] = same ? arena_printf(a, "%s_%d", name, same + 1) : name;
     }
     return p;

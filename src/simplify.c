@@ -120,7 +120,7 @@ Node *mk_bcast(Ir *ir, Node *x, Shape shape)
     return ir_node(ir, OP_BCAST, shape, x, NULL, 0.0, 0);
 }
 
-static Node *dim_value(Ir *ir, Dim d) { return d.sym >= 0 ? mk_dimval(ir, d.sym) : mk_const(ir, (double)d.n); }
+static Node *dim_value(Ir *ir, Dim d) { return mk_dim(ir, d); }   /* literal, symbol or form */
 
 /* The reduction over all entries that op along d is for a vector along its
  * length (OP_COUNT: none). */

@@ -599,7 +599,8 @@ Module *tangent_module(Module *m)
         h->wrt[i] = m->wrt[i];
         h->wrt[k + i] = m->ninputs + i;
     }
-    h->grad = (Func){.body = body, .value = m->grad.value, .grads = grads};
+    /* auxiliary outputs (spec §8) come out with the value, as from m->grad */
+    h->grad = (Func){.body = body, .value = m->grad.value, .grads = grads, .aux = m->grad.aux};
     return h;
 }
 

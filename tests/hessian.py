@@ -131,6 +131,14 @@ def contract(gradc, tmp):
     want = [[2, 0, 0], [0, 0, 0], [0, 0, 6]]   # 2 relu + 2|x|/x.. : d2/dx2 of relu(x) x + |x| x + x^2
     got = json.loads(out)["hessian"] if rc == 0 else err
     res.append(("second derivative at kinks", None if got == want else "got %s, want %s" % (got, want)))
+    # auxiliary outputs come with the value; NAME_hvp and NAME_hessian have none
+    aux = write("aux.expr", "input x[n]\ns = sum(x .* x .* x)\nt = 2 * x\noutput s, t\nwrt x\n")
+    auxin = write("aux.inputs.json", '{"x": [1, 2]}')
+    want = {"value": 9, "aux": {"t": [2, 4]}, "gradient": {"x": [3, 12]}, "hessian": [[6, 0], [0, 12]]}
+    for engine in ("--interp", "--jit"):
+        rc, out, err = run([gradc, "eval", aux, "--inputs", auxin, "--hessian", engine])
+        res.append(("aux outputs with --hessian " + engine,
+                    None if rc == 0 and json.loads(out) == want else out + err))
     # compile --hessian: the header declares the four functions
     hdr = os.path.join(tmp, "s.h")
     rc, out, err = run([gradc, "compile", scalar, "--hessian", "--name", "s", "-o", os.path.join(tmp, "s.o"),
