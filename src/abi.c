@@ -628,11 +628,12 @@ static void gen_hessian(Cg *c, const char *name)
     /* (H + H')/2: one rounding shared by the pair */
     Loop li, lk;
     LLVMValueRef i = loop_begin(c, &li, ci(c, 0), l.n);
-    LLVMValueRef ii = add(c, mul(c, i, l.n), i), d = load(c, raw, ii);
+    LLVMValueRef ii = add(c, mul(c, i, l.n), i), d = fplus(c, load(c, raw, ii), cf(c, 0.0));
     store(c, sel(c, acc, fplus(c, load(c, H, ii), d), d), H, ii);
     LLVMValueRef jj = loop_begin(c, &lk, add(c, i, ci(c, 1)), l.n);
     LLVMValueRef ij = add(c, mul(c, i, l.n), jj), ji = add(c, mul(c, jj, l.n), i);
     LLVMValueRef s = LLVMBuildFMul(c->b, cf(c, 0.5), fplus(c, load(c, raw, ij), load(c, raw, ji)), "");
+    s = fplus(c, s, cf(c, 0.0));   /* a zero is +0, as eval --hessian's */
     put_pair(c, H, ij, ji, s, acc);
     loop_end(c, &lk);
     loop_end(c, &li);

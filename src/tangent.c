@@ -650,10 +650,13 @@ int hessian_eval(const Module *h, Jit *jit, const Bindings *b, double *value, do
             memcpy(H + j * n, hv, sizeof(double) * (size_t)n);
         }
     }
-    /* exactly symmetric: (H + H')/2, one rounding shared by both entries */
-    for (int64_t i = 0; i < n && !status; i++)
+    /* exactly symmetric: (H + H')/2, one rounding shared by both entries;
+     * + 0.0 prints a zero as 0, not -0 (NAME_hessian does the same) */
+    for (int64_t i = 0; i < n && !status; i++) {
+        H[i * n + i] += 0.0;
         for (int64_t j = i + 1; j < n; j++)
-            H[i * n + j] = H[j * n + i] = 0.5 * (H[i * n + j] + H[j * n + i]);
+            H[i * n + j] = H[j * n + i] = 0.5 * (H[i * n + j] + H[j * n + i]) + 0.0;
+    }
     for (int i = 0; i < k && scratch; i++)
         free(scratch[i]);
     free(v), free(hv), free(in), free(out), free(scratch);

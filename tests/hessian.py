@@ -131,6 +131,14 @@ def contract(gradc, tmp):
     want = [[2, 0, 0], [0, 0, 0], [0, 0, 6]]   # 2 relu + 2|x|/x.. : d2/dx2 of relu(x) x + |x| x + x^2
     got = json.loads(out)["hessian"] if rc == 0 else err
     res.append(("second derivative at kinks", None if got == want else "got %s, want %s" % (got, want)))
+    # --wrt orders H; a zero prints as 0, not -0
+    quad = write("quad.expr", "input A[n, n]\ninput x[n]\ninput b[n]\nf = 0.5 * x' * A * x - b' * x\nwrt x\n")
+    qin = write("quad.inputs.json", '{"A": [[2, 1], [0, 3]], "x": [1, 2], "b": [5, -1]}')
+    for engine in ("--interp", "--jit"):
+        rc, out, err = run([gradc, "eval", quad, "--inputs", qin, "--hessian", "--wrt", "b,x", engine])
+        want = [[0, 0, -1, 0], [0, 0, 0, -1], [-1, 0, 2, 0.5], [0, -1, 0.5, 3]]
+        ok = rc == 0 and json.loads(out)["hessian"] == want and "-0," not in out and "-0]" not in out
+        res.append(("--wrt b,x orders H, zeros print as 0 " + engine, None if ok else out + err))
     # auxiliary outputs come with the value; NAME_hvp and NAME_hessian have none
     aux = write("aux.expr", "input x[n]\ns = sum(x .* x .* x)\nt = 2 * x\noutput s, t\nwrt x\n")
     auxin = write("aux.inputs.json", '{"x": [1, 2]}')
