@@ -8,7 +8,9 @@ For every DIR/NAME.expr with a scalar output and DIR/NAME.inputs.json:
     the gradient and every Hessian entry within 1e-12 relative;
   - the value and gradient are those of a plain `eval` (within 1e-12);
   - the Hessian is N x N over the wrt inputs (sizes from the gradient), an
-    array of rows, and exactly symmetric (H[i][j] == H[j][i] as printed).
+    array of rows, and exactly symmetric (H[i][j] == H[j][i] as printed);
+  - `compile --hessian --shared`, called through ctypes: NAME_hessian gives
+    the same H (1e-12), exactly symmetric, and NAME_hvp at e_0 its first column.
 With --checkpoint 2, programs with loops print the same.  Then the options' contract: [[h]] for one scalar wrt input, a --cotangent
 scales the gradient and H, --no-grad excludes --hessian, a non-scalar
 output is a clean error, and `compile --hessian` declares NAME_hvp,
@@ -57,7 +59,7 @@ def agree(a, b, what):
     return None
 
 
-def check_case(gradc, expr, inputs):
+def check_case(gradc, expr, inputs, tmp=None):
     """None if the case passes (or has a non-scalar output), else a message."""
     rc, out, err = run([gradc, "eval", expr, "--inputs", inputs])
     if rc != 0:
@@ -90,6 +92,63 @@ def check_case(gradc, expr, inputs):
             return msg
     for k in plain["gradient"]:
         msg = agree(j["gradient"][k], plain["gradient"][k], "gradient %s vs plain eval" % k)
+        if msg:
+            return msg
+    return linked(gradc, expr, inputs, tmp, j["hessian"]) if tmp else None
+
+
+def linked(gradc, expr, inputs, tmp, want):
+    """NAME_hessian and NAME_hvp of `compile --hessian --shared`, called with
+    ctypes, against eval --hessian's H (want) within 1e-12; H exactly
+    symmetric; NAME_hvp at e_0 gives H's first column."""
+    import ctypes
+    so = os.path.join(tmp, "lib%s.so" % os.path.basename(expr)[:-5])
+    rc, out, err = run([gradc, "compile", expr, "--hessian", "--shared", "--name", "h", "-o", so])
+    if rc != 0:
+        return "compile --hessian --shared failed: " + err.strip()[:200]
+    rc, out, err = run([gradc, "compile", expr, "--hessian", "--describe", "--name", "h"])
+    abi = json.loads(out)
+    vals = json.load(open(inputs))
+    dims = {}
+    for x in abi["inputs"]:
+        v = vals[x["name"]]
+        for k, d in enumerate(x["shape"]):
+            if isinstance(d, str):
+                dims[d] = len(v) if k == 0 else len(v[0])
+    lib = ctypes.CDLL(so)
+    dbl = ctypes.POINTER(ctypes.c_double)
+
+    def arr(v):
+        f = flat(v)
+        return (ctypes.c_double * max(1, len(f)))(*f)
+    args = [ctypes.c_int64(dims[d]) for d in abi["dims"]]
+    size = {}
+    for x in abi["inputs"]:
+        v = vals[x["name"]]
+        size[x["name"]] = len(flat(v))
+        args.append(ctypes.c_double(v) if not x["shape"] else arr(v))
+    n = len(want)
+    H = (ctypes.c_double * max(1, n * n))()
+    f = ctypes.c_double()
+    st = lib.h_hessian(*args, ctypes.byref(f), H, ctypes.c_uint(0), None)
+    if st != 0:
+        return "h_hessian returned %d" % st
+    got = [[H[i * n + j] for j in range(n)] for i in range(n)]
+    msg = agree(got, want, "linked NAME_hessian vs eval")
+    if msg:
+        return msg
+    if any(got[i][j] != got[j][i] for i in range(n) for j in range(n)):
+        return "linked NAME_hessian is not exactly symmetric"
+    if n:
+        vs, hvs, gs, k = [], [], [], 0
+        for name in abi["wrt"]:
+            e = [1.0 if k + i == 0 else 0.0 for i in range(size[name])]
+            vs.append(arr(e))
+            hvs.append((ctypes.c_double * max(1, size[name]))())
+            k += size[name]
+        st = lib.h_hvp(*args, *vs, ctypes.byref(f), *([None] * len(vs)), *hvs, ctypes.c_uint(0), None)
+        col = [h[i] for name, h in zip(abi["wrt"], hvs) for i in range(size[name])]
+        msg = "h_hvp returned %d" % st if st else agree(col, [r[0] for r in want], "linked NAME_hvp at e_0")
         if msg:
             return msg
     return None
@@ -198,14 +257,14 @@ def main():
     args = ap.parse_args()
     passed = failed = 0
     results = []
-    for d in args.dirs:
-        for f in sorted(os.listdir(d)):
-            if not f.endswith(".expr"):
-                continue
-            stem = os.path.join(d, f[:-5])
-            if os.path.exists(stem + ".inputs.json"):
-                results.append((stem, check_case(args.gradc, stem + ".expr", stem + ".inputs.json")))
     with tempfile.TemporaryDirectory() as tmp:
+        for d in args.dirs:
+            for f in sorted(os.listdir(d)):
+                if not f.endswith(".expr"):
+                    continue
+                stem = os.path.join(d, f[:-5])
+                if os.path.exists(stem + ".inputs.json"):
+                    results.append((stem, check_case(args.gradc, stem + ".expr", stem + ".inputs.json", tmp)))
         results += contract(args.gradc, tmp)
     results += checkpointed(args.gradc, args.dirs)
     for name, msg in results:
