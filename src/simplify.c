@@ -307,9 +307,9 @@ static Node *absorb(Ir *ir, Node *a, double sign, Node *b, Shape shape)
     Node *p = a->args[0], *q = a->args[1], *tp, *tq, *tr;
     if (!shape_eq(p->shape, shape) || !shape_eq(q->shape, shape))
         return NULL;
-    double cp = split_term(p, &tp);
-    double cq = split_term(q, &tq) * (a->op == OP_SUB ? -1 : 1);
-    double cr = split_term(b, &tr) * sign;
+    double cp = split_term(ir, p, &tp);
+    double cq = split_term(ir, q, &tq) * (a->op == OP_SUB ? -1 : 1);
+    double cr = split_term(ir, b, &tr) * sign;
     if (tq == tr)
         return mk2(ir, OP_ADD, p, mk2(ir, OP_MUL, mk_const(ir, cq + cr), tq));
     if (tp == tr)
