@@ -464,6 +464,223 @@ static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
     LLVMBuildRet(c->b, sel(c, anybad, ci(c, -1), size));
 }
 
+/* ===================================================================== */
+/* Second order (spec §9): NAME_hvp, NAME_hessian and their work sizes   */
+/* ===================================================================== */
+
+/* NAME_hessian's work, after the entry's parameters are in c->dims: the
+ * order N (entries of the wrt inputs), NAME_hvp's work rounded up to 64
+ * bytes (at the start), then the unit direction (N doubles, rounded up)
+ * and room for the unsymmetrised H (N×N; used under GRADC_ACCUMULATE, when
+ * H itself cannot hold it).  *bad: a negative dimension or an overflow. */
+typedef struct HessLayout {
+    LLVMValueRef n, dir, raw, total, bad;
+} HessLayout;
+
+static HessLayout hess_layout(Cg *c, const char *name)
+{
+    const Module *h = c->m;
+    HessLayout l = {.n = ci(c, 0), .bad = LLVMConstInt(c->i1, 0, 0)};
+    for (int i = 0; i < h->ndims; i++)
+        l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntSLT, c->dims[i], ci(c, 0), ""), "");
+    for (int i = 0; i < h->nwrt / 2; i++)
+        l.n = ovf(c, "llvm.sadd.with.overflow", l.n, entries(c, h->inputs[h->wrt[i]].shape, &l.bad), &l.bad);
+    LLVMValueRef ws = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hvp_work_size", name));
+    LLVMValueRef hw = LLVMBuildCall2(c->b, LLVMGlobalGetValueType(ws), ws, c->dims, (unsigned)h->ndims, "");
+    l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntEQ, hw, ci(c, -1), ""), "");
+    LLVMValueRef mask = ci(c, ~(int64_t)63);
+    l.dir = LLVMBuildAnd(c->b, ovf(c, "llvm.uadd.with.overflow", hw, ci(c, 63), &l.bad), mask, "");
+    /* one entry more: a run with N = 0 still writes and clears entry 0 */
+    LLVMValueRef vb = ovf(c, "llvm.umul.with.overflow", l.n, ci(c, 8), &l.bad);
+    vb = LLVMBuildAnd(c->b, ovf(c, "llvm.uadd.with.overflow", vb, ci(c, 8 + 63), &l.bad), mask, "");
+    l.raw = ovf(c, "llvm.uadd.with.overflow", l.dir, vb, &l.bad);
+    LLVMValueRef nn = ovf(c, "llvm.umul.with.overflow", l.n, l.n, &l.bad);
+    l.total = ovf(c, "llvm.uadd.with.overflow", l.raw, ovf(c, "llvm.umul.with.overflow", nn, ci(c, 8), &l.bad), &l.bad);
+    l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntUGT, l.total, ci(c, INT64_C(1) << 60), ""), "");
+    return l;
+}
+
+/* Starts an exported function of the dims (and more) with its allocas block. */
+static LLVMBasicBlockRef begin_exported(Cg *c, const char *name, LLVMTypeRef ft)
+{
+    c->fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");
+    LLVMPositionBuilderAtEnd(c->ab, allocas);
+    enter(c, entry);
+    c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(c->m->ndims + 1));
+    for (int i = 0; i < c->m->ndims; i++)
+        c->dims[i] = LLVMGetParam(c->fn, (unsigned)i);
+    return entry;
+}
+
+static void gen_hessian_work_size(Cg *c, const char *name)
+{
+    const Module *h = c->m;
+    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)(h->ndims + 1));
+    for (int i = 0; i < h->ndims; i++)
+        pt[i] = c->i64;
+    LLVMBasicBlockRef entry = begin_exported(c, arena_printf(c->a, "%s_hessian_work_size", name),
+                                             LLVMFunctionType(c->i64, pt, (unsigned)h->ndims, 0));
+    HessLayout l = hess_layout(c, name);
+    LLVMBuildRet(c->b, sel(c, l.bad, ci(c, -1), l.total));
+    LLVMBuildBr(c->ab, entry);
+}
+
+/* H[i][j] and H[j][i] = s, or += s under GRADC_ACCUMULATE (i != j). */
+static void put_pair(Cg *c, LLVMValueRef H, LLVMValueRef ij, LLVMValueRef ji, LLVMValueRef s, LLVMValueRef acc)
+{
+    store(c, sel(c, acc, fplus(c, load(c, H, ij), s), s), H, ij);
+    store(c, sel(c, acc, fplus(c, load(c, H, ji), s), s), H, ji);
+}
+
+/* int NAME_hessian(dims..., inputs..., double *out, double *H, unsigned
+ * flags, void *work): N calls of NAME_hvp with the unit directions e_j, H e_j
+ * written as row j, then (H + H')/2, so exactly symmetric. */
+static void gen_hessian(Cg *c, const char *name)
+{
+    const Module *h = c->m;
+    int k = h->nwrt / 2, ni = h->ninputs - k, np = h->ndims + ni + 4;
+    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
+    int q = 0;
+    for (int i = 0; i < h->ndims; i++)
+        pt[q++] = c->i64;
+    for (int i = 0; i < ni; i++)
+        pt[q++] = h->inputs[i].ndims == 0 ? c->f64 : c->ptr;
+    pt[q++] = c->ptr;
+    pt[q++] = c->ptr;
+    pt[q++] = c->i32;
+    pt[q++] = c->ptr;
+    LLVMBasicBlockRef entry = begin_exported(c, arena_printf(c->a, "%s_hessian", name),
+                                             LLVMFunctionType(c->i32, pt, (unsigned)np, 0));
+    LLVMValueRef out = LLVMGetParam(c->fn, (unsigned)(np - 4)), H = LLVMGetParam(c->fn, (unsigned)(np - 3));
+    LLVMValueRef flags = LLVMGetParam(c->fn, (unsigned)(np - 2)), work = LLVMGetParam(c->fn, (unsigned)(np - 1));
+    HessLayout l = hess_layout(c, name);
+    LLVMBasicBlockRef edim = block(c, "edim"), fine = block(c, "dims.ok"), mal = block(c, "malloc"),
+                      nomem = block(c, "nomem"), mal_ok = block(c, "malloc.ok"), start = block(c, "start");
+    LLVMBuildCondBr(c->b, l.bad, edim, fine);
+    enter(c, edim);
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_EDIM, 0));
+    enter(c, fine);
+    LLVMBuildCondBr(c->b, LLVMBuildIsNotNull(c->b, work, ""), start, mal);
+    enter(c, mal);
+    LLVMTypeRef i64t = c->i64;
+    LLVMValueRef sz = add(c, l.total, ci(c, 64));
+    LLVMValueRef mem = callf(c, "malloc", c->ptr, &i64t, 1, &sz);
+    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, mem, ""), nomem, mal_ok);
+    enter(c, nomem);
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_ENOMEM, 0));
+    enter(c, mal_ok);
+    LLVMBuildBr(c->b, start);
+    enter(c, start);
+    LLVMValueRef base = LLVMBuildPhi(c->b, c->ptr, "work"), owned = LLVMBuildPhi(c->b, c->i1, "owned");
+    LLVMValueRef inb[2] = {work, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
+    LLVMBasicBlockRef from[2] = {fine, mal_ok};
+    LLVMAddIncoming(base, inb, from, 2);
+    LLVMAddIncoming(owned, ino, from, 2);
+    LLVMValueRef dir = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &l.dir, 1, "");
+    LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, flags, LLVMConstInt(c->i32, 1, 0), ""),
+                                     LLVMConstInt(c->i32, 0, 0), "");
+    LLVMValueRef raw = sel(c, acc, LLVMBuildInBoundsGEP2(c->b, c->i8, base, &l.raw, 1, ""), H);
+    LLVMValueRef status = alloca_(c, c->i32);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i32, 0, 0), status);
+    zero(c, dir, l.n);
+
+    /* column j: NAME_hvp at e_j (once when N = 0, for the value) */
+    LLVMValueRef hvp = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hvp", name));
+    int na = h->ndims + h->ninputs + 1 + 2 * k + 2;
+    LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)na), *off = arena_alloc(c->a, sizeof *off * (size_t)(k + 1));
+    LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
+    off[0] = ci(c, 0);
+    for (int i = 1; i < k; i++)
+        off[i] = add(c, off[i - 1], entries(c, h->inputs[h->wrt[i - 1]].shape, &bad));
+    LLVMValueRef one = LLVMBuildICmp(c->b, LLVMIntSGT, l.n, ci(c, 1), "");
+    Loop lj;
+    LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), sel(c, one, l.n, ci(c, 1)));
+    LLVMValueRef inside = LLVMBuildICmp(c->b, LLVMIntSLT, j, l.n, "");
+    LLVMValueRef jc = sel(c, inside, j, ci(c, 0));   /* e_j's index, in range */
+    LLVMBasicBlockRef set = block(c, "unit"), go = block(c, "call");
+    LLVMBuildCondBr(c->b, inside, set, go);
+    enter(c, set);
+    store(c, cf(c, 1), dir, jc);
+    LLVMBuildBr(c->b, go);
+    enter(c, go);
+    int a = 0;
+    for (int i = 0; i < h->ndims + ni; i++)
+        args[a++] = LLVMGetParam(c->fn, (unsigned)i);
+    for (int i = 0; i < k; i++)
+        args[a++] = at(c, dir, off[i]);
+    args[a++] = sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, j, ci(c, 0), ""), out, LLVMConstNull(c->ptr));
+    for (int i = 0; i < k; i++)
+        args[a++] = LLVMConstNull(c->ptr);
+    LLVMValueRef row = mul(c, jc, l.n);
+    for (int i = 0; i < k; i++)
+        args[a++] = at(c, raw, add(c, row, off[i]));
+    args[a++] = LLVMConstInt(c->i32, 0, 0);
+    args[a++] = base;
+    LLVMValueRef st = LLVMBuildCall2(c->b, LLVMGlobalGetValueType(hvp), hvp, args, (unsigned)a, "");
+    LLVMBuildStore(c->b, cf(c, 0), at(c, dir, jc));
+    LLVMBuildStore(c->b, st, status);
+    LLVMBasicBlockRef failed = block(c, "failed"), next = block(c, "next");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, st, LLVMConstInt(c->i32, 0, 0), ""), failed, next);
+    enter(c, next);
+    loop_end(c, &lj);
+
+    /* (H + H')/2: one rounding shared by the pair */
+    Loop li, lk;
+    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), l.n);
+    LLVMValueRef ii = add(c, mul(c, i, l.n), i), d = fplus(c, load(c, raw, ii), cf(c, 0.0));
+    store(c, sel(c, acc, fplus(c, load(c, H, ii), d), d), H, ii);
+    LLVMValueRef jj = loop_begin(c, &lk, add(c, i, ci(c, 1)), l.n);
+    LLVMValueRef ij = add(c, mul(c, i, l.n), jj), ji = add(c, mul(c, jj, l.n), i);
+    LLVMValueRef s = LLVMBuildFMul(c->b, cf(c, 0.5), fplus(c, load(c, raw, ij), load(c, raw, ji)), "");
+    s = fplus(c, s, cf(c, 0.0));   /* a zero is +0, as eval --hessian's */
+    put_pair(c, H, ij, ji, s, acc);
+    loop_end(c, &lk);
+    loop_end(c, &li);
+    LLVMBasicBlockRef done = block(c, "done");
+    LLVMBuildBr(c->b, done);
+    enter(c, failed);
+    LLVMBuildBr(c->b, done);
+    enter(c, done);
+    LLVMBasicBlockRef fr = block(c, "free"), ret = block(c, "return");
+    LLVMBuildCondBr(c->b, owned, fr, ret);
+    enter(c, fr);
+    LLVMTypeRef pp = c->ptr;
+    callf(c, "free", LLVMVoidTypeInContext(c->ctx), &pp, 1, &base);
+    LLVMBuildBr(c->b, ret);
+    enter(c, ret);
+    LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i32, status, ""));
+    LLVMBuildBr(c->ab, entry);
+}
+
+/* compile --hessian: h's gradient function (value, gradient, H v) as
+ * NAME_hvp with NAME_hvp_work_size, then NAME_hessian and its work size,
+ * in the module of m's functions. */
+static void gen_second_order(Cg *m, const Module *hvp, const char *name)
+{
+    /* NAME_hvp has no auxiliary outputs (spec §9's signature): h without them */
+    Module *h = arena_alloc(m->a, sizeof *h);
+    *h = *hvp;
+    h->naux = 0;
+    h->aux_names = NULL;
+    h->fwd.aux = h->grad.aux = NULL;
+    Cg c = {0};
+    types(&c, m->ctx, m->mod, h);
+    c.info = m->info;
+    c.max_iter = m->max_iter;
+    c.b = m->b;
+    c.ab = m->ab;
+    Plan *p = plan_func(h, &h->grad, true, NULL);
+    LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hvp.impl", name));
+    if (!c.failed) {
+        gen_abi(&c, impl, arena_printf(c.a, "%s_hvp", name), true, false);
+        gen_work_size(&c, arena_printf(c.a, "%s_hvp_work_size", name), &p, 1);
+        gen_hessian_work_size(&c, name);
+        gen_hessian(&c, name);
+    }
+    m->failed |= c.failed;
+}
+
 LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMContextRef ctx,
                              bool entries, CgInfo *info)
 {
@@ -497,6 +714,8 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
             if (grad)
                 gen_entry(&c, gimpl, arena_printf(a, "%s_grad_entry", name), true);
         }
+        if (o->hvp)
+            gen_second_order(&c, o->hvp, name);
     }
     LLVMDisposeBuilder(c.b);
     LLVMDisposeBuilder(c.ab);

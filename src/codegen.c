@@ -1267,6 +1267,10 @@ void gen_results(Cg *c)
     for (int addto = 1; addto >= 0; addto--) {
         enter(c, addto ? yes : no);
         for (int i = 0; i < ng; i++) {
+            /* a NULL gradient buffer is not wanted (NAME_hvp, spec §9) */
+            LLVMBasicBlockRef put = block(c, "grad"), skip = block(c, "grad.next");
+            LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
+            enter(c, put);
             Node *g = f->grads[i];
             if (is_scalar(g)) {
                 LLVMValueRef v = get(c, g);
@@ -1276,6 +1280,8 @@ void gen_results(Cg *c)
             } else {
                 store_all(c, g, c->grads[i], addto);
             }
+            LLVMBuildBr(c->b, skip);
+            enter(c, skip);
         }
         LLVMBuildBr(c->b, done);
     }

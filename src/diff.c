@@ -440,12 +440,13 @@ static void add(Frame *F, Node *c, Node *g)
 #define IR (F->d->ir)
 #define A (n->args[0])
 #define B (n->args[1])
-/* The gradient program's adjoint expressions are never differentiated
- * again, so in them detach(e) is just the value e; a grad() value inside a
- * program may be (keep_detach), and there detach(e) stays a constant. */
+/* The gradient program's adjoint expressions are not differentiated again
+ * unless a grad() value inside a program is (Diff.keep_detach) or --hessian
+ * pushes tangents through them (Module.keep_detach): only then does
+ * detach(e) stay a constant in them; otherwise it is just the value e. */
 static Node *val_of(const Frame *F, Node *x)
 {
-    return x->op == OP_DETACH && !F->d->keep_detach ? x->args[0] : x;
+    return x->op == OP_DETACH && !F->d->keep_detach && !F->d->m->keep_detach ? x->args[0] : x;
 }
 #define val(x) val_of(F, x)
 static Node *K(Frame *F, double v) { return mk_const(IR, v); }

@@ -86,6 +86,61 @@ static const char *shape_doc(const Module *m, Shape s)
     return arena_printf(m->arena, "%s row-major", shape_str(m->arena, s, m->dims));
 }
 
+/* compile --hessian (spec §9): NAME_hvp and NAME_hessian, their work sizes,
+ * and what their parameters are. */
+typedef struct HeaderNames {
+    const char **dn, **in, **gn, *on, *fl, *wk;   /* as NAME_grad's parameters */
+} HeaderNames;
+
+static void header_second_order(FILE *f, const Module *m, const CodegenOptions *o, Names *ns,
+                                const HeaderNames *p)
+{
+    const char **dn = p->dn, **in = p->in, *on = p->on;
+    Arena *a = m->arena;
+    const char *name = o->name;
+    const char **vn = arena_alloc(a, sizeof(char *) * (size_t)(m->nwrt + 1));
+    const char **hn = arena_alloc(a, sizeof(char *) * (size_t)(m->nwrt + 1));
+    ns->used = memcpy(arena_alloc(a, sizeof(char *) * (size_t)(ns->n + 2 * m->nwrt + 4)), ns->used,
+                      sizeof(char *) * (size_t)ns->n);
+    for (int i = 0; i < m->nwrt; i++) {
+        vn[i] = param(ns, arena_printf(a, "v_%s", m->inputs[m->wrt[i]].name));
+        hn[i] = param(ns, arena_printf(a, "hv_%s", m->inputs[m->wrt[i]].name));
+    }
+    const char *hs = param(ns, "H");
+    fprintf(f, "\n/* Second order (gradc compile --hessian), scalar output only.\n");
+    for (int i = 0; i < m->nwrt; i++)
+        fprintf(f, " *   %-12s %s_hvp only: the direction for %s, %s (const double *)\n", vn[i], name,
+                m->inputs[m->wrt[i]].name, shape_doc(m, m->inputs[m->wrt[i]].shape));
+    for (int i = 0; i < m->nwrt; i++)
+        fprintf(f, " *   %-12s %s_hvp only: H*v for %s, %s (may be NULL)\n", hn[i], name,
+                m->inputs[m->wrt[i]].name, shape_doc(m, m->inputs[m->wrt[i]].shape));
+    fprintf(f, " *   %-12s %s_hessian only: N x N row-major, N the total size of the wrt inputs,\n"
+               " *                in wrt order, each row-major; exactly symmetric\n", hs, name);
+    fprintf(f, " * %s_hvp's %s and gradients may be NULL; flags: 0 overwrites, GRADC_ACCUMULATE adds.\n"
+               " * work: the function's own _work_size(dims) bytes, or NULL. */\n", name, on);
+    for (int g = 0; g < 2; g++) {
+        fprintf(f, "size_t %s_%s_work_size(", name, g ? "hessian" : "hvp");
+        for (int i = 0; i < m->ndims; i++)
+            fprintf(f, "%sint64_t %s", i ? ", " : "", dn[i]);
+        fprintf(f, "%s);\n", m->ndims ? "" : "void");
+        fprintf(f, "int %s_%s(", name, g ? "hessian" : "hvp");
+        for (int i = 0; i < m->ndims; i++)
+            fprintf(f, "int64_t %s, ", dn[i]);
+        for (int i = 0; i < m->ninputs; i++)
+            fprintf(f, m->inputs[i].ndims == 0 ? "double %s, " : "const double *%s, ", in[i]);
+        for (int i = 0; !g && i < m->nwrt; i++)
+            fprintf(f, "const double *%s, ", vn[i]);
+        fprintf(f, "double *%s, ", on);
+        for (int i = 0; !g && i < m->nwrt; i++)
+            fprintf(f, "double *%s, ", p->gn[i]);
+        for (int i = 0; !g && i < m->nwrt; i++)
+            fprintf(f, "double *%s, ", hn[i]);
+        if (g)
+            fprintf(f, "double *%s, ", hs);
+        fprintf(f, "unsigned %s, void *%s);\n", p->fl, p->wk);
+    }
+}
+
 int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
 {
     Arena *a = m->arena;
@@ -163,6 +218,8 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
             fprintf(f, "unsigned %s, ", fl);
         fprintf(f, "void *%s);\n", wk);
     }
+    if (o->hvp)
+        header_second_order(f, m, o, &ns, &(HeaderNames){dn, in, gn, on, fl, wk});
     fprintf(f, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
     return out_close(f, tmp, h_path) ? 0 : 1;
 }
@@ -211,9 +268,14 @@ char *emit_describe(const Module *m, const CodegenOptions *o)
     bool grad = m->grad.value != NULL;
     Shape out = m->fwd.value->shape;
     fprintf(f, "{\n  \"abi\": 1,\n  \"name\": \"%s\",\n", name);
-    fprintf(f, "  \"functions\": {\"value\": \"%s\", \"grad\": %s%s%s, \"work_size\": \"%s_work_size\"},\n",
+    fprintf(f, "  \"functions\": {\"value\": \"%s\", \"grad\": %s%s%s, \"work_size\": \"%s_work_size\"",
             name, grad ? "\"" : "", grad ? arena_printf(m->arena, "%s_grad", name) : "null",
             grad ? "\"" : "", name);
+    if (o->hvp)   /* compile --hessian (spec §9) */
+        fprintf(f, ", \"hvp\": \"%s_hvp\", \"hvp_work_size\": \"%s_hvp_work_size\", "
+                   "\"hessian\": \"%s_hessian\", \"hessian_work_size\": \"%s_hessian_work_size\"",
+                name, name, name, name);
+    fputs("},\n", f);
     fputs("  \"dims\": [", f);
     for (int i = 0; i < m->ndims; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", m->dims[i]);

@@ -815,9 +815,15 @@ int eval_func(const Module *m, const Func *f, const Bindings *b,
 int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
                      double *value, Loc *where, DetachRecord *rec)
 {
+    return eval_grads_frozen(m, f, b, value, NULL, where, rec);
+}
+
+int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
+                      double *value, double **grads, Loc *where, DetachRecord *rec)
+{
     if (rec->replay)
         rec->pos = 0;
     else
         rec->len = 0;
-    return run_func(m, f, b, value, NULL, where, rec);
+    return run_func(m, f, b, value, grads, where, rec);
 }

@@ -213,6 +213,106 @@ static bool check_input(Check *c, int k, const double *grad, Compared *cmp)
     return true;
 }
 
+/* The gradient, flattened over the wrt inputs in order, into g (N entries);
+ * with detach(e) at its values at the base point, by the interpreter, when
+ * the gradient program has any (rec->len: the Hessian holds them constant). */
+static bool gradient_at(Check *c, double **bufs, double *g, DetachRecord *rec)
+{
+    const Module *m = c->m;
+    Loc where = {0, 0};
+    int st = rec->len ? eval_grads_frozen(m, &m->grad, &c->b, c->out, bufs, &where, rec)
+             : c->jit ? jit_run(c->jit, true, &c->b, c->out, bufs, &where)
+                      : eval_func(m, &m->grad, &c->b, c->out, bufs, &where);
+    if (rec->mismatch && !st) {
+        fprintf(stderr, "gradc: warning: a perturbed run took another path; "
+                        "detach() was not held constant there\n");
+        rec->mismatch = false;
+    }
+    if (st) {
+        report_status(m, st, where);
+        return false;
+    }
+    for (int k = 0, off = 0; k < m->nwrt; k++) {
+        int64_t n = count(c, m->inputs[m->wrt[k]].shape);
+        memcpy(g + off, bufs[k], sizeof(double) * (size_t)n);
+        off += (int)n;
+    }
+    return true;
+}
+
+static bool differences(Check *c, double **grads, const double *H, int64_t n, DetachRecord *rec,
+                        Compared *cmp);
+
+/* --hessian: H from Hessian-vector products against central differences
+ * of the gradient, column by column: (g(x + h e_j) - g(x - h e_j)) / 2h,
+ * relative to max(1, |difference|).  The gradient at the perturbed points
+ * comes from the same engine (JIT or interpreter) as the check's. */
+static bool check_hessian(Check *c, double **grads, Compared *cmp)
+{
+    const Module *m = c->m, *h = c->o->hvp;
+    Arena *a = m->arena;
+    int64_t n = hessian_order(h, c->b.dims);
+    double *H = arena_alloc(a, sizeof(double) * (size_t)(n * n + 1));
+    Jit *hj = c->jit ? jit_open(h, 0) : NULL;
+    Loc where = {0, 0};
+    int st = c->jit && !hj ? -1 : hessian_eval(h, hj, &c->b, c->out, NULL, H, &where);
+    jit_close(hj);
+    DetachRecord rec = {0};
+    if (!st)
+        st = eval_grads_frozen(m, &m->grad, &c->b, c->out, NULL, &where, &rec);
+    rec.replay = true;
+    if (st) {
+        if (st > 0)
+            report_status(m, st, where);
+        free(rec.vals);
+        return false;
+    }
+    bool ok = differences(c, grads, H, n, &rec, cmp);
+    free(rec.vals);
+    return ok;
+}
+
+/* H against the symmetric part of the Jacobian of the gradient, by central
+ * differences along each e_j (column j): H is returned as (J + J')/2, and J
+ * itself is not symmetric where the gradient follows a convention (chol's
+ * symmetric gradient). */
+static bool differences(Check *c, double **grads, const double *H, int64_t n, DetachRecord *rec,
+                        Compared *cmp)
+{
+    const Module *m = c->m;
+    Arena *a = m->arena;
+    double *gp = arena_alloc(a, sizeof(double) * (size_t)(n + 1));
+    double *gm = arena_alloc(a, sizeof(double) * (size_t)(n + 1));
+    double *J = arena_alloc(a, sizeof(double) * (size_t)(n * n + 1));
+    *cmp = (Compared){0};
+    for (int k = 0, j = 0; k < m->nwrt; k++) {
+        double *v = c->in[m->wrt[k]];
+        for (int64_t i = 0; i < count(c, m->inputs[m->wrt[k]].shape); i++, j++) {
+            double xi = v[i], step = 1e-6 * fmax(1.0, fabs(xi));
+            v[i] = xi + step;
+            double hp = v[i] - xi;
+            bool ok = gradient_at(c, grads, gp, rec);
+            v[i] = xi - step;
+            double hm = xi - v[i];
+            ok = ok && gradient_at(c, grads, gm, rec);
+            v[i] = xi;
+            if (!ok)
+                return false;
+            for (int64_t r = 0; r < n; r++)
+                J[r * n + j] = (gp[r] - gm[r]) / (hp + hm);
+        }
+    }
+    for (int64_t i = 0; i < n * n; i++) {
+        double fd = 0.5 * (J[i] + J[i % n * n + i / n]), got = H[i];
+        double err = fabs(got - fd) / fmax(1.0, fabs(fd));
+        cmp->nonfinite |= !isfinite(fd) || !isfinite(got);
+        cmp->largest = fmax(cmp->largest, fmax(fabs(fd), fabs(got)));
+        if (isnan(err) || err > cmp->worst)
+            cmp->worst = isnan(cmp->worst) ? cmp->worst : err;
+    }
+    return true;
+}
+
 static int run(Check *c, Rng *rng)
 {
     const Module *m = c->m;
@@ -275,6 +375,16 @@ static int run(Check *c, Rng *rng)
         pass = pass && cmp.worst <= tol;   /* false for NaN */
         nonfinite |= cmp.nonfinite;
         all_zero = all_zero && cmp.largest == 0;
+    }
+    if (c->o->hvp) {
+        Compared cmp;
+        if (!check_hessian(c, grads, &cmp))
+            return 1;
+        printf("hessian: max relative error %.1e%s\n", cmp.worst,
+               cmp.nonfinite ? " (the Hessian or the differences are not finite)"
+               : cmp.largest == 0 ? " (the Hessian and the differences are all zero)" : "");
+        pass = pass && cmp.worst <= tol;
+        nonfinite |= cmp.nonfinite;
     }
     if (nonfinite)
         printf("FAILED: the gradient or the differences are not finite (NaN or infinite) "

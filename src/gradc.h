@@ -508,6 +508,7 @@ typedef struct Module {
     int nconstructs;      /* forward IF/WHILE/FOR statements, ids 0..nconstructs-1 */
     int max_depth;        /* deepest loop nesting */
     int64_t checkpoint;   /* diff: store every k-th loop state, recompute the rest (0: all) */
+    bool keep_detach;     /* diff: adjoints keep detach() (tangent.c differentiates them again) */
 } Module;
 
 Ir *ir_new(Arena *a);
@@ -703,6 +704,10 @@ typedef struct DetachRecord {
 } DetachRecord;
 int eval_func_frozen(const Module *m, const Func *f, const Bindings *b,
                      double *value, Loc *where, DetachRecord *rec);
+/* The same with the gradients (f.grads): `check --hessian` differentiates
+ * the gradient with detach(e) held at its recorded values. */
+int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
+                      double *value, double **grads, Loc *where, DetachRecord *rec);
 
 /* ===================================================================== */
 /* plan.c — a Func as a schedule of kernels, before LLVM (plan.h)        */
@@ -721,6 +726,8 @@ typedef struct CodegenOptions {
     int opt_level;         /* 0..3 */
     const char *triple;    /* NULL: host */
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
+    const Module *hvp;     /* compile --hessian: tangent_module's result, whose gradient
+                            * function becomes NAME_hvp (and NAME_hessian); NULL: none */
 } CodegenOptions;
 
 /* cname.c: why NAME may not name a compiled program's functions (a C
@@ -752,6 +759,31 @@ int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **g
 void jit_close(Jit *j);
 
 /* ===================================================================== */
+/* tangent.c — forward mode over the gradient program: Hessian-vector     */
+/* products and Hessians (spec §9)                                        */
+/* ===================================================================== */
+
+/* The Hessian-vector module of m (scalar output; m->keep_detach set before
+ * diff_reverse, which it runs if m->grad is not built): m's inputs followed
+ * by one direction v_k per wrt input (of its shape), wrt = m's wrt inputs
+ * followed by the directions, and a gradient function that returns the
+ * value, grads[0..k) = the gradient and grads[k..2k) = H·v.  Its forward
+ * function is m's.  NULL after a message (a non-scalar output, an op with
+ * no tangent rule). */
+Module *tangent_module(Module *m);
+/* Whether op has a forward-mode rule (tests/unit/test_tangent.c). */
+bool tangent_has_rule(Op op);
+/* N: the entries of the wrt inputs of h's program under dims. */
+int64_t hessian_order(const Module *h, const int64_t *dims);
+/* The N×N Hessian (row-major, over the wrt inputs flattened and
+ * concatenated), from N products with unit directions run by the JIT j (or
+ * the interpreter when j is NULL), exactly symmetrised as (H + H')/2; b
+ * binds m's inputs.  value (room for 1) and grads (m's nwrt buffers, or
+ * NULL) get the value and gradient.  0 or a GRADC_E* status. */
+int hessian_eval(const Module *h, Jit *j, const Bindings *b, double *value, double **grads,
+                 double *H, Loc *where);
+
+/* ===================================================================== */
 /* fdcheck.c — `gradc check`: gradients against central finite differences */
 /* ===================================================================== */
 
@@ -761,6 +793,8 @@ typedef struct FdCheckOptions {
     uint64_t seed;
     double tol;           /* default 1e-6 */
     bool use_jit;
+    const Module *hvp;    /* --hessian: tangent_module(m); also compare the Hessian with
+                           * central differences of the gradient */
 } FdCheckOptions;
 /* Prints the worst relative error per wrt input; returns 0 when all are
  * within tol (tol > 0), 1 otherwise, when nothing was checked (all zero or
@@ -803,5 +837,9 @@ bool json_parse_inputs(const Module *m, const char *name, const char *text, size
 /* Prints {"value": V, "gradient": {...}} with 17 significant digits. */
 void json_print_result(FILE *out, const Module *m, const Bindings *b,
                        const double *value, double *const *grads);
+/* The same with "hessian": H (n×n, row-major) after the gradient. */
+void json_print_result_hessian(FILE *out, const Module *m, const Bindings *b,
+                               const double *value, double *const *grads,
+                               const double *H, int64_t n);
 
 #endif

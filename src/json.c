@@ -414,6 +414,13 @@ static void print_value(FILE *out, const double *v, Shape s, const int64_t *dims
 void json_print_result(FILE *out, const Module *m, const Bindings *b,
                        const double *value, double *const *grads)
 {
+    json_print_result_hessian(out, m, b, value, grads, NULL, 0);
+}
+
+void json_print_result_hessian(FILE *out, const Module *m, const Bindings *b,
+                               const double *value, double *const *grads,
+                               const double *H, int64_t n)
+{
     fputs("{\"value\": ", out);
     print_value(out, value, m->fwd.value->shape, b->dims);
     if (m->naux && b->aux) {   /* spec §8: the auxiliary outputs, after the value */
@@ -432,6 +439,16 @@ void json_print_result(FILE *out, const Module *m, const Bindings *b,
             print_value(out, grads[k], x->shape, b->dims);
         }
         fputc('}', out);
+    }
+    if (H) {
+        /* always an array of rows, [[h]] for one scalar (spec §9) */
+        fputs(", \"hessian\": [", out);
+        for (int64_t i = 0; i < n; i++) {
+            if (i)
+                fputs(", ", out);
+            print_row(out, H + i * n, n);
+        }
+        fputc(']', out);
     }
     fputs("}\n", out);
 }

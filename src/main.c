@@ -27,7 +27,7 @@ typedef struct Options {
     const char *file;
     const char *inputs, *cotangent;           /* eval */
     bool no_grad, interp, jit;
-    bool latex, hessian;                      /* derive */
+    bool latex;                               /* derive */
     const char *dims;                         /* check */
     const char *seed, *tol;
     const char *out, *header, *name, *target; /* compile, plot */
@@ -39,6 +39,7 @@ typedef struct Options {
     const char *max_input;                    /* every command: the read caps */
     const char *wrt;                          /* compile, eval, derive, check, plot */
     bool shared, describe;                    /* compile */
+    bool hessian;                             /* derive, eval, check, compile */
 } Options;
 
 /* The commands an option belongs to, as bits. */
@@ -74,8 +75,6 @@ static const OptSpec opt_specs[] = {
     {"--wrt",       O_STR,   F(wrt),       C_EVAL | C_COMPILE | C_DERIVE | C_CHECK | C_PLOT, 0,
      "A,B", "differentiate with respect to these inputs, in this order (overrides wrt)"},
     {"--latex",     O_FLAG,  F(latex),     C_DERIVE, 0, NULL, "print LaTeX"},
-    {"--hessian",   O_FLAG,  F(hessian),   C_DERIVE, 0, NULL,
-     "print the Hessian (each pair of wrt inputs) instead"},
     {"--dims",      O_STR,   F(dims),      C_CHECK, 0, "n=5,m=3",
      "sizes of dimension symbols (default 3)"},
     {"--seed",      O_STR,   F(seed),      C_CHECK, 0, "S", "random seed (default 1)"},
@@ -100,6 +99,9 @@ static const OptSpec opt_specs[] = {
     {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3, NULL, "optimisation level 3"},
     {"--range",     O_STR,   F(range),     C_PLOT, 0, "LO:HI", "the x range (default -5:5)"},
     {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0, "X0", "also draw the tangent line at X0"},
+    {"--hessian",   O_FLAG,  F(hessian),   C_DERIVE | C_EVAL | C_CHECK | C_COMPILE, 0, NULL,
+     "second derivatives: derive prints them, eval prints H, check compares it, compile adds "
+     "NAME_hvp, NAME_hessian"},
     {"--max-input", O_STR,   F(max_input), C_ALL, 0, "SIZE",
      "largest program or JSON file read (default 64M, JSON 1G; K, M, G)"},
 };
@@ -128,10 +130,11 @@ static const Command commands[] = {
     {"compile", C_COMPILE, cmd_compile,
      "FILE.expr [-o FILE] [--header FILE.h] [--emit-llvm | --shared] [--describe]\n"
      "[-O0|-O1|-O2|-O3] [--name NAME] [--target TRIPLE] [--wrt A,B]\n"
-     "[--max-iter N] [--checkpoint K] [--dump-plan] [--max-input SIZE]",
+     "[--max-iter N] [--checkpoint K] [--hessian] [--dump-plan]\n"
+     "[--max-input SIZE]",
      "write an object file (or a shared library) with NAME and NAME_grad"},
     {"eval", C_EVAL, cmd_eval,
-     "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad]\n"
+     "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad | --hessian]\n"
      "[--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]\n"
      "[--max-input SIZE]",
      "run the program on JSON inputs; print its value and gradient as JSON"},
@@ -141,7 +144,7 @@ static const Command commands[] = {
      "print each gradient as an expression"},
     {"check", C_CHECK, cmd_check,
      "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
-     "[--wrt A,B] [--checkpoint K] [--max-input SIZE]",
+     "[--wrt A,B] [--checkpoint K] [--hessian] [--max-input SIZE]",
      "compare the gradient with central finite differences"},
     {"plot", C_PLOT, cmd_plot,
      "FILE.expr [--range LO:HI] [--inputs FILE.json] [--tangent X0] [--wrt A]\n"
@@ -191,6 +194,10 @@ static void print_help(FILE *out)
           "         instead of the file's wrt line (the ABI follows this order)\n"
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
+          "--hessian (derive, eval, check, compile; a scalar output): second derivatives\n"
+          "         by forward mode over the gradient program; eval adds \"hessian\": H over\n"
+          "         the wrt inputs, check compares H with differences of the gradient,\n"
+          "         compile adds NAME_hvp and NAME_hessian\n"
           "--max-input SIZE (every command): the largest program or JSON file read\n"
           "         (default 64M for a program, 1G for JSON; suffixes K, M, G)\n"
           "\n"
@@ -382,6 +389,7 @@ static Module *front(Arena *a, const Options *o, bool want_grad)
     if (!m)
         return NULL;
     m->checkpoint = checkpoint;
+    m->keep_detach = o->hessian;   /* the adjoints are differentiated again */
     if (o->wrt && !override_wrt(a, m, o->wrt))
         return NULL;
     if (want_grad)
@@ -437,6 +445,50 @@ static bool report_status(const Module *m, int status, Loc where, int64_t max_it
     return false;
 }
 
+/* spec §8: a cotangent scales a scalar output's gradient (reverse mode
+ * seeds a scalar output with 1, and the gradient is linear in the seed);
+ * §9: and its Hessian (H: n×n, or NULL). */
+static void scale_by_cotangent(const Module *m, const Bindings *b, double **grads, double *H,
+                               int64_t n)
+{
+    if (!b->cotangent || !shape_is_scalar(m->fwd.value->shape))
+        return;
+    for (int i = 0; grads && i < m->nwrt; i++) {
+        Shape s = m->inputs[m->wrt[i]].shape;
+        for (int64_t k = 0; k < shape_rows(s, b->dims) * shape_cols(s, b->dims); k++)
+            grads[i][k] *= b->cotangent[0];
+    }
+    for (int64_t k = 0; H && k < n * n; k++)
+        H[k] *= b->cotangent[0];
+}
+
+/* eval --hessian: the value, the gradient and the Hessian from N
+ * Hessian-vector products (tangent.c), by the JIT or the interpreter. */
+static int eval_hessian(Arena *a, Module *m, Bindings *b, double *value, double **grads,
+                        bool use_jit)
+{
+    Module *h = tangent_module(m);
+    if (!h)
+        return 1;
+    int64_t n = hessian_order(h, b->dims);
+    if (n > 0 && n > INT64_MAX / 8 / n) {
+        diag_plain("a Hessian of %lld x %lld entries is too large", (long long)n, (long long)n);
+        return 1;
+    }
+    double *H = arena_alloc(a, sizeof(double) * (size_t)(n > 0 ? n * n : 1));
+    Jit *j = use_jit ? jit_open(h, b->max_iter) : NULL;
+    if (use_jit && !j)
+        return 1;
+    Loc where = {0, 0};
+    int status = hessian_eval(h, j, b, value, grads, H, &where);
+    jit_close(j);
+    if (!report_status(m, status, where, b->max_iter))
+        return 1;
+    scale_by_cotangent(m, b, grads, H, n);
+    json_print_result_hessian(stdout, m, b, value, grads, H, n);
+    return 0;
+}
+
 static int cmd_eval(Arena *a, const Options *o)
 {
     bool want_grad = !o->no_grad;
@@ -448,6 +500,10 @@ static int cmd_eval(Arena *a, const Options *o)
     }
     if (o->jit && o->interp) {
         diag_plain("eval: --jit and --interp exclude each other");
+        return 1;
+    }
+    if (o->hessian && o->no_grad) {
+        diag_plain("eval: --no-grad and --hessian exclude each other");
         return 1;
     }
     if (!max_iter_option(o, &b.max_iter))
@@ -470,20 +526,15 @@ static int cmd_eval(Arena *a, const Options *o)
         if (!(grads[i] = value_buffer(a, m->inputs[m->wrt[i]].shape, b.dims)))
             return 1;
 
+    if (o->hessian)
+        return eval_hessian(a, m, &b, value, grads, use_jit);
     Loc where = {0, 0};
     int status = use_jit ? jit_eval(m, want_grad, &b, value, grads, &where)
                          : eval_func(m, want_grad ? &m->grad : &m->fwd, &b, value,
                                      want_grad ? grads : NULL, &where);
     if (!report_status(m, status, where, b.max_iter))
         return 1;
-    /* spec §8: a cotangent scales a scalar output's gradient (reverse mode
-     * seeds a scalar output with 1, and the gradient is linear in the seed) */
-    for (int i = 0; want_grad && b.cotangent && shape_is_scalar(m->fwd.value->shape) &&
-                    i < m->nwrt; i++) {
-        Shape s = m->inputs[m->wrt[i]].shape;
-        for (int64_t k = 0; k < shape_rows(s, b.dims) * shape_cols(s, b.dims); k++)
-            grads[i][k] *= b.cotangent[0];
-    }
+    scale_by_cotangent(m, &b, want_grad ? grads : NULL, NULL, 0);
     json_print_result(stdout, m, &b, value, want_grad ? grads : NULL);
     return 0;
 }
@@ -538,6 +589,8 @@ static int cmd_check(Arena *a, const Options *o)
     Module *m = front(a, o, true);
     if (!m)
         return 1;
+    if (o->hessian && !(fo.hvp = tangent_module(m)))
+        return 1;
     return fdcheck_run(m, &fo) == 0 ? 0 : 1;
 }
 
@@ -573,6 +626,8 @@ static int cmd_compile(Arena *a, const Options *o)
     if (m && o->dump_plan) /* the plan on stdout, nothing written */
         return plan_dump(m, stdout);
     if (!m)
+        return 1;
+    if (o->hessian && !(co.hvp = tangent_module(m)))
         return 1;
     if (o->describe) {
         const char *json = emit_describe(m, &co);
