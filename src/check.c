@@ -99,7 +99,16 @@ typedef struct Checker {
     const AstBlock *top;      /* the program (to say a function is defined below) */
     Block *out;               /* where the statements of a body go */
     long ncalls;              /* calls inlined, against exponential programs */
+    VEC(struct Env) envs;     /* per call depth: a body's environment, reused */
+    int call_depth;
 } Checker;
+
+/* The arrays of one environment (Checker.vars, seen, pos). */
+typedef struct Env {
+    Var *vars;
+    int *seen, *pos;
+    int nvars;
+} Env;
 
 #define MAX_EXPR_DEPTH 10000
 
@@ -845,6 +854,9 @@ static int find_fn(Checker *c, const char *name, int n)
  * elsewhere: defined below, or the body's own (recursion). */
 static void fail_not_above(Checker *c, const Expr *e)
 {
+    for (int i = 0; c->top && i < c->top->n; i++)   /* a header that did not parse */
+        if (c->top->stmts[i]->kind == AST_FUNCTION && !c->top->stmts[i]->name)
+            fail_quietly(c);                        /* may have defined it: say no more */
     if (c->fn && strcmp(c->fn->name, e->name) == 0)
         fail(c, e->loc, "unknown function %s: %s calls itself, and a function may call only "
              "functions defined above it (no recursion)", e->name, e->name);
@@ -874,24 +886,32 @@ static Scope scope_enter(Checker *c, const AstStmt *fn, int index)
         c->globals = c->vars;
         c->nglobals = c->nvars;
     }
-    c->vars = NULL;
-    c->seen = c->pos = NULL;
-    c->nvars = 0;
-    c->open = 0;
+    /* the environment of this call depth, all V_NONE: every change in it
+     * is logged (open), so that leaving undoes them and the next call at
+     * this depth reuses the arrays (a million calls, not a million arrays) */
+    if (c->call_depth == c->envs.len)
+        vec_push(c->a, &c->envs, ((Env){0}));
+    Env e = c->envs.data[c->call_depth++];
+    c->vars = e.vars;
+    c->seen = e.seen;
+    c->pos = e.pos;
+    c->nvars = e.nvars;
+    c->open = 1;
     c->fn = fn;
     c->visible_fns = index;
     return sc;
 }
 
-/* Back to the caller's environment; the body's trail entries are dropped
- * (they belong to the body's environment, which is discarded). */
+/* Back to the caller's environment; the body's trail entries are undone
+ * (they belong to the body's environment, which is cleared for reuse). */
 static void scope_leave(Checker *c, const Scope *sc)
 {
+    undo_to(c, sc->trail);
+    c->envs.data[--c->call_depth] = (Env){c->vars, c->seen, c->pos, c->nvars};
     c->vars = sc->vars;
     c->seen = sc->seen;
     c->pos = sc->pos;
     c->nvars = sc->nvars;
-    c->trail.len = sc->trail;
     c->open = sc->open;
     c->depth = sc->depth;
     c->loop_depth = sc->loop_depth;
