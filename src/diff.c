@@ -526,11 +526,21 @@ static bool zero_in(Op op, int i)
     default: return false;
     }
 }
-static bool whole_mask(const Node *x) { return x->op == OP_PICK && shape_is_scalar(x->args[0]->shape); }
+/* The scalar mask of x = PICK(k, h), or of x = PICK(k, h) expanded (the
+ * simplifier keeps BCAST outermost), else NULL; unmask gives h (expanded). */
+static Node *whole_mask(const Node *x)
+{
+    const Node *p = x->op == OP_BCAST ? x->args[0] : x;
+    return p->op == OP_PICK && shape_is_scalar(p->args[0]->shape) ? p->args[0] : NULL;
+}
+static Node *unmask(Frame *F, Node *x)
+{
+    return x->op == OP_BCAST ? mk_bcast(IR, x->args[0]->args[1], x->shape) : x->args[1];
+}
 static Node *peel(Frame *F, Node *x, NodeVec *ks)
 {
-    for (; whole_mask(x); x = x->args[1])
-        vec_push(F->d->a, ks, x->args[0]);
+    for (Node *k; (k = whole_mask(x)); x = unmask(F, x))
+        vec_push(F->d->a, ks, k);
     return x;
 }
 
@@ -543,8 +553,8 @@ static Node *build(Frame *F, Op op, Node *x, Node *y)
     x = val(x);
     y = y ? val(y) : NULL;
     if (y && (op == OP_ADD || op == OP_SUB)) {
-        for (; whole_mask(x) && whole_mask(y) && x->args[0] == y->args[0]; x = x->args[1], y = y->args[1])
-            vec_push(F->d->a, &ks, x->args[0]);
+        for (Node *k; (k = whole_mask(x)) && k == whole_mask(y); x = unmask(F, x), y = unmask(F, y))
+            vec_push(F->d->a, &ks, k);
     } else {
         if (zero_in(op, 0))
             x = peel(F, x, &ks);

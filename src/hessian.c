@@ -272,7 +272,8 @@ static Node *tangent(Jac *J, Node *n)
         return directional(J, n, ta, tb);
     if (!is_vec(n->shape)) {
         J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (only scalars and "
-                              "vectors are carried so far)", op_info[n->op].text, J->xname);
+                              "vectors are carried so far)",
+                              n->op == OP_BCAST ? "broadcast" : op_info[n->op].text, J->xname);
         return NULL;
     }
     switch (op_info[n->op].kind) {
