@@ -152,3 +152,32 @@ void cg_scatter_add(Cg *c, const Node *pad, LLVMValueRef dst, LLVMValueRef gp, L
     loop_end(c, &li);
     join(c, b.skip);
 }
+
+LLVMValueRef cg_pad_elem(Cg *c, Node *pad, LLVMValueRef k)
+{
+    Node *g = pad->args[0];
+    LLVMValueRef r = offset_of(c, cg_elem(c, pad->args[1], ci(c, 0)));
+    LLVMValueRef col = offset_of(c, cg_elem(c, pad->args[2], ci(c, 0)));
+    LLVMValueRef br = rows(c, g), bc = cols(c, g), fc = cols(c, pad);
+    LLVMValueRef ok = LLVMBuildNot(c->b, outside(c, r, col, br, bc, rows(c, pad), fc), "");
+    LLVMValueRef i = LLVMBuildSub(c->b, LLVMBuildSDiv(c->b, k, fc, ""), r, "");
+    LLVMValueRef j = LLVMBuildSub(c->b, LLVMBuildSRem(c->b, k, fc, ""), col, "");
+    LLVMValueRef zero = ci(c, 0), in = ok;
+    in = LLVMBuildAnd(c->b, in, LLVMBuildNot(c->b, lt(c, i, zero), ""), "");
+    in = LLVMBuildAnd(c->b, in, lt(c, i, br), "");
+    in = LLVMBuildAnd(c->b, in, LLVMBuildNot(c->b, lt(c, j, zero), ""), "");
+    in = LLVMBuildAnd(c->b, in, lt(c, j, bc), "");
+    /* the block's entry is loaded only inside it (g may have no entries) */
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(c->b), load_bb = block(c, "pad.in"), done = block(c, "pad.done");
+    LLVMBuildCondBr(c->b, in, load_bb, done);
+    enter(c, load_bb);
+    LLVMValueRef v = cg_elem(c, g, add(c, mul(c, i, bc), j));
+    LLVMBasicBlockRef vfrom = LLVMGetInsertBlock(c->b);
+    LLVMBuildBr(c->b, done);
+    enter(c, done);
+    LLVMValueRef phi = LLVMBuildPhi(c->b, c->f64, "");
+    LLVMValueRef vals[2] = {cf(c, 0), v};
+    LLVMBasicBlockRef from2[2] = {from, vfrom};
+    LLVMAddIncoming(phi, vals, from2, 2);
+    return phi;
+}

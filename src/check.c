@@ -726,8 +726,8 @@ static Dim size_arg(Checker *c, const Builtin *f, const Expr *x)
     Lin l;
     Dim d;
     if (x->kind != EX_NUM && x->kind != EX_NAME && !lin_of(c, x, &l) && lin_dim(l, &d) &&
-        !lin_is_const(l))
-        return d;   /* a form such as n - 1 (spec §8) */
+        (!lin_is_const(l) || l.k >= 1))
+        return d;   /* a form such as n - 1 (spec §8), or one that is a positive literal */
     if (x->kind == EX_NAME) {
         Var v = lookup(c, x->name);
         if (v.kind == V_DIM)
@@ -1330,6 +1330,8 @@ static Lin bound(Checker *c, const Expr *x, Dim extent)
 {
     Lin l;
     const Expr *bad = lin_of(c, x, &l);
+    if (bad && bad->kind == EX_NAME && lookup(c, bad->name).kind == V_NONE)
+        fail(c, bad->loc, "%s", why_undefined(c, bad->name, lookup(c, bad->name)));
     if (bad)
         fail(c, expr_start(bad), "an index or slice bound is %s%s", lin_hint,
              bad->kind == EX_NAME ? arena_printf(c->a, "; %s is not one", bad->name)

@@ -192,6 +192,8 @@ static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
         return cf(c, n->num);
     if (n->op == OP_BCAST)
         return elem(c, n->args[0], bcast_index(c, n, k));
+    if (n->op == OP_PAD)
+        return cg_pad_elem(c, n, k);
     if (kind_of(n) == OK_U)
         return apply1(c, n->op, elem(c, n->args[0], k));
     return apply2(c, n->op, elem(c, n->args[0], k), elem(c, n->args[1], k));

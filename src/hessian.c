@@ -112,6 +112,10 @@ static Node *dscale(Ir *ir, Node *p, Node *t, int depth, bool textbook)
             if (shape_is_scalar(a->shape))
                 return mk2(ir, OP_MUL, a, dscale(ir, p, b, depth + 1, textbook));
             break;
+        case OP_BCAST:    /* diag(p)*(a row r repeated) = p*r */
+            if (dim_eq(a->shape.rows, dim_lit(1)) && !shape_is_scalar(a->shape))
+                return mk2(ir, OP_MATMUL, p, a);
+            break;
         case OP_MATMUL:   /* diag(p)*(u*w) = (p.*u)*w for a column u */
             if (is_col(a->shape))
                 return mk2(ir, OP_MATMUL, times(ir, p, a), b);

@@ -43,8 +43,9 @@ bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
-    if (n->op == OP_FILL || n->op == OP_BCAST)
-        return true;   /* a broadcast is read through: its argument's entries, never a copy */
+    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD)
+        return true;   /* a broadcast is read through: its argument's entries, never a copy;
+                        * a pad too: its block's entries, zeros elsewhere (no dense temporary) */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
@@ -634,6 +635,15 @@ static void ref(Sim *s, const Node *n)
         return;
     }
     const char *t = op_info[n->op].text;
+    if (n->op == OP_PAD) {   /* read through: pad(g, r, c) */
+        fputs("pad(", o);
+        for (int i = 0; i < 3; i++) {
+            fputs(i ? ", " : "", o);
+            ref(s, n->args[i]);
+        }
+        fputs(")", o);
+        return;
+    }
     if (n->nargs == 1) {
         fprintf(o, n->op == OP_NEG ? "-" : "%s(", t);
         ref(s, n->args[0]);
