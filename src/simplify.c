@@ -140,7 +140,7 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
 {
     if (x->op == OP_NEG)
         return mk1(ir, OP_NEG, mk_along(ir, OP_SUMD, x->args[0], d));
-    if (x->op == OP_MUL && is_scalar(x->args[0]))
+    if (x->op == OP_MUL && x->args[0]->op == OP_CONST)   /* constants merge: no deep recursion */
         return mk2(ir, OP_MUL, x->args[0], mk_along(ir, OP_SUMD, x->args[1], d));
     if (x->op == OP_BCAST && (bcast_dims(x) & d))   /* n copies of v summed: n*v */
         return mk2(ir, OP_MUL, dim_value(ir, along), x->args[0]);
