@@ -296,6 +296,27 @@ static Node *factor_products(Ir *ir, Op op, Node *a, Node *b)
     return NULL;
 }
 
+/* (p ± q) ± r where r's term is q's (or p's): the like terms meet,
+ * (x - t) - t → x - 2*t.  One level deep: a sum built left to right meets
+ * each new term with the two it ends in.  Same shapes only (no broadcast). */
+static Node *absorb(Ir *ir, Node *a, double sign, Node *b, Shape shape)
+{
+    if ((a->op != OP_ADD && a->op != OP_SUB) || !shape_eq(a->shape, shape) ||
+        !shape_eq(b->shape, shape))
+        return NULL;
+    Node *p = a->args[0], *q = a->args[1], *tp, *tq, *tr;
+    if (!shape_eq(p->shape, shape) || !shape_eq(q->shape, shape))
+        return NULL;
+    double cp = split_term(ir, p, &tp);
+    double cq = split_term(ir, q, &tq) * (a->op == OP_SUB ? -1 : 1);
+    double cr = split_term(ir, b, &tr) * sign;
+    if (tq == tr)
+        return mk2(ir, OP_ADD, p, mk2(ir, OP_MUL, mk_const(ir, cq + cr), tq));
+    if (tp == tr)
+        return mk2(ir, a->op, mk2(ir, OP_MUL, mk_const(ir, cp + cr), tp), q);
+    return NULL;
+}
+
 static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
 {
     if (node_is_zero(a))
@@ -312,6 +333,9 @@ static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_SUB, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
     if (ca < 0)
         return mk2(ir, OP_SUB, b, mk2(ir, OP_MUL, mk_const(ir, -ca), ta));
+    Node *r = absorb(ir, a, 1, b, shape);
+    if (r || (r = absorb(ir, b, 1, a, shape)))
+        return r;
     return factor_products(ir, OP_ADD, a, b);
 }
 
@@ -333,6 +357,9 @@ static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_MUL, mk_const(ir, ca), mk2(ir, OP_ADD, ta, tb));
     if (cb < 0)      /* a - (-c)*t → a + c*t */
         return mk2(ir, OP_ADD, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
+    Node *r = absorb(ir, a, -1, b, shape);
+    if (r)
+        return r;
     return factor_products(ir, OP_SUB, a, b);
 }
 
@@ -561,14 +588,27 @@ static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
     return NULL;
 }
 
-/* a or not a: every entry is true (NaN != 0 too); a and not a: none */
+/* a or not a: every entry is true (NaN != 0 too); a and not a: none.  Also
+ * a or (not a or b), one level down: where's masked adjoints build such ORs. */
+static bool negates(const Node *a, const Node *b)
+{
+    return (b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b);
+}
 static Node *rule_excluded_middle(Ir *ir, Node *a, Node *b, Shape shape, double v)
 {
-    if ((b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b))
+    if (negates(a, b))
         return mk_fill(ir, v, shape);
     return NULL;
 }
-static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 1); }
+static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    for (int i = 0; i < 2; i++) {
+        Node *x = i ? b : a, *y = i ? a : b;
+        if (y->op == OP_OR && (negates(x, y->args[0]) || negates(x, y->args[1])))
+            return mk_fill(ir, 1, shape);
+    }
+    return rule_excluded_middle(ir, a, b, shape, 1);
+}
 static Node *rule_and(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 0); }
 
 /* chol of a 1×1 a: sqrt(a), and NaN unless a > 0 (0/0 at a = 0), as the
@@ -591,7 +631,33 @@ Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans)
 {
     if (is_scalar(a))
         return mk2(ir, OP_DIV, b, a);
+    /* X' \ B is SOLVET(LU(X), B): the solves with X and with X' share one
+     * factorisation (chol's adjoint solves with L' for an L it solved with) */
+    if (a->op == OP_TRANSPOSE)
+        return mk_solve(ir, a->args[0], b, !trans);
     return mk2(ir, trans ? OP_SOLVET : OP_SOLVE, mk1(ir, OP_LU, a), b);
+}
+
+/* solve(A, c*B) = c*solve(A, B) and solve(A, -B) = -solve(A, B), so that
+ * solves of one right-hand side up to a factor are one node */
+static Node *rule_solve_factor(Ir *ir, Op op, Node *lu, Node *b)
+{
+    if (b->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, op, lu, b->args[0]));
+    for (int i = 0; i < 2 && b->op == OP_MUL; i++)
+        if (is_scalar(b->args[i]) && !is_scalar(b->args[1 - i]))
+            return mk2(ir, OP_MUL, b->args[i], mk2(ir, op, lu, b->args[1 - i]));
+    return NULL;
+}
+static Node *rule_solve(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    (void)shape;
+    return rule_solve_factor(ir, OP_SOLVE, a, b);
+}
+static Node *rule_solvet(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    (void)shape;
+    return rule_solve_factor(ir, OP_SOLVET, a, b);
 }
 
 /* [c; c] of one constant is that constant's fill (a zero adjoint stays zero). */
@@ -606,6 +672,7 @@ static Rule2 *const rules2[OP_COUNT] = {
     [OP_VCAT] = rule_cat, [OP_HCAT] = rule_cat,
     [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
     [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
+    [OP_SOLVE] = rule_solve, [OP_SOLVET] = rule_solvet,
     [OP_PICK] = rule_pick, [OP_OR] = rule_or, [OP_AND] = rule_and,
 };
 
@@ -699,8 +766,8 @@ static bool const_at(const Node *n, double *v)
 }
 
 /* A slice of [a; b] (or [a, b]) that lies inside a or inside b is a slice
- * of that part: known when the offset along the seam is a's size exactly,
- * or a constant and every size a literal. */
+ * of that part: known when it starts at the seam (a's size), is all of a,
+ * or its offset is a constant and every size a literal. */
 static Node *slice_of_cat(Ir *ir, Node *x, Node *r, Node *c, Shape s, double num)
 {
     bool v = x->op == OP_VCAT;
@@ -709,6 +776,8 @@ static Node *slice_of_cat(Ir *ir, Node *x, Node *r, Node *c, Shape s, double num
     Node *zero = mk_const(ir, 0);
     if (off == mk_dim(ir, na))
         return mk3(ir, OP_SLICE, s, b, v ? zero : r, v ? c : zero, num);
+    if (off == zero && dim_eq(len, na))
+        return mk3(ir, OP_SLICE, s, a, r, c, num);
     double o;
     int64_t la, ls;
     if (!const_at(off, &o) || !dim_is_lit(na, &la) || !dim_is_lit(len, &ls))
@@ -732,7 +801,7 @@ Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num)
             return mk_zero(ir, s);
         if (origin && shape_eq(x->shape, s))
             return x;
-        return ir_node3(ir, op, s, x, r, c, 0.0, 0);
+        return ir_node3(ir, op, s, x, r, c, num, 0);
     }
     if (origin && shape_eq(x->shape, s))
         return x;
