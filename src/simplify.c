@@ -722,9 +722,11 @@ Node *mk2(Ir *ir, Op op, Node *a, Node *b)
         if (shape_eq(a->shape, shape) && (s = unbroadcast(ir, b)))
             return mk2(ir, op, a, s);
         /* op(v expanded, s) = op(v, s) expanded, and the same for two
-         * operands expanded from one shape */
+         * operands expanded from one shape; not a where's pick, whose
+         * mask stays outermost for diff.c (a 0 that is exact) */
         Node *x = a->op == OP_BCAST ? a->args[0] : a, *y = b->op == OP_BCAST ? b->args[0] : b;
-        if ((x != a || y != b) && (is_scalar(x) || is_scalar(y) || shape_eq(x->shape, y->shape)))
+        if ((x != a || y != b) && op != OP_PICK &&
+            (is_scalar(x) || is_scalar(y) || shape_eq(x->shape, y->shape)))
             return mk_bcast(ir, mk2(ir, op, x, y), shape);
         if (commutative(op) && !goes_first(a, b)) {
             Node *t = a;
