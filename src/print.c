@@ -193,6 +193,7 @@ static void text(Printer *p, const char *s)
 }
 
 static const Node *operand(const Printer *p, const Node *n);
+static bool strip_fits(const Printer *p, Shape want, const Node *const *ops, int k);
 
 /* clamp(x, lo, hi) is CLAMPHI(CLAMPLO(x, lo), hi); either half alone (its
  * inner value named by a let) prints as the max or min it equals */
@@ -201,22 +202,44 @@ static bool clamp_call(Printer *p, const Node *n)
     const Node *lo = n->args[0];
     if (n->op != OP_CLAMPHI || lo->op != OP_CLAMPLO || p->let[lo->id])
         return false;
+    const Node *ops[3] = {lo->args[0], lo->args[1], n->args[1]};
+    bool strip = strip_fits(p, n->shape, ops, 3);
     text(p, latex(p) ? "\\operatorname{clamp}\\left(" : "clamp(");
-    sub(p, operand(p, lo->args[0]), 0);
-    text(p, ", ");
-    sub(p, operand(p, lo->args[1]), 0);
-    text(p, ", ");
-    sub(p, operand(p, n->args[1]), 0);
+    for (int i = 0; i < 3; i++) {
+        text(p, i ? ", " : "");
+        sub(p, strip ? operand(p, ops[i]) : ops[i], 0);
+    }
     text(p, latex(p) ? "\\right)" : ")");
     return true;
 }
 
 /* An operand of an elementwise operator: a broadcast prints as what it
  * expands, since the operator expands it again when the text is read
- * (the simplifier keeps a BCAST next to an operand of the full shape). */
+ * (the simplifier keeps a BCAST next to an operand of the full shape)... */
 static const Node *operand(const Printer *p, const Node *n)
 {
     return n->op == OP_BCAST && !p->let[n->id] ? n->args[0] : n;
+}
+
+static bool fit(Dim a, Dim b, Dim *r)
+{
+    bool one_a = dim_eq(a, dim_lit(1)), one_b = dim_eq(b, dim_lit(1));
+    *r = one_a ? b : a;
+    return dim_eq(a, b) || one_a || one_b;
+}
+
+/* ... unless it would not (a where's pick of a scalar condition keeps its
+ * mask outside a broadcast): then the operands print as they are, the
+ * broadcast written out. */
+static bool strip_fits(const Printer *p, Shape want, const Node *const *ops, int k)
+{
+    Shape r = operand(p, ops[0])->shape;
+    for (int i = 1; i < k; i++) {
+        Shape s = operand(p, ops[i])->shape;
+        if (!fit(r.rows, s.rows, &r.rows) || !fit(r.cols, s.cols, &r.cols))
+            return false;
+    }
+    return shape_eq(r, want);
 }
 
 /* Anywhere else a broadcast is written out: v .* ones(m, n). */
@@ -300,7 +323,7 @@ static bool special_call(Printer *p, const Node *n)
 static void call(Printer *p, const Node *n)
 {
     const char *name = op_info[n->op].text;
-    bool elem = op_info[n->op].kind == OK_B;
+    bool elem = op_info[n->op].kind == OK_B && strip_fits(p, n->shape, (const Node *const *)n->args, n->nargs);
     if (clamp_call(p, n) || special_call(p, n))
         return;
     if (latex(p)) {
@@ -370,7 +393,8 @@ static bool starts_with_digit(const Printer *p, const Node *n, int min_prec)
 
 static void binary(Printer *p, const Node *n, int prec)
 {
-    const Node *a = operand(p, n->args[0]), *b = operand(p, n->args[1]);
+    bool strip = strip_fits(p, n->shape, (const Node *const *)n->args, 2);
+    const Node *a = strip ? operand(p, n->args[0]) : n->args[0], *b = strip ? operand(p, n->args[1]) : n->args[1];
     bool tex = latex(p);
     if ((n->op == OP_DIV || n->op == OP_DIVSAFE) && tex && scalar(b)) {
         text(p, "\\frac{");

@@ -140,7 +140,7 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
 {
     if (x->op == OP_NEG)
         return mk1(ir, OP_NEG, mk_along(ir, OP_SUMD, x->args[0], d));
-    if (x->op == OP_MUL && is_scalar(x->args[0]))
+    if (x->op == OP_MUL && x->args[0]->op == OP_CONST)   /* constants merge: no deep recursion */
         return mk2(ir, OP_MUL, x->args[0], mk_along(ir, OP_SUMD, x->args[1], d));
     if (x->op == OP_BCAST && (bcast_dims(x) & d))   /* n copies of v summed: n*v */
         return mk2(ir, OP_MUL, dim_value(ir, along), x->args[0]);
@@ -726,9 +726,11 @@ Node *mk2(Ir *ir, Op op, Node *a, Node *b)
         if (shape_eq(a->shape, shape) && (s = unbroadcast(ir, b)))
             return mk2(ir, op, a, s);
         /* op(v expanded, s) = op(v, s) expanded, and the same for two
-         * operands expanded from one shape */
+         * operands expanded from one shape; not a where's pick, whose
+         * mask stays outermost for diff.c (a 0 that is exact) */
         Node *x = a->op == OP_BCAST ? a->args[0] : a, *y = b->op == OP_BCAST ? b->args[0] : b;
-        if ((x != a || y != b) && (is_scalar(x) || is_scalar(y) || shape_eq(x->shape, y->shape)))
+        if ((x != a || y != b) && op != OP_PICK &&
+            (is_scalar(x) || is_scalar(y) || shape_eq(x->shape, y->shape)))
             return mk_bcast(ir, mk2(ir, op, x, y), shape);
         if (commutative(op) && !goes_first(a, b)) {
             Node *t = a;
