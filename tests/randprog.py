@@ -8,7 +8,10 @@
 Each program (random inputs of scalar, vector and matrix shapes over dimension
 symbols and literal dimensions; elementwise and matrix operators, reductions,
 matrix functions on diagonally dominant matrices, if/elif/else, for and
-bounded while loops, detach; a scalar output mostly, else a vector or matrix
+bounded while loops, detach; and the second edition's forms (spec §8):
+broadcasting, reductions along a dimension, where, solve and \\, element, row,
+column and slice reads, concatenation, functions with declared shapes and two
+results, auxiliary outputs; a scalar output mostly, else a vector or matrix
 with a random cotangent; sometimes a `wrt` subset) is
 
   1. derived with `gradc derive`: an error there is a bug of this generator,
@@ -43,7 +46,8 @@ SYMS = ["n", "m", "k"]
 SCALAR = (1, 1)
 # The language's second edition (spec §8): broadcasting, reductions along a
 # dimension, where, solve and `\\`, indexing and slices, concatenation,
-# functions and auxiliary outputs.  --edition 1 draws first-edition programs only.
+# functions and auxiliary outputs (the default; --edition 1 draws
+# first-edition programs only).
 ED2 = True
 
 
@@ -934,8 +938,8 @@ def main():
     ap.add_argument("--replay", help="rerun a saved failure folder (or a folder of them)")
     ap.add_argument("--print", type=int, metavar="I", help="print program I of --seed and exit")
     ap.add_argument("--keep", action="store_true", help="keep passing programs in the temp folder")
-    ap.add_argument("--edition", type=int, choices=[1, 2], default=1,
-                    help="1 (default): first-edition programs only; 2: spec §8's forms too")
+    ap.add_argument("--edition", type=int, choices=[1, 2], default=2,
+                    help="1: first-edition programs only; 2 (default): spec §8's forms too")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
