@@ -577,6 +577,7 @@ typedef struct CodegenOptions {
     int opt_level;         /* 0..3 */
     const char *triple;    /* NULL: host */
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
+    bool grad_only;        /* the JIT's eval of a gradient: NAME_grad's code only */
 } CodegenOptions;
 
 /* cname.c: why NAME may not name a compiled program's functions (a C
