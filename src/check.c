@@ -99,7 +99,16 @@ typedef struct Checker {
     const AstBlock *top;      /* the program (to say a function is defined below) */
     Block *out;               /* where the statements of a body go */
     long ncalls;              /* calls inlined, against exponential programs */
+    VEC(struct Env) envs;     /* per call depth: a body's environment, reused */
+    int call_depth;
 } Checker;
+
+/* The arrays of one environment (Checker.vars, seen, pos). */
+typedef struct Env {
+    Var *vars;
+    int *seen, *pos;
+    int nvars;
+} Env;
 
 #define MAX_EXPR_DEPTH 10000
 
@@ -845,6 +854,9 @@ static int find_fn(Checker *c, const char *name, int n)
  * elsewhere: defined below, or the body's own (recursion). */
 static void fail_not_above(Checker *c, const Expr *e)
 {
+    for (int i = 0; c->top && i < c->top->n; i++)   /* a header that did not parse */
+        if (c->top->stmts[i]->kind == AST_FUNCTION && !c->top->stmts[i]->name)
+            fail_quietly(c);                        /* may have defined it: say no more */
     if (c->fn && strcmp(c->fn->name, e->name) == 0)
         fail(c, e->loc, "unknown function %s: %s calls itself, and a function may call only "
              "functions defined above it (no recursion)", e->name, e->name);
@@ -874,24 +886,32 @@ static Scope scope_enter(Checker *c, const AstStmt *fn, int index)
         c->globals = c->vars;
         c->nglobals = c->nvars;
     }
-    c->vars = NULL;
-    c->seen = c->pos = NULL;
-    c->nvars = 0;
-    c->open = 0;
+    /* the environment of this call depth, all V_NONE: every change in it
+     * is logged (open), so that leaving undoes them and the next call at
+     * this depth reuses the arrays (a million calls, not a million arrays) */
+    if (c->call_depth == c->envs.len)
+        vec_push(c->a, &c->envs, ((Env){0}));
+    Env e = c->envs.data[c->call_depth++];
+    c->vars = e.vars;
+    c->seen = e.seen;
+    c->pos = e.pos;
+    c->nvars = e.nvars;
+    c->open = 1;
     c->fn = fn;
     c->visible_fns = index;
     return sc;
 }
 
-/* Back to the caller's environment; the body's trail entries are dropped
- * (they belong to the body's environment, which is discarded). */
+/* Back to the caller's environment; the body's trail entries are undone
+ * (they belong to the body's environment, which is cleared for reuse). */
 static void scope_leave(Checker *c, const Scope *sc)
 {
+    undo_to(c, sc->trail);
+    c->envs.data[--c->call_depth] = (Env){c->vars, c->seen, c->pos, c->nvars};
     c->vars = sc->vars;
     c->seen = sc->seen;
     c->pos = sc->pos;
     c->nvars = sc->nvars;
-    c->trail.len = sc->trail;
     c->open = sc->open;
     c->depth = sc->depth;
     c->loop_depth = sc->loop_depth;
@@ -1240,8 +1260,8 @@ static Node *concat(Checker *c, const Expr *e)
         Node *x = value(c, e->args[i]);
         Dim da = v ? acc->shape.cols : acc->shape.rows, db = v ? x->shape.cols : x->shape.rows;
         if (!dim_eq(da, db))
-            fail(c, e->seps[i], "%s of %s and %s: %s %s and %s differ", v ? "[a; b] stacks"
-                 : "[a, b] puts side by side", shape_s(c, acc->shape), shape_s(c, x->shape),
+            fail(c, e->seps[i], "%s %s %s %s: %s %s and %s differ", v ? "stacking" : "placing",
+                 shape_s(c, acc->shape), v ? "over" : "beside", shape_s(c, x->shape),
                  v ? "columns" : "rows", dim_s(c, da), dim_s(c, db));
         acc = mk2(c->ir, v ? OP_VCAT : OP_HCAT, acc, x);
     }
@@ -1264,12 +1284,15 @@ static Lin bound(Checker *c, const Expr *x, Dim extent)
     const Expr *bad = lin_of(c, x, &l);
     if (bad)
         fail(c, expr_start(bad), "an index or slice bound is %s%s", lin_hint,
-             bad->kind == EX_NAME ? arena_printf(c->a, "; %s is not one", bad->name) : "");
+             bad->kind == EX_NAME ? arena_printf(c->a, "; %s is not one", bad->name)
+             : bad->kind == EX_NUM ? arena_printf(c->a, "; %g is not whole", bad->num) : "");
     Lin below = lin_axpy(l, -1, lin_const(1)), above = lin_axpy(l, -1, lin_of_dim(extent));
-    if ((lin_is_const(below) && below.k < 0) || (lin_is_const(above) && above.k > 0))
-        fail(c, expr_start(x), "index out of range: it is %s, and the extent is 1 to %s",
-             lin_is_const(l) ? arena_printf(c->a, "%lld", (long long)l.k) : "past the end",
+    if (lin_is_const(l) && (l.k < 1 || (lin_is_const(above) && above.k > 0)))
+        fail(c, expr_start(x), "index out of range: %lld is not within 1 to %s", (long long)l.k,
              dim_s(c, extent));
+    if ((lin_is_const(below) && below.k < 0) || (lin_is_const(above) && above.k > 0))
+        fail(c, expr_start(x), "index out of range: it is %s %s %lld, past the end",
+             dim_s(c, extent), above.k < 0 ? "-" : "+", (long long)(above.k < 0 ? -above.k : above.k));
     return l;
 }
 
@@ -1279,9 +1302,23 @@ static bool in_range(Lin l, Dim extent)
     return lin_is_const(below) && below.k >= 0 && lin_is_const(above) && above.k <= 0;
 }
 
-static Node *offset(Checker *c, const Expr *x)
+/* The 0-based offset of the bound x, whose form is l: built from the form
+ * (x[i + 1] reads at offset i, not (1 + i) - 1), or from x's value when it
+ * is not linear. */
+static Node *offset(Checker *c, const Expr *x, Lin l)
 {
-    return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
+    if (!l.linear)
+        return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
+    Node *r = NULL;
+    for (int i = 0; i < l.n; i++) {
+        Node *t = l.keys[i] >= 0 ? mk_dimval(c->ir, l.keys[i])
+                                 : lookup(c, c->names.data[-l.keys[i] - 1]).node;
+        if (l.coefs[i] != 1)
+            t = mk2(c->ir, OP_MUL, mk_const(c->ir, (double)l.coefs[i]), t);
+        r = r ? mk2(c->ir, OP_ADD, r, t) : t;
+    }
+    Node *k = mk_const(c->ir, (double)(l.k - 1));
+    return !r ? k : l.k == 1 ? r : mk2(c->ir, OP_ADD, r, k);
 }
 
 static Span span(Checker *c, const Expr *x, Dim extent)
@@ -1290,7 +1327,7 @@ static Span span(Checker *c, const Expr *x, Dim extent)
         return (Span){mk_const(c->ir, 0), extent, true};
     if (x->kind != EX_RANGE) {
         Lin l = bound(c, x, extent);
-        return (Span){offset(c, x), dim_lit(1), in_range(l, extent)};
+        return (Span){offset(c, x, l), dim_lit(1), in_range(l, extent)};
     }
     Lin lo = bound(c, x->lhs, extent), hi = bound(c, x->rhs, extent);
     Lin n = lin_axpy(lin_axpy(hi, -1, lo), 1, lin_const(1));
@@ -1300,8 +1337,8 @@ static Span span(Checker *c, const Expr *x, Dim extent)
              "literals and dimension symbols); here it %s", lin_has_index(n) ?
              "depends on a for index" : "is not linear");
     if (lin_is_const(n) && n.k < 0)
-        fail(c, x->loc, "a:b is empty past the end: its length b - a + 1 is %lld", (long long)n.k);
-    return (Span){offset(c, x->lhs), len, in_range(lo, extent) && in_range(hi, extent)};
+        fail(c, x->loc, "a:b runs backwards: its length b - a + 1 is %lld", (long long)n.k);
+    return (Span){offset(c, x->lhs, lo), len, in_range(lo, extent) && in_range(hi, extent)};
 }
 
 static Node *index_expr(Checker *c, const Expr *e)

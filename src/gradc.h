@@ -580,7 +580,9 @@ Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b);
 /* Which dimensions BCAST n expands: 1 rows, 2 columns, 3 both. */
 int bcast_dims(const Node *n);
 /* SLICE and PAD: x's block of shape s at the 0-based offsets (r, c), scalar
- * value nodes; a SLICE's num: loc_pack of the index's position, or 0.
+ * value nodes; a SLICE's num: loc_pack of the index's position when the
+ * block is checked at run time, or 0.  A PAD out of range is all zeros: its
+ * slice was never taken (an adjoint moved out of a loop that ran no time).
  * VCAT, HCAT through mk2.  mk_dim: a dimension's value (a scalar). */
 Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num);
 Node *mk_dim(Ir *ir, Dim d);

@@ -33,6 +33,7 @@ typedef struct Printer {
     int *refs;                 /* print_lets: references per node id (zero between calls) */
     bool *sliced;              /* per node id: indexed by a SLICE, so it must be a name */
     VEC(int) reached, bound;   /* … the nodes it reached; the ids let-bound now */
+    int unnamed;               /* loops open whose index is unused: _, _2, _3 … */
 } Printer;
 
 static bool latex(const Printer *p) { return p->style == PRINT_LATEX; }
@@ -556,7 +557,8 @@ static void count_refs(Printer *p, const Node *root)
         vec_push(a, &p->reached, n->id);
         if (n->op == OP_SLICE)
             p->sliced[n->args[0]->id] = true;
-        for (int i = 0; i < n->nargs; i++)
+        /* a slice's offsets print as bounds rewritten from them (axis), never by name */
+        for (int i = 0; i < (n->op == OP_SLICE ? 1 : n->nargs); i++)
             vec_push(a, &p->stack, ((Piece){n->args[i], 0, NULL}));
     }
 }
@@ -819,7 +821,11 @@ static void print_stmt(Printer *p, const Stmt *s, int depth)
         if (s->kind == S_WHILE) {
             print_cond(p, "while", s->cond, depth);
         } else {
-            const char *i = s->index_slot >= 0 ? p->slot_names[s->index_slot] : NULL;
+            /* an unused index is _ (the language refuses a nested loop's
+             * index that is already defined: _2, _3 … inside) */
+            const char *i = s->index_slot >= 0 ? p->slot_names[s->index_slot]
+                          : p->unnamed ? arena_printf(p->m->arena, "_%d", p->unnamed + 1) : NULL;
+            p->unnamed += s->index_slot < 0;
             keyword(p, depth, "for");
             fputs(tex ? "\\ " : " ", p->out);
             if (tex) {    /* for i = 1, ..., K (or K, ..., 1); an unused index is k */
@@ -838,6 +844,7 @@ static void print_stmt(Printer *p, const Stmt *s, int depth)
         }
         print_block(p, s->body, depth + 1);
         assign(p, s->slots, s->next, s->n, depth + 1);
+        p->unnamed -= s->kind == S_FOR && s->index_slot < 0;
         keyword(p, depth, "end");
         if (s->count_slot >= 0 && tex) {
             fputs("\\quad (", p->out);
@@ -855,6 +862,42 @@ static void print_block(Printer *p, const Block *b, int depth)
 {
     for (int i = 0; b && i < b->n; i++)
         print_stmt(p, b->stmts[i], depth);
+}
+
+/* The slots an if's branches write, its index and count slots aside (they
+ * are not assigned in the printed text). */
+static void branch_slots(const Block *b, SlotSet *out, bool in_branch)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        for (int k = 0; in_branch && s->kind != S_PUSH && k < s->n; k++)
+            slotset_add(out, s->slots[k]);
+        branch_slots(s->then_block, out, true);
+        branch_slots(s->else_block, out, true);
+        branch_slots(s->body, out, in_branch);
+    }
+}
+
+/* A variable first set inside an if branch is not defined after the if (the
+ * language's rule), but the reverse sweep reads it again under the same
+ * condition: so that the program parses back, such variables start as zeros
+ * (as the IR's slots do). */
+static void declare_branch_slots(Printer *p, const Block *body)
+{
+    SlotSet *set = slotset_new(p->m->arena);
+    branch_slots(body, set, false);
+    bool first = true;
+    for (int sl = 0; sl < p->m->ir->slots.len; sl++) {
+        if (!slotset_has(set, sl))
+            continue;
+        if (first && !latex(p))
+            fputs("# set inside if branches below, zero until then\n", p->out);
+        first = false;
+        name(p, p->slot_names[sl]);
+        assigns(p);
+        expr(p, mk_zero(p->m->ir, p->m->ir->slots.data[sl].shape), 0);
+        line_end(p);
+    }
 }
 
 static void gradient_lines(Printer *p)
@@ -1099,6 +1142,7 @@ void print_derivatives(FILE *out, const Module *m0, PrintStyle style)
         const char *c = style == PRINT_LATEX ? "%" : "#";
         fprintf(out, "%s the gradient program: the forward sweep, recording what the reverse\n"
                 "%s sweep needs (push), then the reverse sweep (pop), in reverse order\n", c, c);
+        declare_branch_slots(p, m->grad.body);
         print_block(p, m->grad.body, 0);
     }
     gradient_lines(p);
