@@ -91,7 +91,12 @@ def chain(kind, n):
 
 
 def compile_chains(a, sizes, rounds):
-    for kind, small, big, cap_target in [("matrix", sizes[0], sizes[1], 1.0), ("scalar", sizes[2], sizes[3], 1.0)]:
+    """sizes: matrix small, big; scalar small, big; and a long scalar chain
+    (10x the big one: its points are split into chunk functions, and past
+    50,000 kernels they are not optimised, src/chunk.c), whose time only
+    has the x10 target."""
+    for kind, small, big, cap_target in [("matrix", sizes[0], sizes[1], 1.0), ("scalar", sizes[2], sizes[3], 1.0),
+                                         ("scalar", sizes[3], sizes[4], None)]:
         t, lines = {}, {}
         for n in (small, big):
             src = os.path.join(a.out, f"chain_{kind}_{n}.expr")
@@ -110,9 +115,12 @@ def compile_chains(a, sizes, rounds):
             t[n] = None if None in runs else statistics.median(runs)
         for n in (small, big):
             per = f"{lines[n] / n:.0f} IR lines/stmt" if lines[n] else "IR: > cap"
-            ok = t[n] is not None and t[n] <= cap_target
+            if n == small and small == sizes[3] and big == sizes[4]:
+                continue    # its row was printed with the scalar chain
+            ok = cap_target is None or (t[n] is not None and t[n] <= cap_target)
+            target = n == big and cap_target is not None
             row(f"compile -O2, {kind} chain", f"{n} stmts", ms(t[n]), per, "-",
-                "<= 1 s" if n == big else "-", verdict(ok) if n == big else "")
+                "<= 1 s" if target else "-", verdict(ok) if target else "")
         if t[small] is not None and t[big] is not None:
             r = t[big] / t[small]
             row(f"compile {kind} chain x10", f"{small} -> {big}", ms(t[big]), f"{small} stmts {ms(t[small])}", r,
@@ -204,12 +212,12 @@ def main():
     names = samples(a.root)
     if a.smoke:
         compile_samples(a, names[:2], 1)
-        compile_chains(a, (2, 3, 2, 3), 1)
+        compile_chains(a, (2, 3, 2, 3, 30), 1)
         eval_latency(a, names[:2], 1)
         torch_mlp(a, [(8, 4, 5, 3)], 1)
         return
     compile_samples(a, names, 5)
-    compile_chains(a, (30, 300, 100, 1000), 3)
+    compile_chains(a, (30, 300, 100, 1000, 10000), 3)
     eval_latency(a, names, 5)
     torch_mlp(a, [(512, 32, 128, 10), (3000, 160, 200, 12)], 7)
 

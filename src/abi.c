@@ -145,9 +145,10 @@ static Depth stack_depth(Cg *c, const Block *b, LLVMValueRef *bad)
 }
 
 /* The bytes of work p needs and each buffer's offset (offs may be NULL;
- * offs[p->bufs.len] is the stack's); *bad: a negative dimension or an
- * overflow anywhere. */
-static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef *bad)
+ * offs[p->bufs.len] is the stack's, offs[p->bufs.len + 1] the chunk
+ * environment's, of envbytes, NULL: none); *bad: a negative dimension or an overflow
+ * anywhere. */
+static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef envbytes, LLVMValueRef *bad)
 {
     *bad = LLVMConstInt(c->i1, 0, 0);
     for (int i = 0; i < c->m->ndims; i++)
@@ -197,6 +198,10 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
             offs[p->bufs.len] = total;
         total = ovf(c, "llvm.uadd.with.overflow", total, n, bad);
     }
+    if (offs)
+        offs[p->bufs.len + 1] = total;
+    if (envbytes)
+        total = ovf(c, "llvm.uadd.with.overflow", total, envbytes, bad);
     *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntUGT, total, ci(c, INT64_C(1) << 60), ""), "");
     return total;
 }
@@ -276,8 +281,12 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     LLVMBuildStore(c->b, cf(c, 1), c->one);
 
     /* layout, EDIM, work */
-    LLVMValueRef bad, *offs = arena_alloc(c->a, sizeof *offs * (size_t)(p->bufs.len + 1));
-    LLVMValueRef total = layout(c, p, offs, &bad);
+    /* the chunk environment's size is known when the body is done: a
+     * placeholder until then */
+    bool chunks = chunk_any(p);
+    LLVMValueRef envbytes = chunks ? LLVMBuildFreeze(c->b, ci(c, 0), "envbytes") : NULL;
+    LLVMValueRef bad, *offs = arena_alloc(c->a, sizeof *offs * (size_t)(p->bufs.len + 2));
+    LLVMValueRef total = layout(c, p, offs, envbytes, &bad);
     LLVMBasicBlockRef fine = block(c, "dims.ok");
     LLVMBuildCondBr(c->b, bad, edim, fine);
     enter(c, edim);
@@ -305,6 +314,9 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     c->bufs = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(p->bufs.len + 1));
     for (int i = 0; i < p->bufs.len; i++)
         c->bufs[i] = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[i], 1, "");
+    c->env = chunks ? LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[p->bufs.len + 1], 1, "env") : NULL;
+    c->envlen = 0;
+    c->ct = NULL;
     if (p->stack) {
         c->stack = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[p->bufs.len], 1, "");
         c->sp = alloca_(c, c->i64);
@@ -369,6 +381,11 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     enter(c, ret);
     LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i32, c->status, ""));
     LLVMBuildBr(c->ab, entry);
+    p->envslots = c->envlen;
+    if (envbytes) {
+        LLVMReplaceAllUsesWith(envbytes, ci(c, (int64_t)c->envlen * 8));
+        LLVMInstructionEraseFromParent(envbytes);
+    }
     return c->fn;
 }
 
@@ -457,7 +474,7 @@ static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
     enter(c, block(c, "entry"));
     LLVMValueRef size = ci(c, 0), anybad = LLVMConstInt(c->i1, 0, 0), bad;
     for (int i = 0; i < nplans; i++) {
-        LLVMValueRef t = layout(c, plans[i], NULL, &bad);
+        LLVMValueRef t = layout(c, plans[i], NULL, plans[i]->envslots ? ci(c, plans[i]->envslots * 8) : NULL, &bad);
         anybad = LLVMBuildOr(c->b, anybad, bad, "");
         size = sel(c, LLVMBuildICmp(c->b, LLVMIntUGT, t, size, ""), t, size);
     }
@@ -695,30 +712,33 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
     c.max_iter = o->max_iter > 0 ? o->max_iter : GRADC_DEFAULT_MAX_ITER;
     c.b = LLVMCreateBuilderInContext(ctx);
     c.ab = LLVMCreateBuilderInContext(ctx);
+    c.sb = LLVMCreateBuilderInContext(ctx);
 
     Plan *plans[2];
     int np = 0;
-    plans[np++] = plan_func(m, &m->fwd, false, NULL);
-    bool grad = m->grad.value != NULL;
+    bool grad = m->grad.value != NULL, fwd = !(entries && grad && o->grad_only);
+    if (fwd)
+        plans[np++] = plan_func(m, &m->fwd, false, NULL);
     if (grad)
         plans[np++] = plan_func(m, &m->grad, true, NULL);
-    LLVMValueRef fimpl = gen_impl(&c, plans[0], arena_printf(a, "%s.impl", name));
-    LLVMValueRef gimpl = grad && !c.failed ? gen_impl(&c, plans[1], arena_printf(a, "%s_grad.impl", name)) : NULL;
-    if (!c.failed) {
+    LLVMValueRef fimpl = fwd ? gen_impl(&c, plans[0], arena_printf(a, "%s.impl", name)) : NULL;
+    LLVMValueRef gimpl = grad && !c.failed ? gen_impl(&c, plans[np - 1], arena_printf(a, "%s_grad.impl", name)) : NULL;
+    if (!c.failed && entries) { /* the JIT calls the entries only */
+        if (fwd)
+            gen_entry(&c, fimpl, arena_printf(a, "%s_entry", name), false);
+        if (grad)
+            gen_entry(&c, gimpl, arena_printf(a, "%s_grad_entry", name), true);
+    } else if (!c.failed) {
         gen_abi(&c, fimpl, name, false, false);
         if (grad)
             gen_abi(&c, gimpl, arena_printf(a, "%s_grad", name), true, !is_scalar(m->grad.value));
         gen_work_size(&c, arena_printf(a, "%s_work_size", name), plans, np);
-        if (entries) {
-            gen_entry(&c, fimpl, arena_printf(a, "%s_entry", name), false);
-            if (grad)
-                gen_entry(&c, gimpl, arena_printf(a, "%s_grad_entry", name), true);
-        }
         if (o->hvp)
             gen_second_order(&c, o->hvp, name);
     }
     LLVMDisposeBuilder(c.b);
     LLVMDisposeBuilder(c.ab);
+    LLVMDisposeBuilder(c.sb);
 #ifndef NDEBUG
     char *msg = NULL;
     if (!c.failed && LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {

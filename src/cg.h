@@ -32,6 +32,12 @@ typedef struct Cg {
                            * reads a broadcast (NULL: a flat loop, derived from the index) */
     int pc;               /* the next point of the plan */
     bool failed;
+    /* chunk.c: a point of very many kernels in chunk functions */
+    LLVMValueRef env;     /* the chunk environment in work (an impl value) */
+    int envlen;           /* its entries so far */
+    struct Chunk *ck;     /* the chunk function being built, or NULL */
+    struct ChunkTabs *ct; /* what chunks of this impl computed (NULL before the first) */
+    LLVMBuilderRef sb;    /* spills, inserted into finished chunks */
 } Cg;
 
 /* Where the builders are: saved while an internal kernel function is built
@@ -45,6 +51,22 @@ typedef struct Frame {
 void internal(Cg *c, const char *what);
 void gen_block(Cg *c, const Block *b);
 void gen_results(Cg *c);
+
+/* chunk.c: a point's kernels in chunk functions when it has very many
+ * (chunk_wanted); gen emits one kernel.  A node's value in the function
+ * being built: node_bound as bound there (NULL: none), node_value also
+ * from what an earlier chunk computed or the impl holds (NULL: nowhere);
+ * node_bind binds it, node_made records that the function computed it. */
+typedef struct Chunk Chunk;
+typedef struct ChunkTabs ChunkTabs;
+bool chunk_wanted(const Point *pt);
+bool chunk_any(const Plan *p);    /* some point of p is chunked: the impl has an env */
+void chunk_point(Cg *c, const Point *pt, void (*gen)(Cg *, const Kernel *));
+LLVMValueRef chunk_buf(Cg *c, int i);
+LLVMValueRef node_bound(Cg *c, const Node *n);
+LLVMValueRef node_value(Cg *c, const Node *n);
+void node_bind(Cg *c, const Node *n, LLVMValueRef v);
+void node_made(Cg *c, const Node *n);
 
 /* codegen.c, for codegen_along.c: entry k of n (fused or stored), a pointer
  * to n's entries, the sum of f(k) for k < count (partial sums, see there) */
@@ -226,8 +248,8 @@ static inline void fail_with(Cg *c, int status)
     LLVMBuildBr(c->b, c->cleanup);
 }
 
-/* Buffer i's address (computed at entry from the layout). */
-static inline LLVMValueRef bufp(Cg *c, int i) { return c->bufs[i]; }
+/* Buffer i's address (computed at entry from the layout; a chunk imports it). */
+static inline LLVMValueRef bufp(Cg *c, int i) { return c->ck ? chunk_buf(c, i) : c->bufs[i]; }
 
 static inline void zero(Cg *c, LLVMValueRef p, LLVMValueRef ndoubles)
 {

@@ -539,8 +539,8 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
         for (int i = 0; i < nd; i++)
             c->dims[i] = LLVMGetParam(fn, (unsigned)i);
         for (int i = 0; i < leaves.len; i++) {
-            vals[i] = c->cache[leaves.data[i]->id];
-            c->cache[leaves.data[i]->id] = LLVMGetParam(fn, (unsigned)(nd + i));
+            vals[i] = node_bound(c, leaves.data[i]);
+            node_bind(c, leaves.data[i], LLVMGetParam(fn, (unsigned)(nd + i)));
         }
         if (out) {
             loop_body(c, n, LLVMGetParam(fn, (unsigned)(np - 1)), rc);
@@ -549,7 +549,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
             LLVMBuildRet(c->b, loop_body(c, n, NULL, rc));
         }
         for (int i = 0; i < leaves.len; i++)
-            c->cache[leaves.data[i]->id] = vals[i];
+            node_bind(c, leaves.data[i], vals[i]);
         c->dims = dims;
         frame_end(c, &saved);
     }
@@ -958,28 +958,33 @@ static void gen_mv(Cg *c, const Kernel *k)
         Node *M = tms[t]->m;
         pass_call(c, get(c, M), rows(c, M), cols(c, M), same, ns);
     }
-    for (int i = 0; i < k->nmembers; i++)
-        c->cache[k->members[i]->id] = bufp(c, p->buf[k->members[i]->id]);
+    for (int i = 0; i < k->nmembers; i++) {
+        node_bind(c, k->members[i], bufp(c, p->buf[k->members[i]->id]));
+        node_made(c, k->members[i]);
+    }
 }
 
 /* n's value: a double (1×1) or a pointer to its entries, computed by a
  * kernel of the plan at this point or before. */
 static LLVMValueRef get(Cg *c, Node *n)
 {
-    if (!c->cache[n->id]) {
+    LLVMValueRef v = node_value(c, n);
+    if (!v) {
         internal(c, arena_printf(c->a, "node %d used where the plan did not compute it", n->id));
         return is_scalar(n) ? cf(c, 0) : LLVMConstNull(c->ptr);
     }
-    return c->cache[n->id];
+    return v;
 }
 
 static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
-    if (k->kind == K_MATVEC)
+    if (k->kind == K_MATVEC) {
         gen_mv(c, k);
-    else
-        c->cache[n->id] = is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n);
+        return;
+    }
+    node_bind(c, n, is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n));
+    node_made(c, n);
 }
 
 /* The next point of the plan: its kernels, which must be for root. */
@@ -990,6 +995,10 @@ static void need(Cg *c, Node *root)
         return;
     }
     const Point *pt = &c->p->points.data[c->pc++];
+    if (chunk_wanted(pt)) {
+        chunk_point(c, pt, gen_kernel);
+        return;
+    }
     for (int i = 0; i < pt->nk && !c->failed; i++)
         gen_kernel(c, &pt->ks[i]);
 }

@@ -19,7 +19,8 @@ typedef struct CgInfo {
 
 /* Builds, in ctx, the module of m: NAME (forward), NAME_grad (when m->grad
  * has a value), NAME_work_size, all with the ABI of spec §7.  With entries,
- * also the JIT's program-independent wrappers
+ * instead of those the JIT's program-independent wrappers (only the
+ * gradient's with o->grad_only and a gradient)
  *   int NAME_entry(const int64_t *dims, const double *const *inputs,
  *                  const double *cotangent, double *out, double **grads,
  *                  void *work, int32_t *where)

@@ -728,6 +728,7 @@ typedef struct CodegenOptions {
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
     const Module *hvp;     /* compile --hessian: tangent_module's result, whose gradient
                             * function becomes NAME_hvp (and NAME_hessian); NULL: none */
+    bool grad_only;        /* the JIT's eval of a gradient: NAME_grad's code only */
 } CodegenOptions;
 
 /* cname.c: why NAME may not name a compiled program's functions (a C

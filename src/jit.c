@@ -183,23 +183,28 @@ struct Jit {
     double **noaux;       /* Module.naux NULLs: for callers that want no aux */
 };
 
-Jit *jit_open(const Module *m, int64_t max_iter)
+/* grad_only: an eval of the gradient, which needs no forward function
+ * (half the code of a long program). */
+static Jit *open_jit(const Module *m, int64_t max_iter, bool grad_only)
 {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
-    CodegenOptions o = {.name = JIT_NAME, .opt_level = JIT_OPT_LEVEL, .max_iter = max_iter};
+    grad_only = grad_only && m->grad.value;
+    CodegenOptions o = {.name = JIT_NAME, .opt_level = JIT_OPT_LEVEL, .max_iter = max_iter, .grad_only = grad_only};
     Jit *j = arena_alloc(m->arena, sizeof *j);
     j->noaux = arena_alloc(m->arena, sizeof(double *) * (size_t)(m->naux + 1));
     LLVMMemoryBufferRef obj = object(m, &o, &j->info);
     if (!obj || !(j->jit = load(obj)))
         return NULL;
-    if (!lookup(j->jit, JIT_NAME "_entry", &j->fwd) ||
+    if ((!grad_only && !lookup(j->jit, JIT_NAME "_entry", &j->fwd)) ||
         (m->grad.value && !lookup(j->jit, JIT_NAME "_grad_entry", &j->grad))) {
         jit_close(j);
         return NULL;
     }
     return j;
 }
+
+Jit *jit_open(const Module *m, int64_t max_iter) { return open_jit(m, max_iter, false); }
 
 int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
 {
@@ -221,7 +226,7 @@ void jit_close(Jit *j)
 
 int jit_eval(const Module *m, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
 {
-    Jit *j = jit_open(m, b->max_iter);
+    Jit *j = open_jit(m, b->max_iter, want_grad);
     if (!j)
         return -1;
     int status = jit_run(j, want_grad, b, value, grads, where);

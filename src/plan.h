@@ -86,6 +86,7 @@ typedef struct Plan {
                            * whose body may not run (its index is then not taken) */
     int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
     VEC(Point) points;    /* the schedule, in the order codegen walks the Func */
+    int64_t envslots;     /* codegen: 8-byte entries of the chunk environment (chunk.c) */
 } Plan;
 
 static inline bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }

@@ -15,11 +15,13 @@ the AST, which recurse as deep as the nesting.  Commands:
   derive    exits 0 and ends with the `dy/dx = ` line;
   interp    `eval --interp`: value and gradient against the same recurrence
             run here in Python (1e-12 relative);
-  jit       `eval --jit`: the same check through LLVM;
+  jit       `eval --jit`: the same check through LLVM (the long point is
+            split into chunk functions, src/chunk.c);
   check     `gradc check` says ok;
   compile   writes a non-empty object file.
 
-Prints each run's time; ends `N passed, M failed`.  Programs live in a
+Prints each run's time, its CPU time and its peak resident memory (with
+--max-gb, a run above that many GiB fails); ends `N passed, M failed`.  Programs live in a
 temporary folder, generated as text (~30 MB for a million fresh names); one
 command runs at a time.  Python standard library only.
 """
@@ -74,10 +76,30 @@ def close(a, b):
     return abs(a - b) <= 1e-12 * max(1.0, abs(a), abs(b))
 
 
+class Done:
+    """What a finished command left: returncode, stdout, stderr, and its own
+    CPU seconds and peak resident memory (os.wait4, not the sum of
+    children run so far)."""
+
+    def __init__(self, rc, out, err, cpu, rss):
+        self.returncode, self.stdout, self.stderr, self.cpu, self.rss = rc, out, err, cpu, rss
+
+
 def run(cmd):
     t = time.monotonic()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return p, time.monotonic() - t
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = Done(p.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
+                    ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024)
+    RUNS.append(done)
+    return done, time.monotonic() - t
+
+
+RUNS = []    # every command run, for its CPU time and memory
 
 
 def check_eval(p, want):
@@ -125,6 +147,7 @@ def main():
     ap.add_argument("--statements", type=int, default=1000000)
     ap.add_argument("--commands", default="derive,interp,jit,check,compile")
     ap.add_argument("--shapes", default="reuse,fresh,nested")
+    ap.add_argument("--max-gb", type=float, help="fail a command whose peak resident memory is larger")
     args = ap.parse_args()
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="gradc-long-") as tmp:
@@ -134,14 +157,18 @@ def main():
             want = reference(args.statements, shape)
             for command in args.commands.split(","):
                 bad, dt = one(args.gradc, tmp, prog, command, want)
+                done = RUNS[-1]
+                if not bad and args.max_gb and done.rss > args.max_gb * 2 ** 30:
+                    bad = "peak memory %.2f GB, more than --max-gb %g" % (done.rss / 2 ** 30, args.max_gb)
                 size = "%d statements" % args.statements if shape != "nested" else "%d deep" % NEST
                 name = "%s %s, %s" % (shape, size, command)
+                cost = "%.1f s, %.1f s CPU, %.2f GB" % (dt, done.cpu, done.rss / 2 ** 30)
                 if bad:
                     failed += 1
-                    print("FAIL %s (%.1f s): %s" % (name, dt, bad))
+                    print("FAIL %s (%s): %s" % (name, cost, bad))
                 else:
                     passed += 1
-                    print("ok   %s (%.1f s)" % (name, dt))
+                    print("ok   %s (%s)" % (name, cost))
                 sys.stdout.flush()
             os.remove(prog)
     print("%d passed, %d failed" % (passed, failed))
