@@ -286,6 +286,7 @@ typedef enum FnRule {
     F_POLYGAMMA, /* polygamma(k, x): k an integer literal >= 0 */
     F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG, F_CLAMP,
     F_CONST,   /* a named constant (pi): fill is its value */
+    F_GRAD, F_HESSIAN,   /* grad(e, x), hessian(e, x): spec §9, hessian.c */
     F_WHERE,   /* where(c, a, b): c a condition (mask), not a value */
     F_SOLVE,   /* solve(A, B): A square, B with A's rows */
 } FnRule;
@@ -317,6 +318,8 @@ static const Builtin builtins[] = {
     {"diag", F_DIAG, OP_DIAGM, 1, 1, 0},
     {"clamp", F_CLAMP, OP_CLAMPHI, 3, 3, 0},
     {"pi", F_CONST, OP_CONST, 0, 0, M_PI},
+    {"grad", F_GRAD, OP_SUM, 2, 2, 0},
+    {"hessian", F_HESSIAN, OP_SUM, 2, 2, 0},
     {"where", F_WHERE, OP_PICK, 3, 3, 0},
     {"solve", F_SOLVE, OP_SOLVE, 2, 2, 0},
 };
@@ -815,6 +818,47 @@ static Node *where(Checker *c, const Expr *e)
     return mk2(c->ir, OP_ADD, mk2(c->ir, OP_PICK, k, a), mk2(c->ir, OP_PICK, mk1(c->ir, OP_NOT, k), b));
 }
 
+/* grad(e, x) and hessian(e, x) (spec §9): reverse mode over e's DAG, then
+ * for hessian the Jacobian of that gradient; both ordinary nodes, so the
+ * program's own reverse mode differentiates through them. */
+static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
+{
+    const Expr *xa = e->args[1];
+    Var v = xa->kind == EX_NAME ? lookup(c, xa->name) : (Var){0};
+    if (v.kind == V_POISON)
+        fail_quietly(c);
+    if (v.kind != V_INPUT)
+        fail(c, expr_start(xa), "%s(e, x) differentiates with respect to an input; %s", f->name,
+             xa->kind == EX_NAME ? arena_printf(c->a, "%s is not an input", xa->name)
+                                 : "name one here");
+    Node *y = value(c, e->args[0]);
+    const char *x = xa->name;
+    if (!is_scalar(y))
+        fail(c, e->loc, "%s(e, %s) needs a scalar e; e is %s", f->name, x, shape_s(c, y->shape));
+    if (f->rule == F_HESSIAN && !dim_eq(v.shape.cols, dim_lit(1)))
+        fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
+             shape_s(c, v.shape));
+    const char *why = NULL;
+    Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why);
+    if (!ys)
+        fail(c, e->loc, "%s(e, %s): e %s; grad and hessian follow %s through straight-line ifs, "
+             "not yet through loops or nested constructs", f->name, x, why, x);
+    y = ys;
+    Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
+    if (f->rule == F_GRAD)
+        return g;
+    Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, false, &why);
+    if (!h)
+        fail(c, e->loc, "hessian(e, %s): %s", x, why);
+    /* exactly symmetric, as spec §9 asks, whatever the rounding of h; the
+     * transpose is built raw, so that h is computed once and read twice
+     * rather than simplified into a second product */
+    if (mk1(c->ir, OP_TRANSPOSE, h) == h)
+        return h;
+    Node *ht = ir_node(c->ir, OP_TRANSPOSE, h->shape, h, NULL, 0.0, 0);
+    return mk2(c->ir, OP_MUL, mk_const(c->ir, 0.5), mk2(c->ir, OP_ADD, h, ht));
+}
+
 static const char *arity_s(Checker *c, const Builtin *f)
 {
     if (f->lo != f->hi)
@@ -1183,6 +1227,8 @@ static Node *call(Checker *c, const Expr *e)
         return mk_fill(c->ir, f->fill, shape_make(d0, d1));
     }
 
+    if (f->rule == F_GRAD || f->rule == F_HESSIAN)
+        return derivative_call(c, e, f);
     if (f->rule == F_WHERE)
         return where(c, e);
     if (f->rule == F_POLYGAMMA && !(e->args[0]->kind == EX_NUM && integral(e->args[0]->num) &&
@@ -1243,6 +1289,8 @@ static Node *call(Checker *c, const Expr *e)
     case F_EYE:
     case F_NONE:
     case F_CONST:
+    case F_GRAD:
+    case F_HESSIAN:
     case F_WHERE:
         break;
     }

@@ -39,7 +39,7 @@ typedef struct Options {
     const char *max_input;                    /* every command: the read caps */
     const char *wrt;                          /* compile, eval, derive, check, plot */
     bool shared, describe;                    /* compile */
-    bool hessian;                             /* eval, check, compile */
+    bool hessian;                             /* derive, eval, check, compile */
 } Options;
 
 /* The commands an option belongs to, as bits. */
@@ -99,8 +99,9 @@ static const OptSpec opt_specs[] = {
     {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3, NULL, "optimisation level 3"},
     {"--range",     O_STR,   F(range),     C_PLOT, 0, "LO:HI", "the x range (default -5:5)"},
     {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0, "X0", "also draw the tangent line at X0"},
-    {"--hessian",   O_FLAG,  F(hessian),   C_EVAL | C_CHECK | C_COMPILE, 0, NULL,
-     "second derivatives: eval prints H, check compares it, compile adds NAME_hvp, NAME_hessian"},
+    {"--hessian",   O_FLAG,  F(hessian),   C_DERIVE | C_EVAL | C_CHECK | C_COMPILE, 0, NULL,
+     "second derivatives: derive prints them, eval prints H, check compares it, compile adds "
+     "NAME_hvp, NAME_hessian"},
     {"--max-input", O_STR,   F(max_input), C_ALL, 0, "SIZE",
      "largest program or JSON file read (default 64M, JSON 1G; K, M, G)"},
 };
@@ -138,7 +139,8 @@ static const Command commands[] = {
      "[--max-input SIZE]",
      "run the program on JSON inputs; print its value and gradient as JSON"},
     {"derive", C_DERIVE, cmd_derive,
-     "FILE.expr [--latex] [--wrt A,B] [--checkpoint K] [--max-input SIZE]",
+     "FILE.expr [--latex] [--hessian] [--wrt A,B] [--checkpoint K]\n"
+     "[--max-input SIZE]",
      "print each gradient as an expression"},
     {"check", C_CHECK, cmd_check,
      "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
@@ -180,7 +182,8 @@ static void print_help(FILE *out)
           "         --shared: a shared library libSTEM.so linked against libgradc\n"
           "eval     run the program on JSON inputs; print its value and gradient as JSON\n"
           "         (--interp: the reference interpreter, --jit: LLVM's JIT)\n"
-          "derive   print each gradient as an expression (--latex: as LaTeX)\n"
+          "derive   print each gradient as an expression (--latex: as LaTeX;\n"
+          "         --hessian: the second derivatives, d2y/dx2 and d2y/dxdz)\n"
           "check    compare the gradient with central finite differences (at random\n"
           "         inputs, or at --inputs FILE's)\n"
           "plot     draw the output and its derivative as SVG (default range -5:5; the\n"
@@ -191,8 +194,8 @@ static void print_help(FILE *out)
           "         instead of the file's wrt line (the ABI follows this order)\n"
           "--checkpoint K: reverse mode through a loop stores every K-th iteration's\n"
           "         state and recomputes the rest (memory ~ T/K + K states, not T)\n"
-          "--hessian (eval, check, compile; a scalar output): second derivatives by\n"
-          "         forward mode over the gradient program; eval adds \"hessian\": H over\n"
+          "--hessian (derive, eval, check, compile; a scalar output): second derivatives\n"
+          "         by forward mode over the gradient program; eval adds \"hessian\": H over\n"
           "         the wrt inputs, check compares H with differences of the gradient,\n"
           "         compile adds NAME_hvp and NAME_hessian\n"
           "--max-input SIZE (every command): the largest program or JSON file read\n"
@@ -538,11 +541,31 @@ static int cmd_eval(Arena *a, const Options *o)
 
 /* ---- derive, check, compile, plot ----------------------------------------- */
 
+/* derive --hessian: the closed forms, or why there is none (a comment, exit
+ * 0: the program is fine; a non-scalar output is an error). */
+static int derive_hessian(Module *m, PrintStyle style)
+{
+    const char *why = NULL, **block_why = NULL;
+    Node **H = hess_closed_forms(m, &why, &block_why);
+    if (H) {
+        print_hessians(stdout, m, H, block_why, style);
+        return 0;
+    }
+    if (!shape_is_scalar(m->fwd.value->shape)) {
+        diag_error(m->src, (Loc){0, 0}, "derive --hessian needs a scalar output: %s", why);
+        return 1;
+    }
+    printf("%s no closed form for the Hessian: %s\n", style == PRINT_LATEX ? "%" : "#", why);
+    return 0;
+}
+
 static int cmd_derive(Arena *a, const Options *o)
 {
-    Module *m = front(a, o, true);
+    Module *m = front(a, o, !o->hessian);
     if (!m)
         return 1;
+    if (o->hessian)
+        return derive_hessian(m, o->latex ? PRINT_LATEX : PRINT_EXPR);
     print_derivatives(stdout, m, o->latex ? PRINT_LATEX : PRINT_EXPR);
     return 0;
 }

@@ -503,6 +503,17 @@ static bool mv_ready(const Sim *s, const Mv *v)
     return ok;
 }
 
+/* v reads n (its vector, a matrix or a coefficient): a product of n's own
+ * pass cannot read n, which that pass is still computing. */
+static bool mv_reads(const Mv *v, const Node *n)
+{
+    const Node *vec = is_alias(v->vec) ? v->vec->args[0] : v->vec;
+    bool r = vec == n;
+    for (int t = 0; t < v->nterms && !r; t++)
+        r = v->terms[t].m == n || v->terms[t].coef == n;
+    return r;
+}
+
 static int by_id(const void *x, const void *y)
 {
     int a = (*(Node *const *)x)->id, b = (*(Node *const *)y)->id;
@@ -560,7 +571,7 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
             k.members = arena_alloc(p->arena, sizeof(Node *) * (size_t)n);
             k.members[k.nmembers++] = x;
             for (int j = g < p->m->ir->nnodes ? g : -1; j >= 0; j = p->gnext[j])
-                if (j != x->id && !s->valid[j] && mv_ready(s, p->mv[j]))
+                if (j != x->id && !s->valid[j] && mv_ready(s, p->mv[j]) && !mv_reads(p->mv[j], x))
                     k.members[k.nmembers++] = p->nodes[j];
             for (int j = 1; j < k.nmembers; j++) {
                 /* the other members' leaves (inputs, slots, transposed vectors) */

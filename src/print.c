@@ -1147,3 +1147,59 @@ void print_derivatives(FILE *out, const Module *m0, PrintStyle style)
     }
     gradient_lines(p);
 }
+
+/* `derive --hessian`: the blocks i <= j of the wrt inputs' Hessian (the
+ * block j, i is the transpose), shared subexpressions bound first. */
+static void hessian_label(Printer *p, const char *y, const char *xi, const char *xj)
+{
+    FILE *out = p->out;
+    if (!latex(p)) {
+        size_t n = strlen(xi);
+        if (xi == xj && !(n && xi[n - 1] >= '0' && xi[n - 1] <= '9'))   /* not d2L/dW12 */
+            fprintf(out, "d2%s/d%s2", y, xi);
+        else
+            fprintf(out, "d2%s/d%sd%s", y, xi, xj);
+        return;
+    }
+    fputs("\\frac{\\partial^2 ", out);
+    name(p, y);
+    fputs("}{\\partial ", out);
+    name(p, xi);
+    if (xi == xj) {
+        fputs("^2", out);
+    } else {
+        fputs(" \\partial ", out);
+        name(p, xj);
+    }
+    fputs("}", out);
+}
+
+void print_hessians(FILE *out, const Module *m, Node *const *H, const char *const *why,
+                    PrintStyle style)
+{
+    Rewrite r = rewrite_values(m);
+    int k = m->nwrt, nb = 0;
+    Node **blocks = arena_alloc(m->arena, sizeof(Node *) * (size_t)(k * k + 1));
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++)
+            blocks[nb++] = H[i * k + j] ? rw(&r, H[i * k + j]) : NULL;
+    Printer *p = printer_new(out, m, style);
+    const char *y = m->output_name ? m->output_name : "y";
+    print_lets(p, blocks, nb, "");
+    nb = 0;
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++, nb++) {
+            const char *xi = m->inputs[m->wrt[i]].name, *xj = m->inputs[m->wrt[j]].name;
+            if (!blocks[nb]) {
+                fputs(latex(p) ? "% " : "# ", out);
+                hessian_label(p, y, xi, xj);
+                fprintf(out, ": no closed form: %s\n", why[i * k + j]);
+                continue;
+            }
+            hessian_label(p, y, xi, i == j ? xi : xj);
+            fputs(" = ", out);
+            expr(p, blocks[nb], 0);
+            line_end(p);
+        }
+    forget_lets(p);
+}

@@ -149,6 +149,8 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
         return mk2(ir, OP_MUL, dim_value(ir, along), mk_fill(ir, x->num, s));
     if (x->op == OP_EYE)   /* the adjoint of trace, summed */
         return mk_fill(ir, 1.0, s);
+    if (x->op == OP_DIAGM)   /* one nonzero per row and column: the vector itself */
+        return d == 2 ? x->args[0] : mk1(ir, OP_TRANSPOSE, x->args[0]);
     return NULL;
 }
 
@@ -585,6 +587,8 @@ static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
         return mk_zero(ir, shape);
     if (is_constant(c))   /* nonzero (zero was above) */
         return as_shape(ir, a, shape);
+    if (a->op == OP_PICK)   /* nested masks are one: no chain of PICKs to peel */
+        return mk2(ir, OP_PICK, a->args[0] == c ? c : mk2(ir, OP_AND, c, a->args[0]), a->args[1]);
     return NULL;
 }
 
