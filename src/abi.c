@@ -486,8 +486,9 @@ static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
 /* ===================================================================== */
 
 /* NAME_hessian's work, after the entry's parameters are in c->dims: the
- * order N (entries of the wrt inputs), NAME_hvp's work rounded up to 64
- * bytes (at the start), then the unit direction (N doubles, rounded up)
+ * order N (entries of the wrt inputs), the work of its product
+ * NAME_hessian.hv rounded up to 64 bytes (at the start), then the unit
+ * direction (N doubles, rounded up)
  * and room for the unsymmetrised H (N×N; used under GRADC_ACCUMULATE, when
  * H itself cannot hold it).  *bad: a negative dimension or an overflow. */
 typedef struct HessLayout {
@@ -502,7 +503,7 @@ static HessLayout hess_layout(Cg *c, const char *name)
         l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntSLT, c->dims[i], ci(c, 0), ""), "");
     for (int i = 0; i < h->nwrt / 2; i++)
         l.n = ovf(c, "llvm.sadd.with.overflow", l.n, entries(c, h->inputs[h->wrt[i]].shape, &l.bad), &l.bad);
-    LLVMValueRef ws = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hvp_work_size", name));
+    LLVMValueRef ws = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hessian.hv_work_size", name));
     LLVMValueRef hw = LLVMBuildCall2(c->b, LLVMGlobalGetValueType(ws), ws, c->dims, (unsigned)h->ndims, "");
     l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntEQ, hw, ci(c, -1), ""), "");
     LLVMValueRef mask = ci(c, ~(int64_t)63);
@@ -551,8 +552,9 @@ static void put_pair(Cg *c, LLVMValueRef H, LLVMValueRef ij, LLVMValueRef ji, LL
 }
 
 /* int NAME_hessian(dims..., inputs..., double *out, double *H, unsigned
- * flags, void *work): N calls of NAME_hvp with the unit directions e_j, H e_j
- * written as row j, then (H + H')/2, so exactly symmetric. */
+ * flags, void *work): N products with the unit directions e_j (NAME_hessian.hv,
+ * gen_hv_only), H e_j written as row j, then (H + H')/2, so exactly
+ * symmetric. */
 static void gen_hessian(Cg *c, const char *name)
 {
     const Module *h = c->m;
@@ -602,9 +604,9 @@ static void gen_hessian(Cg *c, const char *name)
     LLVMBuildStore(c->b, LLVMConstInt(c->i32, 0, 0), status);
     zero(c, dir, l.n);
 
-    /* column j: NAME_hvp at e_j (once when N = 0, for the value) */
-    LLVMValueRef hvp = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hvp", name));
-    int na = h->ndims + h->ninputs + 1 + 2 * k + 2;
+    /* column j: the product at e_j (once when N = 0, for the value) */
+    LLVMValueRef hvp = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hessian.hv", name));
+    int na = h->ndims + h->ninputs + 1 + k + 2;
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)na), *off = arena_alloc(c->a, sizeof *off * (size_t)(k + 1));
     LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
     off[0] = ci(c, 0);
@@ -627,8 +629,6 @@ static void gen_hessian(Cg *c, const char *name)
     for (int i = 0; i < k; i++)
         args[a++] = at(c, dir, off[i]);
     args[a++] = sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, j, ci(c, 0), ""), out, LLVMConstNull(c->ptr));
-    for (int i = 0; i < k; i++)
-        args[a++] = LLVMConstNull(c->ptr);
     LLVMValueRef row = mul(c, jc, l.n);
     for (int i = 0; i < k; i++)
         args[a++] = at(c, raw, add(c, row, off[i]));
@@ -670,6 +670,36 @@ static void gen_hessian(Cg *c, const char *name)
     LLVMBuildBr(c->ab, entry);
 }
 
+/* h's gradient function with the products H v as its only gradients (h's
+ * wrt list: the directions), as the internal NAME_hessian.hv and its work
+ * size: NAME_hessian's column j, without the gradient NAME_hvp also returns
+ * (x'*A*x: two products of A per column instead of four). */
+static void gen_hv_only(Cg *m, const Module *h, const char *name)
+{
+    int k = h->nwrt / 2;
+    Module *hv = arena_alloc(m->a, sizeof *hv);
+    *hv = *h;
+    hv->nwrt = k;
+    hv->wrt = h->wrt + k;
+    hv->grad.grads = h->grad.grads + k;
+    Cg c = {0};
+    types(&c, m->ctx, m->mod, hv);
+    c.info = m->info;
+    c.max_iter = m->max_iter;
+    c.b = m->b;
+    c.ab = m->ab;
+    Plan *p = plan_func(hv, &hv->grad, true, NULL);
+    LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hessian.hv.impl", name));
+    if (!c.failed) {
+        const char *fn = arena_printf(c.a, "%s_hessian.hv", name), *ws = arena_printf(c.a, "%s_work_size", fn);
+        gen_abi(&c, impl, fn, true, false);
+        gen_work_size(&c, ws, &p, 1);
+        LLVMSetLinkage(LLVMGetNamedFunction(c.mod, fn), LLVMInternalLinkage);
+        LLVMSetLinkage(LLVMGetNamedFunction(c.mod, ws), LLVMInternalLinkage);
+    }
+    m->failed |= c.failed;
+}
+
 /* compile --hessian: h's gradient function (value, gradient, H v) as
  * NAME_hvp with NAME_hvp_work_size, then NAME_hessian and its work size,
  * in the module of m's functions. */
@@ -692,6 +722,9 @@ static void gen_second_order(Cg *m, const Module *hvp, const char *name)
     if (!c.failed) {
         gen_abi(&c, impl, arena_printf(c.a, "%s_hvp", name), true, false);
         gen_work_size(&c, arena_printf(c.a, "%s_hvp_work_size", name), &p, 1);
+        gen_hv_only(&c, h, name);
+    }
+    if (!c.failed) {
         gen_hessian_work_size(&c, name);
         gen_hessian(&c, name);
     }
