@@ -957,9 +957,11 @@ static Stmt *record_checkpoints(Diff *d, const Stmt *s)
     Stmt *c = stmt_new(d->a, s->kind, s->n + 1);
     Stmt keep = *c;
     *c = *s;
-    c->slots = keep.slots;
+    c->slots = keep.slots;      /* every per-slot array has the new n entries */
     c->vals = keep.vals;
     c->next = keep.next;
+    c->then_vals = keep.then_vals;
+    c->else_vals = keep.else_vals;
     c->n = s->n + 1;
     memcpy(c->slots, s->slots, sizeof(int) * (size_t)s->n);
     memcpy(c->vals, s->vals, sizeof(Node *) * (size_t)s->n);
