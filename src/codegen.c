@@ -455,9 +455,58 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
 /* out = op(a) * op(b): the runtime's gradc_gemm (OpenBLAS with transpose
  * flags when large, loops when small), or inline loops when every size is
  * a small literal (they are then specialised and unrolled). */
+/* An operand of a product kernel: its entries, or NULL for a fill (whose
+ * constant is *k). */
+static LLVMValueRef operand(Cg *c, Node *x, bool read, LLVMValueRef *k)
+{
+    *k = cf(c, x->op == OP_FILL ? x->num : 0);
+    return x->op == OP_FILL || !read ? LLVMConstNull(c->ptr) : argbuf(c, x);
+}
+
+/* The O(m·n) products: a diag or fill factor (scalings and sums), or the
+ * diagonal of a product (gradc/runtime.h).  The fill of a sums mode is
+ * not read: only its constant. */
+static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
+{
+    LLVMValueRef ka, kb, A = operand(c, g->a, g->mode != G_COLSUMS, &ka);
+    LLVMValueRef B = operand(c, g->b, g->mode != G_ROWSUMS, &kb);
+    LLVMTypeRef v = LLVMVoidTypeInContext(c->ctx);
+    int tf = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0);
+    if (g->diag) {
+        Node *x = n->args[0];
+        Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
+        LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
+        LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)tf, 0), rows(c, x), dimv(c, dk), A, ka, B, kb, out};
+        callf(c, "gradc_diag_gemm", v, pt, 8, args);
+        return;
+    }
+    if (g->mode == G_ROWSCALE || g->mode == G_COLSCALE) {
+        bool bycol = g->mode == G_COLSCALE;
+        int f = bycol ? GRADC_SCALE_COLS | (g->ta ? GRADC_GEMM_TB : 0) : (g->tb ? GRADC_GEMM_TB : 0);
+        LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
+        LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)f, 0), rows(c, n), cols(c, n),
+                                bycol ? B : A, bycol ? kb : ka, bycol ? A : B, bycol ? ka : kb, out};
+        callf(c, "gradc_scale", v, pt, 8, args);
+        return;
+    }
+    bool rs = g->mode == G_ROWSUMS;
+    Node *x = rs ? g->a : g->b;
+    bool tx = rs ? g->ta : g->tb;
+    Dim dk = rs ? (tx ? x->shape.rows : x->shape.cols) : (tx ? x->shape.cols : x->shape.rows);
+    int f = (rs ? GRADC_SUMS_ROWS : 0) | (tx ? GRADC_GEMM_TB : 0);
+    LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->i64, c->f64, c->ptr, c->f64, c->ptr};
+    LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)f, 0), rows(c, n), cols(c, n), dimv(c, dk),
+                            rs ? kb : ka, rs ? A : B, rs ? ka : kb, out};
+    callf(c, "gradc_sums", v, pt, 8, args);
+}
+
 static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
 {
     const Gemm *g = c->p->gemm[n->id];
+    if (g->mode != G_DENSE || g->diag) {
+        gen_special(c, n, g, out);
+        return;
+    }
     LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
@@ -520,6 +569,10 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
         return;
     }
     case OP_DIAGV: {
+        if (c->p->gemm[n->id]) {
+            gen_matmul(c, n, out);
+            return;
+        }
         LLVMValueRef d = rows(c, n), src = argbuf(c, x);
         i = loop_begin(c, &li, ci(c, 0), d);
         store(c, load(c, src, mul(c, i, add(c, d, ci(c, 1)))), out, i);

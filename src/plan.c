@@ -156,24 +156,57 @@ static void mv_group(Plan *p, int nn)
     }
 }
 
-/* n as a matrix–matrix product (not a matrix–vector one), or NULL. */
+static Node *untransposed(Node *x, bool *t)
+{
+    *t = false;
+    while (x->op == OP_TRANSPOSE)
+        x = x->args[0], *t = !*t;
+    return x;
+}
+
+static bool is_diagm(const Node *x) { return x->op == OP_DIAGM && !is_scalar(x); }
+static bool is_fill(const Node *x) { return x->op == OP_FILL && !is_scalar(x); }
+
+/* n as a matrix–matrix product (not a matrix–vector one), or NULL.  A diag
+ * or fill factor (symmetric: a transpose of it is itself) picks a mode. */
 static Gemm *gemm_form(Arena *a, Node *n, const Mv *mv)
 {
     if (n->op != OP_MATMUL || is_scalar(n) || mv)
         return NULL;
     Gemm *g = arena_alloc(a, sizeof *g);
-    g->a = n->args[0], g->b = n->args[1];
-    if (g->a->op == OP_TRANSPOSE)
-        g->a = g->a->args[0], g->ta = true;
-    if (g->b->op == OP_TRANSPOSE)
-        g->b = g->b->args[0], g->tb = true;
+    g->a = untransposed(n->args[0], &g->ta);
+    g->b = untransposed(n->args[1], &g->tb);
+    if (is_diagm(g->a))
+        g->mode = G_ROWSCALE, g->a = g->a->args[0], g->ta = false;
+    else if (is_diagm(g->b))
+        g->mode = G_COLSCALE, g->b = g->b->args[0], g->tb = false;
+    else if (is_fill(g->a))
+        g->mode = G_COLSUMS, g->ta = false;
+    else if (is_fill(g->b))
+        g->mode = G_ROWSUMS, g->tb = false;
+    return g;
+}
+
+/* diag(A * B) of a dense product: its diagonal, n dot products. */
+static Gemm *diag_form(Arena *a, Node *n)
+{
+    if (n->op != OP_DIAGV || is_scalar(n) || n->args[0]->op != OP_MATMUL || is_scalar(n->args[0]))
+        return NULL;
+    Node *x = n->args[0];
+    if (lit1(x->shape.rows) || lit1(x->shape.cols))
+        return NULL;
+    Gemm *g = gemm_form(a, x, NULL);
+    if (g->mode == G_ROWSCALE || g->mode == G_COLSCALE)
+        return NULL;
+    g->mode = G_DENSE; /* a fill operand is read as its constant */
+    g->diag = true;
     return g;
 }
 
 static void forms(Plan *p, Node *n)
 {
     p->mv[n->id] = mv_form(p->arena, n);
-    p->gemm[n->id] = gemm_form(p->arena, n, p->mv[n->id]);
+    p->gemm[n->id] = n->op == OP_DIAGV ? diag_form(p->arena, n) : gemm_form(p->arena, n, p->mv[n->id]);
 }
 
 /* The values node n reads (the operands of a matrix–vector form; else its
@@ -185,8 +218,12 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
     const Gemm *g = p->gemm[n->id];
     int k = 0;
     if (g) {
-        out[0] = g->a, out[1] = g->b, fuse[0] = fuse[1] = false;
-        return 2;
+        /* a fill operand is its constant; the fill of a sums mode is not read */
+        if (g->mode != G_COLSUMS)
+            out[k] = g->a, fuse[k++] = g->a->op == OP_FILL;
+        if (g->mode != G_ROWSUMS)
+            out[k] = g->b, fuse[k++] = g->b->op == OP_FILL;
+        return k;
     }
     if (!v) {
         for (int i = 0; i < n->nargs; i++, k++)
@@ -383,6 +420,13 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LEAF;
     if (p->mv[n->id])
         return K_MATVEC;
+    if (p->gemm[n->id]) {
+        static const KernelKind by_mode[] = {
+            [G_DENSE] = K_GEMM, [G_ROWSCALE] = K_SCALE, [G_COLSCALE] = K_SCALE,
+            [G_COLSUMS] = K_SUMS, [G_ROWSUMS] = K_SUMS,
+        };
+        return p->gemm[n->id]->diag ? K_DIAGDOT : by_mode[p->gemm[n->id]->mode];
+    }
     if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)))
         return K_LAPACK;
     if (is_scalar(n)) {
@@ -590,7 +634,7 @@ static void ref(Sim *s, const Node *n)
 static const char *const kernel_name[] = {
     [K_LEAF] = "leaf", [K_SCALAR] = "scalar", [K_MAP] = "map", [K_REDUCE] = "reduce",
     [K_MATVEC] = "matvec", [K_GEMM] = "gemm", [K_LAPACK] = "lapack", [K_LAYOUT] = "layout",
-    [K_ALIAS] = "alias",
+    [K_ALIAS] = "alias", [K_SCALE] = "scale", [K_SUMS] = "sums", [K_DIAGDOT] = "diagmm",
 };
 
 static void dump_shape(Sim *s, const Node *n)
@@ -664,12 +708,16 @@ static void dump_kernel(Sim *s, const Kernel *k)
                 fputs(t ? " + " : "", o);
                 dump_term(s, v, &v->terms[t]);
             }
-        } else if (k->kind == K_GEMM) {
+        } else if (s->p->gemm[n->id]) {
             const Gemm *g = s->p->gemm[n->id];
+            fputs(g->diag ? "diag(" : "", o);
+            fputs(g->mode == G_ROWSCALE ? "diag(" : "", o);
             ref(s, g->a);
-            fputs(g->ta ? "' * " : " * ", o);
+            fputs(g->mode == G_ROWSCALE ? ")" : g->ta ? "'" : "", o);
+            fputs(g->mode == G_COLSCALE ? " * diag(" : " * ", o);
             ref(s, g->b);
-            fputs(g->tb ? "'" : "", o);
+            fputs(g->mode == G_COLSCALE ? ")" : g->tb ? "'" : "", o);
+            fputs(g->diag ? ")" : "", o);
         } else {
             dump_op(s, n);
         }

@@ -29,10 +29,21 @@ typedef struct Mv {
 } Mv;
 
 /* A matrix–matrix product op(a) * op(b): a transpose operand is read in
- * place (BLAS's transpose flags), never copied. */
+ * place (BLAS's transpose flags), never copied.  A diag or fill factor
+ * makes it O(m·n), never a dense product. */
+typedef enum GemmMode {
+    G_DENSE,      /* op(a) * op(b) (under diag, an operand may be a fill) */
+    G_ROWSCALE,   /* diag(a) * op(b): row i of op(b) times a[i] (a: the vector) */
+    G_COLSCALE,   /* op(a) * diag(b): column j of op(a) times b[j] */
+    G_COLSUMS,    /* fill(k) * op(b): every row the column sums of op(b), times k */
+    G_ROWSUMS,    /* op(a) * fill(k): every column the row sums of op(a), times k */
+} GemmMode;
+
 typedef struct Gemm {
     Node *a, *b;
     bool ta, tb;
+    GemmMode mode;
+    bool diag;            /* the node is diag(op(a) * op(b)): the diagonal only (G_DENSE) */
 } Gemm;
 
 /* What a kernel computes.  The schedule is a list of points — the places
@@ -45,6 +56,9 @@ typedef enum KernelKind {
     K_REDUCE,   /* a 1×1 value from a pass over entries: sum, norm, dot, trace … */
     K_MATVEC,   /* matrix–vector products: one pass per distinct matrix */
     K_GEMM,     /* matrix × matrix (BLAS when large) */
+    K_SCALE,    /* diag(u) * M, M * diag(v): a row or column scaling */
+    K_SUMS,     /* fill * M, M * fill: row or column sums */
+    K_DIAGDOT,  /* diag(A * B): n dot products, no product */
     K_LAPACK,   /* det, logdet, inv: the runtime's LU */
     K_LAYOUT,   /* transpose, diag, eye, softmax into a buffer */
     K_ALIAS,    /* a vector's transpose: its argument's memory */
