@@ -691,74 +691,96 @@ static LLVMValueRef vec_at(Cg *c, PassTerm *t, LLVMValueRef k)
     return t->v ? load(c, t->v, k) : t->fill;
 }
 
-/* Entry j of a row in every term: acc += row[j] * vec[j], or
- * out[j] += row[j] * y. */
-static void pass_entry(Cg *c, PassTerm *ts, int nt, LLVMValueRef row, LLVMValueRef j)
-{
-    LLVMValueRef a = load(c, row, j);
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans) {
-            store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, a, ts[t].y, "")), ts[t].out, j);
-        } else {
-            LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, ts[t].acc, "");
-            LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, a, vec_at(c, &ts[t], j), "")), ts[t].acc);
-        }
-    }
-}
+/* Rows i .. i+nr-1 of M (R×C, row-major) read once for every term that
+ * reads M.  Each row's dot product (M*vec) is summed as reduce_sum sums:
+ * LANES partial sums (one vector register per row, so nr independent
+ * chains), combined as (s0 + s1) + (s2 + s3), then the remainder one by
+ * one.  M'*vec accumulates into its result from the same loaded entries,
+ * loaded and stored once per nr rows (in row order, entry by entry). */
+enum { PASS_ROWS = 4 };
 
-/* One read of M (R×C, row-major) for every term that reads it.  A row's
- * dot product (M*vec) is summed as reduce_sum sums: LANES partial sums,
- * combined as (s0 + s1) + (s2 + s3), then the remainder one by one; here
- * the lanes are one vector register.  M'*vec accumulates row by row into
- * its result (a sum in row order), from the same loaded entries. */
-static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
+static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRef C, LLVMValueRef blocks,
+                      PassTerm *ts, int nt)
 {
     LLVMTypeRef vt = vec_t(c);
+    LLVMValueRef row[PASS_ROWS], *y = arena_alloc(c->a, sizeof *y * (size_t)(nt * PASS_ROWS));
+    LLVMValueRef *lanes = arena_alloc(c->a, sizeof *lanes * (size_t)(nt * PASS_ROWS));
+    LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nt * PASS_ROWS));
+    for (int r = 0; r < nr; r++)
+        row[r] = at(c, A, mul(c, add(c, i, ci(c, r)), C));
     for (int t = 0; t < nt; t++)
-        if (!ts[t].trans) {
-            ts[t].acc = alloca_(c, c->f64);
-            ts[t].lanes = alloca_(c, vt);
+        for (int r = 0; r < nr; r++) {
+            int k = t * PASS_ROWS + r;
+            if (ts[t].trans) {
+                y[k] = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], add(c, i, ci(c, r))), "");
+                continue;
+            }
+            lanes[k] = alloca_(c, vt);
+            acc[k] = alloca_(c, c->f64);
+            LLVMBuildStore(c->b, LLVMConstNull(vt), lanes[k]);
         }
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), "");
-    Loop li, lj;
-    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), R);
-    LLVMValueRef row = at(c, A, mul(c, i, C));
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans)
-            ts[t].y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], i), "");
-        else
-            LLVMBuildStore(c->b, LLVMConstNull(vt), ts[t].lanes);
-    }
+    Loop lj;
     LLVMValueRef jb = loop_begin(c, &lj, ci(c, 0), blocks);
-    LLVMValueRef j = mul(c, jb, ci(c, LANES));
-    LLVMValueRef a = vload(c, row, j);
+    LLVMValueRef j = mul(c, jb, ci(c, LANES)), a[PASS_ROWS];
+    for (int r = 0; r < nr; r++)
+        a[r] = vload(c, row[r], j);
     for (int t = 0; t < nt; t++) {
         if (ts[t].trans) {
-            LLVMValueRef o = fplus(c, vload(c, ts[t].out, j), LLVMBuildFMul(c->b, a, splat(c, ts[t].y), ""));
+            LLVMValueRef o = vload(c, ts[t].out, j);
+            for (int r = 0; r < nr; r++)
+                o = fplus(c, o, LLVMBuildFMul(c->b, a[r], splat(c, y[t * PASS_ROWS + r]), ""));
             vstore(c, o, ts[t].out, j);
-        } else {
-            LLVMValueRef s = LLVMBuildLoad2(c->b, vt, ts[t].lanes, "");
-            LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, a, vec_lanes(c, &ts[t], j), "")), ts[t].lanes);
+            continue;
+        }
+        LLVMValueRef x = vec_lanes(c, &ts[t], j);
+        for (int r = 0; r < nr; r++) {
+            LLVMValueRef l = lanes[t * PASS_ROWS + r];
+            LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, vt, l, ""), LLVMBuildFMul(c->b, a[r], x, "")), l);
         }
     }
     loop_end(c, &lj);
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans)
-            continue;
-        LLVMValueRef s = LLVMBuildLoad2(c->b, vt, ts[t].lanes, ""), l[LANES];
-        for (int k = 0; k < LANES; k++)
-            l[k] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)k, 0), "");
-        LLVMBuildStore(c->b, fplus(c, fplus(c, l[0], l[1]), fplus(c, l[2], l[3])), ts[t].acc);
-    }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++) {
+            int k = t * PASS_ROWS + r;
+            LLVMValueRef s = LLVMBuildLoad2(c->b, vt, lanes[k], ""), l[LANES];
+            for (int e = 0; e < LANES; e++)
+                l[e] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)e, 0), "");
+            LLVMBuildStore(c->b, fplus(c, fplus(c, l[0], l[1]), fplus(c, l[2], l[3])), acc[k]);
+        }
     j = loop_begin(c, &lj, mul(c, blocks, ci(c, LANES)), C);
-    pass_entry(c, ts, nt, row, j);
-    loop_end(c, &lj);
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans)
-            continue;
-        LLVMValueRef s = LLVMBuildFMul(c->b, ts[t].kc, LLVMBuildLoad2(c->b, c->f64, ts[t].acc, ""), "");
-        store(c, fplus(c, load(c, ts[t].out, i), s), ts[t].out, i);
+    for (int r = 0; r < nr; r++) {
+        LLVMValueRef e = load(c, row[r], j);
+        for (int t = 0; t < nt; t++) {
+            int k = t * PASS_ROWS + r;
+            if (ts[t].trans) {
+                store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, e, y[k], "")), ts[t].out, j);
+            } else {
+                LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, acc[k], "");
+                LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, e, vec_at(c, &ts[t], j), "")), acc[k]);
+            }
+        }
     }
+    loop_end(c, &lj);
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++) {
+            LLVMValueRef s = LLVMBuildFMul(c->b, ts[t].kc, LLVMBuildLoad2(c->b, c->f64, acc[t * PASS_ROWS + r], ""), "");
+            LLVMValueRef o = add(c, i, ci(c, r));
+            store(c, fplus(c, load(c, ts[t].out, o), s), ts[t].out, o);
+        }
+}
+
+/* One read of M for every term that reads it: PASS_ROWS rows at a time,
+ * then the remaining rows one by one. */
+static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
+{
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), "");
+    LLVMValueRef nb = LLVMBuildSDiv(c->b, R, ci(c, PASS_ROWS), "");
+    Loop li;
+    LLVMValueRef ib = loop_begin(c, &li, ci(c, 0), nb);
+    pass_rows(c, A, mul(c, ib, ci(c, PASS_ROWS)), PASS_ROWS, C, blocks, ts, nt);
+    loop_end(c, &li);
+    LLVMValueRef i = loop_begin(c, &li, mul(c, nb, ci(c, PASS_ROWS)), R);
+    pass_rows(c, A, i, 1, C, blocks, ts, nt);
     loop_end(c, &li);
 }
 
@@ -821,6 +843,8 @@ static void gen_mv(Cg *c, const Kernel *k)
     PassTerm *ts = arena_alloc(c->a, sizeof *ts * (size_t)(nt + 1));
     const Term **tms = arena_alloc(c->a, sizeof *tms * (size_t)(nt + 1));
     LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
+    Node **vecs = arena_alloc(c->a, sizeof *vecs * (size_t)(nt + 1));
+    bool *alone = arena_alloc(c->a, (size_t)nt + 1);
     nt = 0;
     for (int i = 0; i < k->nmembers; i++) {
         Node *x = k->members[i];
@@ -833,6 +857,8 @@ static void gen_mv(Cg *c, const Kernel *k)
             if (tm->coef)
                 kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
             tms[nt] = tm;
+            vecs[nt] = v->vec;
+            alone[nt] = v->nterms == 1;
             lens[nt] = count(c, v->vec);
             ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, NULL, NULL, NULL};
         }
@@ -848,8 +874,20 @@ static void gen_mv(Cg *c, const Kernel *k)
         store(c, fplus(c, load(c, ts[t].out, j), y), ts[t].out, j);
         loop_end(c, &lp);
     }
-    /* one pass per matrix, over every term that reads it */
+    /* a term equal to another member's only term (x'*A*x: the value's
+     * x'*A and the gradient's A'*x) is that member's result, added after
+     * the pass, not a second accumulation in it */
     bool *done = arena_alloc(c->a, (size_t)nt + 1);
+    int *copy = arena_alloc(c->a, sizeof(int) * (size_t)(nt + 1));
+    for (int u = 0; u < nt; u++) {
+        copy[u] = -1;
+        for (int t = 0; t < u && copy[u] < 0; t++)
+            if (alone[t] && tms[t]->m && tms[t]->m == tms[u]->m && tms[t]->trans == tms[u]->trans &&
+                tms[t]->k == tms[u]->k && tms[t]->coef == tms[u]->coef && ts[t].v == ts[u].v &&
+                (ts[t].v || vecs[t]->num == vecs[u]->num) && ts[t].out != ts[u].out)
+                copy[u] = t, done[u] = true;
+    }
+    /* one pass per matrix, over every term that reads it */
     PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
     for (int t = 0; t < nt; t++) {
         if (done[t] || !tms[t]->m)
@@ -862,6 +900,14 @@ static void gen_mv(Cg *c, const Kernel *k)
             }
         Node *M = tms[t]->m;
         pass_call(c, get(c, M), rows(c, M), cols(c, M), same, ns);
+    }
+    for (int u = 0; u < nt; u++) {
+        if (copy[u] < 0)
+            continue;
+        Loop lp;
+        LLVMValueRef j = loop_begin(c, &lp, ci(c, 0), lens[u]);
+        store(c, fplus(c, load(c, ts[u].out, j), load(c, ts[copy[u]].out, j)), ts[u].out, j);
+        loop_end(c, &lp);
     }
     for (int i = 0; i < k->nmembers; i++)
         c->cache[k->members[i]->id] = bufp(c, p->buf[k->members[i]->id]);
