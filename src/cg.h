@@ -29,6 +29,8 @@ typedef struct Cg {
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
     int pc;               /* the next point of the plan */
+    const Kernel *rest;   /* the value's kernels after the plan's one-pass sum */
+    int nrest;
     bool failed;
 } Cg;
 

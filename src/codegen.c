@@ -208,8 +208,19 @@ static LLVMValueRef argbuf(Cg *c, Node *n)
 enum { SUM_LANES = 16 };
 
 typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
+typedef void (*FlushFn)(Cg *c, void *ctx);
+
+/* With flush: called after each block of SUM_LANES entries (and after each
+ * remaining entry), so that f can load a whole block before anything is
+ * stored (stores the block's loads could alias would keep it scalar). */
+static LLVMValueRef reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx);
 
 static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
+{
+    return reduce_sum_flush(c, n, f, NULL, ctx);
+}
+
+static LLVMValueRef reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
     LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
     for (int l = 0; l < SUM_LANES; l++) {
@@ -224,6 +235,8 @@ static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
         LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
         LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
     }
+    if (flush)
+        flush(c, ctx);
     loop_end(c, &lp);
     LLVMValueRef s[SUM_LANES];
     for (int l = 0; l < SUM_LANES; l++)
@@ -234,6 +247,8 @@ static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
     LLVMBuildStore(c->b, s[0], t);
     i = loop_begin(c, &lp, mul(c, blocks, ci(c, SUM_LANES)), n);
     LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
+    if (flush)
+        flush(c, ctx);
     loop_end(c, &lp);
     return LLVMBuildLoad2(c->b, c->f64, t, "");
 }
@@ -941,8 +956,14 @@ static void need(Cg *c, Node *root)
         return;
     }
     const Point *pt = &c->p->points.data[c->pc++];
-    for (int i = 0; i < pt->nk && !c->failed; i++)
+    for (int i = 0; i < pt->nk && !c->failed; i++) {
+        if (pt->ks[i].node == c->p->onepass) {
+            c->rest = pt->ks + i + 1; /* gen_results: the sum, then these */
+            c->nrest = pt->nk - i - 1;
+            return;
+        }
         gen_kernel(c, &pt->ks[i]);
+    }
 }
 
 /* ===================================================================== */
@@ -1171,6 +1192,43 @@ void gen_block(Cg *c, const Block *b)
     }
 }
 
+/* The plan's one pass: entry k of the value's sum, after storing entry k
+ * of every elementwise gradient of its shape (added to what is there with
+ * addto). */
+typedef struct OnePass {
+    Node *sum;
+    bool addto;
+    VEC(LLVMValueRef) at, val; /* the block's stores, made by flush */
+} OnePass;
+
+static bool in_pass(Cg *c, Node *g)
+{
+    return c->p->onepass && is_fused(c->p, g) && shape_eq(g->shape, c->p->onepass->args[0]->shape);
+}
+
+static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
+{
+    OnePass *o = ctx;
+    LLVMValueRef s = elem(c, o->sum->args[0], k);
+    for (int i = 0; i < c->m->nwrt; i++) {
+        Node *g = c->p->f->grads[i];
+        if (!in_pass(c, g))
+            continue;
+        LLVMValueRef v = elem(c, g, k);
+        vec_push(c->a, &o->at, at(c, c->grads[i], k));
+        vec_push(c->a, &o->val, o->addto ? fplus(c, load(c, c->grads[i], k), v) : v);
+    }
+    return s;
+}
+
+static void flush_onepass(Cg *c, void *ctx)
+{
+    OnePass *o = ctx;
+    for (int i = 0; i < o->at.len; i++)
+        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    o->at.len = o->val.len = 0;
+}
+
 void gen_results(Cg *c)
 {
     const Func *f = c->p->f;
@@ -1178,6 +1236,24 @@ void gen_results(Cg *c)
     need(c, f->value);
     for (int i = 0; i < ng; i++)
         need(c, f->grads[i]);
+    if (c->p->onepass) {
+        /* the sum and the gradients of its shape in one loop, per flag */
+        LLVMValueRef val = alloca_(c, c->f64);
+        LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
+                                         LLVMConstInt(c->i32, 0, 0), "");
+        LLVMBasicBlockRef yes = block(c, "onepass.acc"), no = block(c, "onepass.set"), done = block(c, "onepass");
+        LLVMBuildCondBr(c->b, acc, yes, no);
+        for (int addto = 1; addto >= 0; addto--) {
+            enter(c, addto ? yes : no);
+            OnePass o = {c->p->onepass, addto, {0}, {0}};
+            LLVMBuildStore(c->b, reduce_sum_flush(c, count(c, o.sum->args[0]), f_onepass, flush_onepass, &o), val);
+            LLVMBuildBr(c->b, done);
+        }
+        enter(c, done);
+        c->cache[c->p->onepass->id] = LLVMBuildLoad2(c->b, c->f64, val, "");
+        for (int i = 0; i < c->nrest; i++)
+            gen_kernel(c, &c->rest[i]);
+    }
     LLVMBasicBlockRef has = block(c, "out"), next = block(c, "grads");
     LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->out, ""), next, has);
     enter(c, has);
@@ -1197,6 +1273,8 @@ void gen_results(Cg *c)
         enter(c, addto ? yes : no);
         for (int i = 0; i < ng; i++) {
             Node *g = f->grads[i];
+            if (in_pass(c, g))
+                continue;
             if (is_scalar(g)) {
                 LLVMValueRef v = get(c, g);
                 if (addto)

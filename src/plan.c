@@ -911,6 +911,52 @@ static void sim_block(Sim *s, const Block *b)
     }
 }
 
+/* Does fused elementwise n read node r (a leaf of its fused tree)?  The
+ * walk is bounded by the fusion depth (FUSE_MAX). */
+static bool fused_reads(const Plan *p, const Node *n, const Node *r)
+{
+    if (n == r)
+        return true;
+    if (!is_fused(p, n))
+        return false;
+    for (int i = 0; i < n->nargs; i++)
+        if (fused_reads(p, n->args[i], r))
+            return true;
+    return false;
+}
+
+static bool no_loop(const Kernel *k) { return k->kind == K_LEAF || k->kind == K_ALIAS; }
+
+/* Value+gradient fusion: when the value is computed from sum(e) by scalar
+ * kernels only and every gradient point is empty (what the gradients read
+ * is at hand when the value is), the sum runs in the loop that stores the
+ * gradients of e's shape, so that what both read is read once (x in
+ * 2*dot(x,x): x.^2 for the value, 4 .* x for the gradient). */
+static Node *one_pass(const Plan *p, int vpoint)
+{
+    const Func *f = p->f;
+    const Point *pv = &p->points.data[vpoint];
+    int s = pv->nk - 1;
+    while (s >= 0 && (pv->ks[s].kind == K_SCALAR || no_loop(&pv->ks[s])))
+        s--;
+    if (!f->grads || s < 0 || pv->ks[s].node->op != OP_SUM || is_scalar(pv->ks[s].node->args[0]))
+        return NULL;
+    Node *sum = pv->ks[s].node;
+    int with = 0;
+    for (int i = 0; i < p->m->nwrt; i++) {
+        Node *g = f->grads[i];
+        const Point *pg = &p->points.data[vpoint + 1 + i];
+        for (int k = 0; k < pg->nk; k++)
+            if (!no_loop(&pg->ks[k]))
+                return NULL;
+        for (int k = s; k < pv->nk; k++)
+            if (fused_reads(p, g, pv->ks[k].node))
+                return NULL;
+        with += is_fused(p, g) && shape_eq(g->shape, sum->args[0]->shape);
+    }
+    return with ? sum : NULL;
+}
+
 static void schedule(Plan *p, FILE *out)
 {
     const Func *f = p->f;
@@ -921,10 +967,14 @@ static void schedule(Plan *p, FILE *out)
     s.mark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
     s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
+    int vpoint = p->points.len;
     need(&s, f->value);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)
         need(&s, f->grads[i]);
+    p->onepass = one_pass(p, vpoint);
     if (out) {
+        if (p->onepass)
+            fprintf(out, "  one pass: %%%d with the gradients of its shape\n", p->onepass->id);
         fputs("  return ", out);
         ref(&s, f->value);
         for (int i = 0; f->grads && i < p->m->nwrt; i++) {

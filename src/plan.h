@@ -98,6 +98,9 @@ typedef struct Plan {
     bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
     int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
     VEC(Point) points;    /* the schedule, in the order codegen walks the Func */
+    Node *onepass;        /* a sum the value is computed from (then by scalar kernels
+                             only), computed in the pass that stores the elementwise
+                             gradients of its argument's shape; or NULL */
 } Plan;
 
 static inline bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
