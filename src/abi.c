@@ -282,6 +282,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     c->work = LLVMGetParam(c->fn, (unsigned)k++);
     c->where = LLVMGetParam(c->fn, (unsigned)k++);
     c->cache = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
+    c->keptvar = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
     c->pc = 0;
 
     LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");
@@ -345,7 +346,8 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
             continue;
         Shape sh = m->ir->slots.data[s].shape;
         if (p->slotbuf[s] >= 0) {
-            zero(c, bufp(c, p->slotbuf[s]), mul(c, dimv(c, sh.rows), dimv(c, sh.cols)));
+            if (!p->unzeroed[s])
+                zero(c, bufp(c, p->slotbuf[s]), mul(c, dimv(c, sh.rows), dimv(c, sh.cols)));
         } else {
             c->slotvar[s] = alloca_(c, c->f64);
             LLVMBuildStore(c->b, cf(c, 0), c->slotvar[s]);

@@ -28,6 +28,7 @@ typedef struct Cg {
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
+    LLVMValueRef *keptvar;/* per kept node (plan: kept): the alloca its slot's stores update */
     int pc;               /* the next point of the plan */
     const Kernel *rest;   /* the value's kernels after the plan's one-pass sum */
     int nrest;

@@ -939,10 +939,22 @@ static LLVMValueRef get(Cg *c, Node *n)
     return c->cache[n->id];
 }
 
+/* The alloca of a kept sum or norm (0 at entry, as its slot). */
+static LLVMValueRef kept_var(Cg *c, int id)
+{
+    if (!c->keptvar[id]) {
+        c->keptvar[id] = alloca_(c, c->f64);
+        LLVMBuildStore(c->ab, cf(c, 0), c->keptvar[id]);
+    }
+    return c->keptvar[id];
+}
+
 static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
-    if (k->kind == K_MATVEC)
+    if (k->kind == K_KEPT)
+        c->cache[n->id] = LLVMBuildLoad2(c->b, c->f64, kept_var(c, n->id), "");
+    else if (k->kind == K_MATVEC)
         gen_mv(c, k);
     else
         c->cache[n->id] = is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n);
@@ -978,6 +990,86 @@ static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
     LLVMValueRef v = elem(c, x, k);
     store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
     loop_end(c, &lp);
+}
+
+/* ‖p‖ from the sum of squares ss of its n entries: sqrt(ss), or the
+ * runtime's rescaled pass when ss overflowed or underflowed (as gradc_norm). */
+static LLVMValueRef norm_from(Cg *c, LLVMValueRef ss, LLVMValueRef n, LLVMValueRef p)
+{
+    LLVMValueRef r = alloca_(c, c->f64);
+    LLVMValueRef fine = LLVMBuildOr(c->b, fcmp(c, LLVMRealUNO, ss, ss),
+                                    LLVMBuildAnd(c->b, fcmp(c, LLVMRealOGT, ss, cf(c, 0x1p-900)),
+                                                 fcmp(c, LLVMRealOLT, ss, cf(c, INFINITY)), ""), "");
+    LLVMBasicBlockRef yes = block(c, "norm.sqrt"), no = block(c, "norm.scaled"), done = block(c, "norm");
+    LLVMBuildCondBr(c->b, fine, yes, no);
+    enter(c, yes);
+    LLVMBuildStore(c->b, intrinsic(c, "llvm.sqrt", c->f64, 1, &ss), r);
+    LLVMBuildBr(c->b, done);
+    enter(c, no);
+    LLVMTypeRef pt[2] = {c->i64, c->ptr};
+    LLVMValueRef args[2] = {n, p};
+    LLVMBuildStore(c->b, callf(c, "gradc_norm", c->f64, pt, 2, args), r);
+    LLVMBuildBr(c->b, done);
+    enter(c, done);
+    return LLVMBuildLoad2(c->b, c->f64, r, "");
+}
+
+/* dst[k] = src(k) for the n entries of slot s, updating the sums and norms
+ * of s that its stores keep (plan: kept) in the same loop.  The kept sums'
+ * additions may be reassociated (LLVM's loop vectoriser then keeps as many
+ * vector partial sums as the target wants): a kept sum differs from a
+ * separate one by rounding only, within the usual count · eps · Σ|x|. */
+static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVMValueRef dst)
+{
+    const Plan *p = c->p;
+    int nr = 0;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id])
+        nr++;
+    int *ids = arena_alloc(c->a, sizeof(int) * (size_t)(nr + 1));
+    LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nr + 1));
+    nr = 0;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
+        ids[nr] = id;
+        acc[nr] = alloca_(c, c->f64);
+        LLVMBuildStore(c->b, cf(c, 0), acc[nr++]);
+    }
+    Loop lp;
+    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
+    LLVMValueRef v = src(c, ctx, k);
+    store(c, v, dst, k);
+    for (int r = 0; r < nr; r++) {
+        LLVMValueRef x = p->nodes[ids[r]]->op == OP_NORM ? LLVMBuildFMul(c->b, v, v, "") : v;
+        LLVMValueRef sum = fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[r], ""), x);
+        LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+        LLVMBuildStore(c->b, sum, acc[r]);
+    }
+    loop_end(c, &lp);
+    for (int r = 0; r < nr; r++) {
+        LLVMValueRef t = LLVMBuildLoad2(c->b, c->f64, acc[r], "");
+        if (p->nodes[ids[r]]->op == OP_NORM)
+            t = norm_from(c, t, n, dst);
+        LLVMBuildStore(c->b, t, kept_var(c, ids[r]));
+    }
+}
+
+/* After a pop into slot s: its kept sums and norms from its entries. */
+static void rekeep(Cg *c, int s)
+{
+    const Plan *p = c->p;
+    Shape sh = c->m->ir->slots.data[s].shape;
+    LLVMValueRef n = mul(c, dimv(c, sh.rows), dimv(c, sh.cols)), dst = bufp(c, p->slotbuf[s]);
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
+        LLVMValueRef t;
+        if (p->nodes[id]->op == OP_NORM) {
+            LLVMTypeRef pt[2] = {c->i64, c->ptr};
+            LLVMValueRef args[2] = {n, dst};
+            t = callf(c, "gradc_norm", c->f64, pt, 2, args);
+        } else {
+            Two w = {c, dst, NULL, ci(c, 1), NULL};
+            t = reduce_sum(c, n, f_strided, &w);
+        }
+        LLVMBuildStore(c->b, t, kept_var(c, id));
+    }
 }
 
 static bool reads_other(const Node *x, int n, const int *slots, int self)
@@ -1019,12 +1111,10 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
         } else if (direct[i]) {
-            store_all(c, x, bufp(c, c->p->slotbuf[s]), false);
+            store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
         } else if (!(x->op == OP_SLOT && x->index == s)) {
-            Loop lp;
-            LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, x));
-            store(c, load(c, v[i], k), bufp(c, c->p->slotbuf[s]), k);
-            loop_end(c, &lp);
+            Two w = {c, v[i], NULL, ci(c, 1), NULL};
+            store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
         }
     }
 }
@@ -1132,8 +1222,10 @@ static void pop_stack(Cg *c, const Stmt *s)
         LLVMValueRef n = mul(c, dimv(c, sh.rows), dimv(c, sh.cols));
         stack_move(c, LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), n, ""));
         LLVMValueRef top = stack_at(c);
-        if (c->p->slotbuf[sl] >= 0)
+        if (c->p->slotbuf[sl] >= 0) {
             LLVMBuildMemCpy(c->b, bufp(c, c->p->slotbuf[sl]), 8, top, 8, mul(c, n, ci(c, 8)));
+            rekeep(c, sl);
+        }
         else
             LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, top, ""), c->slotvar[sl]);
     }
@@ -1174,6 +1266,8 @@ static void gen_pop(Cg *c, const Stmt *s)
         LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? bufp(c, c->p->slotbuf[sl]) : c->slotvar[sl];
         LLVMValueRef args[3] = {c->tape, dst, mul(c, dimv(c, sh.rows), dimv(c, sh.cols))};
         callf(c, "gradc_tape_pop", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+        if (c->p->slotbuf[sl] >= 0)
+            rekeep(c, sl);
     }
 }
 

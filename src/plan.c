@@ -203,6 +203,14 @@ static Gemm *diag_form(Arena *a, Node *n)
     return g;
 }
 
+/* sum(s) and norm(s) of a matrix or vector slot are kept up to date by
+ * every store to s (computed in the store's loop, as hand C does), so a
+ * `while norm(b) < 1000` reads no b. */
+bool is_kept(const Node *n)
+{
+    return (n->op == OP_SUM || n->op == OP_NORM) && n->args[0]->op == OP_SLOT && !is_scalar(n->args[0]);
+}
+
 static void forms(Plan *p, Node *n)
 {
     p->mv[n->id] = mv_form(p->arena, n);
@@ -217,6 +225,8 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
     const Mv *v = p->mv[n->id];
     const Gemm *g = p->gemm[n->id];
     int k = 0;
+    if (is_kept(n))
+        return 0; /* read from the value the slot's stores keep */
     if (g) {
         /* a fill operand is its constant; the fill of a sums mode is not read */
         if (g->mode != G_COLSUMS)
@@ -420,6 +430,8 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LEAF;
     if (p->mv[n->id])
         return K_MATVEC;
+    if (is_kept(n))
+        return K_KEPT;
     if (p->gemm[n->id]) {
         static const KernelKind by_mode[] = {
             [G_DENSE] = K_GEMM, [G_ROWSCALE] = K_SCALE, [G_COLSCALE] = K_SCALE,
@@ -634,7 +646,7 @@ static void ref(Sim *s, const Node *n)
 static const char *const kernel_name[] = {
     [K_LEAF] = "leaf", [K_SCALAR] = "scalar", [K_MAP] = "map", [K_REDUCE] = "reduce",
     [K_MATVEC] = "matvec", [K_GEMM] = "gemm", [K_LAPACK] = "lapack", [K_LAYOUT] = "layout",
-    [K_ALIAS] = "alias", [K_SCALE] = "scale", [K_SUMS] = "sums", [K_DIAGDOT] = "diagmm",
+    [K_ALIAS] = "alias", [K_SCALE] = "scale", [K_SUMS] = "sums", [K_DIAGDOT] = "diagmm", [K_KEPT] = "kept",
 };
 
 static void dump_shape(Sim *s, const Node *n)
@@ -937,7 +949,7 @@ static Node *one_pass(const Plan *p, int vpoint)
     const Func *f = p->f;
     const Point *pv = &p->points.data[vpoint];
     int s = pv->nk - 1;
-    while (s >= 0 && (pv->ks[s].kind == K_SCALAR || no_loop(&pv->ks[s])))
+    while (s >= 0 && (pv->ks[s].kind == K_SCALAR || pv->ks[s].kind == K_KEPT || no_loop(&pv->ks[s])))
         s--;
     if (!f->grads || s < 0 || pv->ks[s].node->op != OP_SUM || is_scalar(pv->ks[s].node->args[0]))
         return NULL;
@@ -1007,6 +1019,40 @@ static void limit_fusion(Plan *p, int nn)
     }
 }
 
+static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
+
+/* Slots that a top-level set writes before any statement reads them need
+ * not start at zero (b, c and db of the D2L sample: three n-entry memsets
+ * per call saved).  Linear: each statement's roots once. */
+static void mark_read(Plan *p, bool *read, Node **roots, int n)
+{
+    for (int r = 0; r < n; r++)
+        for (int j = 0; roots[r] && j < roots[r]->nslots; j++)
+            read[roots[r]->slots[j]] |= !p->unzeroed[roots[r]->slots[j]];
+}
+
+static void find_unzeroed(Plan *p, int ns)
+{
+    bool *read = arena_alloc(p->arena, (size_t)ns + 1);
+    p->unzeroed = arena_alloc(p->arena, (size_t)ns + 1);
+    const Block *b = p->f->body;
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        bool loop = st->kind == S_WHILE || st->kind == S_FOR;
+        if (loop && st->vals) /* a loop's initial values, then its slots are set */
+            mark_read(p, read, st->vals, st->n);
+        NodeVec roots = {0};
+        stmt_roots(st, &roots, p->arena);
+        if (!loop)
+            mark_read(p, read, roots.data, roots.len);
+        bool sets = st->kind == S_SET || (st->kind == S_IF && st->then_vals && st->else_vals) || (loop && st->vals);
+        for (int j = 0; sets && j < st->n; j++) /* an if: in both branches */
+            if (st->kind != S_IF || (st->then_vals[j] && st->else_vals[j]))
+                p->unzeroed[st->slots[j]] |= !read[st->slots[j]];
+        mark_read(p, read, roots.data, roots.len);
+    }
+}
+
 Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
 {
     Arena *a = m->arena;
@@ -1032,6 +1078,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         p->shadow[i] = -1;
 
     plan_block(p, m, f->body);
+    find_unzeroed(p, ns);
     p->stack = p->tape && stack_sizable(f->body);
     p->tape = p->tape && !p->stack;
     for (int i = 0; i < nn; i++)
@@ -1042,6 +1089,19 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
 
     mv_group(p, nn);
     limit_fusion(p, nn);
+    p->kept = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->kept_by = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    for (int s = 0; s < ns; s++)
+        p->kept_by[s] = -1;
+    for (int i = nn - 1; i >= 0; i--) {
+        p->kept[i] = -2;
+        if (p->nodes[i] && is_kept(p->nodes[i])) {
+            int s = p->nodes[i]->args[0]->index;
+            p->kept[i] = p->kept_by[s];
+            p->kept_by[s] = i;
+            p->slotused[s] = true;
+        }
+    }
     for (int i = 0; i < m->ninputs; i++)
         add_shape(p, a, m->inputs[i].shape);
     for (int i = 0; i < nn; i++) {

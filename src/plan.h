@@ -59,6 +59,7 @@ typedef enum KernelKind {
     K_SCALE,    /* diag(u) * M, M * diag(v): a row or column scaling */
     K_SUMS,     /* fill * M, M * fill: row or column sums */
     K_DIAGDOT,  /* diag(A * B): n dot products, no product */
+    K_KEPT,     /* sum or norm of a slot, kept up to date by the slot's stores */
     K_LAPACK,   /* det, logdet, inv: the runtime's LU */
     K_LAYOUT,   /* transpose, diag, eye, softmax into a buffer */
     K_ALIAS,    /* a vector's transpose: its argument's memory */
@@ -88,6 +89,8 @@ typedef struct Plan {
     int *buf, *scratch;   /* per node: buffer index or -1 */
     int *slotbuf, *shadow;/* per slot: buffer index or -1 */
     bool *slotused;
+    bool *unzeroed;       /* per slot: written at the top level before anything reads
+                             it, so not zeroed at entry */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
     VEC(Buf) bufs;
     VEC(Shape) shapes;    /* every shape, for the overflow check */
@@ -98,6 +101,9 @@ typedef struct Plan {
     bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
     int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
     VEC(Point) points;    /* the schedule, in the order codegen walks the Func */
+    int *kept;            /* per node: the next sum or norm of the same slot that
+                             the slot's stores keep (kept_by), -1 at the end; -2: not kept */
+    int *kept_by;         /* per slot: its first kept node, or -1 */
     Node *onepass;        /* a sum the value is computed from (then by scalar kernels
                              only), computed in the pass that stores the elementwise
                              gradients of its argument's shape; or NULL */
@@ -110,6 +116,8 @@ static inline OpKind kind_of(const Node *n) { return op_info[n->op].kind; }
 Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump);
 /* n's entries are computed inside its one consumer's loop (no buffer) */
 bool is_fused(const Plan *p, const Node *n);
+/* sum(s) or norm(s) of a non-scalar slot s: kept by s's stores */
+bool is_kept(const Node *n);
 /* a transpose of a vector: its argument's memory */
 bool is_alias(const Node *n);
 /* the statement pushes or pops (itself or nested) */
