@@ -42,6 +42,8 @@ static PExpr leaf(Parser *p, Expr *e);
 static PExpr unary(Parser *p, ExprKind kind, Loc loc, PExpr x);
 static PExpr binary(Parser *p, BinOp op, Loc loc, PExpr l, PExpr r);
 static PExpr call(Parser *p, const char *name, Loc loc, PExpr *args, int n);
+static PExpr list(Parser *p, ExprKind kind, const char *name, Loc loc, PExpr *args, Loc *seps, int n);
+static PExpr range(Parser *p, Loc loc, PExpr lo, PExpr hi);
 static bool dim_literal(Parser *p, DimRef *d, const char *text, Loc loc);
 
 /* A constructor returns e == NULL after printing an error: skip the
@@ -58,29 +60,37 @@ static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name);
     const char *str;
     PExpr x;
     VEC(PExpr) args;
+    struct { VEC(PExpr) x; VEC(Loc) seps; } items;
     AstStmt *stmt;
     AstBlock block;
     struct { bool has; AstBlock block; } els;
     struct { int n; DimRef d[2]; } dims;
     DimRef dim;
     struct { VEC(const char *) names; VEC(Loc) locs; } names;
+    VEC(AstParam) params;
+    AstParam param;
 }
 
 %token <num> NUMBER "number"
 %token <str> NAME "name"
 %token INPUT "input" OUTPUT "output" WRT "wrt" IF "if" ELIF "elif" ELSE "else"
 %token END "end" WHILE "while" FOR "for" IN "in" AND "and" OR "or" NOT "not"
-%token EMUL ".*" EDIV "./" EPOW ".^" LE "<=" GE ">=" EQ "==" NE "!="
+%token FUNCTION "function"
+%token EMUL ".*" EDIV "./" EPOW ".^" BACKSLASH "\\" LE "<=" GE ">=" EQ "==" NE "!="
 %token NEWLINE "end of line"
 
 %type <x> expr
 %type <args> args arglist
+%type <items> row rows indices
+%type <x> index
 %type <stmt> stmt
 %type <block> block
 %type <els> elses
 %type <dims> dims
 %type <dim> dim
-%type <names> names
+%type <names> names results
+%type <params> params paramlist
+%type <param> param
 
 /* Loosest first. */
 %left OR
@@ -88,7 +98,7 @@ static AstBlock skipped(Parser *p, AstBlock b, Loc loc, const char *name);
 %precedence NOT
 %nonassoc '<' '>' LE GE EQ NE
 %left '+' '-'
-%left '*' '/' EMUL EDIV
+%left '*' '/' EMUL EDIV BACKSLASH
 %precedence UMINUS
 %right '^' EPOW
 %precedence '\''
@@ -123,9 +133,28 @@ stmt: INPUT NAME dims {
           $$ = ast_stmt(p->arena, AST_ASSIGN, @1);
           $$->name = $1; $$->name_loc = @1; $$->value = $3.e;
       }
-    | OUTPUT NAME {
+    | OUTPUT names {
           $$ = ast_stmt(p->arena, AST_OUTPUT, @1);
-          $$->name = $2; $$->name_loc = @2;
+          $$->name = $2.names.data[0]; $$->name_loc = $2.locs.data[0];
+          $$->names = $2.names.data; $$->name_locs = $2.locs.data;
+          $$->nnames = $2.names.len;
+      }
+    | '[' names ']' '=' expr {
+          $$ = ast_stmt(p->arena, AST_MASSIGN, @1);
+          $$->names = $2.names.data; $$->name_locs = $2.locs.data;
+          $$->nnames = $2.names.len; $$->value = $5.e;
+      }
+    | FUNCTION results '=' NAME '(' params ')' sep block END {
+          $$ = ast_stmt(p->arena, AST_FUNCTION, @1);
+          $$->name = $4; $$->name_loc = @4;
+          $$->names = $2.names.data; $$->name_locs = $2.locs.data;
+          $$->nnames = $2.names.len;
+          $$->params = $6.data; $$->nparams = $6.len; $$->body = $9;
+      }
+    | FUNCTION error sep block END {
+          $$ = ast_stmt(p->arena, AST_FUNCTION, @1);
+          $$->body = $4;
+          ENOUGH();
       }
     | WRT names {
           $$ = ast_stmt(p->arena, AST_WRT, @1);
@@ -201,6 +230,31 @@ dim: NAME                       { $$ = (DimRef){.sym = $1, .loc = @1}; }
    | NUMBER                     { if (!dim_literal(p, &$$, $1.text, @1)) YYERROR; }
    ;
 
+/* function y = f(...) or function [a, b] = f(...) */
+results: NAME {
+          $$.names.data = NULL; $$.names.len = $$.names.cap = 0;
+          $$.locs.data = NULL; $$.locs.len = $$.locs.cap = 0;
+          vec_push(p->arena, &$$.names, $1); vec_push(p->arena, &$$.locs, @1);
+      }
+       | '[' names ']'          { $$ = $2; }
+       ;
+
+params: %empty                  { $$.data = NULL; $$.len = $$.cap = 0; }
+      | paramlist               { $$ = $1; }
+      ;
+
+paramlist: param                { $$.data = NULL; $$.len = $$.cap = 0; vec_push(p->arena, &$$, $1); }
+         | paramlist ',' param  { $$ = $1; vec_push(p->arena, &$$, $3); }
+         ;
+
+/* A parameter without [...] has the shape of its argument, call by call. */
+param: NAME dims {
+          $$ = (AstParam){.name = $1, .loc = @1, .ndims = $2.n ? $2.n : -1};
+          if ($2.n > 0) $$.dims[0] = $2.d[0];
+          if ($2.n > 1) $$.dims[1] = $2.d[1];
+      }
+     ;
+
 names: NAME {
           $$.names.data = NULL; $$.names.len = $$.names.cap = 0;
           $$.locs.data = NULL; $$.locs.len = $$.locs.cap = 0;
@@ -223,6 +277,12 @@ expr: NUMBER {
           $$ = leaf(p, e);
       }
     | NAME '(' args ')'         { $$ = call(p, $1, @1, $3.data, $3.len); OK($$); }
+    | NAME '[' indices ']'      { $$ = list(p, EX_INDEX, $1, @1, $3.x.data, $3.seps.data, $3.x.len); OK($$); }
+    | '[' rows ']' {
+          $$ = $2.x.len == 1 ? $2.x.data[0]
+             : list(p, EX_VCAT, NULL, @1, $2.x.data, $2.seps.data, $2.x.len);
+          OK($$);
+      }
     | '(' expr ')'              { $$ = $2; }
     | expr OR expr              { $$ = binary(p, B_OR, @2, $1, $3); OK($$); }
     | expr AND expr             { $$ = binary(p, B_AND, @2, $1, $3); OK($$); }
@@ -239,11 +299,52 @@ expr: NUMBER {
     | expr '/' expr             { $$ = binary(p, B_DIV, @2, $1, $3); OK($$); }
     | expr EMUL expr            { $$ = binary(p, B_EMUL, @2, $1, $3); OK($$); }
     | expr EDIV expr            { $$ = binary(p, B_EDIV, @2, $1, $3); OK($$); }
+    | expr BACKSLASH expr       { $$ = binary(p, B_SOLVE, @2, $1, $3); OK($$); }
     | '-' expr %prec UMINUS     { $$ = unary(p, EX_NEG, @1, $2); OK($$); }
     | expr '^' expr             { $$ = binary(p, B_POW, @2, $1, $3); OK($$); }
     | expr EPOW expr            { $$ = binary(p, B_EPOW, @2, $1, $3); OK($$); }
     | expr '\''                 { $$ = unary(p, EX_TRANSPOSE, @2, $1); OK($$); }
     ;
+
+/* Concatenation: rows separated by ';', entries of a row by ',' (spec §8). */
+rows: row {
+          $$.x.data = NULL; $$.x.len = $$.x.cap = 0;
+          $$.seps.data = NULL; $$.seps.len = $$.seps.cap = 0;
+          PExpr r = $1.x.len == 1 ? $1.x.data[0]
+                  : list(p, EX_HCAT, NULL, $1.seps.data[0], $1.x.data, $1.seps.data, $1.x.len);
+          OK(r);
+          vec_push(p->arena, &$$.x, r); vec_push(p->arena, &$$.seps, @1);
+      }
+    | rows ';' row {
+          $$ = $1;
+          PExpr r = $3.x.len == 1 ? $3.x.data[0]
+                  : list(p, EX_HCAT, NULL, $3.seps.data[0], $3.x.data, $3.seps.data, $3.x.len);
+          OK(r);
+          vec_push(p->arena, &$$.x, r); vec_push(p->arena, &$$.seps, @2);
+      }
+    ;
+
+row: expr {
+          $$.x.data = NULL; $$.x.len = $$.x.cap = 0;
+          $$.seps.data = NULL; $$.seps.len = $$.seps.cap = 0;
+          vec_push(p->arena, &$$.x, $1); vec_push(p->arena, &$$.seps, @1);
+      }
+   | row ',' expr { $$ = $1; vec_push(p->arena, &$$.x, $3); vec_push(p->arena, &$$.seps, @2); }
+   ;
+
+/* Indexing: x[i], X[i, j], x[a:b], X[:, j] (spec §8). */
+indices: index {
+          $$.x.data = NULL; $$.x.len = $$.x.cap = 0;
+          $$.seps.data = NULL; $$.seps.len = $$.seps.cap = 0;
+          vec_push(p->arena, &$$.x, $1); vec_push(p->arena, &$$.seps, @1);
+      }
+       | indices ',' index { $$ = $1; vec_push(p->arena, &$$.x, $3); vec_push(p->arena, &$$.seps, @2); }
+       ;
+
+index: expr                     { $$ = $1; }
+     | ':'                      { $$ = leaf(p, ast_expr(p->arena, EX_COLON, @1)); }
+     | expr ':' expr            { $$ = range(p, @2, $1, $3); OK($$); }
+     ;
 
 args: %empty                    { $$.data = NULL; $$.len = $$.cap = 0; }
     | arglist                   { $$ = $1; }
@@ -311,6 +412,26 @@ static PExpr call(Parser *p, const char *name, Loc loc, PExpr *args, int n)
             depth = args[i].depth;
     }
     return nest(p, e, depth + 1);
+}
+
+/* An index, a concatenation (name NULL) or one row of it (kind EX_HCAT,
+ * loc the first entry's); seps[i]: the separator before args[i]. */
+static PExpr list(Parser *p, ExprKind kind, const char *name, Loc loc, PExpr *args, Loc *seps, int n)
+{
+    PExpr r = call(p, name, loc, args, n);
+    if (r.e) {
+        r.e->kind = kind;
+        r.e->seps = seps;
+    }
+    return r;
+}
+
+static PExpr range(Parser *p, Loc loc, PExpr lo, PExpr hi)
+{
+    Expr *e = ast_expr(p->arena, EX_RANGE, loc);
+    e->lhs = lo.e;
+    e->rhs = hi.e;
+    return nest(p, e, 1 + (lo.depth > hi.depth ? lo.depth : hi.depth));
 }
 
 /* `input x[3]`: a dimension literal is a whole number that fits int64. */

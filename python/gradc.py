@@ -89,6 +89,8 @@ class Function:
         self.inputs = [i["name"] for i in describe["inputs"]]
         self.wrt = list(describe["wrt"])
         self.output = describe["output"]["name"]
+        self.aux = [a["name"] for a in describe.get("aux", [])]
+        self._aux_shapes = [a["shape"] for a in describe.get("aux", [])]
         self._shapes = {i["name"]: i["shape"] for i in describe["inputs"]}
         self._statuses = {s["code"]: s["name"] for s in describe["statuses"]}
         self._work = None
@@ -98,13 +100,14 @@ class Function:
         in_t = [ctypes.c_double if not self._shapes[n] else ctypes.c_void_p for n in self.inputs]
         self._value = getattr(lib, fn["value"])
         self._value.restype = ctypes.c_int
-        self._value.argtypes = dim_t + in_t + [ctypes.c_void_p, ctypes.c_void_p]
+        aux_t = [ctypes.c_void_p] * len(self.aux)
+        self._value.argtypes = dim_t + in_t + [ctypes.c_void_p] + aux_t + [ctypes.c_void_p]
         self._grad = None
         if fn.get("grad"):
             self._grad = getattr(lib, fn["grad"])
             self._grad.restype = ctypes.c_int
             self._grad.argtypes = (dim_t + in_t + ([ctypes.c_void_p] if describe["cotangent"] else [])
-                                   + [ctypes.c_void_p] * (1 + len(self.wrt))
+                                   + [ctypes.c_void_p] * (1 + len(self.aux) + len(self.wrt))
                                    + [ctypes.c_uint, ctypes.c_void_p])
         self._work_size = getattr(lib, fn["work_size"])
         self._work_size.restype = ctypes.c_size_t
@@ -204,17 +207,34 @@ class Function:
 
     # ---- calls ----
 
-    def __call__(self, *args, **kwargs):
-        """The value of the output at the given inputs."""
+    def _aux_buffers(self, dims, want):
+        """Buffers for the auxiliary outputs (spec §8), or NULLs when not wanted."""
+        if not want:
+            return [], [None] * len(self.aux)
+        bufs = [(np.empty(max(_entries(self._shape(d, dims)), 1)), self._shape(d, dims))
+                for d in self._aux_shapes]
+        return bufs, [b.ctypes.data for b, _ in bufs]
+
+    def _aux_results(self, bufs):
+        return {n: self._result(b, d) for n, (b, d) in zip(self.aux, bufs)}
+
+    def __call__(self, *args, with_aux=False, **kwargs):
+        """The value of the output at the given inputs; with_aux=True: (value,
+        {auxiliary output: value})."""
         arrays, dims = self._bind(args, kwargs)
         decl = self._shape(self.abi["output"]["shape"], dims)
         out = np.empty(max(_entries(decl), 1))
-        self._check(self._value(*self._args(arrays, dims), out.ctypes.data, self._work_for(dims)),
-                    self.name)
+        bufs, ptrs = self._aux_buffers(dims, with_aux)
+        self._check(self._value(*self._args(arrays, dims), out.ctypes.data, *ptrs,
+                                self._work_for(dims)), self.name)
+        if with_aux:
+            return self._result(out, decl), self._aux_results(bufs)
         return self._result(out, decl)
 
-    def grad(self, *args, cotangent=None, **kwargs):
-        """(value, {wrt input: gradient}) at the given inputs."""
+    def grad(self, *args, cotangent=None, with_aux=False, **kwargs):
+        """(value, {wrt input: gradient}) at the given inputs; with_aux=True:
+        (value, {auxiliary output: value}, {wrt input: gradient}).  A cotangent
+        of a scalar output scales the gradient (spec §8)."""
         if self._grad is None:
             raise TypeError(f"{self.name}: the library has no gradient function")
         arrays, dims = self._bind(args, kwargs)
@@ -230,13 +250,23 @@ class Function:
                                      f"got {c.shape}")
                 cot = c
             call.append(cot.ctypes.data if cot is not None else None)
-        elif cotangent is not None:
-            raise ValueError(f"{self.name}: a scalar output takes no cotangent")
+        scale = 1.0
+        if cotangent is not None and not self.abi["cotangent"]:
+            c = np.asarray(cotangent, dtype=np.float64)
+            if c.size != 1:
+                raise ValueError(f"{self.name}: the output is a scalar, so is its cotangent; "
+                                 f"got shape {c.shape}")
+            scale = float(c.reshape(()))
         call.append(out.ctypes.data)
+        bufs, ptrs = self._aux_buffers(dims, with_aux)
+        call.extend(ptrs)
         grads = {}
         for n in self.wrt:
             grads[n] = np.empty(max(_entries(self._shape(self._shapes[n], dims)), 1))
             call.append(grads[n].ctypes.data)
         self._check(self._grad(*call, 0, self._work_for(dims)), self.abi["functions"]["grad"])
-        return (self._result(out, decl),
-                {n: self._result(g, self._shape(self._shapes[n], dims)) for n, g in grads.items()})
+        for g in grads.values():
+            g *= scale
+        value = self._result(out, decl)
+        grads = {n: self._result(g, self._shape(self._shapes[n], dims)) for n, g in grads.items()}
+        return (value, self._aux_results(bufs), grads) if with_aux else (value, grads)

@@ -18,6 +18,7 @@ const char *gradc_strerror(int status)
     case GRADC_EDIM: return "a dimension is negative or a size overflows";
     case GRADC_EMAXITER: return "a while loop reached its iteration limit";
     case GRADC_ENOMEM: return "out of memory";
+    case GRADC_EINDEX: return "index out of range";
     default: return "unknown status";
     }
 }
@@ -145,6 +146,61 @@ void gradc_inv(int64_t n, const double *a, double *out, double *scratch)
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < n; j++)
             out[i * n + j] = ok ? scratch[j * n + i] : NAN;
+}
+
+/* ---- solve and chol (spec §8) ---- */
+
+void gradc_lu(int64_t n, const double *a, double *f)
+{
+    lapack_int *ipiv = (lapack_int *)(f + n * n);
+    if (lu_factor(n, a, f, ipiv))
+        return;
+    /* refused: NaN factors, and pivots that index nothing out of range */
+    for (int64_t i = 0; i < n * n; i++)
+        f[i] = NAN;
+    for (int64_t i = 0; i < n; i++)
+        ipiv[i] = (lapack_int)(i + 1);
+}
+
+void gradc_lu_solve(int64_t n, int64_t k, const double *f, int32_t trans, const double *b,
+                    double *x, double *scratch)
+{
+    if (n <= 0 || k <= 0)
+        return;
+    const lapack_int *ipiv = (const lapack_int *)(f + n * n);
+    /* LAPACK wants b column-major: a vector already is, a matrix is
+     * transposed into scratch and back */
+    double *cm = k == 1 ? x : scratch;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < k; j++)
+            cm[j * n + i] = b[i * k + j];
+    if (k > INT_MAX || n > INT_MAX / 2)
+        for (int64_t i = 0; i < n * k; i++)
+            cm[i] = NAN;
+    else
+        LAPACKE_dgetrs_work(LAPACK_COL_MAJOR, trans ? 'T' : 'N', (lapack_int)n, (lapack_int)k, f,
+                            (lapack_int)n, ipiv, cm, (lapack_int)n);
+    if (k > 1)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < k; j++)
+                x[i * k + j] = cm[j * n + i];
+}
+
+void gradc_chol(int64_t n, const double *a, double *l)
+{
+    bool ok = n <= INT_MAX / 2;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double v = j <= i ? a[i * n + j] : 0;
+            ok = ok && !isnan(v);
+            l[i * n + j] = v;
+        }
+    /* row-major l is column-major l': its upper triangle is a's lower one,
+     * and the upper factor U of l' (U'U = a) read row-major is L = U' */
+    if (ok && n > 0)
+        ok = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, l, (lapack_int)n) == 0;
+    for (int64_t i = 0; !ok && i < n * n; i++)
+        l[i] = NAN;
 }
 
 /* ---- BLAS ---- */

@@ -214,9 +214,10 @@ static int64_t literal_work(const Plan *p)
         return -1;
     for (int i = 0; i < p->bufs.len; i++) {
         Buf b = p->bufs.data[i];
-        if (b.a.sym >= 0 || b.b.sym >= 0)
+        int64_t r, k;
+        if (!dim_is_lit(b.a, &r) || !dim_is_lit(b.b, &k))
             return -1;
-        int64_t n = b.a.n * b.b.n + (b.plus_a ? b.a.n : 0);
+        int64_t n = r * k + (b.plus_a ? r : 0);
         total += (n * 8 + 63) / 64 * 64;
         if (total > LOCAL_WORK)
             return -1;
@@ -238,11 +239,11 @@ static void types(Cg *c, LLVMContextRef ctx, LLVMModuleRef mod, const Module *m)
     c->ptr = LLVMPointerTypeInContext(ctx, 0);
 }
 
-/* impl(dims..., inputs..., cot, out, grads..., flags, work, where) */
+/* impl(dims..., inputs..., cot, out, aux..., grads..., flags, work, where) */
 static LLVMTypeRef impl_type(Cg *c, int ngrads)
 {
     const Module *m = c->m;
-    int np = m->ndims + m->ninputs + ngrads + 5, k = 0;
+    int np = m->ndims + m->ninputs + m->naux + ngrads + 5, k = 0;
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
     for (int i = 0; i < m->ndims; i++)
         pt[k++] = c->i64;
@@ -250,7 +251,7 @@ static LLVMTypeRef impl_type(Cg *c, int ngrads)
         pt[k++] = m->inputs[i].ndims == 0 ? c->f64 : c->ptr;
     pt[k++] = c->ptr;
     pt[k++] = c->ptr;
-    for (int i = 0; i < ngrads; i++)
+    for (int i = 0; i < m->naux + ngrads; i++)
         pt[k++] = c->ptr;
     pt[k++] = c->i32;
     pt[k++] = c->ptr;
@@ -270,12 +271,15 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ndims + 1));
     c->inputs = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ninputs + 1));
     c->grads = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(ng + 1));
+    c->aux = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->naux + 1));
     for (int i = 0; i < m->ndims; i++)
         c->dims[i] = LLVMGetParam(c->fn, (unsigned)k++);
     for (int i = 0; i < m->ninputs; i++)
         c->inputs[i] = LLVMGetParam(c->fn, (unsigned)k++);
     c->cot = LLVMGetParam(c->fn, (unsigned)k++);
     c->out = LLVMGetParam(c->fn, (unsigned)k++);
+    for (int i = 0; i < m->naux; i++)
+        c->aux[i] = LLVMGetParam(c->fn, (unsigned)k++);
     for (int i = 0; i < ng; i++)
         c->grads[i] = LLVMGetParam(c->fn, (unsigned)k++);
     c->flags = LLVMGetParam(c->fn, (unsigned)k++);
@@ -405,7 +409,7 @@ static void gen_abi(Cg *c, LLVMValueRef impl, const char *name, bool grad, bool 
 {
     const Module *m = c->m;
     int ng = grad ? m->nwrt : 0;
-    int np = m->ndims + m->ninputs + (cotparam ? 1 : 0) + 1 + ng + (grad ? 1 : 0) + 1, k = 0;
+    int np = m->ndims + m->ninputs + (cotparam ? 1 : 0) + 1 + m->naux + ng + (grad ? 1 : 0) + 1, k = 0;
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
     for (int i = 0; i < m->ndims; i++)
         pt[k++] = c->i64;
@@ -419,14 +423,14 @@ static void gen_abi(Cg *c, LLVMValueRef impl, const char *name, bool grad, bool 
     LLVMBuilderRef b = c->b;
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     LLVMValueRef where = LLVMBuildAlloca(b, c->i32, "");
-    int na = m->ndims + m->ninputs + 5 + ng, j = 0;
+    int na = m->ndims + m->ninputs + 5 + m->naux + ng, j = 0;
     k = 0;
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)na);
     for (int i = 0; i < m->ndims + m->ninputs; i++)
         args[j++] = LLVMGetParam(fn, (unsigned)k++);
     args[j++] = cotparam ? LLVMGetParam(fn, (unsigned)k++) : LLVMConstNull(c->ptr);
     args[j++] = LLVMGetParam(fn, (unsigned)k++);
-    for (int i = 0; i < ng; i++)
+    for (int i = 0; i < m->naux + ng; i++)
         args[j++] = LLVMGetParam(fn, (unsigned)k++);
     args[j++] = grad ? LLVMGetParam(fn, (unsigned)k++) : LLVMConstInt(c->i32, 0, 0);
     args[j++] = LLVMGetParam(fn, (unsigned)k++);
@@ -439,11 +443,11 @@ static void gen_entry(Cg *c, LLVMValueRef impl, const char *name, bool grad)
 {
     const Module *m = c->m;
     int ng = grad ? m->nwrt : 0;
-    LLVMTypeRef pt[7] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
-    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i32, pt, 7, 0));
+    LLVMTypeRef pt[8] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i32, pt, 8, 0));
     LLVMBuilderRef b = c->b;
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
-    int na = m->ndims + m->ninputs + 5 + ng, j = 0;
+    int na = m->ndims + m->ninputs + 5 + m->naux + ng, j = 0;
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)na);
     for (int i = 0; i < m->ndims; i++) {
         LLVMValueRef idx = ci(c, i);
@@ -456,6 +460,10 @@ static void gen_entry(Cg *c, LLVMValueRef impl, const char *name, bool grad)
     }
     args[j++] = LLVMGetParam(fn, 2);
     args[j++] = LLVMGetParam(fn, 3);
+    for (int i = 0; i < m->naux; i++) {   /* param 7: the aux buffers (each may be NULL) */
+        LLVMValueRef idx = ci(c, i);
+        args[j++] = LLVMBuildLoad2(b, c->ptr, LLVMBuildInBoundsGEP2(b, c->ptr, LLVMGetParam(fn, 7), &idx, 1, ""), "");
+    }
     for (int i = 0; i < ng; i++) {
         LLVMValueRef idx = ci(c, i);
         args[j++] = LLVMBuildLoad2(b, c->ptr, LLVMBuildInBoundsGEP2(b, c->ptr, LLVMGetParam(fn, 4), &idx, 1, ""), "");

@@ -8,6 +8,7 @@ const char *const binop_text[] = {
     [B_EMUL] = ".*", [B_EDIV] = "./", [B_POW] = "^",   [B_EPOW] = ".^",
     [B_LT] = "<",    [B_LE] = "<=",   [B_GT] = ">",    [B_GE] = ">=",
     [B_EQ] = "==",   [B_NE] = "!=",   [B_AND] = "and", [B_OR] = "or",
+    [B_SOLVE] = "\\",
 };
 _Static_assert(sizeof binop_text / sizeof *binop_text == B_COUNT, "a text per BinOp");
 

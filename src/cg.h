@@ -23,12 +23,14 @@ typedef struct Cg {
     LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */
     LLVMTypeRef f64, i64, i32, i8, i1, ptr;
     LLVMValueRef fn, impl; /* the function being built; the impl it belongs to */
-    LLVMValueRef *dims, *inputs, cot, out, *grads, flags, work, where;
+    LLVMValueRef *dims, *inputs, cot, out, *aux, *grads, flags, work, where;
     LLVMValueRef *bufs, *slotvar, status, tape, one;
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
     LLVMValueRef *keptvar;/* per kept node (plan: kept): the alloca its slot's stores update */
+    LLVMValueRef ri, cj;  /* row and column of the elementwise loop being emitted when it
+                           * reads a broadcast (NULL: a flat loop, derived from the index) */
     int pc;               /* the next point of the plan */
     const Kernel *rest;   /* the value's kernels after the plan's one-pass sum */
     int nrest;
@@ -46,6 +48,26 @@ typedef struct Frame {
 void internal(Cg *c, const char *what);
 void gen_block(Cg *c, const Block *b);
 void gen_results(Cg *c);
+
+/* codegen.c, for codegen_along.c: entry k of n (fused or stored), a pointer
+ * to n's entries, the sum of f(k) for k < count (partial sums, see there) */
+typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
+LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k);
+LLVMValueRef cg_argbuf(Cg *c, Node *n);
+LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
+
+/* codegen_along.c: reductions and normalisations along a dimension (SUMD …
+ * LOGSOFTMAXD) into out, amax/amin over all entries as a value */
+void gen_along(Cg *c, Node *n, LLVMValueRef out);
+LLVMValueRef gen_extreme(Cg *c, Node *n);
+/* cgslice.c: concatenation and slices (xp, ap, bp: the arguments' entries;
+ * r, col: the offsets' values, doubles).  A view (plan.c: is_view) is a
+ * pointer into xp; an element, one load; the rest copy into out. */
+LLVMValueRef cg_view(Cg *c, const Node *n, LLVMValueRef xp, LLVMValueRef r, LLVMValueRef col);
+LLVMValueRef cg_element(Cg *c, const Node *n, LLVMValueRef xp, LLVMValueRef r, LLVMValueRef col);
+void cg_block_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef xp, LLVMValueRef r,
+                   LLVMValueRef col);
+void cg_cat_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef ap, LLVMValueRef bp);
 
 /* ===================================================================== */
 /* LLVM helpers                                                          */
@@ -166,7 +188,20 @@ static inline void loop_end(Cg *c, Loop *l)
     enter(c, l->exit);
 }
 
-static inline LLVMValueRef dimv(Cg *c, Dim d) { return d.sym >= 0 ? c->dims[d.sym] : ci(c, d.n); }
+/* A dimension's run-time value: a linear form of the dimension arguments. */
+static inline LLVMValueRef dimv(Cg *c, Dim d)
+{
+    if (d.sym >= 0)
+        return c->dims[d.sym];
+    DimView v = dim_view(d);
+    LLVMValueRef r = ci(c, v.k);
+    for (int i = 0; i < v.n; i++) {
+        LLVMValueRef t = c->dims[dim_view_sym(&v, i)];
+        t = v.coefs[i] == 1 ? t : LLVMBuildMul(c->b, t, ci(c, v.coefs[i]), "");
+        r = v.k == 0 && i == 0 ? t : LLVMBuildAdd(c->b, r, t, "");
+    }
+    return r;
+}
 static inline LLVMValueRef rows(Cg *c, const Node *n) { return dimv(c, n->shape.rows); }
 static inline LLVMValueRef cols(Cg *c, const Node *n) { return dimv(c, n->shape.cols); }
 static inline LLVMValueRef count(Cg *c, const Node *n) { return mul(c, rows(c, n), cols(c, n)); }

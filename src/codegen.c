@@ -122,11 +122,16 @@ static LLVMValueRef e_or(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     return b2f(c, LLVMBuildOr(c->b, fcmp(c, LLVMRealUNE, x, cf(c, 0)), fcmp(c, LLVMRealUNE, y, cf(c, 0)), ""));
 }
+/* where's half: y where x != 0 (NaN too, as f_pick), else an exact 0 */
+static LLVMValueRef e_pick(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return sel(c, fcmp(c, LLVMRealUNE, x, cf(c, 0)), y, cf(c, 0));
+}
 
 static LLVMValueRef (*const emit2[OP_COUNT])(Cg *, LLVMValueRef, LLVMValueRef) = {
     [OP_ADD] = e_add, [OP_SUB] = e_sub, [OP_MUL] = e_mul, [OP_DIV] = e_div, [OP_DIVSAFE] = e_divsafe,
     [OP_POW] = e_pow, [OP_MAX] = e_max, [OP_MIN] = e_min, [OP_AND] = e_and, [OP_OR] = e_or,
-    [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi,
+    [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi, [OP_PICK] = e_pick,
 };
 /* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
 static const LLVMRealPredicate cmp_pred[OP_COUNT] = {
@@ -166,12 +171,27 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k);
 static LLVMAttributeRef noinline(Cg *c);
 static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out);
 
+/* The entry of a broadcast's argument under entry k of the broadcast: its
+ * column j for a row expanded down, its row i for a column expanded across.
+ * A loop that reads broadcasts runs over rows and columns (c->ri, c->cj);
+ * a flat one (an assignment's copy) derives them from k. */
+static LLVMValueRef bcast_index(Cg *c, Node *n, LLVMValueRef k)
+{
+    bool row = bcast_dims(n) == 1;
+    if (c->ri)
+        return row ? c->cj : c->ri;
+    LLVMValueRef m = cols(c, n);
+    return row ? LLVMBuildSRem(c->b, k, m, "") : LLVMBuildSDiv(c->b, k, m, "");
+}
+
 /* Entry k of an elementwise node from its arguments' entries (a 1×1
  * argument broadcasts). */
 static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
 {
     if (n->op == OP_FILL)
         return cf(c, n->num);
+    if (n->op == OP_BCAST)
+        return elem(c, n->args[0], bcast_index(c, n, k));
     if (kind_of(n) == OK_U)
         return apply1(c, n->op, elem(c, n->args[0], k));
     return apply2(c, n->op, elem(c, n->args[0], k), elem(c, n->args[1], k));
@@ -185,6 +205,49 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
     return is_scalar(n) ? v : load(c, v, k);
 }
 
+LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k) { return elem(c, n, k); }
+
+/* Does n's fused expression read a broadcast?  Then its loop runs over rows
+ * and columns.  Recursion is bounded by the fusion depth. */
+static bool reads_bcast(Cg *c, Node *n, bool top)
+{
+    if (!top && !is_fused(c->p, n))
+        return false;
+    if (n->op == OP_BCAST)
+        return true;
+    for (int i = 0; i < n->nargs; i++)
+        if (reads_bcast(c, n->args[i], false))
+            return true;
+    return false;
+}
+
+/* A loop over the entries k of shape s: flat, or over rows i and columns j
+ * (k = i*cols + j, in c->ri and c->cj) when rc. */
+typedef struct Loop2 {
+    Loop li, lj;
+    bool rc;
+    LLVMValueRef ri, cj;   /* the enclosing loop's, restored at the end */
+} Loop2;
+
+static LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, bool rc)
+{
+    l->rc = rc, l->ri = c->ri, l->cj = c->cj;
+    LLVMValueRef r = dimv(c, s.rows), m = dimv(c, s.cols);
+    if (!rc)
+        return loop_begin(c, &l->li, ci(c, 0), mul(c, r, m));
+    c->ri = loop_begin(c, &l->li, ci(c, 0), r);
+    c->cj = loop_begin(c, &l->lj, ci(c, 0), m);
+    return add(c, mul(c, c->ri, m), c->cj);
+}
+
+static void loop2_end(Cg *c, Loop2 *l)
+{
+    if (l->rc)
+        loop_end(c, &l->lj);
+    loop_end(c, &l->li);
+    c->ri = l->ri, c->cj = l->cj;
+}
+
 /* A pointer to n's entries: a 1×1 value is stored to a stack slot. */
 static LLVMValueRef argbuf(Cg *c, Node *n)
 {
@@ -195,6 +258,8 @@ static LLVMValueRef argbuf(Cg *c, Node *n)
     LLVMBuildStore(c->b, v, p);
     return p;
 }
+
+LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
 
 /* Sum of f(k) for k in [0, count).  Rounding: SUM_LANES partial sums
  * s_l = f(l) + f(l+SUM_LANES) + … run over the first count - count %
@@ -207,7 +272,6 @@ static LLVMValueRef argbuf(Cg *c, Node *n)
  * (count · eps · sum |f|). */
 enum { SUM_LANES = 16 };
 
-typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
 typedef void (*FlushFn)(Cg *c, void *ctx);
 
 /* With flush: called after each block of SUM_LANES entries (and after each
@@ -251,6 +315,11 @@ static LLVMValueRef reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn fl
         flush(c, ctx);
     loop_end(c, &lp);
     return LLVMBuildLoad2(c->b, c->f64, t, "");
+}
+
+LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx)
+{
+    return reduce_sum(c, count, f, ctx);
 }
 
 /* max over k of p[k]: NaN when an entry is NaN, -inf when empty */
@@ -328,6 +397,9 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     }
     case OP_LOGSUMEXP:
         return gen_logsumexp(c, n);
+    case OP_AMAX:
+    case OP_AMIN:
+        return gen_extreme(c, n);
     case OP_MATMUL: {
         Two w = {c, argbuf(c, x), argbuf(c, n->args[1]), NULL, NULL};
         return reduce_sum(c, cols(c, x), f_dot, &w);
@@ -343,7 +415,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     }
 }
 
-static bool lit_small(Dim d) { return d.sym < 0 && d.n <= 8; }
+static bool lit_small(Dim d) { return d.sym == -1 && d.n <= 8; }
 
 /* A loop's structure, hashed (FNV-1a): the ops of its fused expression,
  * its constants, which leaves are scalars, its sizes.  Loops of equal
@@ -390,10 +462,53 @@ static void key_node(Cg *c, Key *k, Node *n, NodeVec *leaves, bool top)
     }
     int op = (int)n->op;
     key_bytes(k, &op, sizeof op);
+    if (n->op == OP_BCAST) {   /* which dimension it expands */
+        int e = bcast_dims(n);
+        key_bytes(k, &e, sizeof e);
+    }
     if (n->op == OP_FILL)
         key_bytes(k, &n->num, sizeof n->num);
     for (int i = 0; i < n->nargs; i++)
         key_node(c, k, n->args[i], leaves, false);
+}
+
+/* The sum of row i of x's entries (a fused expression that reads broadcasts). */
+typedef struct RowSum {
+    Node *x;
+    LLVMValueRef i, cols;
+} RowSum;
+
+static LLVMValueRef f_row(Cg *c, void *ctx, LLVMValueRef j)
+{
+    RowSum *r = ctx;
+    c->ri = r->i, c->cj = j;
+    return elem(c, r->x, add(c, mul(c, r->i, r->cols), j));
+}
+
+/* The loop itself: n's entries into out, or (out NULL) the sum of n's
+ * argument's entries; over rows and columns when rc (it reads broadcasts),
+ * a sum then row by row. */
+static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
+{
+    Loop2 l;
+    if (out) {
+        LLVMValueRef k = loop2_begin(c, &l, n->shape, rc);
+        store(c, elem_op(c, n, k), out, k);
+        loop2_end(c, &l);
+        return NULL;
+    }
+    Node *x = n->args[0];
+    if (!rc)
+        return reduce_sum(c, count(c, x), f_elem, x);
+    LLVMValueRef ri = c->ri, cj = c->cj, t = alloca_(c, c->f64);
+    LLVMBuildStore(c->b, cf(c, 0), t);
+    Loop li;
+    RowSum r = {x, loop_begin(c, &li, ci(c, 0), rows(c, x)), cols(c, x)};
+    LLVMValueRef s = reduce_sum(c, r.cols, f_row, &r);
+    LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), s), t);
+    loop_end(c, &li);
+    c->ri = ri, c->cj = cj;
+    return LLVMBuildLoad2(c->b, c->f64, t, "");
 }
 
 /* The loop of a map (n's entries into out) or of a sum (out NULL: n is the
@@ -407,15 +522,9 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
 {
     Node *x = out ? n : n->args[0];
     Shape sh = x->shape;
-    if (lit_small(sh.rows) && lit_small(sh.cols)) {
-        if (!out)
-            return reduce_sum(c, count(c, x), f_elem, x);
-        Loop li;
-        LLVMValueRef i = loop_begin(c, &li, ci(c, 0), count(c, n));
-        store(c, elem_op(c, n, i), out, i);
-        loop_end(c, &li);
-        return NULL;
-    }
+    bool rc = reads_bcast(c, x, out != NULL);
+    if (lit_small(sh.rows) && lit_small(sh.cols))
+        return loop_body(c, n, out, rc);
     /* the non-fused values the loop reads, and the loop's structure */
     NodeVec leaves = {0};
     Key key = {0};
@@ -448,14 +557,10 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
             c->cache[leaves.data[i]->id] = LLVMGetParam(fn, (unsigned)(nd + i));
         }
         if (out) {
-            LLVMValueRef o = LLVMGetParam(fn, (unsigned)(np - 1));
-            Loop li;
-            LLVMValueRef i = loop_begin(c, &li, ci(c, 0), count(c, n));
-            store(c, elem_op(c, n, i), o, i);
-            loop_end(c, &li);
+            loop_body(c, n, LLVMGetParam(fn, (unsigned)(np - 1)), rc);
             LLVMBuildRetVoid(c->b);
         } else {
-            LLVMBuildRet(c->b, reduce_sum(c, count(c, x), f_elem, x));
+            LLVMBuildRet(c->b, loop_body(c, n, NULL, rc));
         }
         for (int i = 0; i < leaves.len; i++)
             c->cache[leaves.data[i]->id] = vals[i];
@@ -569,8 +674,12 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     Node *x = n->nargs ? n->args[0] : NULL;
     Loop li, lj;
     LLVMValueRef i, j;
-    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL) {
+    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL || n->op == OP_BCAST) {
         outline(c, n, out);
+        return;
+    }
+    if (n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD) {
+        gen_along(c, n, out);
         return;
     }
     switch (n->op) {
@@ -605,10 +714,43 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     }
     case OP_MATMUL: gen_matmul(c, n, out); return;
     case OP_SOFTMAX: gen_softmax(c, n, out); return;
+    case OP_VCAT:
+    case OP_HCAT: cg_cat_into(c, n, out, argbuf(c, x), argbuf(c, n->args[1])); return;
+    case OP_SLICE:
+    case OP_PAD: cg_block_into(c, n, out, argbuf(c, x), get(c, n->args[1]), get(c, n->args[2])); return;
     case OP_INV: {
         LLVMTypeRef pt[4] = {c->i64, c->ptr, c->ptr, c->ptr};
         LLVMValueRef args[4] = {rows(c, x), argbuf(c, x), out, bufp(c, c->p->scratch[n->id])};
         callf(c, "gradc_inv", LLVMVoidTypeInContext(c->ctx), pt, 4, args);
+        return;
+    }
+    case OP_LU:
+    case OP_CHOL: {
+        LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
+        LLVMValueRef args[3] = {rows(c, x), argbuf(c, x), out};
+        callf(c, n->op == OP_LU ? "gradc_lu" : "gradc_chol", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+        return;
+    }
+    case OP_SOLVE:
+    case OP_SOLVET: {
+        Node *y = n->args[1];
+        LLVMTypeRef pt[7] = {c->i64, c->i64, c->ptr, c->i32, c->ptr, c->ptr, c->ptr};
+        LLVMValueRef args[7] = {rows(c, x), cols(c, y), argbuf(c, x),
+                                LLVMConstInt(c->i32, n->op == OP_SOLVET, 0), argbuf(c, y), out,
+                                bufp(c, c->p->scratch[n->id])};
+        callf(c, "gradc_lu_solve", LLVMVoidTypeInContext(c->ctx), pt, 7, args);
+        return;
+    }
+    case OP_TRIL: {
+        LLVMValueRef src = argbuf(c, x), r = rows(c, x), m = cols(c, x);
+        zero(c, out, mul(c, r, m));
+        i = loop_begin(c, &li, ci(c, 0), r);
+        LLVMValueRef end = add(c, i, ci(c, 1));
+        j = loop_begin(c, &lj, ci(c, 0), sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, end, m, ""), end, m));
+        LLVMValueRef k = add(c, mul(c, i, m), j);
+        store(c, load(c, src, k), out, k);
+        loop_end(c, &lj);
+        loop_end(c, &li);
         return;
     }
     default:
@@ -631,6 +773,7 @@ static LLVMValueRef gen_scalar(Cg *c, Node *n)
     case OP_TRANSPOSE:
     case OP_DIAGV:
     case OP_DIAGM: return get(c, n->args[0]);
+    case OP_SLICE: return cg_element(c, n, argbuf(c, n->args[0]), get(c, n->args[1]), get(c, n->args[2]));
     default: break;
     }
     if (kind_of(n) == OK_U)
@@ -655,6 +798,10 @@ static LLVMValueRef gen_buffer(Cg *c, Node *n)
     case OP_TRANSPOSE:
         if (is_alias(n))
             return get(c, n->args[0]);
+        break;
+    case OP_SLICE:
+        if (is_view(n))
+            return cg_view(c, n, argbuf(c, n->args[0]), get(c, n->args[1]), get(c, n->args[2]));
         break;
     default: break;
     }
@@ -985,11 +1132,11 @@ static void need(Cg *c, Node *root)
 /* dst[k] = x[k] (or += when add), for every entry. */
 static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
 {
-    Loop lp;
-    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, x));
+    Loop2 lp;
+    LLVMValueRef k = loop2_begin(c, &lp, x->shape, is_fused(c->p, x) && reads_bcast(c, x, true));
     LLVMValueRef v = elem(c, x, k);
     store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
-    loop_end(c, &lp);
+    loop2_end(c, &lp);
 }
 
 /* ‖p‖ from the sum of squares ss of its n entries: sqrt(ss), or the
@@ -1328,6 +1475,8 @@ void gen_results(Cg *c)
     const Func *f = c->p->f;
     int ng = f->grads ? c->m->nwrt : 0;
     need(c, f->value);
+    for (int i = 0; f->aux && i < c->m->naux; i++)
+        need(c, f->aux[i]);
     for (int i = 0; i < ng; i++)
         need(c, f->grads[i]);
     if (c->p->onepass) {
@@ -1348,15 +1497,20 @@ void gen_results(Cg *c)
         for (int i = 0; i < c->nrest; i++)
             gen_kernel(c, &c->rest[i]);
     }
-    LLVMBasicBlockRef has = block(c, "out"), next = block(c, "grads");
-    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->out, ""), next, has);
-    enter(c, has);
-    if (is_scalar(f->value))
-        LLVMBuildStore(c->b, get(c, f->value), c->out);
-    else
-        store_all(c, f->value, c->out, false);
-    LLVMBuildBr(c->b, next);
-    enter(c, next);
+    /* the value, then each auxiliary output (spec §8): stored unless NULL */
+    for (int i = -1; i < (f->aux ? c->m->naux : 0); i++) {
+        Node *x = i < 0 ? f->value : f->aux[i];
+        LLVMValueRef dst = i < 0 ? c->out : c->aux[i];
+        LLVMBasicBlockRef has = block(c, "out"), next = block(c, "out.done");
+        LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, dst, ""), next, has);
+        enter(c, has);
+        if (is_scalar(x))
+            LLVMBuildStore(c->b, get(c, x), dst);
+        else
+            store_all(c, x, dst, false);
+        LLVMBuildBr(c->b, next);
+        enter(c, next);
+    }
     if (!ng)
         return;
     LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),

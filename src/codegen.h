@@ -11,8 +11,9 @@
 
 /* What codegen_module tells its callers besides the module. */
 typedef struct CgInfo {
-    Loc *whiles;          /* the loc of every while, by the index an entry
-                           * function writes to *where on GRADC_EMAXITER */
+    Loc *whiles;          /* the loc of every while and every index checked at run
+                           * time, by the index an entry function writes to
+                           * *where on GRADC_EMAXITER or GRADC_EINDEX */
     int nwhiles;
 } CgInfo;
 

@@ -164,13 +164,14 @@ static void print_excerpt(FILE *out, const char *line, size_t len, int col)
 }
 
 /* Prints one diagnostic: the message line, then the excerpt and caret. */
-static void print_diag(FILE *out, const Source *src, Loc loc, const char *fmt, va_list ap)
+static void print_labelled(FILE *out, const char *label, const Source *src, Loc loc,
+                           const char *fmt, va_list ap)
 {
     const char *path = src ? src->path : "gradc";
     if (loc.line <= 0)
-        fprintf(out, "%s: error: ", path);
+        fprintf(out, "%s: %s: ", path, label);
     else
-        fprintf(out, "%s:%d:%d: error: ", path, loc.line, loc.col);
+        fprintf(out, "%s:%d:%d: %s: ", path, loc.line, loc.col, label);
     vfprintf(out, fmt, ap);
     fputc('\n', out);
     if (!src || loc.line <= 0)
@@ -180,6 +181,11 @@ static void print_diag(FILE *out, const Source *src, Loc loc, const char *fmt, v
     if (!line)
         return;
     print_excerpt(out, line, len, loc.col);
+}
+
+static void print_diag(FILE *out, const Source *src, Loc loc, const char *fmt, va_list ap)
+{
+    print_labelled(out, "error", src, loc, fmt, ap);
 }
 
 /* ---- held diagnostics --------------------------------------------------
@@ -288,11 +294,36 @@ void diag_error(const Source *src, Loc loc, const char *fmt, ...)
     va_end(ap);
 }
 
+void diag_note_since(int first, const Source *src, Loc loc, const char *fmt, ...)
+{
+    if (first >= held.len)
+        return;
+    char *note = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&note, &size);
+    if (!mem)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    print_labelled(mem, "note", src, loc, fmt, ap);
+    va_end(ap);
+    fclose(mem);
+    for (int i = first; i < held.len; i++) {
+        size_t n = strlen(held.v[i].text);
+        char *t = realloc(held.v[i].text, n + size + 1);
+        if (!t)
+            break;
+        memcpy(t + n, note, size + 1);
+        held.v[i].text = t;
+    }
+    free(note);
+}
+
 /* ---- hints ---------------------------------------------------------------- */
 
-/* Worded to stay true when a later version adds indexing. */
-const char diag_no_indexing[] = "indexing is not supported in this version; compute with "
-                                "whole vectors and matrices (sum, dot, .*, ...)";
+/* Spec §8: only names are indexed. */
+const char diag_no_indexing[] = "only a name can be indexed: assign the value to a name "
+                                "first (t = ...) and index that (t[1])";
 
 /* The optimal-string-alignment distance (Levenshtein with adjacent swaps),
  * or a number > limit as soon as it must exceed limit. */

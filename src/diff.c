@@ -379,6 +379,19 @@ static bool cheap_linear(const Node *n)
            (n->op == OP_MUL && n->args[0]->op == OP_CONST);
 }
 
+/* Two adjoint contributions summed.  Masked ones (where's rule: PICK(k, h)
+ * is h where k holds, an exact 0 elsewhere) stay masked, so that the rules
+ * below them still see the mask: under one mask PICK(k, h1 + h2), under
+ * two PICK(k1 or k2, x + y), equal since both terms are 0 outside. */
+static Node *sum_adjoints(Ir *ir, Node *x, Node *y)
+{
+    if (x->op != OP_PICK || y->op != OP_PICK)
+        return mk2(ir, OP_ADD, x, y);
+    if (x->args[0] == y->args[0])
+        return mk2(ir, OP_PICK, x->args[0], mk2(ir, OP_ADD, x->args[1], y->args[1]));
+    return mk2(ir, OP_PICK, mk2(ir, OP_OR, x->args[0], y->args[0]), mk2(ir, OP_ADD, x, y));
+}
+
 /* Adds g to the adjoint of forward node c, summing a broadcast back to a
  * scalar operand and spreading a scalar adjoint over a full operand. */
 static void add(Frame *F, Node *c, Node *g)
@@ -401,7 +414,7 @@ static void add(Frame *F, Node *c, Node *g)
     }
     void **p = intmap_put(F->pending, c->id);
     if (*p) {
-        *p = mk2(d->ir, OP_ADD, *p, g);
+        *p = sum_adjoints(d->ir, *p, g);
         return;
     }
     *p = g;
@@ -420,11 +433,45 @@ static void add(Frame *F, Node *c, Node *g)
  * detach(e) is just the value e. */
 static Node *val(Node *x) { return x->op == OP_DETACH ? x->args[0] : x; }
 static Node *K(Frame *F, double v) { return mk_const(IR, v); }
-static Node *neg(Frame *F, Node *x) { return mk1(IR, OP_NEG, val(x)); }
+
+/* The side of a where that was not taken contributes an exact 0 to the
+ * gradient, even where its own derivative is Inf or NaN (spec §8): its
+ * adjoint is masked, PICK(k, h), and a derivative factor d is applied
+ * inside the mask, PICK(k, h .* d), never as PICK(k, h) .* d, where 0 * Inf
+ * = NaN.  So the mask is re-applied after every step of the chain rule
+ * through elementwise ops (JAX's "double where", made automatic;
+ * docs/design.md).  Nested masks are peeled with a loop (a chain of wheres
+ * nests them as deep as the program). */
+static Node *masked(Frame *F, Op op, Node *g, Node *d)
+{
+    NodeVec ks = {0};
+    for (; g->op == OP_PICK; g = g->args[1])
+        vec_push(F->d->a, &ks, g->args[0]);
+    Node *r = op == OP_NEG ? mk1(IR, OP_NEG, g) : mk2(IR, op, g, d);
+    for (int i = ks.len - 1; i >= 0; i--)
+        r = mk2(IR, OP_PICK, ks.data[i], r);
+    return r;
+}
+static Node *neg(Frame *F, Node *x)
+{
+    return x->op == OP_PICK ? masked(F, OP_NEG, x, NULL) : mk1(IR, OP_NEG, val(x));
+}
 static Node *tr(Frame *F, Node *x) { return mk1(IR, OP_TRANSPOSE, val(x)); }
 static Node *op1(Frame *F, Op op, Node *x) { return mk1(IR, op, val(x)); }
-static Node *op2(Frame *F, Op op, Node *x, Node *y) { return mk2(IR, op, val(x), val(y)); }
-static Node *mul(Frame *F, Node *x, Node *y) { return mk2(IR, OP_MUL, val(x), val(y)); }
+static Node *op2(Frame *F, Op op, Node *x, Node *y)
+{
+    if ((op == OP_DIV || op == OP_DIVSAFE) && x->op == OP_PICK)
+        return masked(F, op, x, val(y));
+    return mk2(IR, op, val(x), val(y));
+}
+static Node *mul(Frame *F, Node *x, Node *y)
+{
+    if (x->op == OP_PICK)
+        return masked(F, OP_MUL, x, val(y));
+    if (y->op == OP_PICK)
+        return masked(F, OP_MUL, y, val(x));
+    return mk2(IR, OP_MUL, val(x), val(y));
+}
 static Node *half_tie(Frame *F, Op strict, Node *x, Node *y)
 {
     /* max/min: the winner takes g; a tie splits it, as PyTorch's maximum does */
@@ -552,8 +599,105 @@ static void adj_softmax(Frame *F, Node *n, Node *g)
 {
     add(F, A, mul(F, n, op2(F, OP_SUB, g, op1(F, OP_SUM, mul(F, g, n)))));
 }
+/* ---- broadcasting and reductions along a dimension (spec §8) ---- */
+static Node *along(Frame *F, Op op, Node *x, int d) { return mk_along(IR, op, val(x), d); }
+static Node *spread(Frame *F, Node *x, Shape s) { return mk_bcast(IR, val(x), s); }
+/* v expanded: its adjoint is g summed over the expanded dimensions */
+static void adj_bcast(Frame *F, Node *n, Node *g)
+{
+    int e = bcast_dims(n);
+    if (e & 1)
+        g = along(F, OP_SUMD, g, 1);
+    if (e & 2)
+        g = along(F, OP_SUMD, g, 2);
+    add(F, A, g);
+}
+static void adj_sumd(Frame *F, Node *n, Node *g) { add(F, A, spread(F, g, A->shape)); }
+/* amax/amin: g shared evenly by the entries equal to the result (PyTorch's
+ * amax/amin backward: mask / count) */
+static void extreme(Frame *F, Node *n, Node *g)
+{
+    Node *mask = op2(F, OP_EQ, A, n);
+    if (shape_is_scalar(n->shape)) {
+        add(F, A, mul(F, op2(F, OP_DIV, g, op1(F, OP_SUM, mask)), mask));
+        return;
+    }
+    Node *count = along(F, OP_SUMD, mask, n->index);
+    add(F, A, mul(F, spread(F, op2(F, OP_DIV, g, count), A->shape), mask));
+}
+static void adj_amax(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amin(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amaxd(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+static void adj_amind(Frame *F, Node *n, Node *g) { extreme(F, n, g); }
+/* l = logsumexp(X, d): dX = g .* exp(X - l), expanded along d */
+static void adj_lsed(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, spread(F, g, A->shape), op1(F, OP_EXP, op2(F, OP_SUB, A, n))));
+}
+/* P = softmax(X, d): dX = P .* (g - sum(g .* P, d)) */
+static void adj_softmaxd(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mul(F, n, op2(F, OP_SUB, g, along(F, OP_SUMD, mul(F, g, n), n->index))));
+}
+/* L = log_softmax(X, d): dX = g - exp(L) .* sum(g, d) */
+static void adj_logsoftmaxd(Frame *F, Node *n, Node *g)
+{
+    add(F, A, op2(F, OP_SUB, g, mul(F, op1(F, OP_EXP, n), along(F, OP_SUMD, g, n->index))));
+}
 static void adj_diagm(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGV, g)); }
 static void adj_diagv(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_DIAGM, g)); }
+/* where(k, a, b) = PICK(k, a) + PICK(not k, b): the side gets the masked
+ * adjoint; the condition has a zero derivative */
+static void adj_pick(Frame *F, Node *n, Node *g) { add(F, B, op2(F, OP_PICK, A, g)); }
+/* LU(A) is only ever an operand of SOLVE/SOLVET, whose rules add to A
+ * itself; the rule exists so that LU(A) is active when A is */
+static void adj_lu(Frame *F, Node *n, Node *g) { (void)F, (void)n, (void)g; }
+/* C = A \ B (Giles 2008, §2.3): B̄ = A' \ C̄ on A's factors, Ā = -B̄ C' */
+static void adj_solve(Frame *F, Node *n, Node *g)
+{
+    Node *bb = op2(F, OP_SOLVET, A, g);
+    add(F, B, bb);
+    add(F, A->args[0], neg(F, op2(F, OP_MATMUL, bb, tr(F, n))));
+}
+/* C = A' \ B: B̄ = A \ C̄, Ā = -C B̄' */
+static void adj_solvet(Frame *F, Node *n, Node *g)
+{
+    Node *bb = op2(F, OP_SOLVE, A, g);
+    add(F, B, bb);
+    add(F, A->args[0], neg(F, op2(F, OP_MATMUL, n, tr(F, bb))));
+}
+/* L = chol(A), the symmetric gradient (Murray 2016, eq. 10 with its
+ * symmetrisation; PyTorch's cholesky_backward): P = tril(L' L̄),
+ * Φ = P - diag(diag(P))/2, Ā = L^-T (Φ + Φ')/2 L^-1, by two solves with L'
+ * on one factorisation */
+static void adj_chol(Frame *F, Node *n, Node *g)
+{
+    Node *p = op1(F, OP_TRIL, op2(F, OP_MATMUL, tr(F, n), g));
+    Node *phi = op2(F, OP_SUB, p, mul(F, K(F, 0.5), op1(F, OP_DIAGM, op1(F, OP_DIAGV, p))));
+    Node *s = mul(F, K(F, 0.5), op2(F, OP_ADD, phi, tr(F, phi)));
+    Node *y = mk_solve(IR, n, s, true);
+    add(F, A, tr(F, mk_solve(IR, n, tr(F, y), true)));
+}
+static void adj_tril(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_TRIL, g)); }
+/* Concatenation: each part takes its block of the adjoint.  A slice (or an
+ * element) adds its adjoint into a zero of x's shape at its offsets; a pad
+ * gives back the block it placed.  The offsets are integers: no adjoint. */
+static Node *cut(Frame *F, Node *g, Node *r, Node *c, Shape s) { return mk3(IR, OP_SLICE, s, val(g), r, c, 0); }
+static void adj_vcat(Frame *F, Node *n, Node *g)
+{
+    add(F, A, cut(F, g, K(F, 0), K(F, 0), A->shape));
+    add(F, B, cut(F, g, mk_dim(IR, A->shape.rows), K(F, 0), B->shape));
+}
+static void adj_hcat(Frame *F, Node *n, Node *g)
+{
+    add(F, A, cut(F, g, K(F, 0), K(F, 0), A->shape));
+    add(F, B, cut(F, g, K(F, 0), mk_dim(IR, A->shape.cols), B->shape));
+}
+static void adj_slice(Frame *F, Node *n, Node *g)
+{
+    add(F, A, mk3(IR, OP_PAD, A->shape, val(g), n->args[1], n->args[2], 0));
+}
+static void adj_pad(Frame *F, Node *n, Node *g) { add(F, A, cut(F, g, n->args[1], n->args[2], A->shape)); }
 #undef A
 #undef B
 
@@ -1031,6 +1175,19 @@ static void rev_block(Frame *F)
     drain(F, 0);
 }
 
+/* A result of the gradient function: the reverse sweep restores slots, so a
+ * value that reads one it writes is kept in a slot of its own first. */
+static Node *kept(Diff *d, Block *body, const SlotSet *written, Node *x, const char *name)
+{
+    if (!reads_any(x, written))
+        return x;
+    Stmt *set = stmt_new(d->a, S_SET, 1);
+    set->slots[0] = ir_slot(d->ir, name, x->shape);
+    set->vals[0] = x;
+    block_push(d->a, body, set);
+    return mk_slot(d->ir, set->slots[0]);
+}
+
 void diff_reverse(Module *m)
 {
     Arena *a = m->arena;
@@ -1077,15 +1234,11 @@ void diff_reverse(Module *m)
     Node *value = out;
     SlotSet *written = slot_set(d);
     block_writes(F->out, written);
-    if (reads_any(out, written)) {
-        /* the reverse sweep restores slots the output reads: keep its value */
-        Stmt *set = stmt_new(a, S_SET, 1);
-        set->slots[0] = ir_slot(ir, m->output_name ? m->output_name : "value", out->shape);
-        set->vals[0] = out;
-        block_push(a, body, set);
-        value = mk_slot(ir, set->slots[0]);
-    }
+    value = kept(d, body, written, out, m->output_name ? m->output_name : "value");
+    Node **aux = arena_alloc(a, sizeof(Node *) * (size_t)(m->naux + 1));
+    for (int k = 0; k < m->naux; k++)   /* auxiliary outputs: values only (spec §8) */
+        aux[k] = kept(d, body, written, m->fwd.aux[k], m->aux_names[k]);
     for (int j = 0; j < F->out->n; j++)
         block_push(a, body, F->out->stmts[j]);
-    m->grad = (Func){.body = body, .value = value, .grads = grads};
+    m->grad = (Func){.body = body, .value = value, .grads = grads, .aux = aux};
 }

@@ -97,16 +97,19 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
     bool grad = m->grad.value != NULL;
     bool cot = grad && !shape_is_scalar(m->grad.value->shape);
     Shape out = m->fwd.value->shape;
-    Names ns = {a, arena_alloc(a, sizeof(char *) * (size_t)(m->ndims + m->ninputs + m->nwrt + 8)), 0};
+    Names ns = {a, arena_alloc(a, sizeof(char *) * (size_t)(m->ndims + m->ninputs + m->naux + m->nwrt + 8)), 0};
     const char **dn = arena_alloc(a, sizeof(char *) * (size_t)(m->ndims + 1));
     const char **in = arena_alloc(a, sizeof(char *) * (size_t)(m->ninputs + 1));
     const char **gn = arena_alloc(a, sizeof(char *) * (size_t)(m->nwrt + 1));
+    const char **xn = arena_alloc(a, sizeof(char *) * (size_t)(m->naux + 1));
     for (int i = 0; i < m->ndims; i++)
         dn[i] = param(&ns, m->dims[i]);
     for (int i = 0; i < m->ninputs; i++)
         in[i] = param(&ns, m->inputs[i].name);
     const char *cn = param(&ns, "cotangent");
     const char *on = param(&ns, m->output_name ? m->output_name : "out");
+    for (int i = 0; i < m->naux; i++)
+        xn[i] = param(&ns, m->aux_names[i]);
     for (int i = 0; i < m->nwrt; i++)
         gn[i] = param(&ns, arena_printf(a, "grad_%s", m->inputs[m->wrt[i]].name));
     const char *fl = param(&ns, "flags"), *wk = param(&ns, "work");
@@ -128,6 +131,9 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
         fprintf(f, " *   %-12s %s only: cotangent of the output, %s (NULL: all ones)\n", cn,
                 arena_printf(a, "%s_grad", name), shape_doc(m, out));
     fprintf(f, " *   %-12s output: %s (may be NULL in %s_grad)\n", on, shape_doc(m, out), name);
+    for (int i = 0; i < m->naux; i++)
+        fprintf(f, " *   %-12s auxiliary output: %s, not differentiated (may be NULL)\n", xn[i],
+                shape_doc(m, m->fwd.aux[i]->shape));
     for (int i = 0; i < m->nwrt; i++)
         fprintf(f, " *   %-12s %s_grad only: gradient of %s, %s\n", gn[i], name,
                 m->inputs[m->wrt[i]].name, shape_doc(m, m->inputs[m->wrt[i]].shape));
@@ -149,6 +155,8 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
         if (g && cot)
             fprintf(f, "const double *%s, ", cn);
         fprintf(f, "double *%s, ", on);
+        for (int i = 0; i < m->naux; i++)
+            fprintf(f, "double *%s, ", xn[i]);
         for (int i = 0; g && i < m->nwrt; i++)
             fprintf(f, "double *%s, ", gn[i]);
         if (g)
@@ -163,14 +171,14 @@ int emit_header(const Module *m, const CodegenOptions *o, const char *h_path)
 
 /* The names of runtime.h's status codes, by code (tests/install/describe.py
  * compares them with the header's enum). */
-static const char *const status_names[] = {"GRADC_OK", "GRADC_EDIM", "GRADC_EMAXITER", "GRADC_ENOMEM"};
+static const char *const status_names[] = {"GRADC_OK", "GRADC_EDIM", "GRADC_EMAXITER", "GRADC_ENOMEM", "GRADC_EINDEX"};
 
 static void describe_dim(FILE *f, const Module *m, Dim d)
 {
-    if (d.sym >= 0)
-        fprintf(f, "\"%s\"", m->dims[d.sym]);
-    else
+    if (dim_is_lit(d, NULL))
         fprintf(f, "%lld", (long long)d.n);
+    else   /* a symbol, or a form such as "n + m + 1" */
+        fprintf(f, "\"%s\"", dim_str(m->arena, d, m->dims));
 }
 
 /* A shape as the JSON list of its declared dimensions: [] for a scalar,
@@ -218,7 +226,14 @@ char *emit_describe(const Module *m, const CodegenOptions *o)
     fprintf(f, "%s],\n  \"output\": {\"name\": \"%s\", \"shape\": ", m->ninputs ? "\n  " : "",
             m->output_name ? m->output_name : "out");
     describe_shape(f, m, out, shape_ndims(out));
-    fprintf(f, "},\n  \"cotangent\": %s,\n  \"wrt\": [", grad && shape_ndims(out) ? "true" : "false");
+    fputs("},\n  \"aux\": [", f);
+    for (int i = 0; i < m->naux; i++) {
+        Shape s = m->fwd.aux[i]->shape;
+        fprintf(f, "%s{\"name\": \"%s\", \"shape\": ", i ? ", " : "", m->aux_names[i]);
+        describe_shape(f, m, s, shape_ndims(s));
+        fputc('}', f);
+    }
+    fprintf(f, "],\n  \"cotangent\": %s,\n  \"wrt\": [", grad && shape_ndims(out) ? "true" : "false");
     for (int i = 0; i < m->nwrt; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", m->inputs[m->wrt[i]].name);
     fputs("],\n  \"flags\": {\"GRADC_ACCUMULATE\": 1},\n  \"statuses\": [", f);

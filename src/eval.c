@@ -181,6 +181,52 @@ static void op_softmax(Mat a, double *out)
         out[i] /= s;
 }
 
+/* The largest (sign 1) or smallest (sign -1) entry; NaN if any is NaN. */
+static double extreme_of(Mat a, double sign)
+{
+    double m = -sign * INFINITY;
+    for (int64_t i = 0; i < a.r * a.c; i++) {
+        if (isnan(a.d[i]))
+            return NAN;
+        if (sign * a.d[i] > sign * m)
+            m = a.d[i];
+    }
+    return m;
+}
+
+/* The reductions and normalisations along d, one line at a time: line k
+ * of a along d is a.d[k*step + t*stride] for t < len (a column for d = 1, a
+ * row for d = 2), computed into out with the same stride (normalisations)
+ * or into out[k] (reductions). */
+static void along(Eval *e, Op op, int d, Mat a, double *out)
+{
+    int64_t nlines = d == 1 ? a.c : a.r, len = d == 1 ? a.r : a.c;
+    int64_t stride = d == 1 ? a.c : 1, step = d == 1 ? 1 : a.c;
+    double *line = alloc_doubles(e, len), *res = alloc_doubles(e, len);
+    for (int64_t k = 0; line && res && k < nlines; k++) {
+        for (int64_t t = 0; t < len; t++)
+            line[t] = a.d[k * step + t * stride];
+        Mat l = {line, len, 1};
+        switch (op) {
+        case OP_SUMD: out[k] = sum_of(l); break;
+        case OP_AMAXD: out[k] = extreme_of(l, 1); break;
+        case OP_AMIND: out[k] = extreme_of(l, -1); break;
+        case OP_LSED: out[k] = logsumexp_of(l); break;
+        case OP_SOFTMAXD: op_softmax(l, res); break;
+        default: { /* log_softmax: x - logsumexp(x) */
+            double lse = logsumexp_of(l);
+            for (int64_t t = 0; t < len; t++)
+                res[t] = line[t] - lse;
+        }
+        }
+        if (op == OP_SOFTMAXD || op == OP_LOGSOFTMAXD)
+            for (int64_t t = 0; t < len; t++)
+                out[k * step + t * stride] = res[t];
+    }
+    free(line);
+    free(res);
+}
+
 /* LU factorisation of a copy of a (n×n) for det, logdet and inv.
  * Returns LAPACK's info: 0 ok, > 0 an exactly zero pivot (the factors are
  * still complete), < 0 refused (LAPACKE's NaN check). */
@@ -242,6 +288,34 @@ static void op_inv(Eval *e, Mat a, double *out)
     free(piv);
 }
 
+/* SLICE: out = x's block at (r, c) of n's shape; PAD: out (zeros of n's
+ * shape) gets x at (r, c).  The offsets are integers held as doubles; a
+ * block out of range is GRADC_EINDEX at the SLICE's source position (it
+ * can only be one whose range was not known at compile time). */
+static bool block_copy(Eval *e, const Node *n, Mat x, double r, double c, double *out)
+{
+    bool pad = n->op == OP_PAD;
+    int64_t br = pad ? x.r : rows_of(e, n->shape), bc = pad ? x.c : cols_of(e, n->shape);
+    int64_t fr = pad ? rows_of(e, n->shape) : x.r, fc = pad ? cols_of(e, n->shape) : x.c;
+    if (!(r >= 0 && c >= 0 && r + (double)br <= (double)fr && c + (double)bc <= (double)fc &&
+          br >= 0 && bc >= 0)) {
+        if (!e->status) {
+            e->status = GRADC_EINDEX;
+            e->where = node_loc(n);
+        }
+        return false;
+    }
+    int64_t r0 = (int64_t)r, c0 = (int64_t)c;
+    for (int64_t i = 0; i < br; i++)
+        for (int64_t j = 0; j < bc; j++) {
+            if (pad)
+                out[(r0 + i) * fc + c0 + j] = x.d[i * x.c + j];
+            else
+                out[i * bc + j] = x.d[(r0 + i) * x.c + c0 + j];
+        }
+    return true;
+}
+
 /* ---- detach, recorded and replayed (eval_func_frozen) ---- */
 
 /* Each DETACH evaluation is logged as its node id, then its entries. */
@@ -297,7 +371,7 @@ static bool entry_fresh(const Eval *e, const Node *n, const Entry *c)
 /* Computes n (not a SLOT or INPUT) into out, whose size is n's. */
 static bool compute(Eval *e, const Node *n, double *out, int64_t size)
 {
-    const double *x = NULL, *y = NULL;
+    const double *x = NULL, *y = NULL, *z = NULL;
     Mat a = {0}, b = {0};
     if (n->nargs > 0) {
         if (!(x = eval_node(e, n->args[0])))
@@ -309,6 +383,8 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
             return false;
         b = (Mat){y, rows_of(e, n->args[1]->shape), cols_of(e, n->args[1]->shape)};
     }
+    if (n->nargs > 2 && !(z = eval_node(e, n->args[2])))
+        return false;
     const OpInfo *info = &op_info[n->op];
     if (info->kind == OK_U) {
         for (int64_t i = 0; i < size; i++)
@@ -361,16 +437,57 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
         break;
     }
     case OP_INV: op_inv(e, a, out); break;
+    /* the runtime's own functions, so that compiled code agrees to the bit */
+    case OP_LU: gradc_lu(a.r, x, out); break;
+    case OP_SOLVE:
+    case OP_SOLVET: {
+        double *scratch = alloc_doubles(e, b.r * b.c);
+        if (scratch)
+            gradc_lu_solve(a.r, b.c, x, n->op == OP_SOLVET, y, out, scratch);
+        free(scratch);
+        break;
+    }
+    case OP_CHOL: gradc_chol(a.r, x, out); break;
+    case OP_TRIL:
+        for (int64_t i = 0; i < a.r; i++)
+            for (int64_t j = 0; j <= i && j < a.c; j++)
+                out[i * a.c + j] = x[i * a.c + j];
+        break;
     case OP_LOGSUMEXP: out[0] = logsumexp_of(a); break;
     case OP_SOFTMAX: op_softmax(a, out); break;
     case OP_DIAGM:
         for (int64_t i = 0; i < a.r * a.c; i++)
             out[i * (a.r * a.c) + i] = x[i];
         break;
+    case OP_BCAST: {
+        int64_t r = rows_of(e, n->shape), c = cols_of(e, n->shape);
+        for (int64_t i = 0; i < r; i++)
+            for (int64_t j = 0; j < c; j++)
+                out[i * c + j] = x[(a.r == 1 ? 0 : i) * a.c + (a.c == 1 ? 0 : j)];
+        break;
+    }
+    case OP_AMAX: out[0] = extreme_of(a, 1); break;
+    case OP_AMIN: out[0] = extreme_of(a, -1); break;
+    case OP_SUMD: case OP_AMAXD: case OP_AMIND: case OP_LSED: case OP_SOFTMAXD: case OP_LOGSOFTMAXD:
+        along(e, n->op, n->index, a, out);
+        break;
     case OP_DIAGV:
         for (int64_t i = 0; i < a.r && i < a.c; i++)
             out[i] = x[i * a.c + i];
         break;
+    case OP_VCAT:
+        memcpy(out, x, sizeof(double) * (size_t)(a.r * a.c));
+        memcpy(out + a.r * a.c, y, sizeof(double) * (size_t)(b.r * b.c));
+        break;
+    case OP_HCAT:
+        for (int64_t i = 0; i < a.r; i++) {
+            memcpy(out + i * (a.c + b.c), x + i * a.c, sizeof(double) * (size_t)a.c);
+            memcpy(out + i * (a.c + b.c) + a.c, y + i * b.c, sizeof(double) * (size_t)b.c);
+        }
+        break;
+    case OP_SLICE:
+    case OP_PAD:
+        return block_copy(e, n, a, y[0], z[0], out);
     default:
         diag_plain("internal error: the evaluator has no rule for %s", info->name);
         e->status = e->status ? e->status : -1;
@@ -392,6 +509,8 @@ static bool fill_entry(Eval *e, const Node *n)
     int64_t size = size_of(e, n->shape);
     if (size < 0)
         return false;
+    if (n->op == OP_LU)   /* the factors, then room for the pivots */
+        size += rows_of(e, n->shape);
     if (!c->data && !(c->data = alloc_doubles(e, size)))
         return false;
     memset(c->data, 0, sizeof(double) * (size_t)size);
@@ -673,9 +792,12 @@ static int run_func(const Module *m, const Func *f, const Bindings *b, double *v
         for (int k = 0; f->grads && grads && k < m->nwrt; k++)
             if (!result(&e, f->grads[k], grads[k]))
                 break;
+        for (int k = 0; f->aux && b->aux && k < m->naux && !e.status; k++)
+            if (b->aux[k] && !result(&e, f->aux[k], b->aux[k]))
+                break;
     }
     teardown(&e);
-    if (e.status == GRADC_EMAXITER && where)
+    if ((e.status == GRADC_EMAXITER || e.status == GRADC_EINDEX) && where)
         *where = e.where;
     return e.status;
 }

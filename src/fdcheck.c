@@ -115,7 +115,7 @@ static bool sizes_fit(const Check *c)
 
 static void report_status(const Module *m, int status, Loc where)
 {
-    if (status == GRADC_EMAXITER)
+    if (status == GRADC_EMAXITER || (status == GRADC_EINDEX && where.line))
         diag_error(m->src, where, "%s", gradc_strerror(status));
     else
         diag_plain("evaluation failed: %s", gradc_strerror(status));
@@ -155,28 +155,58 @@ typedef struct Compared {
     bool nonfinite;       /* some gradient entry or difference is NaN or infinite */
 } Compared;
 
-/* Compares the entries of input k; false on an evaluation error. */
+/* Whether some chol argument is computed from input x (through its
+ * operands; children are older than parents, so one pass by id). */
+static bool feeds_chol(const Module *m, int x)
+{
+    const Ir *ir = m->ir;
+    bool *reach = calloc((size_t)ir->nodes.len + 1, 1), found = false;
+    for (int i = 0; reach && i < ir->nodes.len && !found; i++) {
+        const Node *n = ir->nodes.data[i];
+        reach[i] = n->op == OP_INPUT && n->index == x;
+        for (int a = 0; a < n->nargs; a++)
+            reach[i] |= reach[n->args[a]->id];
+        found = n->op == OP_CHOL && reach[i];
+    }
+    free(reach);
+    return found;
+}
+
+/* Compares the entries of input k; false on an evaluation error.  A square
+ * input that a chol argument is computed from is perturbed symmetrically,
+ * (i, j) and (j, i) together, against grad_ij + grad_ji: chol reads one
+ * triangle, and its gradient is the symmetric one (spec §8), which is the
+ * derivative along symmetric perturbations only. */
 static bool check_input(Check *c, int k, const double *grad, Compared *cmp)
 {
     int x = c->m->wrt[k];
     double *v = c->in[x];
     double *worst = &cmp->worst;
+    Shape s = c->m->inputs[x].shape;
+    int64_t cols = shape_cols(s, c->b.dims);
+    bool sym = c->m->inputs[x].ndims == 2 && dim_eq(s.rows, s.cols) && feeds_chol(c->m, x);
     *cmp = (Compared){0};
-    for (int64_t i = 0; i < count(c, c->m->inputs[x].shape); i++) {
-        double xi = v[i], h = 1e-6 * fmax(1.0, fabs(xi)), fp, fm;
+    for (int64_t i = 0; i < count(c, s); i++) {
+        int64_t row = i / cols, col = i % cols, j = sym ? col * cols + row : i;
+        if (sym && col > row)
+            continue;   /* done with its mirror */
+        double xi = v[i], xj = v[j], h = 1e-6 * fmax(1.0, fabs(xi)), fp, fm;
         v[i] = xi + h;
         double hp = v[i] - xi;   /* the step actually taken, after rounding */
+        v[j] = xj + hp;
         bool ok = objective(c, &fp);
         v[i] = xi - h;
         double hm = xi - v[i];
+        v[j] = xj - hm;
         ok = ok && objective(c, &fm);
         v[i] = xi;
+        v[j] = xj;
         if (!ok)
             return false;
-        double fd = (fp - fm) / (hp + hm);
-        double err = fabs(grad[i] - fd) / fmax(1.0, fabs(fd));
-        cmp->nonfinite |= !isfinite(fd) || !isfinite(grad[i]);
-        cmp->largest = fmax(cmp->largest, fmax(fabs(fd), fabs(grad[i])));
+        double fd = (fp - fm) / (hp + hm), g = grad[i] + (j != i ? grad[j] : 0);
+        double err = fabs(g - fd) / fmax(1.0, fabs(fd));
+        cmp->nonfinite |= !isfinite(fd) || !isfinite(g);
+        cmp->largest = fmax(cmp->largest, fmax(fabs(fd), fabs(g)));
         if (isnan(err) || err > *worst)
             *worst = isnan(*worst) ? *worst : err;
     }

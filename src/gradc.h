@@ -85,10 +85,14 @@ void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void diag_hold(void);
 int diag_count(void);
 int diag_release(void);
+/* Adds `FILE:LINE:COL: note: MESSAGE` and its excerpt to every message held
+ * since diag_count() was first (a function body's errors get the call). */
+void diag_note_since(int first, const Source *src, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* The candidate nearest to a misspelled name (within 2 edits, fewer for
  * short names; adjacent swaps count one), or NULL: for "did you mean". */
 const char *diag_closest(const char *name, const char *const *cands, int n);
-/* Why x[1] and x(1) are refused (the parser's and the checker's hint). */
+/* Why (A*x)[1] is refused (the parser's hint). */
 extern const char diag_no_indexing[];
 
 /* ===================================================================== */
@@ -122,11 +126,17 @@ typedef enum ExprKind {
     EX_NEG,        /* -lhs; loc is the '-' */
     EX_NOT,        /* not lhs; loc is the keyword */
     EX_TRANSPOSE,  /* lhs'; loc is the quote */
+    EX_HCAT,       /* [args[0], args[1], ...]; loc is the '[', seps[i] the ',' before args[i] */
+    EX_VCAT,       /* [args[0]; args[1]; ...] (rows); seps[i] the ';' before args[i] */
+    EX_INDEX,      /* name[args...] (1 or 2 items); loc is the name's */
+    EX_RANGE,      /* lhs:rhs, an index item; loc is the ':' */
+    EX_COLON,      /* a bare ':' index item (all of it); loc is the ':' */
 } ExprKind;
 
 typedef enum BinOp {
     B_ADD, B_SUB, B_MUL, B_DIV, B_EMUL, B_EDIV, B_POW, B_EPOW,
     B_LT, B_LE, B_GT, B_GE, B_EQ, B_NE, B_AND, B_OR,
+    B_SOLVE,  /* A \ B (spec §8), binds like * */
     B_COUNT   /* not an operator: the size of tables indexed by BinOp */
 } BinOp;
 extern const char *const binop_text[];   /* "+", "-", "*", ... "and", "or" */
@@ -139,13 +149,16 @@ struct Expr {
     double num;        /* EX_NUM */
     const char *name;  /* EX_NAME, EX_CALL */
     Expr *lhs, *rhs;   /* operands (unary forms use lhs) */
-    Expr **args;       /* EX_CALL */
+    Expr **args;       /* EX_CALL, EX_HCAT, EX_VCAT, EX_INDEX */
     int nargs;
+    Loc *seps;         /* EX_HCAT, EX_VCAT */
 };
 
 typedef enum AstStmtKind {
     AST_INPUT, AST_ASSIGN, AST_OUTPUT, AST_WRT, AST_IF, AST_WHILE, AST_FOR,
     AST_ERROR,   /* a statement that did not parse; name: what it assigned, or NULL */
+    AST_FUNCTION,/* function [names] = name(params) body end (spec §8) */
+    AST_MASSIGN, /* [names] = value, value a call of a function with several results */
 } AstStmtKind;
 
 /* A dimension in `input A[n, 3]`: a symbol (sym != NULL) or a literal. */
@@ -154,6 +167,14 @@ typedef struct DimRef {
     int64_t lit;
     Loc loc;
 } DimRef;
+
+/* A parameter of a function: `x` (shape inferred per call), `x[n]`, `A[m, n]`. */
+typedef struct AstParam {
+    const char *name;
+    Loc loc;
+    int ndims;            /* -1: undeclared; else 0, 1, 2 as an input */
+    DimRef dims[2];
+} AstParam;
 
 typedef struct AstStmt AstStmt;
 typedef struct AstBlock {
@@ -164,18 +185,20 @@ typedef struct AstBlock {
 struct AstStmt {
     AstStmtKind kind;
     Loc loc;              /* first character of the statement (the keyword or the assigned name) */
-    const char *name;     /* INPUT, ASSIGN target, OUTPUT, FOR variable */
+    const char *name;     /* INPUT, ASSIGN target, OUTPUT (the first), FOR variable, FUNCTION */
     Loc name_loc;
     int ndims;            /* INPUT: 0 scalar, 1 vector, 2 matrix */
     DimRef dims[2];
     Expr *value;          /* ASSIGN value; IF/WHILE condition */
-    const char **names;   /* WRT */
+    const char **names;   /* WRT, OUTPUT (all of them), MASSIGN targets, FUNCTION results */
     Loc *name_locs;
     int nnames;
     AstBlock then_block;  /* IF */
     AstBlock else_block;  /* IF; an `elif` is an else block holding one AST_IF */
     bool has_else;
-    AstBlock body;        /* WHILE, FOR */
+    AstBlock body;        /* WHILE, FOR, FUNCTION */
+    AstParam *params;     /* FUNCTION */
+    int nparams;
     Expr *for_lo, *for_hi;/* FOR i in lo:hi or lo:step:hi (scalars, rounded down) */
     Expr *for_step;       /* FOR: NULL, or a nonzero integer literal (checked) */
 };
@@ -203,9 +226,10 @@ void ast_block_push(Arena *a, AstBlock *b, AstStmt *s);
 /* ir.c — shapes, the hash-consed expression DAG, structured programs    */
 /* ===================================================================== */
 
-/* A dimension: a symbol (sym >= 0, an index into Module.dims) or a literal
- * size (sym < 0, n >= 0).  Two dims are equal only if both are the same
- * symbol or both the same literal. */
+/* A dimension (spec §8: a linear form k + c1*s1 + c2*s2 + …): a symbol
+ * (sym >= 0, an index into Module.dims), a literal size (sym == -1, n), or
+ * any other form (sym == -2, n an entry of dim.c's table of interned normal
+ * forms).  Dims are equal exactly when their normal forms are. */
 typedef struct Dim {
     int sym;
     int64_t n;
@@ -220,6 +244,24 @@ Dim dim_sym(int sym);
 bool dim_eq(Dim a, Dim b);
 bool shape_eq(Shape a, Shape b);
 bool shape_is_scalar(Shape s);              /* 1×1 literal */
+
+/* dim.c — linear forms.  A view lists a form's terms: sym(i) * coefs[i]. */
+typedef struct DimView {
+    int64_t k;
+    int n;
+    const int *syms;      /* NULL for a lone symbol: use dim_view_sym */
+    const int64_t *coefs;
+    int sym;
+} DimView;
+DimView dim_view(Dim d);
+int dim_view_sym(const DimView *v, int i);
+Dim dim_form(int64_t k, int n, const int *syms, const int64_t *coefs);
+Dim dim_add(Dim a, Dim b);
+Dim dim_sub(Dim a, Dim b);
+bool dim_is_lit(Dim d, int64_t *n);          /* a literal (its value into *n) */
+int64_t dim_eval(Dim d, const int64_t *dims);
+/* "n", "3", "n - 1", "2*n + m + 1" (dimnames NULL: d0, d1 …) */
+const char *dim_str(Arena *a, Dim d, const char *const *dimnames);
 Shape shape_scalar(void);
 Shape shape_make(Dim rows, Dim cols);
 /* "[n, n]", "[m]" (a column vector), "scalar", "[1, n]" … */
@@ -240,7 +282,8 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
  *            (codegen.c), or NULL: codegen.c has an emitter of its own
  *   builtin  the checker's arity/shape rule when `text(...)` is a builtin
  *            (check.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
- *            scalar, SQUARE square matrix, SOFTMAX column vector), NONE if not
+ *            scalar, ALONG any → scalar or along a dimension d, SQUARE square
+ *            matrix, SOFTMAX a vector or along d), NONE if not
  *   prec     print precedence (print.c: OR … POST, ATOM for calls and leaves)
  *   latex    LaTeX for a call, or NULL: \operatorname{text} (print.c)
  *   adj      the derivative rule adj_<adj> in diff.c, none: no adjoint
@@ -302,16 +345,40 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(OR,        "or",        2, B, f_or,       NULL,    NONE,    OR,   NULL,                 none)                                          \
     X(MATMUL,    "*",         2, M, none,       NULL,    NONE,    MUL,  NULL,                 matmul)                                        \
     X(TRANSPOSE, "'",         1, M, none,       NULL,    NONE,    POST, NULL,                 transpose)                                     \
-    X(SUM,       "sum",       1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
+    X(SUM,       "sum",       1, M, none,       NULL,    ALONG,    ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
     X(NORM,      "norm",      1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 norm) /* 2-norm / Frobenius → 1×1 */           \
     X(TRACE,     "trace",     1, M, none,       NULL,    SQUARE,  ATOM, "\\operatorname{tr}", trace)                                         \
     X(DET,       "det",       1, M, none,       NULL,    SQUARE,  ATOM, "\\det",              det)                                           \
     X(LOGDET,    "logdet",    1, M, none,       NULL,    SQUARE,  ATOM, "\\log\\det",         logdet) /* log(det A); NaN where det A < 0 */  \
-    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
+    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    ALONG,    ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
     X(INV,       "inv",       1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 inv)                                           \
     X(SOFTMAX,   "softmax",   1, M, none,       NULL,    SOFTMAX, ATOM, NULL,                 softmax) /* column vector → column vector */   \
     X(DIAGM,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagm) /* vector [n] → n×n diagonal matrix */  \
-    X(DIAGV,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */
+    X(DIAGV,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */ \
+    /* broadcasting and reductions along a dimension (spec §8); index: d */                                        \
+    X(BCAST,     "bcast",     1, M, none,       NULL,    NONE,    MUL,  NULL,                 bcast) /* a row or column expanded to shape */ \
+    X(AMAX,      "amax",      1, M, none,       NULL,    ALONG,   ATOM, NULL,                 amax) /* largest entry → 1×1 */                \
+    X(AMIN,      "amin",      1, M, none,       NULL,    ALONG,   ATOM, NULL,                 amin)                                          \
+    X(SUMD,      "sum",       1, M, none,       NULL,    NONE,    ATOM, NULL,                 sumd) /* d 1: down columns → 1×n; 2: → m×1 */  \
+    X(AMAXD,     "amax",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amaxd)                                         \
+    X(AMIND,     "amin",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amind)                                         \
+    X(LSED,      "logsumexp", 1, M, none,       NULL,    NONE,    ATOM, NULL,                 lsed) /* max-shifted */                        \
+    X(SOFTMAXD,  "softmax",   1, M, none,       NULL,    NONE,    ATOM, NULL,                 softmaxd) /* normalised along d */             \
+    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    SOFTMAX, ATOM, "\\operatorname{log\\_softmax}", logsoftmaxd) \
+    /* where, solve, chol (spec §8 "Selection", "Linear algebra") */                                                 \
+    X(PICK,      "where",     2, B, f_pick,     NULL,    NONE,    ATOM, NULL,                 pick) /* c != 0 ? a : exact 0; where(c, a, b) = PICK(c, a) + PICK(not c, b) */ \
+    X(LU,        "lu",        1, M, none,       NULL,    NONE,    ATOM, NULL,                 lu) /* LU factors of A, n×n + n pivots; only an operand of SOLVE/SOLVET */ \
+    X(SOLVE,     "solve",     2, M, none,       NULL,    NONE,    ATOM, NULL,                 solve) /* SOLVE(LU(A), B) = A \\ B */ \
+    X(SOLVET,    "solve",     2, M, none,       NULL,    NONE,    ATOM, NULL,                 solvet) /* SOLVET(LU(A), B) = A' \\ B, same factors */ \
+    X(CHOL,      "chol",      1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 chol) /* lower L, L*L' = A, A's lower triangle read */ \
+    X(TRIL,      "tril",      1, M, none,       NULL,    ELEM,    ATOM, NULL,                 tril) /* lower triangle, diagonal included (chol's adjoint) */ \
+    /* concatenation, indexing and slicing (spec §8); SLICE and PAD take their 0-based row and */ \
+    /* column offsets as scalar value nodes (they may read a for index); a SLICE's num is its  */ \
+    /* source position (node_loc) when its offsets are checked at run time, else 0             */ \
+    X(VCAT,      "vcat",      2, M, none,       NULL,    NONE,    ATOM, NULL,                 vcat) /* [a; b] */                             \
+    X(HCAT,      "hcat",      2, M, none,       NULL,    NONE,    ATOM, NULL,                 hcat) /* [a, b] */                             \
+    X(SLICE,     "slice",     3, M, none,       NULL,    NONE,    ATOM, NULL,                 slice) /* x's block of shape at (r, c) */     \
+    X(PAD,       "pad",       3, M, none,       NULL,    NONE,    ATOM, NULL,                 pad) /* zeros of shape, g at (r, c) */
 
 typedef enum Op {
 #define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,
@@ -338,10 +405,10 @@ struct Node {
     Op op;
     int id;               /* creation order: children always have smaller ids */
     int nargs;
-    Node *args[2];
+    Node *args[3];        /* a third only for SLICE and PAD (ir_node3) */
     Shape shape;
     double num;           /* CONST, FILL */
-    int index;            /* INPUT, SLOT, DIMVAL */
+    int index;            /* INPUT, SLOT, DIMVAL; d of SUMD … LOGSOFTMAXD */
     const int *slots;     /* sorted indices of every SLOT this node reads */
     int nslots;
     uint32_t hash;
@@ -402,6 +469,7 @@ typedef struct Func {
     Block *body;
     Node *value;          /* the output */
     Node **grads;         /* Module.nwrt gradients, NULL in a forward function */
+    Node **aux;           /* Module.naux auxiliary outputs (spec §8), not differentiated */
 } Func;
 
 typedef struct Input {
@@ -432,6 +500,8 @@ typedef struct Module {
     int *wrt;             /* indices of the inputs to differentiate */
     int nwrt;
     const char *output_name;
+    const char **aux_names;  /* `output y, a, b`: a, b (spec §8) */
+    int naux;
     Func fwd;             /* the forward function */
     Func grad;            /* value and gradient (diff_reverse fills it) */
     bool has_control;     /* any IF/WHILE/FOR */
@@ -445,6 +515,10 @@ int ir_slot(Ir *ir, const char *name, Shape shape);    /* a new slot */
 /* The raw hash-consed constructor: returns the existing node when one with
  * the same op, args, shape, num and index exists.  No simplification. */
 Node *ir_node(Ir *ir, Op op, Shape shape, Node *a, Node *b, double num, int index);
+Node *ir_node3(Ir *ir, Op op, Shape shape, Node *a, Node *b, Node *c, double num, int index);
+/* A SLICE's source position, packed into its num (0: no run-time check). */
+double loc_pack(Loc l);
+Loc node_loc(const Node *n);
 
 Block *block_new(Arena *a);
 Stmt *stmt_new(Arena *a, StmtKind kind, int n);     /* arrays for n slots allocated */
@@ -494,7 +568,26 @@ Node *mk_dimval(Ir *ir, int sym);
 Node *mk_cotan(Ir *ir, Shape s);
 Node *mk1(Ir *ir, Op op, Node *a);              /* unary ops and M ops of one arg */
 Node *mk2(Ir *ir, Op op, Node *a, Node *b);     /* binary ops and MATMUL */
+/* Broadcasting (spec §8): x (a row or a column, or a scalar) expanded to
+ * shape, never materialised by the backend; x itself when the shapes agree. */
+Node *mk_bcast(Ir *ir, Node *x, Shape shape);
+/* A reduction or normalisation along d (1: down each column, 2: across each
+ * row): op is SUMD, AMAXD, AMIND, LSED, SOFTMAXD or LOGSOFTMAXD; along a
+ * dimension of literal size 1 or to a 1×1 result it is the simpler op. */
+Node *mk_along(Ir *ir, Op op, Node *x, int d);
+/* n's op (and index, shape) applied to new arguments a, b (b NULL if unary). */
+Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b);
+/* Which dimensions BCAST n expands: 1 rows, 2 columns, 3 both. */
+int bcast_dims(const Node *n);
+/* SLICE and PAD: x's block of shape s at the 0-based offsets (r, c), scalar
+ * value nodes; a SLICE's num: loc_pack of the index's position, or 0.
+ * VCAT, HCAT through mk2.  mk_dim: a dimension's value (a scalar). */
+Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num);
+Node *mk_dim(Ir *ir, Dim d);
 bool node_is_zero(const Node *n);               /* CONST 0 or FILL 0 */
+/* A \ B (A' \ B when trans) as SOLVE(LU(A), B) (SOLVET): the solves of one
+ * A share its factors; a 1×1 A divides. */
+Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans);
 bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 
 /* ===================================================================== */
@@ -534,6 +627,7 @@ typedef struct Bindings {
     const double **inputs;  /* Module.ninputs arrays, row-major (scalar: 1 double) */
     const double *cotangent;/* output-shaped, or NULL for all ones */
     int64_t max_iter;       /* while-loop limit (default 1,000,000) */
+    double **aux;           /* results: Module.naux buffers (each may be NULL), or NULL */
 } Bindings;
 
 #define GRADC_DEFAULT_MAX_ITER 1000000

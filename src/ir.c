@@ -25,13 +25,6 @@ bool shape_is_scalar(Shape s)
     return dim_eq(s.rows, dim_lit(1)) && dim_eq(s.cols, dim_lit(1));
 }
 
-static const char *dim_str(Arena *a, Dim d, const char *const *dimnames)
-{
-    if (d.sym >= 0)
-        return dimnames ? dimnames[d.sym] : arena_printf(a, "d%d", d.sym);
-    return arena_printf(a, "%lld", (long long)d.n);
-}
-
 const char *shape_str(Arena *a, Shape s, const char *const *dimnames)
 {
     if (shape_is_scalar(s))
@@ -42,9 +35,8 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames)
     return arena_printf(a, "[%s, %s]", r, c);
 }
 
-static int64_t dim_value(Dim d, const int64_t *dims) { return d.sym >= 0 ? dims[d.sym] : d.n; }
-int64_t shape_rows(Shape s, const int64_t *dims) { return dim_value(s.rows, dims); }
-int64_t shape_cols(Shape s, const int64_t *dims) { return dim_value(s.cols, dims); }
+int64_t shape_rows(Shape s, const int64_t *dims) { return dim_eval(s.rows, dims); }
+int64_t shape_cols(Shape s, const int64_t *dims) { return dim_eval(s.cols, dims); }
 
 /* ---- the scalar functions of elementwise ops (shared by eval and folding) ---- */
 
@@ -86,6 +78,8 @@ static double f_eq(double a, double b) { return a == b; }
 static double f_ne(double a, double b) { return a != b; }
 static double f_and(double a, double b) { return a != 0 && b != 0; }
 static double f_or(double a, double b) { return a != 0 || b != 0; }
+/* where's half: a where c holds, else an exact 0 (never 0 * a: a may be NaN) */
+static double f_pick(double c, double a) { return c != 0 ? a : 0.0; }
 
 /* The fn column as OpInfo's fn1 (U ops) or fn2 (B ops). */
 #define FN1_L(fn) NULL
@@ -139,12 +133,14 @@ static uint64_t bits_of(double d)
 
 static uint32_t hash_dim(uint32_t h, Dim d) { return mix(mix(h, (uint64_t)(int64_t)d.sym), (uint64_t)d.n); }
 
-static uint32_t node_hash(Op op, Shape s, Node *a, Node *b, double num, int index)
+static uint32_t node_hash(Op op, Shape s, Node *a, Node *b, Node *c, double num, int index)
 {
     uint32_t h = mix(0, op);
     h = hash_dim(hash_dim(h, s.rows), s.cols);
     h = mix(h, a ? (uint64_t)a->id + 1 : 0);
     h = mix(h, b ? (uint64_t)b->id + 1 : 0);
+    if (c)
+        h = mix(h, (uint64_t)c->id + 1);
     h = mix(h, bits_of(num));
     return mix(h, (uint64_t)(int64_t)index);
 }
@@ -181,6 +177,16 @@ static void set_slots(Ir *ir, Node *n)
         return;
     }
     const Node *a = n->nargs > 0 ? n->args[0] : NULL, *b = n->nargs > 1 ? n->args[1] : NULL;
+    if (n->nargs > 2 && n->args[2]->nslots) {
+        /* a third argument: merge it with b's set into a temporary node */
+        Node t = {.op = OP_ADD, .nargs = 2, .args = {(Node *)b, n->args[2]}};
+        set_slots(ir, &t);
+        Node u = {.op = OP_ADD, .nargs = 2, .args = {(Node *)a, &t}};
+        set_slots(ir, &u);
+        n->slots = u.slots;
+        n->nslots = u.nslots;
+        return;
+    }
     int na = a ? a->nslots : 0, nb = b ? b->nslots : 0;
     if (nb == 0 || (na && a->slots == b->slots)) {
         n->slots = a ? a->slots : NULL;
@@ -208,9 +214,14 @@ static void set_slots(Ir *ir, Node *n)
 
 Node *ir_node(Ir *ir, Op op, Shape shape, Node *a, Node *b, double num, int index)
 {
-    uint32_t h = node_hash(op, shape, a, b, num, index);
+    return ir_node3(ir, op, shape, a, b, NULL, num, index);
+}
+
+Node *ir_node3(Ir *ir, Op op, Shape shape, Node *a, Node *b, Node *c, double num, int index)
+{
+    uint32_t h = node_hash(op, shape, a, b, c, num, index);
     for (Node *x = ir->buckets[h & (uint32_t)(ir->nbuckets - 1)]; x; x = x->chain) {
-        if (x->hash == h && x->op == op && x->args[0] == a && x->args[1] == b &&
+        if (x->hash == h && x->op == op && x->args[0] == a && x->args[1] == b && x->args[2] == c &&
             shape_eq(x->shape, shape) && same_num(x->num, num) && x->index == index)
             return x;
     }
@@ -222,6 +233,7 @@ Node *ir_node(Ir *ir, Op op, Shape shape, Node *a, Node *b, double num, int inde
     n->nargs = op_info[op].arity;
     n->args[0] = a;
     n->args[1] = b;
+    n->args[2] = c;
     n->shape = shape;
     n->num = num;
     n->index = index;
@@ -232,6 +244,15 @@ Node *ir_node(Ir *ir, Op op, Shape shape, Node *a, Node *b, double num, int inde
     n->chain = ir->buckets[at];
     ir->buckets[at] = n;
     return n;
+}
+
+/* line * 2^24 + col: exact in a double for any line a file can have. */
+double loc_pack(Loc l) { return l.line ? (double)l.line * 16777216.0 + l.col : 0; }
+Loc node_loc(const Node *n)
+{
+    double v = n->num;
+    int line = (int)(v / 16777216.0);
+    return (Loc){line, (int)(v - (double)line * 16777216.0)};
 }
 
 bool node_reads_slot(const Node *n, int slot)

@@ -34,7 +34,7 @@
 enum { JIT_OPT_LEVEL = 0 };
 
 typedef int (*EntryFn)(const int64_t *dims, const double *const *inputs, const double *cotangent,
-                       double *out, double **grads, void *work, int32_t *where);
+                       double *out, double **grads, void *work, int32_t *where, double **aux);
 
 static bool ok(LLVMErrorRef e, const char *what)
 {
@@ -58,6 +58,9 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_det", (uintptr_t)gradc_det},
         {"gradc_logdet", (uintptr_t)gradc_logdet},
         {"gradc_inv", (uintptr_t)gradc_inv},
+        {"gradc_lu", (uintptr_t)gradc_lu},
+        {"gradc_lu_solve", (uintptr_t)gradc_lu_solve},
+        {"gradc_chol", (uintptr_t)gradc_chol},
         {"gradc_dgemm", (uintptr_t)gradc_dgemm},
         {"gradc_lgamma", (uintptr_t)gradc_lgamma},
         {"gradc_digamma", (uintptr_t)gradc_digamma},
@@ -177,6 +180,7 @@ struct Jit {
     LLVMOrcLLJITRef jit;
     EntryFn fwd, grad;    /* grad: NULL without a gradient function */
     CgInfo info;
+    double **noaux;       /* Module.naux NULLs: for callers that want no aux */
 };
 
 Jit *jit_open(const Module *m, int64_t max_iter)
@@ -185,6 +189,7 @@ Jit *jit_open(const Module *m, int64_t max_iter)
     LLVMInitializeNativeAsmPrinter();
     CodegenOptions o = {.name = JIT_NAME, .opt_level = JIT_OPT_LEVEL, .max_iter = max_iter};
     Jit *j = arena_alloc(m->arena, sizeof *j);
+    j->noaux = arena_alloc(m->arena, sizeof(double *) * (size_t)(m->naux + 1));
     LLVMMemoryBufferRef obj = object(m, &o, &j->info);
     if (!obj || !(j->jit = load(obj)))
         return NULL;
@@ -200,8 +205,10 @@ int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **g
 {
     EntryFn fn = want_grad && j->grad ? j->grad : j->fwd;
     int32_t w = -1;
-    int status = fn(b->dims, b->inputs, b->cotangent, value, fn == j->grad ? grads : NULL, NULL, &w);
-    if (status == GRADC_EMAXITER && where && w >= 0 && w < j->info.nwhiles)
+    int status = fn(b->dims, b->inputs, b->cotangent, value, fn == j->grad ? grads : NULL, NULL, &w,
+                    b->aux ? b->aux : j->noaux);
+    if ((status == GRADC_EMAXITER || status == GRADC_EINDEX) && where && w >= 0 &&
+        w < j->info.nwhiles)
         *where = j->info.whiles[w];
     return status;
 }

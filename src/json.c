@@ -169,11 +169,12 @@ static void err_in(const Reader *r, const char *fmt, ...)
 /* Matches a length read from the file against a declared dimension. */
 static bool bind_dim(Reader *r, Dim d, int64_t len, const char *what, const char *axis)
 {
-    if (d.sym < 0) {
-        if (d.n == len)
+    if (d.sym < 0) {   /* a literal, or a form (a cotangent's: the inputs bound its symbols) */
+        int64_t n = dim_eval(d, r->dims);
+        if (n == len)
             return true;
         err_in(r, "%s has %lld %s but is declared with %lld", what, (long long)len, axis,
-               (long long)d.n);
+               (long long)n);
         return false;
     }
     if (!r->bound_by[d.sym]) {
@@ -415,6 +416,14 @@ void json_print_result(FILE *out, const Module *m, const Bindings *b,
 {
     fputs("{\"value\": ", out);
     print_value(out, value, m->fwd.value->shape, b->dims);
+    if (m->naux && b->aux) {   /* spec §8: the auxiliary outputs, after the value */
+        fputs(", \"aux\": {", out);
+        for (int k = 0; k < m->naux; k++) {
+            fprintf(out, "%s\"%s\": ", k ? ", " : "", m->aux_names[k]);
+            print_value(out, b->aux[k], m->fwd.aux[k]->shape, b->dims);
+        }
+        fputc('}', out);
+    }
     if (grads) {
         fputs(", \"gradient\": {", out);
         for (int k = 0; k < m->nwrt; k++) {

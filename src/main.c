@@ -62,7 +62,7 @@ static const OptSpec opt_specs[] = {
     {"--inputs",    O_STR,   F(inputs),    C_EVAL | C_CHECK | C_PLOT, 0, "FILE.json",
      "the inputs (eval: required; check: instead of random ones; plot: the other inputs)"},
     {"--cotangent", O_STR,   F(cotangent), C_EVAL, 0, "FILE.json",
-     "cotangent of a non-scalar output (default: all ones)"},
+     "cotangent of the output (default: all ones; a scalar one scales the gradient)"},
     {"--no-grad",   O_FLAG,  F(no_grad),   C_EVAL, 0, NULL, "the value only"},
     {"--interp",    O_FLAG,  F(interp),    C_EVAL, 0, NULL, "run the reference interpreter"},
     {"--jit",       O_FLAG,  F(jit),       C_EVAL | C_CHECK, 0, NULL,
@@ -426,6 +426,8 @@ static bool report_status(const Module *m, int status, Loc where, int64_t max_it
     if (status == GRADC_EMAXITER)
         diag_error(m->src, where, "while loop did not finish within %lld iterations",
                    (long long)max_iter);
+    else if (status == GRADC_EINDEX && where.line)
+        diag_error(m->src, where, "index out of range");
     else
         diag_plain("%s", gradc_strerror(status));
     return false;
@@ -456,6 +458,10 @@ static int cmd_eval(Arena *a, const Options *o)
     double **grads = arena_alloc(a, sizeof *grads * (size_t)(m->nwrt + 1));
     if (!value)
         return 1;
+    b.aux = arena_alloc(a, sizeof *b.aux * (size_t)(m->naux + 1));
+    for (int i = 0; i < m->naux; i++)
+        if (!(b.aux[i] = value_buffer(a, m->fwd.aux[i]->shape, b.dims)))
+            return 1;
     for (int i = 0; want_grad && i < m->nwrt; i++)
         if (!(grads[i] = value_buffer(a, m->inputs[m->wrt[i]].shape, b.dims)))
             return 1;
@@ -604,8 +610,13 @@ static void dump_expr(const Expr *e)
     case EX_NOT:       printf("(not "); break;
     case EX_TRANSPOSE: printf("(' "); break;
     case EX_BINARY:    printf("(%s ", binop_text[e->op]); break;
+    case EX_COLON:     printf(":"); return;
+    case EX_RANGE:     printf("(: "); break;
+    case EX_HCAT:
+    case EX_VCAT:
+    case EX_INDEX:
     case EX_CALL:
-        printf("(%s", e->name);
+        printf("(%s", e->kind == EX_HCAT ? "hcat" : e->kind == EX_VCAT ? "vcat" : e->name);
         for (int i = 0; i < e->nargs; i++) {
             putchar(' ');
             dump_expr(e->args[i]);
@@ -614,7 +625,7 @@ static void dump_expr(const Expr *e)
         return;
     }
     dump_expr(e->lhs);
-    if (e->kind == EX_BINARY) {
+    if (e->kind == EX_BINARY || e->kind == EX_RANGE) {
         putchar(' ');
         dump_expr(e->rhs);
     }
@@ -642,7 +653,29 @@ static void dump_stmt(const AstStmt *s, int indent)
         puts("(error)");
         break;
     case AST_OUTPUT:
-        printf("(output %s)\n", s->name);
+        printf("(output");
+        for (int i = 0; i < s->nnames; i++)
+            printf(" %s", s->names[i]);
+        puts(")");
+        break;
+    case AST_MASSIGN:
+        printf("(= [");
+        for (int i = 0; i < s->nnames; i++)
+            printf("%s%s", i ? " " : "", s->names[i]);
+        printf("] ");
+        dump_expr(s->value);
+        puts(")");
+        break;
+    case AST_FUNCTION:
+        printf("(function %s [", s->name);
+        for (int i = 0; i < s->nnames; i++)
+            printf("%s%s", i ? " " : "", s->names[i]);
+        printf("] (");
+        for (int i = 0; i < s->nparams; i++)
+            printf("%s%s", i ? " " : "", s->params[i].name);
+        puts(")");
+        dump_block(&s->body, indent + 2);
+        printf("%*s)\n", indent, "");
         break;
     case AST_WRT:
         printf("(wrt");

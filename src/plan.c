@@ -14,7 +14,7 @@
 /* Does p read its arguments entry by entry (so they can be fused into it)? */
 static bool fuses_args(const Node *p)
 {
-    if (p->op == OP_SUM)
+    if (p->op == OP_SUM || p->op == OP_SUMD)
         return true;
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
@@ -32,7 +32,8 @@ static bool cheap(const Plan *p, const Node *n)
         return false;
     for (int i = 0; i < n->nargs; i++) {
         Op a = n->args[i]->op;
-        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL)
+        if (!is_scalar(n->args[i]) && a != OP_INPUT && a != OP_SLOT && a != OP_COTAN && a != OP_FILL &&
+            a != OP_BCAST)
             return false;
     }
     return true;
@@ -42,8 +43,8 @@ bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
-    if (n->op == OP_FILL)
-        return true;
+    if (n->op == OP_FILL || n->op == OP_BCAST)
+        return true;   /* a broadcast is read through: its argument's entries, never a copy */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
@@ -52,6 +53,13 @@ bool is_alias(const Node *n)
 {
     return n->op == OP_TRANSPOSE && !is_scalar(n) &&
            (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
+}
+
+bool is_view(const Node *n)
+{
+    if (n->op != OP_SLICE || is_scalar(n))
+        return false;
+    return dim_eq(n->shape.cols, n->args[0]->shape.cols) || dim_eq(n->shape.rows, dim_lit(1));
 }
 
 /* Matrix–vector products.  A product P*x whose result is a column (or a
@@ -390,7 +398,7 @@ static void add_shape(Plan *p, Arena *a, Shape s)
 
 static bool needs_buf(const Plan *p, const Node *n)
 {
-    if (is_scalar(n) || is_fused(p, n) || is_alias(n))
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n))
         return false;
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
@@ -439,17 +447,19 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         };
         return p->gemm[n->id]->diag ? K_DIAGDOT : by_mode[p->gemm[n->id]->mode];
     }
-    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)))
+    if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)) ||
+        n->op == OP_LU || n->op == OP_SOLVE || n->op == OP_SOLVET || n->op == OP_CHOL)
         return K_LAPACK;
     if (is_scalar(n)) {
         switch (n->op) {
-        case OP_SUM: case OP_NORM: case OP_TRACE: case OP_LOGSUMEXP: case OP_MATMUL: return K_REDUCE;
+        case OP_SUM: case OP_NORM: case OP_TRACE: case OP_LOGSUMEXP: case OP_MATMUL:
+        case OP_AMAX: case OP_AMIN: return K_REDUCE;
         default: return K_SCALAR;
         }
     }
     if (is_alias(n))
         return K_ALIAS;
-    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL)
+    if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL || n->op == OP_BCAST)
         return K_MAP;
     return n->op == OP_MATMUL ? K_GEMM : K_LAYOUT;
 }
@@ -683,6 +693,8 @@ static void dump_op(Sim *s, const Node *n)
     if (n->nargs) {
         fputs(n->op == OP_NEG ? "" : "(", o);
         ref(s, n->args[0]);
+        if (n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD)
+            fprintf(o, ", %d", n->index);
         fputs(n->op == OP_NEG ? "" : ")", o);
     } else if (n->op == OP_FILL) {
         fprintf(o, "(%.17g)", n->num);
@@ -948,6 +960,8 @@ static Node *one_pass(const Plan *p, int vpoint)
 {
     const Func *f = p->f;
     const Point *pv = &p->points.data[vpoint];
+    if (f->aux && p->m->naux)
+        return NULL; /* auxiliary outputs may read the sum; kept simple */
     int s = pv->nk - 1;
     while (s >= 0 && (pv->ks[s].kind == K_SCALAR || pv->ks[s].kind == K_KEPT || no_loop(&pv->ks[s])))
         s--;
@@ -957,7 +971,7 @@ static Node *one_pass(const Plan *p, int vpoint)
     int with = 0;
     for (int i = 0; i < p->m->nwrt; i++) {
         Node *g = f->grads[i];
-        const Point *pg = &p->points.data[vpoint + 1 + i];
+        const Point *pg = &p->points.data[vpoint + 1 + (f->aux ? p->m->naux : 0) + i];
         for (int k = 0; k < pg->nk; k++)
             if (!no_loop(&pg->ks[k]))
                 return NULL;
@@ -981,6 +995,8 @@ static void schedule(Plan *p, FILE *out)
     sim_block(&s, f->body);
     int vpoint = p->points.len;
     need(&s, f->value);
+    for (int i = 0; f->aux && i < p->m->naux; i++)
+        need(&s, f->aux[i]);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)
         need(&s, f->grads[i]);
     p->onepass = one_pass(p, vpoint);
@@ -989,6 +1005,10 @@ static void schedule(Plan *p, FILE *out)
             fprintf(out, "  one pass: %%%d with the gradients of its shape\n", p->onepass->id);
         fputs("  return ", out);
         ref(&s, f->value);
+        for (int i = 0; f->aux && i < p->m->naux; i++) {
+            fprintf(out, ", %s = ", p->m->aux_names[i]);
+            ref(&s, f->aux[i]);
+        }
         for (int i = 0; f->grads && i < p->m->nwrt; i++) {
             fprintf(out, ", d/d%s = ", p->m->inputs[p->m->wrt[i]].name);
             ref(&s, f->grads[i]);
@@ -1084,6 +1104,8 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; i < nn; i++)
         p->instmt[i] = p->nodes[i] != NULL;
     root(p, f->value, true);
+    for (int i = 0; f->aux && i < m->naux; i++)
+        root(p, f->aux[i], true);
     for (int i = 0; f->grads && i < m->nwrt; i++)
         root(p, f->grads[i], true);
 
@@ -1112,8 +1134,10 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         add_shape(p, a, n->shape);
         if (n->op == OP_SLOT)
             p->slotused[n->index] = true;
-        if (needs_buf(p, n))
-            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (needs_buf(p, n))   /* LU: the factors, then the pivots */
+            p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, n->op == OP_LU);
+        if (n->op == OP_SOLVE || n->op == OP_SOLVET)   /* the right side, column-major */
+            p->scratch[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
         if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
             p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)

@@ -120,6 +120,9 @@ bool is_fused(const Plan *p, const Node *n);
 bool is_kept(const Node *n);
 /* a transpose of a vector: its argument's memory */
 bool is_alias(const Node *n);
+/* a slice that is a contiguous run of its argument: read in place (a
+ * pointer into it, no buffer) */
+bool is_view(const Node *n);
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);
 

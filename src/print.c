@@ -31,12 +31,14 @@ typedef struct Printer {
     int nlets;
     VEC(Piece) stack, rest;    /* expr's explicit stack; the node being expanded */
     int *refs;                 /* print_lets: references per node id (zero between calls) */
+    bool *sliced;              /* per node id: indexed by a SLICE, so it must be a name */
     VEC(int) reached, bound;   /* … the nodes it reached; the ids let-bound now */
 } Printer;
 
 static bool latex(const Printer *p) { return p->style == PRINT_LATEX; }
 static bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
 static void expr(Printer *p, const Node *n, int min_prec);
+static int tex_base_prec(const Printer *p, const Node *n, int prec);
 
 static void number(Printer *p, double v)
 {
@@ -83,8 +85,11 @@ static const char *dim_name(const Printer *p, Dim d, char *buf, size_t len)
 {
     if (d.sym >= 0)
         return p->m->dims[d.sym];
-    snprintf(buf, len, "%lld", (long long)d.n);
-    return buf;
+    if (d.sym == -1) {
+        snprintf(buf, len, "%lld", (long long)d.n);
+        return buf;
+    }
+    return dim_str(p->m->arena, d, p->m->dims);
 }
 
 static void shape_args(Printer *p, Shape s)
@@ -186,6 +191,8 @@ static void text(Printer *p, const char *s)
         vec_push(p->m->arena, &p->rest, ((Piece){NULL, 0, s}));
 }
 
+static const Node *operand(const Printer *p, const Node *n);
+
 /* clamp(x, lo, hi) is CLAMPHI(CLAMPLO(x, lo), hi); either half alone (its
  * inner value named by a let) prints as the max or min it equals */
 static bool clamp_call(Printer *p, const Node *n)
@@ -194,19 +201,106 @@ static bool clamp_call(Printer *p, const Node *n)
     if (n->op != OP_CLAMPHI || lo->op != OP_CLAMPLO || p->let[lo->id])
         return false;
     text(p, latex(p) ? "\\operatorname{clamp}\\left(" : "clamp(");
-    sub(p, lo->args[0], 0);
+    sub(p, operand(p, lo->args[0]), 0);
     text(p, ", ");
-    sub(p, lo->args[1], 0);
+    sub(p, operand(p, lo->args[1]), 0);
     text(p, ", ");
-    sub(p, n->args[1], 0);
+    sub(p, operand(p, n->args[1]), 0);
     text(p, latex(p) ? "\\right)" : ")");
     return true;
+}
+
+/* An operand of an elementwise operator: a broadcast prints as what it
+ * expands, since the operator expands it again when the text is read
+ * (the simplifier keeps a BCAST next to an operand of the full shape). */
+static const Node *operand(const Printer *p, const Node *n)
+{
+    return n->op == OP_BCAST && !p->let[n->id] ? n->args[0] : n;
+}
+
+/* Anywhere else a broadcast is written out: v .* ones(m, n). */
+static void bcast(Printer *p, const Node *n)
+{
+    char b1[32], b2[32];
+    sub(p, n->args[0], P_MUL + 1);
+    if (latex(p)) {
+        text(p, " \\odot \\mathbf{1}");
+        return;
+    }
+    text(p, arena_printf(p->m->arena, " .* ones(%s, %s)", dim_name(p, n->shape.rows, b1, sizeof b1),
+                         dim_name(p, n->shape.cols, b2, sizeof b2)));
+}
+
+static bool is_along(const Node *n) { return n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD; }
+/* where(k, a, b) is PICK(k, a) + PICK(not k, b) (either order of the two,
+ * either side negated); false when n is not that sum */
+static bool where_call(Printer *p, const Node *n)
+{
+    if (n->op != OP_ADD)
+        return false;
+    const Node *x = n->args[0], *y = n->args[1];
+    if (x->op != OP_PICK || y->op != OP_PICK || p->let[x->id] || p->let[y->id])
+        return false;
+    const Node *k = x->args[0], *a = x->args[1], *b = y->args[1];
+    if (k->op == OP_NOT && k->args[0] == y->args[0]) {
+        k = y->args[0];
+        a = y->args[1];
+        b = x->args[1];
+    } else if (!(y->args[0]->op == OP_NOT && y->args[0]->args[0] == k)) {
+        return false;
+    }
+    text(p, latex(p) ? "\\operatorname{where}\\left(" : "where(");
+    sub(p, k, 0);
+    text(p, ", ");
+    sub(p, a, 0);
+    text(p, ", ");
+    sub(p, b, 0);
+    text(p, latex(p) ? "\\right)" : ")");
+    return true;
+}
+
+/* The calls that are not their op's text applied to the operands: a PICK
+ * alone is where(k, a, 0); SOLVE(LU(A), B) is solve(A, B), SOLVET
+ * solve(A', B); LU(A) is never printed but through them (it is A). */
+static bool special_call(Printer *p, const Node *n)
+{
+    const char *open = latex(p) ? "\\operatorname{%s}\\left(" : "%s(";
+    const char *close = latex(p) ? "\\right)" : ")";
+    switch (n->op) {
+    case OP_PICK:
+        fprintf(p->out, open, "where");
+        sub(p, n->args[0], 0);
+        text(p, ", ");
+        sub(p, n->args[1], 0);
+        text(p, ", 0");
+        text(p, close);
+        return true;
+    case OP_SOLVE:
+    case OP_SOLVET:
+        fprintf(p->out, open, "solve");
+        if (n->op == OP_SOLVET) {
+            sub(p, n->args[0]->args[0], tex_base_prec(p, n->args[0]->args[0], P_POST + 1));
+            text(p, latex(p) ? "^\\top" : "'");
+        } else {
+            sub(p, n->args[0]->args[0], 0);
+        }
+        text(p, ", ");
+        sub(p, n->args[1], 0);
+        text(p, close);
+        return true;
+    case OP_LU:
+        sub(p, n->args[0], 0);
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void call(Printer *p, const Node *n)
 {
     const char *name = op_info[n->op].text;
-    if (clamp_call(p, n))
+    bool elem = op_info[n->op].kind == OK_B;
+    if (clamp_call(p, n) || special_call(p, n))
         return;
     if (latex(p)) {
         switch (n->op) {
@@ -217,21 +311,17 @@ static void call(Printer *p, const Node *n)
         }
         const char *tex = op_latex[n->op];   /* NULL: \operatorname{name} */
         fprintf(p->out, tex ? "%s\\left(" : "\\operatorname{%s}\\left(", tex ? tex : name);
-        sub(p, n->args[0], 0);
-        for (int i = 1; i < n->nargs; i++) {
-            text(p, ", ");
-            sub(p, n->args[i], 0);
-        }
-        text(p, "\\right)");
-        return;
+    } else {
+        fprintf(p->out, "%s(", name);
     }
-    fprintf(p->out, "%s(", name);
-    sub(p, n->args[0], 0);
+    sub(p, elem ? operand(p, n->args[0]) : n->args[0], 0);
     for (int i = 1; i < n->nargs; i++) {
         text(p, ", ");
-        sub(p, n->args[i], 0);
+        sub(p, elem ? operand(p, n->args[i]) : n->args[i], 0);
     }
-    text(p, ")");
+    if (is_along(n))
+        text(p, n->index == 1 ? ", 1" : ", 2");
+    text(p, latex(p) ? "\\right)" : ")");
 }
 
 static void open_paren(Printer *p, bool on) { if (on) text(p, latex(p) ? "\\left(" : "("); }
@@ -279,7 +369,7 @@ static bool starts_with_digit(const Printer *p, const Node *n, int min_prec)
 
 static void binary(Printer *p, const Node *n, int prec)
 {
-    const Node *a = n->args[0], *b = n->args[1];
+    const Node *a = operand(p, n->args[0]), *b = operand(p, n->args[1]);
     bool tex = latex(p);
     if ((n->op == OP_DIV || n->op == OP_DIVSAFE) && tex && scalar(b)) {
         text(p, "\\frac{");
@@ -318,6 +408,85 @@ static void binary(Printer *p, const Node *n, int prec)
     sub(p, b, right);
 }
 
+/* [a; b; c] and [a, b, c]: a chain of one kind prints as one bracket. */
+static void cat(Printer *p, const Node *n)
+{
+    const Node *parts[64];
+    int k = 0;
+    const Node *x = n;
+    for (; x->op == n->op && !p->let[x->id] && k < 63; x = x->args[0])
+        parts[k++] = x->args[1];
+    parts[k++] = x;
+    text(p, "[");
+    for (int i = k - 1; i >= 0; i--) {
+        sub(p, parts[i], 0);
+        text(p, i ? (n->op == OP_VCAT ? "; " : ", ") : "]");
+    }
+}
+
+/* off + k as text after a value: " + 2", " - 1", "" (k = 0). */
+static const char *plus_k(Printer *p, Dim k)
+{
+    int64_t v;
+    if (dim_is_lit(k, &v) && v == 0)
+        return "";
+    Dim neg = dim_sub(dim_lit(0), k);
+    const char *s = dim_str(p->m->arena, k, p->m->dims);
+    if (s[0] == '-')
+        return arena_printf(p->m->arena, " - %s", dim_str(p->m->arena, neg, p->m->dims));
+    return arena_printf(p->m->arena, " + %s", s);
+}
+
+/* One axis of a slice: ':' (all of it), an index, or first:last, 1-based:
+ * the offset off (a value) read as v + k when it is one. */
+static bool node_dim(const Node *n, Dim *d);
+
+static void axis(Printer *p, const Node *off, Dim len, Dim extent)
+{
+    const Node *v = off;
+    Dim k = dim_lit(0);
+    int64_t z;
+    if (node_dim(off, &k))
+        v = NULL;
+    else if ((off->op == OP_SUB || off->op == OP_ADD) && off->args[1]->op == OP_CONST)
+        v = off->args[0], k = dim_lit((int64_t)(off->op == OP_SUB ? -off->args[1]->num : off->args[1]->num));
+    else if (off->op == OP_ADD && off->args[0]->op == OP_CONST)
+        v = off->args[1], k = dim_lit((int64_t)off->args[0]->num);
+    if (!v && dim_is_lit(k, &z) && z == 0 && dim_eq(len, extent)) {
+        text(p, ":");
+        return;
+    }
+    Dim first = dim_add(k, dim_lit(1)), last = dim_add(k, len);
+    for (int end = 0; end < 2; end++) {
+        Dim d = end ? last : first;
+        if (v) {
+            sub(p, v, P_ADD);
+            text(p, plus_k(p, d));
+        } else {
+            text(p, dim_str(p->m->arena, d, p->m->dims));
+        }
+        if (end || dim_eq(len, dim_lit(1)))
+            return;
+        text(p, ":");
+    }
+}
+
+/* x[a:b], X[i, :] …: the base is a name (print_lets binds it). */
+static void slice(Printer *p, const Node *n)
+{
+    const Node *x = n->args[0];
+    sub(p, x, P_ATOM);
+    text(p, "[");
+    bool col = dim_eq(x->shape.cols, dim_lit(1)), row = !col && dim_eq(x->shape.rows, dim_lit(1));
+    if (!row)
+        axis(p, n->args[1], n->shape.rows, x->shape.rows);
+    if (!row && !col)
+        text(p, ", ");
+    if (!col)
+        axis(p, n->args[2], n->shape.cols, x->shape.cols);
+    text(p, "]");
+}
+
 /* Prints n, or the start of n with the rest queued in p->rest. */
 static void expand(Printer *p, const Node *n, int min_prec)
 {
@@ -336,8 +505,15 @@ static void expand(Printer *p, const Node *n, int min_prec)
     } else if (n->op == OP_TRANSPOSE) {
         sub(p, n->args[0], tex_base_prec(p, n->args[0], P_POST + 1));
         text(p, latex(p) ? "^\\top" : "'");
+    } else if (n->op == OP_BCAST) {
+        bcast(p, n);
+    } else if (n->op == OP_VCAT || n->op == OP_HCAT) {
+        cat(p, n);
+    } else if (n->op == OP_SLICE) {
+        slice(p, n);
     } else if (n->op == OP_MAX || n->op == OP_MIN || !infix(p, n)) {
         call(p, n);
+    } else if (where_call(p, n)) {
     } else {
         binary(p, n, prec);
     }
@@ -378,6 +554,8 @@ static void count_refs(Printer *p, const Node *root)
         if (p->refs[n->id]++ > 0)
             continue;
         vec_push(a, &p->reached, n->id);
+        if (n->op == OP_SLICE)
+            p->sliced[n->args[0]->id] = true;
         for (int i = 0; i < n->nargs; i++)
             vec_push(a, &p->stack, ((Piece){n->args[i], 0, NULL}));
     }
@@ -398,6 +576,19 @@ static bool trivial(const Node *n)
     return true;
 }
 
+/* A condition (where's first argument) is not a value of the language, and
+ * LU factors print as their matrix: neither gets a name. */
+static bool bindable(const Node *n)
+{
+    switch (n->op) {
+    case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE:
+    case OP_AND: case OP_OR: case OP_NOT: case OP_LU:
+        return false;
+    default:
+        return true;
+    }
+}
+
 /* Binds each shared, non-trivial node reached from roots to a name and
  * prints its definition, oldest first (so definitions precede uses). */
 static void print_lets(Printer *p, Node *const *roots, int nroots, const char *indent)
@@ -413,7 +604,8 @@ static void print_lets(Printer *p, Node *const *roots, int nroots, const char *i
     for (int r = 0; r < p->reached.len; r++) {
         int id = p->reached.data[r];
         const Node *n = p->m->ir->nodes.data[id];
-        if (p->refs[id] < 2 || trivial(n) || p->let[id])
+        bool must = p->sliced[id] && n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
+        if (p->let[id] || !bindable(n) || (!must && (p->refs[id] < 2 || trivial(n))))
             continue;
         const char *let = arena_printf(a, "t%d", ++p->nlets);
         fputs(indent, p->out);
@@ -479,6 +671,7 @@ static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
     p->style = style;
     p->let = arena_alloc(a, sizeof(char *) * (size_t)(m->ir->nnodes + 1));
     p->refs = arena_alloc(a, sizeof(int) * (size_t)(m->ir->nnodes + 1));
+    p->sliced = arena_alloc(a, sizeof(bool) * (size_t)(m->ir->nnodes + 1));
     int ns = m->ir->slots.len;
     p->slot_names = arena_alloc(a, sizeof(char *) * (size_t)(ns + 1));
     /* slots of one name are distinct variables: b, b_2, b_3 … (an input's
@@ -489,9 +682,7 @@ static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
     for (int s = 0; s < ns; s++) {
         const char *name = m->ir->slots.data[s].name;
         NameCount *c = names_get(t, name);
-        int same = c->slots++;
-        if (!same && c->input)
-            same = 1;
+        int same = c->slots++ + (c->input ? 1 : 0);   /* a function's x may be a slot */
         p->slot_names[s] = same ? arena_printf(a, "%s_%d", name, same + 1) : name;
     }
     return p;
@@ -690,18 +881,27 @@ static void gradient_lines(Printer *p)
  * rewritten with sign (a built-in) so that what derive prints parses back:
  * a > b is relu(sign(a - b)), a == b is 1 - abs(sign(a - b)), and max's
  * (a > b) + 0.5*(a == b) is 0.5*(1 + sign(a - b)).  The values are the same
- * (a - b has a's sign against b for every pair of finite doubles).  When the
- * language gets `where` (spec §8) these can print as where(a > b, 1, 0). */
+ * (a - b has a's sign against b for every pair of finite doubles).  A
+ * condition (of an if or while, or where's first argument) keeps its
+ * comparisons: cond_to is every node's form as a condition. */
 
 typedef struct Rewrite {
     Ir *ir;
     Node **to;        /* original node id → its language form */
+    Node **cond_to;   /* … its form as a condition */
     int nold;         /* nodes that existed before the rewrite */
 } Rewrite;
 
 static Node *rw(const Rewrite *r, Node *n) { return n && n->id < r->nold ? r->to[n->id] : n; }
 
 static bool is_cmp(Op op) { return op >= OP_LT && op <= OP_NE; }
+
+/* A condition keeps its comparisons, and/or/not; their operands are values
+ * (filled by rewrite_values, operands first). */
+static Node *rw_cond(const Rewrite *r, Node *n)
+{
+    return n && n->id < r->nold ? r->cond_to[n->id] : n;
+}
 
 /* sign(a - b), built from the rewritten operands. */
 static Node *sign_diff(Ir *ir, Node *a, Node *b) { return mk1(ir, OP_SIGN, mk2(ir, OP_SUB, a, b)); }
@@ -742,39 +942,108 @@ static Node *cmp_value(Ir *ir, Op op, Node *a, Node *b)
     }
 }
 
+/* A value that is a dimension form (literals, symbols, + - and constant
+ * factors), into *d. */
+static bool node_dim(const Node *n, Dim *d)
+{
+    Dim a, b;
+    switch (n->op) {
+    case OP_CONST:
+        if (n->num != floor(n->num) || fabs(n->num) > 4e18)
+            return false;
+        *d = dim_lit((int64_t)n->num);
+        return true;
+    case OP_DIMVAL: *d = dim_sym(n->index); return true;
+    case OP_ADD:
+    case OP_SUB:
+        if (!node_dim(n->args[0], &a) || !node_dim(n->args[1], &b))
+            return false;
+        *d = n->op == OP_ADD ? dim_add(a, b) : dim_sub(a, b);
+        return true;
+    case OP_MUL: {
+        int64_t k;
+        if (!node_dim(n->args[0], &a) || !node_dim(n->args[1], &b))
+            return false;
+        if (dim_is_lit(b, &k)) {
+            Dim t = a;
+            a = b, b = t;
+        }
+        if (!dim_is_lit(a, &k))
+            return false;
+        *d = dim_lit(0);
+        for (int64_t i = 0; i < (k < 0 ? -k : k) && i < 64; i++)
+            *d = k < 0 ? dim_sub(*d, b) : dim_add(*d, b);
+        return k >= -64 && k <= 64;
+    }
+    default: return false;
+    }
+}
+
+/* pad(g) — g placed at (r, c) in zeros — in the language: with offsets that
+ * are dimension forms, g bordered by zeros; else picked out of identities,
+ * eye(R)[:, r+1:r+h] * g * eye(C)[c+1:c+w, :] (the same entries: every
+ * other product term is an exact zero). */
+static Node *pad_form(Ir *ir, const Node *n, Node *g, Node *r, Node *c)
+{
+    Dim R = n->shape.rows, C = n->shape.cols, h = g->shape.rows, w = g->shape.cols, dr, dc;
+    int64_t z;
+    if (node_dim(r, &dr) && node_dim(c, &dc)) {
+        Dim right = dim_sub(dim_sub(C, dc), w), below = dim_sub(dim_sub(R, dr), h);
+        if (!dim_is_lit(dc, &z) || z)
+            g = mk2(ir, OP_HCAT, mk_zero(ir, shape_make(h, dc)), g);
+        if (!dim_is_lit(right, &z) || z)
+            g = mk2(ir, OP_HCAT, g, mk_zero(ir, shape_make(h, right)));
+        if (!dim_is_lit(dr, &z) || z)
+            g = mk2(ir, OP_VCAT, mk_zero(ir, shape_make(dr, C)), g);
+        if (!dim_is_lit(below, &z) || z)
+            g = mk2(ir, OP_VCAT, g, mk_zero(ir, shape_make(below, C)));
+        return g;
+    }
+    Node *zero = mk_const(ir, 0);
+    if (!dim_eq(h, R))
+        g = mk2(ir, OP_MATMUL, mk3(ir, OP_SLICE, shape_make(R, h), mk_eye(ir, R), zero, r, 0), g);
+    if (!dim_eq(w, C))
+        g = mk2(ir, OP_MATMUL, g, mk3(ir, OP_SLICE, shape_make(w, C), mk_eye(ir, C), c, zero, 0));
+    return g;
+}
+
 /* Every node's language form, by increasing id (operands first). */
 static Rewrite rewrite_values(const Module *m)
 {
     Ir *ir = m->ir;
-    Rewrite r = {ir, arena_alloc(m->arena, sizeof(Node *) * (size_t)(ir->nnodes + 1)), ir->nnodes};
+    size_t size = sizeof(Node *) * (size_t)(ir->nnodes + 1);
+    Rewrite r = {ir, arena_alloc(m->arena, size), arena_alloc(m->arena, size), ir->nnodes};
     for (int id = 0; id < r.nold; id++) {
         Node *n = ir->nodes.data[id], *a = n->nargs > 0 ? rw(&r, n->args[0]) : NULL;
         Node *b = n->nargs > 1 ? rw(&r, n->args[1]) : NULL;
+        Node *c = n->nargs > 2 ? rw(&r, n->args[2]) : NULL;
         Node *tie = half_tie_sign(&r, n);
+        r.cond_to[id] = NULL;
+        if (n->op == OP_NOT)
+            r.cond_to[id] = mk1(ir, OP_NOT, rw_cond(&r, n->args[0]));
+        else if (n->op == OP_AND || n->op == OP_OR)
+            r.cond_to[id] = mk2(ir, n->op, rw_cond(&r, n->args[0]), rw_cond(&r, n->args[1]));
+        else if (is_cmp(n->op))
+            r.cond_to[id] = mk2(ir, n->op, a, b);
         if (tie)
             r.to[id] = tie;
+        else if (n->op == OP_PICK)
+            r.to[id] = mk2(ir, OP_PICK, rw_cond(&r, n->args[0]), b);
+        else if (n->op == OP_PAD)
+            r.to[id] = pad_form(ir, n, a, b, c);
+        else if (n->nargs == 3)
+            r.to[id] = a != n->args[0] || b != n->args[1] || c != n->args[2]
+                     ? mk3(ir, n->op, n->shape, a, b, c, n->num) : n;
         else if (is_cmp(n->op) || n->op == OP_NOT)
             r.to[id] = cmp_value(ir, n->op, a, b);
         else if ((n->nargs > 0 && a != n->args[0]) || (n->nargs > 1 && b != n->args[1]))
-            r.to[id] = n->nargs == 1 ? mk1(ir, n->op, a) : mk2(ir, n->op, a, b);
+            r.to[id] = mk_like(ir, n, a, b);
         else
             r.to[id] = n;
+        if (!r.cond_to[id])
+            r.cond_to[id] = r.to[id];
     }
     return r;
-}
-
-/* A condition keeps its comparisons, and/or/not; their operands are values. */
-static Node *rw_cond(const Rewrite *r, Node *n)
-{
-    if (!n)
-        return NULL;
-    if (n->op == OP_NOT)
-        return mk1(r->ir, OP_NOT, rw_cond(r, n->args[0]));
-    if (n->op == OP_AND || n->op == OP_OR)
-        return mk2(r->ir, n->op, rw_cond(r, n->args[0]), rw_cond(r, n->args[1]));
-    if (is_cmp(n->op))
-        return mk2(r->ir, n->op, rw(r, n->args[0]), rw(r, n->args[1]));
-    return rw(r, n);
 }
 
 static Node **rw_array(const Rewrite *r, Arena *a, Node *const *v, int n)

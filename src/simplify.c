@@ -64,13 +64,16 @@ static bool is_constant(const Node *n) { return n->op == OP_CONST || n->op == OP
 static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
 static bool is(const Node *n, Op op) { return n->op == op; }
 
-/* s spread over shape: FILL for a constant, s .* ones otherwise. */
+/* s spread over shape: FILL for a constant, s .* ones for a scalar, a
+ * BCAST for a row or a column. */
 static Node *broadcast(Ir *ir, Node *s, Shape shape)
 {
     if (shape_eq(s->shape, shape))
         return s;
     if (s->op == OP_CONST)
         return mk_fill(ir, s->num, shape);
+    if (!is_scalar(s))
+        return mk_bcast(ir, s, shape);
     return ir_node(ir, OP_MUL, shape, s, mk_fill(ir, 1.0, shape), 0.0, 0);
 }
 
@@ -86,7 +89,113 @@ static Node *unbroadcast(Ir *ir, Node *n)
     return NULL;
 }
 
+/* ---- broadcasting and reductions along a dimension ---- */
+
+static bool lit1(Dim d);
+static bool bcast_dim(Dim a, Dim b, Dim *out);
+
+int bcast_dims(const Node *n)
+{
+    Shape a = n->args[0]->shape;
+    return (int)!dim_eq(a.rows, n->shape.rows) | (int)!dim_eq(a.cols, n->shape.cols) << 1;
+}
+
+/* A BCAST is always of a row or column that is not itself a broadcast, so
+ * it is the outermost op of an elementwise expression (mk1/mk2 push it out:
+ * exp(b') + 1 over rows is one BCAST of exp(b') + 1), and derive can print
+ * it as its argument wherever an elementwise operator re-expands it. */
+Node *mk_bcast(Ir *ir, Node *x, Shape shape)
+{
+    if (shape_eq(x->shape, shape))
+        return x;
+    Node *s = unbroadcast(ir, x);
+    if (is_scalar(x) || s)
+        return broadcast(ir, s ? s : x, shape);
+    if (x->op == OP_BCAST)
+        x = x->args[0];
+    Dim r, c;
+    if (!bcast_dim(shape.rows, x->shape.rows, &r) || !bcast_dim(shape.cols, x->shape.cols, &c) ||
+        !shape_eq(shape_make(r, c), shape))
+        ir_bug("broadcast to a shape that does not fit");
+    return ir_node(ir, OP_BCAST, shape, x, NULL, 0.0, 0);
+}
+
+static Node *dim_value(Ir *ir, Dim d) { return mk_dim(ir, d); }   /* literal, symbol or form */
+
+/* The reduction over all entries that op along d is for a vector along its
+ * length (OP_COUNT: none). */
+static Op along_all(Op op, int d)
+{
+    switch (op) {
+    case OP_SUMD: return OP_SUM;
+    case OP_AMAXD: return OP_AMAX;
+    case OP_AMIND: return OP_AMIN;
+    case OP_LSED: return OP_LOGSUMEXP;
+    case OP_SOFTMAXD: return d == 1 ? OP_SOFTMAX : OP_COUNT;   /* a column: the first edition's op */
+    default: return OP_COUNT;
+    }
+}
+
+static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
+{
+    if (x->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk_along(ir, OP_SUMD, x->args[0], d));
+    if (x->op == OP_MUL && is_scalar(x->args[0]))
+        return mk2(ir, OP_MUL, x->args[0], mk_along(ir, OP_SUMD, x->args[1], d));
+    if (x->op == OP_BCAST && (bcast_dims(x) & d))   /* n copies of v summed: n*v */
+        return mk2(ir, OP_MUL, dim_value(ir, along), x->args[0]);
+    if (x->op == OP_FILL) {
+        Shape s = d == 1 ? shape_make(dim_lit(1), x->shape.cols) : shape_make(x->shape.rows, dim_lit(1));
+        return mk2(ir, OP_MUL, dim_value(ir, along), mk_fill(ir, x->num, s));
+    }
+    return NULL;
+}
+
+Node *mk_along(Ir *ir, Op op, Node *x, int d)
+{
+    bool norm = op == OP_SOFTMAXD || op == OP_LOGSOFTMAXD;
+    if ((op < OP_SUMD || op > OP_LOGSOFTMAXD) || (d != 1 && d != 2))
+        ir_bug("mk_along of an op that is not along a dimension");
+    Dim along = d == 1 ? x->shape.rows : x->shape.cols, other = d == 1 ? x->shape.cols : x->shape.rows;
+    if (lit1(along))   /* one entry along d: itself, or softmax's 1 */
+        return op == OP_SOFTMAXD ? mk_fill(ir, 1.0, x->shape) : op == OP_LOGSOFTMAXD ? mk_zero(ir, x->shape) : x;
+    if (lit1(other) && along_all(op, d) != OP_COUNT)
+        return mk1(ir, along_all(op, d), x);
+    Node *r = NULL;
+    if (op == OP_SUMD)
+        r = sumd_rule(ir, x, d, along);
+    else if ((op == OP_AMAXD || op == OP_AMIND) && x->op == OP_BCAST && (bcast_dims(x) & d))
+        r = x->args[0];
+    if (r)
+        return r;
+    Shape s = norm ? x->shape : d == 1 ? shape_make(dim_lit(1), x->shape.cols) : shape_make(x->shape.rows, dim_lit(1));
+    return ir_node(ir, op, s, x, NULL, 0.0, d);
+}
+
+Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b)
+{
+    if (n->op == OP_BCAST)
+        return mk_bcast(ir, a, n->shape);
+    if (n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD)
+        return mk_along(ir, n->op, a, n->index);
+    return n->nargs == 1 ? mk1(ir, n->op, a) : mk2(ir, n->op, a, b);
+}
+
 /* ---- shapes of results (the checker has already reported user errors) ---- */
+
+static bool lit1(Dim d) { return dim_eq(d, dim_lit(1)); }
+
+/* Broadcasting, one dimension: equal, or one side the literal 1. */
+static bool bcast_dim(Dim a, Dim b, Dim *out)
+{
+    if (dim_eq(a, b) || lit1(b))
+        *out = a;
+    else if (lit1(a))
+        *out = b;
+    else
+        return false;
+    return true;
+}
 
 static Shape shape_of1(Op op, const Node *a)
 {
@@ -94,7 +203,7 @@ static Shape shape_of1(Op op, const Node *a)
     switch (op) {
     case OP_TRANSPOSE: return shape_make(s.cols, s.rows);
     case OP_SUM: case OP_NORM: case OP_TRACE: case OP_DET: case OP_LOGDET:
-    case OP_LOGSUMEXP: return shape_scalar();
+    case OP_LOGSUMEXP: case OP_AMAX: case OP_AMIN: return shape_scalar();
     case OP_DIAGM: return shape_make(s.rows, s.rows);
     case OP_DIAGV: return shape_make(s.rows, dim_lit(1));
     default: return s; /* elementwise, INV, SOFTMAX */
@@ -103,16 +212,25 @@ static Shape shape_of1(Op op, const Node *a)
 
 static Shape shape_of2(Op op, const Node *a, const Node *b)
 {
+    if (op == OP_VCAT)
+        return shape_make(dim_add(a->shape.rows, b->shape.rows), a->shape.cols);
+    if (op == OP_HCAT)
+        return shape_make(a->shape.rows, dim_add(a->shape.cols, b->shape.cols));
     if (op == OP_MATMUL) {
         if (!dim_eq(a->shape.cols, b->shape.rows))
             ir_bug("matrix product of mismatched shapes");
         return shape_make(a->shape.rows, b->shape.cols);
     }
-    if (shape_eq(a->shape, b->shape) || is_scalar(b))
-        return a->shape;
-    if (is_scalar(a))
+    if (op == OP_SOLVE || op == OP_SOLVET) {
+        if (a->op != OP_LU || !dim_eq(a->shape.rows, b->shape.rows))
+            ir_bug("solve of mismatched shapes");
         return b->shape;
-    ir_bug("elementwise operation on mismatched shapes");
+    }
+    Shape r;
+    if (!bcast_dim(a->shape.rows, b->shape.rows, &r.rows) ||
+        !bcast_dim(a->shape.cols, b->shape.cols, &r.cols))
+        ir_bug("elementwise operation on mismatched shapes");
+    return r;
 }
 
 /* ---- like terms: n = coef * term ---- */
@@ -245,6 +363,14 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
         return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a->args[0], b));
     if (b->op == OP_NEG)
         return mk1(ir, OP_NEG, mk2(ir, OP_MUL, a, b->args[0]));
+    /* … and out of a broadcast: x .* bcast(-v) → -(x .* bcast(v)) */
+    for (int i = 0; i < 2; i++) {
+        Node *e = i ? b : a, *o = i ? a : b, *v = e->op == OP_BCAST ? e->args[0] : NULL;
+        if (v && v->op == OP_NEG)
+            return mk1(ir, OP_NEG, mk2(ir, OP_MUL, o, mk_bcast(ir, v->args[0], shape)));
+        if (v && v->op == OP_MUL && v->args[0]->op == OP_CONST)
+            return mk2(ir, OP_MUL, v->args[0], mk2(ir, OP_MUL, o, mk_bcast(ir, v->args[1], shape)));
+    }
     /* (c/s) .* x → c*(x/s): the constant joins the others */
     if (a->op == OP_DIV && is_scalar(a) && a->args[0]->op == OP_CONST && a->args[0]->num != 1.0)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_DIV, b, a->args[1]));
@@ -309,6 +435,14 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
         return a;
     if (is_scalar(a) || is_scalar(b))      /* a 1×1 factor scales */
         return mk2(ir, OP_MUL, a, b);
+    /* a broadcast factor is never built: rows that repeat v give rows that
+     * repeat v*B; columns that repeat v give v times B's column sums */
+    if (a->op == OP_BCAST)
+        return bcast_dims(a) == 1 ? mk_bcast(ir, mk2(ir, OP_MATMUL, a->args[0], b), shape)
+                                  : mk2(ir, OP_MATMUL, a->args[0], mk_along(ir, OP_SUMD, b, 1));
+    if (b->op == OP_BCAST)
+        return bcast_dims(b) == 2 ? mk_bcast(ir, mk2(ir, OP_MATMUL, a, b->args[0]), shape)
+                                  : mk2(ir, OP_MATMUL, mk_along(ir, OP_SUMD, a, 2), b->args[0]);
     /* form a rank-1 product u*v' last: A*(u*v') → (A*u)*v', (u*v')*B → u*(v'*B),
      * so no n×n outer product is built where two vectors do */
     if (b->op == OP_MATMUL && outer_product(b) && !outer_product(a))
@@ -353,6 +487,7 @@ static Node *rule_transpose(Ir *ir, Node *a, Shape shape)
     switch (a->op) {
     case OP_TRANSPOSE: return a->args[0];
     case OP_FILL: return mk_fill(ir, a->num, shape);
+    case OP_BCAST: return mk_bcast(ir, mk1(ir, OP_TRANSPOSE, a->args[0]), shape);
     case OP_MATMUL:
         /* (A*B)' → B'*A' only when that cancels a transpose, so an existing
          * product (and its value) stays shared */
@@ -384,6 +519,10 @@ static Node *rule_sum(Ir *ir, Node *a, Shape shape)
         return mk1(ir, OP_NEG, mk1(ir, OP_SUM, a->args[0]));
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
         return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_SUM, a->args[1]));
+    if (a->op == OP_BCAST) {   /* n copies of v: n*sum(v) */
+        Dim n = bcast_dims(a) == 1 ? a->shape.rows : a->shape.cols;
+        return mk2(ir, OP_MUL, dim_value(ir, n), mk1(ir, OP_SUM, a->args[0]));
+    }
     return NULL;
 }
 
@@ -394,14 +533,67 @@ static Node *rule_detach(Ir *ir, Node *a, Shape shape)
     return is_constant(a) || a->op == OP_DETACH ? a : NULL;
 }
 
+/* where's half: a constant condition picks a side or 0; 0 picked is 0 */
+static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
+{
+    if (node_is_zero(a) || node_is_zero(c))
+        return mk_zero(ir, shape);
+    if (is_constant(c))   /* nonzero (zero was above) */
+        return as_shape(ir, a, shape);
+    return NULL;
+}
+
+/* a or not a: every entry is true (NaN != 0 too); a and not a: none */
+static Node *rule_excluded_middle(Ir *ir, Node *a, Node *b, Shape shape, double v)
+{
+    if ((b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b))
+        return mk_fill(ir, v, shape);
+    return NULL;
+}
+static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 1); }
+static Node *rule_and(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 0); }
+
+/* chol of a 1×1 a: sqrt(a), and NaN unless a > 0 (0/0 at a = 0), as the
+ * factorisation fails there */
+static Node *rule_chol(Ir *ir, Node *a, Shape shape)
+{
+    (void)shape;
+    return is_scalar(a) ? mk2(ir, OP_DIV, mk1(ir, OP_SQRT, a), mk2(ir, OP_GT, a, mk_const(ir, 0)))
+                        : NULL;
+}
+
+static Node *rule_tril(Ir *ir, Node *a, Shape shape)
+{
+    (void)ir;
+    (void)shape;
+    return is_scalar(a) || a->op == OP_TRIL || a->op == OP_CHOL ? a : NULL;
+}
+
+Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans)
+{
+    if (is_scalar(a))
+        return mk2(ir, OP_DIV, b, a);
+    return mk2(ir, trans ? OP_SOLVET : OP_SOLVE, mk1(ir, OP_LU, a), b);
+}
+
+/* [c; c] of one constant is that constant's fill (a zero adjoint stays zero). */
+static Node *rule_cat(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (is_constant(a) && is_constant(b) && a->num == b->num)
+        return mk_fill(ir, a->num, shape);
+    return NULL;
+}
+
 static Rule2 *const rules2[OP_COUNT] = {
+    [OP_VCAT] = rule_cat, [OP_HCAT] = rule_cat,
     [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
     [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
+    [OP_PICK] = rule_pick, [OP_OR] = rule_or, [OP_AND] = rule_and,
 };
 
 static Rule1 *const rules1[OP_COUNT] = {
     [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum,
-    [OP_DETACH] = rule_detach,
+    [OP_DETACH] = rule_detach, [OP_CHOL] = rule_chol, [OP_TRIL] = rule_tril,
 };
 
 /* ---- the constructors ---- */
@@ -410,9 +602,13 @@ Node *mk1(Ir *ir, Op op, Node *a)
 {
     if (op_info[op].arity != 1)
         ir_bug("mk1 of an op that is not unary");
+    if (op == OP_BCAST || (op >= OP_SUMD && op <= OP_LOGSOFTMAXD))
+        ir_bug("mk1 of an op with a shape or a dimension (mk_bcast, mk_along)");
     Shape shape = shape_of1(op, a);
     if (op_info[op].fn1 && is_constant(a))
         return mk_fill(ir, op_info[op].fn1(a->num), shape);
+    if (op_info[op].kind == OK_U && a->op == OP_BCAST)   /* f(v expanded) = f(v) expanded */
+        return mk_bcast(ir, mk1(ir, op, a->args[0]), shape);
     if (rules1[op]) {
         Node *r = rules1[op](ir, a, shape);
         if (r)
@@ -427,6 +623,12 @@ Node *mk2(Ir *ir, Op op, Node *a, Node *b)
         ir_bug("mk2 of an op that is not binary");
     Shape shape = shape_of2(op, a, b);
     if (op_info[op].kind == OK_B) {
+        /* a row or column operand is expanded by an explicit BCAST, so the
+         * rules below see operands of the result's shape or scalars */
+        if (!is_scalar(a))
+            a = mk_bcast(ir, a, shape);
+        if (!is_scalar(b))
+            b = mk_bcast(ir, b, shape);
         if (is_constant(a) && is_constant(b))
             return mk_fill(ir, op_info[op].fn2(a->num, b->num), shape);
         Node *s;
@@ -434,6 +636,11 @@ Node *mk2(Ir *ir, Op op, Node *a, Node *b)
             return mk2(ir, op, s, b);
         if (shape_eq(a->shape, shape) && (s = unbroadcast(ir, b)))
             return mk2(ir, op, a, s);
+        /* op(v expanded, s) = op(v, s) expanded, and the same for two
+         * operands expanded from one shape */
+        Node *x = a->op == OP_BCAST ? a->args[0] : a, *y = b->op == OP_BCAST ? b->args[0] : b;
+        if ((x != a || y != b) && (is_scalar(x) || is_scalar(y) || shape_eq(x->shape, y->shape)))
+            return mk_bcast(ir, mk2(ir, op, x, y), shape);
         if (commutative(op) && !goes_first(a, b)) {
             Node *t = a;
             a = b;
@@ -446,4 +653,81 @@ Node *mk2(Ir *ir, Op op, Node *a, Node *b)
             return r;
     }
     return ir_node(ir, op, shape, a, b, 0.0, 0);
+}
+
+/* ---- dimensions as values; slices and pads (spec §8) ---- */
+
+Node *mk_dim(Ir *ir, Dim d)
+{
+    if (d.sym >= 0)
+        return mk_dimval(ir, d.sym);
+    DimView v = dim_view(d);
+    Node *r = NULL;
+    for (int i = 0; i < v.n; i++) {
+        Node *t = mk_dimval(ir, dim_view_sym(&v, i));
+        if (v.coefs[i] != 1)
+            t = mk2(ir, OP_MUL, mk_const(ir, (double)v.coefs[i]), t);
+        r = r ? mk2(ir, OP_ADD, r, t) : t;
+    }
+    return !r ? mk_const(ir, (double)v.k) : v.k ? mk2(ir, OP_ADD, r, mk_const(ir, (double)v.k)) : r;
+}
+
+static bool const_at(const Node *n, double *v)
+{
+    if (n->op != OP_CONST)
+        return false;
+    *v = n->num;
+    return true;
+}
+
+/* A slice of [a; b] (or [a, b]) that lies inside a or inside b is a slice
+ * of that part: known when the offset along the seam is a's size exactly,
+ * or a constant and every size a literal. */
+static Node *slice_of_cat(Ir *ir, Node *x, Node *r, Node *c, Shape s, double num)
+{
+    bool v = x->op == OP_VCAT;
+    Node *a = x->args[0], *b = x->args[1], *off = v ? r : c;
+    Dim na = v ? a->shape.rows : a->shape.cols, len = v ? s.rows : s.cols;
+    Node *zero = mk_const(ir, 0);
+    if (off == mk_dim(ir, na))
+        return mk3(ir, OP_SLICE, s, b, v ? zero : r, v ? c : zero, num);
+    double o;
+    int64_t la, ls;
+    if (!const_at(off, &o) || !dim_is_lit(na, &la) || !dim_is_lit(len, &ls))
+        return NULL;
+    if (o + (double)ls <= (double)la)
+        return mk3(ir, OP_SLICE, s, a, r, c, num);
+    if (o >= (double)la) {
+        Node *rest = mk_const(ir, o - (double)la);
+        return mk3(ir, OP_SLICE, s, b, v ? rest : r, v ? c : rest, num);
+    }
+    return NULL;
+}
+
+Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num)
+{
+    if (op != OP_SLICE && op != OP_PAD)
+        ir_bug("mk3 of an op that is not SLICE or PAD");
+    bool origin = node_is_const(r, 0) && node_is_const(c, 0);
+    if (op == OP_PAD) {
+        if (node_is_zero(x))
+            return mk_zero(ir, s);
+        if (origin && shape_eq(x->shape, s))
+            return x;
+        return ir_node3(ir, op, s, x, r, c, 0.0, 0);
+    }
+    if (origin && shape_eq(x->shape, s))
+        return x;
+    if (is_scalar(x) && shape_is_scalar(s) && num == 0)
+        return x;
+    if (is_constant(x) && num == 0)
+        return mk_fill(ir, x->num, s);
+    if (x->op == OP_VCAT || x->op == OP_HCAT) {
+        Node *y = slice_of_cat(ir, x, r, c, s, num);
+        if (y)
+            return y;
+    }
+    if (x->op == OP_TRANSPOSE && num == 0)   /* a slice of x' is the transpose of x's slice */
+        return mk1(ir, OP_TRANSPOSE, mk3(ir, OP_SLICE, shape_make(s.cols, s.rows), x->args[0], c, r, 0));
+    return ir_node3(ir, op, s, x, r, c, num, 0);
 }

@@ -57,6 +57,17 @@ def close(a, b):
     return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
+def cotangent_decl(name, shape):
+    """`input dY[...]` for the printed cotangent.  An input line declares symbols
+    and literals only (spec §8), so a dimension that is a form (`2*n - 3`, an
+    output built by concatenation) is declared with a fresh symbol, bound by
+    the value read: the printed gradient must still check and evaluate."""
+    dims = [d.strip() for d in shape.strip("[]").split(",")]
+    fresh = ["%s_dim%d" % (name, i + 1) if not re.fullmatch(r"\d+|[A-Za-z_]\w*", d) else d
+             for i, d in enumerate(dims)]
+    return "input %s[%s]" % (name, ", ".join(fresh))
+
+
 def ones_like(v):
     return [ones_like(x) for x in v] if isinstance(v, list) else 1.0
 
@@ -97,7 +108,7 @@ def straight_line(gradc, base, src, printed, tmp):
         prog_inputs, extra = list(decls), {}
         cot = COTAN.search(printed)
         if cot:
-            prog_inputs.append("input %s%s" % cot.groups())
+            prog_inputs.append(cotangent_decl(*cot.groups()))
             extra[cot.group(1)] = cotangent(base, result["value"])
         prog = "\n".join(prog_inputs + lets + ["g_roundtrip = " + e]) + "\n"
         path = os.path.join(tmp, "rt.expr")
@@ -134,7 +145,7 @@ def control_flow(gradc, base, src, printed, tmp):
     decls = input_lines(src)
     cot = COTAN.search(printed)
     if cot:
-        decls.append("input %s%s" % cot.groups())
+        decls.append(cotangent_decl(*cot.groups()))
     prog = "\n".join(decls + body) + "\n"
     # a loop count the printer names (`iterations`) is a value, not a dimension
     prog = re.sub(r"for (\w+) in 1:(\w+)\n", lambda m: m.group(0) if re.search(

@@ -148,14 +148,34 @@ def compare_results(a, b, rtol=RTOL):
     r = compare(a["value"], b["value"], "value", rtol)
     if r:
         probs.append(r)
-    ga, gb = a.get("gradient"), b.get("gradient")
-    if (ga is None) != (gb is None):
-        return probs + ['"gradient" present on one side only']
-    if ga is not None:
+    for key in ("aux", "gradient"):   # aux: the auxiliary outputs (spec §8)
+        ga, gb = a.get(key), b.get(key)
+        if (ga is None) != (gb is None):
+            return probs + ['"%s" present on one side only' % key]
+        if ga is None:
+            continue
         if list(ga) != list(gb):
-            return probs + ["gradient keys %s (interp) vs %s (jit)" % (list(ga), list(gb))]
+            return probs + ["%s keys %s (interp) vs %s (jit)" % (key, list(ga), list(gb))]
         for k in ga:
-            r = compare(ga[k], gb[k], "gradient." + k, rtol)
+            r = compare(ga[k], gb[k], key + "." + k, rtol)
+            if r:
+                probs.append(r)
+    # everything else the engines print (spec §8 "aux", §9 "hessian") must agree too
+    for k in sorted(set(a) | set(b)):
+        if k in ("value", "gradient"):
+            continue
+        if (k in a) != (k in b):
+            probs.append('"%s" present on one side only' % k)
+        elif isinstance(a[k], dict) and isinstance(b[k], dict):
+            if list(a[k]) != list(b[k]):
+                probs.append("%s keys %s (interp) vs %s (jit)" % (k, list(a[k]), list(b[k])))
+                continue
+            for name in a[k]:
+                r = compare(a[k][name], b[k][name], "%s.%s" % (k, name), rtol)
+                if r:
+                    probs.append(r)
+        else:
+            r = compare(a[k], b[k], k, rtol)
             if r:
                 probs.append(r)
     return probs

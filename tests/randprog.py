@@ -41,6 +41,10 @@ import differential as dt  # noqa: E402  (the comparison and crash detection)
 
 SYMS = ["n", "m", "k"]
 SCALAR = (1, 1)
+# The language's second edition (spec §8): broadcasting, reductions along a
+# dimension, where, solve and `\\`, indexing and slices, concatenation,
+# functions and auxiliary outputs.  --edition 1 draws first-edition programs only.
+ED2 = True
 
 
 def dstr(d):
@@ -84,6 +88,8 @@ class Gen:
         self.indent = 0
         self.nvars = 0
         self.loopvars = []          # loop indices in scope (scalars, read-only)
+        self.loopvals = {}          # loop index -> its largest value
+        self.funcs = []             # {"name", "params": [shape], "out": [shape]}
         self.nloop = 0
         self.budget = 0             # nodes left for the current expression
         self.wild = rng.random() < 0.15   # NaN/Inf-producing operations allowed
@@ -308,6 +314,8 @@ class Gen:
         if b == 1 and a != 1:
             opts.append((1, lambda: "softmax(%s)" % self.tame(s, depth)))
             opts.append((1, lambda: "diag(%s)" % self.gen((a, a), depth - 1)))
+        if ED2:
+            opts += self.ed2_options(s, depth)
         if is_scalar(s):
             opts.append((8, lambda: self.reduction(depth)))
             opts.append((1, lambda: "%s ^ %s" % (p(sc()), r.choice(["2", "3"]))))
@@ -420,8 +428,187 @@ class Gen:
             d = self.dim()
             return "%s' * %s * %s" % (p(self.gen((d, 1), depth - 1)), p(self.gen((d, d), depth - 1)),
                                      p(self.gen((d, 1), depth - 1)))
+        if ED2 and c == 10 and r.random() < 0.6:
+            return self.ed2_reduction(depth)
         d = self.dim()
         return "sum(softmax(%s) .* %s)" % (self.tame((d, 1), depth), p(self.gen((d, 1), depth - 1)))
+
+    # ---- second edition (spec §8) ------------------------------------------
+
+    def ed2_options(self, s, depth):
+        """(weight, producer) pairs of the second edition's forms of shape s."""
+        r = self.r
+        a, b = s
+        S = lambda: self.gen(s, depth - 1)  # noqa: E731
+        op = lambda: r.choice(["+", "-", ".*"])  # noqa: E731
+        opts = []
+        if a != 1 and b != 1:
+            # broadcasting: a row down the rows, a column across the columns, an outer form
+            opts.append((2, lambda: "%s %s %s'" % (p(S()), op(), p(self.gen((b, 1), depth - 1)))))
+            opts.append((2, lambda: "%s %s %s" % (p(self.gen((a, 1), depth - 1)), op(), p(S()))))
+            opts.append((1, lambda: "%s - %s'" % (p(self.gen((a, 1), depth - 1)), p(self.gen((b, 1), depth - 1)))))
+            opts.append((1, lambda: "%s(%s, %d)" % (r.choice(["softmax", "log_softmax"]),
+                                                    self.tame(s, depth), r.choice([1, 2]))))
+        if b == 1 and a != 1:
+            opts.append((2, lambda: self.dim_reduce(a, 2, depth)))
+            opts.append((1, lambda: "%s(%s)" % (r.choice(["softmax", "log_softmax"]), self.tame(s, depth))))
+        if a == 1 and b != 1:
+            opts.append((1, lambda: self.dim_reduce(b, 1, depth)))
+        if a != 1:
+            opts.append((2, lambda: "solve(%s, %s)" % (self.wellcond(a, depth), S())))
+            opts.append((1, lambda: "%s \\ %s" % (self.wellcond(a, depth), p(S()))))
+        opts.append((2, lambda: self.where(s, depth)))
+        idx = self.index_forms(s)
+        if idx:
+            opts.append((3, lambda: r.choice(idx)))
+        calls = [f for f in self.funcs if f["out"] == [s]]
+        if calls:
+            opts.append((3, lambda: self.call(r.choice(calls), depth)))
+        return opts
+
+    def dim_reduce(self, n, d, depth):
+        """A reduction along dimension d whose result has n entries."""
+        r = self.r
+        k = self.dim()
+        arg = (n, k) if d == 2 else (k, n)
+        fs = ["sum", "mean", "logsumexp"] + ([] if self.smooth_mode else ["amax", "amin"])
+        f = r.choice(fs)
+        if f in ("amax", "amin"):
+            self.kinks = True
+        e = self.tame(arg, depth) if f == "logsumexp" else self.gen(arg, depth - 1)
+        return "%s(%s, %d)" % (f, e, d)
+
+    def where(self, s, depth):
+        """where(c, a, b) with a condition on data (a kink) or, in smooth mode,
+        on a loop index or a size; the operands may broadcast."""
+        r = self.r
+        S = lambda: self.gen(s, depth - 1)  # noqa: E731
+        if self.smooth_mode and (self.loopvars or self.syms):
+            x = r.choice(self.loopvars + self.syms)
+            c = "%s %s %d" % (x, r.choice(["<", "<=", ">", ">=", "==", "!="]), r.randint(1, 4))
+        else:
+            self.kinks = True
+            self.budget = max(self.budget, 4)
+            c = "%s %s %s" % (self.gen(s, 1), r.choice(["<", ">", "<=", ">="]),
+                              self.gen(r.choice([s, SCALAR]), 1))
+            if r.random() < 0.25:
+                c = "%s %s %s" % (c, r.choice(["and", "or"]), "%s > %s" % (self.gen(SCALAR, 1), r.choice(["0", "0.5"])))
+            elif r.random() < 0.15:
+                c = "not (%s)" % c
+            if self.wild and r.random() < 0.5:
+                # the side not taken may be NaN: it must contribute nothing
+                x = self.leaf(s)
+                return "where(%s > 0, sqrt(%s), %s)" % (x, x, S())
+        other = S() if r.random() < 0.8 else self.gen(SCALAR, depth - 1)
+        args = [S(), other]
+        r.shuffle(args)
+        return "where(%s, %s, %s)" % (c, args[0], args[1])
+
+    def index_of(self, d):
+        """Indices that are in range for a dimension d: 1, the last (the
+        symbol or literal itself), a loop index whose loop stays inside d."""
+        out = ["1", dstr(d)]
+        for iv in self.loopvars:
+            if self.loopvals[iv] <= self.dimval(d):
+                out += [iv] * 2
+        return out
+
+    def index_forms(self, s):
+        """Element, row, column and slice reads of names in scope with shape s."""
+        r = self.r
+        a, b = s
+        out = []
+        for v, t in self.scope.items():
+            ta, tb = t
+            if t == SCALAR:
+                continue
+            if s == SCALAR:
+                if tb == 1:
+                    out.append("%s[%s]" % (v, r.choice(self.index_of(ta))))
+                elif ta == 1:
+                    out.append("%s[1, %s]" % (v, r.choice(self.index_of(tb))))
+                else:
+                    out.append("%s[%s, %s]" % (v, r.choice(self.index_of(ta)), r.choice(self.index_of(tb))))
+            elif b == 1:
+                if ta == a and tb != 1:
+                    out.append("%s[:, %s]" % (v, r.choice(self.index_of(tb))))
+                if tb == a and ta != 1:
+                    out.append("%s[%s, :]'" % (v, r.choice(self.index_of(ta))))
+                if t == s:
+                    out.append("%s[1:%s]" % (v, dstr(a)))
+            elif a == 1:
+                if tb == b and ta != 1:
+                    out.append("%s[%s, :]" % (v, r.choice(self.index_of(ta))))
+            elif t == s:
+                out.append("%s[1:%s, :]" % (v, dstr(a)))
+        return out
+
+    def ed2_reduction(self, depth):
+        """A scalar from slices whose lengths are forms (n - 1) or from a
+        concatenation (n + m)."""
+        r = self.r
+        c = r.randrange(4)
+        vecs = [(v, t[0]) for v, t in self.scope.items()
+                if t[1] == 1 and t[0] != 1 and self.dimval(t[0]) >= 2]
+        if c == 0 and vecs:
+            v, d = r.choice(vecs)
+            dd = dstr(d)
+            return "sum((%s[2:%s] - %s[1:%s-1]) .^ 2)" % (v, dd, v, dd)
+        if c == 1 and vecs:
+            v, d = r.choice(vecs)
+            dd = dstr(d)
+            return "dot(%s[2:%s], %s)" % (v, dd, p(self.gen((d, 1), depth - 1)) + "[1:%s-1]" % dd
+                                          if False else "%s[1:%s-1]" % (v, dd))
+        if c == 2:
+            d1, d2 = self.dim(), self.dim()
+            x, y = self.gen((d1, 1), depth - 1), self.gen((d2, 1), depth - 1)
+            u, w = self.gen((d1, 1), depth - 1), self.gen((d2, 1), depth - 1)
+            return "dot([%s; %s], [%s; %s])" % (x, y, u, w)
+        d, k1, k2 = self.dim(), self.dim(), self.dim()
+        return "sum([%s, %s] .^ 2)" % (self.gen((d, k1), depth - 1), self.gen((d, k2), depth - 1))
+
+    # ---- functions (spec §8) -----------------------------------------------
+
+    def make_function(self, k):
+        """A function of 1 to 3 parameters (non-scalars declare their shapes
+        most of the time; the body may use the symbols declared) with one or
+        two results; its body is generated in a scope of its parameters only."""
+        r = self.r
+        params = [("u%d" % (i + 1), self.anyshape()) for i in range(r.randint(1, 3))]
+        declared = [t != SCALAR and r.random() < 0.8 for _, t in params]
+        usable = {d for (_, t), dec in zip(params, declared) if dec for d in t if isinstance(d, str)}
+        saved = (self.scope, self.shapes, self.lines, self.indent, self.syms, self.dims,
+                 self.loopvars, self.loopvals)
+        self.scope = {v: t for v, t in params}
+        self.shapes = dict(self.scope)
+        self.lines = []
+        self.indent = 1
+        self.syms = [d for d in saved[4] if d in usable]
+        self.dims = self.syms + (self.lits or ([] if self.syms else [2]))
+        self.loopvars, self.loopvals = [], {}
+        self.block(r.randint(1, 2), r.choice([0, 1]), False)
+        outs, shapes = [], []
+        for j in range(2 if r.random() < 0.3 else 1):
+            t = self.anyshape()
+            # an undeclared parameter's symbols are not the function's: keep
+            # results in the shapes the body can name
+            self.budget = 8
+            self.emit("y%d = %s" % (j + 1, self.gen(t, r.randint(1, 2))))
+            outs.append("y%d" % (j + 1))
+            shapes.append(t)
+        body = self.lines
+        (self.scope, self.shapes, self.lines, self.indent, self.syms, self.dims,
+         self.loopvars, self.loopvals) = saved
+        name = "f%d" % k
+        head = outs[0] if len(outs) == 1 else "[%s]" % ", ".join(outs)
+        args = ", ".join(v + (shape_decl(t) if dec else "") for (v, t), dec in zip(params, declared))
+        self.emit("function %s = %s(%s)" % (head, name, args))
+        self.lines += body
+        self.emit("end")
+        self.funcs.append({"name": name, "params": [t for _, t in params], "out": shapes})
+
+    def call(self, f, depth):
+        return "%s(%s)" % (f["name"], ", ".join(self.gen(t, depth - 1) for t in f["params"]))
 
     def expr(self, s, depth=None, budget=9):
         self.budget = budget
@@ -442,10 +629,20 @@ class Gen:
         """Names an assignment may overwrite: not inputs, not while counters
         (the counter is what bounds its loop)."""
         inputs = {n for n, _ in self.inputs}
-        return [v for v in self.scope if v not in inputs and not v.startswith("c")]
+        return [v for v in self.scope if v not in inputs and not v.startswith(("c", "u"))]
 
     def assign(self, in_loop):
         r = self.r
+        multi = [f for f in self.funcs if len(f["out"]) > 1]
+        if multi and r.random() < 0.2:
+            f = r.choice(multi)
+            self.budget = 8
+            call = self.call(f, 2)
+            names = [self.new_var(t) for t in f["out"]]
+            self.emit("[%s] = %s" % (", ".join(names), call))
+            for v, t in zip(names, f["out"]):
+                self.scope[v] = t
+            return
         old = self.assignable()
         if old and r.random() < (0.6 if in_loop else 0.3):
             v = r.choice(old)
@@ -532,6 +729,7 @@ class Gen:
         self.emit("for %s in 1:%s" % (iv, bound))
         self.indent += 1
         self.loopvars.append(iv)
+        self.loopvals[iv] = self.dimval(bound) if bound in self.syms else int(bound)
         self.block(r.randint(1, 3), depth - 1, True)
         self.loopvars.pop()
         self.indent -= 1
@@ -567,6 +765,9 @@ class Gen:
         self.make_inputs()
         self.positive = r.random() < 0.4
         self.emit("# randprog")
+        if ED2 and r.random() < 0.35:
+            for k in range(r.randint(1, 2)):
+                self.make_function(k + 1)
         for name, s in self.inputs:
             self.emit("input %s%s" % (name, shape_decl(s)))
         self.block(r.randint(2, 5), r.choice([0, 1, 2, 2, 3]), False)
@@ -598,7 +799,10 @@ class Gen:
                 e = "%s + %s" % (e, v)
         out = self.new_var(self.out_shape)
         self.emit("%s = %s" % (out, e))
-        if r.random() < 0.3:
+        aux = [v for v in vis if v not in dict(self.inputs) and v != out]
+        if ED2 and aux and r.random() < 0.25:
+            self.emit("output %s" % ", ".join([out] + aux[:r.randint(1, 2)]))
+        elif r.random() < 0.3:
             self.emit("output %s" % out)
         if r.random() < 0.35:
             names = [n for n, _ in self.inputs]
@@ -730,10 +934,14 @@ def main():
     ap.add_argument("--replay", help="rerun a saved failure folder (or a folder of them)")
     ap.add_argument("--print", type=int, metavar="I", help="print program I of --seed and exit")
     ap.add_argument("--keep", action="store_true", help="keep passing programs in the temp folder")
+    ap.add_argument("--edition", type=int, choices=[1, 2], default=1,
+                    help="1 (default): first-edition programs only; 2: spec §8's forms too")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     gradc = os.path.abspath(args.gradc)
+    global ED2
+    ED2 = args.edition == 2
     if args.replay:
         return replay(args, gradc)
     if args.print is not None:

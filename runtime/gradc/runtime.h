@@ -20,6 +20,7 @@ enum {
     GRADC_EDIM = 1,      /* a dimension is negative, or a size overflows */
     GRADC_EMAXITER = 2,  /* a while loop reached its iteration limit */
     GRADC_ENOMEM = 3,    /* an allocation failed */
+    GRADC_EINDEX = 4,    /* an index or slice bound is out of range */
 };
 
 /* Flags of NAME_grad. */
@@ -68,6 +69,17 @@ double gradc_det(int64_t n, const double *a, double *scratch);
 double gradc_logdet(int64_t n, const double *a, double *scratch);
 /* out = inv(a) (out may not alias a); a singular a gives all NaN. */
 void gradc_inv(int64_t n, const double *a, double *out, double *scratch);
+/* A \ B without inv(A) (spec §8).  gradc_lu: f = the LU factors of the
+ * n×n a with partial pivoting, n*n doubles, then n pivots in the room of n
+ * more doubles (a NaN entry gives NaN factors).  gradc_lu_solve: x = a \ b,
+ * or a' \ b when trans, from those factors, b and x n×k (x may not alias b;
+ * scratch: n*k doubles); a singular a gives Inf or NaN entries. */
+void gradc_lu(int64_t n, const double *a, double *f);
+void gradc_lu_solve(int64_t n, int64_t k, const double *f, int32_t trans, const double *b,
+                    double *x, double *scratch);
+/* l = the lower Cholesky factor of a (l*l' = a), reading a's lower triangle
+ * only; every entry NaN unless that is positive definite. */
+void gradc_chol(int64_t n, const double *a, double *l);
 /* c[m×n] = a[m×k] · b[k×n], row-major, through cblas_dgemm. */
 void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c);
 /* c[m×n] = op(a) · op(b) (+ c with GRADC_GEMM_ACC), row-major; op(a) is

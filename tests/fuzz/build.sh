@@ -47,7 +47,7 @@ libs=($("$llvm_config" --ldflags --libs core orcjit native passes x86 aarch64 ta
 
 # The compiler's stages (everything but main.c) and the runtime, with
 # coverage instrumentation for the fuzzer but no fuzzer main.
-sources=($(ls src/*.c | grep -v '^src/main\.c$') runtime/runtime.c "$out/gen/lexer.c" "$out/gen/parser.c")
+sources=($(ls src/*.c | grep -v '^src/main\.c$') runtime/*.c "$out/gen/lexer.c" "$out/gen/parser.c")
 headers=(src/*.h runtime/gradc/*.h grammar/parse.h "$out/gen/parser.h")
 objs=()
 for s in "${sources[@]}"; do

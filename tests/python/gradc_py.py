@@ -59,9 +59,11 @@ def main():
     ap.add_argument("--python-dir", required=True)
     ap.add_argument("--samples", required=True)
     ap.add_argument("--runtime-h", required=True)
+    ap.add_argument("--link", required=True, help="tests/link (aux.expr)")
     a = ap.parse_args()
     a.samples, a.python_dir = os.path.abspath(a.samples), os.path.abspath(a.python_dir)
     a.runtime_h = os.path.abspath(a.runtime_h)
+    a.link = os.path.abspath(a.link)
     sys.path.insert(0, a.python_dir)
     sys.path.insert(0, os.path.join(a.samples, "python"))
     import numpy as np
@@ -103,6 +105,24 @@ def main():
     check(list(grads) == ["x", "A"] and f.wrt == ["x", "A"], f"--wrt x,A: {list(grads)}")
     check(close(grads["x"], want["gradient"]["x"]) and close(grads["A"], want["gradient"]["A"]),
           "--wrt x,A: gradients")
+
+    # auxiliary outputs (spec §8), and a scalar output's cotangent scaling its gradient
+    ax = os.path.join(a.link, "aux.expr")
+    run(g, "compile", ax, "--shared", "-o", "libaux.so")
+    fa = gradc.load("./libaux.so")
+    with open("aux.inputs.json", "w") as fh:
+        json.dump({"A": [[0.5, -1], [2, 0.25], [-0.75, 1.5]], "x": [0.3, -0.6]}, fh)
+    adata = json.load(open("aux.inputs.json"))
+    want = json.loads(run(g, "eval", ax, "--inputs", "aux.inputs.json"))
+    check(fa.aux == ["z", "s"], f"aux names {fa.aux}")
+    value, aux, grads = fa.grad(with_aux=True, **adata)
+    check(close(value, want["value"]) and close(aux["z"], want["aux"]["z"])
+          and close(aux["s"], want["aux"]["s"]), f"aux values {aux} vs eval {want['aux']}")
+    check(close(grads["x"], want["gradient"]["x"]), "aux: gradient of x")
+    value, aux = fa(with_aux=True, **adata)
+    check(close(aux["z"], want["aux"]["z"]) and close(fa(**adata), want["value"]), "aux: value call")
+    _, scaled = fa.grad(cotangent=-2.5, **adata)
+    check(close(scaled["x"], [-2.5 * v for v in want["gradient"]["x"]]), "scalar cotangent scales")
 
     # conversions: int and Fortran-ordered arrays, an (n, 1) column
     A = np.asfortranarray(np.array(data["A"]))

@@ -19,11 +19,16 @@ static void sexpr(char **out, size_t *left, const Expr *e)
     case EX_TRANSPOSE: n = snprintf(*out, *left, "(' "); break;
     case EX_BINARY:    n = snprintf(*out, *left, "(%s ", binop_text[e->op]); break;
     case EX_CALL:      n = snprintf(*out, *left, "(%s", e->name); break;
+    case EX_INDEX:     n = snprintf(*out, *left, "(%s[]", e->name); break;
+    case EX_HCAT:      n = snprintf(*out, *left, "(hcat"); break;
+    case EX_VCAT:      n = snprintf(*out, *left, "(vcat"); break;
+    case EX_RANGE:     n = snprintf(*out, *left, "(: "); break;
+    case EX_COLON:     n = snprintf(*out, *left, ":"); break;
     }
     *out += n, *left -= (size_t)n;
-    if (e->kind == EX_NUM || e->kind == EX_NAME)
+    if (e->kind == EX_NUM || e->kind == EX_NAME || e->kind == EX_COLON)
         return;
-    if (e->kind == EX_CALL) {
+    if (e->kind == EX_CALL || e->kind == EX_INDEX || e->kind == EX_HCAT || e->kind == EX_VCAT) {
         for (int i = 0; i < e->nargs; i++) {
             n = snprintf(*out, *left, " ");
             *out += n, *left -= (size_t)n;
@@ -31,7 +36,7 @@ static void sexpr(char **out, size_t *left, const Expr *e)
         }
     } else {
         sexpr(out, left, e->lhs);
-        if (e->kind == EX_BINARY) {
+        if (e->kind == EX_BINARY || e->kind == EX_RANGE) {
             n = snprintf(*out, *left, " ");
             *out += n, *left -= (size_t)n;
             sexpr(out, left, e->rhs);
