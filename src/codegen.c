@@ -202,7 +202,7 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
     if (is_fused(c->p, n))
         return elem_op(c, n, k);
     LLVMValueRef v = get(c, n);
-    return is_scalar(n) ? v : load(c, v, k);
+    return one_value(c->p, n) ? v : load(c, v, k);
 }
 
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k) { return elem(c, n, k); }
@@ -456,7 +456,7 @@ static void key_node(Cg *c, Key *k, Node *n, NodeVec *leaves, bool top)
             j++;
         if (j == leaves->len)
             vec_push(c->a, leaves, n);
-        int tag[2] = {-1 - j, is_scalar(n)};
+        int tag[2] = {-1 - j, one_value(c->p, n)};
         key_bytes(k, tag, sizeof tag);
         return;
     }
@@ -538,7 +538,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
         pt[i] = c->i64, args[i] = c->dims[i];
     for (int i = 0; i < leaves.len; i++) {
         Node *y = leaves.data[i];
-        pt[nd + i] = is_scalar(y) ? c->f64 : c->ptr;
+        pt[nd + i] = one_value(c->p, y) ? c->f64 : c->ptr;
         args[nd + i] = get(c, y);
     }
     pt[np - 1] = c->ptr, args[np - 1] = out ? out : LLVMConstNull(c->ptr);
@@ -1104,7 +1104,7 @@ static void gen_kernel(Cg *c, const Kernel *k)
     else if (k->kind == K_MATVEC)
         gen_mv(c, k);
     else
-        c->cache[n->id] = is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n);
+        c->cache[n->id] = one_value(c->p, n) ? gen_scalar(c, n) : gen_buffer(c, n);
 }
 
 /* The next point of the plan: its kernels, which must be for root. */
@@ -1199,6 +1199,13 @@ static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVM
     }
 }
 
+/* the same value for every k */
+static LLVMValueRef f_value(Cg *c, void *v, LLVMValueRef k)
+{
+    (void)c, (void)k;
+    return v;
+}
+
 /* After a pop into slot s: its kept sums and norms from its entries. */
 static void rekeep(Cg *c, int s)
 {
@@ -1238,7 +1245,11 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         Node *x = vals[i];
         int s = slots[i];
         need(c, x);
-        if (c->p->slotbuf[s] < 0) {
+        if (c->p->slotbuf[s] < 0) { /* a scalar or uniform slot: one value */
+            v[i] = one_value(c->p, x) ? get(c, x) : elem(c, x, ci(c, 0));
+            continue;
+        }
+        if (one_value(c->p, x)) { /* a uniform slot into a buffer: every entry */
             v[i] = get(c, x);
             continue;
         }
@@ -1257,6 +1268,8 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         int s = slots[i];
         if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
+        } else if (one_value(c->p, x)) {
+            store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));
         } else if (direct[i]) {
             store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
         } else if (!(x->op == OP_SLOT && x->index == s)) {

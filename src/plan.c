@@ -1041,6 +1041,79 @@ static void limit_fusion(Plan *p, int nn)
 
 static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
 
+bool one_value(const Plan *p, const Node *n)
+{
+    return is_scalar(n) || (n->op == OP_SLOT && p->uniform && p->uniform[n->index]);
+}
+
+/* Are x's entries all equal, given the slots now thought uniform?  x is a
+ * fill, a uniform slot, or a fused elementwise expression of those and
+ * 1×1 values (depth bounded by FUSE_MAX). */
+static bool uniform_value(const Plan *p, const Node *x)
+{
+    if (is_scalar(x) || x->op == OP_FILL)
+        return true;
+    if (x->op == OP_SLOT)
+        return p->uniform[x->index];
+    if (!is_fused(p, x) || !(kind_of(x) == OK_U || kind_of(x) == OK_B || x->op == OP_BCAST))
+        return false;
+    for (int i = 0; i < x->nargs; i++)
+        if (!uniform_value(p, x->args[i]))
+            return false;
+    return true;
+}
+
+/* Clears uniform[s] for every slot some statement of b sets to a value
+ * that is not uniform (or pops); true when one was cleared. */
+static bool unset_block(Plan *p, const Block *b);
+
+static bool unset_list(Plan *p, int n, const int *slots, Node **vals)
+{
+    bool changed = false;
+    for (int i = 0; vals && i < n; i++)
+        if (vals[i] && p->uniform[slots[i]] && !uniform_value(p, vals[i]))
+            p->uniform[slots[i]] = false, changed = true;
+    return changed;
+}
+
+static bool unset_block(Plan *p, const Block *b)
+{
+    bool changed = false;
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        if (st->kind == S_POP) {
+            for (int j = 0; j < st->n; j++)
+                changed |= p->uniform[st->slots[j]], p->uniform[st->slots[j]] = false;
+            continue;
+        }
+        changed |= unset_list(p, st->n, st->slots, st->vals);
+        changed |= unset_list(p, st->n, st->slots, st->then_vals);
+        changed |= unset_list(p, st->n, st->slots, st->else_vals);
+        changed |= unset_list(p, st->n, st->slots, st->next);
+        changed |= unset_block(p, st->then_block) | unset_block(p, st->else_block) | unset_block(p, st->body);
+    }
+    return changed;
+}
+
+/* Uniform slots: non-scalar slots whose every value has all entries equal
+ * and that are only read entry by entry (no consumer needs their buffer,
+ * no kept sum): the reverse sweep's db = 2 .* db of the D2L sample is one
+ * multiplication per iteration, not an n-entry pass.  Optimistic, then
+ * cleared to a fixed point (a slot is uniform when what it is set to is). */
+static void find_uniform(Plan *p, int ns)
+{
+    p->uniform = arena_alloc(p->arena, (size_t)ns + 1);
+    for (int s = 0; s < ns; s++)
+        p->uniform[s] = !shape_is_scalar(p->m->ir->slots.data[s].shape) && p->kept_by[s] < 0;
+    for (int i = 0; i < p->m->ir->nnodes; i++) {
+        Node *n = p->nodes[i];
+        if (n && n->op == OP_SLOT && p->nofuse[i])
+            p->uniform[n->index] = false;
+    }
+    while (unset_block(p, p->f->body))
+        ;
+}
+
 /* Slots that a top-level set writes before any statement reads them need
  * not start at zero (b, c and db of the D2L sample: three n-entry memsets
  * per call saved).  Linear: each statement's roots once. */
@@ -1143,13 +1216,14 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)
             p->onesbuf = add_buf(p, a, n->shape.rows, n->shape.cols, false);
     }
+    find_uniform(p, ns);
     for (int s = 0; s < ns; s++) {
         Shape sh = m->ir->slots.data[s].shape;
         p->slotbuf[s] = -1;
         if (!p->slotused[s])
             continue;
         add_shape(p, a, sh);
-        if (!shape_is_scalar(sh)) {
+        if (!shape_is_scalar(sh) && !p->uniform[s]) {
             p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
             if (p->shadow[s] == 0)
                 p->shadow[s] = add_buf(p, a, sh.rows, sh.cols, false);
@@ -1159,6 +1233,16 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         fprintf(dump, "%s: %d buffer%s in work%s\n", grad ? "gradient" : "forward", p->bufs.len,
                 p->bufs.len == 1 ? "" : "s",
                 p->stack ? ", recorded values on a stack in work" : p->tape ? ", recorded values on the tape" : "");
+    if (dump) {
+        const char *sep = "  uniform (one value, no buffer): ";
+        for (int s = 0; s < ns; s++)
+            if (p->slotused[s] && p->uniform[s]) {
+                fprintf(dump, "%s%s", sep, m->ir->slots.data[s].name);
+                sep = ", ";
+            }
+        if (sep[0] == ',')
+            fputs("\n", dump);
+    }
     schedule(p, dump);
     return p;
 }

@@ -89,6 +89,8 @@ typedef struct Plan {
     int *buf, *scratch;   /* per node: buffer index or -1 */
     int *slotbuf, *shadow;/* per slot: buffer index or -1 */
     bool *slotused;
+    bool *uniform;        /* per slot: every entry always equal (db = fill(1); db = 2 .* db):
+                             kept as one double, no buffer */
     bool *unzeroed;       /* per slot: written at the top level before anything reads
                              it, so not zeroed at entry */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
@@ -118,6 +120,8 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump);
 bool is_fused(const Plan *p, const Node *n);
 /* sum(s) or norm(s) of a non-scalar slot s: kept by s's stores */
 bool is_kept(const Node *n);
+/* n's entries are all one double: a 1×1 value or a uniform slot */
+bool one_value(const Plan *p, const Node *n);
 /* a transpose of a vector: its argument's memory */
 bool is_alias(const Node *n);
 /* a slice that is a contiguous run of its argument: read in place (a
