@@ -132,22 +132,45 @@ void gradc_sums(int32_t flags, int64_t m, int64_t n, int64_t kdim, double k, con
             c[i * n + j] = c[j];
 }
 
-void gradc_diag_gemm(int32_t flags, int64_t m, int64_t kdim, const double *a, double ak, const double *b,
-                     double bk, double *out)
+void gradc_diag_gemm(int32_t flags, int64_t m, int64_t kdim, const double *a, double ak, const double *w, double wk,
+                     const double *b, double bk, double *out)
 {
     bool ta = flags & GRADC_GEMM_TA, tb = flags & GRADC_GEMM_TB;
+    if (ta && a && !b) { /* k · Σ_p a[p][i]·w[p]: rows of a in order, not columns */
+        for (int64_t i = 0; i < m; i++)
+            out[i] = 0;
+        for (int64_t p = 0; p < kdim; p++) {
+            const double *ap = a + p * m;
+            double wp = w ? w[p] : wk;
+            for (int64_t i = 0; i < m; i++)
+                out[i] += ap[i] * wp;
+        }
+        for (int64_t i = 0; i < m; i++)
+            out[i] *= bk;
+        return;
+    }
     for (int64_t i = 0; i < m; i++) {
         double s[4] = {0};
         int64_t p = 0;
         if (!ta && tb && a && b) { /* row i of a and row i of b: both in order */
             const double *ai = a + i * kdim, *bi = b + i * kdim;
+            if (w)
+                for (; p + 4 <= kdim; p += 4)
+                    for (int l = 0; l < 4; l++)
+                        s[l] += ai[p + l] * w[p + l] * bi[p + l];
+            else
+                for (; p + 4 <= kdim; p += 4)
+                    for (int l = 0; l < 4; l++)
+                        s[l] += ai[p + l] * bi[p + l];
+        } else if (!a && tb && b) { /* a fill: row i of b, weighted */
+            const double *bi = b + i * kdim;
             for (; p + 4 <= kdim; p += 4)
                 for (int l = 0; l < 4; l++)
-                    s[l] += ai[p + l] * bi[p + l];
+                    s[l] += ak * (w ? w[p + l] : wk) * bi[p + l];
         }
         double t = (s[0] + s[1]) + (s[2] + s[3]);
         for (; p < kdim; p++)
-            t += opb(a, ak, ta, m, kdim, i, p) * opb(b, bk, tb, kdim, m, p, i);
+            t += opb(a, ak, ta, m, kdim, i, p) * (w ? w[p] : wk) * opb(b, bk, tb, kdim, m, p, i);
         out[i] = t;
     }
 }

@@ -595,9 +595,10 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
     if (g->diag) {
         Node *x = n->args[0];
         Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
-        LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
-        LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)tf, 0), rows(c, x), dimv(c, dk), A, ka, B, kb, out};
-        callf(c, "gradc_diag_gemm", v, pt, 8, args);
+        LLVMValueRef kw = cf(c, 1), W = g->w ? operand(c, g->w, true, &kw) : LLVMConstNull(c->ptr);
+        LLVMTypeRef pt[10] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
+        LLVMValueRef args[10] = {LLVMConstInt(c->i32, (unsigned)tf, 0), rows(c, x), dimv(c, dk), A, ka, W, kw, B, kb, out};
+        callf(c, "gradc_diag_gemm", v, pt, 10, args);
         return;
     }
     if (g->mode == G_ROWSCALE || g->mode == G_COLSCALE) {

@@ -208,6 +208,16 @@ static Gemm *diag_form(Arena *a, Node *n)
         return NULL;
     g->mode = G_DENSE; /* a fill operand is read as its constant */
     g->diag = true;
+    /* a scaling operand is a weight between the two: diag(ones*diag(v)*K')
+     * is Σ_p v[p]·K[i][p], one read of K, no n×n buffer */
+    Gemm *in = !g->ta && g->a->op == OP_MATMUL ? gemm_form(a, g->a, NULL) : NULL;
+    if (in && in->mode == G_COLSCALE && !is_scalar(g->a)) {
+        g->w = in->b, g->a = in->a, g->ta = in->ta;
+        return g;
+    }
+    in = !g->tb && g->b->op == OP_MATMUL ? gemm_form(a, g->b, NULL) : NULL;
+    if (in && in->mode == G_ROWSCALE && !is_scalar(g->b))
+        g->w = in->a, g->b = in->b, g->tb = in->tb;
     return g;
 }
 
@@ -241,6 +251,8 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
             out[k] = g->a, fuse[k++] = g->a->op == OP_FILL;
         if (g->mode != G_ROWSUMS)
             out[k] = g->b, fuse[k++] = g->b->op == OP_FILL;
+        if (g->w)
+            out[k] = g->w, fuse[k++] = g->w->op == OP_FILL;
         return k;
     }
     if (!v) {
@@ -738,6 +750,11 @@ static void dump_kernel(Sim *s, const Kernel *k)
             fputs(g->mode == G_ROWSCALE ? "diag(" : "", o);
             ref(s, g->a);
             fputs(g->mode == G_ROWSCALE ? ")" : g->ta ? "'" : "", o);
+            if (g->w) {
+                fputs(" * diag(", o);
+                ref(s, g->w);
+                fputs(")", o);
+            }
             fputs(g->mode == G_COLSCALE ? " * diag(" : " * ", o);
             ref(s, g->b);
             fputs(g->mode == G_COLSCALE ? ")" : g->tb ? "'" : "", o);

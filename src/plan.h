@@ -44,6 +44,7 @@ typedef struct Gemm {
     bool ta, tb;
     GemmMode mode;
     bool diag;            /* the node is diag(op(a) * op(b)): the diagonal only (G_DENSE) */
+    Node *w;              /* diag only: diag(op(a) * diag(w) * op(b)), or NULL */
 } Gemm;
 
 /* What a kernel computes.  The schedule is a list of points — the places

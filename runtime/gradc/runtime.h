@@ -105,10 +105,11 @@ void gradc_scale(int32_t flags, int64_t m, int64_t n, const double *d, double dk
  * the row sums); op(x) as above with GRADC_GEMM_TB. */
 #define GRADC_SUMS_ROWS 16
 void gradc_sums(int32_t flags, int64_t m, int64_t n, int64_t K, double k, const double *x, double xk, double *c);
-/* out[i] = Σ_p op(a)[i][p]·op(b)[p][i] (i < m, p < K): the diagonal of
- * op(a)·op(b) without the product (transpose flags as gradc_gemm's). */
-void gradc_diag_gemm(int32_t flags, int64_t m, int64_t K, const double *a, double ak, const double *b, double bk,
-                     double *out);
+/* out[i] = Σ_p op(a)[i][p]·w[p]·op(b)[p][i] (i < m, p < K): the diagonal of
+ * op(a)·diag(w)·op(b) without the product (transpose flags as gradc_gemm's;
+ * w NULL: every weight wk). */
+void gradc_diag_gemm(int32_t flags, int64_t m, int64_t K, const double *a, double ak, const double *w, double wk,
+                     const double *b, double bk, double *out);
 
 /* Special functions (runtime/special.c), shared by gradc's interpreter.
  * gradc_lgamma is lgamma without the global signgam (thread-safe);
