@@ -2,11 +2,13 @@
  * (sum, amax, amin, logsumexp, softmax, log_softmax of X along d, spec §8)
  * and amax/amin over all entries, as LLVM IR.
  *
- * X is read one line at a time: a row for d = 2 (contiguous), a column for
- * d = 1 (stride cols).  Each line is one pass for amax/amin, two for
- * logsumexp (its max, then the shifted sum), three for softmax (max, the
- * exponentials stored with their sum, the division) and log_softmax.  The
- * sums run left to right, as eval.c's, so both executors agree bit for bit.
+ * Along d = 2, X is read one row at a time: one pass over the row for
+ * amax/amin, two for logsumexp (its max, then the shifted sum), three for
+ * softmax (max, the exponentials stored with their sum, the division) and
+ * log_softmax.  Along d = 1 the same passes run over X in row order, each
+ * column's running max and sum in a row of scratch (plan.c), so X is never
+ * read down a column.  Every sum runs in the order eval.c's does (down a
+ * column, along a row), so both executors agree bit for bit.
  * sum(X, d) instead reads X's fused expression in row order: for d = 1
  * every row is added into the result row, for d = 2 each row is summed
  * with the partial sums of codegen.c's reduce_sum. */
@@ -129,10 +131,74 @@ static void gen_sumd(Cg *c, Node *n, LLVMValueRef out)
     c->ri = ri, c->cj = cj;
 }
 
+/* take x over cur: a larger (max) or smaller entry, or a NaN, which then stays */
+static LLVMValueRef take(Cg *c, LLVMValueRef x, LLVMValueRef cur, bool max)
+{
+    LLVMValueRef better = fcmp(c, max ? LLVMRealOGT : LLVMRealOLT, x, cur);
+    return sel(c, LLVMBuildOr(c->b, better, fcmp(c, LLVMRealUNO, x, x), ""), x, cur);
+}
+
+/* A loop over the entries of an R×C matrix in row order; *k the entry,
+ * *j the column; close with two loop_end (j, then i). */
+static void rows_begin(Cg *c, Loop *li, Loop *lj, LLVMValueRef R, LLVMValueRef C, LLVMValueRef *k,
+                       LLVMValueRef *j)
+{
+    LLVMValueRef i = loop_begin(c, li, ci(c, 0), R);
+    *j = loop_begin(c, lj, ci(c, 0), C);
+    *k = add(c, mul(c, i, C), *j);
+}
+
+/* Along d = 1 in row order: mx (out itself for amax/amin) gets each
+ * column's extreme, s (the second row of scratch) its sum of exp(x - mx). */
+static void gen_down(Cg *c, Node *n, LLVMValueRef out)
+{
+    Node *x = n->args[0];
+    LLVMValueRef R = rows(c, x), C = cols(c, x), p = cg_argbuf(c, x), k, j;
+    bool ext = n->op == OP_AMAXD || n->op == OP_AMIND, max = n->op != OP_AMIND;
+    LLVMValueRef mx = ext ? out : bufp(c, c->p->scratch[n->id]), s = at(c, mx, C);
+    Loop li, lj;
+    j = loop_begin(c, &lj, ci(c, 0), C);
+    store(c, cf(c, max ? -INFINITY : INFINITY), mx, j);
+    if (!ext)
+        store(c, cf(c, 0), s, j);
+    loop_end(c, &lj);
+    rows_begin(c, &li, &lj, R, C, &k, &j);
+    store(c, take(c, load(c, p, k), load(c, mx, j), max), mx, j);
+    loop_end(c, &lj);
+    loop_end(c, &li);
+    if (ext)
+        return;
+    rows_begin(c, &li, &lj, R, C, &k, &j);
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, p, k), load(c, mx, j), ""), NULL);
+    if (n->op == OP_SOFTMAXD)
+        store(c, e, out, k);
+    store(c, fplus(c, load(c, s, j), e), s, j);
+    loop_end(c, &lj);
+    loop_end(c, &li);
+    if (n->op != OP_SOFTMAXD) {   /* logsumexp of each column, into out or s */
+        j = loop_begin(c, &lj, ci(c, 0), C);
+        LLVMValueRef m = load(c, mx, j), r = fplus(c, m, libm(c, "log", 1, load(c, s, j), NULL));
+        LLVMValueRef inf = fcmp(c, LLVMRealOEQ, intrinsic(c, "llvm.fabs", c->f64, 1, &m), cf(c, INFINITY));
+        store(c, sel(c, inf, m, r), n->op == OP_LSED ? out : s, j);
+        loop_end(c, &lj);
+        if (n->op == OP_LSED)
+            return;
+    }
+    rows_begin(c, &li, &lj, R, C, &k, &j);   /* softmax: divide; log_softmax: x - lse */
+    store(c, n->op == OP_SOFTMAXD ? LLVMBuildFDiv(c->b, load(c, out, k), load(c, s, j), "")
+                                  : LLVMBuildFSub(c->b, load(c, p, k), load(c, s, j), ""), out, k);
+    loop_end(c, &lj);
+    loop_end(c, &li);
+}
+
 void gen_along(Cg *c, Node *n, LLVMValueRef out)
 {
     if (n->op == OP_SUMD) {
         gen_sumd(c, n, out);
+        return;
+    }
+    if (n->index == 1) {
+        gen_down(c, n, out);
         return;
     }
     Node *x = n->args[0];

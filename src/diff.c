@@ -383,14 +383,18 @@ static bool cheap_linear(const Node *n)
  * is h where k holds, an exact 0 elsewhere) stay masked, so that the rules
  * below them still see the mask: under one mask PICK(k, h1 + h2), under
  * two PICK(k1 or k2, x + y), equal since both terms are 0 outside. */
+static Node *mask_of(Ir *ir, Node *g);
 static Node *sum_adjoints(Ir *ir, Node *x, Node *y)
 {
-    if (x->op != OP_PICK || y->op != OP_PICK)
+    Node *kx = mask_of(ir, x), *ky = kx ? mask_of(ir, y) : NULL;
+    if (!kx || !ky)
         return mk2(ir, OP_ADD, x, y);
-    if (x->args[0] == y->args[0])
-        return mk2(ir, OP_PICK, x->args[0], mk2(ir, OP_ADD, x->args[1], y->args[1]));
-    return mk2(ir, OP_PICK, mk2(ir, OP_OR, x->args[0], y->args[0]), mk2(ir, OP_ADD, x, y));
+    if (x->op == OP_PICK && y->op == OP_PICK && kx == ky)
+        return mk2(ir, OP_PICK, kx, mk2(ir, OP_ADD, x->args[1], y->args[1]));
+    return mk2(ir, OP_PICK, kx == ky ? kx : mk2(ir, OP_OR, kx, ky), mk2(ir, OP_ADD, x, y));
 }
+
+static Node *build(Frame *F, Op op, Node *x, Node *y);
 
 /* Adds g to the adjoint of forward node c, summing a broadcast back to a
  * scalar operand and spreading a scalar adjoint over a full operand. */
@@ -399,11 +403,11 @@ static void add(Frame *F, Node *c, Node *g)
     Diff *d = F->d;
     if (!active(d, c) || node_is_zero(g))
         return;
-    if (!shape_eq(c->shape, g->shape)) {
+    if (!shape_eq(c->shape, g->shape)) {   /* through build: where's masks stay outside */
         if (shape_is_scalar(c->shape))
-            g = mk1(d->ir, OP_SUM, g);
+            g = build(F, OP_SUM, g, NULL);
         else
-            g = mk2(d->ir, OP_MUL, g, mk_fill(d->ir, 1.0, c->shape));
+            g = build(F, OP_MUL, g, mk_fill(d->ir, 1.0, c->shape));
     }
     int t = node_time(F, c);
     if (!is_local(F, c, t) && cheap_linear(c)) {
@@ -442,36 +446,128 @@ static Node *K(Frame *F, double v) { return mk_const(IR, v); }
  * through elementwise ops (JAX's "double where", made automatic;
  * docs/design.md).  Nested masks are peeled with a loop (a chain of wheres
  * nests them as deep as the program). */
+static bool finite_const(const Node *n)
+{
+    return (n->op == OP_CONST || n->op == OP_FILL) && isfinite(n->num);
+}
+/* A masked adjoint reduced to a scalar or along a dimension (a side of the
+ * where that was broadcast): sum(PICK(k, h)) or sum(PICK(k, h), d), times
+ * constants, negated; that sum, else NULL. */
+static Node *summed_mask(Node *g)
+{
+    while (g->op == OP_NEG || (g->op == OP_MUL && finite_const(g->args[0])))
+        g = g->args[g->op == OP_MUL];
+    return (g->op == OP_SUM || g->op == OP_SUMD) && g->args[0]->op == OP_PICK ? g : NULL;
+}
+/* PICK(k, h), or PICK(k, h) expanded (BCAST) */
+static bool is_pick(const Node *g)
+{
+    return g->op == OP_PICK || (g->op == OP_BCAST && g->args[0]->op == OP_PICK);
+}
+static bool is_masked(Node *g) { return is_pick(g) || summed_mask(g); }
+/* The mask of a masked adjoint, else NULL.  A sum is masked by "some entry
+ * of it was taken", the same sum of PICK(k, 1) > 0, built only where it is
+ * needed (a derivative factor, or a sum with another masked adjoint). */
+static Node *mask_of(Ir *ir, Node *g)
+{
+    if (is_pick(g))
+        return g->op == OP_PICK ? g->args[0] : g->args[0]->args[0];
+    Node *s = summed_mask(g);
+    if (!s)
+        return NULL;
+    Node *k = s->args[0]->args[0], *ones = mk2(ir, OP_PICK, k, mk_const(ir, 1));
+    if (shape_is_scalar(k->shape))
+        return k;
+    Node *taken = s->op == OP_SUM ? mk1(ir, OP_SUM, ones) : mk_along(ir, OP_SUMD, ones, s->index);
+    return mk2(ir, OP_GT, taken, mk_const(ir, 0));
+}
 static Node *masked(Frame *F, Op op, Node *g, Node *d)
 {
     NodeVec ks = {0};
-    for (; g->op == OP_PICK; g = g->args[1])
+    if (!is_pick(g))
+        return mk2(IR, OP_PICK, mask_of(IR, g), mk2(IR, op, g, d));
+    /* PICK(k, h) expanded is PICK(k, h expanded): h meets d at d's shape */
+    for (; is_pick(g); g = g->args[1]) {
+        if (g->op == OP_BCAST)
+            g = g->args[0];
         vec_push(F->d->a, &ks, g->args[0]);
+    }
     Node *r = op == OP_NEG ? mk1(IR, OP_NEG, g) : mk2(IR, op, g, d);
     for (int i = ks.len - 1; i >= 0; i--)
         r = mk2(IR, OP_PICK, ks.data[i], r);
     return r;
 }
-static Node *neg(Frame *F, Node *x)
+
+/* A where whose condition is a scalar chose a whole value: its mask stays
+ * outside every op the adjoint then goes through that is linear in it (a
+ * product with a NaN matrix, a solve on singular factors, a transpose):
+ * PICK(k, f(h)), not f(PICK(k, h)).  zero_in: op is 0 where its operand i
+ * is 0, whatever the other operand. */
+static bool zero_in(Op op, int i)
 {
-    return x->op == OP_PICK ? masked(F, OP_NEG, x, NULL) : mk1(IR, OP_NEG, val(x));
+    switch (op) {
+    case OP_MUL: case OP_MATMUL: case OP_TRANSPOSE: case OP_NEG: case OP_SUM: case OP_TRIL:
+    case OP_DIAGM: case OP_DIAGV:
+        return true;
+    case OP_DIV: case OP_DIVSAFE: return i == 0;
+    case OP_SOLVE: case OP_SOLVET: return i == 1;
+    default: return false;
+    }
 }
-static Node *tr(Frame *F, Node *x) { return mk1(IR, OP_TRANSPOSE, val(x)); }
-static Node *op1(Frame *F, Op op, Node *x) { return mk1(IR, op, val(x)); }
-static Node *op2(Frame *F, Op op, Node *x, Node *y)
+static bool whole_mask(const Node *x) { return x->op == OP_PICK && shape_is_scalar(x->args[0]->shape); }
+static Node *peel(Frame *F, Node *x, NodeVec *ks)
 {
-    if ((op == OP_DIV || op == OP_DIVSAFE) && x->op == OP_PICK)
-        return masked(F, op, x, val(y));
-    return mk2(IR, op, val(x), val(y));
+    for (; whole_mask(x); x = x->args[1])
+        vec_push(F->d->a, ks, x->args[0]);
+    return x;
 }
-static Node *mul(Frame *F, Node *x, Node *y)
+
+/* op(x) or op(x, y) in an adjoint rule, keeping where's masks outside
+ * (above): whole-value masks through linear ops (through + and - when both
+ * sides have the same ones), elementwise masks through *, / and -. */
+static Node *build(Frame *F, Op op, Node *x, Node *y)
 {
-    if (x->op == OP_PICK)
-        return masked(F, OP_MUL, x, val(y));
-    if (y->op == OP_PICK)
-        return masked(F, OP_MUL, y, val(x));
-    return mk2(IR, OP_MUL, val(x), val(y));
+    NodeVec ks = {0};
+    x = val(x);
+    y = y ? val(y) : NULL;
+    if (y && (op == OP_ADD || op == OP_SUB)) {
+        for (; whole_mask(x) && whole_mask(y) && x->args[0] == y->args[0]; x = x->args[1], y = y->args[1])
+            vec_push(F->d->a, &ks, x->args[0]);
+    } else {
+        if (zero_in(op, 0))
+            x = peel(F, x, &ks);
+        if (y && zero_in(op, 1))
+            y = peel(F, y, &ks);
+    }
+    Node *r;
+    if (op == OP_MUL && ((summed_mask(x) && finite_const(y)) || (summed_mask(y) && finite_const(x))))
+        r = mk2(IR, op, x, y);   /* 0 times it is 0: no mask needed */
+    else if ((op == OP_MUL || op == OP_DIV || op == OP_DIVSAFE) && is_masked(x))
+        r = masked(F, op, x, y);
+    else if (op == OP_MUL && is_masked(y))
+        r = masked(F, op, y, x);
+    else if (op == OP_NEG && is_pick(x))
+        r = masked(F, op, x, NULL);
+    else
+        r = y ? mk2(IR, op, x, y) : mk1(IR, op, x);
+    for (int i = ks.len - 1; i >= 0; i--)
+        r = mk2(IR, OP_PICK, ks.data[i], r);
+    return r;
 }
+static Node *neg(Frame *F, Node *x) { return build(F, OP_NEG, x, NULL); }
+/* a' \ b (b an adjoint: whole-value masks outside) */
+static Node *solve_t(Frame *F, Node *a, Node *b)
+{
+    NodeVec ks = {0};
+    Node *r = mk_solve(IR, a, peel(F, val(b), &ks), true);
+    for (int i = ks.len - 1; i >= 0; i--)
+        r = mk2(IR, OP_PICK, ks.data[i], r);
+    return r;
+}
+static Node *tr(Frame *F, Node *x) { return build(F, OP_TRANSPOSE, x, NULL); }
+static Node *op1(Frame *F, Op op, Node *x) { return build(F, op, x, NULL); }
+static Node *op2(Frame *F, Op op, Node *x, Node *y) { return build(F, op, x, y); }
+static Node *mul(Frame *F, Node *x, Node *y) { return build(F, OP_MUL, x, y); }
 static Node *half_tie(Frame *F, Op strict, Node *x, Node *y)
 {
     /* max/min: the winner takes g; a tie splits it, as PyTorch's maximum does */
@@ -675,8 +771,8 @@ static void adj_chol(Frame *F, Node *n, Node *g)
     Node *p = op1(F, OP_TRIL, op2(F, OP_MATMUL, tr(F, n), g));
     Node *phi = op2(F, OP_SUB, p, mul(F, K(F, 0.5), op1(F, OP_DIAGM, op1(F, OP_DIAGV, p))));
     Node *s = mul(F, K(F, 0.5), op2(F, OP_ADD, phi, tr(F, phi)));
-    Node *y = mk_solve(IR, n, s, true);
-    add(F, A, tr(F, mk_solve(IR, n, tr(F, y), true)));
+    Node *y = solve_t(F, n, s);
+    add(F, A, tr(F, solve_t(F, n, tr(F, y))));
 }
 static void adj_tril(Frame *F, Node *n, Node *g) { add(F, A, op1(F, OP_TRIL, g)); }
 /* Concatenation: each part takes its block of the adjoint.  A slice (or an

@@ -628,6 +628,13 @@ static void indent(Sim *s) { fprintf(s->out, "%*s", 2 * s->indent, ""); }
 
 /* A value as the dump names it: inputs, slots and dimensions by name,
  * constants by value, a fused node as its expression, anything else %id. */
+/* Binary ops dumped as calls: max(a, b), where(k, a) (PICK), solve(F, B). */
+static bool call_form(const Node *n)
+{
+    return n->op == OP_MAX || n->op == OP_MIN || n->op == OP_PICK || n->op == OP_SOLVE ||
+           n->op == OP_SOLVET;
+}
+
 static void ref(Sim *s, const Node *n)
 {
     const Module *m = s->p->m;
@@ -657,7 +664,7 @@ static void ref(Sim *s, const Node *n)
         fputs(n->op == OP_NEG ? "" : ")", o);
         return;
     }
-    bool word = kind_of(n) == OK_B && (n->op == OP_MAX || n->op == OP_MIN);
+    bool word = call_form(n);
     fprintf(o, word ? "%s(" : "(", t);
     ref(s, n->args[0]);
     fprintf(o, word ? ", " : " %s ", t);
@@ -682,10 +689,10 @@ static void dump_op(Sim *s, const Node *n)
 {
     FILE *o = s->out;
     const char *t = op_info[n->op].text;
-    if (n->op == OP_MAX || n->op == OP_MIN) {
+    if (call_form(n)) {
         fprintf(o, "%s(", t);
         ref(s, n->args[0]);
-        fputs(", ", o);
+        fputs(n->op == OP_SOLVET ? "', " : ", ", o);   /* SOLVET: A' \ B */
         ref(s, n->args[1]);
         fputs(")", o);
         return;
@@ -1228,6 +1235,8 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
             p->buf[i] = add_buf(p, a, n->shape.rows, n->shape.cols, n->op == OP_LU);
         if (n->op == OP_SOLVE || n->op == OP_SOLVET)   /* the right side, column-major */
             p->scratch[i] = add_buf(p, a, n->shape.rows, n->shape.cols, false);
+        if (n->op >= OP_LSED && n->op <= OP_LOGSOFTMAXD && n->index == 1)   /* columns' max and sum */
+            p->scratch[i] = add_buf(p, a, dim_lit(2), n->args[0]->shape.cols, false);
         if (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV)
             p->scratch[i] = add_buf(p, a, n->args[0]->shape.rows, n->args[0]->shape.rows, true);
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)

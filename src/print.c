@@ -679,6 +679,10 @@ static Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
     Names t = names_new(a, ns + m->ninputs);
     for (int i = 0; i < m->ninputs; i++)
         names_get(t, m->inputs[i].name)->input = true;
+    /* a non-scalar output's cotangent reads as an input dy: the adjoint of
+     * a loop-carried y is then dy_2, not a second dy */
+    if (m->fwd.value && !shape_is_scalar(m->fwd.value->shape))
+        names_get(t, arena_printf(a, "d%s", m->output_name ? m->output_name : "y"))->input = true;
     for (int s = 0; s < ns; s++) {
         const char *name = m->ir->slots.data[s].name;
         NameCount *c = names_get(t, name);

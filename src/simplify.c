@@ -144,10 +144,11 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
         return mk2(ir, OP_MUL, x->args[0], mk_along(ir, OP_SUMD, x->args[1], d));
     if (x->op == OP_BCAST && (bcast_dims(x) & d))   /* n copies of v summed: n*v */
         return mk2(ir, OP_MUL, dim_value(ir, along), x->args[0]);
-    if (x->op == OP_FILL) {
-        Shape s = d == 1 ? shape_make(dim_lit(1), x->shape.cols) : shape_make(x->shape.rows, dim_lit(1));
+    Shape s = d == 1 ? shape_make(dim_lit(1), x->shape.cols) : shape_make(x->shape.rows, dim_lit(1));
+    if (x->op == OP_FILL)
         return mk2(ir, OP_MUL, dim_value(ir, along), mk_fill(ir, x->num, s));
-    }
+    if (x->op == OP_EYE)   /* the adjoint of trace, summed */
+        return mk_fill(ir, 1.0, s);
     return NULL;
 }
 
@@ -161,6 +162,8 @@ Node *mk_along(Ir *ir, Op op, Node *x, int d)
         return op == OP_SOFTMAXD ? mk_fill(ir, 1.0, x->shape) : op == OP_LOGSOFTMAXD ? mk_zero(ir, x->shape) : x;
     if (lit1(other) && along_all(op, d) != OP_COUNT)
         return mk1(ir, along_all(op, d), x);
+    if (x->op == OP_TRANSPOSE)   /* along d of X' is along 3 - d of X, transposed: no copy of X' */
+        return mk1(ir, OP_TRANSPOSE, mk_along(ir, op, x->args[0], 3 - d));
     Node *r = NULL;
     if (op == OP_SUMD)
         r = sumd_rule(ir, x, d, along);
@@ -235,8 +238,14 @@ static Shape shape_of2(Op op, const Node *a, const Node *b)
 
 /* ---- like terms: n = coef * term ---- */
 
-static double split_term(Node *n, Node **term)
+static double split_term(Ir *ir, Node *n, Node **term)
 {
+    if (n->op == OP_BCAST) {   /* bcast(c*t) = c * bcast(t) */
+        Node *t;
+        double c = split_term(ir, n->args[0], &t);
+        *term = c == 1.0 ? n : mk_bcast(ir, t, n->shape);
+        return c;
+    }
     if (n->op == OP_MUL && n->args[0]->op == OP_CONST) {
         *term = n->args[1];
         return n->args[0]->num;
@@ -287,6 +296,27 @@ static Node *factor_products(Ir *ir, Op op, Node *a, Node *b)
     return NULL;
 }
 
+/* (p ± q) ± r where r's term is q's (or p's): the like terms meet,
+ * (x - t) - t → x - 2*t.  One level deep: a sum built left to right meets
+ * each new term with the two it ends in.  Same shapes only (no broadcast). */
+static Node *absorb(Ir *ir, Node *a, double sign, Node *b, Shape shape)
+{
+    if ((a->op != OP_ADD && a->op != OP_SUB) || !shape_eq(a->shape, shape) ||
+        !shape_eq(b->shape, shape))
+        return NULL;
+    Node *p = a->args[0], *q = a->args[1], *tp, *tq, *tr;
+    if (!shape_eq(p->shape, shape) || !shape_eq(q->shape, shape))
+        return NULL;
+    double cp = split_term(ir, p, &tp);
+    double cq = split_term(ir, q, &tq) * (a->op == OP_SUB ? -1 : 1);
+    double cr = split_term(ir, b, &tr) * sign;
+    if (tq == tr)
+        return mk2(ir, OP_ADD, p, mk2(ir, OP_MUL, mk_const(ir, cq + cr), tq));
+    if (tp == tr)
+        return mk2(ir, a->op, mk2(ir, OP_MUL, mk_const(ir, cp + cr), tp), q);
+    return NULL;
+}
+
 static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
 {
     if (node_is_zero(a))
@@ -294,7 +324,7 @@ static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
     if (node_is_zero(b))
         return as_shape(ir, a, shape);
     Node *ta, *tb;
-    double ca = split_term(a, &ta), cb = split_term(b, &tb);
+    double ca = split_term(ir, a, &ta), cb = split_term(ir, b, &tb);
     if (ta == tb)
         return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca + cb), ta), shape);
     if (ca == cb && ca != 1 && shape_eq(ta->shape, tb->shape))   /* c*a + c*b → c*(a + b) */
@@ -303,6 +333,9 @@ static Node *rule_add(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_SUB, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
     if (ca < 0)
         return mk2(ir, OP_SUB, b, mk2(ir, OP_MUL, mk_const(ir, -ca), ta));
+    Node *r = absorb(ir, a, 1, b, shape);
+    if (r || (r = absorb(ir, b, 1, a, shape)))
+        return r;
     return factor_products(ir, OP_ADD, a, b);
 }
 
@@ -315,7 +348,7 @@ static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
     if (a == b)
         return mk_zero(ir, shape);
     Node *ta, *tb;
-    double ca = split_term(a, &ta), cb = split_term(b, &tb);
+    double ca = split_term(ir, a, &ta), cb = split_term(ir, b, &tb);
     if (ta == tb)
         return as_shape(ir, mk2(ir, OP_MUL, mk_const(ir, ca - cb), ta), shape);
     if (ca == cb && ca != 1 && shape_eq(ta->shape, tb->shape))   /* c*a - c*b → c*(a - b) */
@@ -324,6 +357,9 @@ static Node *rule_sub(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_MUL, mk_const(ir, ca), mk2(ir, OP_ADD, ta, tb));
     if (cb < 0)      /* a - (-c)*t → a + c*t */
         return mk2(ir, OP_ADD, a, mk2(ir, OP_MUL, mk_const(ir, -cb), tb));
+    Node *r = absorb(ir, a, -1, b, shape);
+    if (r)
+        return r;
     return factor_products(ir, OP_SUB, a, b);
 }
 
@@ -435,6 +471,12 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
         return a;
     if (is_scalar(a) || is_scalar(b))      /* a 1×1 factor scales */
         return mk2(ir, OP_MUL, a, b);
+    /* a constant matrix factor sums the other: A*v*ones(k, p) is v times A's
+     * row sums expanded (ones(m)*b' is b' expanded, no outer product) */
+    if (b->op == OP_FILL)
+        return mk2(ir, OP_MUL, mk_const(ir, b->num), mk_bcast(ir, mk_along(ir, OP_SUMD, a, 2), shape));
+    if (a->op == OP_FILL)
+        return mk2(ir, OP_MUL, mk_const(ir, a->num), mk_bcast(ir, mk_along(ir, OP_SUMD, b, 1), shape));
     /* a broadcast factor is never built: rows that repeat v give rows that
      * repeat v*B; columns that repeat v give v times B's column sums */
     if (a->op == OP_BCAST)
@@ -519,6 +561,9 @@ static Node *rule_sum(Ir *ir, Node *a, Shape shape)
         return mk1(ir, OP_NEG, mk1(ir, OP_SUM, a->args[0]));
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
         return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_SUM, a->args[1]));
+    if (a->op == OP_FILL)
+        return mk2(ir, OP_MUL, mk_const(ir, a->num),
+                   mk2(ir, OP_MUL, dim_value(ir, a->shape.rows), dim_value(ir, a->shape.cols)));
     if (a->op == OP_BCAST) {   /* n copies of v: n*sum(v) */
         Dim n = bcast_dims(a) == 1 ? a->shape.rows : a->shape.cols;
         return mk2(ir, OP_MUL, dim_value(ir, n), mk1(ir, OP_SUM, a->args[0]));
@@ -543,14 +588,27 @@ static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
     return NULL;
 }
 
-/* a or not a: every entry is true (NaN != 0 too); a and not a: none */
+/* a or not a: every entry is true (NaN != 0 too); a and not a: none.  Also
+ * a or (not a or b), one level down: where's masked adjoints build such ORs. */
+static bool negates(const Node *a, const Node *b)
+{
+    return (b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b);
+}
 static Node *rule_excluded_middle(Ir *ir, Node *a, Node *b, Shape shape, double v)
 {
-    if ((b->op == OP_NOT && b->args[0] == a) || (a->op == OP_NOT && a->args[0] == b))
+    if (negates(a, b))
         return mk_fill(ir, v, shape);
     return NULL;
 }
-static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 1); }
+static Node *rule_or(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    for (int i = 0; i < 2; i++) {
+        Node *x = i ? b : a, *y = i ? a : b;
+        if (y->op == OP_OR && (negates(x, y->args[0]) || negates(x, y->args[1])))
+            return mk_fill(ir, 1, shape);
+    }
+    return rule_excluded_middle(ir, a, b, shape, 1);
+}
 static Node *rule_and(Ir *ir, Node *a, Node *b, Shape shape) { return rule_excluded_middle(ir, a, b, shape, 0); }
 
 /* chol of a 1×1 a: sqrt(a), and NaN unless a > 0 (0/0 at a = 0), as the
@@ -573,7 +631,33 @@ Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans)
 {
     if (is_scalar(a))
         return mk2(ir, OP_DIV, b, a);
+    /* X' \ B is SOLVET(LU(X), B): the solves with X and with X' share one
+     * factorisation (chol's adjoint solves with L' for an L it solved with) */
+    if (a->op == OP_TRANSPOSE)
+        return mk_solve(ir, a->args[0], b, !trans);
     return mk2(ir, trans ? OP_SOLVET : OP_SOLVE, mk1(ir, OP_LU, a), b);
+}
+
+/* solve(A, c*B) = c*solve(A, B) and solve(A, -B) = -solve(A, B), so that
+ * solves of one right-hand side up to a factor are one node */
+static Node *rule_solve_factor(Ir *ir, Op op, Node *lu, Node *b)
+{
+    if (b->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk2(ir, op, lu, b->args[0]));
+    for (int i = 0; i < 2 && b->op == OP_MUL; i++)
+        if (is_scalar(b->args[i]) && !is_scalar(b->args[1 - i]))
+            return mk2(ir, OP_MUL, b->args[i], mk2(ir, op, lu, b->args[1 - i]));
+    return NULL;
+}
+static Node *rule_solve(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    (void)shape;
+    return rule_solve_factor(ir, OP_SOLVE, a, b);
+}
+static Node *rule_solvet(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    (void)shape;
+    return rule_solve_factor(ir, OP_SOLVET, a, b);
 }
 
 /* [c; c] of one constant is that constant's fill (a zero adjoint stays zero). */
@@ -588,6 +672,7 @@ static Rule2 *const rules2[OP_COUNT] = {
     [OP_VCAT] = rule_cat, [OP_HCAT] = rule_cat,
     [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
     [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
+    [OP_SOLVE] = rule_solve, [OP_SOLVET] = rule_solvet,
     [OP_PICK] = rule_pick, [OP_OR] = rule_or, [OP_AND] = rule_and,
 };
 

@@ -89,7 +89,9 @@ def straight_line(gradc, base, src, printed, tmp):
     with open(inputs) as f:
         values = json.load(f)
     cmd = gradc + ["eval", base + ".expr", "--inputs", inputs, "--interp"]
-    if os.path.exists(cot):
+    # a scalar output's cotangent only scales the gradient (spec §8), and derive
+    # prints the derivative itself: compare with eval's unscaled gradient
+    if os.path.exists(cot) and COTAN.search(printed):
         cmd += ["--cotangent", cot]
     rc, out, err = run(cmd)
     if rc != 0:

@@ -249,6 +249,45 @@ static void test_chain_is_linear(void)
     CHECK(added < 10 * before);   /* a handful of adjoint nodes per forward node */
 }
 
+/* Broadcasting (spec §8): an explicit BCAST, kept outermost, that products
+ * and sums rewrite away; reductions along d simplify to the op over all
+ * entries for a vector and to X along a literal 1. */
+static void test_broadcasting(void)
+{
+    Shape mn = mat(0, 1), row = shape_make(dim_lit(1), dim_sym(1)), col = vec(0);
+    Node *X = mk_input(IR, 0, mn), *r = mk_input(IR, 1, row), *c = mk_input(IR, 2, col);
+    Node *s = add(X, r);
+    CHECK(s->op == OP_ADD && shape_eq(s->shape, mn) && s->args[1]->op == OP_BCAST);
+    CHECK(bcast_dims(s->args[1]) == 1 && s->args[1]->args[0] == r);
+    Node *outer = add(c, r);                          /* a column plus a row */
+    CHECK(shape_eq(outer->shape, mn) && outer->args[0]->op == OP_BCAST && outer->args[1]->op == OP_BCAST);
+    Node *b = mk_bcast(IR, r, mn);
+    CHECK(mk1(IR, OP_EXP, b) == mk_bcast(IR, mk1(IR, OP_EXP, r), mn));   /* f(bcast v) = bcast f(v) */
+    CHECK(mul(k(2), b) == mk_bcast(IR, mul(k(2), r), mn));
+    CHECK(add(b, b) == mk_bcast(IR, mul(k(2), r), mn));
+    CHECK(T(b) == mk_bcast(IR, T(r), shape_make(dim_sym(1), dim_sym(0))));
+    CHECK(mk_bcast(IR, mk_fill(IR, 3, row), mn) == mk_fill(IR, 3, mn));
+    /* sums and products never keep a broadcast factor */
+    CHECK(mk_along(IR, OP_SUMD, b, 1) == mul(mk_dimval(IR, 0), r));
+    CHECK(mk1(IR, OP_SUM, b) == mul(mk_dimval(IR, 0), mk1(IR, OP_SUM, r)));
+    Node *B = mk_input(IR, 3, shape_make(dim_sym(1), dim_sym(2)));
+    CHECK(mm(b, B)->op == OP_BCAST);
+    CHECK(mm(mk_fill(IR, 1, col), r) == mk_bcast(IR, r, mn));            /* ones(m)*r: no outer product */
+    /* P*x ± Q*x is factored only for products of one shape */
+    Node *P = mk_input(IR, 4, shape_make(dim_lit(1), dim_sym(0))), *Q = mk_input(IR, 5, mat(0, 0));
+    Node *f = add(mm(P, X), mm(Q, X));
+    CHECK(f->op == OP_ADD && shape_eq(f->shape, mn));
+    /* along d */
+    CHECK(mk_along(IR, OP_SUMD, c, 1) == mk1(IR, OP_SUM, c));
+    CHECK(mk_along(IR, OP_LSED, c, 2) == c);
+    CHECK(mk_along(IR, OP_SOFTMAXD, c, 2) == mk_fill(IR, 1, col));
+    CHECK(mk_along(IR, OP_SOFTMAXD, c, 1) == mk1(IR, OP_SOFTMAX, c));
+    CHECK(mk_along(IR, OP_AMAXD, T(X), 1) == T(mk_along(IR, OP_AMAXD, X, 2)));
+    Node *l = mk_along(IR, OP_LSED, X, 2);
+    CHECK(l->op == OP_LSED && l->index == 2 && shape_eq(l->shape, col));
+    CHECK(mk_like(IR, l, X, NULL) == l && mk_like(IR, b, r, NULL) == b);
+}
+
 int main(void)
 {
     A = arena_new();
@@ -260,6 +299,7 @@ int main(void)
     test_derivatives();
     test_printing();
     test_chain_is_linear();
+    test_broadcasting();
     arena_free(A);
     return check_report("test_ir");
 }

@@ -196,6 +196,11 @@ int main(void)
     expect_tree("f(x, g(y)', 2)", "(f x (' (g y)) 2)", 5);
     expect_tree("(a + b) * c", "(* (+ a b) c)", 13);
     expect_tree("f()", "(f)", 5);
+    /* \ (solve, spec §8) binds like *, left to right; unary minus and ' tighter */
+    expect_tree("2 * A \\ b", "(\\ (* 2 A) b)", 11);
+    expect_tree("A \\ b * 2", "(* (\\ A b) 2)", 11);
+    expect_tree("-A \\ b + c", "(+ (\\ (neg A) b) c)", 12);
+    expect_tree("A' \\ B'", "(\\ (' A) (' B))", 8);
 
     test_statements();
     test_lines();
