@@ -698,9 +698,9 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
             gen_matmul(c, n, out);
             return;
         }
-        LLVMValueRef d = rows(c, n), src = argbuf(c, x);
+        LLVMValueRef d = rows(c, n); /* its argument's entries i*(d+1), fused or stored */
         i = loop_begin(c, &li, ci(c, 0), d);
-        store(c, load(c, src, mul(c, i, add(c, d, ci(c, 1)))), out, i);
+        store(c, elem(c, x, mul(c, i, add(c, d, ci(c, 1)))), out, i);
         loop_end(c, &li);
         return;
     }

@@ -16,6 +16,8 @@ static bool fuses_args(const Node *p)
 {
     if (p->op == OP_SUM || p->op == OP_SUMD)
         return true;
+    if (p->op == OP_DIAGV && !is_scalar(p)) /* diag(bcast(K*v)): n entries, no n×n buffer */
+        return true;
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
 
