@@ -226,9 +226,26 @@ static Gemm *diag_form(Arena *a, Node *n)
 /* sum(s) and norm(s) of a matrix or vector slot are kept up to date by
  * every store to s (computed in the store's loop, as hand C does), so a
  * `while norm(b) < 1000` reads no b. */
-bool is_kept(const Node *n)
+bool is_kept(const Plan *p, const Node *n)
 {
-    return (n->op == OP_SUM || n->op == OP_NORM) && n->args[0]->op == OP_SLOT && !is_scalar(n->args[0]);
+    return (n->op == OP_SUM || n->op == OP_NORM) && n->args[0]->op == OP_SLOT && !is_scalar(n->args[0]) &&
+           p->nwrites[n->args[0]->index] <= KEEP_MAX_WRITES;
+}
+
+/* Counts the statements that write each slot (a set in a loop counts
+ * once: it is one loop).  A slot set by many statements (300 of a chain
+ * v = tanh(A*v) + 0.5*v) does not keep its sums: each store would sum
+ * for the one read at the end. */
+static void count_writes(Plan *p, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        for (int j = 0; st->kind != S_PUSH && st->slots && j < st->n; j++)
+            p->nwrites[st->slots[j]]++;
+        count_writes(p, st->then_block);
+        count_writes(p, st->else_block);
+        count_writes(p, st->body);
+    }
 }
 
 static void forms(Plan *p, Node *n)
@@ -245,7 +262,7 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
     const Mv *v = p->mv[n->id];
     const Gemm *g = p->gemm[n->id];
     int k = 0;
-    if (is_kept(n))
+    if (is_kept(p, n))
         return 0; /* read from the value the slot's stores keep */
     if (g) {
         /* a fill operand is its constant; the fill of a sums mode is not read */
@@ -452,7 +469,7 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LEAF;
     if (p->mv[n->id])
         return K_MATVEC;
-    if (is_kept(n))
+    if (is_kept(p, n))
         return K_KEPT;
     if (p->gemm[n->id]) {
         static const KernelKind by_mode[] = {
@@ -1196,6 +1213,8 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; i < ns; i++)
         p->shadow[i] = -1;
 
+    p->nwrites = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    count_writes(p, f->body);
     plan_block(p, m, f->body);
     find_unzeroed(p, ns);
     p->stack = p->tape && stack_sizable(f->body);
@@ -1216,7 +1235,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         p->kept_by[s] = -1;
     for (int i = nn - 1; i >= 0; i--) {
         p->kept[i] = -2;
-        if (p->nodes[i] && is_kept(p->nodes[i])) {
+        if (p->nodes[i] && is_kept(p, p->nodes[i])) {
             int s = p->nodes[i]->args[0]->index;
             p->kept[i] = p->kept_by[s];
             p->kept_by[s] = i;

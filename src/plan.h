@@ -107,6 +107,7 @@ typedef struct Plan {
     int *kept;            /* per node: the next sum or norm of the same slot that
                              the slot's stores keep (kept_by), -1 at the end; -2: not kept */
     int *kept_by;         /* per slot: its first kept node, or -1 */
+    int *nwrites;         /* per slot: the statements that write it */
     Node *onepass;        /* a sum the value is computed from (then by scalar kernels
                              only), computed in the pass that stores the elementwise
                              gradients of its argument's shape; or NULL */
@@ -119,8 +120,10 @@ static inline OpKind kind_of(const Node *n) { return op_info[n->op].kind; }
 Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump);
 /* n's entries are computed inside its one consumer's loop (no buffer) */
 bool is_fused(const Plan *p, const Node *n);
-/* sum(s) or norm(s) of a non-scalar slot s: kept by s's stores */
-bool is_kept(const Node *n);
+/* sum(s) or norm(s) of a non-scalar slot s written by at most
+ * KEEP_MAX_WRITES statements: kept by s's stores */
+enum { KEEP_MAX_WRITES = 4 };
+bool is_kept(const Plan *p, const Node *n);
 /* n's entries are all one double: a 1×1 value or a uniform slot */
 bool one_value(const Plan *p, const Node *n);
 /* a transpose of a vector: its argument's memory */
