@@ -579,7 +579,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser 
     const char *want = expected_text(p, exp, n);
     if (is_char_token(tok, "'['") && follows_value(p, loc))
         diag_error(p->src, loc, "unexpected '[': %s", diag_no_indexing);
-    else if (is_char_token(tok, "'='"))
+    else if (is_char_token(tok, "'='") && has_symbol(exp, n, YYSYMBOL_EQ))
         diag_error(p->src, loc, "unexpected '=': to compare, write '=='");
     else if (want)
         diag_error(p->src, loc, "unexpected %s, expected %s", token_text(p, tok, true), want);

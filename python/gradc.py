@@ -39,11 +39,26 @@ from two threads at once: load the library once per thread instead.
 """
 
 import ctypes
+import re
 import json
 
 import numpy as np
 
 __all__ = ["load", "Function", "Error"]
+
+
+def _dim_value(form, env):
+    """A dimension the ABI describes as a symbol or a linear form of them
+    ("n", "n + m + 1", "2*n - 3"), at the symbols' values in env."""
+    total, sign, term = 0, 1, None
+    for tok in re.findall(r"\d+|[A-Za-z_]\w*|[-+*]", form):
+        if tok in "+-":
+            total += sign * term if term is not None else 0
+            sign, term = (1 if tok == "+" else -1), None
+        elif tok != "*":
+            v = int(tok) if tok.isdigit() else env[tok]
+            term = v if term is None else term * v
+    return total + sign * term
 
 
 class Error(RuntimeError):
@@ -175,7 +190,7 @@ class Function:
 
     def _shape(self, decl, dims):
         env = dict(zip(self.dims, dims))
-        return tuple(d if isinstance(d, int) else env[d] for d in decl)
+        return tuple(d if isinstance(d, int) else _dim_value(d, env) for d in decl)
 
     def _args(self, arrays, dims):
         out = list(dims)

@@ -68,6 +68,9 @@ LLVMValueRef cg_element(Cg *c, const Node *n, LLVMValueRef xp, LLVMValueRef r, L
 void cg_block_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef xp, LLVMValueRef r,
                    LLVMValueRef col);
 void cg_cat_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef ap, LLVMValueRef bp);
+/* dst (the full matrix of pad's shape) += pad's block gp at its offsets. */
+void cg_scatter_add(Cg *c, const Node *pad, LLVMValueRef dst, LLVMValueRef gp, LLVMValueRef r,
+                    LLVMValueRef col);
 
 /* ===================================================================== */
 /* LLVM helpers                                                          */

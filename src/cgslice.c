@@ -30,24 +30,46 @@ static int where_index(Cg *c, Loc loc)
     return index;
 }
 
-/* A block (br×bc at r, col) must lie inside fr×fc; n's num says where the
- * index is (0: in range by construction, nothing to check). */
-static void check_block(Cg *c, const Node *n, LLVMValueRef r, LLVMValueRef col, LLVMValueRef br,
-                        LLVMValueRef bc, LLVMValueRef fr, LLVMValueRef fc)
+/* Whether a block (br×bc at r, col) leaves fr×fc. */
+static LLVMValueRef outside(Cg *c, LLVMValueRef r, LLVMValueRef col, LLVMValueRef br,
+                            LLVMValueRef bc, LLVMValueRef fr, LLVMValueRef fc)
 {
-    if (n->num == 0)
-        return;
     LLVMValueRef zero = ci(c, 0), bad = lt(c, r, zero);
     bad = LLVMBuildOr(c->b, bad, lt(c, col, zero), "");
     bad = LLVMBuildOr(c->b, bad, lt(c, fr, add(c, r, br)), "");
     bad = LLVMBuildOr(c->b, bad, lt(c, fc, add(c, col, bc)), "");
-    bad = LLVMBuildOr(c->b, bad, LLVMBuildOr(c->b, lt(c, br, zero), lt(c, bc, zero), ""), "");
-    LLVMBasicBlockRef fail = block(c, "index.bad"), ok = block(c, "index.ok");
-    LLVMBuildCondBr(c->b, bad, fail, ok);
-    enter(c, fail);
-    LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)where_index(c, node_loc(n)), 0), c->where);
-    fail_with(c, GRADC_EINDEX);
+    return LLVMBuildOr(c->b, bad, LLVMBuildOr(c->b, lt(c, br, zero), lt(c, bc, zero), ""), "");
+}
+
+/* A slice whose num says where its index is (0: in range by construction)
+ * leaves the function with GRADC_EINDEX when outside; a pad (zeros with a
+ * block) branches around its block instead, to *skip (the slice it undoes
+ * was never taken).  NULL: nothing to skip. */
+static LLVMBasicBlockRef check_block(Cg *c, const Node *n, LLVMValueRef r, LLVMValueRef col,
+                                     LLVMValueRef br, LLVMValueRef bc, LLVMValueRef fr,
+                                     LLVMValueRef fc)
+{
+    bool pad = n->op == OP_PAD;
+    if (!pad && n->num == 0)
+        return NULL;
+    LLVMBasicBlockRef bad = block(c, pad ? "pad.skip" : "index.bad"), ok = block(c, "index.ok");
+    LLVMBuildCondBr(c->b, outside(c, r, col, br, bc, fr, fc), bad, ok);
+    if (!pad) {
+        enter(c, bad);
+        LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)where_index(c, node_loc(n)), 0), c->where);
+        fail_with(c, GRADC_EINDEX);
+    }
     enter(c, ok);
+    return pad ? bad : NULL;
+}
+
+/* The end of a pad's block: both paths meet at skip. */
+static void join(Cg *c, LLVMBasicBlockRef skip)
+{
+    if (!skip)
+        return;
+    LLVMBuildBr(c->b, skip);
+    enter(c, skip);
 }
 
 /* nr rows of nc entries from src (a row every ss entries) to dst (every ds). */
@@ -63,6 +85,7 @@ static void copy_rows(Cg *c, LLVMValueRef dst, LLVMValueRef ds, LLVMValueRef src
 /* SLICE or PAD: x (entries at xp) and its offsets; the checked block. */
 typedef struct Block2 {
     LLVMValueRef r, col, br, bc, fr, fc;
+    LLVMBasicBlockRef skip;   /* a pad's: where an out-of-range block goes */
 } Block2;
 
 static Block2 block_of(Cg *c, const Node *n, LLVMValueRef r, LLVMValueRef col)
@@ -70,8 +93,8 @@ static Block2 block_of(Cg *c, const Node *n, LLVMValueRef r, LLVMValueRef col)
     const Node *x = n->args[0];
     bool pad = n->op == OP_PAD;
     Block2 b = {offset_of(c, r), offset_of(c, col), rows(c, pad ? x : n), cols(c, pad ? x : n),
-                rows(c, pad ? n : x), cols(c, pad ? n : x)};
-    check_block(c, n, b.r, b.col, b.br, b.bc, b.fr, b.fc);
+                rows(c, pad ? n : x), cols(c, pad ? n : x), NULL};
+    b.skip = check_block(c, n, b.r, b.col, b.br, b.bc, b.fr, b.fc);
     return b;
 }
 
@@ -89,14 +112,16 @@ LLVMValueRef cg_element(Cg *c, const Node *n, LLVMValueRef xp, LLVMValueRef r, L
 void cg_block_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef xp, LLVMValueRef r,
                    LLVMValueRef col)
 {
+    if (n->op == OP_PAD)
+        zero(c, out, count(c, n));
     Block2 b = block_of(c, n, r, col);
     LLVMValueRef corner = add(c, mul(c, b.r, b.fc), b.col);   /* in the full matrix */
     if (n->op == OP_SLICE) {
         copy_rows(c, out, b.bc, at(c, xp, corner), b.fc, b.br, b.bc);
         return;
     }
-    zero(c, out, mul(c, b.fr, b.fc));
     copy_rows(c, at(c, out, corner), b.fc, xp, b.bc, b.br, b.bc);
+    join(c, b.skip);
 }
 
 void cg_cat_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef ap, LLVMValueRef bp)
@@ -111,4 +136,19 @@ void cg_cat_into(Cg *c, const Node *n, LLVMValueRef out, LLVMValueRef ap, LLVMVa
     LLVMValueRef ca = cols(c, a), cb = cols(c, b), w = cols(c, n);
     copy_rows(c, out, w, ap, ca, rows(c, n), ca);
     copy_rows(c, at(c, out, ca), w, bp, cb, rows(c, n), cb);
+}
+
+void cg_scatter_add(Cg *c, const Node *pad, LLVMValueRef dst, LLVMValueRef gp, LLVMValueRef r,
+                    LLVMValueRef col)
+{
+    Block2 b = block_of(c, pad, r, col);
+    LLVMValueRef corner = at(c, dst, add(c, mul(c, b.r, b.fc), b.col));
+    Loop li, lj;
+    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), b.br);
+    LLVMValueRef drow = at(c, corner, mul(c, i, b.fc)), grow = at(c, gp, mul(c, i, b.bc));
+    LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), b.bc);
+    store(c, fplus(c, load(c, drow, j), load(c, grow, j)), drow, j);
+    loop_end(c, &lj);
+    loop_end(c, &li);
+    join(c, b.skip);
 }

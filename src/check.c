@@ -99,7 +99,16 @@ typedef struct Checker {
     const AstBlock *top;      /* the program (to say a function is defined below) */
     Block *out;               /* where the statements of a body go */
     long ncalls;              /* calls inlined, against exponential programs */
+    VEC(struct Env) envs;     /* per call depth: a body's environment, reused */
+    int call_depth;
 } Checker;
+
+/* The arrays of one environment (Checker.vars, seen, pos). */
+typedef struct Env {
+    Var *vars;
+    int *seen, *pos;
+    int nvars;
+} Env;
 
 #define MAX_EXPR_DEPTH 10000
 
@@ -277,6 +286,7 @@ typedef enum FnRule {
     F_POLYGAMMA, /* polygamma(k, x): k an integer literal >= 0 */
     F_DOT, F_MEAN, F_FILL, F_EYE, F_DIAG, F_CLAMP,
     F_CONST,   /* a named constant (pi): fill is its value */
+    F_GRAD, F_HESSIAN,   /* grad(e, x), hessian(e, x): spec §9, hessian.c */
     F_WHERE,   /* where(c, a, b): c a condition (mask), not a value */
     F_SOLVE,   /* solve(A, B): A square, B with A's rows */
 } FnRule;
@@ -308,6 +318,8 @@ static const Builtin builtins[] = {
     {"diag", F_DIAG, OP_DIAGM, 1, 1, 0},
     {"clamp", F_CLAMP, OP_CLAMPHI, 3, 3, 0},
     {"pi", F_CONST, OP_CONST, 0, 0, M_PI},
+    {"grad", F_GRAD, OP_SUM, 2, 2, 0},
+    {"hessian", F_HESSIAN, OP_SUM, 2, 2, 0},
     {"where", F_WHERE, OP_PICK, 3, 3, 0},
     {"solve", F_SOLVE, OP_SOLVE, 2, 2, 0},
 };
@@ -806,6 +818,47 @@ static Node *where(Checker *c, const Expr *e)
     return mk2(c->ir, OP_ADD, mk2(c->ir, OP_PICK, k, a), mk2(c->ir, OP_PICK, mk1(c->ir, OP_NOT, k), b));
 }
 
+/* grad(e, x) and hessian(e, x) (spec §9): reverse mode over e's DAG, then
+ * for hessian the Jacobian of that gradient; both ordinary nodes, so the
+ * program's own reverse mode differentiates through them. */
+static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
+{
+    const Expr *xa = e->args[1];
+    Var v = xa->kind == EX_NAME ? lookup(c, xa->name) : (Var){0};
+    if (v.kind == V_POISON)
+        fail_quietly(c);
+    if (v.kind != V_INPUT)
+        fail(c, expr_start(xa), "%s(e, x) differentiates with respect to an input; %s", f->name,
+             xa->kind == EX_NAME ? arena_printf(c->a, "%s is not an input", xa->name)
+                                 : "name one here");
+    Node *y = value(c, e->args[0]);
+    const char *x = xa->name;
+    if (!is_scalar(y))
+        fail(c, e->loc, "%s(e, %s) needs a scalar e; e is %s", f->name, x, shape_s(c, y->shape));
+    if (f->rule == F_HESSIAN && !dim_eq(v.shape.cols, dim_lit(1)))
+        fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
+             shape_s(c, v.shape));
+    const char *why = NULL;
+    Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why);
+    if (!ys)
+        fail(c, e->loc, "%s(e, %s): e %s; grad and hessian follow %s through straight-line ifs, "
+             "not yet through loops or nested constructs", f->name, x, why, x);
+    y = ys;
+    Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
+    if (f->rule == F_GRAD)
+        return g;
+    Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, false, &why);
+    if (!h)
+        fail(c, e->loc, "hessian(e, %s): %s", x, why);
+    /* exactly symmetric, as spec §9 asks, whatever the rounding of h; the
+     * transpose is built raw, so that h is computed once and read twice
+     * rather than simplified into a second product */
+    if (mk1(c->ir, OP_TRANSPOSE, h) == h)
+        return h;
+    Node *ht = ir_node(c->ir, OP_TRANSPOSE, h->shape, h, NULL, 0.0, 0);
+    return mk2(c->ir, OP_MUL, mk_const(c->ir, 0.5), mk2(c->ir, OP_ADD, h, ht));
+}
+
 static const char *arity_s(Checker *c, const Builtin *f)
 {
     if (f->lo != f->hi)
@@ -845,6 +898,9 @@ static int find_fn(Checker *c, const char *name, int n)
  * elsewhere: defined below, or the body's own (recursion). */
 static void fail_not_above(Checker *c, const Expr *e)
 {
+    for (int i = 0; c->top && i < c->top->n; i++)   /* a header that did not parse */
+        if (c->top->stmts[i]->kind == AST_FUNCTION && !c->top->stmts[i]->name)
+            fail_quietly(c);                        /* may have defined it: say no more */
     if (c->fn && strcmp(c->fn->name, e->name) == 0)
         fail(c, e->loc, "unknown function %s: %s calls itself, and a function may call only "
              "functions defined above it (no recursion)", e->name, e->name);
@@ -874,24 +930,32 @@ static Scope scope_enter(Checker *c, const AstStmt *fn, int index)
         c->globals = c->vars;
         c->nglobals = c->nvars;
     }
-    c->vars = NULL;
-    c->seen = c->pos = NULL;
-    c->nvars = 0;
-    c->open = 0;
+    /* the environment of this call depth, all V_NONE: every change in it
+     * is logged (open), so that leaving undoes them and the next call at
+     * this depth reuses the arrays (a million calls, not a million arrays) */
+    if (c->call_depth == c->envs.len)
+        vec_push(c->a, &c->envs, ((Env){0}));
+    Env e = c->envs.data[c->call_depth++];
+    c->vars = e.vars;
+    c->seen = e.seen;
+    c->pos = e.pos;
+    c->nvars = e.nvars;
+    c->open = 1;
     c->fn = fn;
     c->visible_fns = index;
     return sc;
 }
 
-/* Back to the caller's environment; the body's trail entries are dropped
- * (they belong to the body's environment, which is discarded). */
+/* Back to the caller's environment; the body's trail entries are undone
+ * (they belong to the body's environment, which is cleared for reuse). */
 static void scope_leave(Checker *c, const Scope *sc)
 {
+    undo_to(c, sc->trail);
+    c->envs.data[--c->call_depth] = (Env){c->vars, c->seen, c->pos, c->nvars};
     c->vars = sc->vars;
     c->seen = sc->seen;
     c->pos = sc->pos;
     c->nvars = sc->nvars;
-    c->trail.len = sc->trail;
     c->open = sc->open;
     c->depth = sc->depth;
     c->loop_depth = sc->loop_depth;
@@ -1163,6 +1227,8 @@ static Node *call(Checker *c, const Expr *e)
         return mk_fill(c->ir, f->fill, shape_make(d0, d1));
     }
 
+    if (f->rule == F_GRAD || f->rule == F_HESSIAN)
+        return derivative_call(c, e, f);
     if (f->rule == F_WHERE)
         return where(c, e);
     if (f->rule == F_POLYGAMMA && !(e->args[0]->kind == EX_NUM && integral(e->args[0]->num) &&
@@ -1223,6 +1289,8 @@ static Node *call(Checker *c, const Expr *e)
     case F_EYE:
     case F_NONE:
     case F_CONST:
+    case F_GRAD:
+    case F_HESSIAN:
     case F_WHERE:
         break;
     }
@@ -1240,8 +1308,8 @@ static Node *concat(Checker *c, const Expr *e)
         Node *x = value(c, e->args[i]);
         Dim da = v ? acc->shape.cols : acc->shape.rows, db = v ? x->shape.cols : x->shape.rows;
         if (!dim_eq(da, db))
-            fail(c, e->seps[i], "%s of %s and %s: %s %s and %s differ", v ? "[a; b] stacks"
-                 : "[a, b] puts side by side", shape_s(c, acc->shape), shape_s(c, x->shape),
+            fail(c, e->seps[i], "%s %s %s %s: %s %s and %s differ", v ? "stacking" : "placing",
+                 shape_s(c, acc->shape), v ? "over" : "beside", shape_s(c, x->shape),
                  v ? "columns" : "rows", dim_s(c, da), dim_s(c, db));
         acc = mk2(c->ir, v ? OP_VCAT : OP_HCAT, acc, x);
     }
@@ -1264,12 +1332,15 @@ static Lin bound(Checker *c, const Expr *x, Dim extent)
     const Expr *bad = lin_of(c, x, &l);
     if (bad)
         fail(c, expr_start(bad), "an index or slice bound is %s%s", lin_hint,
-             bad->kind == EX_NAME ? arena_printf(c->a, "; %s is not one", bad->name) : "");
+             bad->kind == EX_NAME ? arena_printf(c->a, "; %s is not one", bad->name)
+             : bad->kind == EX_NUM ? arena_printf(c->a, "; %g is not whole", bad->num) : "");
     Lin below = lin_axpy(l, -1, lin_const(1)), above = lin_axpy(l, -1, lin_of_dim(extent));
-    if ((lin_is_const(below) && below.k < 0) || (lin_is_const(above) && above.k > 0))
-        fail(c, expr_start(x), "index out of range: it is %s, and the extent is 1 to %s",
-             lin_is_const(l) ? arena_printf(c->a, "%lld", (long long)l.k) : "past the end",
+    if (lin_is_const(l) && (l.k < 1 || (lin_is_const(above) && above.k > 0)))
+        fail(c, expr_start(x), "index out of range: %lld is not within 1 to %s", (long long)l.k,
              dim_s(c, extent));
+    if ((lin_is_const(below) && below.k < 0) || (lin_is_const(above) && above.k > 0))
+        fail(c, expr_start(x), "index out of range: it is %s %s %lld, past the end",
+             dim_s(c, extent), above.k < 0 ? "-" : "+", (long long)(above.k < 0 ? -above.k : above.k));
     return l;
 }
 
@@ -1279,9 +1350,23 @@ static bool in_range(Lin l, Dim extent)
     return lin_is_const(below) && below.k >= 0 && lin_is_const(above) && above.k <= 0;
 }
 
-static Node *offset(Checker *c, const Expr *x)
+/* The 0-based offset of the bound x, whose form is l: built from the form
+ * (x[i + 1] reads at offset i, not (1 + i) - 1), or from x's value when it
+ * is not linear. */
+static Node *offset(Checker *c, const Expr *x, Lin l)
 {
-    return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
+    if (!l.linear)
+        return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
+    Node *r = NULL;
+    for (int i = 0; i < l.n; i++) {
+        Node *t = l.keys[i] >= 0 ? mk_dimval(c->ir, l.keys[i])
+                                 : lookup(c, c->names.data[-l.keys[i] - 1]).node;
+        if (l.coefs[i] != 1)
+            t = mk2(c->ir, OP_MUL, mk_const(c->ir, (double)l.coefs[i]), t);
+        r = r ? mk2(c->ir, OP_ADD, r, t) : t;
+    }
+    Node *k = mk_const(c->ir, (double)(l.k - 1));
+    return !r ? k : l.k == 1 ? r : mk2(c->ir, OP_ADD, r, k);
 }
 
 static Span span(Checker *c, const Expr *x, Dim extent)
@@ -1290,7 +1375,7 @@ static Span span(Checker *c, const Expr *x, Dim extent)
         return (Span){mk_const(c->ir, 0), extent, true};
     if (x->kind != EX_RANGE) {
         Lin l = bound(c, x, extent);
-        return (Span){offset(c, x), dim_lit(1), in_range(l, extent)};
+        return (Span){offset(c, x, l), dim_lit(1), in_range(l, extent)};
     }
     Lin lo = bound(c, x->lhs, extent), hi = bound(c, x->rhs, extent);
     Lin n = lin_axpy(lin_axpy(hi, -1, lo), 1, lin_const(1));
@@ -1300,8 +1385,8 @@ static Span span(Checker *c, const Expr *x, Dim extent)
              "literals and dimension symbols); here it %s", lin_has_index(n) ?
              "depends on a for index" : "is not linear");
     if (lin_is_const(n) && n.k < 0)
-        fail(c, x->loc, "a:b is empty past the end: its length b - a + 1 is %lld", (long long)n.k);
-    return (Span){offset(c, x->lhs), len, in_range(lo, extent) && in_range(hi, extent)};
+        fail(c, x->loc, "a:b runs backwards: its length b - a + 1 is %lld", (long long)n.k);
+    return (Span){offset(c, x->lhs, lo), len, in_range(lo, extent) && in_range(hi, extent)};
 }
 
 static Node *index_expr(Checker *c, const Expr *e)

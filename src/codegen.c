@@ -1242,9 +1242,17 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
 {
     LLVMValueRef *v = arena_alloc(c->a, sizeof *v * (size_t)(n + 1));
     bool *direct = arena_alloc(c->a, (size_t)n + 1);
+    int *nscatter = arena_alloc(c->a, sizeof(int) * (size_t)(n + 1));
+    Node *(*pads)[SCATTER_MAX] = arena_alloc(c->a, sizeof *pads * (size_t)(n + 1));
     for (int i = 0; i < n; i++) {
         Node *x = vals[i];
         int s = slots[i];
+        if ((nscatter[i] = scatter_form(x, s, pads[i]))) {
+            for (int k = 0; k < nscatter[i]; k++)
+                for (int a = 0; a < 3; a++)
+                    need(c, pads[i][k]->args[a]);
+            continue;
+        }
         need(c, x);
         if (c->p->slotbuf[s] < 0) { /* a scalar or uniform slot: one value */
             v[i] = one_value(c->p, x) ? get(c, x) : elem(c, x, ci(c, 0));
@@ -1264,10 +1272,19 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             v[i] = get(c, x);
         }
     }
+    /* the in-place sums first: what they read is not written before them */
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < nscatter[i]; k++) {
+            Node *pad = pads[i][k];
+            cg_scatter_add(c, pad, bufp(c, c->p->slotbuf[slots[i]]), argbuf(c, pad->args[0]),
+                           get(c, pad->args[1]), get(c, pad->args[2]));
+        }
     for (int i = 0; i < n; i++) {
         Node *x = vals[i];
         int s = slots[i];
-        if (c->p->slotbuf[s] < 0) {
+        if (nscatter[i]) {
+            continue;
+        } else if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
         } else if (one_value(c->p, x)) {
             store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));

@@ -44,6 +44,7 @@ typedef struct Diff {
     int *count_slot;              /* WHILE trip count */
     bool *count_pushed;           /* … kept on the tape (the while is inside a loop) */
     bool *checkpointed;           /* loops that store only every k-th state */
+    bool keep_detach;             /* the adjoints will be differentiated again (grad() in a program) */
     NodeVec stack;                /* scratch of the DAG walks */
     /* per forward slot: the block of the statement that produces it, and
      * 1 + its index there (a node's "time" in that block's frame) */
@@ -63,6 +64,7 @@ typedef struct Frame {
     IntVec *heaps;       /* per time: max-heap of node ids */
     NodeVec boundary;    /* nodes of the enclosing scope with adjoints to hand back */
     IntMap *slot_adj;    /* forward slot → adjoint reaching that SLOT leaf */
+    bool capture;        /* diff_partials: add() records each operand's raw adjoint */
 } Frame;
 
 /* ---- walking statements ---- */
@@ -401,6 +403,11 @@ static Node *build(Frame *F, Op op, Node *x, Node *y);
 static void add(Frame *F, Node *c, Node *g)
 {
     Diff *d = F->d;
+    if (F->capture) {   /* as the rule gives it: no activity, no broadcast undone */
+        void **p = intmap_put(F->pending, c->id);
+        *p = *p ? mk2(d->ir, OP_ADD, *p, g) : g;
+        return;
+    }
     if (!active(d, c) || node_is_zero(g))
         return;
     if (!shape_eq(c->shape, g->shape)) {   /* through build: where's masks stay outside */
@@ -433,9 +440,14 @@ static void add(Frame *F, Node *c, Node *g)
 #define IR (F->d->ir)
 #define A (n->args[0])
 #define B (n->args[1])
-/* Adjoint expressions are never differentiated again, so in them
- * detach(e) is just the value e. */
-static Node *val(Node *x) { return x->op == OP_DETACH ? x->args[0] : x; }
+/* The gradient program's adjoint expressions are never differentiated
+ * again, so in them detach(e) is just the value e; a grad() value inside a
+ * program may be (keep_detach), and there detach(e) stays a constant. */
+static Node *val_of(const Frame *F, Node *x)
+{
+    return x->op == OP_DETACH && !F->d->keep_detach ? x->args[0] : x;
+}
+#define val(x) val_of(F, x)
 static Node *K(Frame *F, double v) { return mk_const(IR, v); }
 
 /* The side of a where that was not taken contributes an exact 0 to the
@@ -514,11 +526,21 @@ static bool zero_in(Op op, int i)
     default: return false;
     }
 }
-static bool whole_mask(const Node *x) { return x->op == OP_PICK && shape_is_scalar(x->args[0]->shape); }
+/* The scalar mask of x = PICK(k, h), or of x = PICK(k, h) expanded (the
+ * simplifier keeps BCAST outermost), else NULL; unmask gives h (expanded). */
+static Node *whole_mask(const Node *x)
+{
+    const Node *p = x->op == OP_BCAST ? x->args[0] : x;
+    return p->op == OP_PICK && shape_is_scalar(p->args[0]->shape) ? p->args[0] : NULL;
+}
+static Node *unmask(Frame *F, Node *x)
+{
+    return x->op == OP_BCAST ? mk_bcast(IR, x->args[0]->args[1], x->shape) : x->args[1];
+}
 static Node *peel(Frame *F, Node *x, NodeVec *ks)
 {
-    for (; whole_mask(x); x = x->args[1])
-        vec_push(F->d->a, ks, x->args[0]);
+    for (Node *k; (k = whole_mask(x)); x = unmask(F, x))
+        vec_push(F->d->a, ks, k);
     return x;
 }
 
@@ -531,8 +553,8 @@ static Node *build(Frame *F, Op op, Node *x, Node *y)
     x = val(x);
     y = y ? val(y) : NULL;
     if (y && (op == OP_ADD || op == OP_SUB)) {
-        for (; whole_mask(x) && whole_mask(y) && x->args[0] == y->args[0]; x = x->args[1], y = y->args[1])
-            vec_push(F->d->a, &ks, x->args[0]);
+        for (Node *k; (k = whole_mask(x)) && k == whole_mask(y); x = unmask(F, x), y = unmask(F, y))
+            vec_push(F->d->a, &ks, k);
     } else {
         if (zero_in(op, 0))
             x = peel(F, x, &ks);
@@ -796,6 +818,7 @@ static void adj_slice(Frame *F, Node *n, Node *g)
 static void adj_pad(Frame *F, Node *n, Node *g) { add(F, A, cut(F, g, n->args[1], n->args[2], A->shape)); }
 #undef A
 #undef B
+#undef val
 
 /* GRADC_OPS's adj column: adj_<adj>, or none (leaves, comparisons, sign,
  * not, detach), so a row whose rule is missing here does not compile. */
@@ -1337,4 +1360,61 @@ void diff_reverse(Module *m)
     for (int j = 0; j < F->out->n; j++)
         block_push(a, body, F->out->stmts[j]);
     m->grad = (Func){.body = body, .value = value, .grads = grads, .aux = aux};
+}
+
+/* ---- reverse mode over the DAG alone, for grad()/hessian() in programs (hessian.c) ---- */
+
+static Diff *dag_diff(Ir *ir, int ninputs)
+{
+    Arena *a = ir->arena;
+    Diff *d = arena_alloc(a, sizeof *d);
+    d->ir = ir;
+    d->a = a;
+    d->keep_detach = true;
+    d->nfwd_nodes = ir->nnodes;
+    d->nfwd_slots = ir->slots.len;
+    d->slot_active = slotset_new(a);   /* slots are constants here (the caller checks) */
+    d->wrt_input = arena_alloc(a, (size_t)ninputs + 1);
+    d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(ninputs + 1));
+    d->slot_block = arena_alloc(a, sizeof(Block *) * (size_t)(d->nfwd_slots + 1));
+    d->slot_index = arena_alloc(a, sizeof(int) * (size_t)(d->nfwd_slots + 1));
+    return d;
+}
+
+Node *diff_dag_grad(Ir *ir, Node *e, int input, Shape xshape, int ninputs)
+{
+    Diff *d = dag_diff(ir, ninputs);
+    d->node_active = arena_alloc(ir->arena, (size_t)d->nfwd_nodes + 1);
+    memset(d->node_active, -1, (size_t)d->nfwd_nodes);
+    d->wrt_input[input] = true;
+    Frame *F = frame_new(d, block_new(ir->arena), NULL, true);
+    add(F, e, mk_const(ir, 1.0));
+    drain(F, 0);
+    return d->input_adj[input] ? d->input_adj[input] : mk_zero(ir, xshape);
+}
+
+bool diff_partials(Ir *ir, Node *n, Node *seed, Node *parts[2])
+{
+    parts[0] = parts[1] = NULL;
+    if (!adjoint_rules[n->op])
+        return false;
+    Diff *d = dag_diff(ir, 0);
+    Frame *F = frame_new(d, block_new(ir->arena), NULL, true);
+    F->capture = true;
+    adjoint_rules[n->op](F, n, seed);
+    for (int i = 0; i < n->nargs; i++)
+        if (i == 0 || n->args[1] != n->args[0])
+            parts[i] = adj_of(F->pending, n->args[i]->id);
+    return true;
+}
+
+SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs)
+{
+    Diff *d = dag_diff(ir, ninputs);
+    d->node_active = arena_alloc(ir->arena, (size_t)d->nfwd_nodes + 1);
+    d->wrt_input[input] = true;
+    do
+        memset(d->node_active, -1, (size_t)d->nfwd_nodes);
+    while (mark_block(d, body));
+    return d->slot_active;
 }

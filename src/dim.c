@@ -149,20 +149,32 @@ Dim dim_form(int64_t k, int n, const int *syms, const int64_t *coefs)
     return d;
 }
 
-/* a + sign*b */
+/* a + sign*b: both normal forms, so their terms merge in one pass */
 static Dim combine(Dim a, Dim b, int64_t sign)
 {
     DimView x = dim_view(a), y = dim_view(b);
-    int n = x.n + y.n;
+    int n = x.n + y.n, m = 0, i = 0, j = 0;
     int ss[64];
     int64_t cs[64];
     int *s = n <= 64 ? ss : xrealloc(NULL, sizeof *s * (size_t)n);
     int64_t *c = n <= 64 ? cs : xrealloc(NULL, sizeof *c * (size_t)n);
-    for (int i = 0; i < x.n; i++)
-        s[i] = view_sym(&x, i), c[i] = x.coefs[i];
-    for (int i = 0; i < y.n; i++)
-        s[x.n + i] = view_sym(&y, i), c[x.n + i] = sign * y.coefs[i];
-    Dim d = dim_form(x.k + sign * y.k, n, s, c);
+    while (i < x.n || j < y.n) {
+        int sx = i < x.n ? view_sym(&x, i) : -1, sy = j < y.n ? view_sym(&y, j) : -1;
+        int64_t v = 0;
+        int sym;
+        if (sy < 0 || (sx >= 0 && sx < sy))
+            sym = sx, v = x.coefs[i++];
+        else if (sx < 0 || sy < sx)
+            sym = sy, v = sign * y.coefs[j++];
+        else
+            sym = sx, v = x.coefs[i++] + sign * y.coefs[j++];
+        if (v)
+            s[m] = sym, c[m++] = v;
+    }
+    int64_t k = x.k + sign * y.k;
+    Dim d = m == 0 ? dim_lit(k)
+          : m == 1 && k == 0 && c[0] == 1 ? dim_sym(s[0])
+          : (Dim){.sym = -2, .n = intern(k, m, s, c)};
     if (s != ss)
         free(s);
     if (c != cs)

@@ -290,8 +290,10 @@ static void op_inv(Eval *e, Mat a, double *out)
 
 /* SLICE: out = x's block at (r, c) of n's shape; PAD: out (zeros of n's
  * shape) gets x at (r, c).  The offsets are integers held as doubles; a
- * block out of range is GRADC_EINDEX at the SLICE's source position (it
- * can only be one whose range was not known at compile time). */
+ * slice out of range is GRADC_EINDEX at its source position (it can only be
+ * one whose range was not known at compile time); a pad out of range stays
+ * zero (the slice it undoes was never taken: its adjoint was moved out of a
+ * loop that ran no iteration). */
 static bool block_copy(Eval *e, const Node *n, Mat x, double r, double c, double *out)
 {
     bool pad = n->op == OP_PAD;
@@ -299,6 +301,8 @@ static bool block_copy(Eval *e, const Node *n, Mat x, double r, double c, double
     int64_t fr = pad ? rows_of(e, n->shape) : x.r, fc = pad ? cols_of(e, n->shape) : x.c;
     if (!(r >= 0 && c >= 0 && r + (double)br <= (double)fr && c + (double)bc <= (double)fc &&
           br >= 0 && bc >= 0)) {
+        if (pad)
+            return true;   /* zeros: the slice it undoes was never taken */
         if (!e->status) {
             e->status = GRADC_EINDEX;
             e->where = node_loc(n);

@@ -580,7 +580,9 @@ Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b);
 /* Which dimensions BCAST n expands: 1 rows, 2 columns, 3 both. */
 int bcast_dims(const Node *n);
 /* SLICE and PAD: x's block of shape s at the 0-based offsets (r, c), scalar
- * value nodes; a SLICE's num: loc_pack of the index's position, or 0.
+ * value nodes; a SLICE's num: loc_pack of the index's position when the
+ * block is checked at run time, or 0.  A PAD out of range is all zeros: its
+ * slice was never taken (an adjoint moved out of a loop that ran no time).
  * VCAT, HCAT through mk2.  mk_dim: a dimension's value (a scalar). */
 Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num);
 Node *mk_dim(Ir *ir, Dim d);
@@ -607,6 +609,49 @@ Module *check_program(Arena *a, Ast *ast);
  * the output, then the reverse sweep (see docs/design.md). */
 void diff_reverse(Module *m);
 
+/* Reverse mode over a DAG alone (no statements), for grad()/hessian() in
+ * programs: the adjoint reaching input `input` (of shape xshape; a zero when
+ * none does) from the scalar e seeded with 1.  SLOT nodes are constants
+ * (the caller makes sure none depends on the input); detach(e) stays a
+ * constant in the result, which may be differentiated again. */
+Node *diff_dag_grad(Ir *ir, Node *e, int input, Shape xshape, int ninputs);
+/* The adjoint rule of n applied to seed, each operand's share as the rule
+ * gives it (no broadcast summed back; an operand used twice gets the sum in
+ * the first place, NULL in the second): with a seed of ones, the entrywise
+ * partial derivatives of an elementwise op; with 1, a reduction's gradient.
+ * false when n's op has no rule (a zero derivative). */
+bool diff_partials(Ir *ir, Node *n, Node *seed, Node *parts[2]);
+/* The slots of body's constructs whose values depend on input `input`
+ * (activity as diff_reverse sees it). */
+SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
+
+/* ===================================================================== */
+/* hessian.c — grad()/hessian() values, Hessians as closed forms         */
+/* ===================================================================== */
+
+/* The Jacobian of g (a scalar, column or row: its entries in order) with
+ * respect to input `input` (a scalar or a column [n]), a [len(g), n]
+ * matrix, by a forward pass with the tangent eye(n) over g's DAG (textbook:
+ * diagonal scalings as diag(p)*T, for derive; else p .* T, cheaper); NULL
+ * with *why set (a phrase naming xname) when a node between them is a
+ * matrix that depends on the input, or has no forward rule here. */
+Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
+                    bool textbook, const char **why);
+/* e ready for diff_dag_grad with respect to input `input`: the results of
+ * straight-line ifs (branches without statements) of `body` that depend on
+ * it written as where(c, a, b); NULL and *why (a phrase after "e", naming
+ * xname: "depends on x through s, a result of the for loop at line 4")
+ * when e depends on it through a loop, an if with nested statements, or a
+ * value of a construct still open (not in body). */
+Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
+                      int ninputs, const char **why);
+/* `gradc derive --hessian`: the closed form of the Hessian block of every
+ * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]), or NULL there
+ * with the reason in (*block_why)[i*nwrt + j] (a matrix input, a matrix
+ * intermediate); NULL after setting *why when there is none at all (a
+ * non-scalar output, control flow). */
+Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
+
 /* ===================================================================== */
 /* print.c — expressions and programs as text (derive)                   */
 /* ===================================================================== */
@@ -616,6 +661,11 @@ void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style);
 /* `gradc derive`: each gradient as `dy/dx = …`, or, with control flow, the
  * adjoint program in the language itself. */
 void print_derivatives(FILE *out, const Module *m, PrintStyle style);
+/* `gradc derive --hessian`: `d2y/dx2 = …` and `d2y/dxdz = …` for the
+ * blocks H[i*nwrt + j], i <= j (hess_closed_forms), a comment with
+ * why[i*nwrt + j] for a block that has no closed form. */
+void print_hessians(FILE *out, const Module *m, Node *const *H, const char *const *why,
+                    PrintStyle style);
 
 /* ===================================================================== */
 /* eval.c — the reference evaluator: plain loops over the IR             */

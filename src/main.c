@@ -27,7 +27,7 @@ typedef struct Options {
     const char *file;
     const char *inputs, *cotangent;           /* eval */
     bool no_grad, interp, jit;
-    bool latex;                               /* derive */
+    bool latex, hessian;                      /* derive */
     const char *dims;                         /* check */
     const char *seed, *tol;
     const char *out, *header, *name, *target; /* compile, plot */
@@ -74,6 +74,8 @@ static const OptSpec opt_specs[] = {
     {"--wrt",       O_STR,   F(wrt),       C_EVAL | C_COMPILE | C_DERIVE | C_CHECK | C_PLOT, 0,
      "A,B", "differentiate with respect to these inputs, in this order (overrides wrt)"},
     {"--latex",     O_FLAG,  F(latex),     C_DERIVE, 0, NULL, "print LaTeX"},
+    {"--hessian",   O_FLAG,  F(hessian),   C_DERIVE, 0, NULL,
+     "print the Hessian (each pair of wrt inputs) instead"},
     {"--dims",      O_STR,   F(dims),      C_CHECK, 0, "n=5,m=3",
      "sizes of dimension symbols (default 3)"},
     {"--seed",      O_STR,   F(seed),      C_CHECK, 0, "S", "random seed (default 1)"},
@@ -134,7 +136,8 @@ static const Command commands[] = {
      "[--max-input SIZE]",
      "run the program on JSON inputs; print its value and gradient as JSON"},
     {"derive", C_DERIVE, cmd_derive,
-     "FILE.expr [--latex] [--wrt A,B] [--checkpoint K] [--max-input SIZE]",
+     "FILE.expr [--latex] [--hessian] [--wrt A,B] [--checkpoint K]\n"
+     "[--max-input SIZE]",
      "print each gradient as an expression"},
     {"check", C_CHECK, cmd_check,
      "FILE.expr [--dims n=5,m=3 | --inputs FILE.json] [--seed S] [--tol T] [--jit]\n"
@@ -176,7 +179,8 @@ static void print_help(FILE *out)
           "         --shared: a shared library libSTEM.so linked against libgradc\n"
           "eval     run the program on JSON inputs; print its value and gradient as JSON\n"
           "         (--interp: the reference interpreter, --jit: LLVM's JIT)\n"
-          "derive   print each gradient as an expression (--latex: as LaTeX)\n"
+          "derive   print each gradient as an expression (--latex: as LaTeX;\n"
+          "         --hessian: the second derivatives, d2y/dx2 and d2y/dxdz)\n"
           "check    compare the gradient with central finite differences (at random\n"
           "         inputs, or at --inputs FILE's)\n"
           "plot     draw the output and its derivative as SVG (default range -5:5; the\n"
@@ -486,11 +490,31 @@ static int cmd_eval(Arena *a, const Options *o)
 
 /* ---- derive, check, compile, plot ----------------------------------------- */
 
+/* derive --hessian: the closed forms, or why there is none (a comment, exit
+ * 0: the program is fine; a non-scalar output is an error). */
+static int derive_hessian(Module *m, PrintStyle style)
+{
+    const char *why = NULL, **block_why = NULL;
+    Node **H = hess_closed_forms(m, &why, &block_why);
+    if (H) {
+        print_hessians(stdout, m, H, block_why, style);
+        return 0;
+    }
+    if (!shape_is_scalar(m->fwd.value->shape)) {
+        diag_error(m->src, (Loc){0, 0}, "derive --hessian needs a scalar output: %s", why);
+        return 1;
+    }
+    printf("%s no closed form for the Hessian: %s\n", style == PRINT_LATEX ? "%" : "#", why);
+    return 0;
+}
+
 static int cmd_derive(Arena *a, const Options *o)
 {
-    Module *m = front(a, o, true);
+    Module *m = front(a, o, !o->hessian);
     if (!m)
         return 1;
+    if (o->hessian)
+        return derive_hessian(m, o->latex ? PRINT_LATEX : PRINT_EXPR);
     print_derivatives(stdout, m, o->latex ? PRINT_LATEX : PRINT_EXPR);
     return 0;
 }

@@ -57,6 +57,33 @@ bool is_alias(const Node *n)
            (dim_eq(n->shape.rows, dim_lit(1)) || dim_eq(n->shape.cols, dim_lit(1)));
 }
 
+int scatter_form(const Node *x, int slot, Node **pads)
+{
+    const Node *todo[SCATTER_MAX + 2];
+    int nt = 0, np = 0, nslot = 0;
+    if (x->op != OP_ADD || is_scalar(x))
+        return 0;
+    todo[nt++] = x;
+    while (nt) {
+        const Node *y = todo[--nt];
+        if (y->op == OP_ADD && nt + 2 <= SCATTER_MAX + 2) {
+            todo[nt++] = y->args[0];
+            todo[nt++] = y->args[1];
+        } else if (y->op == OP_SLOT && y->index == slot) {
+            nslot++;
+        } else if (y->op == OP_PAD && np < SCATTER_MAX) {
+            const Node *g = y->args[0];
+            /* g is read while the slot is written: not memory of the slot */
+            if (node_reads_slot(g, slot) && (g->op == OP_SLOT || is_alias(g) || is_view(g)))
+                return 0;
+            pads[np++] = (Node *)y;
+        } else {
+            return 0;
+        }
+    }
+    return nslot == 1 ? np : 0;
+}
+
 bool is_view(const Node *n)
 {
     if (n->op != OP_SLICE || is_scalar(n))
@@ -331,7 +358,13 @@ static void plan_slot(Plan *p, int s) { if (s >= 0) p->slotused[s] = true; }
 static void plan_assign(Plan *p, const Module *m, int n, const int *slots, Node **vals)
 {
     for (int i = 0; i < n; i++) {
-        root(p, vals[i], true);
+        Node *pads[SCATTER_MAX];
+        int np = scatter_form(vals[i], slots[i], pads);
+        for (int k = 0; k < np; k++)
+            for (int a = 0; a < 3; a++)
+                root(p, pads[k]->args[a], false);
+        if (!np)
+            root(p, vals[i], true);
         plan_slot(p, slots[i]);
         if (n > 1 && !shape_is_scalar(m->ir->slots.data[slots[i]].shape))
             p->shadow[slots[i]] = 0; /* needed; given a buffer later */
@@ -557,6 +590,17 @@ static bool mv_ready(const Sim *s, const Mv *v)
     return ok;
 }
 
+/* v reads n (its vector, a matrix or a coefficient): a product of n's own
+ * pass cannot read n, which that pass is still computing. */
+static bool mv_reads(const Mv *v, const Node *n)
+{
+    const Node *vec = is_alias(v->vec) ? v->vec->args[0] : v->vec;
+    bool r = vec == n;
+    for (int t = 0; t < v->nterms && !r; t++)
+        r = v->terms[t].m == n || v->terms[t].coef == n;
+    return r;
+}
+
 static int by_id(const void *x, const void *y)
 {
     int a = (*(Node *const *)x)->id, b = (*(Node *const *)y)->id;
@@ -580,7 +624,7 @@ static void collect(Sim *s, Node **roots, int nroots, bool hoist)
         if (s->mark[x->id] == s->epoch || s->valid[x->id])
             continue;
         s->mark[x->id] = s->epoch;
-        bool variant = hoist && !unwritten(s, x);
+        bool variant = hoist && (!unwritten(s, x) || p->guarded[x->id]);
         if (!variant && !is_fused(p, x) && !(hoist && is_leaf(x)))
             vec_push(p->arena, &s->got, x);
         if (hoist && !variant && !is_fused(p, x))
@@ -614,7 +658,7 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
             k.members = arena_alloc(p->arena, sizeof(Node *) * (size_t)n);
             k.members[k.nmembers++] = x;
             for (int j = g < p->m->ir->nnodes ? g : -1; j >= 0; j = p->gnext[j])
-                if (j != x->id && !s->valid[j] && mv_ready(s, p->mv[j]))
+                if (j != x->id && !s->valid[j] && mv_ready(s, p->mv[j]) && !mv_reads(p->mv[j], x))
                     k.members[k.nmembers++] = p->nodes[j];
             for (int j = 1; j < k.nmembers; j++) {
                 /* the other members' leaves (inputs, slots, transposed vectors) */
@@ -798,14 +842,33 @@ static const char *slot_name(Sim *s, int slot) { return s->p->m->ir->slots.data[
 
 static void sim_assign(Sim *s, int n, const int *slots, Node **vals)
 {
-    for (int i = 0; i < n; i++)
-        need(s, vals[i]);
+    for (int i = 0; i < n; i++) {
+        Node *pads[SCATTER_MAX];
+        int np = scatter_form(vals[i], slots[i], pads);
+        for (int k = 0; k < np; k++)
+            for (int a = 0; a < 3; a++)
+                need(s, pads[k]->args[a]);
+        if (!np)
+            need(s, vals[i]);
+    }
     if (s->out && n) {
         indent(s);
         fputs("set ", s->out);
         for (int i = 0; i < n; i++) {
-            fprintf(s->out, "%s%s = ", i ? ", " : "", slot_name(s, slots[i]));
-            ref(s, vals[i]);
+            Node *pads[SCATTER_MAX];
+            int np = scatter_form(vals[i], slots[i], pads);
+            fprintf(s->out, "%s%s %s ", i ? ", " : "", slot_name(s, slots[i]), np ? "+=" : "=");
+            for (int k = 0; k < np; k++) {
+                fputs(k ? " + pad(" : "pad(", s->out);
+                ref(s, pads[k]->args[0]);
+                fputs(", ", s->out);
+                ref(s, pads[k]->args[1]);
+                fputs(", ", s->out);
+                ref(s, pads[k]->args[2]);
+                fputs(")", s->out);
+            }
+            if (!np)
+                ref(s, vals[i]);
         }
         fputs("\n", s->out);
     }
@@ -1215,6 +1278,14 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
 
     p->nwrites = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
     count_writes(p, f->body);
+    p->guarded = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) {   /* arguments first: they have smaller ids */
+        const Node *n = m->ir->nodes.data[i];
+        bool g = n->op == OP_SLICE && n->num != 0;
+        for (int k = 0; k < n->nargs && !g; k++)
+            g = p->guarded[n->args[k]->id];
+        p->guarded[i] = g;
+    }
     plan_block(p, m, f->body);
     find_unzeroed(p, ns);
     p->stack = p->tape && stack_sizable(f->body);

@@ -102,6 +102,8 @@ typedef struct Plan {
     struct Mv **mv;       /* per node: its matrix–vector form, or NULL */
     Gemm **gemm;          /* per node: its matrix–matrix form, or NULL */
     bool *instmt;         /* reached from a statement (may be computed in a loop or branch) */
+    bool *guarded;        /* reads a slice checked at run time: never hoisted out of a loop,
+                           * whose body may not run (its index is then not taken) */
     int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
     VEC(Point) points;    /* the schedule, in the order codegen walks the Func */
     int *kept;            /* per node: the next sum or norm of the same slot that
@@ -131,6 +133,13 @@ bool is_alias(const Node *n);
 /* a slice that is a contiguous run of its argument: read in place (a
  * pointer into it, no buffer) */
 bool is_view(const Node *n);
+/* An assignment slot = slot + PAD(g1, r1, c1) + … (a slice's adjoint
+ * accumulated in a loop): the pads, at most max, which are added in place
+ * into the slot's buffer, so no dense temporary of the slot's size is built
+ * per iteration; 0 when x is not of that form. */
+enum { SCATTER_MAX = 8 };
+int scatter_form(const Node *x, int slot, Node **pads);
+
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);
 

@@ -33,6 +33,7 @@ typedef struct Printer {
     int *refs;                 /* print_lets: references per node id (zero between calls) */
     bool *sliced;              /* per node id: indexed by a SLICE, so it must be a name */
     VEC(int) reached, bound;   /* … the nodes it reached; the ids let-bound now */
+    int unnamed;               /* loops open whose index is unused: _, _2, _3 … */
 } Printer;
 
 static bool latex(const Printer *p) { return p->style == PRINT_LATEX; }
@@ -556,7 +557,8 @@ static void count_refs(Printer *p, const Node *root)
         vec_push(a, &p->reached, n->id);
         if (n->op == OP_SLICE)
             p->sliced[n->args[0]->id] = true;
-        for (int i = 0; i < n->nargs; i++)
+        /* a slice's offsets print as bounds rewritten from them (axis), never by name */
+        for (int i = 0; i < (n->op == OP_SLICE ? 1 : n->nargs); i++)
             vec_push(a, &p->stack, ((Piece){n->args[i], 0, NULL}));
     }
 }
@@ -819,7 +821,11 @@ static void print_stmt(Printer *p, const Stmt *s, int depth)
         if (s->kind == S_WHILE) {
             print_cond(p, "while", s->cond, depth);
         } else {
-            const char *i = s->index_slot >= 0 ? p->slot_names[s->index_slot] : NULL;
+            /* an unused index is _ (the language refuses a nested loop's
+             * index that is already defined: _2, _3 … inside) */
+            const char *i = s->index_slot >= 0 ? p->slot_names[s->index_slot]
+                          : p->unnamed ? arena_printf(p->m->arena, "_%d", p->unnamed + 1) : NULL;
+            p->unnamed += s->index_slot < 0;
             keyword(p, depth, "for");
             fputs(tex ? "\\ " : " ", p->out);
             if (tex) {    /* for i = 1, ..., K (or K, ..., 1); an unused index is k */
@@ -838,6 +844,7 @@ static void print_stmt(Printer *p, const Stmt *s, int depth)
         }
         print_block(p, s->body, depth + 1);
         assign(p, s->slots, s->next, s->n, depth + 1);
+        p->unnamed -= s->kind == S_FOR && s->index_slot < 0;
         keyword(p, depth, "end");
         if (s->count_slot >= 0 && tex) {
             fputs("\\quad (", p->out);
@@ -855,6 +862,42 @@ static void print_block(Printer *p, const Block *b, int depth)
 {
     for (int i = 0; b && i < b->n; i++)
         print_stmt(p, b->stmts[i], depth);
+}
+
+/* The slots an if's branches write, its index and count slots aside (they
+ * are not assigned in the printed text). */
+static void branch_slots(const Block *b, SlotSet *out, bool in_branch)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        for (int k = 0; in_branch && s->kind != S_PUSH && k < s->n; k++)
+            slotset_add(out, s->slots[k]);
+        branch_slots(s->then_block, out, true);
+        branch_slots(s->else_block, out, true);
+        branch_slots(s->body, out, in_branch);
+    }
+}
+
+/* A variable first set inside an if branch is not defined after the if (the
+ * language's rule), but the reverse sweep reads it again under the same
+ * condition: so that the program parses back, such variables start as zeros
+ * (as the IR's slots do). */
+static void declare_branch_slots(Printer *p, const Block *body)
+{
+    SlotSet *set = slotset_new(p->m->arena);
+    branch_slots(body, set, false);
+    bool first = true;
+    for (int sl = 0; sl < p->m->ir->slots.len; sl++) {
+        if (!slotset_has(set, sl))
+            continue;
+        if (first && !latex(p))
+            fputs("# set inside if branches below, zero until then\n", p->out);
+        first = false;
+        name(p, p->slot_names[sl]);
+        assigns(p);
+        expr(p, mk_zero(p->m->ir, p->m->ir->slots.data[sl].shape), 0);
+        line_end(p);
+    }
 }
 
 static void gradient_lines(Printer *p)
@@ -1099,7 +1142,64 @@ void print_derivatives(FILE *out, const Module *m0, PrintStyle style)
         const char *c = style == PRINT_LATEX ? "%" : "#";
         fprintf(out, "%s the gradient program: the forward sweep, recording what the reverse\n"
                 "%s sweep needs (push), then the reverse sweep (pop), in reverse order\n", c, c);
+        declare_branch_slots(p, m->grad.body);
         print_block(p, m->grad.body, 0);
     }
     gradient_lines(p);
+}
+
+/* `derive --hessian`: the blocks i <= j of the wrt inputs' Hessian (the
+ * block j, i is the transpose), shared subexpressions bound first. */
+static void hessian_label(Printer *p, const char *y, const char *xi, const char *xj)
+{
+    FILE *out = p->out;
+    if (!latex(p)) {
+        size_t n = strlen(xi);
+        if (xi == xj && !(n && xi[n - 1] >= '0' && xi[n - 1] <= '9'))   /* not d2L/dW12 */
+            fprintf(out, "d2%s/d%s2", y, xi);
+        else
+            fprintf(out, "d2%s/d%sd%s", y, xi, xj);
+        return;
+    }
+    fputs("\\frac{\\partial^2 ", out);
+    name(p, y);
+    fputs("}{\\partial ", out);
+    name(p, xi);
+    if (xi == xj) {
+        fputs("^2", out);
+    } else {
+        fputs(" \\partial ", out);
+        name(p, xj);
+    }
+    fputs("}", out);
+}
+
+void print_hessians(FILE *out, const Module *m, Node *const *H, const char *const *why,
+                    PrintStyle style)
+{
+    Rewrite r = rewrite_values(m);
+    int k = m->nwrt, nb = 0;
+    Node **blocks = arena_alloc(m->arena, sizeof(Node *) * (size_t)(k * k + 1));
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++)
+            blocks[nb++] = H[i * k + j] ? rw(&r, H[i * k + j]) : NULL;
+    Printer *p = printer_new(out, m, style);
+    const char *y = m->output_name ? m->output_name : "y";
+    print_lets(p, blocks, nb, "");
+    nb = 0;
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++, nb++) {
+            const char *xi = m->inputs[m->wrt[i]].name, *xj = m->inputs[m->wrt[j]].name;
+            if (!blocks[nb]) {
+                fputs(latex(p) ? "% " : "# ", out);
+                hessian_label(p, y, xi, xj);
+                fprintf(out, ": no closed form: %s\n", why[i * k + j]);
+                continue;
+            }
+            hessian_label(p, y, xi, i == j ? xi : xj);
+            fputs(" = ", out);
+            expr(p, blocks[nb], 0);
+            line_end(p);
+        }
+    forget_lets(p);
 }

@@ -149,6 +149,8 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
         return mk2(ir, OP_MUL, dim_value(ir, along), mk_fill(ir, x->num, s));
     if (x->op == OP_EYE)   /* the adjoint of trace, summed */
         return mk_fill(ir, 1.0, s);
+    if (x->op == OP_DIAGM)   /* one nonzero per row and column: the vector itself */
+        return d == 2 ? x->args[0] : mk1(ir, OP_TRANSPOSE, x->args[0]);
     return NULL;
 }
 
@@ -585,6 +587,8 @@ static Node *rule_pick(Ir *ir, Node *c, Node *a, Shape shape)
         return mk_zero(ir, shape);
     if (is_constant(c))   /* nonzero (zero was above) */
         return as_shape(ir, a, shape);
+    if (a->op == OP_PICK)   /* nested masks are one: no chain of PICKs to peel */
+        return mk2(ir, OP_PICK, a->args[0] == c ? c : mk2(ir, OP_AND, c, a->args[0]), a->args[1]);
     return NULL;
 }
 
@@ -766,8 +770,8 @@ static bool const_at(const Node *n, double *v)
 }
 
 /* A slice of [a; b] (or [a, b]) that lies inside a or inside b is a slice
- * of that part: known when the offset along the seam is a's size exactly,
- * or a constant and every size a literal. */
+ * of that part: known when it starts at the seam (a's size), is all of a,
+ * or its offset is a constant and every size a literal. */
 static Node *slice_of_cat(Ir *ir, Node *x, Node *r, Node *c, Shape s, double num)
 {
     bool v = x->op == OP_VCAT;
@@ -776,6 +780,8 @@ static Node *slice_of_cat(Ir *ir, Node *x, Node *r, Node *c, Shape s, double num
     Node *zero = mk_const(ir, 0);
     if (off == mk_dim(ir, na))
         return mk3(ir, OP_SLICE, s, b, v ? zero : r, v ? c : zero, num);
+    if (off == zero && dim_eq(len, na))
+        return mk3(ir, OP_SLICE, s, a, r, c, num);
     double o;
     int64_t la, ls;
     if (!const_at(off, &o) || !dim_is_lit(na, &la) || !dim_is_lit(len, &ls))
@@ -799,7 +805,7 @@ Node *mk3(Ir *ir, Op op, Shape s, Node *x, Node *r, Node *c, double num)
             return mk_zero(ir, s);
         if (origin && shape_eq(x->shape, s))
             return x;
-        return ir_node3(ir, op, s, x, r, c, 0.0, 0);
+        return ir_node3(ir, op, s, x, r, c, num, 0);
     }
     if (origin && shape_eq(x->shape, s))
         return x;

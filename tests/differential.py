@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Differential test of the LLVM back end against the reference interpreter.
 
-    python3 tests/differential.py --gradc build/src/gradc DIR... [-j 2] [-v]
+    python3 tests/differential.py --gradc build/src/gradc DIR|FILE.expr... [-j 2] [-v]
 
-Every DIR/NAME.expr that has a DIR/NAME.inputs.json (and, if present, a
+Every DIR/NAME.expr (and every FILE.expr named) that has a DIR/NAME.inputs.json (and, if present, a
 DIR/NAME.cotangent.json) is run with `gradc eval --interp` and `gradc eval
 --jit`, with and without `--no-grad`.  Both must exit 0 and agree on the value
 and every gradient entry: |a - b| <= 1e-12 * max(1, |a|, |b|), the same keys,
@@ -200,9 +200,12 @@ def differential(gradc, expr, inputs, cotangent=None, rtol=RTOL):
 # ---- the cases -----------------------------------------------------------
 
 def discover(folder):
-    """(name, expr, inputs, cotangent or None) for each NAME.expr with NAME.inputs.json."""
+    """(name, expr, inputs, cotangent or None) for each NAME.expr with NAME.inputs.json
+    in folder, or for folder itself when it is one NAME.expr file."""
     out = []
-    for f in sorted(os.listdir(folder)):
+    files = [os.path.basename(folder)] if folder.endswith(".expr") else sorted(os.listdir(folder))
+    folder = os.path.dirname(folder) if folder.endswith(".expr") else folder
+    for f in files:
         if not f.endswith(".expr"):
             continue
         base = os.path.join(folder, f[:-5])
@@ -219,14 +222,15 @@ def main():
     ap.add_argument("--gradc", required=True)
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("dirs", nargs="+", help="folders of NAME.expr + NAME.inputs.json")
+    ap.add_argument("dirs", nargs="+",
+                    help="folders of NAME.expr + NAME.inputs.json, or NAME.expr files")
     args = ap.parse_args()
     gradc = os.path.abspath(args.gradc)
 
     cases = []
     for d in args.dirs:
-        if not os.path.isdir(d):
-            print("FAIL %s: no such folder" % d)
+        if not os.path.isdir(d) and not (d.endswith(".expr") and os.path.isfile(d)):
+            print("FAIL %s: no such folder or file" % d)
             print("0 passed, 1 failed")
             return 1
         found = discover(d)

@@ -7,7 +7,8 @@
 
 derive: for every SAMPLES/NAME.expr, `G derive SAMPLES/NAME.expr` must exit 0
         and print exactly GOLDEN_DIR/NAME.derive; when GOLDEN_DIR/NAME.latex
-        exists, `G derive --latex` must print exactly that too.
+        exists, `G derive --latex` must print exactly that too, and when
+        GOLDEN_DIR/NAME.hessian exists, `G derive --hessian` that.
 plan:   for every SAMPLES/NAME.expr, `G compile SAMPLES/NAME.expr --dump-plan`
         must exit 0 and print exactly GOLDEN_DIR/NAME.plan.
 errors: for every GOLDEN_DIR/NAME.expr, `G derive NAME.expr` run in
@@ -16,7 +17,8 @@ errors: for every GOLDEN_DIR/NAME.expr, `G derive NAME.expr` run in
 
 --update rewrites the golden files from what gradc prints now and shows the
 diff of each file it changes: a person must read every one before committing.
-(To start a LaTeX golden for a sample, create an empty NAME.latex and update.)
+(To start a LaTeX golden for a sample, create an empty NAME.latex and update;
+the same for NAME.hessian.)
 
 Prints one line per failure followed by a unified diff, then
 `N passed, M failed` alone on the last line; exits 1 if anything failed.
@@ -124,13 +126,15 @@ def check_derive(gradc, samples, gdir, rep, plan=False):
     names = sorted(f[:-5] for f in os.listdir(samples) if f.endswith(".expr"))
     root = os.path.dirname(os.path.abspath(samples))
     rel = os.path.relpath(os.path.abspath(samples), root)
-    exts = (".plan",) if plan else (".derive", ".latex")
+    exts = (".plan",) if plan else (".derive", ".latex", ".hessian")
     for name in names:
         src = os.path.join(rel, name + ".expr")
         variants = [(".plan", ["compile", src, "--dump-plan"])] if plan else \
             [(".derive", ["derive", src])]
         if not plan and os.path.exists(os.path.join(gdir, name + ".latex")):
             variants.append((".latex", ["derive", src, "--latex"]))
+        if not plan and os.path.exists(os.path.join(gdir, name + ".hessian")):
+            variants.append((".hessian", ["derive", src, "--hessian"]))
         for ext, args in variants:
             label = name + ext
             status, out, err = run(gradc + args, root)

@@ -288,6 +288,38 @@ static void test_broadcasting(void)
     CHECK(mk_like(IR, l, X, NULL) == l && mk_like(IR, b, r, NULL) == b);
 }
 
+/* Dimension forms (spec §8): normal forms compare equal however built, the
+ * small encodings stay for symbols and literals, values and text follow. */
+static void test_dim_forms(void)
+{
+    Dim n = dim_sym(0), m = dim_sym(1), one = dim_lit(1);
+    Dim a = dim_add(dim_add(n, m), one), b = dim_add(one, dim_add(m, n));
+    CHECK(dim_eq(a, b) && a.sym == -2);
+    CHECK(!dim_eq(a, dim_add(n, one)));
+    CHECK(dim_eq(dim_sub(a, dim_add(m, one)), n) && dim_sub(a, dim_add(m, one)).sym == 0);
+    CHECK(dim_eq(dim_sub(n, n), dim_lit(0)));
+    CHECK(dim_eq(dim_add(dim_lit(2), dim_lit(3)), dim_lit(5)));
+    Dim twice = dim_add(n, n);
+    int syms[3] = {1, 0, 1};
+    int64_t coefs[3] = {1, 2, -1};
+    CHECK(dim_eq(dim_form(0, 3, syms, coefs), twice));   /* m + 2n - m = 2n */
+    int64_t dims[2] = {5, 3};
+    CHECK(dim_eval(a, dims) == 9 && dim_eval(dim_sub(twice, dim_lit(3)), dims) == 7);
+    const char *names[2] = {"n", "m"};
+    CHECK(strcmp(dim_str(A, a, names), "n + m + 1") == 0);
+    CHECK(strcmp(dim_str(A, dim_sub(dim_lit(1), twice), names), "-2*n + 1") == 0);
+    CHECK(strcmp(dim_str(A, dim_sub(n, one), names), "n - 1") == 0);
+    /* shapes of concatenations, and a slice of one that lies in a part */
+    Node *x = mk_input(IR, 0, vec(0)), *y = mk_input(IR, 1, vec(1));
+    Node *xy = mk2(IR, OP_VCAT, x, y);
+    CHECK(dim_eq(xy->shape.rows, dim_add(n, m)));
+    CHECK(mk3(IR, OP_SLICE, y->shape, xy, mk_dim(IR, n), k(0), 0) == y);
+    CHECK(mk3(IR, OP_SLICE, x->shape, xy, k(0), k(0), 0) == x);
+    CHECK(mk3(IR, OP_PAD, xy->shape, mk_zero(IR, y->shape), k(1), k(0), 0) == mk_zero(IR, xy->shape));
+    Node *s = mk3(IR, OP_SLICE, shape_scalar(), x, k(2), k(0), loc_pack((Loc){7, 19}));
+    CHECK(node_loc(s).line == 7 && node_loc(s).col == 19);
+}
+
 int main(void)
 {
     A = arena_new();
@@ -300,6 +332,7 @@ int main(void)
     test_printing();
     test_chain_is_linear();
     test_broadcasting();
+    test_dim_forms();
     arena_free(A);
     return check_report("test_ir");
 }

@@ -187,6 +187,12 @@ int main(void)
     expect_tree("2^-1", "(^ 2 (neg 1))", 6);
     expect_tree("a - b - c", "(- (- a b) c)", 11);
     expect_tree("a + b * c .* d", "(+ a (.* (* b c) d))", 7);
+    /* spec §8: indexing, slicing and concatenation */
+    expect_tree("x[i + 1]", "(x[] (+ i 1))", 5);
+    expect_tree("X[:, 2:n - 1]'", "(' (X[] : (: 2 (- n 1))))", 18);
+    expect_tree("[1, -a; b', 2]", "(vcat (hcat 1 (neg a)) (hcat (' b) 2))", 5);
+    expect_tree("[x]", "x", 6);
+    expect_tree("[x; y] + 1", "(+ (vcat x y) 1)", 12);
     expect_tree("x' * A * x", "(* (* (' x) A) x)", 12);
     expect_tree("-x'", "(neg (' x))", 5);
     expect_tree("2.^x", "(.^ 2 x)", 6);
@@ -207,6 +213,9 @@ int main(void)
 
     /* Refused, each with one message on stderr. */
     expect_error("y = x + * 2\n");
+    expect_error("y = (2 * x)[1]\n");      /* only names are indexed */
+    expect_error("y = x[1:2:3]\n");
+    expect_error("y = []\n");
     expect_error("y = a < b < c\n");
     expect_error("if x > 0\n y = 1\n");
     expect_error("y = 1e400\n");

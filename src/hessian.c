@@ -1,0 +1,544 @@
+/* hessian.c — second derivatives as ordinary DAG nodes.
+ *
+ * grad(e, x) inside a program is diff.c's reverse mode over e's DAG alone
+ * (diff_dag_grad): its result is a node like any other, so the program's
+ * own reverse mode differentiates through it (reverse over reverse).
+ *
+ * hessian(e, x) and `derive --hessian` take the Jacobian of that gradient by
+ * a forward pass over its DAG with a matrix tangent seeded by eye(n): a
+ * node v that is a scalar, a column [r] or a row [1, r] carries T(v), the
+ * r×n matrix of the derivatives of its entries (of v' for a row).  The
+ * local derivatives of elementwise ops come from diff.c's adjoint rules
+ * applied to a seed of ones (diff_partials), so no rule is written twice;
+ * matrix products, transposes, reductions and softmax have their forward
+ * rules here.  A matrix-valued node that depends on x would need a
+ * three-index tangent: such an e is refused with a message (for now).
+ * The tangent of a diagonal scaling is built in the forms a textbook
+ * writes (diag(p)*eye → diag(p), diag(p)*(u*w') → (p.*u)*w'), which is what
+ * makes `derive --hessian` print `diag(p) - p*p'` for logsumexp. */
+#include "gradc.h"
+
+#include <string.h>
+
+typedef VEC(Node *) NodeVec;
+
+typedef struct Jac {
+    Ir *ir;
+    int input;
+    const char *xname;
+    Shape xshape;
+    bool textbook;         /* diag(p)*T as such (derive), else p .* T broadcast (values) */
+    IntMap *memo;          /* node id → tangent, or &zero_tangent */
+    const char *why;
+} Jac;
+
+static Node zero_tangent;  /* the memo's mark for a zero tangent */
+
+static bool is_col(Shape s) { return dim_eq(s.cols, dim_lit(1)); }
+static bool is_vec(Shape s) { return is_col(s) || dim_eq(s.rows, dim_lit(1)); }
+/* How many entries a scalar or vector has. */
+static Dim vec_len(Shape s) { return is_col(s) ? s.rows : s.cols; }
+/* A scalar or vector as a column. */
+static Node *col(Ir *ir, Node *v) { return is_col(v->shape) ? v : mk1(ir, OP_TRANSPOSE, v); }
+
+static Node *tangent_of(const Jac *J, const Node *n)
+{
+    void **p = intmap_find(J->memo, n->id);
+    return p && *p != &zero_tangent ? *p : NULL;
+}
+
+/* The vector v when n is diag(v), -diag(u) (v = -u) or s*diag(u) (v = s*u), else NULL. */
+static Node *diag_of(Ir *ir, Node *n)
+{
+    if (n->op == OP_DIAGM)
+        return n->args[0];
+    if (n->op == OP_NEG && n->args[0]->op == OP_DIAGM)
+        return mk1(ir, OP_NEG, n->args[0]->args[0]);
+    if (n->op == OP_MUL && shape_is_scalar(n->args[0]->shape) && n->args[1]->op == OP_DIAGM)
+        return mk2(ir, OP_MUL, n->args[0], n->args[1]->args[0]);
+    return NULL;
+}
+
+/* a ± b, with diag(u) ± diag(v) as diag(u ± v): one diagonal, as written by hand */
+static Node *combine(Ir *ir, Op op, Node *a, Node *b)
+{
+    Node *u = diag_of(ir, a), *v = u ? diag_of(ir, b) : NULL;
+    if (u && v)
+        return mk1(ir, OP_DIAGM, mk2(ir, op, u, v));
+    Node *l = a->nargs == 2 ? a->args[1] : NULL;   /* (r ± diag(u)) ± diag(v) */
+    if ((a->op == OP_ADD || a->op == OP_SUB) && l && (u = diag_of(ir, l)) && (v = diag_of(ir, b))) {
+        Op inner = a->op == op ? OP_ADD : OP_SUB;
+        return mk2(ir, a->op, a->args[0], mk1(ir, OP_DIAGM, mk2(ir, inner, u, v)));
+    }
+    return mk2(ir, op, a, b);
+}
+
+static Node *sum(Ir *ir, Node *a, Node *b) { return !a ? b : !b ? a : combine(ir, OP_ADD, a, b); }
+
+/* p .* q, with p .* (p .* r) as p.^2 .* r */
+static Node *times(Ir *ir, Node *p, Node *q)
+{
+    for (int i = 0; q->op == OP_MUL && i < 2; i++)
+        if (q->args[i] == p)
+            return mk2(ir, OP_MUL, mk2(ir, OP_POW, p, mk_const(ir, 2.0)), q->args[1 - i]);
+    return mk2(ir, OP_MUL, p, q);
+}
+
+/* diag(p) * T for a column p, in simplified forms; depth bounds how far it
+ * distributes over sums.  Unless textbook, what is left is p .* T with p
+ * broadcast along T's rows, read in place (no m×m diagonal times T). */
+static Node *dscale(Ir *ir, Node *p, Node *t, int depth, bool textbook)
+{
+    if (shape_is_scalar(p->shape))
+        return mk2(ir, OP_MUL, p, t);
+    if (p->op == OP_FILL)
+        return mk2(ir, OP_MUL, mk_const(ir, p->num), t);
+    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && node_is_const(p->args[1], 1.0))
+        return mk2(ir, OP_MUL, p->args[0], t);   /* s .* ones: a scalar */
+    if (t->op == OP_EYE)
+        return mk1(ir, OP_DIAGM, p);
+    if (t->op == OP_DIAGM)
+        return mk1(ir, OP_DIAGM, times(ir, p, t->args[0]));
+    if (depth < 4) {
+        Node *a = t->nargs > 0 ? t->args[0] : NULL, *b = t->nargs > 1 ? t->args[1] : NULL;
+        switch (t->op) {
+        case OP_ADD:
+        case OP_SUB:
+            return combine(ir, t->op, dscale(ir, p, a, depth + 1, textbook),
+                           dscale(ir, p, b, depth + 1, textbook));
+        case OP_NEG:
+            return mk1(ir, OP_NEG, dscale(ir, p, a, depth + 1, textbook));
+        case OP_MUL:
+            if (shape_is_scalar(a->shape))
+                return mk2(ir, OP_MUL, a, dscale(ir, p, b, depth + 1, textbook));
+            break;
+        case OP_MATMUL:   /* diag(p)*(u*w) = (p.*u)*w for a column u */
+            if (is_col(a->shape))
+                return mk2(ir, OP_MATMUL, times(ir, p, a), b);
+            if (a->op == OP_DIAGM)
+                return mk2(ir, OP_MATMUL, dscale(ir, p, a, depth + 1, textbook), b);
+            break;
+        default:
+            break;
+        }
+    }
+    if (!textbook)
+        return mk2(ir, OP_MUL, p, t);
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_DIAGM, p), t);
+}
+
+/* An elementwise op: each operand's entrywise partials times its tangent. */
+static Node *elementwise(Jac *J, Node *n)
+{
+    Ir *ir = J->ir;
+    Node *part[2];
+    if (!diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part))
+        return NULL;   /* sign, floor, comparisons, detach: zero */
+    Node *t = NULL;
+    for (int i = 0; i < n->nargs; i++) {
+        Node *a = n->args[i], *ta = tangent_of(J, a), *p = part[i];
+        if (!ta || !p)
+            continue;
+        if (shape_is_scalar(a->shape) && !shape_is_scalar(n->shape))
+            t = sum(ir, t, mk2(ir, OP_MATMUL, col(ir, p), ta));   /* a broadcast scalar */
+        else
+            t = sum(ir, t, dscale(ir, col(ir, p), ta, 0, J->textbook));
+    }
+    return t;
+}
+
+/* sum, norm, logsumexp of a vector: the gradient p (a's shape, or a scalar
+ * spread over a) times a's tangent. */
+static Node *reduction(Jac *J, Node *n, Node *ta)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0], *part[2];
+    diff_partials(ir, n, mk_const(ir, 1.0), part);
+    Node *p = part[0];
+    if (!p)
+        return NULL;
+    if (shape_is_scalar(a->shape))
+        return mk2(ir, OP_MUL, p, ta);
+    if (shape_is_scalar(p->shape)) {
+        Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), vec_len(a->shape)));
+        return mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
+    }
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, col(ir, p)), ta);
+}
+
+/* ---- with respect to a scalar: directional derivatives of any shape ---- */
+
+/* T(n) of n's own shape when x is a scalar: matrices are carried too (a
+ * Gaussian process's kernel matrix with respect to a length scale). */
+static Node *directional(Jac *J, Node *n, Node *ta, Node *tb)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0], *b = n->nargs > 1 ? n->args[1] : NULL, *part[2];
+    Node *za = ta ? ta : mk_zero(ir, a->shape), *zb = b && !tb ? mk_zero(ir, b->shape) : tb;
+    switch (op_info[n->op].kind) {
+    case OK_U:
+    case OK_B: {
+        if (!diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part))
+            return NULL;
+        Node *t = NULL, *tt[2] = {ta, tb};
+        for (int i = 0; i < n->nargs; i++)
+            if (tt[i] && part[i])
+                t = sum(ir, t, mk2(ir, OP_MUL, part[i], tt[i]));
+        return t;
+    }
+    default:
+        break;
+    }
+    switch (n->op) {
+    case OP_MATMUL:
+        return sum(ir, ta ? mk2(ir, OP_MATMUL, ta, b) : NULL, tb ? mk2(ir, OP_MATMUL, a, tb) : NULL);
+    case OP_TRANSPOSE:
+    case OP_DIAGM:
+    case OP_DIAGV:
+    case OP_TRIL:
+    case OP_BCAST:
+    case OP_SUMD:
+        return mk_like(ir, n, ta, NULL);   /* linear */
+    case OP_VCAT:
+    case OP_HCAT:
+        return mk2(ir, n->op, za, zb);
+    case OP_SLICE:
+    case OP_PAD:
+        return mk3(ir, n->op, n->shape, ta, n->args[1], n->args[2], n->num);
+    case OP_SUM:
+    case OP_NORM:
+    case OP_LOGSUMEXP:
+    case OP_AMAX:
+    case OP_AMIN:
+    case OP_TRACE:
+    case OP_DET:
+    case OP_LOGDET:   /* a scalar of a: sum(p .* T(a)), p its gradient */
+        diff_partials(ir, n, mk_const(ir, 1.0), part);
+        if (!part[0])
+            return NULL;
+        if (shape_is_scalar(part[0]->shape))
+            return mk2(ir, OP_MUL, part[0], mk1(ir, OP_SUM, ta));
+        return mk1(ir, OP_SUM, mk2(ir, OP_MUL, part[0], ta));
+    case OP_LSED:
+    case OP_AMAXD:
+    case OP_AMIND:    /* along d: sum(p .* T(a), d) */
+        diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part);
+        return part[0] ? mk_along(ir, OP_SUMD, mk2(ir, OP_MUL, part[0], ta), n->index) : NULL;
+    case OP_SOFTMAX:
+    case OP_SOFTMAXD: /* a symmetric Jacobian: its adjoint rule applied to T(a) */
+        diff_partials(ir, n, ta, part);
+        return part[0];
+    case OP_INV:      /* -inv(A) T(A) inv(A) */
+        return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, mk2(ir, OP_MATMUL, n, ta), n));
+    case OP_CHOL: {   /* L Φ(L \\ T(A) / L'), Φ: the lower triangle, half the diagonal (Murray 2016) */
+        Node *m = mk_solve(ir, n, mk1(ir, OP_TRANSPOSE, mk_solve(ir, n, ta, false)), false);
+        Node *phi = mk2(ir, OP_SUB, mk1(ir, OP_TRIL, m),
+                        mk2(ir, OP_MUL, mk_const(ir, 0.5), mk1(ir, OP_DIAGM, mk1(ir, OP_DIAGV, m))));
+        return mk2(ir, OP_MATMUL, n, phi);
+    }
+    case OP_LU:       /* the factors stand for A: SOLVE reads T(A) here */
+        return ta;
+    case OP_SOLVE:    /* X = A \ B: A \ (T(B) - T(A) X), on A's factors */
+    case OP_SOLVET: {
+        Node *rhs = tb;
+        if (ta) {
+            Node *tA = n->op == OP_SOLVE ? ta : mk1(ir, OP_TRANSPOSE, ta);
+            Node *d = mk2(ir, OP_MATMUL, tA, n);
+            rhs = rhs ? mk2(ir, OP_SUB, rhs, d) : mk1(ir, OP_NEG, d);
+        }
+        return mk2(ir, n->op, a, rhs);
+    }
+    default:
+        J->why = arena_printf(ir->arena, "'%s' has no second-order rule yet", op_info[n->op].text);
+        return NULL;
+    }
+}
+
+/* The tangent of n from its operands' (NULL: zero), or NULL with J->why. */
+static Node *tangent(Jac *J, Node *n)
+{
+    Ir *ir = J->ir;
+    if (n->op == OP_INPUT && n->index == J->input)
+        return shape_is_scalar(J->xshape) ? mk_const(ir, 1.0) : mk_eye(ir, J->xshape.rows);
+    Node *ta = n->nargs > 0 ? tangent_of(J, n->args[0]) : NULL;
+    Node *tb = n->nargs > 1 ? tangent_of(J, n->args[1]) : NULL;
+    if (!ta && !tb)
+        return NULL;
+    if (shape_is_scalar(J->xshape))
+        return directional(J, n, ta, tb);
+    if (!is_vec(n->shape)) {
+        J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (only scalars and "
+                              "vectors are carried so far)",
+                              n->op == OP_BCAST ? "broadcast" : op_info[n->op].text, J->xname);
+        return NULL;
+    }
+    switch (op_info[n->op].kind) {
+    case OK_U:
+    case OK_B:
+        return elementwise(J, n);
+    default:
+        break;
+    }
+    Node *a = n->args[0];
+    Dim len = vec_len(n->shape), nx = shape_is_scalar(J->xshape) ? dim_lit(1) : J->xshape.rows;
+    switch (n->op) {
+    case OP_TRANSPOSE:
+        return ta;
+    case OP_MATMUL:   /* operands are vectors here: scalars make MUL, matrices failed */
+        return sum(ir, ta ? mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, n->args[1]), ta) : NULL,
+                   tb ? mk2(ir, OP_MATMUL, a, tb) : NULL);
+    case OP_SUM:
+    case OP_NORM:
+    case OP_LOGSUMEXP:
+    case OP_AMAX:
+    case OP_AMIN:
+        return reduction(J, n, ta);
+    case OP_SOFTMAX:   /* (diag(p) - p*p') * T */
+    case OP_SOFTMAXD: {
+        Node *p = col(ir, n);
+        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook),
+                   mk2(ir, OP_MATMUL, p, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
+    }
+    case OP_LOGSOFTMAXD: {   /* (I - 1*p') * T, p = exp(n) the softmax */
+        Node *p = mk1(ir, OP_EXP, col(ir, n));
+        Node *ones = mk_fill(ir, 1.0, shape_make(len, dim_lit(1)));
+        return mk2(ir, OP_SUB, ta, mk2(ir, OP_MATMUL, ones,
+                                       mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
+    }
+    case OP_BCAST:     /* a scalar spread over a vector (vector to matrix failed) */
+        return mk2(ir, OP_MATMUL, mk_fill(ir, 1.0, shape_make(len, dim_lit(1))), ta);
+    case OP_SLICE:     /* the same entries of the tangent's rows */
+    case OP_PAD: {
+        Node *at = n->args[is_col(n->shape) ? 1 : 2];
+        return mk3(ir, n->op, shape_make(len, nx), ta, at, mk_const(ir, 0), n->num);
+    }
+    case OP_VCAT:      /* a column of columns, or (HCAT) a row of rows: stacked tangents */
+    case OP_HCAT: {
+        Node *b = n->args[1];
+        ta = ta ? ta : mk_zero(ir, shape_make(vec_len(a->shape), nx));
+        tb = tb ? tb : mk_zero(ir, shape_make(vec_len(b->shape), nx));
+        return mk2(ir, OP_VCAT, ta, tb);
+    }
+    case OP_SOLVE:     /* A \ B, A constant here (a matrix that depends on x failed) */
+    case OP_SOLVET:
+        return mk2(ir, n->op, a, tb);
+    default:
+        J->why = arena_printf(ir->arena, "'%s' has no second-order rule yet", op_info[n->op].text);
+        return NULL;
+    }
+}
+
+Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape, bool textbook,
+                    const char **why)
+{
+    Jac J = {.ir = ir, .input = input, .xname = xname, .xshape = xshape, .textbook = textbook,
+             .memo = intmap_new(ir->arena)};
+    NodeVec st = {0};
+    vec_push(ir->arena, &st, g);
+    /* operands first, with an explicit stack (the DAG is as deep as the program) */
+    while (st.len) {
+        Node *x = st.data[st.len - 1];
+        if (intmap_find(J.memo, x->id)) {
+            st.len--;
+            continue;
+        }
+        bool wait = false;
+        for (int i = 0; i < x->nargs; i++)
+            if (!intmap_find(J.memo, x->args[i]->id)) {
+                vec_push(ir->arena, &st, x->args[i]);
+                wait = true;
+            }
+        if (wait)
+            continue;
+        st.len--;
+        Node *t = tangent(&J, x);
+        if (J.why) {
+            *why = J.why;
+            return NULL;
+        }
+        *intmap_put(J.memo, x->id) = t ? t : &zero_tangent;
+    }
+    Node *t = tangent_of(&J, g);
+    Dim n = shape_is_scalar(xshape) ? dim_lit(1) : xshape.rows;
+    return t ? t : mk_zero(ir, shape_make(vec_len(g->shape), n));
+}
+
+/* ---- e's dependence on x through the program's constructs ---- */
+
+/* slot → the statement that writes it */
+static void note_slots(IntMap *writer, const Block *b)
+{
+    for (int j = 0; b && j < b->n; j++) {
+        Stmt *s = b->stmts[j];
+        for (int k = 0; k < s->n; k++)
+            *intmap_put(writer, s->slots[k]) = s;
+        if (s->index_slot >= 0)
+            *intmap_put(writer, s->index_slot) = s;
+        note_slots(writer, s->then_block);
+        note_slots(writer, s->else_block);
+        note_slots(writer, s->body);
+    }
+}
+
+/* e with the results of straight-line ifs that depend on x written as
+ * where(c, a, b) (the if's branches hold no statement, so its result is its
+ * condition's choice of two values computed before it; a slot keeps its
+ * value after its construct, so c, a and b read later are what the if
+ * read).  The derivative then follows the path taken, with exact zeros on
+ * the other, as where's does. */
+typedef struct Straighten {
+    Ir *ir;
+    IntMap *writer;       /* slot → its statement */
+    SlotSet *act;         /* slots that depend on x */
+    IntMap *memo;         /* node id → its rewritten form */
+    const char *xname, *why;
+} Straighten;
+
+static bool reads_active(const Straighten *z, const Node *n)
+{
+    for (int i = 0; i < n->nslots; i++)
+        if (slotset_has(z->act, n->slots[i]))
+            return true;
+    return false;
+}
+
+static Node *rewritten(const Straighten *z, Node *n)
+{
+    if (!reads_active(z, n))
+        return n;
+    void **p = intmap_find(z->memo, n->id);
+    return p ? *p : NULL;
+}
+
+/* The nodes a rewrite of n needs: its operands, or an if's two values; NULL
+ * statement and z->why set when n is a slot no where() can stand for. */
+static int needs(Straighten *z, Node *n, Node **kid, const Stmt **st, int *k)
+{
+    if (n->op != OP_SLOT) {
+        for (int i = 0; i < n->nargs; i++)
+            kid[i] = n->args[i];
+        return n->nargs;
+    }
+    const char *name = z->ir->slots.data[n->index].name;
+    void **w = intmap_find(z->writer, n->index);
+    const Stmt *s = w ? *w : NULL;
+    if (!s) {
+        z->why = arena_printf(z->ir->arena, "reads %s, which the enclosing if, while or for "
+                              "changes", name);
+        return -1;
+    }
+    if (s->kind != S_IF || s->then_block->n || s->else_block->n) {
+        z->why = arena_printf(z->ir->arena, "depends on %s through %s, a result of the %s at "
+                              "line %d%s", z->xname, name, s->kind == S_IF ? "if" : s->kind ==
+                              S_WHILE ? "while" : "for loop", s->loc.line, s->kind == S_IF ?
+                              " (whose branches hold an if or a loop)" : "");
+        return -1;
+    }
+    for (*k = 0; s->slots[*k] != n->index; ++*k)
+        ;
+    *st = s;
+    kid[0] = s->then_vals[*k];
+    kid[1] = s->else_vals[*k];
+    return 2;
+}
+
+static Node *rebuild(Straighten *z, Node *n, const Stmt *s, int k)
+{
+    Ir *ir = z->ir;
+    if (n->op == OP_SLOT) {
+        Node *a = rewritten(z, s->then_vals[k]), *b = rewritten(z, s->else_vals[k]);
+        return mk2(ir, OP_ADD, mk2(ir, OP_PICK, s->cond, a),
+                   mk2(ir, OP_PICK, mk1(ir, OP_NOT, s->cond), b));
+    }
+    Node *a[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < n->nargs; i++)
+        a[i] = rewritten(z, n->args[i]);
+    if (n->nargs == 3)
+        return mk3(ir, n->op, n->shape, a[0], a[1], a[2], n->num);
+    return mk_like(ir, n, a[0], a[1]);
+}
+
+Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
+                      int ninputs, const char **why)
+{
+    if (!e->nslots)
+        return e;
+    Straighten z = {.ir = ir, .writer = intmap_new(ir->arena), .memo = intmap_new(ir->arena),
+                    .xname = xname};
+    note_slots(z.writer, body);
+    z.act = diff_active_slots(ir, (Block *)body, input, ninputs);
+    /* an open construct's slots are not in body: they count as active */
+    for (int i = 0; i < e->nslots; i++)
+        if (!intmap_find(z.writer, e->slots[i]))
+            slotset_add(z.act, e->slots[i]);
+    NodeVec st = {0};
+    vec_push(ir->arena, &st, e);
+    while (st.len) {
+        Node *n = st.data[st.len - 1], *kid[3];
+        if (rewritten(&z, n)) {
+            st.len--;
+            continue;
+        }
+        const Stmt *s = NULL;
+        int k = 0, nk = needs(&z, n, kid, &s, &k);
+        if (nk < 0) {
+            *why = z.why;
+            return NULL;
+        }
+        bool wait = false;
+        for (int i = 0; i < nk; i++)
+            if (!rewritten(&z, kid[i])) {
+                vec_push(ir->arena, &st, kid[i]);
+                wait = true;
+            }
+        if (wait)
+            continue;
+        st.len--;
+        *intmap_put(z.memo, n->id) = rebuild(&z, n, s, k);
+    }
+    return rewritten(&z, e);
+}
+
+/* ---- derive --hessian ---- */
+
+Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
+{
+    Ir *ir = m->ir;
+    Arena *a = m->arena;
+    Node *y = m->fwd.value;
+    int k = m->nwrt;
+    if (!shape_is_scalar(y->shape)) {
+        *why = arena_printf(a, "the output %s is %s, not a scalar",
+                            m->output_name ? m->output_name : "y", shape_str(a, y->shape, m->dims));
+        return NULL;
+    }
+    Node **g = arena_alloc(a, sizeof(Node *) * (size_t)(k + 1));
+    Node **H = arena_alloc(a, sizeof(Node *) * (size_t)(k * k + 1));
+    const char **bw = arena_alloc(a, sizeof(char *) * (size_t)(k * k + 1));
+    for (int i = 0; i < k; i++) {
+        const Input *x = &m->inputs[m->wrt[i]];
+        const char *p = NULL;
+        Node *e = hess_straighten(ir, m->fwd.body, y, m->wrt[i], x->name, m->ninputs, &p);
+        if (!e) {
+            *why = arena_printf(a, "the output %s (derive without --hessian prints the "
+                                "gradient program)", p);
+            return NULL;
+        }
+        g[i] = diff_dag_grad(ir, e, m->wrt[i], x->shape, m->ninputs);
+    }
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++) {
+            const Input *xi = &m->inputs[m->wrt[i]], *xj = &m->inputs[m->wrt[j]];
+            const char *w = NULL;
+            if (!is_col(xi->shape) || !is_col(xj->shape)) {
+                w = arena_printf(a, "%s is a matrix (a block over its entries in row-major "
+                                 "order is not printed as a closed form yet)",
+                                 is_col(xi->shape) ? xj->name : xi->name);
+            } else {
+                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, true, &w);
+            }
+            bw[i * k + j] = H[i * k + j] ? NULL : w;
+        }
+    *block_why = bw;
+    return H;
+}

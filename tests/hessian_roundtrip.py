@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""`gradc derive --hessian` prints the language, and the right second derivatives
+(standard library only).
+
+    hessian_roundtrip.py --gradc G FOLDER...
+
+For every FOLDER/NAME.expr with a NAME.inputs.json whose `G derive --hessian`
+prints closed forms: each block `d2Y/dXdZ = E` (or `d2Y/dX2 = E`), with the
+`tK = ...` lines before it, becomes a program of its own (the original's input
+lines, the lets, `h = E`); `G eval --no-grad --interp` of it at the inputs must
+give, entry by entry, the central differences of `G eval --interp`'s gradient
+for X with respect to the entries of Z (step 1e-5 relative, agreement within
+1e-6 of the block's largest entry).  --skip NAME leaves a program out where
+differences of the gradient are not its Hessian: one that uses detach (whose
+second derivative is 0, as PyTorch's, while the gradient's value moves), one
+evaluated at a kink.  The printed closed forms are thus checked
+against first derivatives alone, not against gradc's second-order code.
+
+Prints one line per failure, then `N passed, M failed` on the last line.
+"""
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+
+from derive_roundtrip import flat, input_lines, run
+
+STEP = 1e-5
+TOL = 1e-6
+
+
+def gradient(gradc, expr, values, tmp):
+    path = os.path.join(tmp, "at.json")
+    with open(path, "w") as f:
+        json.dump(values, f)
+    rc, out, err = run(gradc + ["eval", expr, "--inputs", path, "--interp"])
+    if rc != 0:
+        raise RuntimeError("eval failed: " + err.strip())
+    return json.loads(out)["gradient"]
+
+
+def fd_block(gradc, expr, values, x, z, tmp):
+    """d grad_x / d z by central differences: rows the entries of x, columns z's."""
+    zs = values[z]
+    nz = len(flat(zs))
+    cols = []
+    for j in range(nz):
+        pts = []
+        for sign in (1, -1):
+            v = json.loads(json.dumps(values))
+            # relative to the entry (near a pole, polygamma(3, 0.01), a step of
+            # 1e-5 would be too coarse), at least 1e-7
+            if isinstance(v[z], list):
+                h = STEP * max(1e-2, abs(v[z][j]))
+                v[z][j] += sign * h
+            else:
+                h = STEP * max(1e-2, abs(v[z]))
+                v[z] += sign * h
+            pts.append(flat(gradient(gradc, expr, v, tmp)[x]))
+        cols.append([(a - b) / (2 * h) for a, b in zip(*pts)])
+    return [[cols[j][i] for j in range(nz)] for i in range(len(cols[0]))]
+
+
+def check(gradc, base, src, printed, tmp):
+    with open(base + ".inputs.json") as f:
+        values = json.load(f)
+    expr = base + ".expr"
+    wrt = list(gradient(gradc, expr, values, tmp))
+    labels = {}
+    for i, x in enumerate(wrt):
+        for z in wrt[i:]:
+            labels["d%s2" % x if x == z and not x[-1].isdigit() else "d%sd%s" % (x, z)] = (x, z)
+    lets, blocks = [], 0
+    for line in printed.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^d2\w+/(d\w+) = (.*)$", line)
+        if not m:
+            lets.append(line)
+            continue
+        if m.group(1) not in labels:
+            return "unexpected label in %r (wrt %s)" % (line, wrt)
+        x, z = labels[m.group(1)]
+        prog = "\n".join(input_lines(src) + lets + ["h_roundtrip = " + m.group(2)]) + "\n"
+        path = os.path.join(tmp, "rt.expr")
+        with open(path, "w") as f:
+            f.write(prog)
+        rc, out, err = run(gradc + ["eval", path, "--inputs", base + ".inputs.json",
+                                    "--no-grad", "--interp"])
+        if rc != 0:
+            return "%s: the printed program fails: %s\n%s" % (line, err.strip(), prog)
+        got = flat(json.loads(out)["value"])
+        want = flat(fd_block(gradc, expr, values, x, z, tmp))
+        scale = max([1.0] + [abs(w) for w in want])
+        if len(got) != len(want) or any(abs(a - b) > TOL * scale for a, b in zip(got, want)):
+            return "%s evaluates to %s, central differences of the gradient give %s" % (
+                line.split(" = ")[0], got[:6], want[:6])
+        blocks += 1
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--gradc", required=True)
+    ap.add_argument("--skip", action="append", default=[], help="a program's NAME")
+    ap.add_argument("folders", nargs="+")
+    a = ap.parse_args()
+    gradc = shlex.split(a.gradc)
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in a.folders:
+            for f in sorted(os.listdir(folder)):
+                base = os.path.join(folder, f[:-5])
+                if not f.endswith(".expr") or not os.path.exists(base + ".inputs.json") \
+                        or f[:-5] in a.skip:
+                    continue
+                with open(base + ".expr") as fh:
+                    src = fh.read()
+                rc, printed, err = run(gradc + ["derive", "--hessian", base + ".expr"])
+                if rc != 0 or not re.search(r"^d2", printed, re.M):
+                    continue    # a non-scalar output, or no closed form: nothing to compare
+                try:
+                    why = check(gradc, base, src, printed, tmp)
+                except RuntimeError as e:
+                    why = str(e)
+                if why:
+                    failed += 1
+                    print("FAIL %s: %s" % (base + ".expr", why))
+                else:
+                    passed += 1
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
