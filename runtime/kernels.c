@@ -70,3 +70,107 @@ double gradc_norm(int64_t n, const double *x)
         t += (x[i] / big) * (x[i] / big);
     return big * sqrt(t);
 }
+
+/* Products with a diag or fill factor are O(m·n), never a dense product
+ * (issue 7: diag(u)*K*diag(v) is a row and a column scaling).  An operand
+ * given as NULL is a fill: every entry is its constant. */
+
+/* op(b)[i][j]: b (m×n), or with tb the transpose of b stored n×m */
+static inline double opb(const double *b, double bk, bool tb, int64_t m, int64_t n, int64_t i, int64_t j)
+{
+    return !b ? bk : tb ? b[j * m + i] : b[i * n + j];
+}
+
+void gradc_scale(int32_t flags, int64_t m, int64_t n, const double *d, double dk, const double *b, double bk,
+                 double *c)
+{
+    bool tb = flags & GRADC_GEMM_TB, cols = flags & GRADC_SCALE_COLS;
+    if (!tb && b && d) { /* rows of b read in order: vectorised */
+        for (int64_t i = 0; i < m; i++) {
+            const double *bi = b + i * n;
+            double *ci = c + i * n;
+            if (cols)
+                for (int64_t j = 0; j < n; j++)
+                    ci[j] = bi[j] * d[j];
+            else
+                for (int64_t j = 0; j < n; j++)
+                    ci[j] = d[i] * bi[j];
+        }
+        return;
+    }
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double x = opb(b, bk, tb, m, n, i, j);
+            c[i * n + j] = cols ? x * (d ? d[j] : dk) : (d ? d[i] : dk) * x;
+        }
+}
+
+void gradc_sums(int32_t flags, int64_t m, int64_t n, int64_t kdim, double k, const double *x, double xk,
+                double *c)
+{
+    bool tx = flags & GRADC_GEMM_TB, rows = flags & GRADC_SUMS_ROWS;
+    /* the sums into the first row (cols) or first column (rows) of c */
+    if (rows) {
+        /* op(x) is m×kdim: c[i][0] = k · Σ_p op(x)[i][p] */
+        for (int64_t i = 0; i < m; i++) {
+            double s = 0;
+            for (int64_t p = 0; p < kdim; p++)
+                s += k * opb(x, xk, tx, m, kdim, i, p);
+            for (int64_t j = 0; j < n; j++)
+                c[i * n + j] = s;
+        }
+        return;
+    }
+    /* op(x) is kdim×n: c[i][j] = k · Σ_p op(x)[p][j], the same in every row */
+    for (int64_t j = 0; j < n && m > 0; j++)
+        c[j] = 0;
+    for (int64_t p = 0; p < kdim && m > 0; p++)
+        for (int64_t j = 0; j < n; j++)
+            c[j] += k * opb(x, xk, tx, kdim, n, p, j);
+    for (int64_t i = 1; i < m; i++)
+        for (int64_t j = 0; j < n; j++)
+            c[i * n + j] = c[j];
+}
+
+void gradc_diag_gemm(int32_t flags, int64_t m, int64_t kdim, const double *a, double ak, const double *w, double wk,
+                     const double *b, double bk, double *out)
+{
+    bool ta = flags & GRADC_GEMM_TA, tb = flags & GRADC_GEMM_TB;
+    if (ta && a && !b) { /* k · Σ_p a[p][i]·w[p]: rows of a in order, not columns */
+        for (int64_t i = 0; i < m; i++)
+            out[i] = 0;
+        for (int64_t p = 0; p < kdim; p++) {
+            const double *ap = a + p * m;
+            double wp = w ? w[p] : wk;
+            for (int64_t i = 0; i < m; i++)
+                out[i] += ap[i] * wp;
+        }
+        for (int64_t i = 0; i < m; i++)
+            out[i] *= bk;
+        return;
+    }
+    for (int64_t i = 0; i < m; i++) {
+        double s[4] = {0};
+        int64_t p = 0;
+        if (!ta && tb && a && b) { /* row i of a and row i of b: both in order */
+            const double *ai = a + i * kdim, *bi = b + i * kdim;
+            if (w)
+                for (; p + 4 <= kdim; p += 4)
+                    for (int l = 0; l < 4; l++)
+                        s[l] += ai[p + l] * w[p + l] * bi[p + l];
+            else
+                for (; p + 4 <= kdim; p += 4)
+                    for (int l = 0; l < 4; l++)
+                        s[l] += ai[p + l] * bi[p + l];
+        } else if (!a && tb && b) { /* a fill: row i of b, weighted */
+            const double *bi = b + i * kdim;
+            for (; p + 4 <= kdim; p += 4)
+                for (int l = 0; l < 4; l++)
+                    s[l] += ak * (w ? w[p + l] : wk) * bi[p + l];
+        }
+        double t = (s[0] + s[1]) + (s[2] + s[3]);
+        for (; p < kdim; p++)
+            t += opb(a, ak, ta, m, kdim, i, p) * (w ? w[p] : wk) * opb(b, bk, tb, kdim, m, p, i);
+        out[i] = t;
+    }
+}

@@ -206,6 +206,30 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
     return total;
 }
 
+/* The bytes of p's buffers when every size is a literal and there is no
+ * work stack, or -1.  Up to LOCAL_WORK, such a function keeps its buffers
+ * in its own frame instead of the caller's work: LLVM then sees every
+ * entry (x'*A*x at n = 4 lives in registers, no stores and reloads). */
+enum { LOCAL_WORK = 2048 };
+
+static int64_t literal_work(const Plan *p)
+{
+    int64_t total = 0;
+    if (p->stack)
+        return -1;
+    for (int i = 0; i < p->bufs.len; i++) {
+        Buf b = p->bufs.data[i];
+        int64_t r, k;
+        if (!dim_is_lit(b.a, &r) || !dim_is_lit(b.b, &k))
+            return -1;
+        int64_t n = r * k + (b.plus_a ? r : 0);
+        total += (n * 8 + 63) / 64 * 64;
+        if (total > LOCAL_WORK)
+            return -1;
+    }
+    return total;
+}
+
 static void types(Cg *c, LLVMContextRef ctx, LLVMModuleRef mod, const Module *m)
 {
     c->m = m;
@@ -267,6 +291,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     c->work = LLVMGetParam(c->fn, (unsigned)k++);
     c->where = LLVMGetParam(c->fn, (unsigned)k++);
     c->cache = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
+    c->keptvar = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
     c->pc = 0;
 
     LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");
@@ -292,7 +317,15 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     enter(c, edim);
     LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_EDIM, 0));
     enter(c, fine);
-    LLVMValueRef given = LLVMBuildIsNotNull(c->b, c->work, "");
+    /* a chunked function's environment sits after the buffers in work, a
+     * size known only after the chunks are emitted: no frame for it */
+    int64_t local = chunks ? -1 : literal_work(p);
+    LLVMValueRef frame = c->work;
+    if (local >= 0) {
+        frame = LLVMBuildAlloca(c->ab, LLVMArrayType(c->i8, (unsigned)(local ? local : 1)), "frame");
+        LLVMSetAlignment(frame, 64);
+    }
+    LLVMValueRef given = local >= 0 ? LLVMConstInt(c->i1, 1, 0) : LLVMBuildIsNotNull(c->b, c->work, "");
     LLVMBuildCondBr(c->b, given, start, mal);
     enter(c, mal);
     LLVMTypeRef i64t = c->i64;
@@ -307,7 +340,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     enter(c, start);
     LLVMValueRef base = LLVMBuildPhi(c->b, c->ptr, "work");
     LLVMValueRef owned = LLVMBuildPhi(c->b, c->i1, "owned");
-    LLVMValueRef inb[2] = {c->work, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
+    LLVMValueRef inb[2] = {frame, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
     LLVMBasicBlockRef from[2] = {fine, mal_ok};
     LLVMAddIncoming(base, inb, from, 2);
     LLVMAddIncoming(owned, ino, from, 2);
@@ -331,7 +364,8 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
             continue;
         Shape sh = m->ir->slots.data[s].shape;
         if (p->slotbuf[s] >= 0) {
-            zero(c, bufp(c, p->slotbuf[s]), mul(c, dimv(c, sh.rows), dimv(c, sh.cols)));
+            if (!p->unzeroed[s])
+                zero(c, bufp(c, p->slotbuf[s]), mul(c, dimv(c, sh.rows), dimv(c, sh.cols)));
         } else {
             c->slotvar[s] = alloca_(c, c->f64);
             LLVMBuildStore(c->b, cf(c, 0), c->slotvar[s]);
@@ -718,6 +752,7 @@ static void gen_second_order(Cg *m, const Module *hvp, const char *name)
     c.b = m->b;
     c.ab = m->ab;
     Plan *p = plan_func(h, &h->grad, true, NULL);
+    p->onepass = NULL;   /* NAME_hvp's gradient buffers may be NULL: store them one by one */
     LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hvp.impl", name));
     if (!c.failed) {
         gen_abi(&c, impl, arena_printf(c.a, "%s_hvp", name), true, false);

@@ -28,9 +28,12 @@ typedef struct Cg {
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
+    LLVMValueRef *keptvar;/* per kept node (plan: kept): the alloca its slot's stores update */
     LLVMValueRef ri, cj;  /* row and column of the elementwise loop being emitted when it
                            * reads a broadcast (NULL: a flat loop, derived from the index) */
     int pc;               /* the next point of the plan */
+    const Kernel *rest;   /* the value's kernels after the plan's one-pass sum */
+    int nrest;
     bool failed;
     /* chunk.c: a point of very many kernels in chunk functions */
     LLVMValueRef env;     /* the chunk environment in work (an impl value) */

@@ -204,7 +204,7 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
     if (is_fused(c->p, n))
         return elem_op(c, n, k);
     LLVMValueRef v = get(c, n);
-    return is_scalar(n) ? v : load(c, v, k);
+    return one_value(c->p, n) ? v : load(c, v, k);
 }
 
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k) { return elem(c, n, k); }
@@ -274,7 +274,19 @@ LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
  * (count · eps · sum |f|). */
 enum { SUM_LANES = 16 };
 
+typedef void (*FlushFn)(Cg *c, void *ctx);
+
+/* With flush: called after each block of SUM_LANES entries (and after each
+ * remaining entry), so that f can load a whole block before anything is
+ * stored (stores the block's loads could alias would keep it scalar). */
+static LLVMValueRef reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx);
+
 static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
+{
+    return reduce_sum_flush(c, n, f, NULL, ctx);
+}
+
+static LLVMValueRef reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
     LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
     for (int l = 0; l < SUM_LANES; l++) {
@@ -289,6 +301,8 @@ static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
         LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
         LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
     }
+    if (flush)
+        flush(c, ctx);
     loop_end(c, &lp);
     LLVMValueRef s[SUM_LANES];
     for (int l = 0; l < SUM_LANES; l++)
@@ -299,6 +313,8 @@ static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
     LLVMBuildStore(c->b, s[0], t);
     i = loop_begin(c, &lp, mul(c, blocks, ci(c, SUM_LANES)), n);
     LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
+    if (flush)
+        flush(c, ctx);
     loop_end(c, &lp);
     return LLVMBuildLoad2(c->b, c->f64, t, "");
 }
@@ -442,7 +458,7 @@ static void key_node(Cg *c, Key *k, Node *n, NodeVec *leaves, bool top)
             j++;
         if (j == leaves->len)
             vec_push(c->a, leaves, n);
-        int tag[2] = {-1 - j, is_scalar(n)};
+        int tag[2] = {-1 - j, one_value(c->p, n)};
         key_bytes(k, tag, sizeof tag);
         return;
     }
@@ -524,7 +540,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
         pt[i] = c->i64, args[i] = c->dims[i];
     for (int i = 0; i < leaves.len; i++) {
         Node *y = leaves.data[i];
-        pt[nd + i] = is_scalar(y) ? c->f64 : c->ptr;
+        pt[nd + i] = one_value(c->p, y) ? c->f64 : c->ptr;
         args[nd + i] = get(c, y);
     }
     pt[np - 1] = c->ptr, args[np - 1] = out ? out : LLVMConstNull(c->ptr);
@@ -561,9 +577,59 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
 /* out = op(a) * op(b): the runtime's gradc_gemm (OpenBLAS with transpose
  * flags when large, loops when small), or inline loops when every size is
  * a small literal (they are then specialised and unrolled). */
+/* An operand of a product kernel: its entries, or NULL for a fill (whose
+ * constant is *k). */
+static LLVMValueRef operand(Cg *c, Node *x, bool read, LLVMValueRef *k)
+{
+    *k = cf(c, x->op == OP_FILL ? x->num : 0);
+    return x->op == OP_FILL || !read ? LLVMConstNull(c->ptr) : argbuf(c, x);
+}
+
+/* The O(m·n) products: a diag or fill factor (scalings and sums), or the
+ * diagonal of a product (gradc/runtime.h).  The fill of a sums mode is
+ * not read: only its constant. */
+static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
+{
+    LLVMValueRef ka, kb, A = operand(c, g->a, g->mode != G_COLSUMS, &ka);
+    LLVMValueRef B = operand(c, g->b, g->mode != G_ROWSUMS, &kb);
+    LLVMTypeRef v = LLVMVoidTypeInContext(c->ctx);
+    int tf = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0);
+    if (g->diag) {
+        Node *x = n->args[0];
+        Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
+        LLVMValueRef kw = cf(c, 1), W = g->w ? operand(c, g->w, true, &kw) : LLVMConstNull(c->ptr);
+        LLVMTypeRef pt[10] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
+        LLVMValueRef args[10] = {LLVMConstInt(c->i32, (unsigned)tf, 0), rows(c, x), dimv(c, dk), A, ka, W, kw, B, kb, out};
+        callf(c, "gradc_diag_gemm", v, pt, 10, args);
+        return;
+    }
+    if (g->mode == G_ROWSCALE || g->mode == G_COLSCALE) {
+        bool bycol = g->mode == G_COLSCALE;
+        int f = bycol ? GRADC_SCALE_COLS | (g->ta ? GRADC_GEMM_TB : 0) : (g->tb ? GRADC_GEMM_TB : 0);
+        LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
+        LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)f, 0), rows(c, n), cols(c, n),
+                                bycol ? B : A, bycol ? kb : ka, bycol ? A : B, bycol ? ka : kb, out};
+        callf(c, "gradc_scale", v, pt, 8, args);
+        return;
+    }
+    bool rs = g->mode == G_ROWSUMS;
+    Node *x = rs ? g->a : g->b;
+    bool tx = rs ? g->ta : g->tb;
+    Dim dk = rs ? (tx ? x->shape.rows : x->shape.cols) : (tx ? x->shape.cols : x->shape.rows);
+    int f = (rs ? GRADC_SUMS_ROWS : 0) | (tx ? GRADC_GEMM_TB : 0);
+    LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->i64, c->f64, c->ptr, c->f64, c->ptr};
+    LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)f, 0), rows(c, n), cols(c, n), dimv(c, dk),
+                            rs ? kb : ka, rs ? A : B, rs ? ka : kb, out};
+    callf(c, "gradc_sums", v, pt, 8, args);
+}
+
 static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
 {
     const Gemm *g = c->p->gemm[n->id];
+    if (g->mode != G_DENSE || g->diag) {
+        gen_special(c, n, g, out);
+        return;
+    }
     LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
@@ -630,9 +696,13 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
         return;
     }
     case OP_DIAGV: {
-        LLVMValueRef d = rows(c, n), src = argbuf(c, x);
+        if (c->p->gemm[n->id]) {
+            gen_matmul(c, n, out);
+            return;
+        }
+        LLVMValueRef d = rows(c, n); /* its argument's entries i*(d+1), fused or stored */
         i = loop_begin(c, &li, ci(c, 0), d);
-        store(c, load(c, src, mul(c, i, add(c, d, ci(c, 1)))), out, i);
+        store(c, elem(c, x, mul(c, i, add(c, d, ci(c, 1)))), out, i);
         loop_end(c, &li);
         return;
     }
@@ -786,74 +856,96 @@ static LLVMValueRef vec_at(Cg *c, PassTerm *t, LLVMValueRef k)
     return t->v ? load(c, t->v, k) : t->fill;
 }
 
-/* Entry j of a row in every term: acc += row[j] * vec[j], or
- * out[j] += row[j] * y. */
-static void pass_entry(Cg *c, PassTerm *ts, int nt, LLVMValueRef row, LLVMValueRef j)
-{
-    LLVMValueRef a = load(c, row, j);
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans) {
-            store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, a, ts[t].y, "")), ts[t].out, j);
-        } else {
-            LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, ts[t].acc, "");
-            LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, a, vec_at(c, &ts[t], j), "")), ts[t].acc);
-        }
-    }
-}
+/* Rows i .. i+nr-1 of M (R×C, row-major) read once for every term that
+ * reads M.  Each row's dot product (M*vec) is summed as reduce_sum sums:
+ * LANES partial sums (one vector register per row, so nr independent
+ * chains), combined as (s0 + s1) + (s2 + s3), then the remainder one by
+ * one.  M'*vec accumulates into its result from the same loaded entries,
+ * loaded and stored once per nr rows (in row order, entry by entry). */
+enum { PASS_ROWS = 4 };
 
-/* One read of M (R×C, row-major) for every term that reads it.  A row's
- * dot product (M*vec) is summed as reduce_sum sums: LANES partial sums,
- * combined as (s0 + s1) + (s2 + s3), then the remainder one by one; here
- * the lanes are one vector register.  M'*vec accumulates row by row into
- * its result (a sum in row order), from the same loaded entries. */
-static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
+static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRef C, LLVMValueRef blocks,
+                      PassTerm *ts, int nt)
 {
     LLVMTypeRef vt = vec_t(c);
+    LLVMValueRef row[PASS_ROWS], *y = arena_alloc(c->a, sizeof *y * (size_t)(nt * PASS_ROWS));
+    LLVMValueRef *lanes = arena_alloc(c->a, sizeof *lanes * (size_t)(nt * PASS_ROWS));
+    LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nt * PASS_ROWS));
+    for (int r = 0; r < nr; r++)
+        row[r] = at(c, A, mul(c, add(c, i, ci(c, r)), C));
     for (int t = 0; t < nt; t++)
-        if (!ts[t].trans) {
-            ts[t].acc = alloca_(c, c->f64);
-            ts[t].lanes = alloca_(c, vt);
+        for (int r = 0; r < nr; r++) {
+            int k = t * PASS_ROWS + r;
+            if (ts[t].trans) {
+                y[k] = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], add(c, i, ci(c, r))), "");
+                continue;
+            }
+            lanes[k] = alloca_(c, vt);
+            acc[k] = alloca_(c, c->f64);
+            LLVMBuildStore(c->b, LLVMConstNull(vt), lanes[k]);
         }
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), "");
-    Loop li, lj;
-    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), R);
-    LLVMValueRef row = at(c, A, mul(c, i, C));
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans)
-            ts[t].y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], i), "");
-        else
-            LLVMBuildStore(c->b, LLVMConstNull(vt), ts[t].lanes);
-    }
+    Loop lj;
     LLVMValueRef jb = loop_begin(c, &lj, ci(c, 0), blocks);
-    LLVMValueRef j = mul(c, jb, ci(c, LANES));
-    LLVMValueRef a = vload(c, row, j);
+    LLVMValueRef j = mul(c, jb, ci(c, LANES)), a[PASS_ROWS];
+    for (int r = 0; r < nr; r++)
+        a[r] = vload(c, row[r], j);
     for (int t = 0; t < nt; t++) {
         if (ts[t].trans) {
-            LLVMValueRef o = fplus(c, vload(c, ts[t].out, j), LLVMBuildFMul(c->b, a, splat(c, ts[t].y), ""));
+            LLVMValueRef o = vload(c, ts[t].out, j);
+            for (int r = 0; r < nr; r++)
+                o = fplus(c, o, LLVMBuildFMul(c->b, a[r], splat(c, y[t * PASS_ROWS + r]), ""));
             vstore(c, o, ts[t].out, j);
-        } else {
-            LLVMValueRef s = LLVMBuildLoad2(c->b, vt, ts[t].lanes, "");
-            LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, a, vec_lanes(c, &ts[t], j), "")), ts[t].lanes);
+            continue;
+        }
+        LLVMValueRef x = vec_lanes(c, &ts[t], j);
+        for (int r = 0; r < nr; r++) {
+            LLVMValueRef l = lanes[t * PASS_ROWS + r];
+            LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, vt, l, ""), LLVMBuildFMul(c->b, a[r], x, "")), l);
         }
     }
     loop_end(c, &lj);
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans)
-            continue;
-        LLVMValueRef s = LLVMBuildLoad2(c->b, vt, ts[t].lanes, ""), l[LANES];
-        for (int k = 0; k < LANES; k++)
-            l[k] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)k, 0), "");
-        LLVMBuildStore(c->b, fplus(c, fplus(c, l[0], l[1]), fplus(c, l[2], l[3])), ts[t].acc);
-    }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++) {
+            int k = t * PASS_ROWS + r;
+            LLVMValueRef s = LLVMBuildLoad2(c->b, vt, lanes[k], ""), l[LANES];
+            for (int e = 0; e < LANES; e++)
+                l[e] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)e, 0), "");
+            LLVMBuildStore(c->b, fplus(c, fplus(c, l[0], l[1]), fplus(c, l[2], l[3])), acc[k]);
+        }
     j = loop_begin(c, &lj, mul(c, blocks, ci(c, LANES)), C);
-    pass_entry(c, ts, nt, row, j);
-    loop_end(c, &lj);
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans)
-            continue;
-        LLVMValueRef s = LLVMBuildFMul(c->b, ts[t].kc, LLVMBuildLoad2(c->b, c->f64, ts[t].acc, ""), "");
-        store(c, fplus(c, load(c, ts[t].out, i), s), ts[t].out, i);
+    for (int r = 0; r < nr; r++) {
+        LLVMValueRef e = load(c, row[r], j);
+        for (int t = 0; t < nt; t++) {
+            int k = t * PASS_ROWS + r;
+            if (ts[t].trans) {
+                store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, e, y[k], "")), ts[t].out, j);
+            } else {
+                LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, acc[k], "");
+                LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, e, vec_at(c, &ts[t], j), "")), acc[k]);
+            }
+        }
     }
+    loop_end(c, &lj);
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++) {
+            LLVMValueRef s = LLVMBuildFMul(c->b, ts[t].kc, LLVMBuildLoad2(c->b, c->f64, acc[t * PASS_ROWS + r], ""), "");
+            LLVMValueRef o = add(c, i, ci(c, r));
+            store(c, fplus(c, load(c, ts[t].out, o), s), ts[t].out, o);
+        }
+}
+
+/* One read of M for every term that reads it: PASS_ROWS rows at a time,
+ * then the remaining rows one by one. */
+static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
+{
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), "");
+    LLVMValueRef nb = LLVMBuildSDiv(c->b, R, ci(c, PASS_ROWS), "");
+    Loop li;
+    LLVMValueRef ib = loop_begin(c, &li, ci(c, 0), nb);
+    pass_rows(c, A, mul(c, ib, ci(c, PASS_ROWS)), PASS_ROWS, C, blocks, ts, nt);
+    loop_end(c, &li);
+    LLVMValueRef i = loop_begin(c, &li, mul(c, nb, ci(c, PASS_ROWS)), R);
+    pass_rows(c, A, i, 1, C, blocks, ts, nt);
     loop_end(c, &li);
 }
 
@@ -916,6 +1008,9 @@ static void gen_mv(Cg *c, const Kernel *k)
     PassTerm *ts = arena_alloc(c->a, sizeof *ts * (size_t)(nt + 1));
     const Term **tms = arena_alloc(c->a, sizeof *tms * (size_t)(nt + 1));
     LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
+    LLVMValueRef *outlens = arena_alloc(c->a, sizeof *outlens * (size_t)(nt + 1));
+    Node **vecs = arena_alloc(c->a, sizeof *vecs * (size_t)(nt + 1));
+    bool *alone = arena_alloc(c->a, (size_t)nt + 1);
     nt = 0;
     for (int i = 0; i < k->nmembers; i++) {
         Node *x = k->members[i];
@@ -928,7 +1023,10 @@ static void gen_mv(Cg *c, const Kernel *k)
             if (tm->coef)
                 kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
             tms[nt] = tm;
+            vecs[nt] = v->vec;
+            alone[nt] = v->nterms == 1;
             lens[nt] = count(c, v->vec);
+            outlens[nt] = count(c, x);   /* x'*z: z's length is not x'*z's */
             ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, NULL, NULL, NULL};
         }
     }
@@ -943,8 +1041,20 @@ static void gen_mv(Cg *c, const Kernel *k)
         store(c, fplus(c, load(c, ts[t].out, j), y), ts[t].out, j);
         loop_end(c, &lp);
     }
-    /* one pass per matrix, over every term that reads it */
+    /* a term equal to another member's only term (x'*A*x: the value's
+     * x'*A and the gradient's A'*x) is that member's result, added after
+     * the pass, not a second accumulation in it */
     bool *done = arena_alloc(c->a, (size_t)nt + 1);
+    int *copy = arena_alloc(c->a, sizeof(int) * (size_t)(nt + 1));
+    for (int u = 0; u < nt; u++) {
+        copy[u] = -1;
+        for (int t = 0; t < u && copy[u] < 0; t++)
+            if (alone[t] && tms[t]->m && tms[t]->m == tms[u]->m && tms[t]->trans == tms[u]->trans &&
+                tms[t]->k == tms[u]->k && tms[t]->coef == tms[u]->coef && ts[t].v == ts[u].v &&
+                (ts[t].v || vecs[t]->num == vecs[u]->num) && ts[t].out != ts[u].out)
+                copy[u] = t, done[u] = true;
+    }
+    /* one pass per matrix, over every term that reads it */
     PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
     for (int t = 0; t < nt; t++) {
         if (done[t] || !tms[t]->m)
@@ -957,6 +1067,14 @@ static void gen_mv(Cg *c, const Kernel *k)
             }
         Node *M = tms[t]->m;
         pass_call(c, get(c, M), rows(c, M), cols(c, M), same, ns);
+    }
+    for (int u = 0; u < nt; u++) {
+        if (copy[u] < 0)
+            continue;
+        Loop lp;
+        LLVMValueRef j = loop_begin(c, &lp, ci(c, 0), outlens[u]);
+        store(c, fplus(c, load(c, ts[u].out, j), load(c, ts[copy[u]].out, j)), ts[u].out, j);
+        loop_end(c, &lp);
     }
     for (int i = 0; i < k->nmembers; i++) {
         node_bind(c, k->members[i], bufp(c, p->buf[k->members[i]->id]));
@@ -976,6 +1094,16 @@ static LLVMValueRef get(Cg *c, Node *n)
     return v;
 }
 
+/* The alloca of a kept sum or norm (0 at entry, as its slot). */
+static LLVMValueRef kept_var(Cg *c, int id)
+{
+    if (!c->keptvar[id]) {
+        c->keptvar[id] = alloca_(c, c->f64);
+        LLVMBuildStore(c->ab, cf(c, 0), c->keptvar[id]);
+    }
+    return c->keptvar[id];
+}
+
 static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
@@ -983,8 +1111,28 @@ static void gen_kernel(Cg *c, const Kernel *k)
         gen_mv(c, k);
         return;
     }
-    node_bind(c, n, is_scalar(n) ? gen_scalar(c, n) : gen_buffer(c, n));
+    if (k->kind == K_KEPT)
+        node_bind(c, n, LLVMBuildLoad2(c->b, c->f64, kept_var(c, n->id), ""));
+    else
+        node_bind(c, n, one_value(c->p, n) ? gen_scalar(c, n) : gen_buffer(c, n));
     node_made(c, n);
+}
+
+/* Whether a point goes into chunk functions (chunk.c).  A chunk is a
+ * function of its own, and a kept sum's variable (plan.h: kept) and the
+ * one-pass value live in the impl's frame: a plan with kept slots, or a point
+ * holding the one-pass sum, stays whole. */
+static bool chunk_ok(Cg *c, const Point *pt)
+{
+    if (!chunk_wanted(pt))
+        return false;
+    for (int s = 0; c->p->kept_by && s < c->m->ir->slots.len; s++)
+        if (c->p->kept_by[s] >= 0)
+            return false;
+    for (int i = 0; i < pt->nk; i++)
+        if (pt->ks[i].kind == K_KEPT || (pt->ks[i].node == c->p->onepass && c->pc - 1 == c->p->onepass_point))
+            return false;
+    return true;
 }
 
 /* The next point of the plan: its kernels, which must be for root. */
@@ -995,12 +1143,18 @@ static void need(Cg *c, Node *root)
         return;
     }
     const Point *pt = &c->p->points.data[c->pc++];
-    if (chunk_wanted(pt)) {
+    if (chunk_ok(c, pt)) {
         chunk_point(c, pt, gen_kernel);
         return;
     }
-    for (int i = 0; i < pt->nk && !c->failed; i++)
+    for (int i = 0; i < pt->nk && !c->failed; i++) {
+        if (pt->ks[i].node == c->p->onepass && c->pc - 1 == c->p->onepass_point) {
+            c->rest = pt->ks + i + 1; /* gen_results: the sum, then these */
+            c->nrest = pt->nk - i - 1;
+            return;
+        }
         gen_kernel(c, &pt->ks[i]);
+    }
 }
 
 /* ===================================================================== */
@@ -1015,6 +1169,93 @@ static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
     LLVMValueRef v = elem(c, x, k);
     store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
     loop2_end(c, &lp);
+}
+
+/* ‖p‖ from the sum of squares ss of its n entries: sqrt(ss), or the
+ * runtime's rescaled pass when ss overflowed or underflowed (as gradc_norm). */
+static LLVMValueRef norm_from(Cg *c, LLVMValueRef ss, LLVMValueRef n, LLVMValueRef p)
+{
+    LLVMValueRef r = alloca_(c, c->f64);
+    LLVMValueRef fine = LLVMBuildOr(c->b, fcmp(c, LLVMRealUNO, ss, ss),
+                                    LLVMBuildAnd(c->b, fcmp(c, LLVMRealOGT, ss, cf(c, 0x1p-900)),
+                                                 fcmp(c, LLVMRealOLT, ss, cf(c, INFINITY)), ""), "");
+    LLVMBasicBlockRef yes = block(c, "norm.sqrt"), no = block(c, "norm.scaled"), done = block(c, "norm");
+    LLVMBuildCondBr(c->b, fine, yes, no);
+    enter(c, yes);
+    LLVMBuildStore(c->b, intrinsic(c, "llvm.sqrt", c->f64, 1, &ss), r);
+    LLVMBuildBr(c->b, done);
+    enter(c, no);
+    LLVMTypeRef pt[2] = {c->i64, c->ptr};
+    LLVMValueRef args[2] = {n, p};
+    LLVMBuildStore(c->b, callf(c, "gradc_norm", c->f64, pt, 2, args), r);
+    LLVMBuildBr(c->b, done);
+    enter(c, done);
+    return LLVMBuildLoad2(c->b, c->f64, r, "");
+}
+
+/* dst[k] = src(k) for the n entries of slot s, updating the sums and norms
+ * of s that its stores keep (plan: kept) in the same loop.  The kept sums'
+ * additions may be reassociated (LLVM's loop vectoriser then keeps as many
+ * vector partial sums as the target wants): a kept sum differs from a
+ * separate one by rounding only, within the usual count · eps · Σ|x|. */
+static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVMValueRef dst)
+{
+    const Plan *p = c->p;
+    int nr = 0;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id])
+        nr++;
+    int *ids = arena_alloc(c->a, sizeof(int) * (size_t)(nr + 1));
+    LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nr + 1));
+    nr = 0;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
+        ids[nr] = id;
+        acc[nr] = alloca_(c, c->f64);
+        LLVMBuildStore(c->b, cf(c, 0), acc[nr++]);
+    }
+    Loop lp;
+    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
+    LLVMValueRef v = src(c, ctx, k);
+    store(c, v, dst, k);
+    for (int r = 0; r < nr; r++) {
+        LLVMValueRef x = p->nodes[ids[r]]->op == OP_NORM ? LLVMBuildFMul(c->b, v, v, "") : v;
+        LLVMValueRef sum = fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[r], ""), x);
+        LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+        LLVMBuildStore(c->b, sum, acc[r]);
+    }
+    loop_end(c, &lp);
+    for (int r = 0; r < nr; r++) {
+        LLVMValueRef t = LLVMBuildLoad2(c->b, c->f64, acc[r], "");
+        if (p->nodes[ids[r]]->op == OP_NORM)
+            t = norm_from(c, t, n, dst);
+        LLVMBuildStore(c->b, t, kept_var(c, ids[r]));
+    }
+}
+
+/* the same value for every k */
+static LLVMValueRef f_value(Cg *c, void *v, LLVMValueRef k)
+{
+    (void)c, (void)k;
+    return v;
+}
+
+/* After a pop into slot s: its kept sums and norms from its entries. */
+static void rekeep(Cg *c, int s)
+{
+    const Plan *p = c->p;
+    Shape sh = c->m->ir->slots.data[s].shape;
+    LLVMValueRef n = mul(c, dimv(c, sh.rows), dimv(c, sh.cols)), dst = bufp(c, p->slotbuf[s]);
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
+        LLVMValueRef t;
+        if (p->nodes[id]->op == OP_NORM) {
+            LLVMTypeRef pt[2] = {c->i64, c->ptr};
+            LLVMValueRef args[2] = {n, dst};
+            t = callf(c, "gradc_norm", c->f64, pt, 2, args);
+        } else {
+            Two w = {c, dst, NULL, ci(c, 1), NULL};
+            t = reduce_sum(c, n, f_strided, &w);
+        }
+        LLVMBuildStore(c->b, t, kept_var(c, id));
+    }
 }
 
 static bool reads_other(const Node *x, int n, const int *slots, int self)
@@ -1044,7 +1285,11 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             continue;
         }
         need(c, x);
-        if (c->p->slotbuf[s] < 0) {
+        if (c->p->slotbuf[s] < 0) { /* a scalar or uniform slot: one value */
+            v[i] = one_value(c->p, x) ? get(c, x) : elem(c, x, ci(c, 0));
+            continue;
+        }
+        if (one_value(c->p, x)) { /* a uniform slot into a buffer: every entry */
             v[i] = get(c, x);
             continue;
         }
@@ -1072,13 +1317,13 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             continue;
         } else if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
+        } else if (one_value(c->p, x)) {
+            store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));
         } else if (direct[i]) {
-            store_all(c, x, bufp(c, c->p->slotbuf[s]), false);
+            store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
         } else if (!(x->op == OP_SLOT && x->index == s)) {
-            Loop lp;
-            LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), count(c, x));
-            store(c, load(c, v[i], k), bufp(c, c->p->slotbuf[s]), k);
-            loop_end(c, &lp);
+            Two w = {c, v[i], NULL, ci(c, 1), NULL};
+            store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
         }
     }
 }
@@ -1186,8 +1431,10 @@ static void pop_stack(Cg *c, const Stmt *s)
         LLVMValueRef n = mul(c, dimv(c, sh.rows), dimv(c, sh.cols));
         stack_move(c, LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), n, ""));
         LLVMValueRef top = stack_at(c);
-        if (c->p->slotbuf[sl] >= 0)
+        if (c->p->slotbuf[sl] >= 0) {
             LLVMBuildMemCpy(c->b, bufp(c, c->p->slotbuf[sl]), 8, top, 8, mul(c, n, ci(c, 8)));
+            rekeep(c, sl);
+        }
         else
             LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, top, ""), c->slotvar[sl]);
     }
@@ -1228,6 +1475,8 @@ static void gen_pop(Cg *c, const Stmt *s)
         LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? bufp(c, c->p->slotbuf[sl]) : c->slotvar[sl];
         LLVMValueRef args[3] = {c->tape, dst, mul(c, dimv(c, sh.rows), dimv(c, sh.cols))};
         callf(c, "gradc_tape_pop", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+        if (c->p->slotbuf[sl] >= 0)
+            rekeep(c, sl);
     }
 }
 
@@ -1246,6 +1495,43 @@ void gen_block(Cg *c, const Block *b)
     }
 }
 
+/* The plan's one pass: entry k of the value's sum, after storing entry k
+ * of every elementwise gradient of its shape (added to what is there with
+ * addto). */
+typedef struct OnePass {
+    Node *sum;
+    bool addto;
+    VEC(LLVMValueRef) at, val; /* the block's stores, made by flush */
+} OnePass;
+
+static bool in_pass(Cg *c, Node *g)
+{
+    return c->p->onepass && is_fused(c->p, g) && shape_eq(g->shape, c->p->onepass->args[0]->shape);
+}
+
+static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
+{
+    OnePass *o = ctx;
+    LLVMValueRef s = elem(c, o->sum->args[0], k);
+    for (int i = 0; i < c->m->nwrt; i++) {
+        Node *g = c->p->f->grads[i];
+        if (!in_pass(c, g))
+            continue;
+        LLVMValueRef v = elem(c, g, k);
+        vec_push(c->a, &o->at, at(c, c->grads[i], k));
+        vec_push(c->a, &o->val, o->addto ? fplus(c, load(c, c->grads[i], k), v) : v);
+    }
+    return s;
+}
+
+static void flush_onepass(Cg *c, void *ctx)
+{
+    OnePass *o = ctx;
+    for (int i = 0; i < o->at.len; i++)
+        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    o->at.len = o->val.len = 0;
+}
+
 void gen_results(Cg *c)
 {
     const Func *f = c->p->f;
@@ -1255,6 +1541,24 @@ void gen_results(Cg *c)
         need(c, f->aux[i]);
     for (int i = 0; i < ng; i++)
         need(c, f->grads[i]);
+    if (c->p->onepass) {
+        /* the sum and the gradients of its shape in one loop, per flag */
+        LLVMValueRef val = alloca_(c, c->f64);
+        LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
+                                         LLVMConstInt(c->i32, 0, 0), "");
+        LLVMBasicBlockRef yes = block(c, "onepass.acc"), no = block(c, "onepass.set"), done = block(c, "onepass");
+        LLVMBuildCondBr(c->b, acc, yes, no);
+        for (int addto = 1; addto >= 0; addto--) {
+            enter(c, addto ? yes : no);
+            OnePass o = {c->p->onepass, addto, {0}, {0}};
+            LLVMBuildStore(c->b, reduce_sum_flush(c, count(c, o.sum->args[0]), f_onepass, flush_onepass, &o), val);
+            LLVMBuildBr(c->b, done);
+        }
+        enter(c, done);
+        node_bind(c, c->p->onepass, LLVMBuildLoad2(c->b, c->f64, val, ""));
+        for (int i = 0; i < c->nrest; i++)
+            gen_kernel(c, &c->rest[i]);
+    }
     /* the value, then each auxiliary output (spec §8): stored unless NULL */
     for (int i = -1; i < (f->aux ? c->m->naux : 0); i++) {
         Node *x = i < 0 ? f->value : f->aux[i];
@@ -1278,11 +1582,13 @@ void gen_results(Cg *c)
     for (int addto = 1; addto >= 0; addto--) {
         enter(c, addto ? yes : no);
         for (int i = 0; i < ng; i++) {
+            Node *g = f->grads[i];
+            if (in_pass(c, g))   /* stored by the one pass */
+                continue;
             /* a NULL gradient buffer is not wanted (NAME_hvp, spec §9) */
             LLVMBasicBlockRef put = block(c, "grad"), skip = block(c, "grad.next");
             LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
             enter(c, put);
-            Node *g = f->grads[i];
             if (is_scalar(g)) {
                 LLVMValueRef v = get(c, g);
                 if (addto)

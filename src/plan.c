@@ -16,6 +16,8 @@ static bool fuses_args(const Node *p)
 {
     if (p->op == OP_SUM || p->op == OP_SUMD)
         return true;
+    if (p->op == OP_DIAGV && !is_scalar(p)) /* diag(bcast(K*v)): n entries, no n×n buffer */
+        return true;
     return !is_scalar(p) && (kind_of(p) == OK_U || kind_of(p) == OK_B);
 }
 
@@ -192,24 +194,92 @@ static void mv_group(Plan *p, int nn)
     }
 }
 
-/* n as a matrix–matrix product (not a matrix–vector one), or NULL. */
+static Node *untransposed(Node *x, bool *t)
+{
+    *t = false;
+    while (x->op == OP_TRANSPOSE)
+        x = x->args[0], *t = !*t;
+    return x;
+}
+
+static bool is_diagm(const Node *x) { return x->op == OP_DIAGM && !is_scalar(x); }
+static bool is_fill(const Node *x) { return x->op == OP_FILL && !is_scalar(x); }
+
+/* n as a matrix–matrix product (not a matrix–vector one), or NULL.  A diag
+ * or fill factor (symmetric: a transpose of it is itself) picks a mode. */
 static Gemm *gemm_form(Arena *a, Node *n, const Mv *mv)
 {
     if (n->op != OP_MATMUL || is_scalar(n) || mv)
         return NULL;
     Gemm *g = arena_alloc(a, sizeof *g);
-    g->a = n->args[0], g->b = n->args[1];
-    if (g->a->op == OP_TRANSPOSE)
-        g->a = g->a->args[0], g->ta = true;
-    if (g->b->op == OP_TRANSPOSE)
-        g->b = g->b->args[0], g->tb = true;
+    g->a = untransposed(n->args[0], &g->ta);
+    g->b = untransposed(n->args[1], &g->tb);
+    if (is_diagm(g->a))
+        g->mode = G_ROWSCALE, g->a = g->a->args[0], g->ta = false;
+    else if (is_diagm(g->b))
+        g->mode = G_COLSCALE, g->b = g->b->args[0], g->tb = false;
+    else if (is_fill(g->a))
+        g->mode = G_COLSUMS, g->ta = false;
+    else if (is_fill(g->b))
+        g->mode = G_ROWSUMS, g->tb = false;
     return g;
+}
+
+/* diag(A * B) of a dense product: its diagonal, n dot products. */
+static Gemm *diag_form(Arena *a, Node *n)
+{
+    if (n->op != OP_DIAGV || is_scalar(n) || n->args[0]->op != OP_MATMUL || is_scalar(n->args[0]))
+        return NULL;
+    Node *x = n->args[0];
+    if (lit1(x->shape.rows) || lit1(x->shape.cols))
+        return NULL;
+    Gemm *g = gemm_form(a, x, NULL);
+    if (g->mode == G_ROWSCALE || g->mode == G_COLSCALE)
+        return NULL;
+    g->mode = G_DENSE; /* a fill operand is read as its constant */
+    g->diag = true;
+    /* a scaling operand is a weight between the two: diag(ones*diag(v)*K')
+     * is Σ_p v[p]·K[i][p], one read of K, no n×n buffer */
+    Gemm *in = !g->ta && g->a->op == OP_MATMUL ? gemm_form(a, g->a, NULL) : NULL;
+    if (in && in->mode == G_COLSCALE && !is_scalar(g->a)) {
+        g->w = in->b, g->a = in->a, g->ta = in->ta;
+        return g;
+    }
+    in = !g->tb && g->b->op == OP_MATMUL ? gemm_form(a, g->b, NULL) : NULL;
+    if (in && in->mode == G_ROWSCALE && !is_scalar(g->b))
+        g->w = in->a, g->b = in->b, g->tb = in->tb;
+    return g;
+}
+
+/* sum(s) and norm(s) of a matrix or vector slot are kept up to date by
+ * every store to s (computed in the store's loop, as hand C does), so a
+ * `while norm(b) < 1000` reads no b. */
+bool is_kept(const Plan *p, const Node *n)
+{
+    return (n->op == OP_SUM || n->op == OP_NORM) && n->args[0]->op == OP_SLOT && !is_scalar(n->args[0]) &&
+           p->nwrites[n->args[0]->index] <= KEEP_MAX_WRITES;
+}
+
+/* Counts the statements that write each slot (a set in a loop counts
+ * once: it is one loop).  A slot set by many statements (300 of a chain
+ * v = tanh(A*v) + 0.5*v) does not keep its sums: each store would sum
+ * for the one read at the end. */
+static void count_writes(Plan *p, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        for (int j = 0; st->kind != S_PUSH && st->slots && j < st->n; j++)
+            p->nwrites[st->slots[j]]++;
+        count_writes(p, st->then_block);
+        count_writes(p, st->else_block);
+        count_writes(p, st->body);
+    }
 }
 
 static void forms(Plan *p, Node *n)
 {
     p->mv[n->id] = mv_form(p->arena, n);
-    p->gemm[n->id] = gemm_form(p->arena, n, p->mv[n->id]);
+    p->gemm[n->id] = n->op == OP_DIAGV ? diag_form(p->arena, n) : gemm_form(p->arena, n, p->mv[n->id]);
 }
 
 /* The values node n reads (the operands of a matrix–vector form; else its
@@ -220,9 +290,17 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
     const Mv *v = p->mv[n->id];
     const Gemm *g = p->gemm[n->id];
     int k = 0;
+    if (is_kept(p, n))
+        return 0; /* read from the value the slot's stores keep */
     if (g) {
-        out[0] = g->a, out[1] = g->b, fuse[0] = fuse[1] = false;
-        return 2;
+        /* a fill operand is its constant; the fill of a sums mode is not read */
+        if (g->mode != G_COLSUMS)
+            out[k] = g->a, fuse[k++] = g->a->op == OP_FILL;
+        if (g->mode != G_ROWSUMS)
+            out[k] = g->b, fuse[k++] = g->b->op == OP_FILL;
+        if (g->w)
+            out[k] = g->w, fuse[k++] = g->w->op == OP_FILL;
+        return k;
     }
     if (!v) {
         for (int i = 0; i < n->nargs; i++, k++)
@@ -425,6 +503,15 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
         return K_LEAF;
     if (p->mv[n->id])
         return K_MATVEC;
+    if (is_kept(p, n))
+        return K_KEPT;
+    if (p->gemm[n->id]) {
+        static const KernelKind by_mode[] = {
+            [G_DENSE] = K_GEMM, [G_ROWSCALE] = K_SCALE, [G_COLSCALE] = K_SCALE,
+            [G_COLSUMS] = K_SUMS, [G_ROWSUMS] = K_SUMS,
+        };
+        return p->gemm[n->id]->diag ? K_DIAGDOT : by_mode[p->gemm[n->id]->mode];
+    }
     if (n->op == OP_DET || n->op == OP_LOGDET || (n->op == OP_INV && !is_scalar(n)) ||
         n->op == OP_LU || n->op == OP_SOLVE || n->op == OP_SOLVET || n->op == OP_CHOL)
         return K_LAPACK;
@@ -661,7 +748,7 @@ static void ref(Sim *s, const Node *n)
 static const char *const kernel_name[] = {
     [K_LEAF] = "leaf", [K_SCALAR] = "scalar", [K_MAP] = "map", [K_REDUCE] = "reduce",
     [K_MATVEC] = "matvec", [K_GEMM] = "gemm", [K_LAPACK] = "lapack", [K_LAYOUT] = "layout",
-    [K_ALIAS] = "alias",
+    [K_ALIAS] = "alias", [K_SCALE] = "scale", [K_SUMS] = "sums", [K_DIAGDOT] = "diagmm", [K_KEPT] = "kept",
 };
 
 static void dump_shape(Sim *s, const Node *n)
@@ -737,12 +824,21 @@ static void dump_kernel(Sim *s, const Kernel *k)
                 fputs(t ? " + " : "", o);
                 dump_term(s, v, &v->terms[t]);
             }
-        } else if (k->kind == K_GEMM) {
+        } else if (s->p->gemm[n->id]) {
             const Gemm *g = s->p->gemm[n->id];
+            fputs(g->diag ? "diag(" : "", o);
+            fputs(g->mode == G_ROWSCALE ? "diag(" : "", o);
             ref(s, g->a);
-            fputs(g->ta ? "' * " : " * ", o);
+            fputs(g->mode == G_ROWSCALE ? ")" : g->ta ? "'" : "", o);
+            if (g->w) {
+                fputs(" * diag(", o);
+                ref(s, g->w);
+                fputs(")", o);
+            }
+            fputs(g->mode == G_COLSCALE ? " * diag(" : " * ", o);
             ref(s, g->b);
-            fputs(g->tb ? "'" : "", o);
+            fputs(g->mode == G_COLSCALE ? ")" : g->tb ? "'" : "", o);
+            fputs(g->diag ? ")" : "", o);
         } else {
             dump_op(s, n);
         }
@@ -955,6 +1051,54 @@ static void sim_block(Sim *s, const Block *b)
     }
 }
 
+/* Does fused elementwise n read node r (a leaf of its fused tree)?  The
+ * walk is bounded by the fusion depth (FUSE_MAX). */
+static bool fused_reads(const Plan *p, const Node *n, const Node *r)
+{
+    if (n == r)
+        return true;
+    if (!is_fused(p, n))
+        return false;
+    for (int i = 0; i < n->nargs; i++)
+        if (fused_reads(p, n->args[i], r))
+            return true;
+    return false;
+}
+
+static bool no_loop(const Kernel *k) { return k->kind == K_LEAF || k->kind == K_ALIAS; }
+
+/* Value+gradient fusion: when the value is computed from sum(e) by scalar
+ * kernels only and every gradient point is empty (what the gradients read
+ * is at hand when the value is), the sum runs in the loop that stores the
+ * gradients of e's shape, so that what both read is read once (x in
+ * 2*dot(x,x): x.^2 for the value, 4 .* x for the gradient). */
+static Node *one_pass(const Plan *p, int vpoint)
+{
+    const Func *f = p->f;
+    const Point *pv = &p->points.data[vpoint];
+    if (f->aux && p->m->naux)
+        return NULL; /* auxiliary outputs may read the sum; kept simple */
+    int s = pv->nk - 1;
+    while (s >= 0 && (pv->ks[s].kind == K_SCALAR || pv->ks[s].kind == K_KEPT || no_loop(&pv->ks[s])))
+        s--;
+    if (!f->grads || s < 0 || pv->ks[s].node->op != OP_SUM || is_scalar(pv->ks[s].node->args[0]))
+        return NULL;
+    Node *sum = pv->ks[s].node;
+    int with = 0;
+    for (int i = 0; i < p->m->nwrt; i++) {
+        Node *g = f->grads[i];
+        const Point *pg = &p->points.data[vpoint + 1 + (f->aux ? p->m->naux : 0) + i];
+        for (int k = 0; k < pg->nk; k++)
+            if (!no_loop(&pg->ks[k]))
+                return NULL;
+        for (int k = s; k < pv->nk; k++)
+            if (fused_reads(p, g, pv->ks[k].node))
+                return NULL;
+        with += is_fused(p, g) && shape_eq(g->shape, sum->args[0]->shape);
+    }
+    return with ? sum : NULL;
+}
+
 static void schedule(Plan *p, FILE *out)
 {
     const Func *f = p->f;
@@ -965,12 +1109,17 @@ static void schedule(Plan *p, FILE *out)
     s.mark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
     s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
+    int vpoint = p->points.len;
     need(&s, f->value);
     for (int i = 0; f->aux && i < p->m->naux; i++)
         need(&s, f->aux[i]);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)
         need(&s, f->grads[i]);
+    p->onepass = one_pass(p, vpoint);
+    p->onepass_point = vpoint;   /* the same sum may also be computed in an earlier point */
     if (out) {
+        if (p->onepass)
+            fprintf(out, "  one pass: %%%d with the gradients of its shape\n", p->onepass->id);
         fputs("  return ", out);
         ref(&s, f->value);
         for (int i = 0; f->aux && i < p->m->naux; i++) {
@@ -1007,6 +1156,113 @@ static void limit_fusion(Plan *p, int nn)
     }
 }
 
+static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
+
+bool one_value(const Plan *p, const Node *n)
+{
+    return is_scalar(n) || (n->op == OP_SLOT && p->uniform && p->uniform[n->index]);
+}
+
+/* Are x's entries all equal, given the slots now thought uniform?  x is a
+ * fill, a uniform slot, or a fused elementwise expression of those and
+ * 1×1 values (depth bounded by FUSE_MAX). */
+static bool uniform_value(const Plan *p, const Node *x)
+{
+    if (is_scalar(x) || x->op == OP_FILL)
+        return true;
+    if (x->op == OP_SLOT)
+        return p->uniform[x->index];
+    if (!is_fused(p, x) || !(kind_of(x) == OK_U || kind_of(x) == OK_B || x->op == OP_BCAST))
+        return false;
+    for (int i = 0; i < x->nargs; i++)
+        if (!uniform_value(p, x->args[i]))
+            return false;
+    return true;
+}
+
+/* Clears uniform[s] for every slot some statement of b sets to a value
+ * that is not uniform (or pops); true when one was cleared. */
+static bool unset_block(Plan *p, const Block *b);
+
+static bool unset_list(Plan *p, int n, const int *slots, Node **vals)
+{
+    bool changed = false;
+    for (int i = 0; vals && i < n; i++)
+        if (vals[i] && p->uniform[slots[i]] && !uniform_value(p, vals[i]))
+            p->uniform[slots[i]] = false, changed = true;
+    return changed;
+}
+
+static bool unset_block(Plan *p, const Block *b)
+{
+    bool changed = false;
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        if (st->kind == S_POP) {
+            for (int j = 0; j < st->n; j++)
+                changed |= p->uniform[st->slots[j]], p->uniform[st->slots[j]] = false;
+            continue;
+        }
+        changed |= unset_list(p, st->n, st->slots, st->vals);
+        changed |= unset_list(p, st->n, st->slots, st->then_vals);
+        changed |= unset_list(p, st->n, st->slots, st->else_vals);
+        changed |= unset_list(p, st->n, st->slots, st->next);
+        changed |= unset_block(p, st->then_block) | unset_block(p, st->else_block) | unset_block(p, st->body);
+    }
+    return changed;
+}
+
+/* Uniform slots: non-scalar slots whose every value has all entries equal
+ * and that are only read entry by entry (no consumer needs their buffer,
+ * no kept sum): the reverse sweep's db = 2 .* db of the D2L sample is one
+ * multiplication per iteration, not an n-entry pass.  Optimistic, then
+ * cleared to a fixed point (a slot is uniform when what it is set to is). */
+static void find_uniform(Plan *p, int ns)
+{
+    p->uniform = arena_alloc(p->arena, (size_t)ns + 1);
+    for (int s = 0; s < ns; s++)
+        p->uniform[s] = !shape_is_scalar(p->m->ir->slots.data[s].shape) && p->kept_by[s] < 0;
+    for (int i = 0; i < p->m->ir->nnodes; i++) {
+        Node *n = p->nodes[i];
+        if (n && n->op == OP_SLOT && p->nofuse[i])
+            p->uniform[n->index] = false;
+    }
+    while (unset_block(p, p->f->body))
+        ;
+}
+
+/* Slots that a top-level set writes before any statement reads them need
+ * not start at zero (b, c and db of the D2L sample: three n-entry memsets
+ * per call saved).  Linear: each statement's roots once. */
+static void mark_read(Plan *p, bool *read, Node **roots, int n)
+{
+    for (int r = 0; r < n; r++)
+        for (int j = 0; roots[r] && j < roots[r]->nslots; j++)
+            read[roots[r]->slots[j]] |= !p->unzeroed[roots[r]->slots[j]];
+}
+
+static void find_unzeroed(Plan *p, int ns)
+{
+    bool *read = arena_alloc(p->arena, (size_t)ns + 1);
+    p->unzeroed = arena_alloc(p->arena, (size_t)ns + 1);
+    const Block *b = p->f->body;
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        bool loop = st->kind == S_WHILE || st->kind == S_FOR;
+        if (loop && st->vals) /* a loop's initial values, then its slots are set */
+            mark_read(p, read, st->vals, st->n);
+        NodeVec roots = {0};
+        stmt_roots(st, &roots, p->arena);
+        if (!loop)
+            mark_read(p, read, roots.data, roots.len);
+        bool sets = st->kind == S_SET || (st->kind == S_IF && st->then_vals && st->else_vals) || (loop && st->vals);
+        for (int j = 0; sets && j < st->n; j++) /* an if: in both branches */
+            if (st->kind != S_IF || (st->then_vals[j] && st->else_vals[j]))
+                p->unzeroed[st->slots[j]] |= !read[st->slots[j]];
+        mark_read(p, read, roots.data, roots.len);
+    }
+}
+
 Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
 {
     Arena *a = m->arena;
@@ -1031,6 +1287,8 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; i < ns; i++)
         p->shadow[i] = -1;
 
+    p->nwrites = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    count_writes(p, f->body);
     p->guarded = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) {   /* arguments first: they have smaller ids */
         const Node *n = m->ir->nodes.data[i];
@@ -1040,6 +1298,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         p->guarded[i] = g;
     }
     plan_block(p, m, f->body);
+    find_unzeroed(p, ns);
     p->stack = p->tape && stack_sizable(f->body);
     p->tape = p->tape && !p->stack;
     for (int i = 0; i < nn; i++)
@@ -1052,6 +1311,19 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
 
     mv_group(p, nn);
     limit_fusion(p, nn);
+    p->kept = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->kept_by = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
+    for (int s = 0; s < ns; s++)
+        p->kept_by[s] = -1;
+    for (int i = nn - 1; i >= 0; i--) {
+        p->kept[i] = -2;
+        if (p->nodes[i] && is_kept(p, p->nodes[i])) {
+            int s = p->nodes[i]->args[0]->index;
+            p->kept[i] = p->kept_by[s];
+            p->kept_by[s] = i;
+            p->slotused[s] = true;
+        }
+    }
     for (int i = 0; i < m->ninputs; i++)
         add_shape(p, a, m->inputs[i].shape);
     for (int i = 0; i < nn; i++) {
@@ -1073,13 +1345,14 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         if (n->op == OP_COTAN && !is_scalar(n) && p->onesbuf < 0)
             p->onesbuf = add_buf(p, a, n->shape.rows, n->shape.cols, false);
     }
+    find_uniform(p, ns);
     for (int s = 0; s < ns; s++) {
         Shape sh = m->ir->slots.data[s].shape;
         p->slotbuf[s] = -1;
         if (!p->slotused[s])
             continue;
         add_shape(p, a, sh);
-        if (!shape_is_scalar(sh)) {
+        if (!shape_is_scalar(sh) && !p->uniform[s]) {
             p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
             if (p->shadow[s] == 0)
                 p->shadow[s] = add_buf(p, a, sh.rows, sh.cols, false);
@@ -1089,6 +1362,16 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         fprintf(dump, "%s: %d buffer%s in work%s\n", grad ? "gradient" : "forward", p->bufs.len,
                 p->bufs.len == 1 ? "" : "s",
                 p->stack ? ", recorded values on a stack in work" : p->tape ? ", recorded values on the tape" : "");
+    if (dump) {
+        const char *sep = "  uniform (one value, no buffer): ";
+        for (int s = 0; s < ns; s++)
+            if (p->slotused[s] && p->uniform[s]) {
+                fprintf(dump, "%s%s", sep, m->ir->slots.data[s].name);
+                sep = ", ";
+            }
+        if (sep[0] == ',')
+            fputs("\n", dump);
+    }
     schedule(p, dump);
     return p;
 }

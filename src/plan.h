@@ -29,10 +29,22 @@ typedef struct Mv {
 } Mv;
 
 /* A matrix–matrix product op(a) * op(b): a transpose operand is read in
- * place (BLAS's transpose flags), never copied. */
+ * place (BLAS's transpose flags), never copied.  A diag or fill factor
+ * makes it O(m·n), never a dense product. */
+typedef enum GemmMode {
+    G_DENSE,      /* op(a) * op(b) (under diag, an operand may be a fill) */
+    G_ROWSCALE,   /* diag(a) * op(b): row i of op(b) times a[i] (a: the vector) */
+    G_COLSCALE,   /* op(a) * diag(b): column j of op(a) times b[j] */
+    G_COLSUMS,    /* fill(k) * op(b): every row the column sums of op(b), times k */
+    G_ROWSUMS,    /* op(a) * fill(k): every column the row sums of op(a), times k */
+} GemmMode;
+
 typedef struct Gemm {
     Node *a, *b;
     bool ta, tb;
+    GemmMode mode;
+    bool diag;            /* the node is diag(op(a) * op(b)): the diagonal only (G_DENSE) */
+    Node *w;              /* diag only: diag(op(a) * diag(w) * op(b)), or NULL */
 } Gemm;
 
 /* What a kernel computes.  The schedule is a list of points — the places
@@ -45,6 +57,10 @@ typedef enum KernelKind {
     K_REDUCE,   /* a 1×1 value from a pass over entries: sum, norm, dot, trace … */
     K_MATVEC,   /* matrix–vector products: one pass per distinct matrix */
     K_GEMM,     /* matrix × matrix (BLAS when large) */
+    K_SCALE,    /* diag(u) * M, M * diag(v): a row or column scaling */
+    K_SUMS,     /* fill * M, M * fill: row or column sums */
+    K_DIAGDOT,  /* diag(A * B): n dot products, no product */
+    K_KEPT,     /* sum or norm of a slot, kept up to date by the slot's stores */
     K_LAPACK,   /* det, logdet, inv: the runtime's LU */
     K_LAYOUT,   /* transpose, diag, eye, softmax into a buffer */
     K_ALIAS,    /* a vector's transpose: its argument's memory */
@@ -74,6 +90,10 @@ typedef struct Plan {
     int *buf, *scratch;   /* per node: buffer index or -1 */
     int *slotbuf, *shadow;/* per slot: buffer index or -1 */
     bool *slotused;
+    bool *uniform;        /* per slot: every entry always equal (db = fill(1); db = 2 .* db):
+                             kept as one double, no buffer */
+    bool *unzeroed;       /* per slot: written at the top level before anything reads
+                             it, so not zeroed at entry */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
     VEC(Buf) bufs;
     VEC(Shape) shapes;    /* every shape, for the overflow check */
@@ -87,6 +107,14 @@ typedef struct Plan {
     int *gnext;           /* per product: the next member of its group (mv_group), or -1 */
     VEC(Point) points;    /* the schedule, in the order codegen walks the Func */
     int64_t envslots;     /* codegen: 8-byte entries of the chunk environment (chunk.c) */
+    int *kept;            /* per node: the next sum or norm of the same slot that
+                             the slot's stores keep (kept_by), -1 at the end; -2: not kept */
+    int *kept_by;         /* per slot: its first kept node, or -1 */
+    int *nwrites;         /* per slot: the statements that write it */
+    int onepass_point;    /* the point (the value's) whose onepass kernel that is */
+    Node *onepass;        /* a sum the value is computed from (then by scalar kernels
+                             only), computed in the pass that stores the elementwise
+                             gradients of its argument's shape; or NULL */
 } Plan;
 
 static inline bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
@@ -96,6 +124,12 @@ static inline OpKind kind_of(const Node *n) { return op_info[n->op].kind; }
 Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump);
 /* n's entries are computed inside its one consumer's loop (no buffer) */
 bool is_fused(const Plan *p, const Node *n);
+/* sum(s) or norm(s) of a non-scalar slot s written by at most
+ * KEEP_MAX_WRITES statements: kept by s's stores */
+enum { KEEP_MAX_WRITES = 4 };
+bool is_kept(const Plan *p, const Node *n);
+/* n's entries are all one double: a 1×1 value or a uniform slot */
+bool one_value(const Plan *p, const Node *n);
 /* a transpose of a vector: its argument's memory */
 bool is_alias(const Node *n);
 /* a slice that is a contiguous run of its argument: read in place (a

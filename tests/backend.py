@@ -6,6 +6,8 @@
     done once per buffer size (at most 80 `.with.overflow`), and its
     elementwise loops written once (at most 12 `gradc.map.` functions);
   * integer powers are multiplications: no call to `pow` for `x.^2`;
+  * a function whose buffers all have literal sizes (x'*A*x at n = 4) keeps
+    them in its own frame: at -O2 it never allocates nor touches `work`;
   * a 5,000-statement elementwise chain compiles (fused chains are cut, no
     walk recurses with the program's length).
 
@@ -18,12 +20,12 @@ import sys
 import tempfile
 
 
-def compile_ir(gradc, src, tmp, name):
+def compile_ir(gradc, src, tmp, name, opt="-O0"):
     path = os.path.join(tmp, name + ".expr")
     with open(path, "w") as f:
         f.write(src)
     out = os.path.join(tmp, name + ".ll")
-    p = subprocess.run([gradc, "compile", path, "-O0", "--emit-llvm", "-o", out],
+    p = subprocess.run([gradc, "compile", path, opt, "--emit-llvm", "-o", out],
                        capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
         return None, p.stderr
@@ -57,6 +59,10 @@ def main():
             check(maps <= 12, "elementwise loop functions %d <= 12 (written once, not per statement)" % maps)
         ir, err = compile_ir(a.gradc, "input x[n]\ny = sum(x .^ 2) + sum(x .^ 3)\nwrt x\n", tmp, "powers")
         check(ir is not None and "@pow(" not in ir, "x.^2 and x.^3 are multiplications " + err)
+        ir, err = compile_ir(a.gradc, "input A[4, 4]\ninput x[4]\nf = x' * A * x\nwrt x\n", tmp, "qf4", "-O2")
+        grad = [l for l in (ir or "").splitlines() if l.startswith("define") and "@qf4_grad(" in l]
+        check(ir is not None and "@malloc(" not in ir and grad and "readnone" in grad[0].split(",")[-1],
+              "literal 4x4 x'*A*x: buffers in the frame (no malloc, work unread) " + err)
         n = 5000
         src = "input x[n]\nv0 = x\n" + "".join("v%d = tanh(v%d) + x\n" % (i + 1, i) for i in range(n))
         src += "y = sum(v%d)\nwrt x\n" % n

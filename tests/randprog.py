@@ -465,7 +465,7 @@ class Gen:
         idx = self.index_forms(s)
         if idx:
             opts.append((3, lambda: r.choice(idx)))
-        calls = [f for f in self.funcs if f["out"] == [s]]
+        calls = [f for f in self.funcs if f["out"] == [s] and self.callable(f)]
         if calls:
             opts.append((3, lambda: self.call(r.choice(calls), depth)))
         return opts
@@ -611,6 +611,11 @@ class Gen:
         self.emit("end")
         self.funcs.append({"name": name, "params": [t for _, t in params], "out": shapes})
 
+    def callable(self, f):
+        """Whether f's shapes use only dimensions this scope may name (a
+        body names only the symbols its parameters declare)."""
+        return all(d == 1 or d in self.dims for t in f["params"] + f["out"] for d in t)
+
     def call(self, f, depth):
         return "%s(%s)" % (f["name"], ", ".join(self.gen(t, depth - 1) for t in f["params"]))
 
@@ -637,7 +642,7 @@ class Gen:
 
     def assign(self, in_loop):
         r = self.r
-        multi = [f for f in self.funcs if len(f["out"]) > 1]
+        multi = [f for f in self.funcs if len(f["out"]) > 1 and self.callable(f)]
         if multi and r.random() < 0.2:
             f = r.choice(multi)
             self.budget = 8

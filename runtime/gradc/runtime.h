@@ -93,6 +93,23 @@ void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double 
 double gradc_norm(int64_t n, const double *x);
 void gradc_gemm(int32_t flags, int64_t m, int64_t n, int64_t k, const double *a, const double *b,
                 double *c);
+/* Products with a diag or fill factor, in O(m·n) (kernels.c).  An operand
+ * passed as NULL is a fill: all its entries are the constant after it.
+ * c[m×n] = diag(d)·op(b), or op(b)·diag(d) with GRADC_SCALE_COLS; op(b) is
+ * m×n: b, or with GRADC_GEMM_TB the transpose of b stored n×m. */
+#define GRADC_SCALE_COLS 8
+void gradc_scale(int32_t flags, int64_t m, int64_t n, const double *d, double dk, const double *b, double bk,
+                 double *c);
+/* c[m×n] = fill(k)[m×K]·op(x)[K×n] (every row the column sums of op(x),
+ * times k), or with GRADC_SUMS_ROWS op(x)[m×K]·fill(k)[K×n] (every column
+ * the row sums); op(x) as above with GRADC_GEMM_TB. */
+#define GRADC_SUMS_ROWS 16
+void gradc_sums(int32_t flags, int64_t m, int64_t n, int64_t K, double k, const double *x, double xk, double *c);
+/* out[i] = Σ_p op(a)[i][p]·w[p]·op(b)[p][i] (i < m, p < K): the diagonal of
+ * op(a)·diag(w)·op(b) without the product (transpose flags as gradc_gemm's;
+ * w NULL: every weight wk). */
+void gradc_diag_gemm(int32_t flags, int64_t m, int64_t K, const double *a, double ak, const double *w, double wk,
+                     const double *b, double bk, double *out);
 
 /* Special functions (runtime/special.c), shared by gradc's interpreter.
  * gradc_lgamma is lgamma without the global signgam (thread-safe);
