@@ -230,6 +230,20 @@ static int64_t literal_work(const Plan *p)
     return total;
 }
 
+/* The end of an entry: free work if the function allocated it (owned),
+ * then return the status kept in status. */
+static void free_and_return(Cg *c, LLVMValueRef owned, LLVMValueRef base, LLVMValueRef status)
+{
+    LLVMBasicBlockRef fr = block(c, "free"), ret = block(c, "return");
+    LLVMBuildCondBr(c->b, owned, fr, ret);
+    enter(c, fr);
+    LLVMTypeRef pt = c->ptr;
+    callf(c, "free", LLVMVoidTypeInContext(c->ctx), &pt, 1, &base);
+    LLVMBuildBr(c->b, ret);
+    enter(c, ret);
+    LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i32, status, ""));
+}
+
 static void types(Cg *c, LLVMContextRef ctx, LLVMModuleRef mod, const Module *m)
 {
     c->m = m;
@@ -406,14 +420,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
         LLVMTypeRef pt = c->ptr;
         callf(c, "gradc_tape_free", LLVMVoidTypeInContext(c->ctx), &pt, 1, &c->tape);
     }
-    LLVMBasicBlockRef fr = block(c, "free"), ret = block(c, "return");
-    LLVMBuildCondBr(c->b, owned, fr, ret);
-    enter(c, fr);
-    LLVMTypeRef pt = c->ptr;
-    callf(c, "free", LLVMVoidTypeInContext(c->ctx), &pt, 1, &base);
-    LLVMBuildBr(c->b, ret);
-    enter(c, ret);
-    LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i32, c->status, ""));
+    free_and_return(c, owned, base, c->status);
     LLVMBuildBr(c->ab, entry);
     p->envslots = c->envlen;
     if (envbytes) {
@@ -693,14 +700,7 @@ static void gen_hessian(Cg *c, const char *name)
     enter(c, failed);
     LLVMBuildBr(c->b, done);
     enter(c, done);
-    LLVMBasicBlockRef fr = block(c, "free"), ret = block(c, "return");
-    LLVMBuildCondBr(c->b, owned, fr, ret);
-    enter(c, fr);
-    LLVMTypeRef pp = c->ptr;
-    callf(c, "free", LLVMVoidTypeInContext(c->ctx), &pp, 1, &base);
-    LLVMBuildBr(c->b, ret);
-    enter(c, ret);
-    LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i32, status, ""));
+    free_and_return(c, owned, base, status);
     LLVMBuildBr(c->ab, entry);
 }
 

@@ -1532,6 +1532,13 @@ static void flush_onepass(Cg *c, void *ctx)
     o->at.len = o->val.len = 0;
 }
 
+/* Whether flags asks to add to the gradient buffers (GRADC_ACCUMULATE). */
+static LLVMValueRef accumulate_flag(Cg *c)
+{
+    return LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
+                         LLVMConstInt(c->i32, 0, 0), "");
+}
+
 void gen_results(Cg *c)
 {
     const Func *f = c->p->f;
@@ -1544,8 +1551,7 @@ void gen_results(Cg *c)
     if (c->p->onepass) {
         /* the sum and the gradients of its shape in one loop, per flag */
         LLVMValueRef val = alloca_(c, c->f64);
-        LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
-                                         LLVMConstInt(c->i32, 0, 0), "");
+        LLVMValueRef acc = accumulate_flag(c);
         LLVMBasicBlockRef yes = block(c, "onepass.acc"), no = block(c, "onepass.set"), done = block(c, "onepass");
         LLVMBuildCondBr(c->b, acc, yes, no);
         for (int addto = 1; addto >= 0; addto--) {
@@ -1575,8 +1581,7 @@ void gen_results(Cg *c)
     }
     if (!ng)
         return;
-    LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
-                                     LLVMConstInt(c->i32, 0, 0), "");
+    LLVMValueRef acc = accumulate_flag(c);
     LLVMBasicBlockRef yes = block(c, "accumulate"), no = block(c, "overwrite"), done = block(c, "stored");
     LLVMBuildCondBr(c->b, acc, yes, no);
     for (int addto = 1; addto >= 0; addto--) {

@@ -65,6 +65,11 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_lgamma", (uintptr_t)gradc_lgamma},
         {"gradc_digamma", (uintptr_t)gradc_digamma},
         {"gradc_polygamma", (uintptr_t)gradc_polygamma},
+        {"gradc_norm", (uintptr_t)gradc_norm},
+        {"gradc_gemm", (uintptr_t)gradc_gemm},
+        {"gradc_scale", (uintptr_t)gradc_scale},
+        {"gradc_sums", (uintptr_t)gradc_sums},
+        {"gradc_diag_gemm", (uintptr_t)gradc_diag_gemm},
     };
     enum { N = sizeof syms / sizeof syms[0] };
     LLVMOrcCSymbolMapPair pairs[N];
