@@ -151,6 +151,12 @@ static Node *sumd_rule(Ir *ir, Node *x, int d, Dim along)
         return mk_fill(ir, 1.0, s);
     if (x->op == OP_DIAGM)   /* one nonzero per row and column: the vector itself */
         return d == 2 ? x->args[0] : mk1(ir, OP_TRANSPOSE, x->args[0]);
+    /* the rows of M*diag(u) sum to M*u, the columns of diag(u)*M to u'*M:
+     * no scaled copy of M */
+    if (x->op == OP_MATMUL && d == 2 && x->args[1]->op == OP_DIAGM)
+        return mk2(ir, OP_MATMUL, x->args[0], x->args[1]->args[0]);
+    if (x->op == OP_MATMUL && d == 1 && x->args[0]->op == OP_DIAGM)
+        return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, x->args[0]->args[0]), x->args[1]);
     return NULL;
 }
 
@@ -680,7 +686,24 @@ static Rule2 *const rules2[OP_COUNT] = {
     [OP_PICK] = rule_pick, [OP_OR] = rule_or, [OP_AND] = rule_and,
 };
 
+/* The diagonal of a column or row expanded to a square is that vector;
+ * diag(diag(u)) = u. */
+static Node *rule_diagv(Ir *ir, Node *a, Shape shape)
+{
+    if (a->op == OP_DIAGM)
+        return a->args[0];
+    if (a->op != OP_BCAST)
+        return NULL;
+    Node *v = a->args[0];
+    if (shape_eq(v->shape, shape))
+        return v;
+    if (dim_eq(v->shape.rows, dim_lit(1)) && dim_eq(v->shape.cols, shape.rows))
+        return mk1(ir, OP_TRANSPOSE, v);
+    return NULL;
+}
+
 static Rule1 *const rules1[OP_COUNT] = {
+    [OP_DIAGV] = rule_diagv,
     [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum,
     [OP_DETACH] = rule_detach, [OP_CHOL] = rule_chol, [OP_TRIL] = rule_tril,
 };
