@@ -22,6 +22,9 @@
 static _Noreturn void ir_bug(const char *what)
 {
     fprintf(stderr, "gradc: internal error: %s\n", what);
+#ifdef GRADC_FUZZING
+    abort();   /* under libFuzzer: a crash it reports and saves, not a quiet exit */
+#endif
     exit(70);
 }
 

@@ -36,7 +36,7 @@ fi
 
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 # emit.c's library paths (for compile --shared; meson passes the install's)
-cflags=(-std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer $sanitize
+cflags=(-std=c11 -g -O1 -D_GNU_SOURCE -DGRADC_FUZZING -fno-omit-frame-pointer $sanitize
         -DGRADC_LIBDIR=\"/usr/local/lib\" -DGRADC_BIN_TO_LIBDIR=\"../lib\"
         -DGRADC_VERSION=\"fuzz\"
         -Isrc -Iruntime -Igrammar -I"$out/gen"
