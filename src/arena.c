@@ -22,6 +22,9 @@ static void *xmalloc(size_t n)
     void *p = malloc(n);
     if (!p) {
         fputs("gradc: out of memory\n", stderr);
+#ifdef GRADC_FUZZING
+        abort();   /* libFuzzer reports and saves the input; an exit would be silent */
+#endif
         exit(1);
     }
     return p;

@@ -30,6 +30,9 @@ static struct {
 static _Noreturn void out_of_memory(void)
 {
     fprintf(stderr, "gradc: out of memory (dimension forms)\n");
+#ifdef GRADC_FUZZING
+    abort();   /* libFuzzer reports and saves the input; an exit would be silent */
+#endif
     exit(70);
 }
 
