@@ -704,6 +704,19 @@ static void gen_hessian(Cg *c, const char *name)
     LLVMBuildBr(c->ab, entry);
 }
 
+/* A code generator for another module's functions (the second-order ones)
+ * in m's LLVM module, sharing m's builders, its while table and its limit. */
+static Cg sub_cg(Cg *m, const Module *h)
+{
+    Cg c = {0};
+    types(&c, m->ctx, m->mod, h);
+    c.info = m->info;
+    c.max_iter = m->max_iter;
+    c.b = m->b;
+    c.ab = m->ab;
+    return c;
+}
+
 /* h's gradient function with the products H v as its only gradients (h's
  * wrt list: the directions), as the internal NAME_hessian.hv and its work
  * size: NAME_hessian's column j, without the gradient NAME_hvp also returns
@@ -716,12 +729,7 @@ static void gen_hv_only(Cg *m, const Module *h, const char *name)
     hv->nwrt = k;
     hv->wrt = h->wrt + k;
     hv->grad.grads = h->grad.grads + k;
-    Cg c = {0};
-    types(&c, m->ctx, m->mod, hv);
-    c.info = m->info;
-    c.max_iter = m->max_iter;
-    c.b = m->b;
-    c.ab = m->ab;
+    Cg c = sub_cg(m, hv);
     Plan *p = plan_func(hv, &hv->grad, true, NULL);
     LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hessian.hv.impl", name));
     if (!c.failed) {
@@ -745,12 +753,7 @@ static void gen_second_order(Cg *m, const Module *hvp, const char *name)
     h->naux = 0;
     h->aux_names = NULL;
     h->fwd.aux = h->grad.aux = NULL;
-    Cg c = {0};
-    types(&c, m->ctx, m->mod, h);
-    c.info = m->info;
-    c.max_iter = m->max_iter;
-    c.b = m->b;
-    c.ab = m->ab;
+    Cg c = sub_cg(m, h);
     Plan *p = plan_func(h, &h->grad, true, NULL);
     p->onepass = NULL;   /* NAME_hvp's gradient buffers may be NULL: store them one by one */
     LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hvp.impl", name));
