@@ -77,6 +77,8 @@ typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k);
 LLVMValueRef cg_argbuf(Cg *c, Node *n);
 LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
+/* the sum of row i (of cols entries) of x's fused entries */
+LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
 
 /* codegen_along.c: reductions and normalisations along a dimension (SUMD …
  * LOGSOFTMAXD) into out, amax/amin over all entries as a value */

@@ -474,7 +474,8 @@ static void key_node(Cg *c, Key *k, Node *n, NodeVec *leaves, bool top)
         key_node(c, k, n->args[i], leaves, false);
 }
 
-/* The sum of row i of x's entries (a fused expression that reads broadcasts). */
+/* The sum of row i of x's entries (a fused expression that reads broadcasts:
+ * the loop's row and column are c->ri and c->cj). */
 typedef struct RowSum {
     Node *x;
     LLVMValueRef i, cols;
@@ -485,6 +486,12 @@ static LLVMValueRef f_row(Cg *c, void *ctx, LLVMValueRef j)
     RowSum *r = ctx;
     c->ri = r->i, c->cj = j;
     return elem(c, r->x, add(c, mul(c, r->i, r->cols), j));
+}
+
+LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols)
+{
+    RowSum r = {x, i, cols};
+    return reduce_sum(c, cols, f_row, &r);
 }
 
 /* The loop itself: n's entries into out, or (out NULL) the sum of n's
@@ -505,8 +512,8 @@ static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
     LLVMValueRef ri = c->ri, cj = c->cj, t = alloca_(c, c->f64);
     LLVMBuildStore(c->b, cf(c, 0), t);
     Loop li;
-    RowSum r = {x, loop_begin(c, &li, ci(c, 0), rows(c, x)), cols(c, x)};
-    LLVMValueRef s = reduce_sum(c, r.cols, f_row, &r);
+    LLVMValueRef i = loop_begin(c, &li, ci(c, 0), rows(c, x));
+    LLVMValueRef s = cg_row_sum(c, x, i, cols(c, x));
     LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), s), t);
     loop_end(c, &li);
     c->ri = ri, c->cj = cj;

@@ -96,20 +96,6 @@ static void line_log_softmax(Cg *c, const Line *in, const Line *out)
     loop_end(c, &lp);
 }
 
-/* Row i of x's (fused) entries, for reduce_sum: the loop's row and column
- * are c->ri and c->cj, for the broadcasts it reads. */
-typedef struct Row {
-    Node *x;
-    LLVMValueRef i, cols;
-} Row;
-
-static LLVMValueRef f_row_entry(Cg *c, void *ctx, LLVMValueRef j)
-{
-    Row *r = ctx;
-    c->ri = r->i, c->cj = j;
-    return cg_elem(c, r->x, add(c, mul(c, r->i, r->cols), j));
-}
-
 static void gen_sumd(Cg *c, Node *n, LLVMValueRef out)
 {
     Node *x = n->args[0];
@@ -124,8 +110,8 @@ static void gen_sumd(Cg *c, Node *n, LLVMValueRef out)
         loop_end(c, &lj);
         loop_end(c, &li);
     } else {
-        Row r = {x, loop_begin(c, &li, ci(c, 0), R), C};
-        store(c, cg_reduce_sum(c, C, f_row_entry, &r), out, r.i);
+        LLVMValueRef i = loop_begin(c, &li, ci(c, 0), R);
+        store(c, cg_row_sum(c, x, i, C), out, i);
         loop_end(c, &li);
     }
     c->ri = ri, c->cj = cj;
