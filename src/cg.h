@@ -76,9 +76,16 @@ void node_made(Cg *c, const Node *n);
 typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k);
 LLVMValueRef cg_argbuf(Cg *c, Node *n);
+/* n's value as the plan computed it: a double or a pointer to its entries */
+LLVMValueRef cg_get(Cg *c, Node *n);
+/* a call attribute: the callee (a kernel written once) stays a function */
+LLVMAttributeRef cg_noinline(Cg *c);
 LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
 /* the sum of row i (of cols entries) of x's fused entries */
 LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
+
+/* cgpass.c: a K_MATVEC kernel (its products, one pass per matrix) */
+void cg_matvec(Cg *c, const Kernel *k);
 
 /* codegen_along.c: reductions and normalisations along a dimension (SUMD …
  * LOGSOFTMAXD) into out, amax/amin over all entries as a value */

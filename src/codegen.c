@@ -168,7 +168,6 @@ static LLVMValueRef apply2(Cg *c, Op op, LLVMValueRef x, LLVMValueRef y)
 static LLVMValueRef get(Cg *c, Node *n);
 
 static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k);
-static LLVMAttributeRef noinline(Cg *c);
 static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out);
 
 /* The entry of a broadcast's argument under entry k of the broadcast: its
@@ -577,7 +576,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
         frame_end(c, &saved);
     }
     LLVMValueRef call = LLVMBuildCall2(c->b, ft, fn, args, (unsigned)np, "");
-    LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, noinline(c));
+    LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, cg_noinline(c));
     return out ? NULL : call;
 }
 
@@ -824,269 +823,10 @@ static LLVMValueRef gen_buffer(Cg *c, Node *n)
     return bufp(c, b);
 }
 
-/* ---- matrix–vector products, one pass per matrix ---- */
-
-/* One term of a pass: out += kc * op(M) * vec. */
-typedef struct PassTerm {
-    bool trans;
-    LLVMValueRef v, fill;    /* the vector's entries, or (v NULL) its constant */
-    LLVMValueRef out, kc;    /* the result, the factor */
-    LLVMValueRef acc, lanes; /* M*vec: the row's sum, its LANES partial sums (allocas) */
-    LLVMValueRef y;          /* M'*vec: kc * vec[i] for the current row i */
-} PassTerm;
-
-static LLVMTypeRef vec_t(Cg *c) { return LLVMVectorType(c->f64, LANES); }
-
-static LLVMValueRef vload(Cg *c, LLVMValueRef p, LLVMValueRef k)
-{
-    LLVMValueRef v = LLVMBuildLoad2(c->b, vec_t(c), at(c, p, k), "");
-    LLVMSetAlignment(v, 8);
-    return v;
-}
-static void vstore(Cg *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef k)
-{
-    LLVMSetAlignment(LLVMBuildStore(c->b, v, at(c, p, k)), 8);
-}
-static LLVMValueRef splat(Cg *c, LLVMValueRef x)
-{
-    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(vec_t(c)), x, LLVMConstInt(c->i32, 0, 0), "");
-    return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vec_t(c)), LLVMConstNull(LLVMVectorType(c->i32, LANES)), "");
-}
-
-/* LANES entries of a product's vector from k on (a FILL: its constant). */
-static LLVMValueRef vec_lanes(Cg *c, PassTerm *t, LLVMValueRef k)
-{
-    return t->v ? vload(c, t->v, k) : splat(c, t->fill);
-}
-static LLVMValueRef vec_at(Cg *c, PassTerm *t, LLVMValueRef k)
-{
-    return t->v ? load(c, t->v, k) : t->fill;
-}
-
-/* Rows i .. i+nr-1 of M (R×C, row-major) read once for every term that
- * reads M.  Each row's dot product (M*vec) is summed as reduce_sum sums:
- * LANES partial sums (one vector register per row, so nr independent
- * chains), combined as (s0 + s1) + (s2 + s3), then the remainder one by
- * one.  M'*vec accumulates into its result from the same loaded entries,
- * loaded and stored once per nr rows (in row order, entry by entry). */
-enum { PASS_ROWS = 4 };
-
-static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRef C, LLVMValueRef blocks,
-                      PassTerm *ts, int nt)
-{
-    LLVMTypeRef vt = vec_t(c);
-    LLVMValueRef row[PASS_ROWS], *y = arena_alloc(c->a, sizeof *y * (size_t)(nt * PASS_ROWS));
-    LLVMValueRef *lanes = arena_alloc(c->a, sizeof *lanes * (size_t)(nt * PASS_ROWS));
-    LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nt * PASS_ROWS));
-    for (int r = 0; r < nr; r++)
-        row[r] = at(c, A, mul(c, add(c, i, ci(c, r)), C));
-    for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr; r++) {
-            int k = t * PASS_ROWS + r;
-            if (ts[t].trans) {
-                y[k] = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], add(c, i, ci(c, r))), "");
-                continue;
-            }
-            lanes[k] = alloca_(c, vt);
-            acc[k] = alloca_(c, c->f64);
-            LLVMBuildStore(c->b, LLVMConstNull(vt), lanes[k]);
-        }
-    Loop lj;
-    LLVMValueRef jb = loop_begin(c, &lj, ci(c, 0), blocks);
-    LLVMValueRef j = mul(c, jb, ci(c, LANES)), a[PASS_ROWS];
-    for (int r = 0; r < nr; r++)
-        a[r] = vload(c, row[r], j);
-    for (int t = 0; t < nt; t++) {
-        if (ts[t].trans) {
-            LLVMValueRef o = vload(c, ts[t].out, j);
-            for (int r = 0; r < nr; r++)
-                o = fplus(c, o, LLVMBuildFMul(c->b, a[r], splat(c, y[t * PASS_ROWS + r]), ""));
-            vstore(c, o, ts[t].out, j);
-            continue;
-        }
-        LLVMValueRef x = vec_lanes(c, &ts[t], j);
-        for (int r = 0; r < nr; r++) {
-            LLVMValueRef l = lanes[t * PASS_ROWS + r];
-            LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, vt, l, ""), LLVMBuildFMul(c->b, a[r], x, "")), l);
-        }
-    }
-    loop_end(c, &lj);
-    for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr && !ts[t].trans; r++) {
-            int k = t * PASS_ROWS + r;
-            LLVMValueRef s = LLVMBuildLoad2(c->b, vt, lanes[k], ""), l[LANES];
-            for (int e = 0; e < LANES; e++)
-                l[e] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)e, 0), "");
-            LLVMBuildStore(c->b, fplus(c, fplus(c, l[0], l[1]), fplus(c, l[2], l[3])), acc[k]);
-        }
-    j = loop_begin(c, &lj, mul(c, blocks, ci(c, LANES)), C);
-    for (int r = 0; r < nr; r++) {
-        LLVMValueRef e = load(c, row[r], j);
-        for (int t = 0; t < nt; t++) {
-            int k = t * PASS_ROWS + r;
-            if (ts[t].trans) {
-                store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, e, y[k], "")), ts[t].out, j);
-            } else {
-                LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, acc[k], "");
-                LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, e, vec_at(c, &ts[t], j), "")), acc[k]);
-            }
-        }
-    }
-    loop_end(c, &lj);
-    for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr && !ts[t].trans; r++) {
-            LLVMValueRef s = LLVMBuildFMul(c->b, ts[t].kc, LLVMBuildLoad2(c->b, c->f64, acc[t * PASS_ROWS + r], ""), "");
-            LLVMValueRef o = add(c, i, ci(c, r));
-            store(c, fplus(c, load(c, ts[t].out, o), s), ts[t].out, o);
-        }
-}
-
-/* One read of M for every term that reads it: PASS_ROWS rows at a time,
- * then the remaining rows one by one. */
-static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
-{
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), "");
-    LLVMValueRef nb = LLVMBuildSDiv(c->b, R, ci(c, PASS_ROWS), "");
-    Loop li;
-    LLVMValueRef ib = loop_begin(c, &li, ci(c, 0), nb);
-    pass_rows(c, A, mul(c, ib, ci(c, PASS_ROWS)), PASS_ROWS, C, blocks, ts, nt);
-    loop_end(c, &li);
-    LLVMValueRef i = loop_begin(c, &li, mul(c, nb, ci(c, PASS_ROWS)), R);
-    pass_rows(c, A, i, 1, C, blocks, ts, nt);
-    loop_end(c, &li);
-}
-
-static LLVMAttributeRef noinline(Cg *c)
+LLVMAttributeRef cg_noinline(Cg *c)
 {
     unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
     return LLVMCreateEnumAttribute(c->ctx, kind, 0);
-}
-
-/* A pass over one matrix is a kernel written once per module: an internal
- * function per combination of terms ("NT": M*x and M'*y in one read of M;
- * lower case: a constant vector, passed by value), called by every product
- * of that form, so a program of many products stays small and compiles
- * in linear time.  Parameters: R, C, M, then per term its vector (pointer
- * or constant), its result and its factor. */
-static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
-{
-    char *key = arena_alloc(c->a, (size_t)nt + 16);
-    strcpy(key, "gradc.pass.");
-    for (int t = 0; t < nt; t++)
-        key[11 + t] = (char)((ts[t].trans ? 'T' : 'N') + (ts[t].v ? 0 : 'a' - 'A'));
-    int np = 3 + 3 * nt;
-    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
-    LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
-    pt[0] = pt[1] = c->i64, pt[2] = c->ptr;
-    args[0] = R, args[1] = C, args[2] = A;
-    for (int t = 0; t < nt; t++) {
-        pt[3 + 3 * t] = ts[t].v ? c->ptr : c->f64, pt[4 + 3 * t] = c->ptr, pt[5 + 3 * t] = c->f64;
-        args[3 + 3 * t] = ts[t].v ? ts[t].v : ts[t].fill, args[4 + 3 * t] = ts[t].out, args[5 + 3 * t] = ts[t].kc;
-    }
-    LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), pt, (unsigned)np, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, key);
-    if (!fn) {
-        Frame saved = frame_begin(c, key, ft);
-        fn = c->fn;
-        PassTerm *fs = arena_alloc(c->a, sizeof *fs * (size_t)nt);
-        for (int t = 0; t < nt; t++) {
-            LLVMValueRef v = LLVMGetParam(fn, (unsigned)(3 + 3 * t));
-            fs[t] = (PassTerm){ts[t].trans, ts[t].v ? v : NULL, v, LLVMGetParam(fn, (unsigned)(4 + 3 * t)),
-                               LLVMGetParam(fn, (unsigned)(5 + 3 * t)), NULL, NULL, NULL};
-        }
-        gen_pass(c, LLVMGetParam(fn, 2), LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), fs, nt);
-        LLVMBuildRetVoid(c->b);
-        frame_end(c, &saved);
-    }
-    LLVMValueRef call = LLVMBuildCall2(c->b, ft, fn, args, (unsigned)np, "");
-    if (!LLVMIsAConstantInt(R) || !LLVMIsAConstantInt(C)) /* literal sizes: inlined, specialised */
-        LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, noinline(c));
-}
-
-/* The products of a K_MATVEC kernel (the plan chose members whose inputs
- * are at hand): results zeroed, the identity terms, then one pass per
- * distinct matrix. */
-static void gen_mv(Cg *c, const Kernel *k)
-{
-    Plan *p = c->p;
-    int nt = 0;
-    for (int i = 0; i < k->nmembers; i++)
-        nt += p->mv[k->members[i]->id]->nterms;
-    PassTerm *ts = arena_alloc(c->a, sizeof *ts * (size_t)(nt + 1));
-    const Term **tms = arena_alloc(c->a, sizeof *tms * (size_t)(nt + 1));
-    LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
-    LLVMValueRef *outlens = arena_alloc(c->a, sizeof *outlens * (size_t)(nt + 1));
-    Node **vecs = arena_alloc(c->a, sizeof *vecs * (size_t)(nt + 1));
-    bool *alone = arena_alloc(c->a, (size_t)nt + 1);
-    nt = 0;
-    for (int i = 0; i < k->nmembers; i++) {
-        Node *x = k->members[i];
-        Mv *v = p->mv[x->id];
-        bool fill = v->vec->op == OP_FILL;
-        LLVMValueRef vp = fill ? NULL : argbuf(c, v->vec), out = bufp(c, p->buf[x->id]);
-        for (int t = 0; t < v->nterms; t++) {
-            const Term *tm = &v->terms[t];
-            LLVMValueRef kc = cf(c, tm->k);
-            if (tm->coef)
-                kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
-            tms[nt] = tm;
-            vecs[nt] = v->vec;
-            alone[nt] = v->nterms == 1;
-            lens[nt] = count(c, v->vec);
-            outlens[nt] = count(c, x);   /* x'*z: z's length is not x'*z's */
-            ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, NULL, NULL, NULL};
-        }
-    }
-    for (int i = 0; i < k->nmembers; i++)
-        zero(c, bufp(c, p->buf[k->members[i]->id]), count(c, k->members[i]));
-    for (int t = 0; t < nt; t++) {
-        if (tms[t]->m)
-            continue;
-        Loop lp;
-        LLVMValueRef j = loop_begin(c, &lp, ci(c, 0), lens[t]);
-        LLVMValueRef y = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], j), "");
-        store(c, fplus(c, load(c, ts[t].out, j), y), ts[t].out, j);
-        loop_end(c, &lp);
-    }
-    /* a term equal to another member's only term (x'*A*x: the value's
-     * x'*A and the gradient's A'*x) is that member's result, added after
-     * the pass, not a second accumulation in it */
-    bool *done = arena_alloc(c->a, (size_t)nt + 1);
-    int *copy = arena_alloc(c->a, sizeof(int) * (size_t)(nt + 1));
-    for (int u = 0; u < nt; u++) {
-        copy[u] = -1;
-        for (int t = 0; t < u && copy[u] < 0; t++)
-            if (alone[t] && tms[t]->m && tms[t]->m == tms[u]->m && tms[t]->trans == tms[u]->trans &&
-                tms[t]->k == tms[u]->k && tms[t]->coef == tms[u]->coef && ts[t].v == ts[u].v &&
-                (ts[t].v || vecs[t]->num == vecs[u]->num) && ts[t].out != ts[u].out)
-                copy[u] = t, done[u] = true;
-    }
-    /* one pass per matrix, over every term that reads it */
-    PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
-    for (int t = 0; t < nt; t++) {
-        if (done[t] || !tms[t]->m)
-            continue;
-        int ns = 0;
-        for (int u = t; u < nt; u++)
-            if (!done[u] && tms[u]->m == tms[t]->m) {
-                done[u] = true;
-                same[ns++] = ts[u];
-            }
-        Node *M = tms[t]->m;
-        pass_call(c, get(c, M), rows(c, M), cols(c, M), same, ns);
-    }
-    for (int u = 0; u < nt; u++) {
-        if (copy[u] < 0)
-            continue;
-        Loop lp;
-        LLVMValueRef j = loop_begin(c, &lp, ci(c, 0), outlens[u]);
-        store(c, fplus(c, load(c, ts[u].out, j), load(c, ts[copy[u]].out, j)), ts[u].out, j);
-        loop_end(c, &lp);
-    }
-    for (int i = 0; i < k->nmembers; i++) {
-        node_bind(c, k->members[i], bufp(c, p->buf[k->members[i]->id]));
-        node_made(c, k->members[i]);
-    }
 }
 
 /* n's value: a double (1×1) or a pointer to its entries, computed by a
@@ -1100,6 +840,8 @@ static LLVMValueRef get(Cg *c, Node *n)
     }
     return v;
 }
+
+LLVMValueRef cg_get(Cg *c, Node *n) { return get(c, n); }
 
 /* The alloca of a kept sum or norm (0 at entry, as its slot). */
 static LLVMValueRef kept_var(Cg *c, int id)
@@ -1115,7 +857,7 @@ static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
     if (k->kind == K_MATVEC) {
-        gen_mv(c, k);
+        cg_matvec(c, k);
         return;
     }
     if (k->kind == K_KEPT)
