@@ -10,7 +10,9 @@
 
 #include "plan.h"
 
-enum { LANES = 4, BLAS_MIN = 32 };
+/* LANES: the doubles of a matrix pass's vectors (cgpass.c), one AVX-512
+ * register (two AVX2 ones): the hand loops' width */
+enum { LANES = 8, BLAS_MIN = 32 };
 
 typedef struct Cg {
     const Module *m;

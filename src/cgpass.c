@@ -15,6 +15,14 @@ typedef struct PassTerm {
 
 static LLVMTypeRef vec_t(Cg *c) { return LLVMVectorType(c->f64, LANES); }
 
+/* x*y + z, fused when the target has FMA (llvm.fmuladd: as C's default
+ * -ffp-contract=on does for the hand-written loops) */
+static LLVMValueRef fmadd(Cg *c, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z)
+{
+    LLVMValueRef args[3] = {x, y, z};
+    return intrinsic(c, "llvm.fmuladd", LLVMTypeOf(x), 3, args);
+}
+
 static LLVMValueRef vload(Cg *c, LLVMValueRef p, LLVMValueRef k)
 {
     LLVMValueRef v = LLVMBuildLoad2(c->b, vec_t(c), at(c, p, k), "");
@@ -44,8 +52,9 @@ static LLVMValueRef vec_at(Cg *c, PassTerm *t, LLVMValueRef k)
 /* Rows i .. i+nr-1 of M (R×C, row-major) read once for every term that
  * reads M.  Each row's dot product (M*vec) is summed as reduce_sum sums:
  * LANES partial sums (one vector register per row, so nr independent
- * chains), combined as (s0 + s1) + (s2 + s3), then the remainder one by
- * one.  M'*vec accumulates into its result from the same loaded entries,
+ * chains), combined pairwise ((s0 + s1) + (s2 + s3)) + …, then the
+ * remainder one by one; a*b + c is fused where the target has FMA, as in
+ * the hand loops (clang's default contraction).  M'*vec accumulates into its result from the same loaded entries,
  * loaded and stored once per nr rows (in row order, entry by entry). */
 enum { PASS_ROWS = 4 };
 
@@ -78,14 +87,14 @@ static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRe
         if (ts[t].trans) {
             LLVMValueRef o = vload(c, ts[t].out, j);
             for (int r = 0; r < nr; r++)
-                o = fplus(c, o, LLVMBuildFMul(c->b, a[r], splat(c, y[t * PASS_ROWS + r]), ""));
+                o = fmadd(c, a[r], splat(c, y[t * PASS_ROWS + r]), o);
             vstore(c, o, ts[t].out, j);
             continue;
         }
         LLVMValueRef x = vec_lanes(c, &ts[t], j);
         for (int r = 0; r < nr; r++) {
             LLVMValueRef l = lanes[t * PASS_ROWS + r];
-            LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, vt, l, ""), LLVMBuildFMul(c->b, a[r], x, "")), l);
+            LLVMBuildStore(c->b, fmadd(c, a[r], x, LLVMBuildLoad2(c->b, vt, l, "")), l);
         }
     }
     loop_end(c, &lj);
@@ -95,7 +104,10 @@ static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRe
             LLVMValueRef s = LLVMBuildLoad2(c->b, vt, lanes[k], ""), l[LANES];
             for (int e = 0; e < LANES; e++)
                 l[e] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)e, 0), "");
-            LLVMBuildStore(c->b, fplus(c, fplus(c, l[0], l[1]), fplus(c, l[2], l[3])), acc[k]);
+            for (int w = LANES; w > 1; w /= 2)
+                for (int e = 0; e < w / 2; e++)
+                    l[e] = fplus(c, l[2 * e], l[2 * e + 1]);
+            LLVMBuildStore(c->b, l[0], acc[k]);
         }
     j = loop_begin(c, &lj, mul(c, blocks, ci(c, LANES)), C);
     for (int r = 0; r < nr; r++) {
@@ -103,10 +115,10 @@ static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRe
         for (int t = 0; t < nt; t++) {
             int k = t * PASS_ROWS + r;
             if (ts[t].trans) {
-                store(c, fplus(c, load(c, ts[t].out, j), LLVMBuildFMul(c->b, e, y[k], "")), ts[t].out, j);
+                store(c, fmadd(c, e, y[k], load(c, ts[t].out, j)), ts[t].out, j);
             } else {
                 LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, acc[k], "");
-                LLVMBuildStore(c->b, fplus(c, s, LLVMBuildFMul(c->b, e, vec_at(c, &ts[t], j), "")), acc[k]);
+                LLVMBuildStore(c->b, fmadd(c, e, vec_at(c, &ts[t], j), s), acc[k]);
             }
         }
     }
