@@ -308,6 +308,8 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
         return k;
     }
     out[k] = v->vec, fuse[k++] = v->vec->op == OP_FILL;
+    if (v->w)
+        out[k] = v->w, fuse[k++] = false;
     for (int t = 0; t < v->nterms; t++) {
         if (v->terms[t].m)
             out[k] = v->terms[t].m, fuse[k++] = false;
@@ -317,7 +319,45 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
     return k;
 }
 
-enum { DEPS_MAX = 2 * MV_MAX_TERMS + 1 };
+enum { DEPS_MAX = 2 * MV_MAX_TERMS + 2 };
+
+/* Values at hand wherever a product is computed: no kernel makes them. */
+static bool at_hand(const Node *n)
+{
+    if (is_alias(n))
+        n = n->args[0];
+    return n->op == OP_INPUT || n->op == OP_SLOT || n->op == OP_COTAN || n->op == OP_FILL;
+}
+
+/* x'*A*y as one pass: a 1×1 product a*b one side of which is a
+ * matrix–vector product P of one matrix term that nothing else reads is
+ * Σ_i w[i]·(M*v)[i] (P = M'*u: v the other side, w = u; P = M*u: v = u,
+ * w the other side), summed in the pass over M as its row dots come out.
+ * With the gradients of x'*A*x that pass computes A*x anyway, so the
+ * value's x'*A is neither a buffer nor a second loop (its dot with x).
+ * Only when v and w are at hand anywhere, so that the dot joins its
+ * matrix's pass; P (and a transpose of it) are then not reached. */
+static void dot_form(Plan *p, Node *r)
+{
+    for (int side = 0; side < 2; side++) {
+        Node *q = r->args[side], *o = r->args[1 - side], *P = is_alias(q) ? q->args[0] : q;
+        const Mv *v = p->mv[P->id];
+        if (!v || v->nterms != 1 || !v->terms[0].m || p->user[q->id] != r || p->uses[q->id] != 1 ||
+            (q != P && (p->user[P->id] != q || p->uses[P->id] != 1)) || !at_hand(o) || !at_hand(v->vec))
+            continue;
+        Node *vec = v->terms[0].trans ? o : v->vec, *w = v->terms[0].trans ? v->vec : o;
+        if (w->op == OP_FILL || (is_alias(w) && w->args[0]->op == OP_FILL))
+            continue;
+        Mv *d = arena_alloc(p->arena, sizeof *d);
+        *d = (Mv){vec, arena_alloc(p->arena, sizeof(Term)), 1, -1, w};
+        d->terms[0] = (Term){v->terms[0].m, false, v->terms[0].k, v->terms[0].coef};
+        p->mv[r->id] = d;
+        p->nodes[q->id] = p->nodes[P->id] = NULL;
+        /* uses stay: o, u, M and the factor lose a consumer (r, P) and gain r */
+        p->nofuse[vec->id] = p->nofuse[w->id] = true;
+        return;
+    }
+}
 
 /* Marks everything n reads as reached, counting each consumer once;
  * iterative (a DAG as deep as the program is long must not overflow). */
@@ -335,6 +375,7 @@ static void reach(Plan *p, Node *n)
         int nd = deps(p, x, d, fuse);
         for (int i = 0; i < nd; i++) {
             p->uses[d[i]->id]++;
+            p->user[d[i]->id] = x;
             if (!fuse[i])
                 p->nofuse[d[i]->id] = true;
             if (!p->nodes[d[i]->id]) {
@@ -820,10 +861,16 @@ static void dump_kernel(Sim *s, const Kernel *k)
         fputs(" = ", o);
         if (k->kind == K_MATVEC) {
             const Mv *v = s->p->mv[n->id];
+            if (v->w) {
+                fputs("dot(", o);
+                ref(s, v->w);
+                fputs(", ", o);
+            }
             for (int t = 0; t < v->nterms; t++) {
                 fputs(t ? " + " : "", o);
                 dump_term(s, v, &v->terms[t]);
             }
+            fputs(v->w ? ")" : "", o);
         } else if (s->p->gemm[n->id]) {
             const Gemm *g = s->p->gemm[n->id];
             fputs(g->diag ? "diag(" : "", o);
@@ -1277,6 +1324,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->instmt = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
     p->nodes = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
     p->uses = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    p->user = arena_alloc(a, sizeof(Node *) * (size_t)(nn + 1));
     p->nofuse = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
     p->buf = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     p->scratch = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
@@ -1309,6 +1357,9 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; f->grads && i < m->nwrt; i++)
         root(p, f->grads[i], true);
 
+    for (int i = 0; i < nn; i++)
+        if (p->nodes[i] && p->nodes[i]->op == OP_MATMUL && is_scalar(p->nodes[i]))
+            dot_form(p, p->nodes[i]);
     mv_group(p, nn);
     limit_fusion(p, nn);
     p->kept = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));

@@ -26,6 +26,8 @@ typedef struct Mv {
     Term *terms;
     int nterms;
     int group;            /* products computed in one pass over their matrices */
+    Node *w;              /* a dot (dot_form): the node is the 1×1 Σ_i w[i]·(terms·vec)[i],
+                             in the pass over the term's matrix, no buffer; else NULL */
 } Mv;
 
 /* A matrix–matrix product op(a) * op(b): a transpose operand is read in
@@ -86,6 +88,7 @@ typedef struct Plan {
     bool grad;
     Node **nodes;         /* reached nodes, by id (NULL: not reached) */
     int *uses;            /* consumers, counting statement roots */
+    Node **user;          /* a node's consumer, when it has one (uses 1) that is not a root */
     bool *nofuse;         /* some consumer needs the node as a buffer */
     int *buf, *scratch;   /* per node: buffer index or -1 */
     int *slotbuf, *shadow;/* per slot: buffer index or -1 */
