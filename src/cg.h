@@ -77,6 +77,8 @@ void node_made(Cg *c, const Node *n);
  * to n's entries, the sum of f(k) for k < count (partial sums, see there) */
 typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k);
+/* entry k of an elementwise node computed from its arguments' entries */
+LLVMValueRef cg_elem_op(Cg *c, Node *n, LLVMValueRef k);
 LLVMValueRef cg_argbuf(Cg *c, Node *n);
 /* n's value as the plan computed it: a double or a pointer to its entries */
 LLVMValueRef cg_get(Cg *c, Node *n);
@@ -86,8 +88,23 @@ LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
 /* the sum of row i (of cols entries) of x's fused entries */
 LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
 
-/* cgpass.c: a K_MATVEC kernel (its products, one pass per matrix) */
+/* A kernel's loop as an internal function "gradc.KIND.KEY" (written once
+ * per key: the structure of what it computes, cg_key_node), whose
+ * parameters are the dimensions, the leaves' values (bound to them while
+ * body builds it) and extra (a pointer passed to body, or NULL); called
+ * here, not inlined.  Returns the call's value when ret (else void). */
+typedef LLVMValueRef (*OutlineFn)(Cg *c, void *ctx, LLVMValueRef extra);
+LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, LLVMTypeRef ret,
+                         LLVMValueRef extra, OutlineFn body, void *ctx);
+/* hash h extended by n's structure (FNV-1a; top: n itself is hashed, not
+ * taken as a leaf), n's non-fused values appended to leaves; by bytes */
+uint64_t cg_key_node(Cg *c, uint64_t h, Node *n, NodeVec *leaves, bool top);
+uint64_t cg_key_bytes(uint64_t h, const void *p, size_t n);
+
+/* cgpass.c: a K_MATVEC kernel (its products, one pass per matrix) and a
+ * K_ROWS kernel (products, a chain on their rows, products of it: one pass) */
 void cg_matvec(Cg *c, const Kernel *k);
+void cg_rows(Cg *c, const Kernel *k);
 
 /* codegen_along.c: reductions and normalisations along a dimension (SUMD …
  * LOGSOFTMAXD) into out, amax/amin over all entries as a value */

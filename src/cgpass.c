@@ -33,14 +33,23 @@ static LLVMValueRef vload(Cg *c, LLVMValueRef p, LLVMValueRef k)
     LLVMSetAlignment(v, 8);
     return v;
 }
-static void vstore(Cg *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef k)
-{
-    LLVMSetAlignment(LLVMBuildStore(c->b, v, at(c, p, k)), 8);
-}
 static LLVMValueRef splat(Cg *c, LLVMValueRef x)
 {
     LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(vec_t(c)), x, LLVMConstInt(c->i32, 0, 0), "");
     return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vec_t(c)), LLVMConstNull(LLVMVectorType(c->i32, LANES)), "");
+}
+
+/* The sum of v's lanes, pairwise: lane e plus lane e + LANES/2, and so on
+ * (a few shuffles, not an extract per lane). */
+static LLVMValueRef hsum(Cg *c, LLVMValueRef v)
+{
+    for (int w = LANES / 2; w >= 1; w /= 2) {
+        LLVMValueRef mask[LANES];
+        for (int e = 0; e < LANES; e++)
+            mask[e] = LLVMConstInt(c->i32, (unsigned)((e + w) % LANES), 0);
+        v = fplus(c, v, LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vec_t(c)), LLVMConstVector(mask, LANES), ""));
+    }
+    return LLVMBuildExtractElement(c->b, v, LLVMConstInt(c->i32, 0, 0), "");
 }
 
 /* LANES entries of a product's vector from k on (a FILL: its constant). */
@@ -56,84 +65,106 @@ static LLVMValueRef vec_at(Cg *c, PassTerm *t, LLVMValueRef k)
 /* Rows i .. i+nr-1 of M (R×C, row-major) read once for every term that
  * reads M.  Each row's dot product (M*vec) is summed as reduce_sum sums:
  * LANES partial sums (one vector register per row, so nr independent
- * chains), combined pairwise ((s0 + s1) + (s2 + s3)) + …, then the
+ * chains), combined pairwise (hsum), then the
  * remainder one by one; a*b + c is fused where the target has FMA, as in
  * the hand loops (clang's default contraction).  M'*vec accumulates
  * into its result from the same loaded entries, loaded and stored once per
  * nr rows (in row order, entry by entry).  A weighted term's dot adds
  * w[i] * (M*vec)[i] to the partial sum of the row's place in the block. */
 
+/* A value carried around loop l (a phi in its head, init on entry);
+ * carry_next gives its next value, before loop_end. */
+static LLVMValueRef carry(Cg *c, Loop *l, LLVMTypeRef t, LLVMValueRef init)
+{
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(c->ctx);
+    LLVMPositionBuilderBefore(b, LLVMGetNextInstruction(l->i));
+    LLVMValueRef phi = LLVMBuildPhi(b, t, "");
+    LLVMBasicBlockRef pre = LLVMGetIncomingBlock(l->i, 0);
+    LLVMAddIncoming(phi, &init, &pre, 1);
+    LLVMDisposeBuilder(b);
+    return phi;
+}
+
+static void carry_next(Cg *c, LLVMValueRef phi, LLVMValueRef next)
+{
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(phi, &next, &from, 1);
+}
+
+/* i + r (i itself for r = 0: no instruction) */
+static LLVMValueRef plus(Cg *c, LLVMValueRef i, int r) { return r ? add(c, i, ci(c, r)) : i; }
+
 static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRef C, LLVMValueRef blocks,
                       PassTerm *ts, int nt)
 {
     LLVMTypeRef vt = vec_t(c);
-    LLVMValueRef row[PASS_ROWS], *y = arena_alloc(c->a, sizeof *y * (size_t)(nt * PASS_ROWS));
-    LLVMValueRef *lanes = arena_alloc(c->a, sizeof *lanes * (size_t)(nt * PASS_ROWS));
-    LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nt * PASS_ROWS));
+    size_t nk = (size_t)(nt * PASS_ROWS);
+    LLVMValueRef row[PASS_ROWS], *y = arena_alloc(c->a, sizeof *y * nk), *acc = arena_alloc(c->a, sizeof *acc * nk);
+    LLVMValueRef *next = arena_alloc(c->a, sizeof *next * nk);
     for (int r = 0; r < nr; r++)
-        row[r] = at(c, A, mul(c, add(c, i, ci(c, r)), C));
+        row[r] = at(c, A, mul(c, plus(c, i, r), C));
     for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr; r++) {
-            int k = t * PASS_ROWS + r;
-            if (ts[t].trans) {
-                y[k] = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], add(c, i, ci(c, r))), "");
-                continue;
-            }
-            lanes[k] = alloca_(c, vt);
-            acc[k] = alloca_(c, c->f64);
-            LLVMBuildStore(c->b, LLVMConstNull(vt), lanes[k]);
-        }
+        for (int r = 0; r < nr && ts[t].trans; r++)
+            y[t * PASS_ROWS + r] = LLVMBuildFMul(c->b, ts[t].kc, vec_at(c, &ts[t], plus(c, i, r)), "");
     Loop lj;
     LLVMValueRef jb = loop_begin(c, &lj, ci(c, 0), blocks);
     LLVMValueRef j = mul(c, jb, ci(c, LANES)), a[PASS_ROWS];
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++)
+            acc[t * PASS_ROWS + r] = carry(c, &lj, vt, LLVMConstNull(vt));
     for (int r = 0; r < nr; r++)
         a[r] = vload(c, row[r], j);
     for (int t = 0; t < nt; t++) {
         if (ts[t].trans) {
-            LLVMValueRef o = vload(c, ts[t].out, j);
+            LLVMValueRef op = at(c, ts[t].out, j), o = LLVMBuildLoad2(c->b, vt, op, "");
+            LLVMSetAlignment(o, 8);
             for (int r = 0; r < nr; r++)
                 o = fmadd(c, a[r], splat(c, y[t * PASS_ROWS + r]), o);
-            vstore(c, o, ts[t].out, j);
+            LLVMSetAlignment(LLVMBuildStore(c->b, o, op), 8);
             continue;
         }
         LLVMValueRef x = vec_lanes(c, &ts[t], j);
-        for (int r = 0; r < nr; r++) {
-            LLVMValueRef l = lanes[t * PASS_ROWS + r];
-            LLVMBuildStore(c->b, fmadd(c, a[r], x, LLVMBuildLoad2(c->b, vt, l, "")), l);
-        }
+        for (int r = 0; r < nr; r++)
+            next[t * PASS_ROWS + r] = fmadd(c, a[r], x, acc[t * PASS_ROWS + r]);
     }
-    loop_end(c, &lj);
     for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr && !ts[t].trans; r++) {
-            int k = t * PASS_ROWS + r;
-            LLVMValueRef s = LLVMBuildLoad2(c->b, vt, lanes[k], ""), l[LANES];
-            for (int e = 0; e < LANES; e++)
-                l[e] = LLVMBuildExtractElement(c->b, s, LLVMConstInt(c->i32, (unsigned)e, 0), "");
-            for (int w = LANES; w > 1; w /= 2)
-                for (int e = 0; e < w / 2; e++)
-                    l[e] = fplus(c, l[2 * e], l[2 * e + 1]);
-            LLVMBuildStore(c->b, l[0], acc[k]);
-        }
+        for (int r = 0; r < nr && !ts[t].trans; r++)
+            carry_next(c, acc[t * PASS_ROWS + r], next[t * PASS_ROWS + r]);
+    loop_end(c, &lj);
+    LLVMValueRef *sum = arena_alloc(c->a, sizeof *sum * nk);
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++)
+            sum[t * PASS_ROWS + r] = hsum(c, acc[t * PASS_ROWS + r]);
     j = loop_begin(c, &lj, mul(c, blocks, ci(c, LANES)), C);
-    for (int r = 0; r < nr; r++) {
-        LLVMValueRef e = load(c, row[r], j);
-        for (int t = 0; t < nt; t++) {
-            int k = t * PASS_ROWS + r;
-            if (ts[t].trans) {
-                store(c, fmadd(c, e, y[k], load(c, ts[t].out, j)), ts[t].out, j);
-            } else {
-                LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, acc[k], "");
-                LLVMBuildStore(c->b, fmadd(c, e, vec_at(c, &ts[t], j), s), acc[k]);
-            }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++)
+            acc[t * PASS_ROWS + r] = carry(c, &lj, c->f64, sum[t * PASS_ROWS + r]);
+    LLVMValueRef e[PASS_ROWS];
+    for (int r = 0; r < nr; r++)
+        e[r] = load(c, row[r], j);
+    for (int t = 0; t < nt; t++) {
+        if (ts[t].trans) {   /* row by row, as the vector loop */
+            LLVMValueRef op = at(c, ts[t].out, j), o = LLVMBuildLoad2(c->b, c->f64, op, "");
+            for (int r = 0; r < nr; r++)
+                o = fmadd(c, e[r], y[t * PASS_ROWS + r], o);
+            LLVMBuildStore(c->b, o, op);
+            continue;
         }
+        LLVMValueRef x = vec_at(c, &ts[t], j);
+        for (int r = 0; r < nr; r++)
+            next[t * PASS_ROWS + r] = fmadd(c, e[r], x, acc[t * PASS_ROWS + r]);
     }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr && !ts[t].trans; r++)
+            carry_next(c, acc[t * PASS_ROWS + r], next[t * PASS_ROWS + r]);
     loop_end(c, &lj);
     for (int t = 0; t < nt; t++)
         for (int r = 0; r < nr && !ts[t].trans; r++) {
-            LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, acc[t * PASS_ROWS + r], "");
-            LLVMValueRef o = add(c, i, ci(c, r));
-            if (ts[t].out)
-                store(c, fplus(c, load(c, ts[t].out, o), LLVMBuildFMul(c->b, ts[t].kc, s, "")), ts[t].out, o);
+            LLVMValueRef s = acc[t * PASS_ROWS + r], o = plus(c, i, r);
+            if (ts[t].out) {
+                LLVMValueRef op = at(c, ts[t].out, o);
+                LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, op, ""), LLVMBuildFMul(c->b, ts[t].kc, s, "")), op);
+            }
             if (ts[t].w) {
                 LLVMValueRef d = ts[t].dacc[r];
                 LLVMBuildStore(c->b, fmadd(c, load(c, ts[t].w, o), s, LLVMBuildLoad2(c->b, c->f64, d, "")), d);
@@ -141,9 +172,15 @@ static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRe
         }
 }
 
-/* One read of M for every term that reads it: PASS_ROWS rows at a time,
- * then the remaining rows one by one. */
-static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
+static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts,
+                      int nt, bool tail);
+
+/* Rows lo .. R-1 of M read once for every term that reads it: PASS_ROWS
+ * rows at a time, then (tail) the remaining rows one by one, in a function
+ * of their own that the row pass's remainder calls too.  A weighted term's
+ * dot is added to *dot. */
+static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt,
+                     bool tail)
 {
     for (int t = 0; t < nt; t++)
         for (int r = 0; r < PASS_ROWS && ts[t].w; r++) {
@@ -151,13 +188,10 @@ static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, Pass
             LLVMBuildStore(c->b, cf(c, 0), ts[t].dacc[r]);
         }
     LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), "");
-    LLVMValueRef nb = LLVMBuildSDiv(c->b, R, ci(c, PASS_ROWS), "");
+    LLVMValueRef nb = LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, R, lo, ""), ci(c, tail ? 1 : PASS_ROWS), "");
     Loop li;
     LLVMValueRef ib = loop_begin(c, &li, ci(c, 0), nb);
-    pass_rows(c, A, mul(c, ib, ci(c, PASS_ROWS)), PASS_ROWS, C, blocks, ts, nt);
-    loop_end(c, &li);
-    LLVMValueRef i = loop_begin(c, &li, mul(c, nb, ci(c, PASS_ROWS)), R);
-    pass_rows(c, A, i, 1, C, blocks, ts, nt);
+    pass_rows(c, A, add(c, lo, mul(c, ib, ci(c, tail ? 1 : PASS_ROWS))), tail ? 1 : PASS_ROWS, C, blocks, ts, nt);
     loop_end(c, &li);
     for (int t = 0; t < nt; t++) {
         if (!ts[t].w)
@@ -165,8 +199,11 @@ static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, Pass
         LLVMValueRef d[PASS_ROWS];
         for (int r = 0; r < PASS_ROWS; r++)
             d[r] = LLVMBuildLoad2(c->b, c->f64, ts[t].dacc[r], "");
-        LLVMBuildStore(c->b, fplus(c, fplus(c, d[0], d[1]), fplus(c, d[2], d[3])), ts[t].dot);
+        LLVMValueRef sum = fplus(c, fplus(c, d[0], d[1]), fplus(c, d[2], d[3]));
+        LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, ts[t].dot, ""), sum), ts[t].dot);
     }
+    if (!tail)
+        pass_call(c, A, add(c, lo, mul(c, nb, ci(c, PASS_ROWS))), R, C, ts, nt, true);
 }
 
 /* A pass over one matrix is a kernel written once per module: an internal
@@ -174,13 +211,14 @@ static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, Pass
  * lower case: a constant vector, passed by value; "w": with a weighted
  * dot, "x": without a result vector), called by every product of that
  * form, so a program of many products stays small and compiles in linear
- * time.  Parameters: R, C, M, then per term its vector (pointer or
- * constant), its result and its factor, and a weighted term's weight and
- * dot. */
-static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt)
+ * time; its last rows one by one are "gradc.tail.…".  Parameters: lo, R,
+ * C, M, then per term its vector (pointer or constant), its result and its
+ * factor, and a weighted term's weight and dot. */
+static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts,
+                      int nt, bool tail)
 {
     char *key = arena_alloc(c->a, 3 * (size_t)nt + 16);
-    int np = 3, len = (int)strlen(strcpy(key, "gradc.pass."));
+    int np = 4, len = (int)strlen(strcpy(key, tail ? "gradc.tail." : "gradc.pass."));
     for (int t = 0; t < nt; t++) {
         key[len++] = (char)((ts[t].trans ? 'T' : 'N') + (ts[t].v ? 0 : 'a' - 'A'));
         if (ts[t].w)
@@ -191,9 +229,9 @@ static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, Pas
     }
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
-    pt[0] = pt[1] = c->i64, pt[2] = c->ptr;
-    args[0] = R, args[1] = C, args[2] = A;
-    for (int t = 0, q = 3; t < nt; t++) {
+    pt[0] = pt[1] = pt[2] = c->i64, pt[3] = c->ptr;
+    args[0] = lo, args[1] = R, args[2] = C, args[3] = A;
+    for (int t = 0, q = 4; t < nt; t++) {
         LLVMValueRef a[5] = {ts[t].v ? ts[t].v : ts[t].fill, ts[t].out ? ts[t].out : LLVMConstNull(c->ptr),
                              ts[t].kc, ts[t].w, ts[t].dot};
         for (int e = 0; e < (ts[t].w ? 5 : 3); e++, q++)
@@ -205,7 +243,7 @@ static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, Pas
         Frame saved = frame_begin(c, key, ft);
         fn = c->fn;
         PassTerm *fs = arena_alloc(c->a, sizeof *fs * (size_t)nt);
-        for (int t = 0, q = 3; t < nt; t++) {
+        for (int t = 0, q = 4; t < nt; t++) {
             LLVMValueRef v = LLVMGetParam(fn, (unsigned)q);
             fs[t] = (PassTerm){ts[t].trans, ts[t].v ? v : NULL, v,
                                ts[t].out ? LLVMGetParam(fn, (unsigned)q + 1) : NULL, LLVMGetParam(fn, (unsigned)q + 2),
@@ -213,7 +251,7 @@ static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef R, LLVMValueRef C, Pas
                                ts[t].w ? LLVMGetParam(fn, (unsigned)q + 4) : NULL, {NULL}};
             q += ts[t].w ? 5 : 3;
         }
-        gen_pass(c, LLVMGetParam(fn, 2), LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), fs, nt);
+        gen_pass(c, LLVMGetParam(fn, 3), LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), fs, nt, tail);
         LLVMBuildRetVoid(c->b);
         frame_end(c, &saved);
     }
@@ -248,6 +286,8 @@ void cg_matvec(Cg *c, const Kernel *k)
         LLVMValueRef vp = fill ? NULL : cg_argbuf(c, v->vec), out = v->w ? NULL : bufp(c, p->buf[x->id]);
         LLVMValueRef w = v->w ? cg_argbuf(c, v->w) : NULL;
         dots[i] = v->w ? alloca_(c, c->f64) : NULL;
+        if (dots[i])
+            LLVMBuildStore(c->b, cf(c, 0), dots[i]);
         for (int t = 0; t < v->nterms; t++) {
             const Term *tm = &v->terms[t];
             LLVMValueRef kc = cf(c, tm->k);
@@ -304,7 +344,7 @@ void cg_matvec(Cg *c, const Kernel *k)
                 same[ns++] = ts[u];
             }
         Node *M = tms[t]->m;
-        pass_call(c, cg_get(c, M), rows(c, M), cols(c, M), same, ns);
+        pass_call(c, cg_get(c, M), ci(c, 0), rows(c, M), cols(c, M), same, ns, false);
     }
     for (int u = 0; u < nt; u++) {
         if (copy[u] < 0)
@@ -322,4 +362,104 @@ void cg_matvec(Cg *c, const Kernel *k)
             node_bind(c, x, bufp(c, p->buf[x->id]));
         node_made(c, x);
     }
+}
+
+/* Entries lo .. hi-1 of the stored chain values (arguments first). */
+static void rows_maps(Cg *c, LLVMValueRef lo, LLVMValueRef hi, Node **maps, int nm)
+{
+    Loop lk;
+    LLVMValueRef k = loop_begin(c, &lk, lo, hi);
+    for (int j = 0; j < nm; j++)
+        store(c, cg_elem_op(c, maps[j], k), cg_get(c, maps[j]), k);
+    loop_end(c, &lk);
+}
+
+/* A transposed vector is its argument's memory. */
+static Node *vec_mem(Node *v) { return v->op == OP_TRANSPOSE && !is_scalar(v) ? v->args[0] : v; }
+
+/* The body of a row pass (its function's): every value it reads or writes
+ * is bound (cg_get). */
+static LLVMValueRef rows_body(Cg *c, void *ctx, LLVMValueRef unused)
+{
+    (void)unused;
+    const Kernel *k = ctx;
+    Plan *p = c->p;
+    Node *M = p->mv[k->members[0]->id]->terms[0].m, **maps = arena_alloc(c->a, sizeof *maps * (size_t)k->nmembers);
+    PassTerm *ts = arena_alloc(c->a, sizeof *ts * (size_t)k->nmembers);
+    int nt = 0, nm = 0, ns = 0;
+    for (int pass = 0; pass < 2; pass++)   /* the sources' terms, then the sinks' */
+        for (int i = 0; i < k->nmembers; i++) {
+            Node *x = k->members[i];
+            const Mv *v = p->mv[x->id];
+            if (!v) {
+                if (!pass)
+                    maps[nm++] = x;
+                continue;
+            }
+            if (v->terms[0].trans != pass)
+                continue;
+            Node *vec = vec_mem(v->vec);
+            LLVMValueRef kc = cf(c, v->terms[0].k), out = cg_get(c, x);
+            if (v->terms[0].coef)
+                kc = LLVMBuildFMul(c->b, kc, cg_get(c, v->terms[0].coef), "");
+            zero(c, out, count(c, x));
+            ts[nt++] = (PassTerm){pass, vec->op == OP_FILL ? NULL : cg_get(c, vec),
+                                  cf(c, vec->op == OP_FILL ? vec->num : 0), out, kc, NULL, NULL, {NULL}};
+            ns += !pass;
+        }
+    LLVMValueRef A = cg_get(c, M), R = rows(c, M), C = cols(c, M);
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, C, ci(c, LANES), ""), nb = LLVMBuildSDiv(c->b, R, ci(c, PASS_ROWS), "");
+    /* per block of rows: the sources' dots, the block's chain entries, the
+     * sinks' rows times them (the rows still in L1); then the last rows */
+    Loop li;
+    LLVMValueRef ib = loop_begin(c, &li, ci(c, 0), nb), i = mul(c, ib, ci(c, PASS_ROWS));
+    pass_rows(c, A, i, PASS_ROWS, C, blocks, ts, ns);
+    rows_maps(c, i, add(c, i, ci(c, PASS_ROWS)), maps, nm);
+    pass_rows(c, A, i, PASS_ROWS, C, blocks, ts + ns, nt - ns);
+    loop_end(c, &li);
+    LLVMValueRef lo = mul(c, nb, ci(c, PASS_ROWS));
+    pass_call(c, A, lo, R, C, ts, ns, true);
+    rows_maps(c, lo, R, maps, nm);
+    pass_call(c, A, lo, R, C, ts + ns, nt - ns, true);
+    return NULL;
+}
+
+static uint64_t key_dim(uint64_t h, Dim d)
+{
+    h = cg_key_bytes(h, &d.sym, sizeof d.sym);
+    return cg_key_bytes(h, &d.n, sizeof d.n);
+}
+
+/* A K_ROWS kernel (plan.c: row_pass): M read once, PASS_ROWS rows at a
+ * time, for the sources, the chain and the sinks, in a function written
+ * once per structure.  Every result is the sum its product's own pass
+ * would compute, in the same order. */
+void cg_rows(Cg *c, const Kernel *k)
+{
+    Plan *p = c->p;
+    NodeVec leaves = {0};
+    uint64_t h = cg_key_bytes(0, "rows", 4);
+    for (int i = 0; i < k->nmembers; i++) {   /* the members first: their buffers */
+        node_bind(c, k->members[i], bufp(c, p->buf[k->members[i]->id]));
+        h = cg_key_node(c, h, k->members[i], &leaves, false);
+        h = key_dim(key_dim(h, k->members[i]->shape.rows), k->members[i]->shape.cols);
+    }
+    for (int i = 0; i < k->nmembers; i++) {
+        Node *x = k->members[i];
+        const Mv *v = p->mv[x->id];
+        if (!v) {
+            h = cg_key_node(c, h, x, &leaves, true);
+            continue;
+        }
+        int tag[2] = {v->terms[0].trans, v->terms[0].coef != NULL};
+        h = cg_key_bytes(cg_key_bytes(h, tag, sizeof tag), &v->terms[0].k, sizeof v->terms[0].k);
+        h = cg_key_node(c, h, vec_mem(v->vec), &leaves, false);
+        h = cg_key_node(c, h, v->terms[0].m, &leaves, false);
+        h = key_dim(key_dim(h, v->terms[0].m->shape.rows), v->terms[0].m->shape.cols);
+        if (v->terms[0].coef)
+            h = cg_key_node(c, h, v->terms[0].coef, &leaves, false);
+    }
+    cg_outlined(c, "rows", h, &leaves, NULL, NULL, rows_body, (void *)k);
+    for (int j = 0; j < k->nmembers; j++)
+        node_made(c, k->members[j]);
 }

@@ -207,6 +207,7 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
 }
 
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k) { return elem(c, n, k); }
+LLVMValueRef cg_elem_op(Cg *c, Node *n, LLVMValueRef k) { return elem_op(c, n, k); }
 
 /* Does n's fused expression read a broadcast?  Then its loop runs over rows
  * and columns.  Recursion is bounded by the fusion depth. */
@@ -526,6 +527,17 @@ static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
  * in time linear in the program, instead of one function with a loop nest
  * per statement (super-linear).  Literal small sizes stay inline, where
  * they are specialised. */
+typedef struct LoopCtx {
+    Node *n;
+    bool rc;
+} LoopCtx;
+
+static LLVMValueRef loop_fn(Cg *c, void *ctx, LLVMValueRef out)
+{
+    LoopCtx *l = ctx;
+    return loop_body(c, l->n, out, l->rc);
+}
+
 static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
 {
     Node *x = out ? n : n->args[0];
@@ -539,45 +551,65 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
     key_dim(c, &key, sh.rows);
     key_dim(c, &key, sh.cols);
     key_node(c, &key, n, &leaves, true);
-    int nd = c->m->ndims, np = nd + leaves.len + 1;
+    LoopCtx l = {n, rc};
+    return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, out ? NULL : c->f64, out, loop_fn, &l);
+}
+
+LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, LLVMTypeRef ret,
+                         LLVMValueRef extra, OutlineFn body, void *ctx)
+{
+    int nd = c->m->ndims, np = nd + leaves->len + 1;
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
     for (int i = 0; i < nd; i++)
         pt[i] = c->i64, args[i] = c->dims[i];
-    for (int i = 0; i < leaves.len; i++) {
-        Node *y = leaves.data[i];
+    for (int i = 0; i < leaves->len; i++) {
+        Node *y = leaves->data[i];
         pt[nd + i] = one_value(c->p, y) ? c->f64 : c->ptr;
         args[nd + i] = get(c, y);
     }
-    pt[np - 1] = c->ptr, args[np - 1] = out ? out : LLVMConstNull(c->ptr);
-    LLVMTypeRef ft = LLVMFunctionType(out ? LLVMVoidTypeInContext(c->ctx) : c->f64, pt, (unsigned)np, 0);
-    const char *name = arena_printf(c->a, "gradc.%s.%016llx", out ? "map" : "sum", (unsigned long long)key.h);
+    pt[np - 1] = c->ptr, args[np - 1] = extra ? extra : LLVMConstNull(c->ptr);
+    LLVMTypeRef ft = LLVMFunctionType(ret ? ret : LLVMVoidTypeInContext(c->ctx), pt, (unsigned)np, 0);
+    const char *name = arena_printf(c->a, "gradc.%s.%016llx", kind, (unsigned long long)key);
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
     if (!fn) {
         Frame saved = frame_begin(c, name, ft);
         fn = c->fn;
-        LLVMValueRef *dims = c->dims, *vals = arena_alloc(c->a, sizeof *vals * (size_t)(leaves.len + 1));
+        LLVMValueRef *dims = c->dims, *vals = arena_alloc(c->a, sizeof *vals * (size_t)(leaves->len + 1));
         c->dims = arena_alloc(c->a, sizeof *c->dims * (size_t)(nd + 1));
         for (int i = 0; i < nd; i++)
             c->dims[i] = LLVMGetParam(fn, (unsigned)i);
-        for (int i = 0; i < leaves.len; i++) {
-            vals[i] = node_bound(c, leaves.data[i]);
-            node_bind(c, leaves.data[i], LLVMGetParam(fn, (unsigned)(nd + i)));
+        for (int i = 0; i < leaves->len; i++) {
+            vals[i] = node_bound(c, leaves->data[i]);
+            node_bind(c, leaves->data[i], LLVMGetParam(fn, (unsigned)(nd + i)));
         }
-        if (out) {
-            loop_body(c, n, LLVMGetParam(fn, (unsigned)(np - 1)), rc);
+        LLVMValueRef r = body(c, ctx, extra ? LLVMGetParam(fn, (unsigned)(np - 1)) : NULL);
+        if (ret)
+            LLVMBuildRet(c->b, r);
+        else
             LLVMBuildRetVoid(c->b);
-        } else {
-            LLVMBuildRet(c->b, loop_body(c, n, NULL, rc));
-        }
-        for (int i = 0; i < leaves.len; i++)
-            node_bind(c, leaves.data[i], vals[i]);
+        for (int i = 0; i < leaves->len; i++)
+            node_bind(c, leaves->data[i], vals[i]);
         c->dims = dims;
         frame_end(c, &saved);
     }
     LLVMValueRef call = LLVMBuildCall2(c->b, ft, fn, args, (unsigned)np, "");
     LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, cg_noinline(c));
-    return out ? NULL : call;
+    return ret ? call : NULL;
+}
+
+uint64_t cg_key_node(Cg *c, uint64_t h, Node *n, NodeVec *leaves, bool top)
+{
+    Key k = {h};
+    key_node(c, &k, n, leaves, top);
+    return k.h;
+}
+
+uint64_t cg_key_bytes(uint64_t h, const void *p, size_t n)
+{
+    Key k = {h};
+    key_bytes(&k, p, n);
+    return k.h;
 }
 
 /* out = op(a) * op(b): the runtime's gradc_gemm (OpenBLAS with transpose
@@ -856,8 +888,8 @@ static LLVMValueRef kept_var(Cg *c, int id)
 static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
-    if (k->kind == K_MATVEC) {
-        cg_matvec(c, k);
+    if (k->kind == K_MATVEC || k->kind == K_ROWS) {
+        (k->kind == K_MATVEC ? cg_matvec : cg_rows)(c, k);
         return;
     }
     if (k->kind == K_KEPT)

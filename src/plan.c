@@ -527,6 +527,8 @@ typedef struct Sim {
     NodeVec todo, got;
     SlotSet *written;     /* scratch slot set */
     int nslots;
+    char *role;           /* row_pass: each node's part in the pass being tried */
+    int *rmark, repoch;   /* row_pass: nodes visited by the dependence walk */
 } Sim;
 
 static bool is_leaf(const Node *n)
@@ -649,15 +651,15 @@ static int by_id(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-/* Collects into s->got every node that roots need and that is neither valid
+/* Collects into got every node that roots need and that is neither valid
  * nor fused (a fused node is computed inside its consumer's loop, from its
  * own arguments); with hoist, only nodes that read no slot in s->written,
  * the loop's. */
-static void collect(Sim *s, Node **roots, int nroots, bool hoist)
+static void collect_into(Sim *s, Node **roots, int nroots, bool hoist, NodeVec *got)
 {
     Plan *p = s->p;
     s->epoch++;
-    s->got.len = 0;
+    got->len = 0;
     for (int i = 0; i < nroots; i++)
         vec_push(p->arena, &s->todo, roots[i]);
     while (s->todo.len) {
@@ -668,7 +670,7 @@ static void collect(Sim *s, Node **roots, int nroots, bool hoist)
         s->mark[x->id] = s->epoch;
         bool variant = hoist && (!unwritten(s, x) || p->guarded[x->id]);
         if (!variant && !is_fused(p, x) && !(hoist && is_leaf(x)))
-            vec_push(p->arena, &s->got, x);
+            vec_push(p->arena, got, x);
         if (hoist && !variant && !is_fused(p, x))
             continue; /* hoisted whole: its arguments come with it */
         int nd = deps(p, x, d, fuse);
@@ -677,7 +679,19 @@ static void collect(Sim *s, Node **roots, int nroots, bool hoist)
     }
 }
 
+static void collect(Sim *s, Node **roots, int nroots, bool hoist)
+{
+    collect_into(s, roots, nroots, hoist, &s->got);
+}
+
 static void dump_kernel(Sim *s, const Kernel *k);
+
+typedef struct KernelVec {
+    Kernel *data;
+    int len, cap;
+} KernelVec;
+
+static bool row_pass(Sim *s, Node *x, KernelVec *ks);
 
 /* A point: the kernels for roots, in id order. */
 static void point(Sim *s, Node **roots, int nroots, Node *root)
@@ -686,12 +700,14 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
     collect(s, roots, nroots, false);
     if (s->got.len > 1)       /* data is NULL when nothing was collected */
         qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), by_id);
-    struct { Kernel *data; int len, cap; } ks = {0};
+    KernelVec ks = {0};
     for (int i = 0; i < s->got.len; i++) {
         Node *x = s->got.data[i];
         if (s->valid[x->id])
-            continue; /* computed with its matrix–vector group */
+            continue; /* computed with its matrix–vector group or row pass */
         Kernel k = {kernel_kind(p, x), x, NULL, 0};
+        if (k.kind == K_MATVEC && row_pass(s, x, &ks))
+            continue;
         set_valid(s, x);
         if (k.kind == K_MATVEC) {
             int g = p->mv[x->id]->group, n = 1;
@@ -726,6 +742,226 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
 }
 
 static void need(Sim *s, Node *n) { point(s, &n, 1, n); }
+
+/* ---- row passes ---- */
+
+/* A row pass (K_ROWS) reads a matrix once for products M*v, an elementwise
+ * chain on their entries and products M'*t of the chain's values, a block
+ * of rows at a time, as hand C does for the logistic loss (z = X*w,
+ * t = f(z, y), X'*t): the block's row dots, then its entries of the chain,
+ * then its rows times t while they are in L1 — one read of X instead of
+ * two.  Recognised generally: sources are products M*v of one term, sinks
+ * products M'*t of one term (both outside statements: after them every
+ * value is final), t computed entry by entry from the sources' entries (an
+ * entry i from entries i only) and from values that do not depend on the
+ * sources (1×1 values, other vectors), which are computed first when they
+ * are not at hand.  Chain values that have a buffer (more than one reader)
+ * are stored as they come out, so the loss's sum reads them afterwards. */
+enum { ROLE_NONE, ROLE_SRC, ROLE_MAP, ROLE_CHAIN, ROLE_SINK };
+enum { ROW_WALK_MAX = 1 << 14 };   /* nodes a dependence walk may visit */
+
+static bool vec_of_len(const Node *n, Dim d)
+{
+    return !is_scalar(n) && ((lit1(n->shape.rows) && dim_eq(n->shape.cols, d)) ||
+                             (lit1(n->shape.cols) && dim_eq(n->shape.rows, d)));
+}
+
+/* a product op(M)*vec of one term, outside statements (trans: M'*vec) */
+static bool row_prod(const Plan *p, const Node *n, const Node *M, bool trans)
+{
+    const Mv *v = p->mv[n->id];
+    return v && !v->w && v->nterms == 1 && v->terms[0].m == M && v->terms[0].trans == trans && !p->instmt[n->id];
+}
+
+static Node *unaliased(Node *n) { return is_alias(n) ? n->args[0] : n; }
+
+static bool in_list(const NodeVec *v, const Node *n)
+{
+    for (int i = 0; i < v->len; i++)
+        if (v->data[i] == n)
+            return true;
+    return false;
+}
+
+/* Does d (not valid) read, through anything, a node with a role?  Nodes
+ * below min cannot (ids grow from arguments to consumers); false also when
+ * the walk is too long to tell. */
+static bool reads_role(Sim *s, Node *d, int min)
+{
+    Plan *p = s->p;
+    NodeVec todo = {0};
+    int visits = 0;
+    s->repoch++;
+    vec_push(p->arena, &todo, d);
+    while (todo.len) {
+        Node *y = todo.data[--todo.len], *a[DEPS_MAX];
+        bool fuse[DEPS_MAX];
+        if (y->id < min || s->rmark[y->id] == s->repoch || s->valid[y->id])
+            continue;
+        s->rmark[y->id] = s->repoch;
+        if (s->role[y->id] != ROLE_NONE || ++visits > ROW_WALK_MAX)
+            return true;
+        int na = deps(p, y, a, fuse);
+        for (int i = 0; i < na; i++)
+            vec_push(p->arena, &todo, a[i]);
+    }
+    return false;
+}
+
+/* What computing n's entries inline reads that the pass does not make:
+ * through fused values to stored ones (into needs); false when a fused
+ * value there reads the pass's own values other than as a chain does. */
+static bool row_needs(Sim *s, Node *n, NodeVec *needs)
+{
+    Plan *p = s->p;
+    NodeVec todo = {0};
+    for (int i = 0; i < n->nargs; i++)
+        vec_push(p->arena, &todo, n->args[i]);
+    while (todo.len) {
+        Node *y = todo.data[--todo.len];
+        int r = s->role[y->id];
+        if (r == ROLE_SRC || r == ROLE_CHAIN)
+            continue;
+        if (r == ROLE_SINK)
+            return false;
+        if (!is_fused(p, y)) {
+            vec_push(p->arena, needs, y);
+            continue;
+        }
+        for (int i = 0; i < y->nargs; i++)   /* bounded by the fusion depth */
+            vec_push(p->arena, &todo, y->args[i]);
+    }
+    return true;
+}
+
+/* The sinks of x's group and the chains to them: roles set, the nodes seen
+ * in seen (in id order). */
+static void row_scan(Sim *s, Node *x, const Node *M, NodeVec *sinks, NodeVec *seen)
+{
+    Plan *p = s->p;
+    NodeVec todo = {0};
+    for (int j = p->mv[x->id]->group; j >= 0; j = p->gnext[j]) {
+        Node *q = p->nodes[j];
+        if (!q || s->valid[j] || s->role[j] || !row_prod(p, q, M, true))
+            continue;
+        s->role[j] = ROLE_SINK;
+        vec_push(p->arena, seen, q);
+        vec_push(p->arena, sinks, q);
+        vec_push(p->arena, &todo, unaliased(p->mv[j]->vec));
+    }
+    while (todo.len) {
+        Node *y = todo.data[--todo.len];
+        if (s->role[y->id] || s->valid[y->id])
+            continue;
+        if (row_prod(p, y, M, false)) {
+            s->role[y->id] = ROLE_SRC;
+        } else if ((kind_of(y) == OK_U || kind_of(y) == OK_B) && vec_of_len(y, M->shape.rows)) {
+            s->role[y->id] = ROLE_MAP;
+            for (int i = 0; i < y->nargs; i++)
+                vec_push(p->arena, &todo, y->args[i]);
+        } else {
+            continue;
+        }
+        vec_push(p->arena, seen, y);
+    }
+    if (seen->len > 1)
+        qsort(seen->data, (size_t)seen->len, sizeof(Node *), by_id);
+    for (int i = 0; i < seen->len; i++) {   /* arguments first */
+        Node *y = seen->data[i];
+        for (int a = 0; a < y->nargs && s->role[y->id] == ROLE_MAP; a++)
+            if (s->role[y->args[a]->id] == ROLE_SRC || s->role[y->args[a]->id] == ROLE_CHAIN)
+                s->role[y->id] = ROLE_CHAIN;
+    }
+}
+
+/* The pass's members (sources read by the chain, stored chain values,
+ * sinks whose t is in the chain) and what they need; false when x is not
+ * one of its sources or something would read the pass's own values. */
+static bool row_members(Sim *s, Node *x, NodeVec *seen, NodeVec *mem, NodeVec *needs)
+{
+    Plan *p = s->p;
+    bool has_x = false;
+    int nsinks = 0;
+    for (int i = 0; i < seen->len; i++) {
+        Node *y = seen->data[i];
+        int r = s->role[y->id];
+        const Mv *v = p->mv[y->id];
+        if (r == ROLE_SINK && s->role[unaliased(v->vec)->id] == ROLE_CHAIN) {
+            vec_push(p->arena, mem, y);
+            nsinks++;
+            if (v->terms[0].coef)
+                vec_push(p->arena, needs, v->terms[0].coef);
+        } else if (r == ROLE_CHAIN) {
+            for (int a = 0; a < y->nargs; a++)
+                if (s->role[y->args[a]->id] == ROLE_SRC && !in_list(mem, y->args[a])) {
+                    Node *src = y->args[a];
+                    const Mv *sv = p->mv[src->id];
+                    has_x |= src == x;
+                    vec_push(p->arena, mem, src);
+                    vec_push(p->arena, needs, sv->vec);
+                    if (sv->terms[0].coef)
+                        vec_push(p->arena, needs, sv->terms[0].coef);
+                }
+            if (!is_fused(p, y))
+                vec_push(p->arena, mem, y);
+            if (!row_needs(s, y, needs))
+                return false;
+        }
+    }
+    if (mem->len > 1)
+        qsort(mem->data, (size_t)mem->len, sizeof(Node *), by_id);
+    return has_x && nsinks;
+}
+
+static void push_kernel(Sim *s, KernelVec *ks, Kernel k)
+{
+    vec_push(s->p->arena, ks, k);
+    if (s->out && k.kind != K_LEAF && k.kind != K_ALIAS)
+        dump_kernel(s, &k);
+}
+
+/* x (a product M*v, not valid) as the first source of a row pass: the
+ * kernels for what it needs that is not at hand, then the pass. */
+static bool row_pass(Sim *s, Node *x, KernelVec *ks)
+{
+    Plan *p = s->p;
+    const Mv *xv = p->mv[x->id];
+    if (xv->w || xv->nterms != 1 || !xv->terms[0].m || xv->terms[0].trans || p->instmt[x->id] ||
+        xv->group >= p->m->ir->nnodes)
+        return false;
+    NodeVec sinks = {0}, seen = {0}, mem = {0}, needs = {0}, todo = {0}, pre = {0};
+    row_scan(s, x, xv->terms[0].m, &sinks, &seen);
+    int min = seen.len ? seen.data[0]->id : 0;
+    bool ok = sinks.len && row_members(s, x, &seen, &mem, &needs);
+    vec_push(p->arena, &needs, xv->terms[0].m);
+    for (int i = 0; ok && i < needs.len; i++) {
+        Node *d = needs.data[i];   /* leaves too: codegen binds them in kernels */
+        if (s->role[d->id] != ROLE_NONE)
+            ok = false;            /* a source's vector from the chain */
+        else if (!s->valid[d->id]) {
+            ok = !reads_role(s, d, min);
+            vec_push(p->arena, &todo, d);
+        }
+    }
+    for (int i = 0; i < seen.len; i++)
+        s->role[seen.data[i]->id] = ROLE_NONE;
+    if (!ok)
+        return false;
+    collect_into(s, todo.data, todo.len, false, &pre);
+    if (pre.len > 1)
+        qsort(pre.data, (size_t)pre.len, sizeof(Node *), by_id);
+    for (int i = 0; i < pre.len; i++) {   /* computed first, each alone */
+        Kernel k = {kernel_kind(p, pre.data[i]), pre.data[i], NULL, 0};
+        if (k.kind == K_MATVEC)
+            k.members = &pre.data[i], k.nmembers = 1;
+        set_valid(s, pre.data[i]);
+        push_kernel(s, ks, k);
+    }
+    for (int i = 0; i < mem.len; i++)
+        set_valid(s, mem.data[i]);
+    push_kernel(s, ks, (Kernel){K_ROWS, mem.data[0], mem.data, mem.len});
+    return true;
+}
 
 /* ---- the dump ---- */
 
@@ -790,6 +1026,7 @@ static const char *const kernel_name[] = {
     [K_LEAF] = "leaf", [K_SCALAR] = "scalar", [K_MAP] = "map", [K_REDUCE] = "reduce",
     [K_MATVEC] = "matvec", [K_GEMM] = "gemm", [K_LAPACK] = "lapack", [K_LAYOUT] = "layout",
     [K_ALIAS] = "alias", [K_SCALE] = "scale", [K_SUMS] = "sums", [K_DIAGDOT] = "diagmm", [K_KEPT] = "kept",
+    [K_ROWS] = "rows",
 };
 
 static void dump_shape(Sim *s, const Node *n)
@@ -853,13 +1090,14 @@ static void dump_term(Sim *s, const Mv *v, const Term *t)
 static void dump_kernel(Sim *s, const Kernel *k)
 {
     FILE *o = s->out;
-    for (int i = 0; i < (k->kind == K_MATVEC ? k->nmembers : 1); i++) {
-        const Node *n = k->kind == K_MATVEC ? k->members[i] : k->node;
+    bool many = k->kind == K_MATVEC || k->kind == K_ROWS;
+    for (int i = 0; i < (many ? k->nmembers : 1); i++) {
+        const Node *n = many ? k->members[i] : k->node;
         indent(s);
         fprintf(o, "%-7s%%%d", i ? "" : kernel_name[k->kind], n->id);
         dump_shape(s, n);
         fputs(" = ", o);
-        if (k->kind == K_MATVEC) {
+        if (s->p->mv[n->id]) {
             const Mv *v = s->p->mv[n->id];
             if (v->w) {
                 fputs("dot(", o);
@@ -1154,6 +1392,8 @@ static void schedule(Plan *p, FILE *out)
     s.valid = arena_alloc(p->arena, (size_t)nn + 1);
     s.level = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
     s.mark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    s.role = arena_alloc(p->arena, (size_t)nn + 1);
+    s.rmark = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
     s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
     int vpoint = p->points.len;

@@ -66,12 +66,16 @@ typedef enum KernelKind {
     K_LAPACK,   /* det, logdet, inv: the runtime's LU */
     K_LAYOUT,   /* transpose, diag, eye, softmax into a buffer */
     K_ALIAS,    /* a vector's transpose: its argument's memory */
+    K_ROWS,     /* a row pass: products M*v, elementwise values of their rows and
+                   products M'*t of those, a block of rows at a time (plan.c: row_pass) */
 } KernelKind;
 
 typedef struct Kernel {
     KernelKind kind;
     Node *node;
-    Node **members;       /* K_MATVEC: every product of the pass (node first) */
+    Node **members;       /* K_MATVEC: every product of the pass (node first);
+                             K_ROWS: the products M*v, the elementwise values
+                             stored row by row, the products M'*t, in id order */
     int nmembers;
 } Kernel;
 
