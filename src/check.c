@@ -1869,11 +1869,11 @@ static bool guarded_for_header(Checker *c, const AstStmt *s, ForBounds *fb)
     if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
         fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
              s->name, v.line);
-    if (!s->for_lo || !s->for_hi)
-        return false;   /* the parser reported this header */
-    *fb = for_bounds(c, s);
-    guard_leave(c, &g);
-    return true;
+    bool parsed = s->for_lo && s->for_hi;   /* else the parser reported this header */
+    if (parsed)
+        *fb = for_bounds(c, s);
+    guard_leave(c, &g);   /* on every way out: a later error must not unwind to this frame */
+    return parsed;
 }
 
 /* while and for: the names the body assigns that are defined before the loop
