@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum VarKind {
@@ -145,7 +146,16 @@ static void guard_enter(Checker *c, Guard *g)
     c->fail = &g->here;
 }
 
-static void guard_leave(Checker *c, Guard *g) { c->fail = g->outer; }
+/* Guards nest like the calls that hold them: one left on a returned frame
+ * would be a longjmp into a dead stack at the next error. */
+static void guard_leave(Checker *c, Guard *g)
+{
+    if (c->fail != &g->here) {
+        fputs("gradc: internal error: checker: a guard inside this one was not left\n", stderr);
+        abort();
+    }
+    c->fail = g->outer;
+}
 
 /* Rolls back what the failed part changed; past the error limit, unwinds on
  * to check_program. */
