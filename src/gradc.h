@@ -714,12 +714,16 @@ int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
 /* ===================================================================== */
 
 /* `gradc compile --dump-plan`: the plan of the forward and the gradient
- * function, as text (tests/golden/plan). */
+ * function, as text (tests/golden/plan).  planpass.c finds dots in a
+ * matrix pass and row passes (plansim.h: the walk's state it shares). */
 int plan_dump(const Module *m, FILE *out);
 
 /* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */
 /* ===================================================================== */
+
+/* (codegen.c's parts, sharing cg.h: abi.c the ABI wrappers, chunk.c,
+ * codegen_along.c, cgslice.c, cgpass.c the matrix and row passes) */
 
 typedef struct CodegenOptions {
     const char *name;      /* symbol prefix: NAME, NAME_grad, NAME_work_size */

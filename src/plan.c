@@ -2,7 +2,7 @@
  * are fused into their consumer's loop, which need a buffer in work, which
  * matrix–vector products share a pass over their matrix, and whether
  * recorded values go to a stack in work or to the runtime tape. */
-#include "plan.h"
+#include "plansim.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -97,9 +97,6 @@ bool is_view(const Node *n)
  * differences, negations, scalar factors and transposes of P are read
  * through, so (A + A')*x is A*x + A'*x and never builds the n×n matrix
  * A + A' (nor A').  The terms are flattened here, once per node. */
-enum { MV_MAX_TERMS = 16 };
-
-static bool lit1(Dim d) { return dim_eq(d, dim_lit(1)); }
 
 /* Adds the terms of k * coef * op(P) (op: transpose when trans); false when
  * there would be too many (then P is read as one matrix). */
@@ -285,7 +282,7 @@ static void forms(Plan *p, Node *n)
 /* The values node n reads (the operands of a matrix–vector form; else its
  * arguments) into out (at most 2 * MV_MAX_TERMS + 1), with whether each can
  * be fused into n's loop. */
-static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
+int plan_deps(const Plan *p, const Node *n, Node **out, bool *fuse)
 {
     const Mv *v = p->mv[n->id];
     const Gemm *g = p->gemm[n->id];
@@ -319,45 +316,6 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
     return k;
 }
 
-enum { DEPS_MAX = 2 * MV_MAX_TERMS + 2 };
-
-/* Values at hand wherever a product is computed: no kernel makes them. */
-static bool at_hand(const Node *n)
-{
-    if (is_alias(n))
-        n = n->args[0];
-    return n->op == OP_INPUT || n->op == OP_SLOT || n->op == OP_COTAN || n->op == OP_FILL;
-}
-
-/* x'*A*y as one pass: a 1×1 product a*b one side of which is a
- * matrix–vector product P of one matrix term that nothing else reads is
- * Σ_i w[i]·(M*v)[i] (P = M'*u: v the other side, w = u; P = M*u: v = u,
- * w the other side), summed in the pass over M as its row dots come out.
- * With the gradients of x'*A*x that pass computes A*x anyway, so the
- * value's x'*A is neither a buffer nor a second loop (its dot with x).
- * Only when v and w are at hand anywhere, so that the dot joins its
- * matrix's pass; P (and a transpose of it) are then not reached. */
-static void dot_form(Plan *p, Node *r)
-{
-    for (int side = 0; side < 2; side++) {
-        Node *q = r->args[side], *o = r->args[1 - side], *P = is_alias(q) ? q->args[0] : q;
-        const Mv *v = p->mv[P->id];
-        if (!v || v->nterms != 1 || !v->terms[0].m || p->user[q->id] != r || p->uses[q->id] != 1 ||
-            (q != P && (p->user[P->id] != q || p->uses[P->id] != 1)) || !at_hand(o) || !at_hand(v->vec))
-            continue;
-        Node *vec = v->terms[0].trans ? o : v->vec, *w = v->terms[0].trans ? v->vec : o;
-        if (w->op == OP_FILL || (is_alias(w) && w->args[0]->op == OP_FILL))
-            continue;
-        Mv *d = arena_alloc(p->arena, sizeof *d);
-        *d = (Mv){vec, arena_alloc(p->arena, sizeof(Term)), 1, -1, w};
-        d->terms[0] = (Term){v->terms[0].m, false, v->terms[0].k, v->terms[0].coef};
-        p->mv[r->id] = d;
-        p->nodes[q->id] = p->nodes[P->id] = NULL;
-        /* uses stay: o, u, M and the factor lose a consumer (r, P) and gain r */
-        p->nofuse[vec->id] = p->nofuse[w->id] = true;
-        return;
-    }
-}
 
 /* Marks everything n reads as reached, counting each consumer once;
  * iterative (a DAG as deep as the program is long must not overflow). */
@@ -372,7 +330,7 @@ static void reach(Plan *p, Node *n)
     while (todo.len) {
         Node *x = todo.data[--todo.len], *d[DEPS_MAX];
         bool fuse[DEPS_MAX];
-        int nd = deps(p, x, d, fuse);
+        int nd = plan_deps(p, x, d, fuse);
         for (int i = 0; i < nd; i++) {
             p->uses[d[i]->id]++;
             p->user[d[i]->id] = x;
@@ -513,23 +471,7 @@ static bool needs_buf(const Plan *p, const Node *n)
 /* The schedule: what is computed at each point                         */
 /* ===================================================================== */
 
-/* Walks the Func in the order codegen.c does and records, at each point
- * where a statement needs a value, the kernels that compute what is not
- * valid there.  A value stays valid until the scope (branch, loop body) it
- * was computed in ends, or a slot it reads is written; live lists the valid
- * nodes so that both are proportional to what is valid, not to the DAG. */
-typedef struct Sim {
-    Plan *p;
-    FILE *out;            /* the dump, or NULL */
-    bool *valid;
-    int *level, *mark, epoch, depth, indent;
-    VEC(int) live;
-    NodeVec todo, got;
-    SlotSet *written;     /* scratch slot set */
-    int nslots;
-    char *role;           /* row_pass: each node's part in the pass being tried */
-    int *rmark, repoch;   /* row_pass: nodes visited by the dependence walk */
-} Sim;
+/* (Sim, the walk's state: plansim.h) */
 
 static bool is_leaf(const Node *n)
 {
@@ -540,7 +482,7 @@ static bool is_leaf(const Node *n)
     }
 }
 
-static KernelKind kernel_kind(const Plan *p, const Node *n)
+KernelKind plan_kernel_kind(const Plan *p, const Node *n)
 {
     if (is_leaf(n))
         return K_LEAF;
@@ -572,7 +514,7 @@ static KernelKind kernel_kind(const Plan *p, const Node *n)
     return n->op == OP_MATMUL ? K_GEMM : K_LAYOUT;
 }
 
-static void set_valid(Sim *s, Node *n)
+void plan_set_valid(Sim *s, Node *n)
 {
     if (s->valid[n->id])
         return;
@@ -618,7 +560,7 @@ static void invalidate(Sim *s)
     slotset_clear(s->written);
 }
 
-static bool available(const Sim *s, const Node *n)
+bool plan_available(const Sim *s, const Node *n)
 {
     if (is_alias(n))
         n = n->args[0];
@@ -628,9 +570,9 @@ static bool available(const Sim *s, const Node *n)
 
 static bool mv_ready(const Sim *s, const Mv *v)
 {
-    bool ok = available(s, v->vec);
+    bool ok = plan_available(s, v->vec);
     for (int t = 0; t < v->nterms && ok; t++)
-        ok = (!v->terms[t].m || available(s, v->terms[t].m)) && (!v->terms[t].coef || available(s, v->terms[t].coef));
+        ok = (!v->terms[t].m || plan_available(s, v->terms[t].m)) && (!v->terms[t].coef || plan_available(s, v->terms[t].coef));
     return ok;
 }
 
@@ -645,7 +587,7 @@ static bool mv_reads(const Mv *v, const Node *n)
     return r;
 }
 
-static int by_id(const void *x, const void *y)
+int plan_by_id(const void *x, const void *y)
 {
     int a = (*(Node *const *)x)->id, b = (*(Node *const *)y)->id;
     return (a > b) - (a < b);
@@ -655,7 +597,7 @@ static int by_id(const void *x, const void *y)
  * nor fused (a fused node is computed inside its consumer's loop, from its
  * own arguments); with hoist, only nodes that read no slot in s->written,
  * the loop's. */
-static void collect_into(Sim *s, Node **roots, int nroots, bool hoist, NodeVec *got)
+void plan_collect(Sim *s, Node **roots, int nroots, bool hoist, NodeVec *got)
 {
     Plan *p = s->p;
     s->epoch++;
@@ -673,7 +615,7 @@ static void collect_into(Sim *s, Node **roots, int nroots, bool hoist, NodeVec *
             vec_push(p->arena, got, x);
         if (hoist && !variant && !is_fused(p, x))
             continue; /* hoisted whole: its arguments come with it */
-        int nd = deps(p, x, d, fuse);
+        int nd = plan_deps(p, x, d, fuse);
         for (int i = 0; i < nd; i++)
             vec_push(p->arena, &s->todo, d[i]);
     }
@@ -681,17 +623,10 @@ static void collect_into(Sim *s, Node **roots, int nroots, bool hoist, NodeVec *
 
 static void collect(Sim *s, Node **roots, int nroots, bool hoist)
 {
-    collect_into(s, roots, nroots, hoist, &s->got);
+    plan_collect(s, roots, nroots, hoist, &s->got);
 }
 
-static void dump_kernel(Sim *s, const Kernel *k);
 
-typedef struct KernelVec {
-    Kernel *data;
-    int len, cap;
-} KernelVec;
-
-static bool row_pass(Sim *s, Node *x, KernelVec *ks);
 
 /* A point: the kernels for roots, in id order. */
 static void point(Sim *s, Node **roots, int nroots, Node *root)
@@ -699,16 +634,16 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
     Plan *p = s->p;
     collect(s, roots, nroots, false);
     if (s->got.len > 1)       /* data is NULL when nothing was collected */
-        qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), by_id);
+        qsort(s->got.data, (size_t)s->got.len, sizeof(Node *), plan_by_id);
     KernelVec ks = {0};
     for (int i = 0; i < s->got.len; i++) {
         Node *x = s->got.data[i];
         if (s->valid[x->id])
             continue; /* computed with its matrix–vector group or row pass */
-        Kernel k = {kernel_kind(p, x), x, NULL, 0};
+        Kernel k = {plan_kernel_kind(p, x), x, NULL, 0};
         if (k.kind == K_MATVEC && row_pass(s, x, &ks))
             continue;
-        set_valid(s, x);
+        plan_set_valid(s, x);
         if (k.kind == K_MATVEC) {
             int g = p->mv[x->id]->group, n = 1;
             for (int j = g < p->m->ir->nnodes ? g : -1; j >= 0; j = p->gnext[j])
@@ -722,246 +657,26 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
                 /* the other members' leaves (inputs, slots, transposed vectors) */
                 Node *d[DEPS_MAX];
                 bool fuse[DEPS_MAX];
-                int nd = deps(p, k.members[j], d, fuse);
+                int nd = plan_deps(p, k.members[j], d, fuse);
                 for (int e = 0; e < nd; e++)
                     for (int a = is_alias(d[e]); a >= 0; a--) {
                         Node *y = a ? d[e]->args[0] : d[e];
                         if (s->valid[y->id] || fuse[e])
                             continue;
-                        vec_push(p->arena, &ks, ((Kernel){kernel_kind(p, y), y, NULL, 0}));
-                        set_valid(s, y);
+                        vec_push(p->arena, &ks, ((Kernel){plan_kernel_kind(p, y), y, NULL, 0}));
+                        plan_set_valid(s, y);
                     }
-                set_valid(s, k.members[j]);
+                plan_set_valid(s, k.members[j]);
             }
         }
         vec_push(p->arena, &ks, k);
         if (s->out && k.kind != K_LEAF && k.kind != K_ALIAS)
-            dump_kernel(s, &k);
+            plan_dump_kernel(s, &k);
     }
     vec_push(p->arena, &p->points, ((Point){root, ks.data, ks.len}));
 }
 
 static void need(Sim *s, Node *n) { point(s, &n, 1, n); }
-
-/* ---- row passes ---- */
-
-/* A row pass (K_ROWS) reads a matrix once for products M*v, an elementwise
- * chain on their entries and products M'*t of the chain's values, a block
- * of rows at a time, as hand C does for the logistic loss (z = X*w,
- * t = f(z, y), X'*t): the block's row dots, then its entries of the chain,
- * then its rows times t while they are in L1 — one read of X instead of
- * two.  Recognised generally: sources are products M*v of one term, sinks
- * products M'*t of one term (both outside statements: after them every
- * value is final), t computed entry by entry from the sources' entries (an
- * entry i from entries i only) and from values that do not depend on the
- * sources (1×1 values, other vectors), which are computed first when they
- * are not at hand.  Chain values that have a buffer (more than one reader)
- * are stored as they come out, so the loss's sum reads them afterwards. */
-enum { ROLE_NONE, ROLE_SRC, ROLE_MAP, ROLE_CHAIN, ROLE_SINK };
-enum { ROW_WALK_MAX = 1 << 14 };   /* nodes a dependence walk may visit */
-
-static bool vec_of_len(const Node *n, Dim d)
-{
-    return !is_scalar(n) && ((lit1(n->shape.rows) && dim_eq(n->shape.cols, d)) ||
-                             (lit1(n->shape.cols) && dim_eq(n->shape.rows, d)));
-}
-
-/* a product op(M)*vec of one term, outside statements (trans: M'*vec) */
-static bool row_prod(const Plan *p, const Node *n, const Node *M, bool trans)
-{
-    const Mv *v = p->mv[n->id];
-    return v && !v->w && v->nterms == 1 && v->terms[0].m == M && v->terms[0].trans == trans && !p->instmt[n->id];
-}
-
-static Node *unaliased(Node *n) { return is_alias(n) ? n->args[0] : n; }
-
-static bool in_list(const NodeVec *v, const Node *n)
-{
-    for (int i = 0; i < v->len; i++)
-        if (v->data[i] == n)
-            return true;
-    return false;
-}
-
-/* Does d (not valid) read, through anything, a node with a role?  Nodes
- * below min cannot (ids grow from arguments to consumers); false also when
- * the walk is too long to tell. */
-static bool reads_role(Sim *s, Node *d, int min)
-{
-    Plan *p = s->p;
-    NodeVec todo = {0};
-    int visits = 0;
-    s->repoch++;
-    vec_push(p->arena, &todo, d);
-    while (todo.len) {
-        Node *y = todo.data[--todo.len], *a[DEPS_MAX];
-        bool fuse[DEPS_MAX];
-        if (y->id < min || s->rmark[y->id] == s->repoch || s->valid[y->id])
-            continue;
-        s->rmark[y->id] = s->repoch;
-        if (s->role[y->id] != ROLE_NONE || ++visits > ROW_WALK_MAX)
-            return true;
-        int na = deps(p, y, a, fuse);
-        for (int i = 0; i < na; i++)
-            vec_push(p->arena, &todo, a[i]);
-    }
-    return false;
-}
-
-/* What computing n's entries inline reads that the pass does not make:
- * through fused values to stored ones (into needs); false when a fused
- * value there reads the pass's own values other than as a chain does. */
-static bool row_needs(Sim *s, Node *n, NodeVec *needs)
-{
-    Plan *p = s->p;
-    NodeVec todo = {0};
-    for (int i = 0; i < n->nargs; i++)
-        vec_push(p->arena, &todo, n->args[i]);
-    while (todo.len) {
-        Node *y = todo.data[--todo.len];
-        int r = s->role[y->id];
-        if (r == ROLE_SRC || r == ROLE_CHAIN)
-            continue;
-        if (r == ROLE_SINK)
-            return false;
-        if (!is_fused(p, y)) {
-            vec_push(p->arena, needs, y);
-            continue;
-        }
-        for (int i = 0; i < y->nargs; i++)   /* bounded by the fusion depth */
-            vec_push(p->arena, &todo, y->args[i]);
-    }
-    return true;
-}
-
-/* The sinks of x's group and the chains to them: roles set, the nodes seen
- * in seen (in id order). */
-static void row_scan(Sim *s, Node *x, const Node *M, NodeVec *sinks, NodeVec *seen)
-{
-    Plan *p = s->p;
-    NodeVec todo = {0};
-    for (int j = p->mv[x->id]->group; j >= 0; j = p->gnext[j]) {
-        Node *q = p->nodes[j];
-        if (!q || s->valid[j] || s->role[j] || !row_prod(p, q, M, true))
-            continue;
-        s->role[j] = ROLE_SINK;
-        vec_push(p->arena, seen, q);
-        vec_push(p->arena, sinks, q);
-        vec_push(p->arena, &todo, unaliased(p->mv[j]->vec));
-    }
-    while (todo.len) {
-        Node *y = todo.data[--todo.len];
-        if (s->role[y->id] || s->valid[y->id])
-            continue;
-        if (row_prod(p, y, M, false)) {
-            s->role[y->id] = ROLE_SRC;
-        } else if ((kind_of(y) == OK_U || kind_of(y) == OK_B) && vec_of_len(y, M->shape.rows)) {
-            s->role[y->id] = ROLE_MAP;
-            for (int i = 0; i < y->nargs; i++)
-                vec_push(p->arena, &todo, y->args[i]);
-        } else {
-            continue;
-        }
-        vec_push(p->arena, seen, y);
-    }
-    if (seen->len > 1)
-        qsort(seen->data, (size_t)seen->len, sizeof(Node *), by_id);
-    for (int i = 0; i < seen->len; i++) {   /* arguments first */
-        Node *y = seen->data[i];
-        for (int a = 0; a < y->nargs && s->role[y->id] == ROLE_MAP; a++)
-            if (s->role[y->args[a]->id] == ROLE_SRC || s->role[y->args[a]->id] == ROLE_CHAIN)
-                s->role[y->id] = ROLE_CHAIN;
-    }
-}
-
-/* The pass's members (sources read by the chain, stored chain values,
- * sinks whose t is in the chain) and what they need; false when x is not
- * one of its sources or something would read the pass's own values. */
-static bool row_members(Sim *s, Node *x, NodeVec *seen, NodeVec *mem, NodeVec *needs)
-{
-    Plan *p = s->p;
-    bool has_x = false;
-    int nsinks = 0;
-    for (int i = 0; i < seen->len; i++) {
-        Node *y = seen->data[i];
-        int r = s->role[y->id];
-        const Mv *v = p->mv[y->id];
-        if (r == ROLE_SINK && s->role[unaliased(v->vec)->id] == ROLE_CHAIN) {
-            vec_push(p->arena, mem, y);
-            nsinks++;
-            if (v->terms[0].coef)
-                vec_push(p->arena, needs, v->terms[0].coef);
-        } else if (r == ROLE_CHAIN) {
-            for (int a = 0; a < y->nargs; a++)
-                if (s->role[y->args[a]->id] == ROLE_SRC && !in_list(mem, y->args[a])) {
-                    Node *src = y->args[a];
-                    const Mv *sv = p->mv[src->id];
-                    has_x |= src == x;
-                    vec_push(p->arena, mem, src);
-                    vec_push(p->arena, needs, sv->vec);
-                    if (sv->terms[0].coef)
-                        vec_push(p->arena, needs, sv->terms[0].coef);
-                }
-            if (!is_fused(p, y))
-                vec_push(p->arena, mem, y);
-            if (!row_needs(s, y, needs))
-                return false;
-        }
-    }
-    if (mem->len > 1)
-        qsort(mem->data, (size_t)mem->len, sizeof(Node *), by_id);
-    return has_x && nsinks;
-}
-
-static void push_kernel(Sim *s, KernelVec *ks, Kernel k)
-{
-    vec_push(s->p->arena, ks, k);
-    if (s->out && k.kind != K_LEAF && k.kind != K_ALIAS)
-        dump_kernel(s, &k);
-}
-
-/* x (a product M*v, not valid) as the first source of a row pass: the
- * kernels for what it needs that is not at hand, then the pass. */
-static bool row_pass(Sim *s, Node *x, KernelVec *ks)
-{
-    Plan *p = s->p;
-    const Mv *xv = p->mv[x->id];
-    if (xv->w || xv->nterms != 1 || !xv->terms[0].m || xv->terms[0].trans || p->instmt[x->id] ||
-        xv->group >= p->m->ir->nnodes)
-        return false;
-    NodeVec sinks = {0}, seen = {0}, mem = {0}, needs = {0}, todo = {0}, pre = {0};
-    row_scan(s, x, xv->terms[0].m, &sinks, &seen);
-    int min = seen.len ? seen.data[0]->id : 0;
-    bool ok = sinks.len && row_members(s, x, &seen, &mem, &needs);
-    vec_push(p->arena, &needs, xv->terms[0].m);
-    for (int i = 0; ok && i < needs.len; i++) {
-        Node *d = needs.data[i];   /* leaves too: codegen binds them in kernels */
-        if (s->role[d->id] != ROLE_NONE)
-            ok = false;            /* a source's vector from the chain */
-        else if (!s->valid[d->id]) {
-            ok = !reads_role(s, d, min);
-            vec_push(p->arena, &todo, d);
-        }
-    }
-    for (int i = 0; i < seen.len; i++)
-        s->role[seen.data[i]->id] = ROLE_NONE;
-    if (!ok)
-        return false;
-    collect_into(s, todo.data, todo.len, false, &pre);
-    if (pre.len > 1)
-        qsort(pre.data, (size_t)pre.len, sizeof(Node *), by_id);
-    for (int i = 0; i < pre.len; i++) {   /* computed first, each alone */
-        Kernel k = {kernel_kind(p, pre.data[i]), pre.data[i], NULL, 0};
-        if (k.kind == K_MATVEC)
-            k.members = &pre.data[i], k.nmembers = 1;
-        set_valid(s, pre.data[i]);
-        push_kernel(s, ks, k);
-    }
-    for (int i = 0; i < mem.len; i++)
-        set_valid(s, mem.data[i]);
-    push_kernel(s, ks, (Kernel){K_ROWS, mem.data[0], mem.data, mem.len});
-    return true;
-}
 
 /* ---- the dump ---- */
 
@@ -1087,7 +802,7 @@ static void dump_term(Sim *s, const Mv *v, const Term *t)
     ref(s, v->vec);
 }
 
-static void dump_kernel(Sim *s, const Kernel *k)
+void plan_dump_kernel(Sim *s, const Kernel *k)
 {
     FILE *o = s->out;
     bool many = k->kind == K_MATVEC || k->kind == K_ROWS;
@@ -1599,7 +1314,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
 
     for (int i = 0; i < nn; i++)
         if (p->nodes[i] && p->nodes[i]->op == OP_MATMUL && is_scalar(p->nodes[i]))
-            dot_form(p, p->nodes[i]);
+            plan_dot_form(p, p->nodes[i]);
     mv_group(p, nn);
     limit_fusion(p, nn);
     p->kept = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
