@@ -184,12 +184,35 @@ static LLVMValueRef bcast_index(Cg *c, Node *n, LLVMValueRef k)
     return row ? LLVMBuildSRem(c->b, k, m, "") : LLVMBuildSDiv(c->b, k, m, "");
 }
 
+/* Entry k = (i, j) of a transpose read in place (plan.c: read_transposed):
+ * entry (j, i) of its argument, (i, j) the loop's own when k is its index. */
+static LLVMValueRef transposed_elem(Cg *c, Node *n, LLVMValueRef k)
+{
+    LLVMValueRef i, j, m = cols(c, n);
+    if (c->ri && k == c->rck) {
+        i = c->ri, j = c->cj;
+    } else {
+        i = LLVMBuildSDiv(c->b, k, m, "");
+        j = LLVMBuildSRem(c->b, k, m, "");
+    }
+    return load(c, get(c, n->args[0]), add(c, mul(c, j, rows(c, n)), i));
+}
+
 /* Entry k of an elementwise node from its arguments' entries (a 1×1
  * argument broadcasts). */
 static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
 {
     if (n->op == OP_FILL)
         return cf(c, n->num);
+    if (n->op == OP_TRANSPOSE)
+        return transposed_elem(c, n, k);
+    if (n->op == OP_EYE) {   /* read through: entry k = i*n + j is on the diagonal when k % (n+1) = 0 */
+        LLVMValueRef on = c->ri && k == c->rck
+                        ? LLVMBuildICmp(c->b, LLVMIntEQ, c->ri, c->cj, "")
+                        : LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSRem(c->b, k, add(c, rows(c, n), ci(c, 1)), ""),
+                                        ci(c, 0), "");
+        return b2f(c, on);
+    }
     if (n->op == OP_BCAST)
         return elem(c, n->args[0], bcast_index(c, n, k));
     if (n->op == OP_PAD)
@@ -209,37 +232,57 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
 
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k) { return elem(c, n, k); }
 
-/* Does n's fused expression read a broadcast?  Then its loop runs over rows
- * and columns.  Recursion is bounded by the fusion depth. */
-static bool reads_bcast(Cg *c, Node *n, bool top)
+/* How n's fused expression wants its loop: RC_FLAT, RC_ROWS over rows and
+ * columns when it reads a broadcast, RC_TILES in square tiles when it
+ * reads a transpose in place (both the rows and the columns of the matrix
+ * then stay in cache).  Recursion is bounded by the fusion depth. */
+enum { RC_FLAT, RC_ROWS, RC_TILES, TILE = 32 };
+
+static int reads_bcast(Cg *c, Node *n, bool top)
 {
     if (!top && !is_fused(c->p, n))
-        return false;
-    if (n->op == OP_BCAST)
-        return true;
-    for (int i = 0; i < n->nargs; i++)
-        if (reads_bcast(c, n->args[i], false))
-            return true;
-    return false;
+        return RC_FLAT;
+    if (n->op == OP_TRANSPOSE)
+        return RC_TILES;
+    int rc = n->op == OP_BCAST ? RC_ROWS : RC_FLAT;
+    for (int i = 0; i < n->nargs && rc < RC_TILES; i++) {
+        int a = reads_bcast(c, n->args[i], false);
+        rc = a > rc ? a : rc;
+    }
+    return rc;
 }
 
 /* A loop over the entries k of shape s: flat, or over rows i and columns j
- * (k = i*cols + j, in c->ri and c->cj) when rc. */
+ * (k = i*cols + j, in c->ri and c->cj) when rc, in TILE×TILE tiles when
+ * rc is RC_TILES. */
 typedef struct Loop2 {
-    Loop li, lj;
-    bool rc;
-    LLVMValueRef ri, cj;   /* the enclosing loop's, restored at the end */
+    Loop ti, tj, li, lj;
+    int rc;
+    LLVMValueRef ri, cj, rck;   /* the enclosing loop's, restored at the end */
 } Loop2;
 
-static LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, bool rc)
+static LLVMValueRef smin(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
-    l->rc = rc, l->ri = c->ri, l->cj = c->cj;
+    return sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, x, y, ""), x, y);
+}
+
+static LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, int rc)
+{
+    l->rc = rc, l->ri = c->ri, l->cj = c->cj, l->rck = c->rck;
     LLVMValueRef r = dimv(c, s.rows), m = dimv(c, s.cols);
     if (!rc)
         return loop_begin(c, &l->li, ci(c, 0), mul(c, r, m));
-    c->ri = loop_begin(c, &l->li, ci(c, 0), r);
-    c->cj = loop_begin(c, &l->lj, ci(c, 0), m);
-    return add(c, mul(c, c->ri, m), c->cj);
+    LLVMValueRef i0 = ci(c, 0), i1 = r, j0 = ci(c, 0), j1 = m, t = ci(c, TILE);
+    if (rc == RC_TILES) {
+        LLVMValueRef up = ci(c, TILE - 1);
+        i0 = mul(c, loop_begin(c, &l->ti, ci(c, 0), LLVMBuildSDiv(c->b, add(c, r, up), t, "")), t);
+        j0 = mul(c, loop_begin(c, &l->tj, ci(c, 0), LLVMBuildSDiv(c->b, add(c, m, up), t, "")), t);
+        i1 = smin(c, add(c, i0, t), r);
+        j1 = smin(c, add(c, j0, t), m);
+    }
+    c->ri = loop_begin(c, &l->li, i0, i1);
+    c->cj = loop_begin(c, &l->lj, j0, j1);
+    return c->rck = add(c, mul(c, c->ri, m), c->cj);
 }
 
 static void loop2_end(Cg *c, Loop2 *l)
@@ -247,7 +290,11 @@ static void loop2_end(Cg *c, Loop2 *l)
     if (l->rc)
         loop_end(c, &l->lj);
     loop_end(c, &l->li);
-    c->ri = l->ri, c->cj = l->cj;
+    if (l->rc == RC_TILES) {
+        loop_end(c, &l->tj);
+        loop_end(c, &l->ti);
+    }
+    c->ri = l->ri, c->cj = l->cj, c->rck = l->rck;
 }
 
 /* A pointer to n's entries: a 1×1 value is stored to a stack slot. */
@@ -485,19 +532,21 @@ static LLVMValueRef f_row(Cg *c, void *ctx, LLVMValueRef j)
 {
     RowSum *r = ctx;
     c->ri = r->i, c->cj = j;
-    return elem(c, r->x, add(c, mul(c, r->i, r->cols), j));
+    return elem(c, r->x, c->rck = add(c, mul(c, r->i, r->cols), j));
 }
 
 LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols)
 {
     RowSum r = {x, i, cols};
-    return reduce_sum(c, cols, f_row, &r);
+    LLVMValueRef rck = c->rck, s = reduce_sum(c, cols, f_row, &r);
+    c->rck = rck;
+    return s;
 }
 
 /* The loop itself: n's entries into out, or (out NULL) the sum of n's
  * argument's entries; over rows and columns when rc (it reads broadcasts),
  * a sum then row by row. */
-static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
+static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, int rc)
 {
     Loop2 l;
     if (out) {
@@ -531,7 +580,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
 {
     Node *x = out ? n : n->args[0];
     Shape sh = x->shape;
-    bool rc = reads_bcast(c, x, out != NULL);
+    int rc = reads_bcast(c, x, out != NULL);
     if (lit_small(sh.rows) && lit_small(sh.cols))
         return loop_body(c, n, out, rc);
     /* the non-fused values the loop reads, and the loop's structure */
@@ -1172,7 +1221,7 @@ static void need(Cg *c, Node *root)
 static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
 {
     Loop2 lp;
-    LLVMValueRef k = loop2_begin(c, &lp, x->shape, is_fused(c->p, x) && reads_bcast(c, x, true));
+    LLVMValueRef k = loop2_begin(c, &lp, x->shape, is_fused(c->p, x) ? reads_bcast(c, x, true) : RC_FLAT);
     LLVMValueRef v = elem(c, x, k);
     store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
     loop2_end(c, &lp);

@@ -41,13 +41,33 @@ static bool cheap(const Plan *p, const Node *n)
     return true;
 }
 
+static bool is_leaf(const Node *n);
+
+/* A matrix transpose whose consumers all read it entry by entry, of a
+ * matrix in memory that no statement writes (an input, or a buffer of its
+ * own that reads no slot): read in place at (j, i) inside the consumer's
+ * loop, which then runs in tiles (codegen.c), instead of a copy and a
+ * second pass (A + A' is one pass over A). */
+static bool read_transposed(const Plan *p, const Node *n)
+{
+    if (n->op != OP_TRANSPOSE || is_alias(n))
+        return false;
+    const Node *a = n->args[0];
+    if (a->op == OP_INPUT)
+        return true;
+    return !is_leaf(a) && a->nslots == 0 && !is_fused(p, a) && !is_alias(a) && !is_view(a);
+}
+
 bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
-    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD)
+    if (read_transposed(p, n))
+        return true;
+    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD || n->op == OP_EYE)
         return true;   /* a broadcast is read through: its argument's entries, never a copy;
-                        * a pad too: its block's entries, zeros elsewhere (no dense temporary) */
+                        * a pad too: its block's entries, zeros elsewhere (no dense temporary);
+                        * eye(n) is i == j (4*eye(n) is one pass, no n×n identity) */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
@@ -710,9 +730,15 @@ static void ref(Sim *s, const Node *n)
     case OP_COTAN: fputs("cotangent", o); return;
     case OP_CONST: fprintf(o, "%.17g", n->num); return;
     case OP_FILL: fprintf(o, "fill(%.17g)", n->num); return;
+    case OP_EYE:
+        if (is_fused(s->p, n)) {
+            fputs("eye", o);
+            return;
+        }
+        break;
     default: break;
     }
-    if (is_alias(n)) {
+    if (is_alias(n) || (n->op == OP_TRANSPOSE && is_fused(s->p, n))) {   /* read in place */
         ref(s, n->args[0]);
         fputs("'", o);
         return;
@@ -1383,5 +1409,11 @@ int plan_dump(const Module *m, FILE *out)
         fputs("\n", out);
         plan_func(m, &m->grad, true, out);
     }
+    return 0;
+}
+
+int plan_dump_grad(const Module *m, FILE *out)
+{
+    plan_func(m, &m->grad, true, out);
     return 0;
 }
