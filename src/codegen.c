@@ -232,56 +232,39 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
 
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k) { return elem(c, n, k); }
 
-/* How n's fused expression wants its loop: RC_FLAT, RC_ROWS over rows and
- * columns when it reads a broadcast, RC_TILES in square tiles when it
- * reads a transpose in place (both the rows and the columns of the matrix
- * then stay in cache).  Recursion is bounded by the fusion depth. */
-enum { RC_FLAT, RC_ROWS, RC_TILES, TILE = 32 };
-
-static int reads_bcast(Cg *c, Node *n, bool top)
+/* Does n's fused expression read a broadcast or a transpose in place?
+ * Then its loop runs over rows and columns.  (A transpose read in tiles
+ * was measured slower at n = 1000: the columns a row of A + A' reads stay
+ * in L2 from one row to the next, and short tile loops cost more than
+ * they save.)  Recursion is bounded by the fusion depth. */
+static bool reads_bcast(Cg *c, Node *n, bool top)
 {
     if (!top && !is_fused(c->p, n))
-        return RC_FLAT;
-    if (n->op == OP_TRANSPOSE)
-        return RC_TILES;
-    int rc = n->op == OP_BCAST ? RC_ROWS : RC_FLAT;
-    for (int i = 0; i < n->nargs && rc < RC_TILES; i++) {
-        int a = reads_bcast(c, n->args[i], false);
-        rc = a > rc ? a : rc;
-    }
-    return rc;
+        return false;
+    if (n->op == OP_BCAST || n->op == OP_TRANSPOSE)
+        return true;
+    for (int i = 0; i < n->nargs; i++)
+        if (reads_bcast(c, n->args[i], false))
+            return true;
+    return false;
 }
 
 /* A loop over the entries k of shape s: flat, or over rows i and columns j
- * (k = i*cols + j, in c->ri and c->cj) when rc, in TILE×TILE tiles when
- * rc is RC_TILES. */
+ * (k = i*cols + j, in c->ri and c->cj; c->rck = k) when rc. */
 typedef struct Loop2 {
-    Loop ti, tj, li, lj;
-    int rc;
+    Loop li, lj;
+    bool rc;
     LLVMValueRef ri, cj, rck;   /* the enclosing loop's, restored at the end */
 } Loop2;
 
-static LLVMValueRef smin(Cg *c, LLVMValueRef x, LLVMValueRef y)
-{
-    return sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, x, y, ""), x, y);
-}
-
-static LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, int rc)
+static LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, bool rc)
 {
     l->rc = rc, l->ri = c->ri, l->cj = c->cj, l->rck = c->rck;
     LLVMValueRef r = dimv(c, s.rows), m = dimv(c, s.cols);
     if (!rc)
         return loop_begin(c, &l->li, ci(c, 0), mul(c, r, m));
-    LLVMValueRef i0 = ci(c, 0), i1 = r, j0 = ci(c, 0), j1 = m, t = ci(c, TILE);
-    if (rc == RC_TILES) {
-        LLVMValueRef up = ci(c, TILE - 1);
-        i0 = mul(c, loop_begin(c, &l->ti, ci(c, 0), LLVMBuildSDiv(c->b, add(c, r, up), t, "")), t);
-        j0 = mul(c, loop_begin(c, &l->tj, ci(c, 0), LLVMBuildSDiv(c->b, add(c, m, up), t, "")), t);
-        i1 = smin(c, add(c, i0, t), r);
-        j1 = smin(c, add(c, j0, t), m);
-    }
-    c->ri = loop_begin(c, &l->li, i0, i1);
-    c->cj = loop_begin(c, &l->lj, j0, j1);
+    c->ri = loop_begin(c, &l->li, ci(c, 0), r);
+    c->cj = loop_begin(c, &l->lj, ci(c, 0), m);
     return c->rck = add(c, mul(c, c->ri, m), c->cj);
 }
 
@@ -290,10 +273,6 @@ static void loop2_end(Cg *c, Loop2 *l)
     if (l->rc)
         loop_end(c, &l->lj);
     loop_end(c, &l->li);
-    if (l->rc == RC_TILES) {
-        loop_end(c, &l->tj);
-        loop_end(c, &l->ti);
-    }
     c->ri = l->ri, c->cj = l->cj, c->rck = l->rck;
 }
 
@@ -546,7 +525,7 @@ LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols)
 /* The loop itself: n's entries into out, or (out NULL) the sum of n's
  * argument's entries; over rows and columns when rc (it reads broadcasts),
  * a sum then row by row. */
-static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, int rc)
+static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
 {
     Loop2 l;
     if (out) {
@@ -580,7 +559,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
 {
     Node *x = out ? n : n->args[0];
     Shape sh = x->shape;
-    int rc = reads_bcast(c, x, out != NULL);
+    bool rc = reads_bcast(c, x, out != NULL);
     if (lit_small(sh.rows) && lit_small(sh.cols))
         return loop_body(c, n, out, rc);
     /* the non-fused values the loop reads, and the loop's structure */
@@ -1221,7 +1200,7 @@ static void need(Cg *c, Node *root)
 static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
 {
     Loop2 lp;
-    LLVMValueRef k = loop2_begin(c, &lp, x->shape, is_fused(c->p, x) ? reads_bcast(c, x, true) : RC_FLAT);
+    LLVMValueRef k = loop2_begin(c, &lp, x->shape, is_fused(c->p, x) && reads_bcast(c, x, true));
     LLVMValueRef v = elem(c, x, k);
     store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
     loop2_end(c, &lp);
