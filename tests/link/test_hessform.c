@@ -153,6 +153,7 @@ int main(void)
         }
     CHECK(hqf_hessian_work_size(n) < sizeof(double) * (size_t)(n * n));
     CHECK(hqf_hessian(-1, A, x, &v, H, 0, NULL) == GRADC_EDIM);
+    CHECK(hqf_hessian(0, A, x, &v, H, 0, NULL) == GRADC_OK && v == 0);   /* N = 0: nothing written */
     CHECK(hqf_hessian_work_size(-1) == SIZE_MAX);
 
     p = (Prog){"2*dot(x,x)", n, {n, 0}, {x}, 0, dot_h, dot_v, dot_w, 0};
