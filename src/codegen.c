@@ -1567,6 +1567,26 @@ static void flush_onepass(Cg *c, void *ctx)
     o->at.len = o->val.len = 0;
 }
 
+/* A result that is a tree of concatenations (plan.h: placed_blocks): each
+ * block's entries stored (or added) at its corner of dst, rows cols(g)
+ * apart; a fused block is computed in this loop. */
+static void store_placed(Cg *c, Node *g, LLVMValueRef dst, bool addto)
+{
+    Placed pl[CAT_MAX];
+    int np = placed_blocks(g, pl);
+    LLVMValueRef w = cols(c, g);
+    for (int j = 0; j < np; j++) {
+        Node *b = pl[j].block;
+        LLVMValueRef corner = at(c, dst, add(c, mul(c, dimv(c, pl[j].r), w), dimv(c, pl[j].c)));
+        LLVMValueRef sv = is_scalar(b) ? get(c, b) : NULL;
+        Loop2 l;
+        LLVMValueRef k = loop2_begin(c, &l, b->shape, true);
+        LLVMValueRef v = sv ? sv : elem(c, b, k), d = at(c, corner, add(c, mul(c, c->ri, w), c->cj));
+        LLVMBuildStore(c->b, addto ? fplus(c, LLVMBuildLoad2(c->b, c->f64, d, ""), v) : v, d);
+        loop2_end(c, &l);
+    }
+}
+
 /* Whether flags asks to add to the gradient buffers (GRADC_ACCUMULATE). */
 static LLVMValueRef accumulate_flag(Cg *c)
 {
@@ -1634,6 +1654,8 @@ void gen_results(Cg *c)
                 if (addto)
                     v = fplus(c, LLVMBuildLoad2(c->b, c->f64, c->grads[i], ""), v);
                 LLVMBuildStore(c->b, v, c->grads[i]);
+            } else if (placed_blocks(g, NULL)) {
+                store_placed(c, g, c->grads[i], addto);
             } else {
                 store_all(c, g, c->grads[i], addto);
             }
