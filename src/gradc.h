@@ -714,8 +714,9 @@ int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
 /* ===================================================================== */
 
 /* `gradc compile --dump-plan`: the plan of the forward and the gradient
- * function, as text (tests/golden/plan). */
-int plan_dump(const Module *m, FILE *out);
+ * function, as text (tests/golden/plan); with --hessian (hvp: the
+ * tangent module, else NULL) also NAME_hvp's, as abi.c plans it. */
+int plan_dump(const Module *m, const Module *hvp, FILE *out);
 
 /* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */

@@ -623,12 +623,12 @@ static int cmd_compile(Arena *a, const Options *o)
     if (!files_distinct(a, "compile", files, 3))
         return 1;
     Module *m = front(a, o, true);
-    if (m && o->dump_plan) /* the plan on stdout, nothing written */
-        return plan_dump(m, stdout);
     if (!m)
         return 1;
     if (o->hessian && !(co.hvp = tangent_module(m)))
         return 1;
+    if (o->dump_plan) /* the plan on stdout, nothing written */
+        return plan_dump(m, co.hvp, stdout);
     if (o->describe) {
         const char *json = emit_describe(m, &co);
         if (!json)
