@@ -1016,12 +1016,12 @@ static void gen_mv(Cg *c, const Kernel *k)
     const Term **tms = arena_alloc(c->a, sizeof *tms * (size_t)(nt + 1));
     LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
     LLVMValueRef *outlens = arena_alloc(c->a, sizeof *outlens * (size_t)(nt + 1));
-    Node **vecs = arena_alloc(c->a, sizeof *vecs * (size_t)(nt + 1));
-    bool *alone = arena_alloc(c->a, (size_t)nt + 1);
+    int *first = arena_alloc(c->a, sizeof(int) * (size_t)(k->nmembers + 1));
     nt = 0;
     for (int i = 0; i < k->nmembers; i++) {
         Node *x = k->members[i];
         Mv *v = p->mv[x->id];
+        first[i] = nt;
         bool fill = v->vec->op == OP_FILL;
         LLVMValueRef vp = fill ? NULL : argbuf(c, v->vec), out = bufp(c, p->buf[x->id]);
         for (int t = 0; t < v->nterms; t++) {
@@ -1030,8 +1030,6 @@ static void gen_mv(Cg *c, const Kernel *k)
             if (tm->coef)
                 kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
             tms[nt] = tm;
-            vecs[nt] = v->vec;
-            alone[nt] = v->nterms == 1;
             lens[nt] = count(c, v->vec);
             outlens[nt] = count(c, x);   /* x'*z: z's length is not x'*z's */
             ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, NULL, NULL, NULL};
@@ -1050,17 +1048,15 @@ static void gen_mv(Cg *c, const Kernel *k)
     }
     /* a term equal to another member's only term (x'*A*x: the value's
      * x'*A and the gradient's A'*x) is that member's result, added after
-     * the pass, not a second accumulation in it */
+     * the pass, not a second accumulation in it (mv_copy_of) */
     bool *done = arena_alloc(c->a, (size_t)nt + 1);
     int *copy = arena_alloc(c->a, sizeof(int) * (size_t)(nt + 1));
-    for (int u = 0; u < nt; u++) {
-        copy[u] = -1;
-        for (int t = 0; t < u && copy[u] < 0; t++)
-            if (alone[t] && tms[t]->m && tms[t]->m == tms[u]->m && tms[t]->trans == tms[u]->trans &&
-                tms[t]->k == tms[u]->k && tms[t]->coef == tms[u]->coef && ts[t].v == ts[u].v &&
-                (ts[t].v || vecs[t]->num == vecs[u]->num) && ts[t].out != ts[u].out)
-                copy[u] = t, done[u] = true;
-    }
+    for (int i = 0; i < k->nmembers; i++)
+        for (int t = 0; t < p->mv[k->members[i]->id]->nterms; t++) {
+            int u = first[i] + t, j = mv_copy_of(p, k, i, t);
+            copy[u] = j < 0 ? -1 : first[j];
+            done[u] = j >= 0;
+        }
     /* one pass per matrix, over every term that reads it */
     PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
     for (int t = 0; t < nt; t++) {

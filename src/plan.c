@@ -162,6 +162,23 @@ static Mv *mv_form(Arena *a, Node *n)
     return v;
 }
 
+static const Node *vec_memory(const Node *v) { return is_alias(v) ? v->args[0] : v; }
+
+int mv_copy_of(const Plan *p, const Kernel *k, int i, int t)
+{
+    const Mv *v = p->mv[k->members[i]->id];
+    const Term *a = &v->terms[t];
+    for (int j = 0; j < i && a->m; j++) {
+        const Mv *w = p->mv[k->members[j]->id];
+        const Term *b = &w->terms[0];
+        bool same_vec = vec_memory(v->vec) == vec_memory(w->vec) ||
+                        (v->vec->op == OP_FILL && w->vec->op == OP_FILL && v->vec->num == w->vec->num);
+        if (w->nterms == 1 && b->m == a->m && b->trans == a->trans && b->k == a->k && b->coef == a->coef && same_vec)
+            return j;
+    }
+    return -1;
+}
+
 /* Products outside statements that read a common matrix form a group,
  * computed in one pass per matrix (x'*A*x: A*x for the value, A'*x for the
  * gradient).  A group's id is its first member's id; a product alone (or
@@ -866,7 +883,12 @@ static void dump_kernel(Sim *s, const Kernel *k)
             const Mv *v = s->p->mv[n->id];
             for (int t = 0; t < v->nterms; t++) {
                 fputs(t ? " + " : "", o);
-                dump_term(s, v, &v->terms[t]);
+                int j = mv_copy_of(s->p, k, i, t);
+                if (j < 0)
+                    dump_term(s, v, &v->terms[t]);
+                else   /* that member's result, not a product in the pass */
+                    fprintf(o, "%%%d%s", k->members[j]->id,
+                            dim_eq(k->members[j]->shape.rows, n->shape.rows) ? "" : "'");
             }
         } else if (s->p->gemm[n->id]) {
             const Gemm *g = s->p->gemm[n->id];

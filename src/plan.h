@@ -142,6 +142,12 @@ bool is_view(const Node *n);
 enum { SCATTER_MAX = 8 };
 int scatter_form(const Node *x, int slot, Node **pads);
 
+/* Term t of member i of a K_MATVEC kernel that equals another member's
+ * only term (x'*A*x: the gradient's A'*x is the value's x'*A): the index
+ * of that member, whose result is added after the pass instead of a
+ * second accumulation in it; else -1.  The dump and gen_mv both use it. */
+int mv_copy_of(const Plan *p, const Kernel *k, int i, int t);
+
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);
 
