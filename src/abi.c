@@ -755,7 +755,7 @@ static void gen_second_order(Cg *m, const Module *hvp, const char *name)
     h->fwd.aux = h->grad.aux = NULL;
     Cg c = sub_cg(m, h);
     Plan *p = plan_func(h, &h->grad, true, NULL);
-    p->onepass = NULL;   /* NAME_hvp's gradient buffers may be NULL: store them one by one */
+    plan_sink(p);   /* NAME_hvp's gradient buffers may be NULL (spec §9) */
     LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hvp.impl", name));
     if (!c.failed) {
         gen_abi(&c, impl, arena_printf(c.a, "%s_hvp", name), true, false);

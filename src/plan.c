@@ -1379,6 +1379,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->shadow = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
     p->slotused = arena_alloc(a, sizeof(bool) * (size_t)(ns + 1));
     p->onesbuf = -1;
+    p->sink = -1;
     for (int i = 0; i < ns; i++)
         p->shadow[i] = -1;
 
@@ -1471,6 +1472,17 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     return p;
 }
 
+bool in_onepass(const Plan *p, const Node *g)
+{
+    return p->onepass && is_fused(p, g) && shape_eq(g->shape, p->onepass->args[0]->shape);
+}
+
+void plan_sink(Plan *p)
+{
+    if (p->onepass)
+        p->sink = add_buf(p, p->arena, p->onepass->args[0]->shape.rows, p->onepass->args[0]->shape.cols, false);
+}
+
 int plan_dump(const Module *m, const Module *hvp, FILE *out)
 {
     plan_func(m, &m->fwd, false, out);
@@ -1478,9 +1490,17 @@ int plan_dump(const Module *m, const Module *hvp, FILE *out)
         fputs("\n", out);
         plan_func(m, &m->grad, true, out);
     }
-    if (hvp) {   /* NAME_hvp: the gradient function of the tangent module */
+    if (hvp) {   /* NAME_hvp: the gradient function of the tangent module, as abi.c plans it */
+        Module *h = arena_alloc(m->arena, sizeof *h);
+        *h = *hvp;   /* without auxiliary outputs, as NAME_hvp (abi.c) */
+        h->naux = 0;
+        h->aux_names = NULL;
+        h->fwd.aux = h->grad.aux = NULL;
         fputs("\nhvp ", out);
-        plan_func(hvp, &hvp->grad, true, out);
+        Plan *p = plan_func(h, &h->grad, true, out);
+        plan_sink(p);
+        if (p->sink >= 0)
+            fputs("  and a buffer in work the one pass stores NULL gradients to\n", out);
     }
     return 0;
 }
