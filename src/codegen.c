@@ -1524,11 +1524,18 @@ static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
     return s;
 }
 
+/* The block's stores gradient by gradient: a run of consecutive entries
+ * each, which the SLP vectorizer makes vector stores even when two
+ * gradients may be the same memory (NAME_hvp's NULL ones share the sink). */
 static void flush_onepass(Cg *c, void *ctx)
 {
     OnePass *o = ctx;
-    for (int i = 0; i < o->at.len; i++)
-        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    int ng = 0;
+    for (int i = 0; i < c->m->nwrt; i++)
+        ng += in_pass(c, c->p->f->grads[i]);
+    for (int g = 0; g < ng; g++)
+        for (int i = g; i < o->at.len; i += ng)
+            LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
     o->at.len = o->val.len = 0;
 }
 

@@ -174,7 +174,21 @@ SLOPE(logsigmoid, op1(t, OP_SIGMOID, op1(t, OP_NEG, A)))
 
 /* Linear ops: the op of the tangent. */
 static Node *jvp_linear(Tan *t, Node *n, Node *ta, Node *tb) { (void)tb; return unary(t, n->op, ta); }
-static Node *jvp_matmul(Tan *t, Node *n, Node *ta, Node *tb) { return plus(t, matmul(t, ta, B), matmul(t, A, tb)); }
+/* x*y; an outer product (a column times a row) as the elementwise product
+ * of their broadcasts, so that a sum of them (least squares' dA*x-side
+ * tangent r*dx' + dr*x') is one fused loop, not an m×n buffer each */
+static Node *product(Tan *t, Node *x, Node *y)
+{
+    if (!x || !y)
+        return NULL;
+    Dim one = dim_lit(1);
+    if (!dim_eq(x->shape.cols, one) || !dim_eq(y->shape.rows, one) || dim_eq(x->shape.rows, one) ||
+        dim_eq(y->shape.cols, one))
+        return mk2(IR, OP_MATMUL, x, y);
+    Shape s = shape_make(x->shape.rows, y->shape.cols);
+    return mk2(IR, OP_MUL, mk_bcast(IR, x, s), mk_bcast(IR, y, s));
+}
+static Node *jvp_matmul(Tan *t, Node *n, Node *ta, Node *tb) { return plus(t, product(t, ta, B), product(t, A, tb)); }
 /* d||a|| = <a, da>/||a||, and 0 at a = 0 (the adjoint's convention) */
 static Node *jvp_norm(Tan *t, Node *n, Node *ta, Node *tb)
 {
