@@ -655,48 +655,6 @@ static void collect(Sim *s, Node **roots, int nroots, bool hoist)
 
 static void dump_kernel(Sim *s, const Kernel *k);
 
-/* Does n (a node of got) read a node marked with tag, directly or through
- * its fused arguments?  Bounded by the fusion depth. */
-static bool reads_marked(const Sim *s, const Node *n, int tag)
-{
-    Node *d[DEPS_MAX];
-    bool fuse[DEPS_MAX];   /* (unused: a fused argument is one is_fused says is) */
-    int nd = deps(s->p, n, d, fuse);
-    for (int i = 0; i < nd; i++) {
-        const Node *y = is_alias(d[i]) ? d[i]->args[0] : d[i];
-        if (s->mark[y->id] == tag || (is_fused(s->p, y) && reads_marked(s, y, tag)))
-            return true;
-    }
-    return false;
-}
-
-/* Product got[i] may wait for a later product of its group in this point
- * (got[j]: logistic regression's hvp needs X'*r for the gradient and X'*s
- * for H v, s computed after X'*r is ready), so both are one pass over X:
- * when nothing computed before got[j], got[j] included, reads got[i].
- * Marks got[i]'s readers with a fresh tag (epochs of collect are below). */
-static bool mv_waits(Sim *s, int i)
-{
-    Plan *p = s->p;
-    Node *x = s->got.data[i];
-    int g = p->mv[x->id]->group, nn = p->m->ir->nnodes;
-    if (g >= nn)
-        return false;   /* in a statement: alone */
-    int tag = -x->id - 2;   /* no epoch is negative */
-    s->mark[x->id] = tag;
-    for (int j = i + 1; j < s->got.len; j++) {
-        Node *y = s->got.data[j];
-        if (s->valid[y->id])
-            continue;
-        bool reads = reads_marked(s, y, tag);
-        if (!reads && p->mv[y->id] && p->mv[y->id]->group == g)
-            return true;   /* y's kernel takes x along (point) */
-        if (reads)
-            return false;
-    }
-    return false;
-}
-
 /* A point: the kernels for roots, in id order. */
 static void point(Sim *s, Node **roots, int nroots, Node *root)
 {
@@ -710,8 +668,6 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
         if (s->valid[x->id])
             continue; /* computed with its matrix–vector group */
         Kernel k = {kernel_kind(p, x), x, NULL, 0};
-        if (k.kind == K_MATVEC && mv_waits(s, i))
-            continue;
         set_valid(s, x);
         if (k.kind == K_MATVEC) {
             int g = p->mv[x->id]->group, n = 1;
@@ -1165,28 +1121,6 @@ static Node *one_pass(const Plan *p, int vpoint)
     return with ? sum : NULL;
 }
 
-/* Do two of the roots need products of one group (not computed yet)? */
-static bool shared_group(Sim *s, Node **roots, int n)
-{
-    Plan *p = s->p;
-    int nn = p->m->ir->nnodes;
-    int *owner = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
-    for (int i = 0; i < nn; i++)
-        owner[i] = -1;
-    for (int r = 0; r < n; r++) {
-        collect(s, &roots[r], 1, false);
-        for (int i = 0; i < s->got.len; i++) {
-            const Mv *v = p->mv[s->got.data[i]->id];
-            if (!v || v->group >= nn)
-                continue;
-            if (owner[v->group] >= 0 && owner[v->group] != r)
-                return true;
-            owner[v->group] = r;
-        }
-    }
-    return false;
-}
-
 static void schedule(Plan *p, FILE *out)
 {
     const Func *f = p->f;
@@ -1201,14 +1135,7 @@ static void schedule(Plan *p, FILE *out)
     need(&s, f->value);
     for (int i = 0; f->aux && i < p->m->naux; i++)
         need(&s, f->aux[i]);
-    /* when gradients need products of one matrix group, the first
-     * gradient's point computes what every gradient needs, so that they
-     * are one pass (mv_waits: logistic regression's X'*r and, for H v,
-     * X'*s); the other gradients' points are then empty */
-    bool together = f->grads && shared_group(&s, f->grads, p->m->nwrt);
-    if (together)
-        point(&s, f->grads, p->m->nwrt, f->grads[0]);
-    for (int i = together; f->grads && i < p->m->nwrt; i++)
+    for (int i = 0; f->grads && i < p->m->nwrt; i++)
         need(&s, f->grads[i]);
     p->onepass = one_pass(p, vpoint);
     p->onepass_point = vpoint;   /* the same sum may also be computed in an earlier point */
