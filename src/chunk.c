@@ -171,7 +171,7 @@ static LLVMValueRef make_buf(Cg *c, int i)
  * once per chunk (keys nbufs + k, nbufs + ncls + k), not every address. */
 LLVMValueRef chunk_buf(Cg *c, int i) { return chunk_memo(c, i, make_buf, i); }
 
-static void chunk_begin(Cg *c)
+static void chunk_begin(Cg *c, bool glue)
 {
     if (!c->ct) {
         int nn = c->m->ir->nnodes + 1;
@@ -194,7 +194,7 @@ static void chunk_begin(Cg *c)
     k->env = LLVMGetParam(k->fn, 0);
     k->vals = intmap_new(c->a);
     k->bufs = intmap_new(c->a);
-    for (int i = 0; i < 1 + c->ct->optnone; i++) {
+    for (int i = 0; i < 1 + (c->ct->optnone || glue); i++) {
         const char *attr = i ? "optnone" : "noinline";
         unsigned kind = LLVMGetEnumAttributeKindForName(attr, strlen(attr));
         LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, 0));
@@ -230,13 +230,37 @@ static void chunk_end(Cg *c)
     vec_push(c->a, &t->envs, k->env);
 }
 
+/* A kernel whose value has a dimension that is not a literal: emitted as
+ * a call to an internal kernel function (map, sum, pass, gemm …), never
+ * inlined, so the chunk around it is glue. */
+static bool called(const Kernel *k)
+{
+    int64_t v;
+    Shape sh = k->node->shape;
+    return k->kind == K_LEAF || (!shape_is_scalar(sh) && (!dim_is_lit(sh.rows, &v) || !dim_is_lit(sh.cols, &v)));
+}
+
+/* The chunk of kernels from i on is glue only: calls, addresses, env
+ * loads and stores.  It is compiled without optimisation (the kernels it
+ * calls still are): -O2 over such chunks was half of a 300-statement
+ * matrix chain's compile time and buys nothing at run time. */
+static bool glue_only(const Point *pt, int i)
+{
+    for (int n = 0; i < pt->nk && n < CHUNK_KERNELS; i++) {
+        if (!called(&pt->ks[i]))
+            return false;
+        n += pt->ks[i].kind != K_LEAF;
+    }
+    return true;
+}
+
 void chunk_point(Cg *c, const Point *pt, void (*gen)(Cg *, const Kernel *))
 {
     for (int i = 0; i < pt->nk && !c->failed; i++)
         if (pt->ks[i].kind == K_LEAF)
             gen(c, &pt->ks[i]);
     for (int i = 0; i < pt->nk && !c->failed;) {
-        chunk_begin(c);
+        chunk_begin(c, glue_only(pt, i));
         for (int n = 0; i < pt->nk && n < CHUNK_KERNELS && !c->failed; i++)
             if (pt->ks[i].kind != K_LEAF) {
                 gen(c, &pt->ks[i]);

@@ -71,6 +71,11 @@ def main():
             biggest = max(biggest, size)
         check(ir is not None and biggest <= 1500,
               "300-statement matrix chain: largest function %d <= 1500 IR lines %s" % (biggest, err))
+        # its chunks only call kernels (n is not a literal): not optimised
+        groups = {l.split()[1]: "optnone" in l for l in (ir or "").splitlines() if l.startswith("attributes #")}
+        chunks = [l for l in (ir or "").splitlines() if l.startswith("define") and ".chunk" in l]
+        glue = sum(1 for l in chunks if groups.get(l.split()[-2], False))
+        check(chunks and glue >= len(chunks) - 2, "chunks of calls only are optnone: %d of %d" % (glue, len(chunks)))
         ir, err = compile_ir(a.gradc, "input x[n]\ny = sum(x .^ 2) + sum(x .^ 3)\nwrt x\n", tmp, "powers")
         check(ir is not None and "@pow(" not in ir, "x.^2 and x.^3 are multiplications " + err)
         ir, err = compile_ir(a.gradc, "input A[4, 4]\ninput x[4]\nf = x' * A * x\nwrt x\n", tmp, "qf4", "-O2")
