@@ -276,12 +276,13 @@ void cg_matvec(Cg *c, const Kernel *k)
     LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
     LLVMValueRef *outlens = arena_alloc(c->a, sizeof *outlens * (size_t)(nt + 1));
     Node **vecs = arena_alloc(c->a, sizeof *vecs * (size_t)(nt + 1));
-    bool *alone = arena_alloc(c->a, (size_t)nt + 1);
+    int *first = arena_alloc(c->a, sizeof(int) * (size_t)(k->nmembers + 1));
     LLVMValueRef *dots = arena_alloc(c->a, sizeof *dots * (size_t)(k->nmembers + 1));
     nt = 0;
     for (int i = 0; i < k->nmembers; i++) {
         Node *x = k->members[i];
         Mv *v = p->mv[x->id];
+        first[i] = nt;
         bool fill = v->vec->op == OP_FILL;
         LLVMValueRef vp = fill ? NULL : cg_argbuf(c, v->vec), out = v->w ? NULL : bufp(c, p->buf[x->id]);
         LLVMValueRef w = v->w ? cg_argbuf(c, v->w) : NULL;
@@ -295,7 +296,6 @@ void cg_matvec(Cg *c, const Kernel *k)
                 kc = LLVMBuildFMul(c->b, kc, cg_get(c, tm->coef), "");
             tms[nt] = tm;
             vecs[nt] = v->vec;
-            alone[nt] = v->nterms == 1 && !v->w;
             lens[nt] = count(c, v->vec);
             outlens[nt] = count(c, x);   /* x'*z: z's length is not x'*z's */
             ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, w, dots[i], {NULL}};
@@ -315,18 +315,17 @@ void cg_matvec(Cg *c, const Kernel *k)
     }
     /* a term equal to another member's only term (x'*A*y: the gradients'
      * A'*x and (x'*A)') is that member's result, added after the pass, not
-     * a second accumulation in it; a dot joins an unweighted M*vec term of
-     * its matrix and vector (its factor is applied to the dot afterwards) */
+     * a second accumulation in it (mv_copy_of); a dot joins an unweighted
+     * M*vec term of its matrix and vector (its factor is applied to the dot
+     * afterwards) */
     bool *done = arena_alloc(c->a, (size_t)nt + 1);
     int *copy = arena_alloc(c->a, sizeof(int) * (size_t)(nt + 1));
-    for (int u = 0; u < nt; u++) {
-        copy[u] = -1;
-        for (int t = 0; t < u && copy[u] < 0; t++)
-            if (alone[t] && alone[u] && tms[t]->m && tms[t]->m == tms[u]->m && tms[t]->trans == tms[u]->trans &&
-                tms[t]->k == tms[u]->k && tms[t]->coef == tms[u]->coef && ts[t].v == ts[u].v &&
-                (ts[t].v || vecs[t]->num == vecs[u]->num) && ts[t].out != ts[u].out)
-                copy[u] = t, done[u] = true;
-    }
+    for (int i = 0; i < k->nmembers; i++)
+        for (int t = 0; t < p->mv[k->members[i]->id]->nterms; t++) {
+            int u = first[i] + t, j = mv_copy_of(p, k, i, t);
+            copy[u] = j < 0 ? -1 : first[j];
+            done[u] = j >= 0;
+        }
     for (int u = 0; u < nt; u++)
         for (int t = 0; ts[u].w && !ts[u].out && !done[u] && t < nt; t++)
             if (!done[t] && ts[t].out && !ts[t].w && !ts[t].trans && tms[t]->m == tms[u]->m && ts[t].v == ts[u].v &&

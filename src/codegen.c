@@ -1313,10 +1313,7 @@ typedef struct OnePass {
     VEC(LLVMValueRef) at, val; /* the block's stores, made by flush */
 } OnePass;
 
-static bool in_pass(Cg *c, Node *g)
-{
-    return c->p->onepass && is_fused(c->p, g) && shape_eq(g->shape, c->p->onepass->args[0]->shape);
-}
+static bool in_pass(Cg *c, Node *g) { return in_onepass(c->p, g); }
 
 static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
 {
@@ -1333,11 +1330,18 @@ static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
     return s;
 }
 
+/* The block's stores gradient by gradient: a run of consecutive entries
+ * each, which the SLP vectorizer makes vector stores even when two
+ * gradients may be the same memory (NAME_hvp's NULL ones share the sink). */
 static void flush_onepass(Cg *c, void *ctx)
 {
     OnePass *o = ctx;
-    for (int i = 0; i < o->at.len; i++)
-        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    int ng = 0;
+    for (int i = 0; i < c->m->nwrt; i++)
+        ng += in_pass(c, c->p->f->grads[i]);
+    for (int g = 0; g < ng; g++)
+        for (int i = g; i < o->at.len; i += ng)
+            LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
     o->at.len = o->val.len = 0;
 }
 
@@ -1378,6 +1382,13 @@ void gen_results(Cg *c)
     for (int i = 0; i < ng; i++)
         need(c, f->grads[i]);
     if (c->p->onepass) {
+        /* a NULL gradient (NAME_hvp) is stored to the sink in work */
+        LLVMValueRef *given = arena_alloc(c->a, sizeof *given * (size_t)(ng + 1));
+        for (int i = 0; i < ng; i++) {
+            given[i] = c->grads[i];
+            if (c->p->sink >= 0 && in_pass(c, f->grads[i]))
+                c->grads[i] = sel(c, LLVMBuildIsNull(c->b, given[i], ""), bufp(c, c->p->sink), given[i]);
+        }
         /* the sum and the gradients of its shape in one loop, per flag */
         LLVMValueRef val = alloca_(c, c->f64);
         LLVMValueRef acc = accumulate_flag(c);
@@ -1393,6 +1404,7 @@ void gen_results(Cg *c)
         node_bind(c, c->p->onepass, LLVMBuildLoad2(c->b, c->f64, val, ""));
         for (int i = 0; i < c->nrest; i++)
             gen_kernel(c, &c->rest[i]);
+        memcpy(c->grads, given, sizeof *given * (size_t)ng);
     }
     /* the value, then each auxiliary output (spec §8): stored unless NULL */
     for (int i = -1; i < (f->aux ? c->m->naux : 0); i++) {

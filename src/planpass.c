@@ -134,21 +134,15 @@ static bool row_needs(Sim *s, Node *n, NodeVec *needs)
     return true;
 }
 
-/* The sinks of x's group and the chains to them: roles set, the nodes seen
- * in seen (in id order). */
-static void row_scan(Sim *s, Node *x, const Node *M, NodeVec *sinks, NodeVec *seen)
+/* Sink q and the chain to it: roles set, the nodes seen in seen (in id
+ * order). */
+static void row_scan(Sim *s, Node *q, const Node *M, NodeVec *seen)
 {
     Plan *p = s->p;
     NodeVec todo = {0};
-    for (int j = p->mv[x->id]->group; j >= 0; j = p->gnext[j]) {
-        Node *q = p->nodes[j];
-        if (!q || s->valid[j] || s->role[j] || !row_prod(p, q, M, true))
-            continue;
-        s->role[j] = ROLE_SINK;
-        vec_push(p->arena, seen, q);
-        vec_push(p->arena, sinks, q);
-        vec_push(p->arena, &todo, unaliased(p->mv[j]->vec));
-    }
+    s->role[q->id] = ROLE_SINK;
+    vec_push(p->arena, seen, q);
+    vec_push(p->arena, &todo, unaliased(p->mv[q->id]->vec));
     while (todo.len) {
         Node *y = todo.data[--todo.len];
         if (s->role[y->id] || s->valid[y->id])
@@ -222,6 +216,34 @@ static void push_kernel(Sim *s, KernelVec *ks, Kernel k)
 
 /* x (a product M*v, not valid) as the first source of a row pass: the
  * kernels for what it needs that is not at hand, then the pass. */
+/* The pass with sink q (its chain, sources including x): its members, and
+ * in todo what it needs computed first; false when there is none. */
+static bool row_try(Sim *s, Node *x, Node *q, NodeVec *mem, NodeVec *todo)
+{
+    Plan *p = s->p;
+    const Node *M = p->mv[x->id]->terms[0].m;
+    NodeVec seen = {0}, needs = {0};
+    row_scan(s, q, M, &seen);
+    int min = seen.data[0]->id;
+    bool ok = row_members(s, x, &seen, mem, &needs);
+    vec_push(p->arena, &needs, (Node *)M);
+    for (int i = 0; ok && i < needs.len; i++) {
+        Node *d = needs.data[i];   /* leaves too: codegen binds them in kernels */
+        if (s->role[d->id] != ROLE_NONE)
+            ok = false;            /* a source's vector from the chain */
+        else if (!s->valid[d->id]) {
+            ok = !reads_role(s, d, min);
+            vec_push(p->arena, todo, d);
+        }
+    }
+    for (int i = 0; i < seen.len; i++)
+        s->role[seen.data[i]->id] = ROLE_NONE;
+    return ok;
+}
+
+/* One sink per pass: two transposed products in one pass are slower than
+ * two passes (design.md), and a second sink gets a pass of its own with
+ * its sources. */
 bool row_pass(Sim *s, Node *x, KernelVec *ks)
 {
     Plan *p = s->p;
@@ -229,22 +251,15 @@ bool row_pass(Sim *s, Node *x, KernelVec *ks)
     if (xv->w || xv->nterms != 1 || !xv->terms[0].m || xv->terms[0].trans || p->instmt[x->id] ||
         xv->group >= p->m->ir->nnodes)
         return false;
-    NodeVec sinks = {0}, seen = {0}, mem = {0}, needs = {0}, todo = {0}, pre = {0};
-    row_scan(s, x, xv->terms[0].m, &sinks, &seen);
-    int min = seen.len ? seen.data[0]->id : 0;
-    bool ok = sinks.len && row_members(s, x, &seen, &mem, &needs);
-    vec_push(p->arena, &needs, xv->terms[0].m);
-    for (int i = 0; ok && i < needs.len; i++) {
-        Node *d = needs.data[i];   /* leaves too: codegen binds them in kernels */
-        if (s->role[d->id] != ROLE_NONE)
-            ok = false;            /* a source's vector from the chain */
-        else if (!s->valid[d->id]) {
-            ok = !reads_role(s, d, min);
-            vec_push(p->arena, &todo, d);
-        }
+    NodeVec mem = {0}, todo = {0}, pre = {0};
+    bool ok = false;
+    for (int j = xv->group; j >= 0 && !ok; j = p->gnext[j]) {
+        Node *q = p->nodes[j];
+        if (!q || s->valid[j] || !row_prod(p, q, xv->terms[0].m, true))
+            continue;
+        mem.len = todo.len = 0;
+        ok = row_try(s, x, q, &mem, &todo);
     }
-    for (int i = 0; i < seen.len; i++)
-        s->role[seen.data[i]->id] = ROLE_NONE;
     if (!ok)
         return false;
     plan_collect(s, todo.data, todo.len, false, &pre);
