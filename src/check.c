@@ -101,6 +101,7 @@ typedef struct Checker {
     long ncalls;              /* calls inlined, against exponential programs */
     VEC(struct Env) envs;     /* per call depth: a body's environment, reused */
     int call_depth;
+    VEC(Stmt *) hessians;     /* hessian() values through loops (not differentiated again) */
 } Checker;
 
 /* The arrays of one environment (Checker.vars, seen, pos). */
@@ -818,6 +819,26 @@ static Node *where(Checker *c, const Expr *e)
     return mk2(c->ir, OP_ADD, mk2(c->ir, OP_PICK, k, a), mk2(c->ir, OP_PICK, mk1(c->ir, OP_NOT, k), b));
 }
 
+/* grad(e, x) or hessian(e, x) whose e depends on x through a loop or a
+ * nested construct, at top level: a sub-program statement (gradcall.c)
+ * whose result is the value.  A hessian is remembered: a wrt through it
+ * (third derivatives) is refused once the wrt line is known. */
+static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessian)
+{
+    Module at = *c->m;
+    at.inputs = c->inputs.data;
+    at.ninputs = c->inputs.len;
+    at.dims = c->dims.data;
+    at.ndims = c->dims.len;
+    Stmt *s = gradcall_stmt(&at, y, v.aux, v.shape, hessian, e->loc);
+    s->id = c->m->nconstructs++;
+    c->m->has_control = true;
+    block_push(c->a, c->out, s);
+    if (hessian)
+        vec_push(c->a, &c->hessians, s);
+    return mk_slot(c->ir, s->slots[0]);
+}
+
 /* grad(e, x) and hessian(e, x) (spec §9): reverse mode over e's DAG, then
  * for hessian the Jacobian of that gradient; both ordinary nodes, so the
  * program's own reverse mode differentiates through them. */
@@ -839,10 +860,14 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
         fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
              shape_s(c, v.shape));
     const char *why = NULL;
-    Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why);
+    bool open = false;
+    Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why, &open);
+    if (!ys && (open || c->out != c->m->fwd.body))
+        fail(c, e->loc, "%s(e, %s): e %s; inside an if, while or for body, grad and hessian "
+             "follow %s through straight-line ifs only (assign the value before the construct)",
+             f->name, x, why, x);
     if (!ys)
-        fail(c, e->loc, "%s(e, %s): e %s; grad and hessian follow %s through straight-line ifs, "
-             "not yet through loops or nested constructs", f->name, x, why, x);
+        return through_loops(c, e, y, v, f->rule == F_HESSIAN);
     y = ys;
     Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
     if (f->rule == F_GRAD)
@@ -2091,6 +2116,28 @@ static Node *output_node(Checker *c)
     return v.node;
 }
 
+/* A wrt through hessian(e, x) of a loop would need third derivatives of e
+ * (the adjoint of a Hessian-vector product program): refused at the call
+ * when the Hessian depends on a wrt input. */
+static bool hessians_constant(Checker *c, Module *m)
+{
+    for (int k = 0; k < m->nwrt && c->hessians.len; k++) {
+        SlotSet *act = diff_active_slots(c->ir, m->fwd.body, m->wrt[k], m->ninputs);
+        for (int i = 0; i < c->hessians.len; i++) {
+            const Stmt *s = c->hessians.data[i];
+            if (!slotset_has(act, s->slots[0]))
+                continue;
+            const char *x = m->inputs[s->call->input].name, *u = m->inputs[m->wrt[k]].name;
+            diag_error(c->src, s->call->loc, "hessian(e, %s): e depends on %s through a loop, "
+                       "and this Hessian depends on %s, a wrt input: differentiating it again "
+                       "would take third derivatives through the loop, which gradc does not "
+                       "compute (use grad twice, or hold %s out of wrt)", x, x, u, u);
+            return false;
+        }
+    }
+    return true;
+}
+
 Module *check_program(Arena *a, Ast *ast)
 {
     Checker *c = arena_alloc(a, sizeof *c);
@@ -2123,5 +2170,5 @@ Module *check_program(Arena *a, Ast *ast)
             vec_push(a, &c->wrt, i);
     m->wrt = c->wrt.data;
     m->nwrt = c->wrt.len;
-    return m;
+    return hessians_constant(c, m) ? m : NULL;
 }

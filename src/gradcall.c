@@ -1,0 +1,202 @@
+/* gradcall.c — grad(e, x) and hessian(e, x) in programs when e depends on
+ * x through loops or nested constructs (spec §9: the path taken).
+ *
+ * The value is computed by a sub-program: the statements of the program up
+ * to the call, with e as their output and x as the only wrt input, turned
+ * into a gradient program by diff_reverse (for hessian, that program's
+ * tangent program, once per unit direction).  It runs inside a statement
+ * of the enclosing program, an IF on the constant 1 whose then-block saves
+ * the program's slots that the sub-program re-runs, runs it, and restores
+ * them (its reverse sweep leaves them at their first iteration's values),
+ * and whose one result is the gradient (the Hessian).  Stmt.call marks it.
+ *
+ * Differentiated again (diff.c's rev_call), its adjoint is a
+ * Hessian-vector product: with gbar the adjoint reaching the gradient,
+ * d(gbar . grad_x e)/du = (d2e/du dx) gbar for every wrt input u, which is
+ * the tangent, in the direction gbar at x, of the gradient program of e
+ * with respect to x and every such u (tangent.c: forward over reverse).
+ * Those statements go into the enclosing gradient program the same way, so
+ * a third pass (tangent.c over it, for --hessian) goes through them as
+ * through any other statement.  The Hessian value is not differentiated
+ * again (third derivatives): check.c refuses a wrt through it. */
+#include "gradc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The program up to the call as a module of its own, output e, wrt = wrt[0..nwrt). */
+static Module *sub_module(const Module *m, Node *e, const int *wrt, int nwrt)
+{
+    Arena *a = m->arena;
+    Module *s = arena_alloc(a, sizeof *s);
+    *s = *m;
+    s->fwd = (Func){.body = m->fwd.body, .value = e};
+    s->grad = (Func){0};
+    s->wrt = arena_alloc(a, sizeof(int) * (size_t)(nwrt + 1));
+    memcpy(s->wrt, wrt, sizeof(int) * (size_t)nwrt);
+    s->nwrt = nwrt;
+    s->output_name = "e";
+    s->aux_names = NULL;
+    s->naux = 0;
+    s->checkpoint = 0;
+    s->keep_detach = true;   /* detach(v) in e stays a constant, as in a straight-line grad() */
+    return s;
+}
+
+/* Appends to out: save the slots older than nslots that body writes, body,
+ * the SET of fresh slots to vals[0..n) (read where body leaves the program,
+ * as a gradient function's results are), then restore the saved slots.
+ * vals[i] becomes the slot it was stored in. */
+static void run_saved(Ir *ir, Block *out, Block *body, int nslots, Node **vals, int n)
+{
+    Arena *a = ir->arena;
+    SlotSet *w = slotset_new(a);
+    block_writes(body, w);
+    VEC(int) old = {0};
+    for (int s = 0; s < nslots; s++)
+        if (slotset_has(w, s))
+            vec_push(a, &old, s);
+    Stmt *save = stmt_new(a, S_SET, old.len), *restore = stmt_new(a, S_SET, old.len);
+    for (int k = 0; k < old.len; k++) {
+        const Slot *sl = &ir->slots.data[old.data[k]];
+        save->slots[k] = ir_slot(ir, arena_printf(a, "saved_%s", sl->name), sl->shape);
+        save->vals[k] = mk_slot(ir, old.data[k]);
+        restore->slots[k] = old.data[k];
+        restore->vals[k] = mk_slot(ir, save->slots[k]);
+    }
+    Stmt *keep = stmt_new(a, S_SET, n);
+    for (int k = 0; k < n; k++) {
+        keep->slots[k] = ir_slot(ir, "result", vals[k]->shape);
+        keep->vals[k] = vals[k];
+        vals[k] = mk_slot(ir, keep->slots[k]);
+    }
+    if (old.len)
+        block_push(a, out, save);
+    for (int i = 0; i < body->n; i++)
+        block_push(a, out, body->stmts[i]);
+    if (n)
+        block_push(a, out, keep);
+    if (old.len)
+        block_push(a, out, restore);
+}
+
+/* The tangent program of s's gradient program in the direction dir at
+ * s->wrt[0] (tangent_dir); an internal error stops gradc: every op has a
+ * forward rule (tests/unit/test_tangent.c). */
+static Block *tangent_at(Module *s, Node *dir, Node **tg)
+{
+    Node **dirs = arena_alloc(s->arena, sizeof(Node *) * (size_t)(s->ninputs + 1));
+    dirs[s->wrt[0]] = dir;
+    Block *b = tangent_dir(s, dirs, tg);
+    if (!b)
+        exit(70);
+    return b;
+}
+
+static Stmt *set1(Arena *a, int slot, Node *v)
+{
+    Stmt *s = stmt_new(a, S_SET, 1);
+    s->slots[0] = slot;
+    s->vals[0] = v;
+    return s;
+}
+
+/* The Hessian of sub's output at x[n] into out: column j is the tangent of
+ * the gradient in the direction e_j, in a for loop over j. */
+static Node *hessian_columns(Module *sub, Block *out, int nslots, Shape xs)
+{
+    Ir *ir = sub->ir;
+    Arena *a = ir->arena;
+    if (shape_is_scalar(xs)) {
+        Node *tg[1];
+        Block *t = tangent_at(sub, mk_const(ir, 1), tg);
+        run_saved(ir, out, t, nslots, tg, 1);
+        return tg[0];
+    }
+    Dim n = xs.rows;
+    Shape hs = shape_make(n, n);
+    Node *count = mk_dim(ir, n);
+    if (count->op != OP_CONST && count->op != OP_DIMVAL) {
+        int c = ir_slot(ir, "n", shape_scalar());
+        block_push(a, out, set1(a, c, count));
+        count = mk_slot(ir, c);
+    }
+    Stmt *loop = stmt_new(a, S_FOR, 1);
+    loop->count = count;
+    loop->index_slot = ir_slot(ir, "j", shape_scalar());
+    loop->body = block_new(a);
+    Node *j0 = mk2(ir, OP_SUB, mk_slot(ir, loop->index_slot), mk_const(ir, 1)), *zero = mk_const(ir, 0);
+    int dir = ir_slot(ir, "e_j", xs);
+    block_push(a, loop->body, set1(a, dir, mk3(ir, OP_PAD, xs, mk_const(ir, 1), j0, zero, 0)));
+    Node *tg[1];
+    Block *t = tangent_at(sub, mk_slot(ir, dir), tg);
+    run_saved(ir, loop->body, t, nslots, tg, 1);
+    loop->slots[0] = ir_slot(ir, "H", hs);
+    loop->vals[0] = mk_zero(ir, hs);
+    loop->next[0] = mk2(ir, OP_ADD, mk_slot(ir, loop->slots[0]), mk3(ir, OP_PAD, hs, tg[0], zero, j0, 0));
+    block_push(a, out, loop);
+    /* exactly symmetric (spec §9): 0.5*(H + H'), the transpose built raw */
+    Node *h = mk_slot(ir, loop->slots[0]);
+    Node *ht = ir_node(ir, OP_TRANSPOSE, hs, h, NULL, 0.0, 0);
+    return mk2(ir, OP_MUL, mk_const(ir, 0.5), mk2(ir, OP_ADD, h, ht));
+}
+
+Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xs, bool hessian, Loc loc)
+{
+    Ir *ir = m->ir;
+    Arena *a = m->arena;
+    int nslots = ir->slots.len;
+    /* the statements so far: the block goes on growing after the call */
+    Module at = *m;
+    at.fwd.body = block_new(a);
+    for (int i = 0; i < m->fwd.body->n; i++)
+        block_push(a, at.fwd.body, m->fwd.body->stmts[i]);
+    Module *sub = sub_module(&at, e, &input, 1);
+    diff_reverse(sub);
+    Block *then = block_new(a);
+    Node *v = NULL;
+    if (hessian) {
+        v = hessian_columns(sub, then, nslots, xs);
+    } else {
+        v = sub->grad.grads[0];
+        run_saved(ir, then, sub->grad.body, nslots, &v, 1);
+    }
+    Stmt *s = stmt_new(a, S_IF, 1);
+    s->loc = loc;
+    s->cond = mk_const(ir, 1);
+    s->then_block = then;
+    s->else_block = block_new(a);
+    s->slots[0] = ir_slot(ir, hessian ? "hessian" : "grad", v->shape);
+    s->then_vals[0] = v;
+    s->else_vals[0] = mk_zero(ir, v->shape);
+    GradCall *gc = arena_alloc(a, sizeof *gc);
+    *gc = (GradCall){.sub = sub, .e = e, .input = input, .hessian = hessian, .loc = loc};
+    s->call = gc;
+    return s;
+}
+
+Block *gradcall_vjp(const Stmt *s, Node *gbar, const bool *wrt_input, Node **adj)
+{
+    const GradCall *gc = s->call;
+    Module *base = gc->sub;
+    Ir *ir = base->ir;
+    Arena *a = base->arena;
+    int nslots = ir->slots.len;
+    /* wrt: x first (the direction's input), then every other wrt input of e's program */
+    int *wrt = arena_alloc(a, sizeof(int) * (size_t)(base->ninputs + 1)), nwrt = 0;
+    wrt[nwrt++] = gc->input;
+    for (int u = 0; u < base->ninputs; u++)
+        if (wrt_input[u] && u != gc->input)
+            wrt[nwrt++] = u;
+    Module *sub = sub_module(base, gc->e, wrt, nwrt);
+    diff_reverse(sub);
+    Block *out = block_new(a);
+    int dir = ir_slot(ir, "gbar", gbar->shape);
+    block_push(a, out, set1(a, dir, gbar));
+    Node **tg = arena_alloc(a, sizeof(Node *) * (size_t)(nwrt + 1));
+    Block *t = tangent_at(sub, mk_slot(ir, dir), tg);
+    run_saved(ir, out, t, nslots, tg, nwrt);
+    for (int k = 0; k < nwrt; k++)
+        adj[wrt[k]] = wrt_input[wrt[k]] ? tg[k] : NULL;
+    return out;
+}
