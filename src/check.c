@@ -101,7 +101,6 @@ typedef struct Checker {
     long ncalls;              /* calls inlined, against exponential programs */
     VEC(struct Env) envs;     /* per call depth: a body's environment, reused */
     int call_depth;
-    VEC(Stmt *) hessians;     /* hessian() values through loops (not differentiated again) */
 } Checker;
 
 /* The arrays of one environment (Checker.vars, seen, pos). */
@@ -821,8 +820,7 @@ static Node *where(Checker *c, const Expr *e)
 
 /* grad(e, x) or hessian(e, x) whose e depends on x through a loop or a
  * nested construct, at top level: a sub-program statement (gradcall.c)
- * whose result is the value.  A hessian is remembered: a wrt through it
- * (third derivatives) is refused once the wrt line is known. */
+ * whose result is the value. */
 static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessian)
 {
     Module at = *c->m;
@@ -834,8 +832,6 @@ static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessi
     s->id = c->m->nconstructs++;
     c->m->has_control = true;
     block_push(c->a, c->out, s);
-    if (hessian)
-        vec_push(c->a, &c->hessians, s);
     return mk_slot(c->ir, s->slots[0]);
 }
 
@@ -2116,28 +2112,6 @@ static Node *output_node(Checker *c)
     return v.node;
 }
 
-/* A wrt through hessian(e, x) of a loop would need third derivatives of e
- * (the adjoint of a Hessian-vector product program): refused at the call
- * when the Hessian depends on a wrt input. */
-static bool hessians_constant(Checker *c, Module *m)
-{
-    for (int k = 0; k < m->nwrt && c->hessians.len; k++) {
-        SlotSet *act = diff_active_slots(c->ir, m->fwd.body, m->wrt[k], m->ninputs);
-        for (int i = 0; i < c->hessians.len; i++) {
-            const Stmt *s = c->hessians.data[i];
-            if (!slotset_has(act, s->slots[0]))
-                continue;
-            const char *x = m->inputs[s->call->input].name, *u = m->inputs[m->wrt[k]].name;
-            diag_error(c->src, s->call->loc, "hessian(e, %s): e depends on %s through a loop, "
-                       "and this Hessian depends on %s, a wrt input: differentiating it again "
-                       "would take third derivatives through the loop, which gradc does not "
-                       "compute (use grad twice, or hold %s out of wrt)", x, x, u, u);
-            return false;
-        }
-    }
-    return true;
-}
-
 Module *check_program(Arena *a, Ast *ast)
 {
     Checker *c = arena_alloc(a, sizeof *c);
@@ -2170,5 +2144,5 @@ Module *check_program(Arena *a, Ast *ast)
             vec_push(a, &c->wrt, i);
     m->wrt = c->wrt.data;
     m->nwrt = c->wrt.len;
-    return hessians_constant(c, m) ? m : NULL;
+    return m;
 }

@@ -23,7 +23,6 @@
 #include "gradc.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 typedef VEC(int) IntVec;
@@ -1285,17 +1284,14 @@ static void rev_loop(Frame *F, Stmt *s)
         add(F, B->boundary.data[m], mk_slot(ir, r->slots[nadj + m]));
 }
 
-/* A grad() value (gradcall.c): its adjoint gbar reaches every wrt input u
- * as the Hessian-vector product (d2e/du dx) gbar, computed by statements
- * that run e's gradient program forward over reverse. */
+/* A grad() or hessian() value (gradcall.c): its adjoint gbar reaches every
+ * wrt input u as (d2e/du dx) gbar (a hessian: the third derivatives against
+ * gbar), computed by statements that run e's gradient program forward over
+ * reverse (forward over forward over reverse). */
 static void rev_call(Frame *F, Stmt *s)
 {
     Diff *d = F->d;
     const GradCall *gc = s->call;
-    if (gc->hessian) {   /* check.c refuses a wrt through it */
-        diag_plain("internal error: the adjoint of a hessian() through a loop");
-        exit(70);
-    }
     Node **adj = arena_alloc(d->a, sizeof(Node *) * (size_t)(gc->sub->ninputs + 1));
     Block *b = gradcall_vjp(s, adj_of(F->slot_adj, s->slots[0]), d->wrt_input, adj);
     for (int i = 0; i < b->n; i++)

@@ -101,42 +101,59 @@ static Stmt *set1(Arena *a, int slot, Node *v)
     return s;
 }
 
+/* The for loop over j = 1..n (nothing around it for a scalar x: j0 = 0)
+ * that body is put in; j0: the 0-based j. */
+static Stmt *columns_loop(Ir *ir, Block *out, Shape xs, Node **j0)
+{
+    Arena *a = ir->arena;
+    Stmt *loop = stmt_new(a, S_FOR, 0);
+    loop->body = block_new(a);
+    *j0 = mk_const(ir, 0);
+    if (shape_is_scalar(xs))
+        return loop;
+    Node *count = mk_dim(ir, xs.rows);
+    if (count->op != OP_CONST && count->op != OP_DIMVAL) {
+        int c = ir_slot(ir, "n", shape_scalar());
+        block_push(a, out, set1(a, c, count));
+        count = mk_slot(ir, c);
+    }
+    loop->count = count;
+    loop->index_slot = ir_slot(ir, "j", shape_scalar());
+    *j0 = mk2(ir, OP_SUB, mk_slot(ir, loop->index_slot), mk_const(ir, 1));
+    return loop;
+}
+
+/* loop with room for n carried slots (set by the caller). */
+static Stmt *carrying(Arena *a, const Stmt *loop, int n)
+{
+    Stmt *s = stmt_new(a, S_FOR, n), fresh = *s;
+    *s = *loop;
+    s->n = n, s->slots = fresh.slots, s->vals = fresh.vals, s->next = fresh.next;
+    return s;
+}
+
 /* The Hessian of sub's output at x[n] into out: column j is the tangent of
  * the gradient in the direction e_j, in a for loop over j. */
 static Node *hessian_columns(Module *sub, Block *out, int nslots, Shape xs)
 {
     Ir *ir = sub->ir;
     Arena *a = ir->arena;
-    if (shape_is_scalar(xs)) {
-        Node *tg[1];
-        Block *t = tangent_at(sub, mk_const(ir, 1), tg);
-        run_saved(ir, out, t, nslots, tg, 1);
-        return tg[0];
-    }
-    Dim n = xs.rows;
-    Shape hs = shape_make(n, n);
-    Node *count = mk_dim(ir, n);
-    if (count->op != OP_CONST && count->op != OP_DIMVAL) {
-        int c = ir_slot(ir, "n", shape_scalar());
-        block_push(a, out, set1(a, c, count));
-        count = mk_slot(ir, c);
-    }
-    Stmt *loop = stmt_new(a, S_FOR, 1);
-    loop->count = count;
-    loop->index_slot = ir_slot(ir, "j", shape_scalar());
-    loop->body = block_new(a);
-    Node *j0 = mk2(ir, OP_SUB, mk_slot(ir, loop->index_slot), mk_const(ir, 1)), *zero = mk_const(ir, 0);
+    Node *j0, *zero = mk_const(ir, 0), *tg[1];
+    Stmt *loop = columns_loop(ir, out, xs, &j0);
+    Block *body = shape_is_scalar(xs) ? out : loop->body;
     int dir = ir_slot(ir, "e_j", xs);
-    block_push(a, loop->body, set1(a, dir, mk3(ir, OP_PAD, xs, mk_const(ir, 1), j0, zero, 0)));
-    Node *tg[1];
-    Block *t = tangent_at(sub, mk_slot(ir, dir), tg);
-    run_saved(ir, loop->body, t, nslots, tg, 1);
-    loop->slots[0] = ir_slot(ir, "H", hs);
-    loop->vals[0] = mk_zero(ir, hs);
-    loop->next[0] = mk2(ir, OP_ADD, mk_slot(ir, loop->slots[0]), mk3(ir, OP_PAD, hs, tg[0], zero, j0, 0));
-    block_push(a, out, loop);
+    block_push(a, body, set1(a, dir, mk3(ir, OP_PAD, xs, mk_const(ir, 1), j0, zero, 0)));
+    run_saved(ir, body, tangent_at(sub, mk_slot(ir, dir), tg), nslots, tg, 1);
+    if (shape_is_scalar(xs))
+        return tg[0];
+    Shape hs = shape_make(xs.rows, xs.rows);
+    Stmt *cols = carrying(a, loop, 1);
+    cols->slots[0] = ir_slot(ir, "H", hs);
+    cols->vals[0] = mk_zero(ir, hs);
+    cols->next[0] = mk2(ir, OP_ADD, mk_slot(ir, cols->slots[0]), mk3(ir, OP_PAD, hs, tg[0], zero, j0, 0));
+    block_push(a, out, cols);
     /* exactly symmetric (spec §9): 0.5*(H + H'), the transpose built raw */
-    Node *h = mk_slot(ir, loop->slots[0]);
+    Node *h = mk_slot(ir, cols->slots[0]);
     Node *ht = ir_node(ir, OP_TRANSPOSE, hs, h, NULL, 0.0, 0);
     return mk2(ir, OP_MUL, mk_const(ir, 0.5), mk2(ir, OP_ADD, h, ht));
 }
@@ -175,6 +192,46 @@ Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xs, bool hessian, Loc l
     return s;
 }
 
+/* The adjoint of a hessian() value: with Hbar symmetrised (the value is),
+ * sum over j of the gradient of Hbar[:, j]' * H * e_j, each the tangent in
+ * the direction e_j of the tangent in the direction Hbar[:, j] of e's
+ * gradient program (third derivatives, forward over forward over reverse),
+ * accumulated over the columns into acc[k] for wrt[k]. */
+static void hessian_vjp(Module *sub, Block *out, int nslots, Node *hbar, Node **acc)
+{
+    Ir *ir = sub->ir;
+    Arena *a = ir->arena;
+    Shape xs = sub->inputs[sub->wrt[0]].shape;
+    int hb = ir_slot(ir, "Hbar", hbar->shape);
+    Node *ht = ir_node(ir, OP_TRANSPOSE, hbar->shape, hbar, NULL, 0.0, 0);
+    block_push(a, out, set1(a, hb, shape_is_scalar(xs) ? hbar
+                                   : mk2(ir, OP_MUL, mk_const(ir, 0.5), mk2(ir, OP_ADD, hbar, ht))));
+    Node *j0, *zero = mk_const(ir, 0);
+    Stmt *loop = columns_loop(ir, out, xs, &j0);
+    Block *body = shape_is_scalar(xs) ? out : loop->body;
+    int d1 = ir_slot(ir, "Hbar_j", xs), d2 = ir_slot(ir, "e_j", xs);
+    block_push(a, body, set1(a, d1, mk3(ir, OP_SLICE, xs, mk_slot(ir, hb), zero, j0, 0)));
+    block_push(a, body, set1(a, d2, mk3(ir, OP_PAD, xs, mk_const(ir, 1), j0, zero, 0)));
+    Node **tg1 = arena_alloc(a, sizeof(Node *) * (size_t)(sub->nwrt + 1));
+    Node **tg2 = arena_alloc(a, sizeof(Node *) * (size_t)(sub->nwrt + 1));
+    Module once = *sub;
+    once.grad = (Func){.body = tangent_at(sub, mk_slot(ir, d1), tg1), .value = sub->grad.value,
+                       .grads = tg1};
+    run_saved(ir, body, tangent_at(&once, mk_slot(ir, d2), tg2), nslots, tg2, sub->nwrt);
+    if (shape_is_scalar(xs)) {
+        memcpy(acc, tg2, sizeof(Node *) * (size_t)sub->nwrt);
+        return;
+    }
+    Stmt *sum = carrying(a, loop, sub->nwrt);
+    for (int k = 0; k < sub->nwrt; k++) {
+        sum->slots[k] = ir_slot(ir, "acc", tg2[k]->shape);
+        sum->vals[k] = mk_zero(ir, tg2[k]->shape);
+        sum->next[k] = mk2(ir, OP_ADD, mk_slot(ir, sum->slots[k]), tg2[k]);
+        acc[k] = mk_slot(ir, sum->slots[k]);
+    }
+    block_push(a, out, sum);
+}
+
 Block *gradcall_vjp(const Stmt *s, Node *gbar, const bool *wrt_input, Node **adj)
 {
     const GradCall *gc = s->call;
@@ -191,11 +248,14 @@ Block *gradcall_vjp(const Stmt *s, Node *gbar, const bool *wrt_input, Node **adj
     Module *sub = sub_module(base, gc->e, wrt, nwrt);
     diff_reverse(sub);
     Block *out = block_new(a);
-    int dir = ir_slot(ir, "gbar", gbar->shape);
-    block_push(a, out, set1(a, dir, gbar));
     Node **tg = arena_alloc(a, sizeof(Node *) * (size_t)(nwrt + 1));
-    Block *t = tangent_at(sub, mk_slot(ir, dir), tg);
-    run_saved(ir, out, t, nslots, tg, nwrt);
+    if (gc->hessian) {
+        hessian_vjp(sub, out, nslots, gbar, tg);
+    } else {
+        int dir = ir_slot(ir, "gbar", gbar->shape);
+        block_push(a, out, set1(a, dir, gbar));
+        run_saved(ir, out, tangent_at(sub, mk_slot(ir, dir), tg), nslots, tg, nwrt);
+    }
     for (int k = 0; k < nwrt; k++)
         adj[wrt[k]] = wrt_input[wrt[k]] ? tg[k] : NULL;
     return out;
