@@ -858,10 +858,14 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
     const char *why = NULL;
     bool open = false;
     Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why, &open);
-    if (!ys && (open || c->out != c->m->fwd.body))
-        fail(c, e->loc, "%s(e, %s): e %s; inside an if, while or for body, grad and hessian "
-             "follow %s through straight-line ifs only (assign the value before the construct)",
+    if (!ys && open)
+        fail(c, e->loc, "%s(e, %s): e %s; in a construct's body, grad and hessian follow %s "
+             "through the values computed before the construct, so e cannot read one it changes",
              f->name, x, why, x);
+    if (!ys && c->out != c->m->fwd.body)
+        fail(c, e->loc, "%s(e, %s): e %s; inside an if, while or for body, grad and hessian "
+             "follow %s through straight-line ifs only (compute the %s before the construct)",
+             f->name, x, why, x, f->name);
     if (!ys)
         return through_loops(c, e, y, v, f->rule == F_HESSIAN);
     y = ys;

@@ -43,6 +43,20 @@ static Module *sub_module(const Module *m, Node *e, const int *wrt, int nwrt)
     return s;
 }
 
+/* The index slots of b's for loops: set at each iteration, read only
+ * inside their bodies, never in need of a restore. */
+static void loop_indices(const Block *b, SlotSet *idx)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        if (s->index_slot >= 0)
+            slotset_add(idx, s->index_slot);
+        loop_indices(s->then_block, idx);
+        loop_indices(s->else_block, idx);
+        loop_indices(s->body, idx);
+    }
+}
+
 /* Appends to out: save the slots older than nslots that body writes, body,
  * the SET of fresh slots to vals[0..n) (read where body leaves the program,
  * as a gradient function's results are), then restore the saved slots.
@@ -50,11 +64,12 @@ static Module *sub_module(const Module *m, Node *e, const int *wrt, int nwrt)
 static void run_saved(Ir *ir, Block *out, Block *body, int nslots, Node **vals, int n)
 {
     Arena *a = ir->arena;
-    SlotSet *w = slotset_new(a);
+    SlotSet *w = slotset_new(a), *idx = slotset_new(a);
     block_writes(body, w);
+    loop_indices(body, idx);
     VEC(int) old = {0};
     for (int s = 0; s < nslots; s++)
-        if (slotset_has(w, s))
+        if (slotset_has(w, s) && !slotset_has(idx, s))
             vec_push(a, &old, s);
     Stmt *save = stmt_new(a, S_SET, old.len), *restore = stmt_new(a, S_SET, old.len);
     for (int k = 0; k < old.len; k++) {
@@ -183,7 +198,7 @@ Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xs, bool hessian, Loc l
     s->cond = mk_const(ir, 1);
     s->then_block = then;
     s->else_block = block_new(a);
-    s->slots[0] = ir_slot(ir, hessian ? "hessian" : "grad", v->shape);
+    s->slots[0] = ir_slot(ir, hessian ? "hessian_e" : "grad_e", v->shape);
     s->then_vals[0] = v;
     s->else_vals[0] = mk_zero(ir, v->shape);
     GradCall *gc = arena_alloc(a, sizeof *gc);

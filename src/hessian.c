@@ -436,8 +436,8 @@ static int needs(Straighten *z, Node *n, Node **kid, const Stmt **st, int *k)
         return -1;
     }
     if (s->call) {
-        z->why = arena_printf(z->ir->arena, "depends on %s through %s, the %s at line %d "
-                              "(through a loop)", z->xname, name,
+        z->why = arena_printf(z->ir->arena, "depends on %s through %s, the value of the %s at "
+                              "line %d (through a loop or a nested if)", z->xname, name,
                               s->call->hessian ? "hessian()" : "grad()", s->loc.line);
         return -1;
     }
