@@ -819,8 +819,10 @@ static Node *where(Checker *c, const Expr *e)
 }
 
 /* grad(e, x) or hessian(e, x) whose e depends on x through a loop or a
- * nested construct, at top level: a sub-program statement (gradcall.c)
- * whose result is the value. */
+ * nested construct: a sub-program statement (gradcall.c) whose result is
+ * the value.  e reads no slot of an open construct (hess_straighten said
+ * so), so the statement goes at top level, before the construct the call
+ * is in: it runs once, not at every iteration. */
 static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessian)
 {
     Module at = *c->m;
@@ -831,7 +833,7 @@ static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessi
     Stmt *s = gradcall_stmt(&at, y, v.aux, v.shape, hessian, e->loc);
     s->id = c->m->nconstructs++;
     c->m->has_control = true;
-    block_push(c->a, c->out, s);
+    block_push(c->a, c->m->fwd.body, s);
     return mk_slot(c->ir, s->slots[0]);
 }
 
@@ -862,10 +864,6 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
         fail(c, e->loc, "%s(e, %s): e %s; in a construct's body, grad and hessian follow %s "
              "through the values computed before the construct, so e cannot read one it changes",
              f->name, x, why, x);
-    if (!ys && c->out != c->m->fwd.body)
-        fail(c, e->loc, "%s(e, %s): e %s; inside an if, while or for body, grad and hessian "
-             "follow %s through straight-line ifs only (compute the %s before the construct)",
-             f->name, x, why, x, f->name);
     if (!ys)
         return through_loops(c, e, y, v, f->rule == F_HESSIAN);
     y = ys;
@@ -1788,7 +1786,8 @@ static void if_stmt(Checker *c, const AstStmt *s, Block *out)
     }
 
     if (res.len == 0 && tb->n == 0 && eb->n == 0) {
-        c->m->nconstructs--;   /* nothing observable: drop it (it has no nested ids) */
+        if (c->m->nconstructs == id + 1)   /* no nested ids (a grad() in it has one) */
+            c->m->nconstructs--;   /* nothing observable: drop it */
         return;
     }
     c->m->has_control = true;

@@ -263,6 +263,23 @@ def grad_hyper(v):
     return mp.fsum(r1[i] ** 2 for i in range(p)) / p
 
 
+def grad_in_body(v):
+    """ed2a_grad_in_body: s = tanh(tanh(tanh(x))), whose slope is the product
+    of 1 - u^2 over the three stages u; grad(c sum(s.^2), x) = 2 c s .* s';
+    t adds c sum(that) twice when c > 0."""
+    x, c = v["x"], v["c"]
+    if not c > 0:
+        return mp.mpf(0)
+    total = 0
+    for u in x:
+        slope = 1
+        for _ in range(3):
+            u = mp.tanh(u)
+            slope *= 1 - u ** 2
+        total += 2 * c * u * slope
+    return 2 * c * total
+
+
 CASES = {
     "ed2a_newton_inv": (newton_inv, ["x", "b"]),
     "ed2a_newton_solve": (newton_inv, ["x", "b"]),   # the same step, by solve
@@ -279,6 +296,7 @@ CASES = {
     "ed2a_hessian_for": (hessian_for, ["x"]),
     "ed2a_grad_meta_loop": (grad_meta_loop, ["lr", "w"]),
     "ed2a_grad_hyper": (grad_hyper, ["lr", "w0"]),
+    "ed2a_grad_in_body": (grad_in_body, ["x", "c"]),
 }
 # cases whose gradient is written out (third partials) rather than differenced
 GRADIENTS = {"ed2a_hessian_slices": hessian_slices_grad}
