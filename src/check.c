@@ -819,8 +819,9 @@ static Node *where(Checker *c, const Expr *e)
 }
 
 /* grad(e, x) or hessian(e, x) whose e depends on x through a loop or a
- * nested construct: a sub-program statement (gradcall.c) whose result is
- * the value.  e reads no slot of an open construct (hess_straighten said
+ * nested construct (or a hessian through a matrix that depends on x, which
+ * hess_jacobian does not carry): a sub-program statement (gradcall.c) whose
+ * result is the value.  e reads no slot of an open construct (hess_straighten said
  * so), so the statement goes at top level, before the construct the call
  * is in: it runs once, not at every iteration. */
 static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessian)
@@ -871,8 +872,8 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
     if (f->rule == F_GRAD)
         return g;
     Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, false, &why);
-    if (!h)
-        fail(c, e->loc, "hessian(e, %s): %s", x, why);
+    if (!h)   /* a matrix that depends on x[n]: n Hessian-vector products instead */
+        return through_loops(c, e, y, v, true);
     /* exactly symmetric, as spec §9 asks, whatever the rounding of h; the
      * transpose is built raw, so that h is computed once and read twice
      * rather than simplified into a second product */

@@ -280,6 +280,22 @@ def grad_in_body(v):
     return 2 * c * total
 
 
+def hessian_outer(v):
+    """ed2a_hessian_outer: f = sum_kl exp(x_k x_l), so with E = exp(x x'),
+    H_kl = 2 E_kl (1 + x_k x_l) + [k = l] 2 sum_j x_j^2 E_kj; y = sum(H.^2)."""
+    x = v["x"]
+    n = len(x)
+    E = [[mp.exp(a * b) for b in x] for a in x]
+    total = 0
+    for k in range(n):
+        for l in range(n):
+            h = 2 * E[k][l] * (1 + x[k] * x[l])
+            if k == l:
+                h += 2 * mp.fsum(x[j] ** 2 * E[k][j] for j in range(n))
+            total += h ** 2
+    return total
+
+
 CASES = {
     "ed2a_newton_inv": (newton_inv, ["x", "b"]),
     "ed2a_newton_solve": (newton_inv, ["x", "b"]),   # the same step, by solve
@@ -297,6 +313,7 @@ CASES = {
     "ed2a_grad_meta_loop": (grad_meta_loop, ["lr", "w"]),
     "ed2a_grad_hyper": (grad_hyper, ["lr", "w0"]),
     "ed2a_grad_in_body": (grad_in_body, ["x", "c"]),
+    "ed2a_hessian_outer": (hessian_outer, ["x"]),
 }
 # cases whose gradient is written out (third partials) rather than differenced
 GRADIENTS = {"ed2a_hessian_slices": hessian_slices_grad}
