@@ -645,7 +645,8 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
  * it written as where(c, a, b); NULL and *why (a phrase after "e", naming
  * xname: "depends on x through s, a result of the for loop at line 4")
  * when e depends on it through a loop, an if with nested statements, or a
- * value of a construct still open (not in body). */
+ * value of a construct still open (not in body; then *open is set, when
+ * open is not NULL). */
 Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
                       int ninputs, const char **why, bool *open);
 /* `gradc derive --hessian`: the closed form of the Hessian block of every
