@@ -836,6 +836,12 @@ static Node *where(Checker *c, const Expr *e)
  * is in: it runs once, not at every iteration. */
 static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessian)
 {
+    const char *fn = hessian ? "hessian" : "grad", *x = e->args[1]->name;
+    if (gradcall_depth(c->a, c->m->fwd.body, y) > GRADCALL_MAX_DEPTH)
+        fail(c, e->loc, "%s(e, %s): e reads a chain of %d grad()/hessian() values computed "
+             "through loops, each reading the one before; every level runs the ones below it "
+             "again with their derivatives (about 4 times the work per level), so gradc stops "
+             "at %d", fn, x, GRADCALL_MAX_DEPTH, GRADCALL_MAX_DEPTH);
     Module at = *c->m;
     at.inputs = c->inputs.data;
     at.ninputs = c->inputs.len;

@@ -671,7 +671,16 @@ struct GradCall {
     int input;            /* x */
     bool hessian;
     Loc loc;              /* the call */
+    int depth;            /* 1 + the deepest such value e reads (each level re-runs the last) */
 };
+/* How deep grad()/hessian() sub-programs may nest (read one another's
+ * values): each level runs the one below forward and backward with
+ * tangents, about 4 times its work, so the program grows as 4^depth. */
+#define GRADCALL_MAX_DEPTH 5
+/* The depth the call's sub-program would have: 1 + the largest depth of
+ * the grad()/hessian() statements of body that e reads, directly or through
+ * the statements between. */
+int gradcall_depth(Arena *a, const Block *body, const Node *e);
 /* The statement for the call (id unset); m: the program so far (fwd.body
  * its top block, inputs and dims declared so far). */
 Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xshape, bool hessian, Loc loc);

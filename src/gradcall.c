@@ -173,6 +173,67 @@ static Node *hessian_columns(Module *sub, Block *out, int nslots, Shape xs)
     return mk2(ir, OP_MUL, mk_const(ir, 0.5), mk2(ir, OP_ADD, h, ht));
 }
 
+/* Adds to set every slot n reads. */
+static void add_reads(SlotSet *set, const Node *n)
+{
+    for (int i = 0; n && i < n->nslots; i++)
+        slotset_add(set, n->slots[i]);
+}
+
+static void nodes_reads(SlotSet *set, Node *const *v, int n)
+{
+    for (int k = 0; v && k < n; k++)
+        add_reads(set, v[k]);
+}
+
+/* Every slot s reads, its nested statements included. */
+static void stmt_reads(SlotSet *set, const Stmt *s);
+static void block_reads(SlotSet *set, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++)
+        stmt_reads(set, b->stmts[i]);
+}
+
+static void stmt_reads(SlotSet *set, const Stmt *s)
+{
+    if (s->call) {   /* it reads what its e reads (its blocks re-run the program) */
+        add_reads(set, s->call->e);
+        return;
+    }
+    if (s->kind == S_IF) {
+        nodes_reads(set, s->then_vals, s->n);
+        nodes_reads(set, s->else_vals, s->n);
+    } else if (s->kind != S_POP) {
+        nodes_reads(set, s->vals, s->n);
+    }
+    if (s->kind == S_WHILE || s->kind == S_FOR)
+        nodes_reads(set, s->next, s->n);
+    add_reads(set, s->cond);
+    add_reads(set, s->count);
+    block_reads(set, s->then_block);
+    block_reads(set, s->else_block);
+    block_reads(set, s->body);
+}
+
+int gradcall_depth(Arena *a, const Block *body, const Node *e)
+{
+    SlotSet *need = slotset_new(a);
+    add_reads(need, e);
+    int depth = 0;
+    for (int j = body->n - 1; j >= 0; j--) {   /* later statements read earlier ones */
+        const Stmt *s = body->stmts[j];
+        bool used = false;
+        for (int k = 0; k < s->n && !used; k++)
+            used = slotset_has(need, s->slots[k]);
+        if (!used)
+            continue;
+        if (s->call && s->call->depth > depth)
+            depth = s->call->depth;
+        stmt_reads(need, s);
+    }
+    return depth + 1;
+}
+
 Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xs, bool hessian, Loc loc)
 {
     Ir *ir = m->ir;
@@ -202,7 +263,8 @@ Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xs, bool hessian, Loc l
     s->then_vals[0] = v;
     s->else_vals[0] = mk_zero(ir, v->shape);
     GradCall *gc = arena_alloc(a, sizeof *gc);
-    *gc = (GradCall){.sub = sub, .e = e, .input = input, .hessian = hessian, .loc = loc};
+    *gc = (GradCall){.sub = sub, .e = e, .input = input, .hessian = hessian, .loc = loc,
+                     .depth = gradcall_depth(a, m->fwd.body, e)};
     s->call = gc;
     return s;
 }
