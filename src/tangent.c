@@ -496,6 +496,7 @@ static Stmt *tan_stmt(Tan *t, const Stmt *s)
     c->then_vals = fresh.then_vals;
     c->else_vals = fresh.else_vals;
     c->next = fresh.next;
+    c->call = NULL;   /* a grad() statement's copy is plain statements now (diff.c never sees it) */
     int j = s->n;
     for (int k = 0; k < s->n; k++) {
         c->slots[k] = s->slots[k];
