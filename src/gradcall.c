@@ -2,7 +2,7 @@
  * x through loops or nested constructs (spec §9: the path taken).
  *
  * The value is computed by a sub-program: the statements of the program up
- * to the call, with e as their output and x as the only wrt input, turned
+ * to the call that e reads, with e as their output and x as the only wrt input, turned
  * into a gradient program by diff_reverse (for hessian, that program's
  * tangent program, once per unit direction).  It runs inside a statement
  * of the enclosing program, an IF on the constant 1 whose then-block saves
@@ -215,7 +215,10 @@ static void stmt_reads(SlotSet *set, const Stmt *s)
     block_reads(set, s->body);
 }
 
-int gradcall_depth(Arena *a, const Block *body, const Node *e)
+/* The statements of body that e reads, directly or through the statements
+ * between (keep[j], when keep is not NULL), and 1 + the largest depth of
+ * the grad()/hessian() statements among them. */
+static int needed(Arena *a, const Block *body, const Node *e, bool *keep)
 {
     SlotSet *need = slotset_new(a);
     add_reads(need, e);
@@ -225,6 +228,8 @@ int gradcall_depth(Arena *a, const Block *body, const Node *e)
         bool used = false;
         for (int k = 0; k < s->n && !used; k++)
             used = slotset_has(need, s->slots[k]);
+        if (keep)
+            keep[j] = used;
         if (!used)
             continue;
         if (s->call && s->call->depth > depth)
@@ -234,16 +239,22 @@ int gradcall_depth(Arena *a, const Block *body, const Node *e)
     return depth + 1;
 }
 
+int gradcall_depth(Arena *a, const Block *body, const Node *e) { return needed(a, body, e, NULL); }
+
 Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xs, bool hessian, Loc loc)
 {
     Ir *ir = m->ir;
     Arena *a = m->arena;
     int nslots = ir->slots.len;
-    /* the statements so far: the block goes on growing after the call */
+    /* the statements so far that e reads (the block goes on growing after
+     * the call): only they are re-run */
     Module at = *m;
     at.fwd.body = block_new(a);
+    bool *keep = arena_alloc(a, (size_t)m->fwd.body->n + 1);
+    int depth = needed(a, m->fwd.body, e, keep);
     for (int i = 0; i < m->fwd.body->n; i++)
-        block_push(a, at.fwd.body, m->fwd.body->stmts[i]);
+        if (keep[i])
+            block_push(a, at.fwd.body, m->fwd.body->stmts[i]);
     Module *sub = sub_module(&at, e, &input, 1);
     diff_reverse(sub);
     Block *then = block_new(a);
@@ -264,7 +275,7 @@ Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xs, bool hessian, Loc l
     s->else_vals[0] = mk_zero(ir, v->shape);
     GradCall *gc = arena_alloc(a, sizeof *gc);
     *gc = (GradCall){.sub = sub, .e = e, .input = input, .hessian = hessian, .loc = loc,
-                     .depth = gradcall_depth(a, m->fwd.body, e)};
+                     .depth = depth};
     s->call = gc;
     return s;
 }
