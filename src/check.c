@@ -828,6 +828,32 @@ static Node *where(Checker *c, const Expr *e)
     return mk2(c->ir, OP_ADD, mk2(c->ir, OP_PICK, k, a), mk2(c->ir, OP_PICK, mk1(c->ir, OP_NOT, k), b));
 }
 
+/* grad(e, x) or hessian(e, x) whose e depends on x through a loop or a
+ * nested construct (or a hessian through a matrix that depends on x, which
+ * hess_jacobian does not carry): a sub-program statement (gradcall.c) whose
+ * result is the value.  e reads no slot of an open construct (hess_straighten said
+ * so), so the statement goes at top level, before the construct the call
+ * is in: it runs once, not at every iteration. */
+static Node *through_loops(Checker *c, const Expr *e, Node *y, Var v, bool hessian)
+{
+    const char *fn = hessian ? "hessian" : "grad", *x = e->args[1]->name;
+    if (gradcall_depth(c->a, c->m->fwd.body, y) > GRADCALL_MAX_DEPTH)
+        fail(c, e->loc, "%s(e, %s): e reads a chain of %d grad()/hessian() values computed "
+             "through loops, each reading the one before; every level runs the ones below it "
+             "again with their derivatives (about 4 times the work per level), so gradc stops "
+             "at %d", fn, x, GRADCALL_MAX_DEPTH, GRADCALL_MAX_DEPTH);
+    Module at = *c->m;
+    at.inputs = c->inputs.data;
+    at.ninputs = c->inputs.len;
+    at.dims = c->dims.data;
+    at.ndims = c->dims.len;
+    Stmt *s = gradcall_stmt(&at, y, v.aux, v.shape, hessian, e->loc);
+    s->id = c->m->nconstructs++;
+    c->m->has_control = true;
+    block_push(c->a, c->m->fwd.body, s);
+    return mk_slot(c->ir, s->slots[0]);
+}
+
 /* grad(e, x) and hessian(e, x) (spec §9): reverse mode over e's DAG, then
  * for hessian the Jacobian of that gradient; both ordinary nodes, so the
  * program's own reverse mode differentiates through them. */
@@ -849,17 +875,21 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
         fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
              shape_s(c, v.shape));
     const char *why = NULL;
-    Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why);
+    bool open = false;
+    Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why, &open);
+    if (!ys && open)
+        fail(c, e->loc, "%s(e, %s): e %s; in a construct's body, grad and hessian follow %s "
+             "through the values computed before the construct, so e cannot read one it changes",
+             f->name, x, why, x);
     if (!ys)
-        fail(c, e->loc, "%s(e, %s): e %s; grad and hessian follow %s through straight-line ifs, "
-             "not yet through loops or nested constructs", f->name, x, why, x);
+        return through_loops(c, e, y, v, f->rule == F_HESSIAN);
     y = ys;
     Node *g = diff_dag_grad(c->ir, y, v.aux, v.shape, c->inputs.len);
     if (f->rule == F_GRAD)
         return g;
     Node *h = hess_jacobian(c->ir, g, v.aux, x, v.shape, false, &why);
-    if (!h)
-        fail(c, e->loc, "hessian(e, %s): %s", x, why);
+    if (!h)   /* a matrix that depends on x[n]: n Hessian-vector products instead */
+        return through_loops(c, e, y, v, true);
     /* exactly symmetric, as spec §9 asks, whatever the rounding of h; the
      * transpose is built raw, so that h is computed once and read twice
      * rather than simplified into a second product */
@@ -1773,7 +1803,8 @@ static void if_stmt(Checker *c, const AstStmt *s, Block *out)
     }
 
     if (res.len == 0 && tb->n == 0 && eb->n == 0) {
-        c->m->nconstructs--;   /* nothing observable: drop it (it has no nested ids) */
+        if (c->m->nconstructs == id + 1)   /* no nested ids (a grad() in it has one) */
+            c->m->nconstructs--;   /* nothing observable: drop it */
         return;
     }
     c->m->has_control = true;

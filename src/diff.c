@@ -187,6 +187,8 @@ static bool mark_slot(Diff *d, int slot, bool act)
 
 static bool mark_stmt(Diff *d, Stmt *s)
 {
+    if (s->call)   /* a grad() value depends on x and on whatever e does */
+        return mark_slot(d, s->slots[0], d->wrt_input[s->call->input] || active(d, s->call->e));
     bool changed = false;
     for (int k = 0; k < s->n; k++) {
         bool act = s->kind == S_IF ? active(d, s->then_vals[k]) || active(d, s->else_vals[k])
@@ -215,6 +217,8 @@ static void index_slots(Diff *d, const Block *b)
             d->slot_block[s->slots[k]] = b;
             d->slot_index[s->slots[k]] = j + 1;
         }
+        if (s->call)   /* its blocks re-run earlier statements: their slots stay theirs */
+            continue;
         index_slots(d, s->then_block);
         index_slots(d, s->else_block);
         index_slots(d, s->body);
@@ -1280,6 +1284,23 @@ static void rev_loop(Frame *F, Stmt *s)
         add(F, B->boundary.data[m], mk_slot(ir, r->slots[nadj + m]));
 }
 
+/* A grad() or hessian() value (gradcall.c): its adjoint gbar reaches every
+ * wrt input u as (d2e/du dx) gbar (a hessian: the third derivatives against
+ * gbar), computed by statements that run e's gradient program forward over
+ * reverse (forward over forward over reverse). */
+static void rev_call(Frame *F, Stmt *s)
+{
+    Diff *d = F->d;
+    const GradCall *gc = s->call;
+    Node **adj = arena_alloc(d->a, sizeof(Node *) * (size_t)(gc->sub->ninputs + 1));
+    Block *b = gradcall_vjp(s, adj_of(F->slot_adj, s->slots[0]), d->wrt_input, adj);
+    for (int i = 0; i < b->n; i++)
+        block_push(d->a, F->out, b->stmts[i]);
+    for (int u = 0; u < gc->sub->ninputs; u++)
+        if (adj[u])
+            add(F, mk_input(d->ir, u, gc->sub->inputs[u].shape), adj[u]);
+}
+
 /* Statements backwards; between constructs, plain reverse mode over the DAG. */
 static void rev_block(Frame *F)
 {
@@ -1289,7 +1310,9 @@ static void rev_block(Frame *F)
         if (!has_seed(F, s))
             continue;
         materialize(F, s, j);
-        if (s->kind == S_IF)
+        if (s->call)
+            rev_call(F, s);
+        else if (s->kind == S_IF)
             rev_if(F, s);
         else
             rev_loop(F, s);

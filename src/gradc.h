@@ -440,6 +440,7 @@ typedef struct Slot {
 typedef enum StmtKind { S_SET, S_IF, S_WHILE, S_FOR, S_PUSH, S_POP } StmtKind;
 
 typedef struct Block Block;
+typedef struct GradCall GradCall;
 typedef struct Stmt {
     StmtKind kind;
     Loc loc;
@@ -456,6 +457,7 @@ typedef struct Stmt {
     bool reverse;         /* FOR */
     int count_slot;       /* WHILE: -1 if not recorded */
     int id;               /* forward constructs: numbered by check.c from 0 (diff.c's tables) */
+    const GradCall *call; /* IF: a grad()/hessian() through loops (gradcall.c), or NULL */
 } Stmt;
 
 struct Block {
@@ -643,9 +645,10 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
  * it written as where(c, a, b); NULL and *why (a phrase after "e", naming
  * xname: "depends on x through s, a result of the for loop at line 4")
  * when e depends on it through a loop, an if with nested statements, or a
- * value of a construct still open (not in body). */
+ * value of a construct still open (not in body; then *open is set, when
+ * open is not NULL). */
 Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
-                      int ninputs, const char **why);
+                      int ninputs, const char **why, bool *open);
 /* `gradc derive --hessian`: the closed form of the Hessian block of every
  * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]), or NULL there
  * with the reason in (*block_why)[i*nwrt + j] (a matrix input, a matrix
@@ -665,6 +668,40 @@ Node *hess_matrix(Module *m);
  * forward body), for NAME_hessian, eval and check --hessian; NULL when
  * hess_matrix is (or the output is not a scalar). */
 Module *hess_closed_module(Module *m);
+
+/* ===================================================================== */
+/* gradcall.c — grad()/hessian() values through loops: sub-programs      */
+/* ===================================================================== */
+
+/* A grad(e, x) or hessian(e, x) whose e depends on the input x through a
+ * loop or nested constructs: an IF on the constant 1 (Stmt.call) whose
+ * then-block runs the gradient program of the statements before it with
+ * output e (for hessian, its tangent program per unit direction), saving
+ * and restoring the slots that re-runs, and whose one result is the value. */
+struct GradCall {
+    Module *sub;          /* the statements before the call, output e, wrt x; grad built */
+    Node *e;
+    int input;            /* x */
+    bool hessian;
+    Loc loc;              /* the call */
+    int depth;            /* 1 + the deepest such value e reads (each level re-runs the last) */
+};
+/* How deep grad()/hessian() sub-programs may nest (read one another's
+ * values): each level runs the one below forward and backward with
+ * tangents, about 4 times its work, so the program grows as 4^depth. */
+#define GRADCALL_MAX_DEPTH 5
+/* The depth the call's sub-program would have: 1 + the largest depth of
+ * the grad()/hessian() statements of body that e reads, directly or through
+ * the statements between. */
+int gradcall_depth(Arena *a, const Block *body, const Node *e);
+/* The statement for the call (id unset); m: the program so far (fwd.body
+ * its top block, inputs and dims declared so far). */
+Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xshape, bool hessian, Loc loc);
+/* diff.c's reverse of a grad() statement s (not a hessian): statements
+ * that leave in adj[u] (NULL: nothing), for every input u with
+ * wrt_input[u], the adjoint gbar of s's result carried to u, i.e.
+ * (d2e/du dx) gbar, by forward over reverse (tangent_dir). */
+Block *gradcall_vjp(const Stmt *s, Node *gbar, const bool *wrt_input, Node **adj);
 
 /* ===================================================================== */
 /* print.c — expressions and programs as text (derive)                   */
@@ -797,6 +834,11 @@ void jit_close(Jit *j);
  * function is m's.  NULL after a message (a non-scalar output, an op with
  * no tangent rule). */
 Module *tangent_module(Module *m);
+/* Forward over reverse inside a program (gradcall.c): the statements of
+ * m->grad's tangent program with input i's direction the node dir[i]
+ * (NULL: zero; dir has m->ninputs entries), and in tgrads[k] the tangent
+ * of m->grad.grads[k].  NULL after a message (an op with no tangent rule). */
+Block *tangent_dir(Module *m, Node *const *dir, Node **tgrads);
 /* Whether op has a forward-mode rule (tests/unit/test_tangent.c). */
 bool tangent_has_rule(Op op);
 /* N: the entries of the wrt inputs of h's program under dims. */

@@ -378,6 +378,8 @@ static void note_slots(IntMap *writer, const Block *b)
             *intmap_put(writer, s->slots[k]) = s;
         if (s->index_slot >= 0)
             *intmap_put(writer, s->index_slot) = s;
+        if (s->call)   /* a grad() sub-program re-runs the statements before it */
+            continue;
         note_slots(writer, s->then_block);
         note_slots(writer, s->else_block);
         note_slots(writer, s->body);
@@ -396,6 +398,7 @@ typedef struct Straighten {
     SlotSet *act;         /* slots that depend on x */
     IntMap *memo;         /* node id → its rewritten form */
     const char *xname, *why;
+    bool open;            /* why: a slot of a construct still open */
 } Straighten;
 
 static bool reads_active(const Straighten *z, const Node *n)
@@ -429,6 +432,13 @@ static int needs(Straighten *z, Node *n, Node **kid, const Stmt **st, int *k)
     if (!s) {
         z->why = arena_printf(z->ir->arena, "reads %s, which the enclosing if, while or for "
                               "changes", name);
+        z->open = true;
+        return -1;
+    }
+    if (s->call) {
+        z->why = arena_printf(z->ir->arena, "depends on %s through %s, the value of the %s at "
+                              "line %d (through a loop or a nested if)", z->xname, name,
+                              s->call->hessian ? "hessian()" : "grad()", s->loc.line);
         return -1;
     }
     if (s->kind != S_IF || s->then_block->n || s->else_block->n) {
@@ -463,7 +473,7 @@ static Node *rebuild(Straighten *z, Node *n, const Stmt *s, int k)
 }
 
 Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
-                      int ninputs, const char **why)
+                      int ninputs, const char **why, bool *open)
 {
     if (!e->nslots)
         return e;
@@ -487,6 +497,8 @@ Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char 
         int k = 0, nk = needs(&z, n, kid, &s, &k);
         if (nk < 0) {
             *why = z.why;
+            if (open)
+                *open = z.open;
             return NULL;
         }
         bool wait = false;
@@ -524,7 +536,7 @@ static Node **closed_blocks(Module *m, bool textbook, const char **why, const ch
     for (int i = 0; i < k; i++) {
         const Input *x = &m->inputs[m->wrt[i]];
         const char *p = NULL;
-        Node *e = hess_straighten(ir, m->fwd.body, y, m->wrt[i], x->name, m->ninputs, &p);
+        Node *e = hess_straighten(ir, m->fwd.body, y, m->wrt[i], x->name, m->ninputs, &p, NULL);
         if (!e) {
             *why = arena_printf(a, "the output %s (derive without --hessian prints the "
                                 "gradient program)", p);

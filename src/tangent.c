@@ -42,6 +42,7 @@ typedef struct Tan {
     int nnodes;           /* nodes of the program: the pass asks tangents of these only */
     int ninputs;          /* the program's inputs; directions follow */
     int *dir;             /* per input: its wrt position k (direction input ninputs + k), -1 */
+    Node *const *dir_node;/* tangent_dir: per input, its direction as a node (NULL: zero) */
     signed char *dep;     /* per node: may depend on the direction */
     SlotSet *active;      /* slots that carry a tangent */
     IntMap *tslot;        /* slot → its tangent slot (as intptr_t + 1) */
@@ -351,7 +352,7 @@ static void mark_nodes(Tan *t)
         Node *n = t->ir->nodes.data[id];
         bool d = false;
         if (n->op == OP_INPUT)
-            d = t->dir[n->index] >= 0;
+            d = t->dir_node ? t->dir_node[n->index] != NULL : t->dir[n->index] >= 0;
         else if (n->op == OP_SLOT)
             d = slotset_has(t->active, n->index);
         else if (jvp_rules[n->op] != jvp_zero)   /* a missing rule counts: it is reported */
@@ -423,6 +424,8 @@ static int tslot_of(Tan *t, int slot)
 
 static Node *leaf_tangent(Tan *t, Node *n)
 {
+    if (n->op == OP_INPUT && t->dir_node)
+        return t->dir_node[n->index];
     if (n->op == OP_INPUT)
         return mk_input(t->ir, t->ninputs + t->dir[n->index], n->shape);
     return mk_slot(t->ir, tslot_of(t, n->index));
@@ -507,6 +510,7 @@ static Stmt *tan_stmt(Tan *t, const Stmt *s)
     c->then_vals = fresh.then_vals;
     c->else_vals = fresh.else_vals;
     c->next = fresh.next;
+    c->call = NULL;   /* a grad() statement's copy is plain statements now (diff.c never sees it) */
     int j = s->n;
     for (int k = 0; k < s->n; k++) {
         c->slots[k] = s->slots[k];
@@ -659,16 +663,10 @@ static void prune_tangents(Tan *t, Block *body, Node **hv, int k)
 
 /* ---- the Hessian-vector module ---- */
 
-Module *tangent_module(Module *m)
+/* The pass over m->grad with the directions of m's wrt inputs as inputs
+ * (dir_node NULL) or, per input, as the given nodes; slots marked. */
+static Tan *tan_new(Module *m, Node *const *dir_node)
 {
-    if (!m->grad.value)
-        diff_reverse(m);
-    if (!shape_is_scalar(m->fwd.value->shape)) {
-        const char *shape = shape_str(m->arena, m->fwd.value->shape, m->dims);
-        diag_error(m->src, (Loc){0, 0}, "--hessian needs a scalar output; %s is %s",
-                   m->output_name ? m->output_name : "the output", shape);
-        return NULL;
-    }
     Arena *a = m->arena;
     Tan *t = arena_alloc(a, sizeof *t);
     t->m = m;
@@ -676,6 +674,7 @@ Module *tangent_module(Module *m)
     t->a = a;
     t->nnodes = m->ir->nnodes;
     t->ninputs = m->ninputs;
+    t->dir_node = dir_node;
     t->dir = arena_alloc(a, sizeof(int) * (size_t)(m->ninputs + 1));
     for (int i = 0; i < m->ninputs; i++)
         t->dir[i] = -1;
@@ -691,6 +690,21 @@ Module *tangent_module(Module *m)
         mark_nodes(t);
     while (mark_block(t, m->grad.body) && !t->failed);
 
+    return t;
+}
+
+Module *tangent_module(Module *m)
+{
+    if (!m->grad.value)
+        diff_reverse(m);
+    if (!shape_is_scalar(m->fwd.value->shape)) {
+        const char *shape = shape_str(m->arena, m->fwd.value->shape, m->dims);
+        diag_error(m->src, (Loc){0, 0}, "--hessian needs a scalar output; %s is %s",
+                   m->output_name ? m->output_name : "the output", shape);
+        return NULL;
+    }
+    Arena *a = m->arena;
+    Tan *t = tan_new(m, NULL);
     Block *body = tan_block(t, m->grad.body);
     int k = m->nwrt;
     Node **grads = arena_alloc(a, sizeof(Node *) * (size_t)(2 * k + 1));
@@ -720,6 +734,15 @@ Module *tangent_module(Module *m)
     /* auxiliary outputs (spec §8) come out with the value, as from m->grad */
     h->grad = (Func){.body = body, .value = m->grad.value, .grads = grads, .aux = m->grad.aux};
     return h;
+}
+
+Block *tangent_dir(Module *m, Node *const *dir, Node **tgrads)
+{
+    Tan *t = tan_new(m, dir);
+    Block *body = tan_block(t, m->grad.body);
+    for (int i = 0; i < m->nwrt && !t->failed; i++)
+        tgrads[i] = tangent_value(t, m->grad.grads[i]);
+    return t->failed ? NULL : body;
 }
 
 /* ---- Hessians from Hessian-vector products ---- */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Second order on the command line (spec §9): `gradc eval --hessian`.
 
-    python3 tests/hessian.py --gradc build/src/gradc DIR... [-v]
+    python3 tests/hessian.py --gradc build/src/gradc DIR|FILE.expr... [-v]
 
 For every DIR/NAME.expr with a scalar output and DIR/NAME.inputs.json:
   - `eval --hessian --interp` and `eval --hessian --jit` agree on the value,
@@ -227,25 +227,31 @@ def contract(gradc, tmp):
     return res
 
 
+def programs(paths):
+    """The stems of the NAME.expr files (with NAME.inputs.json) in the given
+    folders, and of the NAME.expr files given themselves."""
+    for d in paths:
+        files = [d] if d.endswith(".expr") else [os.path.join(d, f) for f in sorted(os.listdir(d))]
+        for f in files:
+            if f.endswith(".expr") and os.path.exists(f[:-5] + ".inputs.json"):
+                yield f[:-5]
+
+
 def checkpointed(gradc, dirs):
     """eval --hessian with --checkpoint 2 prints exactly what it prints without,
     on every program with a loop (the tape carries the tangents either way)."""
     res = []
-    for d in dirs:
-        for f in sorted(os.listdir(d)):
-            stem = os.path.join(d, f[:-5])
-            if not f.endswith(".expr") or not os.path.exists(stem + ".inputs.json"):
-                continue
-            if not any(w in open(stem + ".expr").read() for w in ("for ", "while ")):
-                continue
-            outs = []
-            for extra in ([], ["--checkpoint", "2"]):
-                rc, out, err = run([gradc, "eval", stem + ".expr", "--inputs", stem + ".inputs.json",
-                                    "--hessian"] + extra)
-                outs.append(out if rc == 0 else err)
-            if "needs a scalar output" in outs[0]:
-                continue
-            res.append((stem + " --checkpoint 2", None if outs[0] == outs[1] else "differs:\n" + "".join(outs)))
+    for stem in programs(dirs):
+        if not any(w in open(stem + ".expr").read() for w in ("for ", "while ")):
+            continue
+        outs = []
+        for extra in ([], ["--checkpoint", "2"]):
+            rc, out, err = run([gradc, "eval", stem + ".expr", "--inputs", stem + ".inputs.json",
+                                "--hessian"] + extra)
+            outs.append(out if rc == 0 else err)
+        if "needs a scalar output" in outs[0]:
+            continue
+        res.append((stem + " --checkpoint 2", None if outs[0] == outs[1] else "differs:\n" + "".join(outs)))
     return res
 
 
@@ -253,18 +259,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gradc", required=True)
     ap.add_argument("-v", action="store_true")
-    ap.add_argument("dirs", nargs="+")
+    ap.add_argument("dirs", nargs="+", help="folders of NAME.expr + NAME.inputs.json, or NAME.expr files")
     args = ap.parse_args()
     passed = failed = 0
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for d in args.dirs:
-            for f in sorted(os.listdir(d)):
-                if not f.endswith(".expr"):
-                    continue
-                stem = os.path.join(d, f[:-5])
-                if os.path.exists(stem + ".inputs.json"):
-                    results.append((stem, check_case(args.gradc, stem + ".expr", stem + ".inputs.json", tmp)))
+        for stem in programs(args.dirs):
+            results.append((stem, check_case(args.gradc, stem + ".expr", stem + ".inputs.json", tmp)))
         results += contract(args.gradc, tmp)
     results += checkpointed(args.gradc, args.dirs)
     for name, msg in results:

@@ -182,6 +182,122 @@ def hessian_scalar_matrix(v):
     return mp.diff(f, v["s"], 2) + mp.diff(f, v["s"], 1) ** 2
 
 
+# §9 through loops and nested ifs (gradcall.c): the derivatives of the path taken
+
+def lambert_iterations(a, count=None):
+    """ed2a_grad_while_newton's while loop: Newton for w exp(w) = a from
+    log(1 + a), the number of iterations it runs (or exactly count)."""
+    w, k = mp.log(1 + a), 0
+    tol = mp.mpf(1e-9)   # the program's literal, a double
+    while (count is None and abs(w * mp.exp(w) - a) > tol * a) or (count is not None and k < count):
+        w, k = w - (w * mp.exp(w) - a) / (mp.exp(w) * (1 + w)), k + 1
+    return w, k
+
+
+def grad_while_newton(v):
+    """y = w + a w'(a) + w''(a), w the iterate the loop ends with: a fixed
+    composition of Newton steps (the count taken at a), whose derivatives in a
+    are mpmath's numerical ones."""
+    a = v["a"]
+    w, count = lambert_iterations(a)
+    it = lambda t: lambert_iterations(t, count)[0]
+    return w + a * mp.diff(it, a, 1) + mp.diff(it, a, 2)
+
+
+def grad_if_nested(v):
+    """ed2a_grad_if_nested(_other): t = x^3 (x > 2), c x^2 (0 < x <= 2),
+    sin(x) (x <= 0); g = dt/dx of that branch; y = c g + t."""
+    x, c = v["x"], v["c"]
+    if x > 0:
+        t, g = (x ** 3, 3 * x ** 2) if x > 2 else (c * x ** 2, 2 * c * x)
+    else:
+        t, g = mp.sin(x), mp.cos(x)
+    return c * g + t
+
+
+def hessian_for(v):
+    """ed2a_hessian_for: f = sum_k sum(x.^(k+1))/k (k = 1..3) + sum(x)^2/2, so
+    H = diag(2 + 3x + 4x.^2) + ones; y = logdet(H) + sum(H x)."""
+    x = v["x"]
+    n = len(x)
+    H = mp.matrix(n, n)
+    for i in range(n):
+        for j in range(n):
+            H[i, j] = 1 + (2 + 3 * x[i] + 4 * x[i] ** 2 if i == j else 0)
+    Hx = H * col(x)
+    return mp.log(mp.det(H)) + mp.fsum(Hx[i] for i in range(n))
+
+
+def grad_meta_loop(v):
+    """ed2a_grad_meta_loop: L = sum of Huber terms of r = X w - y (r - 1/2 where
+    r > 1, r^2/2 elsewhere), grad L = X' (r > 1 ? 1 : r); w1 = w - lr grad L;
+    loss = mean(log(1 + (X w1 - y).^2))."""
+    X, y, w, lr = mat(v["X"]), col(v["y"]), col(v["w"]), v["lr"]
+    m = X.rows
+    r = X * w - y
+    d = col([1 if r[i] > 1 else r[i] for i in range(m)])
+    w1 = w - lr * (X.T * d)
+    e = X * w1 - y
+    return mp.fsum(mp.log(1 + e[i] ** 2) for i in range(m)) / m
+
+
+def train(w0, lr, X, y):
+    """ed2a_grad_hyper's train(), and dw/dlr carried by hand beside it."""
+    w, dw = w0, mp.matrix(w0.rows, 1)
+    for _ in range(5):
+        w, dw = (w - lr * X.T * (X * w - y) / 4,
+                 dw - X.T * (X * w - y) / 4 - lr * X.T * (X * dw) / 4)
+    return w, dw
+
+
+def grad_hyper(v):
+    """ed2a_grad_hyper: val = mean((Xv w - yv).^2) with w = train(w0, lr), its
+    derivative in lr through the 5 steps, lr1 = lr - 0.05 val', and the
+    validation loss of train(w0, lr1)."""
+    X, y, Xv, yv, w0, lr = (mat(v["X"]), col(v["y"]), mat(v["Xv"]), col(v["yv"]),
+                            col(v["w0"]), v["lr"])
+    p = Xv.rows
+    w, dw = train(w0, lr, X, y)
+    r, dr = Xv * w - yv, Xv * dw
+    h = mp.fsum(2 * r[i] * dr[i] for i in range(p)) / p
+    w1, _ = train(w0, lr - mp.mpf(0.05) * h, X, y)
+    r1 = Xv * w1 - yv
+    return mp.fsum(r1[i] ** 2 for i in range(p)) / p
+
+
+def grad_in_body(v):
+    """ed2a_grad_in_body: s = tanh(tanh(tanh(x))), whose slope is the product
+    of 1 - u^2 over the three stages u; grad(c sum(s.^2), x) = 2 c s .* s';
+    t adds c sum(that) twice when c > 0."""
+    x, c = v["x"], v["c"]
+    if not c > 0:
+        return mp.mpf(0)
+    total = 0
+    for u in x:
+        slope = 1
+        for _ in range(3):
+            u = mp.tanh(u)
+            slope *= 1 - u ** 2
+        total += 2 * c * u * slope
+    return 2 * c * total
+
+
+def hessian_outer(v):
+    """ed2a_hessian_outer: f = sum_kl exp(x_k x_l), so with E = exp(x x'),
+    H_kl = 2 E_kl (1 + x_k x_l) + [k = l] 2 sum_j x_j^2 E_kj; y = sum(H.^2)."""
+    x = v["x"]
+    n = len(x)
+    E = [[mp.exp(a * b) for b in x] for a in x]
+    total = 0
+    for k in range(n):
+        for l in range(n):
+            h = 2 * E[k][l] * (1 + x[k] * x[l])
+            if k == l:
+                h += 2 * mp.fsum(x[j] ** 2 * E[k][j] for j in range(n))
+            total += h ** 2
+    return total
+
+
 CASES = {
     "ed2a_newton_inv": (newton_inv, ["x", "b"]),
     "ed2a_newton_solve": (newton_inv, ["x", "b"]),   # the same step, by solve
@@ -192,6 +308,14 @@ CASES = {
     "ed2a_grad_if": (grad_if, ["x", "a"]),
     "ed2a_grad_if_other": (grad_if, ["x", "a"]),
     "ed2a_hessian_scalar_matrix": (hessian_scalar_matrix, ["s", "A"]),
+    "ed2a_grad_while_newton": (grad_while_newton, ["a"]),
+    "ed2a_grad_if_nested": (grad_if_nested, ["x", "c"]),
+    "ed2a_grad_if_nested_other": (grad_if_nested, ["x", "c"]),
+    "ed2a_hessian_for": (hessian_for, ["x"]),
+    "ed2a_grad_meta_loop": (grad_meta_loop, ["lr", "w"]),
+    "ed2a_grad_hyper": (grad_hyper, ["lr", "w0"]),
+    "ed2a_grad_in_body": (grad_in_body, ["x", "c"]),
+    "ed2a_hessian_outer": (hessian_outer, ["x"]),
 }
 # cases whose gradient is written out (third partials) rather than differenced
 GRADIENTS = {"ed2a_hessian_slices": hessian_slices_grad}
