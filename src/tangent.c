@@ -175,6 +175,10 @@ SLOPE(logsigmoid, op1(t, OP_SIGMOID, op1(t, OP_NEG, A)))
 /* Linear ops: the op of the tangent. */
 static Node *jvp_linear(Tan *t, Node *n, Node *ta, Node *tb) { (void)tb; return unary(t, n->op, ta); }
 static Node *jvp_matmul(Tan *t, Node *n, Node *ta, Node *tb) { return plus(t, matmul(t, ta, B), matmul(t, A, tb)); }
+static Node *jvp_kron(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    return plus(t, ta ? op2(t, OP_KRON, ta, B) : NULL, tb ? op2(t, OP_KRON, A, tb) : NULL);
+}
 /* d||a|| = <a, da>/||a||, and 0 at a = 0 (the adjoint's convention) */
 static Node *jvp_norm(Tan *t, Node *n, Node *ta, Node *tb)
 {
@@ -324,6 +328,7 @@ static JvpRule *const jvp_rules[OP_COUNT] = {
     [OP_PICK] = jvp_pick, [OP_LU] = jvp_lu, [OP_SOLVE] = jvp_solve, [OP_SOLVET] = jvp_solvet,
     [OP_CHOL] = jvp_chol, [OP_VCAT] = jvp_cat, [OP_HCAT] = jvp_cat,
     [OP_SLICE] = jvp_block, [OP_PAD] = jvp_block,
+    [OP_KRON] = jvp_kron, [OP_FLATTEN] = jvp_linear,
 };
 
 bool tangent_has_rule(Op op) { return op >= 0 && op < OP_COUNT && jvp_rules[op] != NULL; }
