@@ -59,9 +59,62 @@ static Node *diag_of(Ir *ir, Node *n)
     return NULL;
 }
 
-/* a ± b, with diag(u) ± diag(v) as diag(u ± v): one diagonal, as written by hand */
+/* n as rest*R with R its rightmost matrix factor (through scalar factors,
+ * divisors and signs), or NULL when n is not a product. */
+static Node *peel_right(Ir *ir, Node *n, Node **rest)
+{
+    Node *r, *x;
+    switch (n->op) {
+    case OP_MATMUL:
+        if (!(r = peel_right(ir, n->args[1], &x))) {
+            *rest = n->args[0];
+            return n->args[1];
+        }
+        *rest = mk2(ir, OP_MATMUL, n->args[0], x);
+        return r;
+    case OP_MUL:
+        if (!shape_is_scalar(n->args[0]->shape) || !(r = peel_right(ir, n->args[1], &x)))
+            return NULL;
+        *rest = mk2(ir, OP_MUL, n->args[0], x);
+        return r;
+    case OP_DIV:
+        if (!shape_is_scalar(n->args[1]->shape) || !(r = peel_right(ir, n->args[0], &x)))
+            return NULL;
+        *rest = mk2(ir, OP_DIV, x, n->args[1]);
+        return r;
+    case OP_NEG:
+        if (!(r = peel_right(ir, n->args[0], &x)))
+            return NULL;
+        *rest = mk1(ir, OP_NEG, x);
+        return r;
+    default:
+        return NULL;
+    }
+}
+
+/* a scalar rest as a multiple of eye, to meet a matrix one */
+static Node *as_square(Ir *ir, Node *x, Dim n)
+{
+    return shape_is_scalar(x->shape) && !dim_eq(n, dim_lit(1)) ? mk2(ir, OP_MUL, x, mk_eye(ir, n)) : x;
+}
+
+/* a ± b, with diag(u) ± diag(v) as diag(u ± v): one diagonal, as written by
+ * hand; A*R ± B*R as (A ± B)*R: a Jacobian's common right factor once */
 static Node *combine(Ir *ir, Op op, Node *a, Node *b)
 {
+    Node *ra, *rb, *xa, *xb;
+    if ((ra = peel_right(ir, a, &xa)) && (rb = peel_right(ir, b, &xb)) && ra == rb &&
+        !shape_is_scalar(ra->shape)) {
+        Dim k = ra->shape.rows;
+        return mk2(ir, OP_MATMUL, combine(ir, op, as_square(ir, xa, k), as_square(ir, xb, k)), ra);
+    }
+    if (a->op == OP_KRON && b->op == OP_KRON) {   /* kron(A, v) ± kron(B, v) = kron(A ± B, v) */
+        for (int i = 0; i < 2; i++)
+            if (a->args[i] == b->args[i] && shape_eq(a->args[1 - i]->shape, b->args[1 - i]->shape)) {
+                Node *d = combine(ir, op, a->args[1 - i], b->args[1 - i]);
+                return i ? mk2(ir, OP_KRON, d, a->args[1]) : mk2(ir, OP_KRON, a->args[0], d);
+            }
+    }
     Node *u = diag_of(ir, a), *v = u ? diag_of(ir, b) : NULL;
     if (u && v)
         return mk1(ir, OP_DIAGM, mk2(ir, op, u, v));
@@ -84,17 +137,33 @@ static Node *times(Ir *ir, Node *p, Node *q)
     return mk2(ir, OP_MUL, p, q);
 }
 
+/* The scalar every entry of p is (a fill, s .* ones, ones/s, a scalar
+ * expanded, or a flatten of one of these), or NULL. */
+static Node *uniform(Ir *ir, Node *p)
+{
+    while (p->op == OP_FLATTEN || p->op == OP_BCAST)
+        p = p->args[0];
+    if (shape_is_scalar(p->shape))
+        return p;
+    if (p->op == OP_FILL)
+        return mk_const(ir, p->num);
+    Node *u;
+    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && (u = uniform(ir, p->args[1])))
+        return mk2(ir, OP_MUL, p->args[0], u);
+    if ((p->op == OP_DIV || p->op == OP_DIVSAFE) && shape_is_scalar(p->args[1]->shape) &&
+        (u = uniform(ir, p->args[0])))
+        return mk2(ir, p->op, u, p->args[1]);
+    return NULL;
+}
+
 /* diag(p) * T for a column p, in simplified forms; depth bounds how far it
  * distributes over sums.  Unless textbook, what is left is p .* T with p
  * broadcast along T's rows, read in place (no m×m diagonal times T). */
 static Node *dscale(Ir *ir, Node *p, Node *t, int depth, bool textbook)
 {
-    if (shape_is_scalar(p->shape))
-        return mk2(ir, OP_MUL, p, t);
-    if (p->op == OP_FILL)
-        return mk2(ir, OP_MUL, mk_const(ir, p->num), t);
-    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && node_is_const(p->args[1], 1.0))
-        return mk2(ir, OP_MUL, p->args[0], t);   /* s .* ones: a scalar */
+    Node *s = uniform(ir, p);
+    if (s)
+        return mk2(ir, OP_MUL, s, t);
     if (t->op == OP_EYE)
         return mk1(ir, OP_DIAGM, p);
     if (t->op == OP_DIAGM)
@@ -143,10 +212,11 @@ static Node *elementwise(Jac *J, Node *n)
         Node *a = n->args[i], *ta = tangent_of(J, a), *p = part[i];
         if (!ta || !p)
             continue;
+        Node *pv = mk1(ir, OP_FLATTEN, p);   /* entries in the order of T's rows */
         if (shape_is_scalar(a->shape) && !shape_is_scalar(n->shape))
-            t = sum(ir, t, mk2(ir, OP_MATMUL, col(ir, p), ta));   /* a broadcast scalar */
+            t = sum(ir, t, mk2(ir, OP_MATMUL, pv, ta));   /* a broadcast scalar */
         else
-            t = sum(ir, t, dscale(ir, col(ir, p), ta, 0, J->textbook));
+            t = sum(ir, t, dscale(ir, pv, ta, 0, J->textbook));
     }
     return t;
 }
@@ -164,10 +234,10 @@ static Node *reduction(Jac *J, Node *n, Node *ta)
     if (shape_is_scalar(a->shape))
         return mk2(ir, OP_MUL, p, ta);
     if (shape_is_scalar(p->shape)) {
-        Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), vec_len(a->shape)));
+        Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), dim_mul(a->shape.rows, a->shape.cols)));
         return mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
     }
-    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, col(ir, p)), ta);
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), ta);
 }
 
 /* ---- with respect to a scalar: directional derivatives of any shape ---- */
@@ -258,24 +328,97 @@ static Node *directional(Jac *J, Node *n, Node *ta, Node *tb)
     }
 }
 
-/* The tangent of n from its operands' (NULL: zero), or NULL with J->why. */
+/* ---- with respect to a vector or matrix: Jacobians over row-major entries ---- */
+
+/* How many entries a shape has (a product of symbols for a matrix). */
+static Dim numel(Shape s) { return dim_mul(s.rows, s.cols); }
+static Node *ones(Ir *ir, Dim r, Dim c) { return mk_fill(ir, 1.0, shape_make(r, c)); }
+static Node *kron(Ir *ir, Node *a, Node *b) { return mk2(ir, OP_KRON, a, b); }
+
+/* The matrix S with vec(sum(A, d)) = S vec(A) for A of shape s; S' spreads
+ * a vector along d back over A's entries (a broadcast). */
+static Node *along_sum(Ir *ir, int d, Shape s)
+{
+    return d == 2 ? kron(ir, mk_eye(ir, s.rows), ones(ir, dim_lit(1), s.cols))
+                  : kron(ir, ones(ir, dim_lit(1), s.rows), mk_eye(ir, s.cols));
+}
+
+/* The commutation matrix K, vec(V') = K vec(V) for V of shape s (r×c): 1
+ * where entry (j, i) of V' meets entry (i, j) of V, written with kron as
+ * the product of the masks i = i' and j = j'. */
+static Node *commutation(Ir *ir, Shape s)
+{
+    Dim r = s.rows, c = s.cols;
+    Node *same_i = kron(ir, ones(ir, c, dim_lit(1)), kron(ir, mk_eye(ir, r), ones(ir, dim_lit(1), c)));
+    Node *same_j = kron(ir, kron(ir, ones(ir, dim_lit(1), r), mk_eye(ir, c)), ones(ir, r, dim_lit(1)));
+    return mk2(ir, OP_MUL, same_i, same_j);
+}
+
+/* A softmax (log: a log-softmax) along d of a: (D - D S' S D) T or
+ * (I - S' S D) T, D = diag(p), p the softmax's entries. */
+static Node *softmax_tangent(Jac *J, Node *n, Node *ta, bool log)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0];
+    int d = n->op == OP_SOFTMAX ? (is_col(a->shape) ? 1 : 2) : n->index;
+    Node *p = mk1(ir, OP_FLATTEN, log ? mk1(ir, OP_EXP, n) : n);
+    Node *S = along_sum(ir, d, a->shape);
+    if (is_vec(a->shape)) {   /* S is ones(1, len): p*(p'*T), a rank-1 term */
+        Node *ps = mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta);
+        if (log)
+            return mk2(ir, OP_SUB, ta, mk2(ir, OP_MATMUL, ones(ir, vec_len(a->shape), dim_lit(1)), ps));
+        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook), mk2(ir, OP_MATMUL, p, ps));
+    }
+    Node *spread = mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, S),
+                       mk2(ir, OP_MATMUL, S, dscale(ir, p, ta, 0, J->textbook)));
+    if (log)
+        return mk2(ir, OP_SUB, ta, spread);
+    return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook), dscale(ir, p, spread, 0, J->textbook));
+}
+
+/* A reduction along d (sum, logsumexp, amax, amin of each row or column):
+ * S (p .* T), p its entrywise partials. */
+static Node *along_tangent(Jac *J, Node *n, Node *ta)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0], *part[2];
+    if (n->op == OP_SUMD)
+        return mk2(ir, OP_MATMUL, along_sum(ir, n->index, a->shape), ta);
+    diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part);
+    if (!part[0])
+        return NULL;
+    Node *pt = dscale(ir, mk1(ir, OP_FLATTEN, part[0]), ta, 0, J->textbook);
+    return mk2(ir, OP_MATMUL, along_sum(ir, n->index, a->shape), pt);
+}
+
+/* A row or column (or scalar) v broadcast to n's shape: the rows of T(v)
+ * repeated as n's entries repeat v's. */
+static Node *bcast_tangent(Ir *ir, Node *n, Node *ta)
+{
+    Node *v = n->args[0];
+    Shape s = n->shape;
+    if (shape_is_scalar(v->shape))
+        return mk2(ir, OP_MATMUL, ones(ir, numel(s), dim_lit(1)), ta);
+    if (dim_eq(v->shape.rows, dim_lit(1)))   /* a row repeated down the rows */
+        return mk2(ir, OP_MATMUL, kron(ir, ones(ir, s.rows, dim_lit(1)), mk_eye(ir, s.cols)), ta);
+    return mk2(ir, OP_MATMUL, kron(ir, mk_eye(ir, s.rows), ones(ir, s.cols, dim_lit(1))), ta);
+}
+
+/* The tangent of n from its operands' (NULL: zero), or NULL with J->why.
+ * A node of shape r×c carries the (r*c)×N matrix of the derivatives of its
+ * entries in row-major order (vec_r; a vector's entries in order): then
+ * vec_r(A*X*B) = kron(A, B') vec_r(X). */
 static Node *tangent(Jac *J, Node *n)
 {
     Ir *ir = J->ir;
     if (n->op == OP_INPUT && n->index == J->input)
-        return shape_is_scalar(J->xshape) ? mk_const(ir, 1.0) : mk_eye(ir, J->xshape.rows);
+        return shape_is_scalar(J->xshape) ? mk_const(ir, 1.0) : mk_eye(ir, numel(J->xshape));
     Node *ta = n->nargs > 0 ? tangent_of(J, n->args[0]) : NULL;
     Node *tb = n->nargs > 1 ? tangent_of(J, n->args[1]) : NULL;
     if (!ta && !tb)
         return NULL;
     if (shape_is_scalar(J->xshape))
         return directional(J, n, ta, tb);
-    if (!is_vec(n->shape)) {
-        J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (only scalars and "
-                              "vectors are carried so far)",
-                              n->op == OP_BCAST ? "broadcast" : op_info[n->op].text, J->xname);
-        return NULL;
-    }
     switch (op_info[n->op].kind) {
     case OK_U:
     case OK_B:
@@ -284,52 +427,73 @@ static Node *tangent(Jac *J, Node *n)
         break;
     }
     Node *a = n->args[0];
-    Dim len = vec_len(n->shape), nx = shape_is_scalar(J->xshape) ? dim_lit(1) : J->xshape.rows;
+    Dim nx = numel(J->xshape);
+    bool vec = is_vec(n->shape) && (n->nargs == 0 || is_vec(a->shape));
     switch (n->op) {
     case OP_TRANSPOSE:
+        return is_vec(n->shape) ? ta : mk2(ir, OP_MATMUL, commutation(ir, a->shape), ta);
+    case OP_INV:        /* vec(dA^-1) = -kron(A^-1, A^-T) vec(dA) */
+        return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, kron(ir, n, mk1(ir, OP_TRANSPOSE, n)), ta));
+    case OP_FLATTEN:
         return ta;
-    case OP_MATMUL:   /* operands are vectors here: scalars make MUL, matrices failed */
-        return sum(ir, ta ? mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, n->args[1]), ta) : NULL,
-                   tb ? mk2(ir, OP_MATMUL, a, tb) : NULL);
+    case OP_MATMUL: {   /* A*B, A r×k, B k×c: kron(eye(r), B') T(A) + kron(A, eye(c)) T(B) */
+        Node *b = n->args[1];
+        return sum(ir, ta ? mk2(ir, OP_MATMUL, kron(ir, mk_eye(ir, a->shape.rows),
+                                                     mk1(ir, OP_TRANSPOSE, b)), ta) : NULL,
+                   tb ? mk2(ir, OP_MATMUL, kron(ir, a, mk_eye(ir, b->shape.cols)), tb) : NULL);
+    }
+    case OP_KRON: {     /* kron(A, B) is bilinear; only a constant side is written so far */
+        break;
+    }
     case OP_SUM:
     case OP_NORM:
     case OP_LOGSUMEXP:
     case OP_AMAX:
     case OP_AMIN:
+    case OP_TRACE:
+    case OP_DET:
+    case OP_LOGDET:
         return reduction(J, n, ta);
-    case OP_SOFTMAX:   /* (diag(p) - p*p') * T */
-    case OP_SOFTMAXD: {
-        Node *p = col(ir, n);
-        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook),
-                   mk2(ir, OP_MATMUL, p, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
-    }
-    case OP_LOGSOFTMAXD: {   /* (I - 1*p') * T, p = exp(n) the softmax */
-        Node *p = mk1(ir, OP_EXP, col(ir, n));
-        Node *ones = mk_fill(ir, 1.0, shape_make(len, dim_lit(1)));
-        return mk2(ir, OP_SUB, ta, mk2(ir, OP_MATMUL, ones,
-                                       mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
-    }
-    case OP_BCAST:     /* a scalar spread over a vector (vector to matrix failed) */
-        return mk2(ir, OP_MATMUL, mk_fill(ir, 1.0, shape_make(len, dim_lit(1))), ta);
+    case OP_SUMD:
+    case OP_LSED:
+    case OP_AMAXD:
+    case OP_AMIND:
+        return along_tangent(J, n, ta);
+    case OP_SOFTMAX:
+    case OP_SOFTMAXD:
+        return softmax_tangent(J, n, ta, false);
+    case OP_LOGSOFTMAXD:
+        return softmax_tangent(J, n, ta, true);
+    case OP_BCAST:
+        return bcast_tangent(ir, n, ta);
     case OP_SLICE:     /* the same entries of the tangent's rows */
     case OP_PAD: {
+        if (!vec)
+            break;
         Node *at = n->args[is_col(n->shape) ? 1 : 2];
-        return mk3(ir, n->op, shape_make(len, nx), ta, at, mk_const(ir, 0), n->num);
+        return mk3(ir, n->op, shape_make(vec_len(n->shape), nx), ta, at, mk_const(ir, 0), n->num);
     }
     case OP_VCAT:      /* a column of columns, or (HCAT) a row of rows: stacked tangents */
     case OP_HCAT: {
         Node *b = n->args[1];
+        if (!vec || !is_vec(b->shape))
+            break;
         ta = ta ? ta : mk_zero(ir, shape_make(vec_len(a->shape), nx));
         tb = tb ? tb : mk_zero(ir, shape_make(vec_len(b->shape), nx));
         return mk2(ir, OP_VCAT, ta, tb);
     }
-    case OP_SOLVE:     /* A \ B, A constant here (a matrix that depends on x failed) */
+    case OP_SOLVE:     /* A \ b, A constant here (a matrix A that depends on x is refused) */
     case OP_SOLVET:
+        if (ta || !vec)
+            break;
         return mk2(ir, n->op, a, tb);
     default:
         J->why = arena_printf(ir->arena, "'%s' has no second-order rule yet", op_info[n->op].text);
         return NULL;
     }
+    J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (not carried yet)",
+                          op_info[n->op].text, J->xname);
+    return NULL;
 }
 
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape, bool textbook,
@@ -363,8 +527,7 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
         *intmap_put(J.memo, x->id) = t ? t : &zero_tangent;
     }
     Node *t = tangent_of(&J, g);
-    Dim n = shape_is_scalar(xshape) ? dim_lit(1) : xshape.rows;
-    return t ? t : mk_zero(ir, shape_make(vec_len(g->shape), n));
+    return t ? t : mk_zero(ir, shape_make(numel(g->shape), numel(xshape)));
 }
 
 /* ---- e's dependence on x through the program's constructs ---- */
@@ -534,13 +697,8 @@ Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
         for (int j = i; j < k; j++) {
             const Input *xi = &m->inputs[m->wrt[i]], *xj = &m->inputs[m->wrt[j]];
             const char *w = NULL;
-            if (!is_col(xi->shape) || !is_col(xj->shape)) {
-                w = arena_printf(a, "%s is a matrix (a block over its entries in row-major "
-                                 "order is not printed as a closed form yet)",
-                                 is_col(xi->shape) ? xj->name : xi->name);
-            } else {
-                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, true, &w);
-            }
+            (void)xi;
+            H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, true, &w);
             bw[i * k + j] = H[i * k + j] ? NULL : w;
         }
     *block_why = bw;

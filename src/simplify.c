@@ -404,6 +404,9 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
     }
     if (a == b)
         return mk2(ir, OP_POW, a, mk_const(ir, 2.0));
+    /* flatten(A) .* flatten(B) → flatten(A .* B): one diagonal in derive --hessian */
+    if (a->op == OP_FLATTEN && b->op == OP_FLATTEN && shape_eq(a->args[0]->shape, b->args[0]->shape))
+        return mk1(ir, OP_FLATTEN, mk2(ir, OP_MUL, a->args[0], b->args[0]));
     /* pull constant factors and signs out: (c*x) .* y → c*(x .* y) */
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MUL, a->args[1], b));
@@ -499,12 +502,16 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
     if (b->op == OP_BCAST)
         return bcast_dims(b) == 2 ? mk_bcast(ir, mk2(ir, OP_MATMUL, a, b->args[0]), shape)
                                   : mk2(ir, OP_MATMUL, mk_along(ir, OP_SUMD, a, 2), b->args[0]);
-    /* the mixed product: kron(A, B)*kron(C, D) = kron(A*C, B*D) */
-    if (a->op == OP_KRON && b->op == OP_KRON &&
-        dim_eq(a->args[0]->shape.cols, b->args[0]->shape.rows) &&
-        dim_eq(a->args[1]->shape.cols, b->args[1]->shape.rows))
-        return mk2(ir, OP_KRON, mk2(ir, OP_MATMUL, a->args[0], b->args[0]),
-                   mk2(ir, OP_MATMUL, a->args[1], b->args[1]));
+    /* the mixed product: kron(A, B)*kron(C, D) = kron(A*C, B*D), also
+     * where the second starts a product: kron(A, B)*(kron(C, D)*R) */
+    Node *k = b->op == OP_MATMUL && b->args[0]->op == OP_KRON ? b->args[0] : b;
+    if (a->op == OP_KRON && k->op == OP_KRON &&
+        dim_eq(a->args[0]->shape.cols, k->args[0]->shape.rows) &&
+        dim_eq(a->args[1]->shape.cols, k->args[1]->shape.rows)) {
+        Node *p = mk2(ir, OP_KRON, mk2(ir, OP_MATMUL, a->args[0], k->args[0]),
+                      mk2(ir, OP_MATMUL, a->args[1], k->args[1]));
+        return k == b ? p : mk2(ir, OP_MATMUL, p, b->args[1]);
+    }
     /* form a rank-1 product u*v' last: A*(u*v') → (A*u)*v', (u*v')*B → u*(v'*B),
      * so no n×n outer product is built where two vectors do */
     if (b->op == OP_MATMUL && outer_product(b) && !outer_product(a))
@@ -516,6 +523,19 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MATMUL, a->args[1], b));
     if (b->op == OP_MUL && is_scalar(b->args[0]))
         return mk2(ir, OP_MUL, b->args[0], mk2(ir, OP_MATMUL, a, b->args[1]));
+    for (int i = 0; i < 2; i++) {   /* (A/s)*B → (A*B)/s next to a kron, so kron products meet */
+        Node *x = i ? b : a, *o = i ? a : b;
+        if ((x->op == OP_DIV || x->op == OP_DIVSAFE) && is_scalar(x->args[1]) &&
+            (o->op == OP_KRON || x->args[0]->op == OP_KRON))
+            return mk2(ir, x->op, i ? mk2(ir, OP_MATMUL, a, x->args[0]) : mk2(ir, OP_MATMUL, x->args[0], b),
+                       x->args[1]);
+    }
+    /* a vector factor of a kron rides outside: kron(A, u)*M = kron(A*M, u) for a
+     * column u, M*kron(C, v) = kron(M*C, v) for a row v (M = kron(M, 1)) */
+    if (a->op == OP_KRON && dim_eq(a->args[1]->shape.cols, dim_lit(1)) && b->op != OP_KRON)
+        return mk2(ir, OP_KRON, mk2(ir, OP_MATMUL, a->args[0], b), a->args[1]);
+    if (b->op == OP_KRON && dim_eq(b->args[1]->shape.rows, dim_lit(1)) && a->op != OP_KRON)
+        return mk2(ir, OP_KRON, mk2(ir, OP_MATMUL, a, b->args[0]), b->args[1]);
     if (a->op == OP_NEG)
         return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, a->args[0], b));
     if (b->op == OP_NEG)
@@ -703,6 +723,17 @@ static Node *rule_kron(Ir *ir, Node *a, Node *b, Shape shape)
         return mk_eye(ir, shape.rows);
     if (a->op == OP_FILL && b->op == OP_FILL)
         return mk_fill(ir, a->num * b->num, shape);
+    /* kron(kron(A, v), u) = kron(A, u*v) for a row v and a column u (or v, u the
+     * other way round): the vectors' entries index the inner blocks alike */
+    if (a->op == OP_KRON) {
+        Node *v = a->args[1];
+        bool vrow = dim_eq(v->shape.rows, dim_lit(1)), vcol = dim_eq(v->shape.cols, dim_lit(1));
+        bool brow = dim_eq(b->shape.rows, dim_lit(1)), bcol = dim_eq(b->shape.cols, dim_lit(1));
+        if (vrow && bcol)
+            return mk2(ir, OP_KRON, a->args[0], mk2(ir, OP_MATMUL, b, v));
+        if (vcol && brow)
+            return mk2(ir, OP_KRON, a->args[0], mk2(ir, OP_MATMUL, v, b));
+    }
     for (int i = 0; i < 2; i++) {
         Node *x = i ? b : a, *y = i ? a : b, *f = NULL, *r;
         if (x->op == OP_NEG)

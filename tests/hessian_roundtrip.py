@@ -45,7 +45,8 @@ def gradient(gradc, expr, values, tmp):
 
 
 def fd_block(gradc, expr, values, x, z, tmp):
-    """d grad_x / d z by central differences: rows the entries of x, columns z's."""
+    """d grad_x / d z by central differences: rows the entries of x, columns z's
+    (a matrix's in row-major order)."""
     zs = values[z]
     nz = len(flat(zs))
     cols = []
@@ -55,7 +56,12 @@ def fd_block(gradc, expr, values, x, z, tmp):
             v = json.loads(json.dumps(values))
             # relative to the entry (near a pole, polygamma(3, 0.01), a step of
             # 1e-5 would be too coarse), at least 1e-7
-            if isinstance(v[z], list):
+            if isinstance(v[z], list) and v[z] and isinstance(v[z][0], list):
+                # a matrix: its entries in row-major order (spec §9)
+                row = v[z][j // len(v[z][0])]
+                h = STEP * max(1e-2, abs(row[j % len(row)]))
+                row[j % len(row)] += sign * h
+            elif isinstance(v[z], list):
                 h = STEP * max(1e-2, abs(v[z][j]))
                 v[z][j] += sign * h
             else:
