@@ -92,6 +92,38 @@ static Node *peel_right(Ir *ir, Node *n, Node **rest)
     }
 }
 
+/* n as L*rest with L its leftmost matrix factor, the same way. */
+static Node *peel_left(Ir *ir, Node *n, Node **rest)
+{
+    Node *l, *x;
+    switch (n->op) {
+    case OP_MATMUL:
+        if (!(l = peel_left(ir, n->args[0], &x))) {
+            *rest = n->args[1];
+            return n->args[0];
+        }
+        *rest = mk2(ir, OP_MATMUL, x, n->args[1]);
+        return l;
+    case OP_MUL:
+        if (!shape_is_scalar(n->args[0]->shape) || !(l = peel_left(ir, n->args[1], &x)))
+            return NULL;
+        *rest = mk2(ir, OP_MUL, n->args[0], x);
+        return l;
+    case OP_DIV:
+        if (!shape_is_scalar(n->args[1]->shape) || !(l = peel_left(ir, n->args[0], &x)))
+            return NULL;
+        *rest = mk2(ir, OP_DIV, x, n->args[1]);
+        return l;
+    case OP_NEG:
+        if (!(l = peel_left(ir, n->args[0], &x)))
+            return NULL;
+        *rest = mk1(ir, OP_NEG, x);
+        return l;
+    default:
+        return NULL;
+    }
+}
+
 /* a scalar rest as a multiple of eye, to meet a matrix one */
 static Node *as_square(Ir *ir, Node *x, Dim n)
 {
@@ -107,6 +139,19 @@ static Node *combine(Ir *ir, Op op, Node *a, Node *b)
         !shape_is_scalar(ra->shape)) {
         Dim k = ra->shape.rows;
         return mk2(ir, OP_MATMUL, combine(ir, op, as_square(ir, xa, k), as_square(ir, xb, k)), ra);
+    }
+    if ((ra = peel_left(ir, a, &xa)) && (rb = peel_left(ir, b, &xb)) && ra == rb &&
+        !shape_is_scalar(ra->shape)) {   /* L*A ± L*B as L*(A ± B) */
+        Dim k = ra->shape.cols;
+        return mk2(ir, OP_MATMUL, ra, combine(ir, op, as_square(ir, xa, k), as_square(ir, xb, k)));
+    }
+    if (a->op == b->op && (a->op == OP_DIV || a->op == OP_MUL)) {   /* A/s ± B/s = (A ± B)/s */
+        int f = a->op == OP_DIV;
+        if (a->args[f] == b->args[f] && shape_is_scalar(a->args[f]->shape) &&
+            shape_eq(a->args[1 - f]->shape, b->args[1 - f]->shape)) {
+            Node *d = combine(ir, op, a->args[1 - f], b->args[1 - f]);
+            return f ? mk2(ir, OP_DIV, d, a->args[1]) : mk2(ir, OP_MUL, a->args[0], d);
+        }
     }
     if (a->op == OP_KRON && b->op == OP_KRON) {   /* kron(A, v) ± kron(B, v) = kron(A ± B, v) */
         for (int i = 0; i < 2; i++)

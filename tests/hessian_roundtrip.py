@@ -44,6 +44,13 @@ def gradient(gradc, expr, values, tmp):
     return json.loads(out)["gradient"]
 
 
+def step(x):
+    """relative to the entry near 0 (near a pole, polygamma(3, 0.01), a step of
+    1e-5 would be too coarse), at least 1e-7; at most 1e-5 (at entries near
+    1000, a relative step's truncation error is past the tolerance)"""
+    return STEP * min(1.0, max(1e-2, abs(x)))
+
+
 def fd_block(gradc, expr, values, x, z, tmp):
     """d grad_x / d z by central differences: rows the entries of x, columns z's
     (a matrix's in row-major order)."""
@@ -54,18 +61,16 @@ def fd_block(gradc, expr, values, x, z, tmp):
         pts = []
         for sign in (1, -1):
             v = json.loads(json.dumps(values))
-            # relative to the entry (near a pole, polygamma(3, 0.01), a step of
-            # 1e-5 would be too coarse), at least 1e-7
             if isinstance(v[z], list) and v[z] and isinstance(v[z][0], list):
                 # a matrix: its entries in row-major order (spec §9)
                 row = v[z][j // len(v[z][0])]
-                h = STEP * max(1e-2, abs(row[j % len(row)]))
+                h = step(row[j % len(row)])
                 row[j % len(row)] += sign * h
             elif isinstance(v[z], list):
-                h = STEP * max(1e-2, abs(v[z][j]))
+                h = step(v[z][j])
                 v[z][j] += sign * h
             else:
-                h = STEP * max(1e-2, abs(v[z]))
+                h = step(v[z])
                 v[z] += sign * h
             pts.append(flat(gradient(gradc, expr, v, tmp)[x]))
         cols.append([(a - b) / (2 * h) for a, b in zip(*pts)])
