@@ -642,12 +642,13 @@ SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
 /* hessian.c — grad()/hessian() values, Hessians as closed forms         */
 /* ===================================================================== */
 
-/* The Jacobian of g (a scalar, column or row: its entries in order) with
- * respect to input `input` (a scalar or a column [n]), a [len(g), n]
- * matrix, by a forward pass with the tangent eye(n) over g's DAG (textbook:
- * diagonal scalings as diag(p)*T, for derive; else p .* T, cheaper); NULL
- * with *why set (a phrase naming xname) when a node between them is a
- * matrix that depends on the input, or has no forward rule here. */
+/* The Jacobian of g (its entries in row-major order) with respect to input
+ * `input` (a scalar, vector or matrix: N entries, row-major), a [numel(g),
+ * N] matrix, by a forward pass with the tangent eye(N) over g's DAG, matrix
+ * nodes' tangents as kron forms (textbook: diagonal scalings as diag(p)*T
+ * and common factors taken out, for derive; else p .* T, cheaper); NULL
+ * with *why set (a phrase naming xname) when a node between them has no
+ * forward rule here (a concatenation of matrices that depend on the input…). */
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
                     bool textbook, const char **why);
 /* e ready for diff_dag_grad with respect to input `input`: the results of
@@ -659,10 +660,10 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
 Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
                       int ninputs, const char **why);
 /* `gradc derive --hessian`: the closed form of the Hessian block of every
- * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]), or NULL there
- * with the reason in (*block_why)[i*nwrt + j] (a matrix input, a matrix
- * intermediate); NULL after setting *why when there is none at all (a
- * non-scalar output, control flow). */
+ * pair of wrt inputs i <= j (rows x_i's entries, columns x_j's, row-major),
+ * in m's arena (H[i*nwrt + j]), or NULL there with the reason in
+ * (*block_why)[i*nwrt + j] (a matrix intermediate with no rule); NULL after
+ * setting *why when there is none at all (a non-scalar output, control flow). */
 Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
 
 /* ===================================================================== */

@@ -5,14 +5,18 @@
  * own reverse mode differentiates through it (reverse over reverse).
  *
  * hessian(e, x) and `derive --hessian` take the Jacobian of that gradient by
- * a forward pass over its DAG with a matrix tangent seeded by eye(n): a
- * node v that is a scalar, a column [r] or a row [1, r] carries T(v), the
- * r×n matrix of the derivatives of its entries (of v' for a row).  The
- * local derivatives of elementwise ops come from diff.c's adjoint rules
- * applied to a seed of ones (diff_partials), so no rule is written twice;
- * matrix products, transposes, reductions and softmax have their forward
- * rules here.  A matrix-valued node that depends on x would need a
- * three-index tangent: such an e is refused with a message (for now).
+ * a forward pass over its DAG with a matrix tangent seeded by eye(N): a
+ * node V (r×c) carries T(V), the (r*c)×N matrix of the derivatives of its
+ * entries in row-major order (vec_r; a vector's entries in order), N the
+ * entries of x.  Row-major vectorisation makes products Kronecker products,
+ * vec_r(A*X*B) = kron(A, B')*vec_r(X), and kron is a builtin, so every
+ * tangent prints and parses back.  The local derivatives of elementwise ops
+ * come from diff.c's adjoint rules applied to a seed of ones
+ * (diff_partials), so no rule is written twice; matrix products,
+ * transposes, reductions, broadcasts and softmax have their forward rules
+ * here (docs/design.md has the table).  A matrix-valued op with no rule
+ * (a concatenation of matrices, kron of a side that depends on x) is
+ * refused with a message.
  * The tangent of a diagonal scaling is built in the forms a textbook
  * writes (diag(p)*eye → diag(p), diag(p)*(u*w') → (p.*u)*w'), which is what
  * makes `derive --hessian` print `diag(p) - p*p'` for logsumexp. */
@@ -59,31 +63,37 @@ static Node *diag_of(Ir *ir, Node *n)
     return NULL;
 }
 
+/* how far the factoring below looks into a product or a sum: a bound, so
+ * that no recursion grows with the program */
+#define PEEL_DEPTH 8
+
 /* n as rest*R with R its rightmost matrix factor (through scalar factors,
  * divisors and signs), or NULL when n is not a product. */
-static Node *peel_right(Ir *ir, Node *n, Node **rest)
+static Node *peel_right(Ir *ir, Node *n, Node **rest, int depth)
 {
+    if (depth > PEEL_DEPTH)
+        return NULL;
     Node *r, *x;
     switch (n->op) {
     case OP_MATMUL:
-        if (!(r = peel_right(ir, n->args[1], &x))) {
+        if (!(r = peel_right(ir, n->args[1], &x, depth + 1))) {
             *rest = n->args[0];
             return n->args[1];
         }
         *rest = mk2(ir, OP_MATMUL, n->args[0], x);
         return r;
     case OP_MUL:
-        if (!shape_is_scalar(n->args[0]->shape) || !(r = peel_right(ir, n->args[1], &x)))
+        if (!shape_is_scalar(n->args[0]->shape) || !(r = peel_right(ir, n->args[1], &x, depth + 1)))
             return NULL;
         *rest = mk2(ir, OP_MUL, n->args[0], x);
         return r;
     case OP_DIV:
-        if (!shape_is_scalar(n->args[1]->shape) || !(r = peel_right(ir, n->args[0], &x)))
+        if (!shape_is_scalar(n->args[1]->shape) || !(r = peel_right(ir, n->args[0], &x, depth + 1)))
             return NULL;
         *rest = mk2(ir, OP_DIV, x, n->args[1]);
         return r;
     case OP_NEG:
-        if (!(r = peel_right(ir, n->args[0], &x)))
+        if (!(r = peel_right(ir, n->args[0], &x, depth + 1)))
             return NULL;
         *rest = mk1(ir, OP_NEG, x);
         return r;
@@ -93,29 +103,31 @@ static Node *peel_right(Ir *ir, Node *n, Node **rest)
 }
 
 /* n as L*rest with L its leftmost matrix factor, the same way. */
-static Node *peel_left(Ir *ir, Node *n, Node **rest)
+static Node *peel_left(Ir *ir, Node *n, Node **rest, int depth)
 {
+    if (depth > PEEL_DEPTH)
+        return NULL;
     Node *l, *x;
     switch (n->op) {
     case OP_MATMUL:
-        if (!(l = peel_left(ir, n->args[0], &x))) {
+        if (!(l = peel_left(ir, n->args[0], &x, depth + 1))) {
             *rest = n->args[1];
             return n->args[0];
         }
         *rest = mk2(ir, OP_MATMUL, x, n->args[1]);
         return l;
     case OP_MUL:
-        if (!shape_is_scalar(n->args[0]->shape) || !(l = peel_left(ir, n->args[1], &x)))
+        if (!shape_is_scalar(n->args[0]->shape) || !(l = peel_left(ir, n->args[1], &x, depth + 1)))
             return NULL;
         *rest = mk2(ir, OP_MUL, n->args[0], x);
         return l;
     case OP_DIV:
-        if (!shape_is_scalar(n->args[1]->shape) || !(l = peel_left(ir, n->args[0], &x)))
+        if (!shape_is_scalar(n->args[1]->shape) || !(l = peel_left(ir, n->args[0], &x, depth + 1)))
             return NULL;
         *rest = mk2(ir, OP_DIV, x, n->args[1]);
         return l;
     case OP_NEG:
-        if (!(l = peel_left(ir, n->args[0], &x)))
+        if (!(l = peel_left(ir, n->args[0], &x, depth + 1)))
             return NULL;
         *rest = mk1(ir, OP_NEG, x);
         return l;
@@ -132,33 +144,55 @@ static Node *as_square(Ir *ir, Node *x, Dim n)
 
 /* a ± b, with diag(u) ± diag(v) as diag(u ± v): one diagonal, as written by
  * hand; A*R ± B*R as (A ± B)*R: a Jacobian's common right factor once */
-static Node *combine(Ir *ir, Op op, Node *a, Node *b)
+/* a and b share a left or right matrix factor */
+static bool shares(Ir *ir, Node *a, Node *b)
 {
+    Node *x, *y, *p, *q;
+    if ((p = peel_right(ir, a, &x, 0)) && (q = peel_right(ir, b, &y, 0)) && p == q &&
+        !shape_is_scalar(p->shape))
+        return true;
+    return (p = peel_left(ir, a, &x, 0)) && (q = peel_left(ir, b, &y, 0)) && p == q &&
+           !shape_is_scalar(p->shape);
+}
+
+static Node *combine_at(Ir *ir, Op op, Node *a, Node *b, int depth);
+static Node *combine(Ir *ir, Op op, Node *a, Node *b) { return combine_at(ir, op, a, b, 0); }
+static Node *combine_at(Ir *ir, Op op, Node *a, Node *b, int depth)
+{
+    if (depth > PEEL_DEPTH)
+        return mk2(ir, op, a, b);
     Node *ra, *rb, *xa, *xb;
-    if ((ra = peel_right(ir, a, &xa)) && (rb = peel_right(ir, b, &xb)) && ra == rb &&
+    if ((ra = peel_right(ir, a, &xa, 0)) && (rb = peel_right(ir, b, &xb, 0)) && ra == rb &&
         !shape_is_scalar(ra->shape)) {
         Dim k = ra->shape.rows;
-        return mk2(ir, OP_MATMUL, combine(ir, op, as_square(ir, xa, k), as_square(ir, xb, k)), ra);
+        return mk2(ir, OP_MATMUL, combine_at(ir, op, as_square(ir, xa, k), as_square(ir, xb, k), depth + 1), ra);
     }
-    if ((ra = peel_left(ir, a, &xa)) && (rb = peel_left(ir, b, &xb)) && ra == rb &&
+    if ((ra = peel_left(ir, a, &xa, 0)) && (rb = peel_left(ir, b, &xb, 0)) && ra == rb &&
         !shape_is_scalar(ra->shape)) {   /* L*A ± L*B as L*(A ± B) */
         Dim k = ra->shape.cols;
-        return mk2(ir, OP_MATMUL, ra, combine(ir, op, as_square(ir, xa, k), as_square(ir, xb, k)));
+        return mk2(ir, OP_MATMUL, ra, combine_at(ir, op, as_square(ir, xa, k), as_square(ir, xb, k), depth + 1));
     }
     if (a->op == b->op && (a->op == OP_DIV || a->op == OP_MUL)) {   /* A/s ± B/s = (A ± B)/s */
         int f = a->op == OP_DIV;
         if (a->args[f] == b->args[f] && shape_is_scalar(a->args[f]->shape) &&
             shape_eq(a->args[1 - f]->shape, b->args[1 - f]->shape)) {
-            Node *d = combine(ir, op, a->args[1 - f], b->args[1 - f]);
+            Node *d = combine_at(ir, op, a->args[1 - f], b->args[1 - f], depth + 1);
             return f ? mk2(ir, OP_DIV, d, a->args[1]) : mk2(ir, OP_MUL, a->args[0], d);
         }
     }
     if (a->op == OP_KRON && b->op == OP_KRON) {   /* kron(A, v) ± kron(B, v) = kron(A ± B, v) */
         for (int i = 0; i < 2; i++)
             if (a->args[i] == b->args[i] && shape_eq(a->args[1 - i]->shape, b->args[1 - i]->shape)) {
-                Node *d = combine(ir, op, a->args[1 - i], b->args[1 - i]);
+                Node *d = combine_at(ir, op, a->args[1 - i], b->args[1 - i], depth + 1);
                 return i ? mk2(ir, OP_KRON, d, a->args[1]) : mk2(ir, OP_KRON, a->args[0], d);
             }
+    }
+    if ((a->op == OP_ADD || a->op == OP_SUB) && !shares(ir, a, b)) {   /* (p ± q) ± b, regrouped */
+        if (shares(ir, a->args[1], b))
+            return mk2(ir, a->op, a->args[0], combine_at(ir, a->op == op ? OP_ADD : OP_SUB,
+                                                         a->args[1], b, depth + 1));
+        if (shares(ir, a->args[0], b))
+            return mk2(ir, a->op, combine_at(ir, op, a->args[0], b, depth + 1), a->args[1]);
     }
     Node *u = diag_of(ir, a), *v = u ? diag_of(ir, b) : NULL;
     if (u && v)
@@ -184,8 +218,10 @@ static Node *times(Ir *ir, Node *p, Node *q)
 
 /* The scalar every entry of p is (a fill, s .* ones, ones/s, a scalar
  * expanded, or a flatten of one of these), or NULL. */
-static Node *uniform(Ir *ir, Node *p)
+static Node *uniform_at(Ir *ir, Node *p, int depth)
 {
+    if (depth > PEEL_DEPTH)
+        return NULL;
     while (p->op == OP_FLATTEN || p->op == OP_BCAST)
         p = p->args[0];
     if (shape_is_scalar(p->shape))
@@ -193,13 +229,14 @@ static Node *uniform(Ir *ir, Node *p)
     if (p->op == OP_FILL)
         return mk_const(ir, p->num);
     Node *u;
-    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && (u = uniform(ir, p->args[1])))
+    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && (u = uniform_at(ir, p->args[1], depth + 1)))
         return mk2(ir, OP_MUL, p->args[0], u);
     if ((p->op == OP_DIV || p->op == OP_DIVSAFE) && shape_is_scalar(p->args[1]->shape) &&
-        (u = uniform(ir, p->args[0])))
+        (u = uniform_at(ir, p->args[0], depth + 1)))
         return mk2(ir, p->op, u, p->args[1]);
     return NULL;
 }
+static Node *uniform(Ir *ir, Node *p) { return uniform_at(ir, p, 0); }
 
 /* diag(p) * T for a column p, in simplified forms; depth bounds how far it
  * distributes over sums.  Unless textbook, what is left is p .* T with p
@@ -222,6 +259,10 @@ static Node *dscale(Ir *ir, Node *p, Node *t, int depth, bool textbook)
                            dscale(ir, p, b, depth + 1, textbook));
         case OP_NEG:
             return mk1(ir, OP_NEG, dscale(ir, p, a, depth + 1, textbook));
+        case OP_DIV:      /* diag(p)*(T/s) = (diag(p)*T)/s */
+            if (shape_is_scalar(b->shape))
+                return mk2(ir, OP_DIV, dscale(ir, p, a, depth + 1, textbook), b);
+            break;
         case OP_MUL:
             if (shape_is_scalar(a->shape))
                 return mk2(ir, OP_MUL, a, dscale(ir, p, b, depth + 1, textbook));
@@ -713,6 +754,21 @@ Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char 
 
 /* ---- derive --hessian ---- */
 
+/* A*(B/s) → (A*B)/s at the top of a block, as it is written by hand */
+static Node *divisor_out(Ir *ir, Node *h)
+{
+    if (h->op != OP_MATMUL)
+        return h;
+    for (int i = 0; i < 2; i++) {
+        Node *d = h->args[i];
+        if (d->op == OP_DIV && shape_is_scalar(d->args[1]->shape)) {
+            Node *p = i ? mk2(ir, OP_MATMUL, h->args[0], d->args[0]) : mk2(ir, OP_MATMUL, d->args[0], h->args[1]);
+            return mk2(ir, OP_DIV, p, d->args[1]);
+        }
+    }
+    return h;
+}
+
 Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
 {
     Ir *ir = m->ir;
@@ -744,6 +800,8 @@ Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
             const char *w = NULL;
             (void)xi;
             H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, true, &w);
+            if (H[i * k + j])
+                H[i * k + j] = divisor_out(ir, H[i * k + j]);
             bw[i * k + j] = H[i * k + j] ? NULL : w;
         }
     *block_why = bw;
