@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 """Writes cases/NAME.expected.json for the kron/flatten cases of tests/ed2a
-from an independent oracle: each program written out here with mpmath at 40
-digits (kron by its definition, MATLAB's), its gradient and Hessian (and the
-inner Hessian of ed2a_hessian_matrix_inner) by mpmath's high-precision
-numerical derivatives, not by gradc's rules.  Run by hand (needs mpmath) after
-changing a case; the test suite only reads the files.
+from the independent oracle of tests/mporacle.py: each program written out
+here with mpmath at 40 digits (kron by its definition, MATLAB's), its
+gradient and Hessian (and the inner Hessian of ed2a_hessian_matrix_inner) by
+mpmath's high-precision numerical derivatives, not by gradc's rules.  Run by
+hand (needs mpmath) after changing a case; the test suite only reads the files.
 
     python3 tests/ed2a/make_kron.py
 """
-import copy
-import json
 import os
+import sys
 
-import mpmath as mp
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mpmath as mp  # noqa: E402
+from mporacle import entry, gradient, inputs, positions, replaced, write  # noqa: E402
 
-mp.mp.dps = 40
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 
@@ -75,70 +75,29 @@ CASES = {"ed2a_kron": (kron_case, ["A", "B", "x"], True),
          "ed2a_hessian_matrix_inner": (matrix_inner_case, ["W", "A"], False)}
 
 
-def mpify(x):
-    return [mpify(t) for t in x] if isinstance(x, list) else mp.mpf(x)
-
-
-def places(v, name):
-    """(name, path) of each entry of input name, row-major"""
-    x = v[name]
-    if not isinstance(x, list):
-        return [(name, ())]
-    if not isinstance(x[0], list):
-        return [(name, (i,)) for i in range(len(x))]
-    return [(name, (i, j)) for i in range(len(x)) for j in range(len(x[i]))]
-
-
-def with_values(v, where, ts):
-    w = copy.deepcopy(v)
-    for (name, path), t in zip(where, ts):
-        if not path:
-            w[name] = t
-        elif len(path) == 1:
-            w[name][path[0]] = t
-        else:
-            w[name][path[0]][path[1]] = t
+def at(v, places, ts):
+    """v with the entries places (name, position) set to ts"""
+    w = dict(v)
+    for (name, pos), t in zip(places, ts):
+        w[name] = replaced(w[name], pos, t)
     return w
 
 
-def get(v, place):
-    name, path = place
-    x = v[name]
-    for k in path:
-        x = x[k]
-    return x
+def hessian(f, v, wrt):
+    """over the wrt inputs' entries, row-major, in wrt order (eval --hessian's)"""
+    ps = [(name, p) for name in wrt for p in positions(v[name])]
+    H = [[0.0] * len(ps) for _ in ps]
+    for i in range(len(ps)):
+        for j in range(i, len(ps)):
+            pair, order = ([ps[i]], (2,)) if i == j else ([ps[i], ps[j]], (1, 1))
+            h = mp.diff(lambda *t: f(at(v, pair, t)), [entry(v[n], p) for n, p in pair], order)
+            H[i][j] = H[j][i] = float(h)
+    return H
 
 
-def shaped(v, name, flat):
-    x = v[name]
-    if not isinstance(x, list):
-        return flat[0]
-    if not isinstance(x[0], list):
-        return flat
-    c = len(x[0])
-    return [flat[i * c:(i + 1) * c] for i in range(len(x))]
-
-
-for case, (f, wrt, hessian) in CASES.items():
-    with open(os.path.join(HERE, case + ".inputs.json")) as fh:
-        v = {k: mpify(x) for k, x in json.load(fh).items()}
-    out = {"value": float(f(v)), "gradient": {}}
-    for name in wrt:
-        ps = places(v, name)
-        g = [float(mp.diff(lambda t: f(with_values(v, [p], [t])), get(v, p))) for p in ps]
-        out["gradient"][name] = shaped(v, name, g)
-    if hessian:
-        ps = [p for name in wrt for p in places(v, name)]
-        N = len(ps)
-        H = [[0.0] * N for _ in range(N)]
-        for i in range(N):
-            for j in range(i, N):
-                pair = [ps[i]] if i == j else [ps[i], ps[j]]
-                order = (2,) if i == j else (1, 1)
-                h = mp.diff(lambda *t: f(with_values(v, pair, t)), [get(v, p) for p in pair], order)
-                H[i][j] = H[j][i] = float(h)
-        out["hessian"] = H
-    with open(os.path.join(HERE, case + ".expected.json"), "w") as fh:
-        json.dump(out, fh, indent=2)
-        fh.write("\n")
-    print(case, out["value"])
+for case, (f, wrt, with_hessian) in CASES.items():
+    raw, v = inputs(HERE, case)
+    out = {"value": float(f(v)), "gradient": {k: gradient(f, v, k) for k in wrt}}
+    if with_hessian:
+        out["hessian"] = hessian(f, v, wrt)
+    write(HERE, case, out)
