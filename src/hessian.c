@@ -194,6 +194,15 @@ static Node *combine_at(Ir *ir, Op op, Node *a, Node *b, int depth)
         if (shares(ir, a->args[0], b))
             return mk2(ir, a->op, combine_at(ir, op, a->args[0], b, depth + 1), a->args[1]);
     }
+    if ((b->op == OP_ADD || b->op == OP_SUB) && !shares(ir, a, b)) {   /* a ± (p ± q), regrouped */
+        Op flip = b->op == OP_ADD ? OP_SUB : OP_ADD;
+        if (shares(ir, a, b->args[1]))
+            return mk2(ir, op, combine_at(ir, op == OP_ADD ? b->op : flip, a, b->args[1], depth + 1),
+                       b->args[0]);
+        if (shares(ir, a, b->args[0]))
+            return mk2(ir, op == OP_ADD ? b->op : flip, combine_at(ir, op, a, b->args[0], depth + 1),
+                       b->args[1]);
+    }
     Node *u = diag_of(ir, a), *v = u ? diag_of(ir, b) : NULL;
     if (u && v)
         return mk1(ir, OP_DIAGM, mk2(ir, op, u, v));

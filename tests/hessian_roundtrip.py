@@ -51,7 +51,7 @@ def step(x):
     return STEP * min(1.0, max(1e-2, abs(x)))
 
 
-def fd_block(gradc, expr, values, x, z, tmp):
+def fd_block(gradc, expr, values, x, z, tmp, memo):
     """d grad_x / d z by central differences: rows the entries of x, columns z's
     (a matrix's in row-major order)."""
     zs = values[z]
@@ -72,7 +72,9 @@ def fd_block(gradc, expr, values, x, z, tmp):
             else:
                 h = step(v[z])
                 v[z] += sign * h
-            pts.append(flat(gradient(gradc, expr, v, tmp)[x]))
+            if (z, j, sign) not in memo:   # every block of column z reuses the run
+                memo[(z, j, sign)] = gradient(gradc, expr, v, tmp)
+            pts.append(flat(memo[(z, j, sign)][x]))
         cols.append([(a - b) / (2 * h) for a, b in zip(*pts)])
     return [[cols[j][i] for j in range(nz)] for i in range(len(cols[0]))]
 
@@ -86,7 +88,7 @@ def check(gradc, base, src, printed, tmp):
     for i, x in enumerate(wrt):
         for z in wrt[i:]:
             labels["d%s2" % x if x == z and not x[-1].isdigit() else "d%sd%s" % (x, z)] = (x, z)
-    lets, blocks = [], 0
+    lets, blocks, memo = [], 0, {}
     for line in printed.splitlines():
         if line.startswith("#"):
             continue
@@ -106,7 +108,7 @@ def check(gradc, base, src, printed, tmp):
         if rc != 0:
             return "%s: the printed program fails: %s\n%s" % (line, err.strip(), prog)
         got = flat(json.loads(out)["value"])
-        want = flat(fd_block(gradc, expr, values, x, z, tmp))
+        want = flat(fd_block(gradc, expr, values, x, z, tmp, memo))
         scale = max([1.0] + [abs(w) for w in want])
         if len(got) != len(want) or any(abs(a - b) > TOL * scale for a, b in zip(got, want)):
             return "%s evaluates to %s, central differences of the gradient give %s" % (
