@@ -742,10 +742,26 @@ static void gen_hv_only(Cg *m, const Module *h, const char *name)
     m->failed |= c.failed;
 }
 
+/* NAME_hessian and its work size from the closed form: hc's gradient
+ * function (the value and H, hess_closed_module) through the ordinary plan
+ * and code generator, whose ABI is NAME_hessian's (one result buffer). */
+static void gen_closed_hessian(Cg *m, const Module *hc, const char *name)
+{
+    Cg c = sub_cg(m, hc);
+    Plan *p = plan_func(hc, &hc->grad, true, NULL);
+    LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hessian.impl", name));
+    if (!c.failed) {
+        gen_abi(&c, impl, arena_printf(c.a, "%s_hessian", name), true, false);
+        gen_work_size(&c, arena_printf(c.a, "%s_hessian_work_size", name), &p, 1);
+    }
+    m->failed |= c.failed;
+}
+
 /* compile --hessian: h's gradient function (value, gradient, H v) as
- * NAME_hvp with NAME_hvp_work_size, then NAME_hessian and its work size,
- * in the module of m's functions. */
-static void gen_second_order(Cg *m, const Module *hvp, const char *name)
+ * NAME_hvp with NAME_hvp_work_size, then NAME_hessian and its work size
+ * (from the closed form hc when there is one, else from N products), in
+ * the module of m's functions. */
+static void gen_second_order(Cg *m, const Module *hvp, const Module *hc, const char *name)
 {
     /* NAME_hvp has no auxiliary outputs (spec §9's signature): h without them */
     Module *h = arena_alloc(m->a, sizeof *h);
@@ -760,9 +776,12 @@ static void gen_second_order(Cg *m, const Module *hvp, const char *name)
     if (!c.failed) {
         gen_abi(&c, impl, arena_printf(c.a, "%s_hvp", name), true, false);
         gen_work_size(&c, arena_printf(c.a, "%s_hvp_work_size", name), &p, 1);
-        gen_hv_only(&c, h, name);
+        if (hc)
+            gen_closed_hessian(&c, hc, name);
+        else
+            gen_hv_only(&c, h, name);
     }
-    if (!c.failed) {
+    if (!c.failed && !hc) {
         gen_hessian_work_size(&c, name);
         gen_hessian(&c, name);
     }
@@ -805,7 +824,7 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
             gen_abi(&c, gimpl, arena_printf(a, "%s_grad", name), true, !is_scalar(m->grad.value));
         gen_work_size(&c, arena_printf(a, "%s_work_size", name), plans, np);
         if (o->hvp)
-            gen_second_order(&c, o->hvp, name);
+            gen_second_order(&c, o->hvp, o->hess, name);
     }
     LLVMDisposeBuilder(c.b);
     LLVMDisposeBuilder(c.ab);

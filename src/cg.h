@@ -31,6 +31,8 @@ typedef struct Cg {
     LLVMValueRef *keptvar;/* per kept node (plan: kept): the alloca its slot's stores update */
     LLVMValueRef ri, cj;  /* row and column of the elementwise loop being emitted when it
                            * reads a broadcast (NULL: a flat loop, derived from the index) */
+    LLVMValueRef rck;     /* that loop's entry index ri*cols + cj: a transpose read at
+                           * exactly this index takes ri and cj, else divides */
     int pc;               /* the next point of the plan */
     const Kernel *rest;   /* the value's kernels after the plan's one-pass sum */
     int nrest;

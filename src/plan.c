@@ -41,13 +41,61 @@ static bool cheap(const Plan *p, const Node *n)
     return true;
 }
 
+static bool is_leaf(const Node *n);
+
+int placed_blocks(const Node *g, Placed *out)
+{
+    if (g->op != OP_VCAT && g->op != OP_HCAT)
+        return 0;
+    Placed st[CAT_MAX + 2];
+    int ns = 0, n = 0;
+    st[ns++] = (Placed){(Node *)g, dim_lit(0), dim_lit(0)};
+    while (ns) {   /* depth first, a before b: the blocks in row-major order of corners */
+        Placed x = st[--ns];
+        Node *b = x.block;
+        if (b->op != OP_VCAT && b->op != OP_HCAT) {
+            if (n == CAT_MAX)
+                return 0;
+            if (out)
+                out[n] = x;
+            n++;
+            continue;
+        }
+        if (ns + 2 > CAT_MAX + 2)
+            return 0;
+        Node *a = b->args[0];
+        st[ns++] = b->op == OP_VCAT ? (Placed){b->args[1], dim_add(x.r, a->shape.rows), x.c}
+                                    : (Placed){b->args[1], x.r, dim_add(x.c, a->shape.cols)};
+        st[ns++] = (Placed){a, x.r, x.c};
+    }
+    return n;
+}
+
+/* A matrix transpose whose consumers all read it entry by entry, of a
+ * matrix in memory that no statement writes (an input, or a buffer of its
+ * own that reads no slot): read in place at (j, i) inside the consumer's
+ * loop, which then runs in tiles (codegen.c), instead of a copy and a
+ * second pass (A + A' is one pass over A). */
+static bool read_transposed(const Plan *p, const Node *n)
+{
+    if (n->op != OP_TRANSPOSE || is_alias(n))
+        return false;
+    const Node *a = n->args[0];
+    if (a->op == OP_INPUT)
+        return true;
+    return !is_leaf(a) && a->nslots == 0 && !is_fused(p, a) && !is_alias(a) && !is_view(a);
+}
+
 bool is_fused(const Plan *p, const Node *n)
 {
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
-    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD)
+    if (read_transposed(p, n))
+        return true;
+    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD || n->op == OP_EYE)
         return true;   /* a broadcast is read through: its argument's entries, never a copy;
-                        * a pad too: its block's entries, zeros elsewhere (no dense temporary) */
+                        * a pad too: its block's entries, zeros elsewhere (no dense temporary);
+                        * eye(n) is i == j (4*eye(n) is one pass, no n×n identity) */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
@@ -710,9 +758,15 @@ static void ref(Sim *s, const Node *n)
     case OP_COTAN: fputs("cotangent", o); return;
     case OP_CONST: fprintf(o, "%.17g", n->num); return;
     case OP_FILL: fprintf(o, "fill(%.17g)", n->num); return;
+    case OP_EYE:
+        if (is_fused(s->p, n)) {
+            fputs("eye", o);
+            return;
+        }
+        break;
     default: break;
     }
-    if (is_alias(n)) {
+    if (is_alias(n) || (n->op == OP_TRANSPOSE && is_fused(s->p, n))) {   /* read in place */
         ref(s, n->args[0]);
         fputs("'", o);
         return;
@@ -1113,8 +1167,17 @@ static void schedule(Plan *p, FILE *out)
     need(&s, f->value);
     for (int i = 0; f->aux && i < p->m->naux; i++)
         need(&s, f->aux[i]);
-    for (int i = 0; f->grads && i < p->m->nwrt; i++)
-        need(&s, f->grads[i]);
+    for (int i = 0; f->grads && i < p->m->nwrt; i++) {
+        Placed pl[CAT_MAX];
+        Node *blocks[CAT_MAX];
+        int np = placed_blocks(f->grads[i], pl);
+        for (int j = 0; j < np; j++)
+            blocks[j] = pl[j].block;
+        if (np)
+            point(&s, blocks, np, f->grads[i]);
+        else
+            need(&s, f->grads[i]);
+    }
     p->onepass = one_pass(p, vpoint);
     p->onepass_point = vpoint;   /* the same sum may also be computed in an earlier point */
     if (out) {
@@ -1128,7 +1191,18 @@ static void schedule(Plan *p, FILE *out)
         }
         for (int i = 0; f->grads && i < p->m->nwrt; i++) {
             fprintf(out, ", d/d%s = ", p->m->inputs[p->m->wrt[i]].name);
-            ref(&s, f->grads[i]);
+            Placed pl[CAT_MAX];
+            int np = placed_blocks(f->grads[i], pl);
+            for (int j = 0; j < np; j++) {   /* blocks written in place: BLOCK at (r, c) */
+                fputs(j ? "; " : "[", out);
+                ref(&s, pl[j].block);
+                fprintf(out, " at (%s, %s)", dim_str(p->arena, pl[j].r, p->m->dims),
+                        dim_str(p->arena, pl[j].c, p->m->dims));
+            }
+            if (np)
+                fputs("]", out);
+            else
+                ref(&s, f->grads[i]);
         }
         fputs("\n", out);
     }
@@ -1306,8 +1380,14 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     root(p, f->value, true);
     for (int i = 0; f->aux && i < m->naux; i++)
         root(p, f->aux[i], true);
-    for (int i = 0; f->grads && i < m->nwrt; i++)
-        root(p, f->grads[i], true);
+    for (int i = 0; f->grads && i < m->nwrt; i++) {
+        Placed pl[CAT_MAX];
+        int np = placed_blocks(f->grads[i], pl);
+        for (int j = 0; j < np; j++)
+            root(p, pl[j].block, true);
+        if (!np)
+            root(p, f->grads[i], true);
+    }
 
     mv_group(p, nn);
     limit_fusion(p, nn);
@@ -1383,5 +1463,11 @@ int plan_dump(const Module *m, FILE *out)
         fputs("\n", out);
         plan_func(m, &m->grad, true, out);
     }
+    return 0;
+}
+
+int plan_dump_grad(const Module *m, FILE *out)
+{
+    plan_func(m, &m->grad, true, out);
     return 0;
 }

@@ -132,6 +132,18 @@ bool is_kept(const Plan *p, const Node *n);
 bool one_value(const Plan *p, const Node *n);
 /* a transpose of a vector: its argument's memory */
 bool is_alias(const Node *n);
+/* A result that is a tree of vcat/hcat (NAME_hessian's blocks, hessian.c):
+ * its blocks and their corners in the result, each written in place into
+ * the result's buffer (the concatenations are never computed, so a block
+ * that is elementwise or a transpose is fused into its store).  0 when g
+ * is no such tree or has more than CAT_MAX blocks (out may be NULL: the
+ * count only). */
+enum { CAT_MAX = 64 };
+typedef struct Placed {
+    Node *block;
+    Dim r, c;
+} Placed;
+int placed_blocks(const Node *g, Placed *out);
 /* a slice that is a contiguous run of its argument: read in place (a
  * pointer into it, no buffer) */
 bool is_view(const Node *n);

@@ -667,3 +667,22 @@ int hessian_eval(const Module *h, Jit *jit, const Bindings *b, double *value, do
     free(v), free(hv), free(in), free(out), free(scratch);
     return status;
 }
+
+int64_t hessian_size(const Module *m, const int64_t *dims)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->nwrt; i++) {
+        Shape s = m->inputs[m->wrt[i]].shape;
+        n += shape_rows(s, dims) * shape_cols(s, dims);
+    }
+    return n;
+}
+
+int hessian_closed_eval(const Module *hc, Jit *jit, const Bindings *b, double *H, Loc *where)
+{
+    double value, *out[1] = {H};
+    Bindings hb = *b;
+    hb.cotangent = NULL;   /* H is of the output itself; callers scale it */
+    hb.aux = NULL;
+    return jit ? jit_run(jit, true, &hb, &value, out, where) : eval_func(hc, &hc->grad, &hb, &value, out, where);
+}
