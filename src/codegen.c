@@ -1069,12 +1069,12 @@ static void gen_mv(Cg *c, const Kernel *k)
     const Term **tms = arena_alloc(c->a, sizeof *tms * (size_t)(nt + 1));
     LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
     LLVMValueRef *outlens = arena_alloc(c->a, sizeof *outlens * (size_t)(nt + 1));
-    Node **vecs = arena_alloc(c->a, sizeof *vecs * (size_t)(nt + 1));
-    bool *alone = arena_alloc(c->a, (size_t)nt + 1);
+    int *first = arena_alloc(c->a, sizeof(int) * (size_t)(k->nmembers + 1));
     nt = 0;
     for (int i = 0; i < k->nmembers; i++) {
         Node *x = k->members[i];
         Mv *v = p->mv[x->id];
+        first[i] = nt;
         bool fill = v->vec->op == OP_FILL;
         LLVMValueRef vp = fill ? NULL : argbuf(c, v->vec), out = bufp(c, p->buf[x->id]);
         for (int t = 0; t < v->nterms; t++) {
@@ -1083,8 +1083,6 @@ static void gen_mv(Cg *c, const Kernel *k)
             if (tm->coef)
                 kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
             tms[nt] = tm;
-            vecs[nt] = v->vec;
-            alone[nt] = v->nterms == 1;
             lens[nt] = count(c, v->vec);
             outlens[nt] = count(c, x);   /* x'*z: z's length is not x'*z's */
             ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, NULL, NULL, NULL};
@@ -1103,17 +1101,15 @@ static void gen_mv(Cg *c, const Kernel *k)
     }
     /* a term equal to another member's only term (x'*A*x: the value's
      * x'*A and the gradient's A'*x) is that member's result, added after
-     * the pass, not a second accumulation in it */
+     * the pass, not a second accumulation in it (mv_copy_of) */
     bool *done = arena_alloc(c->a, (size_t)nt + 1);
     int *copy = arena_alloc(c->a, sizeof(int) * (size_t)(nt + 1));
-    for (int u = 0; u < nt; u++) {
-        copy[u] = -1;
-        for (int t = 0; t < u && copy[u] < 0; t++)
-            if (alone[t] && tms[t]->m && tms[t]->m == tms[u]->m && tms[t]->trans == tms[u]->trans &&
-                tms[t]->k == tms[u]->k && tms[t]->coef == tms[u]->coef && ts[t].v == ts[u].v &&
-                (ts[t].v || vecs[t]->num == vecs[u]->num) && ts[t].out != ts[u].out)
-                copy[u] = t, done[u] = true;
-    }
+    for (int i = 0; i < k->nmembers; i++)
+        for (int t = 0; t < p->mv[k->members[i]->id]->nterms; t++) {
+            int u = first[i] + t, j = mv_copy_of(p, k, i, t);
+            copy[u] = j < 0 ? -1 : first[j];
+            done[u] = j >= 0;
+        }
     /* one pass per matrix, over every term that reads it */
     PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
     for (int t = 0; t < nt; t++) {
@@ -1564,10 +1560,7 @@ typedef struct OnePass {
     VEC(LLVMValueRef) at, val; /* the block's stores, made by flush */
 } OnePass;
 
-static bool in_pass(Cg *c, Node *g)
-{
-    return c->p->onepass && is_fused(c->p, g) && shape_eq(g->shape, c->p->onepass->args[0]->shape);
-}
+static bool in_pass(Cg *c, Node *g) { return in_onepass(c->p, g); }
 
 static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
 {
@@ -1584,11 +1577,18 @@ static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
     return s;
 }
 
+/* The block's stores gradient by gradient: a run of consecutive entries
+ * each, which the SLP vectorizer makes vector stores even when two
+ * gradients may be the same memory (NAME_hvp's NULL ones share the sink). */
 static void flush_onepass(Cg *c, void *ctx)
 {
     OnePass *o = ctx;
-    for (int i = 0; i < o->at.len; i++)
-        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    int ng = 0;
+    for (int i = 0; i < c->m->nwrt; i++)
+        ng += in_pass(c, c->p->f->grads[i]);
+    for (int g = 0; g < ng; g++)
+        for (int i = g; i < o->at.len; i += ng)
+            LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
     o->at.len = o->val.len = 0;
 }
 
@@ -1629,6 +1629,13 @@ void gen_results(Cg *c)
     for (int i = 0; i < ng; i++)
         need(c, f->grads[i]);
     if (c->p->onepass) {
+        /* a NULL gradient (NAME_hvp) is stored to the sink in work */
+        LLVMValueRef *given = arena_alloc(c->a, sizeof *given * (size_t)(ng + 1));
+        for (int i = 0; i < ng; i++) {
+            given[i] = c->grads[i];
+            if (c->p->sink >= 0 && in_pass(c, f->grads[i]))
+                c->grads[i] = sel(c, LLVMBuildIsNull(c->b, given[i], ""), bufp(c, c->p->sink), given[i]);
+        }
         /* the sum and the gradients of its shape in one loop, per flag */
         LLVMValueRef val = alloca_(c, c->f64);
         LLVMValueRef acc = accumulate_flag(c);
@@ -1644,6 +1651,7 @@ void gen_results(Cg *c)
         node_bind(c, c->p->onepass, LLVMBuildLoad2(c->b, c->f64, val, ""));
         for (int i = 0; i < c->nrest; i++)
             gen_kernel(c, &c->rest[i]);
+        memcpy(c->grads, given, sizeof *given * (size_t)ng);
     }
     /* the value, then each auxiliary output (spec §8): stored unless NULL */
     for (int i = -1; i < (f->aux ? c->m->naux : 0); i++) {

@@ -745,6 +745,9 @@ int plan_dump(const Module *m, FILE *out);
 /* The plan of the gradient function alone (compile --hessian --dump-plan:
  * NAME_hessian's, hess_closed_module). */
 int plan_dump_grad(const Module *m, FILE *out);
+/* NAME_hvp's plan (compile --hessian --dump-plan): the tangent module's
+ * gradient function, as abi.c plans it. */
+int plan_dump_hvp(const Module *hvp, FILE *out);
 
 /* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */

@@ -633,21 +633,24 @@ static int cmd_compile(Arena *a, const Options *o)
     if (!files_distinct(a, "compile", files, 3))
         return 1;
     Module *m = front(a, o, true);
-    if (m && o->dump_plan) { /* the plan on stdout, nothing written */
-        plan_dump(m, stdout);
-        Module *hc = o->hessian ? hess_closed_module(m) : NULL;
-        if (hc) {   /* NAME_hessian's, from the closed form */
-            printf("\n# %s_hessian\n", co.name);
-            plan_dump_grad(hc, stdout);
-        }
-        return 0;
-    }
     if (!m)
         return 1;
     if (o->hessian && !(co.hvp = tangent_module(m)))
         return 1;
     if (o->hessian)
         co.hess = hess_closed_module(m);
+    if (o->dump_plan) { /* the plans on stdout, nothing written */
+        plan_dump(m, stdout);
+        if (co.hvp) {
+            printf("\n# %s_hvp\n", co.name);
+            plan_dump_hvp(co.hvp, stdout);
+        }
+        if (co.hess) {   /* NAME_hessian's, from the closed form */
+            printf("\n# %s_hessian\n", co.name);
+            plan_dump_grad(co.hess, stdout);
+        }
+        return 0;
+    }
     if (o->describe) {
         const char *json = emit_describe(m, &co);
         if (!json)

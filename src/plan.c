@@ -210,6 +210,23 @@ static Mv *mv_form(Arena *a, Node *n)
     return v;
 }
 
+static const Node *vec_memory(const Node *v) { return is_alias(v) ? v->args[0] : v; }
+
+int mv_copy_of(const Plan *p, const Kernel *k, int i, int t)
+{
+    const Mv *v = p->mv[k->members[i]->id];
+    const Term *a = &v->terms[t];
+    for (int j = 0; j < i && a->m; j++) {
+        const Mv *w = p->mv[k->members[j]->id];
+        const Term *b = &w->terms[0];
+        bool same_vec = vec_memory(v->vec) == vec_memory(w->vec) ||
+                        (v->vec->op == OP_FILL && w->vec->op == OP_FILL && v->vec->num == w->vec->num);
+        if (w->nterms == 1 && b->m == a->m && b->trans == a->trans && b->k == a->k && b->coef == a->coef && same_vec)
+            return j;
+    }
+    return -1;
+}
+
 /* Products outside statements that read a common matrix form a group,
  * computed in one pass per matrix (x'*A*x: A*x for the value, A'*x for the
  * gradient).  A group's id is its first member's id; a product alone (or
@@ -876,7 +893,12 @@ static void dump_kernel(Sim *s, const Kernel *k)
             const Mv *v = s->p->mv[n->id];
             for (int t = 0; t < v->nterms; t++) {
                 fputs(t ? " + " : "", o);
-                dump_term(s, v, &v->terms[t]);
+                int j = mv_copy_of(s->p, k, i, t);
+                if (j < 0)
+                    dump_term(s, v, &v->terms[t]);
+                else   /* that member's result, not a product in the pass */
+                    fprintf(o, "%%%d%s", k->members[j]->id,
+                            dim_eq(k->members[j]->shape.rows, n->shape.rows) ? "" : "'");
             }
         } else if (s->p->gemm[n->id]) {
             const Gemm *g = s->p->gemm[n->id];
@@ -1358,6 +1380,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->shadow = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
     p->slotused = arena_alloc(a, sizeof(bool) * (size_t)(ns + 1));
     p->onesbuf = -1;
+    p->sink = -1;
     for (int i = 0; i < ns; i++)
         p->shadow[i] = -1;
 
@@ -1456,6 +1479,17 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     return p;
 }
 
+bool in_onepass(const Plan *p, const Node *g)
+{
+    return p->onepass && is_fused(p, g) && shape_eq(g->shape, p->onepass->args[0]->shape);
+}
+
+void plan_sink(Plan *p)
+{
+    if (p->onepass)
+        p->sink = add_buf(p, p->arena, p->onepass->args[0]->shape.rows, p->onepass->args[0]->shape.cols, false);
+}
+
 int plan_dump(const Module *m, FILE *out)
 {
     plan_func(m, &m->fwd, false, out);
@@ -1463,6 +1497,20 @@ int plan_dump(const Module *m, FILE *out)
         fputs("\n", out);
         plan_func(m, &m->grad, true, out);
     }
+    return 0;
+}
+
+int plan_dump_hvp(const Module *hvp, FILE *out)
+{
+    Module *h = arena_alloc(hvp->arena, sizeof *h);
+    *h = *hvp;   /* without auxiliary outputs, as NAME_hvp (abi.c) */
+    h->naux = 0;
+    h->aux_names = NULL;
+    h->fwd.aux = h->grad.aux = NULL;
+    Plan *p = plan_func(h, &h->grad, true, out);
+    plan_sink(p);
+    if (p->sink >= 0)
+        fputs("  and a buffer in work the one pass stores NULL gradients to\n", out);
     return 0;
 }
 

@@ -115,6 +115,8 @@ typedef struct Plan {
     Node *onepass;        /* a sum the value is computed from (then by scalar kernels
                              only), computed in the pass that stores the elementwise
                              gradients of its argument's shape; or NULL */
+    int sink;             /* the buffer the one pass stores a NULL gradient to
+                             (NAME_hvp: plan_sink), or -1 */
 } Plan;
 
 static inline bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
@@ -153,6 +155,20 @@ bool is_view(const Node *n);
  * per iteration; 0 when x is not of that form. */
 enum { SCATTER_MAX = 8 };
 int scatter_form(const Node *x, int slot, Node **pads);
+
+/* NAME_hvp's gradients and products may be NULL (spec §9): one buffer of
+ * work of the one pass's shape takes the stores of every NULL one, so the
+ * pass (2*dot(x, x): x read once for the value, the gradient and H v)
+ * stays. */
+void plan_sink(Plan *p);
+/* the gradient is stored by the one pass (p->onepass) */
+bool in_onepass(const Plan *p, const Node *g);
+
+/* Term t of member i of a K_MATVEC kernel that equals another member's
+ * only term (x'*A*x: the gradient's A'*x is the value's x'*A): the index
+ * of that member, whose result is added after the pass instead of a
+ * second accumulation in it; else -1.  The dump and gen_mv both use it. */
+int mv_copy_of(const Plan *p, const Kernel *k, int i, int t);
 
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);
