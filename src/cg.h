@@ -266,7 +266,7 @@ static inline void loop_end(Cg *c, Loop *l)
     enter(c, l->exit);
 }
 
-/* A dimension's run-time value: a linear form of the dimension arguments. */
+/* A dimension's run-time value: a form in the dimension arguments. */
 static inline LLVMValueRef dimv(Cg *c, Dim d)
 {
     if (d.sym >= 0)
@@ -274,7 +274,11 @@ static inline LLVMValueRef dimv(Cg *c, Dim d)
     DimView v = dim_view(d);
     LLVMValueRef r = ci(c, v.k);
     for (int i = 0; i < v.n; i++) {
-        LLVMValueRef t = c->dims[dim_view_sym(&v, i)];
+        const int *f;
+        int nf = dim_key_factors(dim_view_sym(&v, i), &f);
+        LLVMValueRef t = c->dims[f[0]];
+        for (int j = 1; j < nf; j++)   /* a product of symbols (kron's shapes) */
+            t = LLVMBuildMul(c->b, t, c->dims[f[j]], "");
         t = v.coefs[i] == 1 ? t : LLVMBuildMul(c->b, t, ci(c, v.coefs[i]), "");
         r = v.k == 0 && i == 0 ? t : LLVMBuildAdd(c->b, r, t, "");
     }

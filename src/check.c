@@ -299,6 +299,7 @@ typedef enum FnRule {
     F_GRAD, F_HESSIAN,   /* grad(e, x), hessian(e, x): spec §9, hessian.c */
     F_WHERE,   /* where(c, a, b): c a condition (mask), not a value */
     F_SOLVE,   /* solve(A, B): A square, B with A's rows */
+    F_KRON,    /* kron(A, B): any two shapes */
 } FnRule;
 
 typedef struct Builtin {
@@ -536,6 +537,7 @@ static const Expr *lin_of(Checker *c, const Expr *e, Lin *out)
         fail(c, e->loc, "expression nested too deeply");
     const Expr *bad = NULL;
     Lin a, b;
+    Dim da, db;
     switch (e->kind) {
     case EX_NUM:
         if (e->num != floor(e->num) || fabs(e->num) > 9007199254740992.0)
@@ -571,6 +573,8 @@ static const Expr *lin_of(Checker *c, const Expr *e, Lin *out)
             *out = lin_scale(b, a.k);
         else if (lin_is_const(b))
             *out = lin_scale(a, b.k);
+        else if (lin_dim(a, &da) && lin_dim(b, &db))   /* sizes: m*n rows, kron's */
+            *out = lin_of_dim(dim_mul(da, db));
         else
             *out = (Lin){.linear = false};
         break;
@@ -1325,6 +1329,8 @@ static Node *call(Checker *c, const Expr *e)
         return mk1(c->ir, OP_DIAGV, x);
     case F_SOLVE:
         return solve(c, e->loc, "solve", x, y);
+    case F_KRON:
+        return mk2(c->ir, OP_KRON, x, y);
     case F_FILL:
     case F_EYE:
     case F_NONE:
@@ -1401,7 +1407,8 @@ static Node *offset(Checker *c, const Expr *x, Lin l)
         return mk2(c->ir, OP_SUB, value(c, x), mk_const(c->ir, 1));
     Node *r = NULL;
     for (int i = 0; i < l.n; i++) {
-        Node *t = l.keys[i] >= 0 ? mk_dimval(c->ir, l.keys[i])
+        static const int64_t one = 1;
+        Node *t = l.keys[i] >= 0 ? mk_dim(c->ir, dim_form(0, 1, &l.keys[i], &one))
                                  : lookup(c, c->names.data[-l.keys[i] - 1]).node;
         if (l.coefs[i] != 1)
             t = mk2(c->ir, OP_MUL, mk_const(c->ir, (double)l.coefs[i]), t);

@@ -810,6 +810,31 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
         callf(c, "gradc_lu_solve", LLVMVoidTypeInContext(c->ctx), pt, 7, args);
         return;
     }
+    case OP_KRON: {   /* out[(i*rb + k)*(ca*cb) + j*cb + l] = A[i, j] * B[k, l] */
+        Node *y = n->args[1];
+        LLVMValueRef pa = argbuf(c, x), pb = argbuf(c, y), ra = rows(c, x), ca = cols(c, x);
+        LLVMValueRef rb = rows(c, y), cb = cols(c, y), w = cols(c, n);
+        Loop lk, ll;
+        i = loop_begin(c, &li, ci(c, 0), ra);
+        LLVMValueRef k = loop_begin(c, &lk, ci(c, 0), rb);
+        LLVMValueRef orow = at(c, out, mul(c, add(c, mul(c, i, rb), k), w));
+        j = loop_begin(c, &lj, ci(c, 0), ca);
+        LLVMValueRef aij = load(c, pa, add(c, mul(c, i, ca), j)), oblk = at(c, orow, mul(c, j, cb));
+        LLVMValueRef l = loop_begin(c, &ll, ci(c, 0), cb);
+        store(c, LLVMBuildFMul(c->b, aij, load(c, pb, add(c, mul(c, k, cb), l)), ""), oblk, l);
+        loop_end(c, &ll);
+        loop_end(c, &lj);
+        loop_end(c, &lk);
+        loop_end(c, &li);
+        return;
+    }
+    case OP_FLATTEN: {   /* row-major already: a copy */
+        LLVMValueRef src = argbuf(c, x);
+        i = loop_begin(c, &li, ci(c, 0), count(c, x));
+        store(c, load(c, src, i), out, i);
+        loop_end(c, &li);
+        return;
+    }
     case OP_TRIL: {
         LLVMValueRef src = argbuf(c, x), r = rows(c, x), m = cols(c, x);
         zero(c, out, mul(c, r, m));

@@ -524,7 +524,7 @@ static bool zero_in(Op op, int i)
 {
     switch (op) {
     case OP_MUL: case OP_MATMUL: case OP_TRANSPOSE: case OP_NEG: case OP_SUM: case OP_TRIL:
-    case OP_DIAGM: case OP_DIAGV:
+    case OP_DIAGM: case OP_DIAGV: case OP_KRON: case OP_FLATTEN:
         return true;
     case OP_DIV: case OP_DIVSAFE: return i == 0;
     case OP_SOLVE: case OP_SOLVET: return i == 1;
@@ -821,6 +821,40 @@ static void adj_slice(Frame *F, Node *n, Node *g)
     add(F, A, mk3(IR, OP_PAD, A->shape, val(g), n->args[1], n->args[2], 0));
 }
 static void adj_pad(Frame *F, Node *n, Node *g) { add(F, A, cut(F, g, n->args[1], n->args[2], A->shape)); }
+/* C = kron(A, B), [ra*rb, ca*cb]: Ā[i, j] = sum over B's block (i, j) of
+ * C̄ .* B, Ā = kron(eye(ra), ones(1, rb)) * (C̄ .* kron(ones(ra, ca), B)) *
+ * kron(eye(ca), ones(cb, 1)); B̄ the sum of the blocks of C̄ .* kron(A, ones),
+ * the same way (MATLAB has no kron adjoint; these are its definitions summed). */
+static Node *block_sums(Frame *F, Node *g, Shape outer, Shape inner, bool of_outer)
+{
+    Ir *ir = IR;
+    Node *l, *r;
+    if (of_outer) {
+        l = mk2(ir, OP_KRON, mk_eye(ir, outer.rows), mk_fill(ir, 1, shape_make(dim_lit(1), inner.rows)));
+        r = mk2(ir, OP_KRON, mk_eye(ir, outer.cols), mk_fill(ir, 1, shape_make(inner.cols, dim_lit(1))));
+    } else {
+        l = mk2(ir, OP_KRON, mk_fill(ir, 1, shape_make(dim_lit(1), outer.rows)), mk_eye(ir, inner.rows));
+        r = mk2(ir, OP_KRON, mk_fill(ir, 1, shape_make(outer.cols, dim_lit(1))), mk_eye(ir, inner.cols));
+    }
+    return op2(F, OP_MATMUL, op2(F, OP_MATMUL, l, g), r);
+}
+static void adj_kron(Frame *F, Node *n, Node *g)
+{
+    Node *ob = mk2(IR, OP_KRON, mk_fill(IR, 1, A->shape), B);
+    Node *oa = mk2(IR, OP_KRON, A, mk_fill(IR, 1, B->shape));
+    add(F, A, block_sums(F, mul(F, g, ob), A->shape, B->shape, true));
+    add(F, B, block_sums(F, mul(F, g, oa), A->shape, B->shape, false));
+}
+/* flatten(A): Ā[i, j] = C̄[i*c + j], the rows of kron(eye(r), ones(1, c)) picking
+ * C̄'s entries on the diagonal blocks of kron(ones(r, 1), eye(c)) */
+static void adj_flatten(Frame *F, Node *n, Node *g)
+{
+    Ir *ir = IR;
+    Dim r = A->shape.rows, c = A->shape.cols;
+    Node *l = mk2(ir, OP_KRON, mk_eye(ir, r), mk_fill(ir, 1, shape_make(dim_lit(1), c)));
+    Node *e = mk2(ir, OP_KRON, mk_fill(ir, 1, shape_make(r, dim_lit(1))), mk_eye(ir, c));
+    add(F, A, op2(F, OP_MATMUL, l, mul(F, g, e)));
+}
 #undef A
 #undef B
 #undef val

@@ -1,5 +1,10 @@
 /* dim.c — dimensions as linear forms (spec §8): k + c1*s1 + c2*s2 + …
  *
+ * A term's key is a symbol, or (kron's shapes, m*n rows) a product of
+ * symbols: a key >= DIM_PRODUCT is an entry of a second table of sorted
+ * symbol lists (monomials), so a form stays a sorted list of keys and
+ * coefficients and dim_eq a comparison of two ints.
+ *
  * A literal and a lone symbol keep their small encodings (dim_lit,
  * dim_sym); any other form is normalised (terms sorted by symbol, like
  * terms merged, zero coefficients dropped) and interned in one table, so a
@@ -98,6 +103,57 @@ static int intern(int64_t k, int n, const int *syms, const int64_t *coefs)
     return table.len++;
 }
 
+/* ---- products of symbols: monomial keys ---- */
+
+static struct {
+    int **syms;        /* each: n, then n sorted symbols */
+    int len, cap;
+} monos;
+
+/* The key of the product of the n sorted symbols s (n >= 2). */
+static int mono_key(const int *s, int n)
+{
+    for (int i = 0; i < monos.len; i++)
+        if (monos.syms[i][0] == n && memcmp(monos.syms[i] + 1, s, sizeof *s * (size_t)n) == 0)
+            return DIM_PRODUCT + i;
+    if (monos.len == monos.cap) {
+        monos.cap = monos.cap ? 2 * monos.cap : 16;
+        monos.syms = xrealloc(monos.syms, sizeof *monos.syms * (size_t)monos.cap);
+    }
+    int *m = xrealloc(NULL, sizeof *m * (size_t)(n + 1));
+    m[0] = n;
+    memcpy(m + 1, s, sizeof *s * (size_t)n);
+    monos.syms[monos.len] = m;
+    return DIM_PRODUCT + monos.len++;
+}
+
+int dim_key_factors(int key, const int **syms)
+{
+    static int lone[1];
+    if (key < DIM_PRODUCT) {
+        lone[0] = key;
+        *syms = lone;
+        return 1;
+    }
+    *syms = monos.syms[key - DIM_PRODUCT] + 1;
+    return monos.syms[key - DIM_PRODUCT][0];
+}
+
+/* The key of the product of two keys: their symbols merged in order. */
+static int key_mul(int a, int b)
+{
+    const int *x, *y;
+    int nx = dim_key_factors(a, &x), xs[64];
+    memcpy(xs, x, sizeof *x * (size_t)nx);   /* dim_key_factors' lone buffer is shared */
+    int ny = dim_key_factors(b, &y);
+    if (nx + ny > 64)
+        out_of_memory();
+    int s[64], i = 0, j = 0, n = 0;
+    while (i < nx || j < ny)
+        s[n++] = j >= ny || (i < nx && xs[i] <= y[j]) ? xs[i++] : y[j++];
+    return mono_key(s, n);
+}
+
 DimView dim_view(Dim d)
 {
     static const int64_t one = 1;
@@ -141,7 +197,7 @@ Dim dim_form(int64_t k, int n, const int *syms, const int64_t *coefs)
     Dim d;
     if (z == 0)
         d = dim_lit(k);
-    else if (z == 1 && k == 0 && c[0] == 1)
+    else if (z == 1 && k == 0 && c[0] == 1 && s[0] < DIM_PRODUCT)   /* a product stays a form */
         d = dim_sym(s[0]);
     else
         d = (Dim){.sym = -2, .n = intern(k, z, s, c)};
@@ -176,7 +232,7 @@ static Dim combine(Dim a, Dim b, int64_t sign)
     }
     int64_t k = x.k + sign * y.k;
     Dim d = m == 0 ? dim_lit(k)
-          : m == 1 && k == 0 && c[0] == 1 ? dim_sym(s[0])
+          : m == 1 && k == 0 && c[0] == 1 && s[0] < DIM_PRODUCT ? dim_sym(s[0])
           : (Dim){.sym = -2, .n = intern(k, m, s, c)};
     if (s != ss)
         free(s);
@@ -186,6 +242,28 @@ static Dim combine(Dim a, Dim b, int64_t sign)
 }
 
 Dim dim_add(Dim a, Dim b) { return combine(a, b, 1); }
+
+Dim dim_mul(Dim a, Dim b)
+{
+    DimView x = dim_view(a), y = dim_view(b);
+    int n = (x.n + 1) * (y.n + 1);
+    int *s = xrealloc(NULL, sizeof *s * (size_t)n);
+    int64_t *c = xrealloc(NULL, sizeof *c * (size_t)n);
+    int m = 0;
+    for (int i = 0; i < x.n; i++) {
+        int kx = view_sym(&x, i);
+        for (int j = 0; j < y.n; j++)
+            s[m] = key_mul(kx, view_sym(&y, j)), c[m++] = x.coefs[i] * y.coefs[j];
+        if (y.k)
+            s[m] = kx, c[m++] = x.coefs[i] * y.k;
+    }
+    for (int j = 0; j < y.n && x.k; j++)
+        s[m] = view_sym(&y, j), c[m++] = x.k * y.coefs[j];
+    Dim d = dim_form(x.k * y.k, m, s, c);
+    free(s);
+    free(c);
+    return d;
+}
 Dim dim_sub(Dim a, Dim b) { return combine(a, b, -1); }
 
 bool dim_is_lit(Dim d, int64_t *n)
@@ -201,8 +279,13 @@ int64_t dim_eval(Dim d, const int64_t *dims)
 {
     DimView v = dim_view(d);
     int64_t r = v.k;
-    for (int i = 0; i < v.n; i++)
-        r += v.coefs[i] * dims[view_sym(&v, i)];
+    for (int i = 0; i < v.n; i++) {
+        const int *f;
+        int64_t t = v.coefs[i];
+        for (int j = 0, nf = dim_key_factors(view_sym(&v, i), &f); j < nf; j++)
+            t *= dims[f[j]];
+        r += t;
+    }
     return r;
 }
 
@@ -215,8 +298,11 @@ const char *dim_str(Arena *a, Dim d, const char *const *dimnames)
         return arena_printf(a, "%lld", (long long)v.k);
     const char *s = "";
     for (int i = 0; i < v.n; i++) {
-        int sym = view_sym(&v, i);
-        const char *name = dimnames ? dimnames[sym] : arena_printf(a, "d%d", sym);
+        const int *f;
+        const char *name = "";
+        for (int j = 0, nf = dim_key_factors(view_sym(&v, i), &f); j < nf; j++)
+            name = arena_printf(a, "%s%s%s", name, j ? "*" : "",
+                                dimnames ? dimnames[f[j]] : arena_printf(a, "d%d", f[j]));
         int64_t c = v.coefs[i];
         const char *sign = i == 0 ? (c < 0 ? "-" : "") : (c < 0 ? " - " : " + ");
         int64_t m = c < 0 ? -c : c;

@@ -492,6 +492,14 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
     case OP_SLICE:
     case OP_PAD:
         return block_copy(e, n, a, y[0], z[0], out);
+    case OP_KRON:   /* entry (i*b.r + k, j*b.c + l) = A[i, j] * B[k, l] */
+        for (int64_t i = 0; i < a.r; i++)
+            for (int64_t k = 0; k < b.r; k++)
+                for (int64_t j = 0; j < a.c; j++)
+                    for (int64_t l = 0; l < b.c; l++)
+                        out[((i * b.r + k) * a.c + j) * b.c + l] = x[i * a.c + j] * y[k * b.c + l];
+        break;
+    case OP_FLATTEN: memcpy(out, x, sizeof(double) * (size_t)(a.r * a.c)); break;   /* row-major already */
     default:
         diag_plain("internal error: the evaluator has no rule for %s", info->name);
         e->status = e->status ? e->status : -1;

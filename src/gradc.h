@@ -245,7 +245,8 @@ bool dim_eq(Dim a, Dim b);
 bool shape_eq(Shape a, Shape b);
 bool shape_is_scalar(Shape s);              /* 1×1 literal */
 
-/* dim.c — linear forms.  A view lists a form's terms: sym(i) * coefs[i]. */
+/* dim.c — linear forms.  A view lists a form's terms: sym(i) * coefs[i]
+ * (sym(i) a key: a symbol, or a product of symbols, dim_key_factors). */
 typedef struct DimView {
     int64_t k;
     int n;
@@ -258,6 +259,13 @@ int dim_view_sym(const DimView *v, int i);
 Dim dim_form(int64_t k, int n, const int *syms, const int64_t *coefs);
 Dim dim_add(Dim a, Dim b);
 Dim dim_sub(Dim a, Dim b);
+/* The product of two forms (kron's shapes: m*n rows), expanded: its terms'
+ * keys may be products of symbols (keys >= DIM_PRODUCT), whose symbols
+ * dim_key_factors lists (a symbol key lists itself; the list is valid
+ * until the next call). */
+Dim dim_mul(Dim a, Dim b);
+#define DIM_PRODUCT (1 << 24)
+int dim_key_factors(int key, const int **syms);
 bool dim_is_lit(Dim d, int64_t *n);          /* a literal (its value into *n) */
 int64_t dim_eval(Dim d, const int64_t *dims);
 /* "n", "3", "n - 1", "2*n + m + 1" (dimnames NULL: d0, d1 …) */
@@ -283,7 +291,8 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
  *   builtin  the checker's arity/shape rule when `text(...)` is a builtin
  *            (check.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
  *            scalar, ALONG any → scalar or along a dimension d, SQUARE square
- *            matrix, SOFTMAX a vector or along d), NONE if not
+ *            matrix, SOFTMAX a vector or along d, KRON any two), NONE if not
+ *            (ELEM is one argument of any shape: flatten's too)
  *   prec     print precedence (print.c: OR … POST, ATOM for calls and leaves)
  *   latex    LaTeX for a call, or NULL: \operatorname{text} (print.c)
  *   adj      the derivative rule adj_<adj> in diff.c, none: no adjoint
@@ -378,7 +387,10 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(VCAT,      "vcat",      2, M, none,       NULL,    NONE,    ATOM, NULL,                 vcat) /* [a; b] */                             \
     X(HCAT,      "hcat",      2, M, none,       NULL,    NONE,    ATOM, NULL,                 hcat) /* [a, b] */                             \
     X(SLICE,     "slice",     3, M, none,       NULL,    NONE,    ATOM, NULL,                 slice) /* x's block of shape at (r, c) */     \
-    X(PAD,       "pad",       3, M, none,       NULL,    NONE,    ATOM, NULL,                 pad) /* zeros of shape, g at (r, c) */
+    X(PAD,       "pad",       3, M, none,       NULL,    NONE,    ATOM, NULL,                 pad) /* zeros of shape, g at (r, c) */ \
+    /* Kronecker products (a gradc extension: derive --hessian's blocks over matrix inputs) */ \
+    X(KRON,      "kron",      2, M, none,       NULL,    KRON,    ATOM, NULL,                 kron) /* [ra*rb, ca*cb], MATLAB's kron */ \
+    X(FLATTEN,   "flatten",   1, M, none,       NULL,    ELEM,    ATOM, NULL,                 flatten) /* entries row-major → [r*c] */
 
 typedef enum Op {
 #define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,
@@ -632,12 +644,13 @@ SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
 /* hessian.c — grad()/hessian() values, Hessians as closed forms         */
 /* ===================================================================== */
 
-/* The Jacobian of g (a scalar, column or row: its entries in order) with
- * respect to input `input` (a scalar or a column [n]), a [len(g), n]
- * matrix, by a forward pass with the tangent eye(n) over g's DAG (textbook:
- * diagonal scalings as diag(p)*T, for derive; else p .* T, cheaper); NULL
- * with *why set (a phrase naming xname) when a node between them is a
- * matrix that depends on the input, or has no forward rule here. */
+/* The Jacobian of g (its entries in row-major order) with respect to input
+ * `input` (a scalar, vector or matrix: N entries, row-major), a [numel(g),
+ * N] matrix, by a forward pass with the tangent eye(N) over g's DAG, matrix
+ * nodes' tangents as kron forms (textbook: diagonal scalings as diag(p)*T
+ * and common factors taken out, for derive; else p .* T, cheaper); NULL
+ * with *why set (a phrase naming xname) when a node between them has no
+ * forward rule here (a concatenation of matrices that depend on the input…). */
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
                     bool textbook, const char **why);
 /* e ready for diff_dag_grad with respect to input `input`: the results of
@@ -650,10 +663,10 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
 Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
                       int ninputs, const char **why, bool *open);
 /* `gradc derive --hessian`: the closed form of the Hessian block of every
- * pair of wrt inputs i <= j, in m's arena (H[i*nwrt + j]), or NULL there
- * with the reason in (*block_why)[i*nwrt + j] (a matrix input, a matrix
- * intermediate); NULL after setting *why when there is none at all (a
- * non-scalar output, control flow). */
+ * pair of wrt inputs i <= j (rows x_i's entries, columns x_j's, row-major),
+ * in m's arena (H[i*nwrt + j]), or NULL there with the reason in
+ * (*block_why)[i*nwrt + j] (a matrix intermediate with no rule); NULL after
+ * setting *why when there is none at all (a non-scalar output, control flow). */
 Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
 /* The whole N×N Hessian over m's wrt inputs (scalars or columns, in wrt
  * order) as one node, from the closed forms of every block (for values:

@@ -5,14 +5,18 @@
  * own reverse mode differentiates through it (reverse over reverse).
  *
  * hessian(e, x) and `derive --hessian` take the Jacobian of that gradient by
- * a forward pass over its DAG with a matrix tangent seeded by eye(n): a
- * node v that is a scalar, a column [r] or a row [1, r] carries T(v), the
- * r×n matrix of the derivatives of its entries (of v' for a row).  The
- * local derivatives of elementwise ops come from diff.c's adjoint rules
- * applied to a seed of ones (diff_partials), so no rule is written twice;
- * matrix products, transposes, reductions and softmax have their forward
- * rules here.  A matrix-valued node that depends on x would need a
- * three-index tangent: such an e is refused with a message (for now).
+ * a forward pass over its DAG with a matrix tangent seeded by eye(N): a
+ * node V (r×c) carries T(V), the (r*c)×N matrix of the derivatives of its
+ * entries in row-major order (vec_r; a vector's entries in order), N the
+ * entries of x.  Row-major vectorisation makes products Kronecker products,
+ * vec_r(A*X*B) = kron(A, B')*vec_r(X), and kron is a builtin, so every
+ * tangent prints and parses back.  The local derivatives of elementwise ops
+ * come from diff.c's adjoint rules applied to a seed of ones
+ * (diff_partials), so no rule is written twice; matrix products,
+ * transposes, reductions, broadcasts and softmax have their forward rules
+ * here (docs/design.md has the table).  A matrix-valued op with no rule
+ * (a concatenation of matrices, kron of a side that depends on x) is
+ * refused with a message.
  * The tangent of a diagonal scaling is built in the forms a textbook
  * writes (diag(p)*eye → diag(p), diag(p)*(u*w') → (p.*u)*w'), which is what
  * makes `derive --hessian` print `diag(p) - p*p'` for logsumexp. */
@@ -59,9 +63,146 @@ static Node *diag_of(Ir *ir, Node *n)
     return NULL;
 }
 
-/* a ± b, with diag(u) ± diag(v) as diag(u ± v): one diagonal, as written by hand */
-static Node *combine(Ir *ir, Op op, Node *a, Node *b)
+/* how far the factoring below looks into a product or a sum: a bound, so
+ * that no recursion grows with the program */
+#define PEEL_DEPTH 8
+
+/* n as rest*R with R its rightmost matrix factor (through scalar factors,
+ * divisors and signs), or NULL when n is not a product. */
+static Node *peel_right(Ir *ir, Node *n, Node **rest, int depth)
 {
+    if (depth > PEEL_DEPTH)
+        return NULL;
+    Node *r, *x;
+    switch (n->op) {
+    case OP_MATMUL:
+        if (!(r = peel_right(ir, n->args[1], &x, depth + 1))) {
+            *rest = n->args[0];
+            return n->args[1];
+        }
+        *rest = mk2(ir, OP_MATMUL, n->args[0], x);
+        return r;
+    case OP_MUL:
+        if (!shape_is_scalar(n->args[0]->shape) || !(r = peel_right(ir, n->args[1], &x, depth + 1)))
+            return NULL;
+        *rest = mk2(ir, OP_MUL, n->args[0], x);
+        return r;
+    case OP_DIV:
+        if (!shape_is_scalar(n->args[1]->shape) || !(r = peel_right(ir, n->args[0], &x, depth + 1)))
+            return NULL;
+        *rest = mk2(ir, OP_DIV, x, n->args[1]);
+        return r;
+    case OP_NEG:
+        if (!(r = peel_right(ir, n->args[0], &x, depth + 1)))
+            return NULL;
+        *rest = mk1(ir, OP_NEG, x);
+        return r;
+    default:
+        return NULL;
+    }
+}
+
+/* n as L*rest with L its leftmost matrix factor, the same way. */
+static Node *peel_left(Ir *ir, Node *n, Node **rest, int depth)
+{
+    if (depth > PEEL_DEPTH)
+        return NULL;
+    Node *l, *x;
+    switch (n->op) {
+    case OP_MATMUL:
+        if (!(l = peel_left(ir, n->args[0], &x, depth + 1))) {
+            *rest = n->args[1];
+            return n->args[0];
+        }
+        *rest = mk2(ir, OP_MATMUL, x, n->args[1]);
+        return l;
+    case OP_MUL:
+        if (!shape_is_scalar(n->args[0]->shape) || !(l = peel_left(ir, n->args[1], &x, depth + 1)))
+            return NULL;
+        *rest = mk2(ir, OP_MUL, n->args[0], x);
+        return l;
+    case OP_DIV:
+        if (!shape_is_scalar(n->args[1]->shape) || !(l = peel_left(ir, n->args[0], &x, depth + 1)))
+            return NULL;
+        *rest = mk2(ir, OP_DIV, x, n->args[1]);
+        return l;
+    case OP_NEG:
+        if (!(l = peel_left(ir, n->args[0], &x, depth + 1)))
+            return NULL;
+        *rest = mk1(ir, OP_NEG, x);
+        return l;
+    default:
+        return NULL;
+    }
+}
+
+/* a scalar rest as a multiple of eye, to meet a matrix one */
+static Node *as_square(Ir *ir, Node *x, Dim n)
+{
+    return shape_is_scalar(x->shape) && !dim_eq(n, dim_lit(1)) ? mk2(ir, OP_MUL, x, mk_eye(ir, n)) : x;
+}
+
+/* a ± b, with diag(u) ± diag(v) as diag(u ± v): one diagonal, as written by
+ * hand; A*R ± B*R as (A ± B)*R: a Jacobian's common right factor once */
+/* a and b share a left or right matrix factor */
+static bool shares(Ir *ir, Node *a, Node *b)
+{
+    Node *x, *y, *p, *q;
+    if ((p = peel_right(ir, a, &x, 0)) && (q = peel_right(ir, b, &y, 0)) && p == q &&
+        !shape_is_scalar(p->shape))
+        return true;
+    return (p = peel_left(ir, a, &x, 0)) && (q = peel_left(ir, b, &y, 0)) && p == q &&
+           !shape_is_scalar(p->shape);
+}
+
+static Node *combine_at(Ir *ir, Op op, Node *a, Node *b, int depth);
+static Node *combine(Ir *ir, Op op, Node *a, Node *b) { return combine_at(ir, op, a, b, 0); }
+static Node *combine_at(Ir *ir, Op op, Node *a, Node *b, int depth)
+{
+    if (depth > PEEL_DEPTH)
+        return mk2(ir, op, a, b);
+    Node *ra, *rb, *xa, *xb;
+    if ((ra = peel_right(ir, a, &xa, 0)) && (rb = peel_right(ir, b, &xb, 0)) && ra == rb &&
+        !shape_is_scalar(ra->shape)) {
+        Dim k = ra->shape.rows;
+        return mk2(ir, OP_MATMUL, combine_at(ir, op, as_square(ir, xa, k), as_square(ir, xb, k), depth + 1), ra);
+    }
+    if ((ra = peel_left(ir, a, &xa, 0)) && (rb = peel_left(ir, b, &xb, 0)) && ra == rb &&
+        !shape_is_scalar(ra->shape)) {   /* L*A ± L*B as L*(A ± B) */
+        Dim k = ra->shape.cols;
+        return mk2(ir, OP_MATMUL, ra, combine_at(ir, op, as_square(ir, xa, k), as_square(ir, xb, k), depth + 1));
+    }
+    if (a->op == b->op && (a->op == OP_DIV || a->op == OP_MUL)) {   /* A/s ± B/s = (A ± B)/s */
+        int f = a->op == OP_DIV;
+        if (a->args[f] == b->args[f] && shape_is_scalar(a->args[f]->shape) &&
+            shape_eq(a->args[1 - f]->shape, b->args[1 - f]->shape)) {
+            Node *d = combine_at(ir, op, a->args[1 - f], b->args[1 - f], depth + 1);
+            return f ? mk2(ir, OP_DIV, d, a->args[1]) : mk2(ir, OP_MUL, a->args[0], d);
+        }
+    }
+    if (a->op == OP_KRON && b->op == OP_KRON) {   /* kron(A, v) ± kron(B, v) = kron(A ± B, v) */
+        for (int i = 0; i < 2; i++)
+            if (a->args[i] == b->args[i] && shape_eq(a->args[1 - i]->shape, b->args[1 - i]->shape)) {
+                Node *d = combine_at(ir, op, a->args[1 - i], b->args[1 - i], depth + 1);
+                return i ? mk2(ir, OP_KRON, d, a->args[1]) : mk2(ir, OP_KRON, a->args[0], d);
+            }
+    }
+    if ((a->op == OP_ADD || a->op == OP_SUB) && !shares(ir, a, b)) {   /* (p ± q) ± b, regrouped */
+        if (shares(ir, a->args[1], b))
+            return mk2(ir, a->op, a->args[0], combine_at(ir, a->op == op ? OP_ADD : OP_SUB,
+                                                         a->args[1], b, depth + 1));
+        if (shares(ir, a->args[0], b))
+            return mk2(ir, a->op, combine_at(ir, op, a->args[0], b, depth + 1), a->args[1]);
+    }
+    if ((b->op == OP_ADD || b->op == OP_SUB) && !shares(ir, a, b)) {   /* a ± (p ± q), regrouped */
+        Op flip = b->op == OP_ADD ? OP_SUB : OP_ADD;
+        if (shares(ir, a, b->args[1]))
+            return mk2(ir, op, combine_at(ir, op == OP_ADD ? b->op : flip, a, b->args[1], depth + 1),
+                       b->args[0]);
+        if (shares(ir, a, b->args[0]))
+            return mk2(ir, op == OP_ADD ? b->op : flip, combine_at(ir, op, a, b->args[0], depth + 1),
+                       b->args[1]);
+    }
     Node *u = diag_of(ir, a), *v = u ? diag_of(ir, b) : NULL;
     if (u && v)
         return mk1(ir, OP_DIAGM, mk2(ir, op, u, v));
@@ -84,17 +225,36 @@ static Node *times(Ir *ir, Node *p, Node *q)
     return mk2(ir, OP_MUL, p, q);
 }
 
+/* The scalar every entry of p is (a fill, s .* ones, ones/s, a scalar
+ * expanded, or a flatten of one of these), or NULL. */
+static Node *uniform_at(Ir *ir, Node *p, int depth)
+{
+    if (depth > PEEL_DEPTH)
+        return NULL;
+    while (p->op == OP_FLATTEN || p->op == OP_BCAST)
+        p = p->args[0];
+    if (shape_is_scalar(p->shape))
+        return p;
+    if (p->op == OP_FILL)
+        return mk_const(ir, p->num);
+    Node *u;
+    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && (u = uniform_at(ir, p->args[1], depth + 1)))
+        return mk2(ir, OP_MUL, p->args[0], u);
+    if ((p->op == OP_DIV || p->op == OP_DIVSAFE) && shape_is_scalar(p->args[1]->shape) &&
+        (u = uniform_at(ir, p->args[0], depth + 1)))
+        return mk2(ir, p->op, u, p->args[1]);
+    return NULL;
+}
+static Node *uniform(Ir *ir, Node *p) { return uniform_at(ir, p, 0); }
+
 /* diag(p) * T for a column p, in simplified forms; depth bounds how far it
  * distributes over sums.  Unless textbook, what is left is p .* T with p
  * broadcast along T's rows, read in place (no m×m diagonal times T). */
 static Node *dscale(Ir *ir, Node *p, Node *t, int depth, bool textbook)
 {
-    if (shape_is_scalar(p->shape))
-        return mk2(ir, OP_MUL, p, t);
-    if (p->op == OP_FILL)
-        return mk2(ir, OP_MUL, mk_const(ir, p->num), t);
-    if (p->op == OP_MUL && shape_is_scalar(p->args[0]->shape) && node_is_const(p->args[1], 1.0))
-        return mk2(ir, OP_MUL, p->args[0], t);   /* s .* ones: a scalar */
+    Node *s = uniform(ir, p);
+    if (s)
+        return mk2(ir, OP_MUL, s, t);
     if (t->op == OP_EYE)
         return mk1(ir, OP_DIAGM, p);
     if (t->op == OP_DIAGM)
@@ -108,6 +268,10 @@ static Node *dscale(Ir *ir, Node *p, Node *t, int depth, bool textbook)
                            dscale(ir, p, b, depth + 1, textbook));
         case OP_NEG:
             return mk1(ir, OP_NEG, dscale(ir, p, a, depth + 1, textbook));
+        case OP_DIV:      /* diag(p)*(T/s) = (diag(p)*T)/s */
+            if (shape_is_scalar(b->shape))
+                return mk2(ir, OP_DIV, dscale(ir, p, a, depth + 1, textbook), b);
+            break;
         case OP_MUL:
             if (shape_is_scalar(a->shape))
                 return mk2(ir, OP_MUL, a, dscale(ir, p, b, depth + 1, textbook));
@@ -143,10 +307,11 @@ static Node *elementwise(Jac *J, Node *n)
         Node *a = n->args[i], *ta = tangent_of(J, a), *p = part[i];
         if (!ta || !p)
             continue;
+        Node *pv = mk1(ir, OP_FLATTEN, p);   /* entries in the order of T's rows */
         if (shape_is_scalar(a->shape) && !shape_is_scalar(n->shape))
-            t = sum(ir, t, mk2(ir, OP_MATMUL, col(ir, p), ta));   /* a broadcast scalar */
+            t = sum(ir, t, mk2(ir, OP_MATMUL, pv, ta));   /* a broadcast scalar */
         else
-            t = sum(ir, t, dscale(ir, col(ir, p), ta, 0, J->textbook));
+            t = sum(ir, t, dscale(ir, pv, ta, 0, J->textbook));
     }
     return t;
 }
@@ -164,10 +329,10 @@ static Node *reduction(Jac *J, Node *n, Node *ta)
     if (shape_is_scalar(a->shape))
         return mk2(ir, OP_MUL, p, ta);
     if (shape_is_scalar(p->shape)) {
-        Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), vec_len(a->shape)));
+        Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), dim_mul(a->shape.rows, a->shape.cols)));
         return mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
     }
-    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, col(ir, p)), ta);
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), ta);
 }
 
 /* ---- with respect to a scalar: directional derivatives of any shape ---- */
@@ -258,24 +423,97 @@ static Node *directional(Jac *J, Node *n, Node *ta, Node *tb)
     }
 }
 
-/* The tangent of n from its operands' (NULL: zero), or NULL with J->why. */
+/* ---- with respect to a vector or matrix: Jacobians over row-major entries ---- */
+
+/* How many entries a shape has (a product of symbols for a matrix). */
+static Dim numel(Shape s) { return dim_mul(s.rows, s.cols); }
+static Node *ones(Ir *ir, Dim r, Dim c) { return mk_fill(ir, 1.0, shape_make(r, c)); }
+static Node *kron(Ir *ir, Node *a, Node *b) { return mk2(ir, OP_KRON, a, b); }
+
+/* The matrix S with vec(sum(A, d)) = S vec(A) for A of shape s; S' spreads
+ * a vector along d back over A's entries (a broadcast). */
+static Node *along_sum(Ir *ir, int d, Shape s)
+{
+    return d == 2 ? kron(ir, mk_eye(ir, s.rows), ones(ir, dim_lit(1), s.cols))
+                  : kron(ir, ones(ir, dim_lit(1), s.rows), mk_eye(ir, s.cols));
+}
+
+/* The commutation matrix K, vec(V') = K vec(V) for V of shape s (r×c): 1
+ * where entry (j, i) of V' meets entry (i, j) of V, written with kron as
+ * the product of the masks i = i' and j = j'. */
+static Node *commutation(Ir *ir, Shape s)
+{
+    Dim r = s.rows, c = s.cols;
+    Node *same_i = kron(ir, ones(ir, c, dim_lit(1)), kron(ir, mk_eye(ir, r), ones(ir, dim_lit(1), c)));
+    Node *same_j = kron(ir, kron(ir, ones(ir, dim_lit(1), r), mk_eye(ir, c)), ones(ir, r, dim_lit(1)));
+    return mk2(ir, OP_MUL, same_i, same_j);
+}
+
+/* A softmax (log: a log-softmax) along d of a: (D - D S' S D) T or
+ * (I - S' S D) T, D = diag(p), p the softmax's entries. */
+static Node *softmax_tangent(Jac *J, Node *n, Node *ta, bool log)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0];
+    int d = n->op == OP_SOFTMAX ? (is_col(a->shape) ? 1 : 2) : n->index;
+    Node *p = mk1(ir, OP_FLATTEN, log ? mk1(ir, OP_EXP, n) : n);
+    Node *S = along_sum(ir, d, a->shape);
+    if (is_vec(a->shape)) {   /* S is ones(1, len): p*(p'*T), a rank-1 term */
+        Node *ps = mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta);
+        if (log)
+            return mk2(ir, OP_SUB, ta, mk2(ir, OP_MATMUL, ones(ir, vec_len(a->shape), dim_lit(1)), ps));
+        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook), mk2(ir, OP_MATMUL, p, ps));
+    }
+    Node *spread = mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, S),
+                       mk2(ir, OP_MATMUL, S, dscale(ir, p, ta, 0, J->textbook)));
+    if (log)
+        return mk2(ir, OP_SUB, ta, spread);
+    return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook), dscale(ir, p, spread, 0, J->textbook));
+}
+
+/* A reduction along d (sum, logsumexp, amax, amin of each row or column):
+ * S (p .* T), p its entrywise partials. */
+static Node *along_tangent(Jac *J, Node *n, Node *ta)
+{
+    Ir *ir = J->ir;
+    Node *a = n->args[0], *part[2];
+    if (n->op == OP_SUMD)
+        return mk2(ir, OP_MATMUL, along_sum(ir, n->index, a->shape), ta);
+    diff_partials(ir, n, mk_fill(ir, 1.0, n->shape), part);
+    if (!part[0])
+        return NULL;
+    Node *pt = dscale(ir, mk1(ir, OP_FLATTEN, part[0]), ta, 0, J->textbook);
+    return mk2(ir, OP_MATMUL, along_sum(ir, n->index, a->shape), pt);
+}
+
+/* A row or column (or scalar) v broadcast to n's shape: the rows of T(v)
+ * repeated as n's entries repeat v's. */
+static Node *bcast_tangent(Ir *ir, Node *n, Node *ta)
+{
+    Node *v = n->args[0];
+    Shape s = n->shape;
+    if (shape_is_scalar(v->shape))
+        return mk2(ir, OP_MATMUL, ones(ir, numel(s), dim_lit(1)), ta);
+    if (dim_eq(v->shape.rows, dim_lit(1)))   /* a row repeated down the rows */
+        return mk2(ir, OP_MATMUL, kron(ir, ones(ir, s.rows, dim_lit(1)), mk_eye(ir, s.cols)), ta);
+    return mk2(ir, OP_MATMUL, kron(ir, mk_eye(ir, s.rows), ones(ir, s.cols, dim_lit(1))), ta);
+}
+
+/* The tangent of n from its operands' (NULL: zero), or NULL with J->why.
+ * A node of shape r×c carries the (r*c)×N matrix of the derivatives of its
+ * entries in row-major order (vec_r; a vector's entries in order): then
+ * vec_r(A*X*B) = kron(A, B') vec_r(X). */
 static Node *tangent(Jac *J, Node *n)
 {
     Ir *ir = J->ir;
     if (n->op == OP_INPUT && n->index == J->input)
-        return shape_is_scalar(J->xshape) ? mk_const(ir, 1.0) : mk_eye(ir, J->xshape.rows);
+        return shape_is_scalar(J->xshape) ? mk_const(ir, 1.0) : mk_eye(ir, numel(J->xshape));
     Node *ta = n->nargs > 0 ? tangent_of(J, n->args[0]) : NULL;
     Node *tb = n->nargs > 1 ? tangent_of(J, n->args[1]) : NULL;
     if (!ta && !tb)
         return NULL;
     if (shape_is_scalar(J->xshape))
         return directional(J, n, ta, tb);
-    if (!is_vec(n->shape)) {
-        J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (only scalars and "
-                              "vectors are carried so far)",
-                              n->op == OP_BCAST ? "broadcast" : op_info[n->op].text, J->xname);
-        return NULL;
-    }
     switch (op_info[n->op].kind) {
     case OK_U:
     case OK_B:
@@ -284,52 +522,73 @@ static Node *tangent(Jac *J, Node *n)
         break;
     }
     Node *a = n->args[0];
-    Dim len = vec_len(n->shape), nx = shape_is_scalar(J->xshape) ? dim_lit(1) : J->xshape.rows;
+    Dim nx = numel(J->xshape);
+    bool vec = is_vec(n->shape) && (n->nargs == 0 || is_vec(a->shape));
     switch (n->op) {
     case OP_TRANSPOSE:
+        return is_vec(n->shape) ? ta : mk2(ir, OP_MATMUL, commutation(ir, a->shape), ta);
+    case OP_INV:        /* vec(dA^-1) = -kron(A^-1, A^-T) vec(dA) */
+        return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, kron(ir, n, mk1(ir, OP_TRANSPOSE, n)), ta));
+    case OP_FLATTEN:
         return ta;
-    case OP_MATMUL:   /* operands are vectors here: scalars make MUL, matrices failed */
-        return sum(ir, ta ? mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, n->args[1]), ta) : NULL,
-                   tb ? mk2(ir, OP_MATMUL, a, tb) : NULL);
+    case OP_MATMUL: {   /* A*B, A r×k, B k×c: kron(eye(r), B') T(A) + kron(A, eye(c)) T(B) */
+        Node *b = n->args[1];
+        return sum(ir, ta ? mk2(ir, OP_MATMUL, kron(ir, mk_eye(ir, a->shape.rows),
+                                                     mk1(ir, OP_TRANSPOSE, b)), ta) : NULL,
+                   tb ? mk2(ir, OP_MATMUL, kron(ir, a, mk_eye(ir, b->shape.cols)), tb) : NULL);
+    }
+    case OP_KRON: {     /* kron(A, B) is bilinear; only a constant side is written so far */
+        break;
+    }
     case OP_SUM:
     case OP_NORM:
     case OP_LOGSUMEXP:
     case OP_AMAX:
     case OP_AMIN:
+    case OP_TRACE:
+    case OP_DET:
+    case OP_LOGDET:
         return reduction(J, n, ta);
-    case OP_SOFTMAX:   /* (diag(p) - p*p') * T */
-    case OP_SOFTMAXD: {
-        Node *p = col(ir, n);
-        return mk2(ir, OP_SUB, dscale(ir, p, ta, 0, J->textbook),
-                   mk2(ir, OP_MATMUL, p, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
-    }
-    case OP_LOGSOFTMAXD: {   /* (I - 1*p') * T, p = exp(n) the softmax */
-        Node *p = mk1(ir, OP_EXP, col(ir, n));
-        Node *ones = mk_fill(ir, 1.0, shape_make(len, dim_lit(1)));
-        return mk2(ir, OP_SUB, ta, mk2(ir, OP_MATMUL, ones,
-                                       mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, p), ta)));
-    }
-    case OP_BCAST:     /* a scalar spread over a vector (vector to matrix failed) */
-        return mk2(ir, OP_MATMUL, mk_fill(ir, 1.0, shape_make(len, dim_lit(1))), ta);
+    case OP_SUMD:
+    case OP_LSED:
+    case OP_AMAXD:
+    case OP_AMIND:
+        return along_tangent(J, n, ta);
+    case OP_SOFTMAX:
+    case OP_SOFTMAXD:
+        return softmax_tangent(J, n, ta, false);
+    case OP_LOGSOFTMAXD:
+        return softmax_tangent(J, n, ta, true);
+    case OP_BCAST:
+        return bcast_tangent(ir, n, ta);
     case OP_SLICE:     /* the same entries of the tangent's rows */
     case OP_PAD: {
+        if (!vec)
+            break;
         Node *at = n->args[is_col(n->shape) ? 1 : 2];
-        return mk3(ir, n->op, shape_make(len, nx), ta, at, mk_const(ir, 0), n->num);
+        return mk3(ir, n->op, shape_make(vec_len(n->shape), nx), ta, at, mk_const(ir, 0), n->num);
     }
     case OP_VCAT:      /* a column of columns, or (HCAT) a row of rows: stacked tangents */
     case OP_HCAT: {
         Node *b = n->args[1];
+        if (!vec || !is_vec(b->shape))
+            break;
         ta = ta ? ta : mk_zero(ir, shape_make(vec_len(a->shape), nx));
         tb = tb ? tb : mk_zero(ir, shape_make(vec_len(b->shape), nx));
         return mk2(ir, OP_VCAT, ta, tb);
     }
-    case OP_SOLVE:     /* A \ B, A constant here (a matrix that depends on x failed) */
+    case OP_SOLVE:     /* A \ b, A constant here (a matrix A that depends on x is refused) */
     case OP_SOLVET:
+        if (ta || !vec)
+            break;
         return mk2(ir, n->op, a, tb);
     default:
         J->why = arena_printf(ir->arena, "'%s' has no second-order rule yet", op_info[n->op].text);
         return NULL;
     }
+    J->why = arena_printf(ir->arena, "a matrix-valued '%s' depends on %s (not carried yet)",
+                          op_info[n->op].text, J->xname);
+    return NULL;
 }
 
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape, bool textbook,
@@ -363,8 +622,7 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
         *intmap_put(J.memo, x->id) = t ? t : &zero_tangent;
     }
     Node *t = tangent_of(&J, g);
-    Dim n = shape_is_scalar(xshape) ? dim_lit(1) : xshape.rows;
-    return t ? t : mk_zero(ir, shape_make(vec_len(g->shape), n));
+    return t ? t : mk_zero(ir, shape_make(numel(g->shape), numel(xshape)));
 }
 
 /* ---- e's dependence on x through the program's constructs ---- */
@@ -517,6 +775,21 @@ Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char 
 
 /* ---- derive --hessian ---- */
 
+/* A*(B/s) → (A*B)/s at the top of a block, as it is written by hand */
+static Node *divisor_out(Ir *ir, Node *h)
+{
+    if (h->op != OP_MATMUL)
+        return h;
+    for (int i = 0; i < 2; i++) {
+        Node *d = h->args[i];
+        if (d->op == OP_DIV && shape_is_scalar(d->args[1]->shape)) {
+            Node *p = i ? mk2(ir, OP_MATMUL, h->args[0], d->args[0]) : mk2(ir, OP_MATMUL, d->args[0], h->args[1]);
+            return mk2(ir, OP_DIV, p, d->args[1]);
+        }
+    }
+    return h;
+}
+
 /* The blocks of every pair i <= j (textbook: derive's forms, else the
  * cheaper ones for values), as hess_closed_forms. */
 static Node **closed_blocks(Module *m, bool textbook, const char **why, const char ***block_why)
@@ -546,15 +819,11 @@ static Node **closed_blocks(Module *m, bool textbook, const char **why, const ch
     }
     for (int i = 0; i < k; i++)
         for (int j = i; j < k; j++) {
-            const Input *xi = &m->inputs[m->wrt[i]], *xj = &m->inputs[m->wrt[j]];
+            const Input *xj = &m->inputs[m->wrt[j]];
             const char *w = NULL;
-            if (!is_col(xi->shape) || !is_col(xj->shape)) {
-                w = arena_printf(a, "%s is a matrix (a block over its entries in row-major "
-                                 "order is not printed as a closed form yet)",
-                                 is_col(xi->shape) ? xj->name : xi->name);
-            } else {
-                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, textbook, &w);
-            }
+            H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, textbook, &w);
+            if (H[i * k + j] && textbook)
+                H[i * k + j] = divisor_out(ir, H[i * k + j]);
             bw[i * k + j] = H[i * k + j] ? NULL : w;
         }
     *block_why = bw;

@@ -220,6 +220,7 @@ static Shape shape_of1(Op op, const Node *a)
     case OP_LOGSUMEXP: case OP_AMAX: case OP_AMIN: return shape_scalar();
     case OP_DIAGM: return shape_make(s.rows, s.rows);
     case OP_DIAGV: return shape_make(s.rows, dim_lit(1));
+    case OP_FLATTEN: return shape_make(dim_mul(s.rows, s.cols), dim_lit(1));
     default: return s; /* elementwise, INV, SOFTMAX */
     }
 }
@@ -235,6 +236,8 @@ static Shape shape_of2(Op op, const Node *a, const Node *b)
             ir_bug("matrix product of mismatched shapes");
         return shape_make(a->shape.rows, b->shape.cols);
     }
+    if (op == OP_KRON)
+        return shape_make(dim_mul(a->shape.rows, b->shape.rows), dim_mul(a->shape.cols, b->shape.cols));
     if (op == OP_SOLVE || op == OP_SOLVET) {
         if (a->op != OP_LU || !dim_eq(a->shape.rows, b->shape.rows))
             ir_bug("solve of mismatched shapes");
@@ -401,6 +404,9 @@ static Node *rule_mul(Ir *ir, Node *a, Node *b, Shape shape)
     }
     if (a == b)
         return mk2(ir, OP_POW, a, mk_const(ir, 2.0));
+    /* flatten(A) .* flatten(B) → flatten(A .* B): one diagonal in derive --hessian */
+    if (a->op == OP_FLATTEN && b->op == OP_FLATTEN && shape_eq(a->args[0]->shape, b->args[0]->shape))
+        return mk1(ir, OP_FLATTEN, mk2(ir, OP_MUL, a->args[0], b->args[0]));
     /* pull constant factors and signs out: (c*x) .* y → c*(x .* y) */
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MUL, a->args[1], b));
@@ -496,6 +502,16 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
     if (b->op == OP_BCAST)
         return bcast_dims(b) == 2 ? mk_bcast(ir, mk2(ir, OP_MATMUL, a, b->args[0]), shape)
                                   : mk2(ir, OP_MATMUL, mk_along(ir, OP_SUMD, a, 2), b->args[0]);
+    /* the mixed product: kron(A, B)*kron(C, D) = kron(A*C, B*D), also
+     * where the second starts a product: kron(A, B)*(kron(C, D)*R) */
+    Node *k = b->op == OP_MATMUL && b->args[0]->op == OP_KRON ? b->args[0] : b;
+    if (a->op == OP_KRON && k->op == OP_KRON &&
+        dim_eq(a->args[0]->shape.cols, k->args[0]->shape.rows) &&
+        dim_eq(a->args[1]->shape.cols, k->args[1]->shape.rows)) {
+        Node *p = mk2(ir, OP_KRON, mk2(ir, OP_MATMUL, a->args[0], k->args[0]),
+                      mk2(ir, OP_MATMUL, a->args[1], k->args[1]));
+        return k == b ? p : mk2(ir, OP_MATMUL, p, b->args[1]);
+    }
     /* form a rank-1 product u*v' last: A*(u*v') → (A*u)*v', (u*v')*B → u*(v'*B),
      * so no n×n outer product is built where two vectors do */
     if (b->op == OP_MATMUL && outer_product(b) && !outer_product(a))
@@ -507,6 +523,19 @@ static Node *rule_matmul(Ir *ir, Node *a, Node *b, Shape shape)
         return mk2(ir, OP_MUL, a->args[0], mk2(ir, OP_MATMUL, a->args[1], b));
     if (b->op == OP_MUL && is_scalar(b->args[0]))
         return mk2(ir, OP_MUL, b->args[0], mk2(ir, OP_MATMUL, a, b->args[1]));
+    for (int i = 0; i < 2; i++) {   /* (A/s)*B → (A*B)/s next to a kron, so kron products meet */
+        Node *x = i ? b : a, *o = i ? a : b;
+        if ((x->op == OP_DIV || x->op == OP_DIVSAFE) && is_scalar(x->args[1]) &&
+            (o->op == OP_KRON || x->args[0]->op == OP_KRON))
+            return mk2(ir, x->op, i ? mk2(ir, OP_MATMUL, a, x->args[0]) : mk2(ir, OP_MATMUL, x->args[0], b),
+                       x->args[1]);
+    }
+    /* a vector factor of a kron rides outside: kron(A, u)*M = kron(A*M, u) for a
+     * column u, M*kron(C, v) = kron(M*C, v) for a row v (M = kron(M, 1)) */
+    if (a->op == OP_KRON && dim_eq(a->args[1]->shape.cols, dim_lit(1)) && b->op != OP_KRON)
+        return mk2(ir, OP_KRON, mk2(ir, OP_MATMUL, a->args[0], b), a->args[1]);
+    if (b->op == OP_KRON && dim_eq(b->args[1]->shape.rows, dim_lit(1)) && a->op != OP_KRON)
+        return mk2(ir, OP_KRON, mk2(ir, OP_MATMUL, a, b->args[0]), b->args[1]);
     if (a->op == OP_NEG)
         return mk1(ir, OP_NEG, mk2(ir, OP_MATMUL, a->args[0], b));
     if (b->op == OP_NEG)
@@ -548,6 +577,7 @@ static Node *rule_transpose(Ir *ir, Node *a, Shape shape)
             return NULL;
         return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, a->args[1]), mk1(ir, OP_TRANSPOSE, a->args[0]));
     case OP_NEG: return mk1(ir, OP_NEG, mk1(ir, OP_TRANSPOSE, a->args[0]));
+    case OP_KRON: return mk2(ir, OP_KRON, mk1(ir, OP_TRANSPOSE, a->args[0]), mk1(ir, OP_TRANSPOSE, a->args[1]));
     case OP_MUL: case OP_DIV: case OP_DIVSAFE:
         if (is_scalar(a->args[1]))
             return mk2(ir, a->op, mk1(ir, OP_TRANSPOSE, a->args[0]), a->args[1]);
@@ -681,7 +711,47 @@ static Node *rule_cat(Ir *ir, Node *a, Node *b, Shape shape)
     return NULL;
 }
 
+/* kron(A, B): a scalar side scales; eye ⊗ eye is eye; scalar factors,
+ * signs and divisors come out, so kron(2*A, B)/m prints as it reads. */
+static Node *rule_kron(Ir *ir, Node *a, Node *b, Shape shape)
+{
+    if (node_is_zero(a) || node_is_zero(b))
+        return mk_zero(ir, shape);
+    if (is_scalar(a) || is_scalar(b))
+        return mk2(ir, OP_MUL, a, b);
+    if (a->op == OP_EYE && b->op == OP_EYE)
+        return mk_eye(ir, shape.rows);
+    if (a->op == OP_FILL && b->op == OP_FILL)
+        return mk_fill(ir, a->num * b->num, shape);
+    /* kron(kron(A, v), u) = kron(A, u*v) for a row v and a column u (or v, u the
+     * other way round): the vectors' entries index the inner blocks alike */
+    if (a->op == OP_KRON) {
+        Node *v = a->args[1];
+        bool vrow = dim_eq(v->shape.rows, dim_lit(1)), vcol = dim_eq(v->shape.cols, dim_lit(1));
+        bool brow = dim_eq(b->shape.rows, dim_lit(1)), bcol = dim_eq(b->shape.cols, dim_lit(1));
+        if (vrow && bcol)
+            return mk2(ir, OP_KRON, a->args[0], mk2(ir, OP_MATMUL, b, v));
+        if (vcol && brow)
+            return mk2(ir, OP_KRON, a->args[0], mk2(ir, OP_MATMUL, v, b));
+    }
+    for (int i = 0; i < 2; i++) {
+        Node *x = i ? b : a, *y = i ? a : b, *f = NULL, *r;
+        if (x->op == OP_NEG)
+            return mk1(ir, OP_NEG, i ? mk2(ir, OP_KRON, y, x->args[0]) : mk2(ir, OP_KRON, x->args[0], y));
+        if (x->op == OP_MUL && is_scalar(x->args[0]))
+            f = x->args[0], r = x->args[1];
+        else if ((x->op == OP_DIV || x->op == OP_DIVSAFE) && is_scalar(x->args[1]))
+            f = x->args[1], r = x->args[0];
+        else
+            continue;
+        Node *k = i ? mk2(ir, OP_KRON, y, r) : mk2(ir, OP_KRON, r, y);
+        return x->op == OP_MUL ? mk2(ir, OP_MUL, f, k) : mk2(ir, x->op, k, f);
+    }
+    return NULL;
+}
+
 static Rule2 *const rules2[OP_COUNT] = {
+    [OP_KRON] = rule_kron,
     [OP_VCAT] = rule_cat, [OP_HCAT] = rule_cat,
     [OP_ADD] = rule_add, [OP_SUB] = rule_sub, [OP_MUL] = rule_mul, [OP_DIV] = rule_div,
     [OP_DIVSAFE] = rule_divsafe, [OP_POW] = rule_pow, [OP_MATMUL] = rule_matmul,
@@ -705,7 +775,26 @@ static Node *rule_diagv(Ir *ir, Node *a, Shape shape)
     return NULL;
 }
 
+/* flatten of a vector is the vector as a column; factors come out */
+static Node *rule_flatten(Ir *ir, Node *a, Shape shape)
+{
+    if (dim_eq(a->shape.cols, dim_lit(1)))
+        return a;
+    if (dim_eq(a->shape.rows, dim_lit(1)))
+        return mk1(ir, OP_TRANSPOSE, a);
+    if (a->op == OP_FILL)
+        return mk_fill(ir, a->num, shape);
+    if (a->op == OP_NEG)
+        return mk1(ir, OP_NEG, mk1(ir, OP_FLATTEN, a->args[0]));
+    if (a->op == OP_MUL && is_scalar(a->args[0]))
+        return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_FLATTEN, a->args[1]));
+    if ((a->op == OP_DIV || a->op == OP_DIVSAFE) && is_scalar(a->args[1]))
+        return mk2(ir, a->op, mk1(ir, OP_FLATTEN, a->args[0]), a->args[1]);
+    return NULL;
+}
+
 static Rule1 *const rules1[OP_COUNT] = {
+    [OP_FLATTEN] = rule_flatten,
     [OP_DIAGV] = rule_diagv,
     [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum,
     [OP_DETACH] = rule_detach, [OP_CHOL] = rule_chol, [OP_TRIL] = rule_tril,
@@ -781,7 +870,11 @@ Node *mk_dim(Ir *ir, Dim d)
     DimView v = dim_view(d);
     Node *r = NULL;
     for (int i = 0; i < v.n; i++) {
-        Node *t = mk_dimval(ir, dim_view_sym(&v, i));
+        const int *f;
+        int nf = dim_key_factors(dim_view_sym(&v, i), &f);
+        Node *t = mk_dimval(ir, f[0]);
+        for (int j = 1; j < nf; j++)   /* a product of symbols (kron's shapes) */
+            t = mk2(ir, OP_MUL, t, mk_dimval(ir, f[j]));
         if (v.coefs[i] != 1)
             t = mk2(ir, OP_MUL, mk_const(ir, (double)v.coefs[i]), t);
         r = r ? mk2(ir, OP_ADD, r, t) : t;

@@ -190,6 +190,10 @@ static Node *product(Tan *t, Node *x, Node *y)
     return mk2(IR, OP_MUL, mk_bcast(IR, x, s), mk_bcast(IR, y, s));
 }
 static Node *jvp_matmul(Tan *t, Node *n, Node *ta, Node *tb) { return plus(t, product(t, ta, B), product(t, A, tb)); }
+static Node *jvp_kron(Tan *t, Node *n, Node *ta, Node *tb)
+{
+    return plus(t, ta ? op2(t, OP_KRON, ta, B) : NULL, tb ? op2(t, OP_KRON, A, tb) : NULL);
+}
 /* d||a|| = <a, da>/||a||, and 0 at a = 0 (the adjoint's convention) */
 static Node *jvp_norm(Tan *t, Node *n, Node *ta, Node *tb)
 {
@@ -339,6 +343,7 @@ static JvpRule *const jvp_rules[OP_COUNT] = {
     [OP_PICK] = jvp_pick, [OP_LU] = jvp_lu, [OP_SOLVE] = jvp_solve, [OP_SOLVET] = jvp_solvet,
     [OP_CHOL] = jvp_chol, [OP_VCAT] = jvp_cat, [OP_HCAT] = jvp_cat,
     [OP_SLICE] = jvp_block, [OP_PAD] = jvp_block,
+    [OP_KRON] = jvp_kron, [OP_FLATTEN] = jvp_linear,
 };
 
 bool tangent_has_rule(Op op) { return op >= 0 && op < OP_COUNT && jvp_rules[op] != NULL; }

@@ -44,8 +44,16 @@ def gradient(gradc, expr, values, tmp):
     return json.loads(out)["gradient"]
 
 
-def fd_block(gradc, expr, values, x, z, tmp):
-    """d grad_x / d z by central differences: rows the entries of x, columns z's."""
+def step(x):
+    """relative to the entry near 0 (near a pole, polygamma(3, 0.01), a step of
+    1e-5 would be too coarse), at least 1e-7; at most 1e-5 (at entries near
+    1000, a relative step's truncation error is past the tolerance)"""
+    return STEP * min(1.0, max(1e-2, abs(x)))
+
+
+def fd_block(gradc, expr, values, x, z, tmp, memo):
+    """d grad_x / d z by central differences: rows the entries of x, columns z's
+    (a matrix's in row-major order)."""
     zs = values[z]
     nz = len(flat(zs))
     cols = []
@@ -53,15 +61,20 @@ def fd_block(gradc, expr, values, x, z, tmp):
         pts = []
         for sign in (1, -1):
             v = json.loads(json.dumps(values))
-            # relative to the entry (near a pole, polygamma(3, 0.01), a step of
-            # 1e-5 would be too coarse), at least 1e-7
-            if isinstance(v[z], list):
-                h = STEP * max(1e-2, abs(v[z][j]))
+            if isinstance(v[z], list) and v[z] and isinstance(v[z][0], list):
+                # a matrix: its entries in row-major order (spec §9)
+                row = v[z][j // len(v[z][0])]
+                h = step(row[j % len(row)])
+                row[j % len(row)] += sign * h
+            elif isinstance(v[z], list):
+                h = step(v[z][j])
                 v[z][j] += sign * h
             else:
-                h = STEP * max(1e-2, abs(v[z]))
+                h = step(v[z])
                 v[z] += sign * h
-            pts.append(flat(gradient(gradc, expr, v, tmp)[x]))
+            if (z, j, sign) not in memo:   # every block of column z reuses the run
+                memo[(z, j, sign)] = gradient(gradc, expr, v, tmp)
+            pts.append(flat(memo[(z, j, sign)][x]))
         cols.append([(a - b) / (2 * h) for a, b in zip(*pts)])
     return [[cols[j][i] for j in range(nz)] for i in range(len(cols[0]))]
 
@@ -75,7 +88,7 @@ def check(gradc, base, src, printed, tmp):
     for i, x in enumerate(wrt):
         for z in wrt[i:]:
             labels["d%s2" % x if x == z and not x[-1].isdigit() else "d%sd%s" % (x, z)] = (x, z)
-    lets, blocks = [], 0
+    lets, blocks, memo = [], 0, {}
     for line in printed.splitlines():
         if line.startswith("#"):
             continue
@@ -95,7 +108,7 @@ def check(gradc, base, src, printed, tmp):
         if rc != 0:
             return "%s: the printed program fails: %s\n%s" % (line, err.strip(), prog)
         got = flat(json.loads(out)["value"])
-        want = flat(fd_block(gradc, expr, values, x, z, tmp))
+        want = flat(fd_block(gradc, expr, values, x, z, tmp, memo))
         scale = max([1.0] + [abs(w) for w in want])
         if len(got) != len(want) or any(abs(a - b) > TOL * scale for a, b in zip(got, want)):
             return "%s evaluates to %s, central differences of the gradient give %s" % (
