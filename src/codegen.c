@@ -1265,6 +1265,24 @@ static void rekeep(Cg *c, int s)
     }
 }
 
+/* Slot s now holds slot from's entries in from's buffer (plan: slotshare):
+ * s's kept sums and norms are from's of the same kind, or from a pass. */
+static void keep_from(Cg *c, int s, int from)
+{
+    const Plan *p = c->p;
+    bool all = true;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
+        int same = p->kept_by[from];
+        while (same >= 0 && p->nodes[same]->op != p->nodes[id]->op)
+            same = p->kept[same];
+        if (same >= 0)
+            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, kept_var(c, same), ""), kept_var(c, id));
+        all &= same >= 0;
+    }
+    if (!all)
+        rekeep(c, s);
+}
+
 static bool reads_other(const Node *x, int n, const int *slots, int self)
 {
     for (int j = 0; j < n; j++)
@@ -1328,7 +1346,10 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));
         } else if (direct[i]) {
             store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
-        } else if (!(x->op == OP_SLOT && x->index == s)) {
+        } else if (x->op == OP_SLOT && c->p->slotbuf[x->index] == c->p->slotbuf[s]) {
+            if (x->index != s)
+                keep_from(c, s, x->index); /* s took over x's buffer (plan: slotshare): no copy */
+        } else {
             Two w = {c, v[i], NULL, ci(c, 1), NULL};
             store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
         }

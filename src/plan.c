@@ -895,7 +895,7 @@ static void write_slot(Sim *s, int slot)
 
 static void block_roots(const Block *b, NodeVec *r, Arena *a);
 
-static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a)
+void stmt_roots(const Stmt *s, NodeVec *r, Arena *a)
 {
     Node **lists[4] = {s->vals, s->then_vals, s->else_vals, s->next};
     for (int l = 0; l < 4; l++)
@@ -1156,7 +1156,6 @@ static void limit_fusion(Plan *p, int nn)
     }
 }
 
-static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
 
 bool one_value(const Plan *p, const Node *n)
 {
@@ -1346,17 +1345,30 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
             p->onesbuf = add_buf(p, a, n->shape.rows, n->shape.cols, false);
     }
     find_uniform(p, ns);
-    for (int s = 0; s < ns; s++) {
-        Shape sh = m->ir->slots.data[s].shape;
+    find_shared(p, ns);
+    for (int s = 0; s < ns; s++)
         p->slotbuf[s] = -1;
-        if (!p->slotused[s])
-            continue;
-        add_shape(p, a, sh);
-        if (!shape_is_scalar(sh) && !p->uniform[s]) {
-            p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
+    for (int pass = 0; pass < 2; pass++)   /* a slot that takes over a buffer after its owner */
+        for (int s = 0; s < ns; s++) {
+            Shape sh = m->ir->slots.data[s].shape;
+            if (!p->slotused[s] || (p->slotshare[s] >= 0) != pass)
+                continue;
+            add_shape(p, a, sh);
+            if (shape_is_scalar(sh) || p->uniform[s])
+                continue;
+            if (pass)
+                p->slotbuf[s] = -2;   /* resolved below, along the chain of owners */
+            else
+                p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
             if (p->shadow[s] == 0)
                 p->shadow[s] = add_buf(p, a, sh.rows, sh.cols, false);
         }
+    for (int s = 0; s < ns; s++) {
+        int o = s;
+        while (p->slotshare[o] >= 0)
+            o = p->slotshare[o];
+        if (p->slotbuf[s] == -2)
+            p->slotbuf[s] = p->slotbuf[o];
     }
     if (dump)
         fprintf(dump, "%s: %d buffer%s in work%s\n", grad ? "gradient" : "forward", p->bufs.len,
@@ -1371,6 +1383,10 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
             }
         if (sep[0] == ',')
             fputs("\n", dump);
+        for (int s = 0; s < ns; s++)
+            if (p->slotshare[s] >= 0)
+                fprintf(dump, "  %s in %s's buffer (%s is not used after)\n", m->ir->slots.data[s].name,
+                        m->ir->slots.data[p->slotshare[s]].name, m->ir->slots.data[p->slotshare[s]].name);
     }
     schedule(p, dump);
     return p;

@@ -94,6 +94,8 @@ typedef struct Plan {
                              kept as one double, no buffer */
     bool *unzeroed;       /* per slot: written at the top level before anything reads
                              it, so not zeroed at entry */
+    int *slotshare;       /* per slot: the slot whose buffer it takes over (plan_reuse.c:
+                             that one is not read or written from then on), or -1 */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
     VEC(Buf) bufs;
     VEC(Shape) shapes;    /* every shape, for the overflow check */
@@ -141,6 +143,12 @@ bool is_view(const Node *n);
  * per iteration; 0 when x is not of that form. */
 enum { SCATTER_MAX = 8 };
 int scatter_form(const Node *x, int slot, Node **pads);
+
+/* The nodes a statement needs (its values, condition, count, and those
+ * of its nested statements) pushed onto r. */
+void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
+/* plan_reuse.c: p->slotshare (after unzeroed and uniform are known) */
+void find_shared(Plan *p, int ns);
 
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);

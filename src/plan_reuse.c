@@ -1,0 +1,194 @@
+/* plan_reuse.c — buffers used twice (plan.h): a slot that takes over the
+ * buffer of a slot no statement reads or writes after (D2L's `c = b` is then
+ * no copy, `c = 100 * b` scales in place, as hand C does). */
+#include "plan.h"
+
+/* Top-level statement i writes (with nested statements) the slots it marks. */
+static void mark_writes(int *firstw, int *lastw, const Block *b, int i)
+{
+    for (int k = 0; b && k < b->n; k++) {
+        const Stmt *st = b->stmts[k];
+        int extra[2] = {st->index_slot, st->count_slot};
+        for (int j = 0; j < st->n + 2; j++) {
+            int s = j < st->n ? (st->kind == S_PUSH ? -1 : st->slots[j]) : extra[j - st->n];
+            if (s < 0)
+                continue;
+            if (firstw[s] < 0)
+                firstw[s] = i;
+            lastw[s] = i;
+        }
+        mark_writes(firstw, lastw, st->then_block, i);
+        mark_writes(firstw, lastw, st->else_block, i);
+        mark_writes(firstw, lastw, st->body, i);
+    }
+}
+
+static void mark_reads(int *lastr, Node **roots, int n, int i)
+{
+    for (int r = 0; r < n; r++)
+        for (int j = 0; roots[r] && j < roots[r]->nslots; j++)
+            lastr[roots[r]->slots[j]] = i;
+}
+
+/* Does x (a value stored into a slot entry by entry) read slot b only as
+ * entry k of the entry k it stores?  Then the store may write into b's
+ * memory.  Walks the fused elementwise tree (bounded by the fusion depth). */
+static bool entrywise(const Plan *p, Node *x, int b)
+{
+    NodeVec todo = {0};
+    vec_push(p->arena, &todo, x);
+    while (todo.len) {
+        Node *y = todo.data[--todo.len];
+        if (!node_reads_slot(y, b) || (y->op == OP_SLOT && y->index == b))
+            continue;
+        if (is_alias(y) || is_view(y))
+            return false;   /* b's memory at other entries */
+        if (!is_fused(p, y))
+            continue;       /* computed into its own buffer before the store */
+        if (kind_of(y) != OK_U && kind_of(y) != OK_B)
+            return false;   /* a broadcast or pad reads other entries */
+        for (int a = 0; a < y->nargs; a++)
+            vec_push(p->arena, &todo, y->args[a]);
+    }
+    return true;
+}
+
+/* The slot read directly (or through fused elementwise ops) by x, first
+ * found, or -1. */
+static int slot_leaf(const Plan *p, Node *x)
+{
+    NodeVec todo = {0};
+    vec_push(p->arena, &todo, x);
+    while (todo.len) {
+        Node *y = todo.data[--todo.len];
+        if (y->op == OP_SLOT && !is_scalar(y))
+            return y->index;
+        if (is_fused(p, y) && (kind_of(y) == OK_U || kind_of(y) == OK_B))
+            for (int a = 0; a < y->nargs; a++)
+                vec_push(p->arena, &todo, y->args[a]);
+    }
+    return -1;
+}
+
+static bool has_buffer(const Plan *p, int s)
+{
+    return s >= 0 && p->slotused[s] && !shape_is_scalar(p->m->ir->slots.data[s].shape) && !p->uniform[s];
+}
+
+static bool block_writes_slot(const Block *b, int s)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        for (int j = 0; st->kind != S_PUSH && j < st->n; j++)
+            if (st->slots[j] == s)
+                return true;
+        if (st->index_slot == s || st->count_slot == s || block_writes_slot(st->then_block, s) ||
+            block_writes_slot(st->else_block, s) || block_writes_slot(st->body, s))
+            return true;
+    }
+    return false;
+}
+
+/* Do the roots read slot b's memory?  A sum or norm the stores keep
+ * (is_kept) is a value of its own, not a read of b (D2L: `if sum(b) > 0`
+ * after c = b).  Walks what reads b once per call (seen: marks, epoch). */
+static bool reads_memory(const Plan *p, Node **roots, int n, int b, int *seen, int epoch)
+{
+    NodeVec todo = {0};
+    for (int r = 0; r < n; r++)
+        if (roots[r])
+            vec_push(p->arena, &todo, roots[r]);
+    while (todo.len) {
+        Node *y = todo.data[--todo.len];
+        if (seen[y->id] == epoch || !node_reads_slot(y, b) || is_kept(p, y))
+            continue;
+        seen[y->id] = epoch;
+        if (y->op == OP_SLOT)
+            return true;
+        for (int a = 0; a < y->nargs; a++)
+            vec_push(p->arena, &todo, y->args[a]);
+    }
+    return false;
+}
+
+/* Is b's memory read after top-level statement i (its last reading root
+ * being at lastr)? */
+static bool read_after(const Plan *p, int b, int i, int lastr, int *seen)
+{
+    const Block *body = p->f->body;
+    const Func *f = p->f;
+    int epoch = ++seen[p->m->ir->nnodes];   /* the last entry counts the walks */
+    for (int k = i + 1; k <= lastr && k < body->n; k++) {
+        NodeVec roots = {0};
+        stmt_roots(body->stmts[k], &roots, p->arena);
+        if (reads_memory(p, roots.data, roots.len, b, seen, epoch))
+            return true;
+    }
+    if (lastr < body->n)
+        return false;
+    return reads_memory(p, (Node **)&f->value, 1, b, seen, epoch) ||
+           (f->aux && reads_memory(p, f->aux, p->m->naux, b, seen, epoch)) ||
+           (f->grads && reads_memory(p, f->grads, p->m->nwrt, b, seen, epoch));
+}
+
+/* May slot j of top-level statement st (index i) take over slot b's buffer? */
+static bool can_take(const Plan *p, const Stmt *st, int j, int b, int i, const int *lastw, const int *lastr,
+                     const bool *taken, int *seen)
+{
+    int c = st->slots[j];
+    if (b == c || !has_buffer(p, b) || taken[b] || lastw[b] >= i || (lastr[b] > i && read_after(p, b, i, lastr[b], seen)) ||
+        !shape_eq(p->m->ir->slots.data[b].shape, p->m->ir->slots.data[c].shape))
+        return false;
+    if (block_writes_slot(st->then_block, c) || block_writes_slot(st->else_block, c))
+        return false;   /* the branch writes c before its values read b */
+    Node **lists[3] = {st->vals, st->then_vals, st->else_vals};
+    for (int l = 0; l < 3; l++)
+        for (int k = 0; lists[l] && k < st->n; k++)
+            if (lists[l][k] && (k == j ? !entrywise(p, lists[l][k], b) : node_reads_slot(lists[l][k], b)))
+                return false;
+    return true;
+}
+
+void find_shared(Plan *p, int ns)
+{
+    const Block *body = p->f->body;
+    int nst = body ? body->n : 0;
+    int *firstw = arena_alloc(p->arena, sizeof(int) * (size_t)(3 * ns + 1)), *lastw = firstw + ns, *lastr = lastw + ns;
+    bool *taken = arena_alloc(p->arena, (size_t)ns + 1);
+    int *seen = arena_alloc(p->arena, sizeof(int) * (size_t)(p->m->ir->nnodes + 1));
+    p->slotshare = arena_alloc(p->arena, sizeof(int) * (size_t)(ns + 1));
+    for (int s = 0; s < ns; s++)
+        firstw[s] = lastw[s] = lastr[s] = p->slotshare[s] = -1;
+    for (int i = 0; i < nst; i++) {
+        NodeVec roots = {0};
+        stmt_roots(body->stmts[i], &roots, p->arena);
+        mark_reads(lastr, roots.data, roots.len, i);
+        Block one = {.stmts = &body->stmts[i], .n = 1};
+        mark_writes(firstw, lastw, &one, i);
+    }
+    const Func *f = p->f;
+    mark_reads(lastr, (Node **)&f->value, 1, nst);
+    if (f->aux)
+        mark_reads(lastr, f->aux, p->m->naux, nst);
+    if (f->grads)
+        mark_reads(lastr, f->grads, p->m->nwrt, nst);
+    for (int i = 0; i < nst; i++) {
+        const Stmt *st = body->stmts[i];
+        if (st->kind != S_SET && st->kind != S_IF)
+            continue;
+        for (int j = 0; j < st->n; j++) {
+            int c = st->slots[j];
+            Node *x = st->kind == S_SET ? st->vals[j] : st->then_vals[j];
+            if (!x || (st->kind == S_IF && !st->else_vals[j]) || !has_buffer(p, c) || !p->unzeroed[c] ||
+                firstw[c] != i)
+                continue;
+            int b = slot_leaf(p, x);
+            if (b < 0 && st->kind == S_IF)
+                b = slot_leaf(p, st->else_vals[j]);
+            if (b >= 0 && can_take(p, st, j, b, i, lastw, lastr, taken, seen)) {
+                p->slotshare[c] = b;
+                taken[b] = true;
+            }
+        }
+    }
+}
