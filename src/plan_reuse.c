@@ -30,25 +30,33 @@ static void mark_reads(int *lastr, Node **roots, int n, int i)
             lastr[roots[r]->slots[j]] = i;
 }
 
-/* Does x (a value stored into a slot entry by entry) read slot b only as
- * entry k of the entry k it stores?  Then the store may write into b's
- * memory.  Walks the fused elementwise tree (bounded by the fusion depth). */
+/* Does x (a value stored into a slot entry by entry) read slot b's memory
+ * only at the entry it stores?  Then the store may write into b's memory.
+ * Walks the fused tree (bounded by the fusion depth); under a broadcast or
+ * a pad (off: other entries are read) b's memory may not be read at all. */
 static bool entrywise(const Plan *p, Node *x, int b)
 {
     NodeVec todo = {0};
+    VEC(bool) off = {0};
     vec_push(p->arena, &todo, x);
+    vec_push(p->arena, &off, false);
     while (todo.len) {
         Node *y = todo.data[--todo.len];
-        if (!node_reads_slot(y, b) || (y->op == OP_SLOT && y->index == b))
+        bool o = off.data[--off.len];
+        if (!node_reads_slot(y, b))
             continue;
-        if (is_alias(y) || is_view(y))
-            return false;   /* b's memory at other entries */
+        if (y->op == OP_SLOT || is_alias(y) || is_view(y)) {
+            if (o || y->op != OP_SLOT)
+                return false;   /* b's memory at other entries */
+            continue;
+        }
         if (!is_fused(p, y))
-            continue;       /* computed into its own buffer before the store */
-        if (kind_of(y) != OK_U && kind_of(y) != OK_B)
-            return false;   /* a broadcast or pad reads other entries */
-        for (int a = 0; a < y->nargs; a++)
+            continue;           /* computed into its own buffer before the store */
+        o |= kind_of(y) != OK_U && kind_of(y) != OK_B;
+        for (int a = 0; a < y->nargs; a++) {
             vec_push(p->arena, &todo, y->args[a]);
+            vec_push(p->arena, &off, o);
+        }
     }
     return true;
 }
