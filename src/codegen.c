@@ -630,6 +630,19 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
     callf(c, "gradc_sums", v, pt, 8, args);
 }
 
+/* out = alpha * op(a) * op(b) (+ out when acc) through the runtime. */
+static void gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, bool acc)
+{
+    Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
+    LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->i64, c->f64, c->ptr, c->ptr, c->ptr};
+    int flags = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0) | (acc ? GRADC_GEMM_ACC : 0);
+    LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)flags, 0), rows(c, n), cols(c, n), dimv(c, dk),
+                            cf(c, alpha), argbuf(c, g->a), argbuf(c, g->b), out};
+    callf(c, "gradc_gemm_scaled", LLVMVoidTypeInContext(c->ctx), pt, 8, args);
+}
+
+static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto);
+
 static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
 {
     const Gemm *g = c->p->gemm[n->id];
@@ -637,21 +650,21 @@ static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
         gen_special(c, n, g, out);
         return;
     }
+    if (g->add)   /* the addend's entries, then the product added onto them */
+        store_all(c, g->add, out, false);
     LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
     if (!lit_small(n->shape.rows) || !lit_small(n->shape.cols) || !lit_small(dk)) {
-        LLVMTypeRef pt[7] = {c->i32, c->i64, c->i64, c->i64, c->ptr, c->ptr, c->ptr};
-        int flags = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0);
-        LLVMValueRef args[7] = {LLVMConstInt(c->i32, (unsigned)flags, 0), r, m, k, A, B, out};
-        callf(c, "gradc_gemm", LLVMVoidTypeInContext(c->ctx), pt, 7, args);
+        gemm_call(c, n, g, out, 1, g->add != NULL);
         return;
     }
     /* i-p-j order: each out entry sums its products in p order */
     Loop li, lj, lp;
     LLVMValueRef i = loop_begin(c, &li, ci(c, 0), r);
     LLVMValueRef orow = at(c, out, mul(c, i, m));
-    zero(c, orow, m);
+    if (!g->add)
+        zero(c, orow, m);
     LLVMValueRef p = loop_begin(c, &lp, ci(c, 0), k);
     LLVMValueRef aip = load(c, A, g->ta ? add(c, mul(c, p, r), i) : add(c, mul(c, i, k), p));
     LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), m);
@@ -684,6 +697,10 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     Node *x = n->nargs ? n->args[0] : NULL;
     Loop li, lj;
     LLVMValueRef i, j;
+    if (n->op == OP_ADD && c->p->gemm[n->id]) { /* a product plus its addend (plan: Gemm.add) */
+        gen_matmul(c, n, out);
+        return;
+    }
     if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL || n->op == OP_BCAST) {
         outline(c, n, out);
         return;
@@ -1095,7 +1112,7 @@ static LLVMValueRef get(Cg *c, Node *n)
 {
     LLVMValueRef v = node_value(c, n);
     if (!v) {
-        internal(c, arena_printf(c->a, "node %d used where the plan did not compute it", n->id));
+        internal(c, arena_printf(c->a, "node %d (%s) used where the plan did not compute it", n->id, op_info[n->op].text));
         return is_scalar(n) ? cf(c, 0) : LLVMConstNull(c->ptr);
     }
     return v;
@@ -1111,9 +1128,20 @@ static LLVMValueRef kept_var(Cg *c, int id)
     return c->keptvar[id];
 }
 
+/* The product stored into gradient i's buffer by gen_results (plan:
+ * Gemm.out), or NULL. */
+static Node *grad_product(const Plan *p, Node *g, int i)
+{
+    Node *m = g->op == OP_MUL && !is_scalar(g) ? g->args[g->args[0]->op == OP_CONST] : g;
+    const Gemm *gm = m->op == OP_MATMUL ? p->gemm[m->id] : NULL;
+    return gm && gm->out == i ? m : NULL;
+}
+
 static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
+    if (k->kind == K_GEMM && (c->p->gemm[n->id]->out >= 0 || c->p->gemm[n->id]->slot >= 0))
+        return; /* computed into its gradient's buffer by gen_results, its slot's by assign */
     if (k->kind == K_MATVEC) {
         gen_mv(c, k);
         return;
@@ -1310,6 +1338,8 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             continue;
         }
         need(c, x);
+        if (x->op == OP_ADD && c->p->gemm[x->id] && c->p->gemm[x->id]->slot == s)
+            continue; /* accumulated into the slot below */
         if (c->p->slotbuf[s] < 0) { /* a scalar or uniform slot: one value */
             v[i] = one_value(c->p, x) ? get(c, x) : elem(c, x, ci(c, 0));
             continue;
@@ -1338,8 +1368,13 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
     for (int i = 0; i < n; i++) {
         Node *x = vals[i];
         int s = slots[i];
+        const Gemm *g = x->op == OP_ADD ? c->p->gemm[x->id] : NULL;
         if (nscatter[i]) {
             continue;
+        } else if (g && g->slot == s) {
+            gemm_call(c, x, g, bufp(c, c->p->slotbuf[s]), 1, true);
+            if (c->p->kept_by[s] >= 0)
+                rekeep(c, s);
         } else if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
         } else if (one_value(c->p, x)) {
@@ -1622,7 +1657,10 @@ void gen_results(Cg *c)
             LLVMBasicBlockRef put = block(c, "grad"), skip = block(c, "grad.next");
             LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
             enter(c, put);
-            if (is_scalar(g)) {
+            Node *prod = grad_product(c->p, g, i);
+            if (prod) {
+                gemm_call(c, prod, c->p->gemm[prod->id], c->grads[i], c->p->gemm[prod->id]->alpha, addto);
+            } else if (is_scalar(g)) {
                 LLVMValueRef v = get(c, g);
                 if (addto)
                     v = fplus(c, LLVMBuildLoad2(c->b, c->f64, c->grads[i], ""), v);

@@ -212,6 +212,7 @@ static Gemm *gemm_form(Arena *a, Node *n, const Mv *mv)
     if (n->op != OP_MATMUL || is_scalar(n) || mv)
         return NULL;
     Gemm *g = arena_alloc(a, sizeof *g);
+    g->out = -1, g->alpha = 1, g->slot = -1;
     g->a = untransposed(n->args[0], &g->ta);
     g->b = untransposed(n->args[1], &g->tb);
     if (is_diagm(g->a))
@@ -300,6 +301,8 @@ static int deps(const Plan *p, const Node *n, Node **out, bool *fuse)
             out[k] = g->b, fuse[k++] = g->b->op == OP_FILL;
         if (g->w)
             out[k] = g->w, fuse[k++] = g->w->op == OP_FILL;
+        if (g->add)   /* its entries are the product's starting values */
+            out[k] = g->add, fuse[k++] = true;
         return k;
     }
     if (!v) {
@@ -463,7 +466,8 @@ static void add_shape(Plan *p, Arena *a, Shape s)
 
 static bool needs_buf(const Plan *p, const Node *n)
 {
-    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n))
+    const Gemm *g = p->gemm[n->id];
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n) || (g && (g->out >= 0 || g->slot >= 0)))
         return false;
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
@@ -839,6 +843,16 @@ static void dump_kernel(Sim *s, const Kernel *k)
             ref(s, g->b);
             fputs(g->mode == G_COLSCALE ? ")" : g->tb ? "'" : "", o);
             fputs(g->diag ? ")" : "", o);
+            if (g->add) {
+                fputs(" + ", o);
+                ref(s, g->add);
+            }
+            if (g->slot >= 0)
+                fprintf(o, ", into %s", s->p->m->ir->slots.data[g->slot].name);
+            if (g->out >= 0 && g->alpha != 1)
+                fprintf(o, ", times %.17g", g->alpha);
+            if (g->out >= 0)
+                fprintf(o, ", into d/d%s", s->p->m->inputs[s->p->m->wrt[g->out]].name);
         } else {
             dump_op(s, n);
         }
@@ -1308,6 +1322,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; f->grads && i < m->nwrt; i++)
         root(p, f->grads[i], true);
 
+    fold_products(p);
     mv_group(p, nn);
     limit_fusion(p, nn);
     p->kept = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));

@@ -45,6 +45,13 @@ typedef struct Gemm {
     GemmMode mode;
     bool diag;            /* the node is diag(op(a) * op(b)): the diagonal only (G_DENSE) */
     Node *w;              /* diag only: diag(op(a) * diag(w) * op(b)), or NULL */
+    Node *add;            /* G_DENSE: op(a) * op(b) + add, the product accumulated onto add's
+                             entries (BLAS's beta = 1; plan_reuse.c), or NULL */
+    int out;              /* G_DENSE: alpha * op(a) * op(b) is gradient out, stored into its
+                             buffer by the product (no buffer, no copy); -1: not */
+    double alpha;
+    int slot;             /* G_DENSE with add == that slot: `slot = op(a) * op(b) + slot`
+                             accumulates into the slot's buffer when stored; -1: not */
 } Gemm;
 
 /* What a kernel computes.  The schedule is a list of points — the places
@@ -149,6 +156,10 @@ int scatter_form(const Node *x, int slot, Node **pads);
 void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
 /* plan_reuse.c: p->slotshare (after unzeroed and uniform are known) */
 void find_shared(Plan *p, int ns);
+/* plan_reuse.c, once every root is reached: a dense product that is added
+ * to something (X*W1 + b1') accumulates onto it; one that is a gradient
+ * (or a constant times one) is stored into the gradient's buffer. */
+void fold_products(Plan *p);
 
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);

@@ -200,3 +200,103 @@ void find_shared(Plan *p, int ns)
         }
     }
 }
+
+/* A dense product whose only consumer is the one at hand, or NULL. */
+static Gemm *sole_product(const Plan *p, const Node *m)
+{
+    Gemm *g = m->op == OP_MATMUL && !is_scalar(m) ? p->gemm[m->id] : NULL;
+    return g && g->mode == G_DENSE && !g->diag && !g->add && g->out < 0 && p->uses[m->id] == 1 ? g : NULL;
+}
+
+static bool lit_small(Dim d)
+{
+    int64_t v;
+    return dim_is_lit(d, &v) && v <= 8;
+}
+
+/* slot = op(a) * op(b) + slot, where no other value of the assignment reads
+ * the slot: the product accumulates into the slot's buffer (beta = 1), no
+ * copy of the slot and none back. */
+static void into_slots(Plan *p, int n, const int *slots, Node **vals)
+{
+    for (int i = 0; vals && i < n; i++) {
+        Node *x = vals[i];
+        Gemm *g = x && x->op == OP_ADD ? p->gemm[x->id] : NULL;
+        bool alone = g && g->add->op == OP_SLOT && g->add->index == slots[i] && p->uses[x->id] == 1 &&
+                     !node_reads_slot(g->a, slots[i]) && !node_reads_slot(g->b, slots[i]);
+        for (int j = 0; alone && j < n; j++)
+            alone = j == i || !vals[j] || !node_reads_slot(vals[j], slots[i]);
+        if (alone)
+            g->slot = slots[i];
+    }
+}
+
+static void into_slots_block(Plan *p, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *st = b->stmts[i];
+        if (st->kind == S_PUSH || st->kind == S_POP)
+            continue;
+        into_slots(p, st->n, st->slots, st->vals);
+        into_slots(p, st->n, st->slots, st->then_vals);
+        into_slots(p, st->n, st->slots, st->else_vals);
+        into_slots(p, st->n, st->slots, st->next);
+        into_slots_block(p, st->then_block);
+        into_slots_block(p, st->else_block);
+        into_slots_block(p, st->body);
+    }
+}
+
+void fold_products(Plan *p)
+{
+    int nn = p->m->ir->nnodes;
+    /* a sum read only in part (its diagonal, a slice) stays fused there */
+    bool *part = arena_alloc(p->arena, (size_t)nn + 1);
+    for (int i = 0; i < nn; i++) {
+        Node *n = p->nodes[i];
+        if (n && (n->op == OP_DIAGV || n->op == OP_TRACE || n->op == OP_SLICE) && n->nargs)
+            part[n->args[0]->id] = true;
+    }
+    for (int i = nn - 1; i >= 0; i--) {   /* and the elementwise terms fused into it */
+        Node *n = p->nodes[i];
+        for (int a = 0; n && part[i] && is_fused(p, n) && a < n->nargs; a++)
+            part[n->args[a]->id] = true;
+    }
+    for (int i = 0; i < nn; i++) {
+        Node *n = p->nodes[i];
+        if (!n || n->op != OP_ADD || is_scalar(n) || p->gemm[i] || part[i])
+            continue;
+        for (int s = 0; s < 2; s++) {
+            Node *m = n->args[s], *o = n->args[1 - s];
+            Gemm *g = sole_product(p, m);
+            if (!g || is_scalar(o))
+                continue;
+            Gemm *f = arena_alloc(p->arena, sizeof *f);
+            *f = *g;
+            f->add = o;                  /* n = op(a) * op(b) + o: o's entries, then beta = 1 */
+            p->gemm[i] = f;
+            p->nodes[m->id] = NULL;      /* computed as part of n */
+            p->nofuse[i] = true;
+            break;
+        }
+    }
+    const Func *f = p->f;
+    into_slots_block(p, f->body);
+    for (int i = 0; f->grads && i < p->m->nwrt; i++) {
+        Node *g = f->grads[i], *m = g;
+        double alpha = 1;
+        if (p->uses[g->id] != 1 || is_scalar(g))
+            continue;
+        if (g->op == OP_MUL && g->args[0]->op == OP_CONST)
+            m = g->args[1], alpha = g->args[0]->num;
+        else if (g->op == OP_MUL && g->args[1]->op == OP_CONST)
+            m = g->args[0], alpha = g->args[1]->num;
+        Gemm *gm = sole_product(p, m);
+        if (!gm || (m != g && p->uses[m->id] != 1))
+            continue;
+        Dim dk = gm->ta ? gm->a->shape.rows : gm->a->shape.cols;
+        if (lit_small(m->shape.rows) && lit_small(m->shape.cols) && lit_small(dk))
+            continue;   /* inline loops, specialised: no call */
+        gm->out = i, gm->alpha = alpha;
+    }
+}
