@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum VarKind {
@@ -145,7 +146,16 @@ static void guard_enter(Checker *c, Guard *g)
     c->fail = &g->here;
 }
 
-static void guard_leave(Checker *c, Guard *g) { c->fail = g->outer; }
+/* Guards nest like the calls that hold them: one left on a returned frame
+ * would be a longjmp into a dead stack at the next error. */
+static void guard_leave(Checker *c, Guard *g)
+{
+    if (c->fail != &g->here) {
+        fputs("gradc: internal error: checker: a guard inside this one was not left\n", stderr);
+        abort();
+    }
+    c->fail = g->outer;
+}
 
 /* Rolls back what the failed part changed; past the error limit, unwinds on
  * to check_program. */
@@ -1869,11 +1879,11 @@ static bool guarded_for_header(Checker *c, const AstStmt *s, ForBounds *fb)
     if (v.kind == V_INPUT || v.kind == V_DIM || v.kind == V_VAR || v.kind == V_INDEX)
         fail(c, at, "%s is already defined (line %d); a for index needs a name of its own",
              s->name, v.line);
-    if (!s->for_lo || !s->for_hi)
-        return false;   /* the parser reported this header */
-    *fb = for_bounds(c, s);
-    guard_leave(c, &g);
-    return true;
+    bool parsed = s->for_lo && s->for_hi;   /* else the parser reported this header */
+    if (parsed)
+        *fb = for_bounds(c, s);
+    guard_leave(c, &g);   /* on every way out: a later error must not unwind to this frame */
+    return parsed;
 }
 
 /* while and for: the names the body assigns that are defined before the loop

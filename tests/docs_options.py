@@ -20,17 +20,12 @@ import re
 import subprocess
 import sys
 
+import checklib
+from checklib import fail
+
+
 OPT = re.compile(r"(?<![\w-])(-O[0-3]|--?[a-z][a-z-]*)")
 COMMANDS = ["compile", "eval", "derive", "check", "plot"]
-failures = 0
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL:", msg)
-
-
 def help_text(gradc, *args):
     return subprocess.run([gradc, *args], capture_output=True, text=True, check=True).stdout
 
@@ -124,8 +119,8 @@ def main():
     for cmd in COMMANDS:
         if in_roff.get(cmd) != from_usage[cmd]:
             fail(f"the roff man page lists {sorted(in_roff.get(cmd, []))} for {cmd}")
-    print(f"{'ok' if not failures else str(failures) + ' failed'}")
-    return 1 if failures else 0
+    print(f"{'ok' if not checklib.failures else str(checklib.failures) + ' failed'}")
+    return 1 if checklib.failures else 0
 
 
 if __name__ == "__main__":

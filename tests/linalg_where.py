@@ -28,17 +28,8 @@ import subprocess
 import sys
 import tempfile
 
-failures = 0
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL:", msg)
-
-
-def run(gradc, *args):
-    return subprocess.run([gradc, *args], capture_output=True, text=True, timeout=120)
+import checklib
+from checklib import fail, run
 
 
 def write(d, name, text):
@@ -188,8 +179,8 @@ def main():
             for sym in ("gradc_lu", "gradc_lu_solve", "gradc_chol"):
                 if not re.search(r"\b" + sym + r"\b", nm):
                     fail(f"compile: the object does not call {sym}")
-    print("linalg_where:", "ok" if not failures else f"{failures} failed")
-    return 1 if failures else 0
+    print("linalg_where:", "ok" if not checklib.failures else f"{checklib.failures} failed")
+    return 1 if checklib.failures else 0
 
 
 if __name__ == "__main__":

@@ -16,20 +16,10 @@ import argparse
 import glob
 import json
 import os
-import subprocess
 import sys
 
-failures = 0
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL:", msg)
-
-
-def run(gradc, *args):
-    return subprocess.run([gradc, *args], capture_output=True, text=True, timeout=120)
+import checklib
+from checklib import fail, run
 
 
 def eval_json(gradc, expr, inputs, *extra):
@@ -105,8 +95,8 @@ def main():
             if r.returncode != 1 or not r.stderr.startswith("gradc: error: " + msg) \
                     or r.stderr.count("\n") != 1 or r.stdout:
                 fail(f"{cmd[0]} --wrt {wrt}: rc {r.returncode}, {r.stderr!r}")
-    print(f"{cases - failures} passed, {failures} failed")
-    return 1 if failures else 0
+    print(f"{cases - checklib.failures} passed, {checklib.failures} failed")
+    return 1 if checklib.failures else 0
 
 
 if __name__ == "__main__":

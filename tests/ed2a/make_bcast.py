@@ -9,12 +9,13 @@ amax/amin), since a difference quotient sees only two-way ties.  Run by hand
 
     python3 tests/ed2a/make_bcast.py
 """
-import json
 import os
+import sys
 
-import mpmath as mp
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mpmath as mp  # noqa: E402
+from mporacle import inputs, write, write_all  # noqa: E402
 
-mp.mp.dps = 40
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 
@@ -128,49 +129,8 @@ def ties(v):
     return y, {"x": [float(t) for t in gx], "X": [[float(t) for t in row] for row in gX]}
 
 
-def mpify(x):
-    return [mpify(t) for t in x] if isinstance(x, list) else mp.mpf(x)
+write_all(HERE, NUMERIC)
 
-
-def gradient(f, v, name):
-    """d f / d v[name] entry by entry, in v[name]'s JSON form."""
-    def at(path, t):
-        w = dict(v)
-        x = v[name]
-        if len(path) == 0:
-            w[name] = t
-        elif len(path) == 1:
-            w[name] = x[:path[0]] + [t] + x[path[0] + 1:]
-        else:
-            i, j = path
-            w[name] = [row if r != i else row[:j] + [t] + row[j + 1:] for r, row in enumerate(x)]
-        return f(w)
-    x = v[name]
-    if not isinstance(x, list):
-        return float(mp.diff(lambda t: at((), t), x))
-    if not isinstance(x[0], list):
-        return [float(mp.diff(lambda t: at((i,), t), x[i])) for i in range(len(x))]
-    return [[float(mp.diff(lambda t: at((i, j), t), x[i][j])) for j in range(len(x[i]))]
-            for i in range(len(x))]
-
-
-def write(case, out):
-    with open(os.path.join(HERE, case + ".expected.json"), "w") as fh:
-        json.dump(out, fh, indent=2)
-        fh.write("\n")
-    print(case, out["value"])
-
-
-def inputs(case):
-    with open(os.path.join(HERE, case + ".inputs.json")) as fh:
-        raw = json.load(fh)
-    return raw, {k: mpify(x) for k, x in raw.items()}
-
-
-for case, f in NUMERIC.items():
-    raw, v = inputs(case)
-    write(case, {"value": float(f(v)), "gradient": {k: gradient(f, v, k) for k in raw}})
-
-raw, v = inputs("ed2a_bcast_ties")
+raw, v = inputs(HERE, "ed2a_bcast_ties")
 y, g = ties(v)
-write("ed2a_bcast_ties", {"value": float(y), "gradient": g})
+write(HERE, "ed2a_bcast_ties", {"value": float(y), "gradient": g})

@@ -7,12 +7,13 @@ written out here, gradients by mpmath's high-precision numerical derivative
 
     python3 tests/ed2a/make_expected.py
 """
-import json
 import os
+import sys
 
-import mpmath as mp
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mpmath as mp  # noqa: E402
+from mporacle import write_all  # noqa: E402
 
-mp.mp.dps = 40
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 
@@ -68,30 +69,4 @@ CASES = {
 }
 
 
-def mpify(x):
-    return [mp.mpf(t) for t in x] if isinstance(x, list) else mp.mpf(x)
-
-
-def gradient(f, v, name):
-    x = v[name]
-    def at(i, t):
-        w = dict(v)
-        if isinstance(x, list):
-            w[name] = x[:i] + [t] + x[i + 1:]
-        else:
-            w[name] = t
-        return f(w)
-    if isinstance(x, list):
-        return [float(mp.diff(lambda t: at(i, t), x[i])) for i in range(len(x))]
-    return float(mp.diff(lambda t: at(0, t), x))
-
-
-for case, f in CASES.items():
-    with open(os.path.join(HERE, case + ".inputs.json")) as fh:
-        raw = json.load(fh)
-    v = {k: mpify(x) for k, x in raw.items()}
-    out = {"value": float(f(v)), "gradient": {k: gradient(f, v, k) for k in raw}}
-    with open(os.path.join(HERE, case + ".expected.json"), "w") as fh:
-        json.dump(out, fh, indent=2)
-        fh.write("\n")
-    print(case, out["value"])
+write_all(HERE, CASES)

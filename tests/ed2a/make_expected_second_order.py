@@ -8,13 +8,13 @@ only reads the files.
 
     python3 tests/ed2a/make_expected_second_order.py
 """
-import copy
-import json
 import os
+import sys
 
-import mpmath as mp
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mpmath as mp  # noqa: E402
+from mporacle import gradient, inputs, write  # noqa: E402
 
-mp.mp.dps = 40
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 
@@ -112,17 +112,24 @@ def slices_e(x):
     return r + ls + max(t ** 2 for t in x) + dot(v, w)
 
 
-def hessian_slices(v):
-    """y = sum(H .* C), H the Hessian of slices_e by mpmath's numerical partial
-    derivatives (C enters linearly, so dy/dC = H; dy/dx by third partials)."""
-    x, C = v["x"], v["C"]
+def slices_partials(x):
+    """slices_e as a function of n arguments, and order(i, j, ...), the
+    derivative orders mp.diff takes for the partial by x_i, x_j, ..."""
     n = len(x)
-    f = lambda *t: slices_e(list(t))
     def order(*ks):
         o = [0] * n
         for k in ks:
             o[k] += 1
         return o
+    return (lambda *t: slices_e(list(t))), order
+
+
+def hessian_slices(v):
+    """y = sum(H .* C), H the Hessian of slices_e by mpmath's numerical partial
+    derivatives (C enters linearly, so dy/dC = H; dy/dx by third partials)."""
+    x, C = v["x"], v["C"]
+    n = len(x)
+    f, order = slices_partials(x)
     H = [[mp.diff(f, x, order(i, j)) for j in range(n)] for i in range(n)]
     return mp.fsum(H[i][j] * C[i][j] for i in range(n) for j in range(n))
 
@@ -130,12 +137,7 @@ def hessian_slices(v):
 def hessian_slices_grad(v):
     x, C = v["x"], v["C"]
     n = len(x)
-    f = lambda *t: slices_e(list(t))
-    def order(*ks):
-        o = [0] * n
-        for k in ks:
-            o[k] += 1
-        return o
+    f, order = slices_partials(x)
     H = [[mp.diff(f, x, order(i, j)) for j in range(n)] for i in range(n)]
     gx = [float(mp.fsum(C[i][j] * mp.diff(f, x, order(i, j, k)) for i in range(n) for j in range(n)))
           for k in range(n)]
@@ -195,46 +197,10 @@ CASES = {
 GRADIENTS = {"ed2a_hessian_slices": hessian_slices_grad}
 
 
-def mpify(x):
-    return [mpify(t) for t in x] if isinstance(x, list) else mp.mpf(x)
-
-
-def gradient(f, v, name):
-    """Each entry's derivative (row-major for a matrix); for grad_detach the
-    detached copy c stays at the point."""
-    base = dict(v)
-    if f is grad_detach:
-        base["c"] = list(v["x"])
-
-    def at(path, t):
-        w = dict(base)
-        x = copy.deepcopy(v[name])
-        if not path:
-            w[name] = t
-        elif len(path) == 1:
-            x[path[0]] = t
-            w[name] = x
-        else:
-            x[path[0]][path[1]] = t
-            w[name] = x
-        return f(w)
-
-    x = v[name]
-    if not isinstance(x, list):
-        return float(mp.diff(lambda t: at((), t), x))
-    if not isinstance(x[0], list):
-        return [float(mp.diff(lambda t: at((i,), t), x[i])) for i in range(len(x))]
-    return [[float(mp.diff(lambda t: at((i, j), t), x[i][j])) for j in range(len(x[i]))]
-            for i in range(len(x))]
-
-
 for case, (f, wrt) in CASES.items():
-    with open(os.path.join(HERE, case + ".inputs.json")) as fh:
-        raw = json.load(fh)
-    v = {k: mpify(x) for k, x in raw.items()}
-    grad = GRADIENTS[case](v) if case in GRADIENTS else {k: gradient(f, v, k) for k in wrt}
-    out = {"value": float(f(v)), "gradient": grad}
-    with open(os.path.join(HERE, case + ".expected.json"), "w") as fh:
-        json.dump(out, fh, indent=2)
-        fh.write("\n")
-    print(case, out["value"])
+    raw, v = inputs(HERE, case)
+    # for grad_detach the detached copy c stays at the point
+    base = dict(v, c=list(v["x"])) if f is grad_detach else v
+    grad = (GRADIENTS[case](v) if case in GRADIENTS
+            else {k: gradient(f, v, k, base) for k in wrt})
+    write(HERE, case, {"value": float(f(v)), "gradient": grad})

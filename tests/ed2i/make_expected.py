@@ -8,12 +8,13 @@ changing a case; the test suite only reads the files.
 
     python3 tests/ed2i/make_expected.py
 """
-import json
 import os
+import sys
 
-import mpmath as mp
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mpmath as mp  # noqa: E402
+from mporacle import write_all  # noqa: E402
 
-mp.mp.dps = 40
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 
@@ -88,47 +89,4 @@ CASES = {"ed2i_rotate": rotate, "ed2i_columns": columns,
          "ed2i_zero_trip": zero_trip}
 
 
-def mpify(x):
-    return [mpify(t) for t in x] if isinstance(x, list) else mp.mpf(x)
-
-
-def positions(x):
-    """Every entry of x: () for a scalar, (i,) or (i, j)."""
-    if not isinstance(x, list):
-        return [()]
-    return [(i,) + p for i, e in enumerate(x) for p in positions(e)]
-
-
-def replaced(x, pos, t):
-    if not pos:
-        return t
-    return x[:pos[0]] + [replaced(x[pos[0]], pos[1:], t)] + x[pos[0] + 1:]
-
-
-def entry(x, pos):
-    for i in pos:
-        x = x[i]
-    return x
-
-
-def gradient(f, v, name):
-    x = v[name]
-    flat = [float(mp.diff(lambda t: f(dict(v, **{name: replaced(x, p, t)})), entry(x, p)))
-            for p in positions(x)]
-    if not isinstance(x, list):
-        return flat[0]
-    if not isinstance(x[0], list):
-        return flat
-    c = len(x[0])
-    return [flat[i * c:(i + 1) * c] for i in range(len(x))]
-
-
-for case, f in CASES.items():
-    with open(os.path.join(HERE, case + ".inputs.json")) as fh:
-        raw = json.load(fh)
-    v = {k: mpify(x) for k, x in raw.items()}
-    out = {"value": float(f(v)), "gradient": {k: gradient(f, v, k) for k in raw}}
-    with open(os.path.join(HERE, case + ".expected.json"), "w") as fh:
-        json.dump(out, fh, indent=2)
-        fh.write("\n")
-    print(case, out["value"])
+write_all(HERE, CASES)

@@ -115,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static Gen g;
     report = fuzz_quiet_stderr();
+    fuzz_save_last(data, size);
     /* every program compiled afresh, and no object per input left on disk */
     setenv("GRADC_NO_CACHE", "1", 0);
     Bytes in = {data, size, 0};

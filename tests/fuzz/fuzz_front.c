@@ -22,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static FILE *devnull;
     fuzz_quiet_stderr();
+    fuzz_save_last(data, size);
     if (!devnull && !(devnull = fopen("/dev/null", "w")))
         abort();
     if (size > MAX_SOURCE)

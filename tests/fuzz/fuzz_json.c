@@ -66,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!mod)
         init();
+    fuzz_save_last(data, size);
     write_file(data, size);
     Arena *a = arena_new();
 
