@@ -540,6 +540,14 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
     key_dim(c, &key, sh.rows);
     key_dim(c, &key, sh.cols);
     key_node(c, &key, n, &leaves, true);
+    /* in place (plan: inplace): the argument's entries are read from out
+     * itself, so that LLVM sees one array (a load and a store of entry k)
+     * and vectorises without a run-time overlap check, which would fail */
+    int self = -1;
+    for (int i = 0; out && c->p->inplace[n->id] >= 0 && i < leaves.len; i++)
+        if (leaves.data[i]->id == c->p->inplace[n->id])
+            self = i;
+    key_bytes(&key, &self, sizeof self);
     int nd = c->m->ndims, np = nd + leaves.len + 1;
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
@@ -563,7 +571,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
             c->dims[i] = LLVMGetParam(fn, (unsigned)i);
         for (int i = 0; i < leaves.len; i++) {
             vals[i] = node_bound(c, leaves.data[i]);
-            node_bind(c, leaves.data[i], LLVMGetParam(fn, (unsigned)(nd + i)));
+            node_bind(c, leaves.data[i], LLVMGetParam(fn, (unsigned)(i == self ? np - 1 : nd + i)));
         }
         if (out) {
             loop_body(c, n, LLVMGetParam(fn, (unsigned)(np - 1)), rc);

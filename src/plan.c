@@ -1385,11 +1385,19 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
         if (p->slotbuf[s] == -2)
             p->slotbuf[s] = p->slotbuf[o];
     }
-    if (dump)
+    /* the schedule first (its text held back): which kernels may write in
+     * place is known from it, and the buffer count after */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *body = dump ? open_memstream(&text, &len) : NULL;
+    schedule(p, body);
+    find_inplace(p);
+    if (body)
+        fclose(body);
+    if (dump) {
         fprintf(dump, "%s: %d buffer%s in work%s\n", grad ? "gradient" : "forward", p->bufs.len,
                 p->bufs.len == 1 ? "" : "s",
                 p->stack ? ", recorded values on a stack in work" : p->tape ? ", recorded values on the tape" : "");
-    if (dump) {
         const char *sep = "  uniform (one value, no buffer): ";
         for (int s = 0; s < ns; s++)
             if (p->slotused[s] && p->uniform[s]) {
@@ -1402,8 +1410,17 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
             if (p->slotshare[s] >= 0)
                 fprintf(dump, "  %s in %s's buffer (%s is not used after)\n", m->ir->slots.data[s].name,
                         m->ir->slots.data[p->slotshare[s]].name, m->ir->slots.data[p->slotshare[s]].name);
+        sep = "  in place (into the buffer of an argument read there last): ";
+        for (int i = 0; i < nn; i++)
+            if (p->inplace[i] >= 0) {
+                fprintf(dump, "%s%%%d in %%%d", sep, i, p->inplace[i]);
+                sep = ", ";
+            }
+        if (sep[0] == ',')
+            fputs("\n", dump);
+        fwrite(text, 1, len, dump);
     }
-    schedule(p, dump);
+    free(text);
     return p;
 }
 

@@ -101,6 +101,9 @@ typedef struct Plan {
                              kept as one double, no buffer */
     bool *unzeroed;       /* per slot: written at the top level before anything reads
                              it, so not zeroed at entry */
+    int *inplace;         /* per node: the argument whose buffer its elementwise kernel
+                             writes into (that argument is read by it only, and computed
+                             with it each time: plan_reuse.c), or -1 */
     int *slotshare;       /* per slot: the slot whose buffer it takes over (plan_reuse.c:
                              that one is not read or written from then on), or -1 */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
@@ -160,6 +163,8 @@ void find_shared(Plan *p, int ns);
  * to something (X*W1 + b1') accumulates onto it; one that is a gradient
  * (or a constant times one) is stored into the gradient's buffer. */
 void fold_products(Plan *p);
+/* plan_reuse.c, after the schedule: p->inplace, the buffers renumbered */
+void find_inplace(Plan *p);
 
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);

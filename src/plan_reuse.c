@@ -300,3 +300,84 @@ void fold_products(Plan *p)
         gm->out = i, gm->alpha = alpha;
     }
 }
+
+/* The argument of elementwise n whose buffer n may write into, or -1: one
+ * of n's shape, with a buffer of its own, read by n only. */
+static int inplace_arg(const Plan *p, const Node *n)
+{
+    if ((kind_of(n) != OK_U && kind_of(n) != OK_B) || p->buf[n->id] < 0)
+        return -1;
+    for (int i = 0; i < n->nargs; i++) {
+        const Node *a = n->args[i];
+        if (!is_scalar(a) && shape_eq(a->shape, n->shape) && p->buf[a->id] >= 0 && p->uses[a->id] == 1 &&
+            !is_fused(p, a))
+            return a->id;
+    }
+    return -1;
+}
+
+/* Renumbers the buffers, dropping those no node or slot uses. */
+static void compact(Plan *p)
+{
+    int nb = p->bufs.len, nn = p->m->ir->nnodes, ns = p->m->ir->slots.len, k = 0;
+    int *map = arena_alloc(p->arena, sizeof(int) * (size_t)(nb + 1));
+    bool *used = arena_alloc(p->arena, (size_t)nb + 1);
+    int *lists[4] = {p->buf, p->scratch, p->slotbuf, p->shadow}, lens[4] = {nn, nn, ns, ns};
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < lens[l]; i++)
+            if (lists[l][i] >= 0)
+                used[lists[l][i]] = true;
+    if (p->onesbuf >= 0)
+        used[p->onesbuf] = true;
+    for (int b = 0; b < nb; b++)
+        if (used[b]) {
+            map[b] = k;
+            p->bufs.data[k++] = p->bufs.data[b];
+        }
+    p->bufs.len = k;
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < lens[l]; i++)
+            if (lists[l][i] >= 0)
+                lists[l][i] = map[lists[l][i]];
+    if (p->onesbuf >= 0)
+        p->onesbuf = map[p->onesbuf];
+}
+
+/* An elementwise kernel writes into its argument's buffer when that
+ * argument is computed in the same point before it every time it is (so
+ * its entries are never wanted again: MLP's tanh(X*W1 + b1') and
+ * T .* (1 - H.^2), as the hand loops do in place). */
+void find_inplace(Plan *p)
+{
+    int nn = p->m->ir->nnodes;
+    int *made = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    int *at = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    bool *bad = arena_alloc(p->arena, (size_t)nn + 1);
+    p->inplace = arena_alloc(p->arena, sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++)
+        at[i] = p->inplace[i] = -1;
+    for (int pt = 0; pt < p->points.len; pt++) {
+        const Point *P = &p->points.data[pt];
+        for (int k = 0; k < P->nk; k++) {
+            const Kernel *K = &P->ks[k];
+            for (int j = 0; j < (K->kind == K_MATVEC ? K->nmembers : 1); j++) {
+                const Node *n = K->kind == K_MATVEC ? K->members[j] : K->node;
+                int a = K->kind == K_MAP ? inplace_arg(p, n) : -1;
+                bad[n->id] |= a < 0 || at[a] != pt;
+                made[n->id]++;
+                at[n->id] = pt;
+            }
+        }
+    }
+    bool any = false;
+    for (int i = 0; i < nn; i++) {
+        int a = made[i] && !bad[i] ? inplace_arg(p, p->nodes[i]) : -1;
+        if (a < 0 || made[a] != made[i])
+            continue;
+        p->inplace[i] = a;
+        p->buf[i] = p->buf[a];   /* a's own, or the one it took over (smaller ids first) */
+        any = true;
+    }
+    if (any)
+        compact(p);
+}
