@@ -1145,9 +1145,48 @@ static Node *grad_product(const Plan *p, Node *g, int i)
     return gm && gm->out == i ? m : NULL;
 }
 
+/* A map and a sum over entries of its shape in one loop (plan: merge_sums):
+ * each block's terms and entries are loaded, then the entries stored. */
+typedef struct MapSum {
+    Node *map, *sum;
+    LLVMValueRef out;
+    VEC(LLVMValueRef) at, val;
+} MapSum;
+
+static LLVMValueRef f_mapsum(Cg *c, void *ctx, LLVMValueRef k)
+{
+    MapSum *o = ctx;
+    LLVMValueRef s = elem(c, o->sum->args[0], k);
+    vec_push(c->a, &o->at, at(c, o->out, k));
+    vec_push(c->a, &o->val, elem_op(c, o->map, k));
+    return s;
+}
+
+static void flush_mapsum(Cg *c, void *ctx)
+{
+    MapSum *o = ctx;
+    for (int i = 0; i < o->at.len; i++)
+        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    o->at.len = o->val.len = 0;
+}
+
+static void gen_mapsum(Cg *c, const Kernel *k)
+{
+    MapSum o = {k->node, k->members[0], bufp(c, c->p->buf[k->node->id]), {0}, {0}};
+    LLVMValueRef s = reduce_sum_flush(c, count(c, o.map), f_mapsum, flush_mapsum, &o);
+    node_bind(c, o.map, o.out);
+    node_made(c, o.map);
+    node_bind(c, o.sum, s);
+    node_made(c, o.sum);
+}
+
 static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
+    if (k->kind == K_MAP && k->nmembers) {
+        gen_mapsum(c, k);
+        return;
+    }
     if (k->kind == K_GEMM && (c->p->gemm[n->id]->out >= 0 || c->p->gemm[n->id]->slot >= 0))
         return; /* computed into its gradient's buffer by gen_results, its slot's by assign */
     if (k->kind == K_MATVEC) {

@@ -43,6 +43,8 @@ static bool cheap(const Plan *p, const Node *n)
 
 bool is_fused(const Plan *p, const Node *n)
 {
+    if (p->forced && p->forced[n->id])
+        return true;   /* merge_results: read by a merged sum and map only */
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
     if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD)
@@ -682,9 +684,11 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
             }
         }
         vec_push(p->arena, &ks, k);
-        if (s->out && k.kind != K_LEAF && k.kind != K_ALIAS)
-            dump_kernel(s, &k);
     }
+    ks.len = merge_sums(p, ks.data, ks.len);
+    for (int i = 0; s->out && i < ks.len; i++)
+        if (ks.data[i].kind != K_LEAF && ks.data[i].kind != K_ALIAS)
+            dump_kernel(s, &ks.data[i]);
     vec_push(p->arena, &p->points, ((Point){root, ks.data, ks.len}));
 }
 
@@ -816,6 +820,15 @@ static void dump_term(Sim *s, const Mv *v, const Term *t)
 static void dump_kernel(Sim *s, const Kernel *k)
 {
     FILE *o = s->out;
+    if (k->kind == K_MAP && k->nmembers) {   /* a map and a sum in one loop */
+        Kernel map = {K_MAP, k->node, NULL, 0};
+        dump_kernel(s, &map);
+        indent(s);
+        fprintf(o, "%-7s%%%d = ", "", k->members[0]->id);
+        dump_op(s, k->members[0]);
+        fputs(", in the same loop\n", o);
+        return;
+    }
     for (int i = 0; i < (k->kind == K_MATVEC ? k->nmembers : 1); i++) {
         const Node *n = k->kind == K_MATVEC ? k->members[i] : k->node;
         indent(s);
@@ -1124,11 +1137,18 @@ static void schedule(Plan *p, FILE *out)
     s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
     int vpoint = p->points.len;
+    s.out = NULL;   /* the results' kernels are dumped after merge_results */
     need(&s, f->value);
     for (int i = 0; f->aux && i < p->m->naux; i++)
         need(&s, f->aux[i]);
     for (int i = 0; f->grads && i < p->m->nwrt; i++)
         need(&s, f->grads[i]);
+    s.out = out;
+    merge_results(p, vpoint);
+    for (int pt = vpoint; out && pt < p->points.len; pt++)
+        for (int k = 0; k < p->points.data[pt].nk; k++)
+            if (p->points.data[pt].ks[k].kind != K_LEAF && p->points.data[pt].ks[k].kind != K_ALIAS)
+                dump_kernel(&s, &p->points.data[pt].ks[k]);
     p->onepass = one_pass(p, vpoint);
     p->onepass_point = vpoint;   /* the same sum may also be computed in an earlier point */
     if (out) {

@@ -104,6 +104,7 @@ typedef struct Plan {
     int *inplace;         /* per node: the argument whose buffer its elementwise kernel
                              writes into (that argument is read by it only, and computed
                              with it each time: plan_reuse.c), or -1 */
+    bool *forced;         /* per node: fused after all (merge_results), or NULL */
     int *slotshare;       /* per slot: the slot whose buffer it takes over (plan_reuse.c:
                              that one is not read or written from then on), or -1 */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
@@ -165,6 +166,15 @@ void find_shared(Plan *p, int ns);
 void fold_products(Plan *p);
 /* plan_reuse.c, after the schedule: p->inplace, the buffers renumbered */
 void find_inplace(Plan *p);
+/* plan_reuse.c: a sum run in the loop of a later map of its argument's
+ * shape (merged into that kernel: K_MAP with the sum as its one member);
+ * the new count of ks */
+int merge_sums(const Plan *p, Kernel *ks, int nk);
+/* the same across the results' points (from vpoint: the value's, then the
+ * auxiliary outputs' and the gradients'): a sum of the value's point runs
+ * in the loop of a map a later one needs (MLP: sum((P - Y).^2) and the
+ * cotangent (P - Y) ./ mk, one pass, as the hand loop) */
+void merge_results(Plan *p, int vpoint);
 
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);

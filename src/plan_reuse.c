@@ -3,6 +3,8 @@
  * no copy, `c = 100 * b` scales in place, as hand C does). */
 #include "plan.h"
 
+#include <string.h>
+
 /* Top-level statement i writes (with nested statements) the slots it marks. */
 static void mark_writes(int *firstw, int *lastw, const Block *b, int i)
 {
@@ -378,6 +380,139 @@ void find_inplace(Plan *p)
         p->buf[i] = p->buf[a];   /* a's own, or the one it took over (smaller ids first) */
         any = true;
     }
-    if (any)
+    if (any || p->forced)
         compact(p);
+}
+
+/* Does fused n read a broadcast, or (reads, NULL-terminated) one of those
+ * nodes?  Bounded by the fusion depth. */
+static bool tree_reads(const Plan *p, const Node *n, Node *const *reads, bool top)
+{
+    if (!top && !is_fused(p, n)) {
+        for (int i = 0; reads[i]; i++)
+            if (reads[i] == n)
+                return true;
+        return false;
+    }
+    if (n->op == OP_BCAST || n->op == OP_PAD)
+        return true;
+    for (int i = 0; i < n->nargs; i++)
+        if (tree_reads(p, n->args[i], reads, false))
+            return true;
+    return false;
+}
+
+/* May the sum kernel be merged with another (its argument has no broadcast)? */
+static bool mergeable_sum(const Plan *p, const Kernel *k)
+{
+    Node *sum = k->node, *none = NULL;
+    return k->kind == K_REDUCE && sum->op == OP_SUM && !is_scalar(sum->args[0]) &&
+           !tree_reads(p, sum->args[0], &none, is_fused(p, sum->args[0]));
+}
+
+/* May map kernel k run where the sum is, no kernel of between (NULL-
+ * terminated: those from the sum's on, up to k) computed yet? */
+static bool mergeable_map(const Plan *p, const Kernel *k, const Node *sum, Node *const *between)
+{
+    Node *map = k->node;
+    return k->kind == K_MAP && !k->nmembers && (kind_of(map) == OK_U || kind_of(map) == OK_B) &&
+           shape_eq(map->shape, sum->args[0]->shape) && !tree_reads(p, map, between, true);
+}
+
+static int add_between(Node **between, int nb, const Kernel *k)
+{
+    for (int e = 0; e < (k->kind == K_MATVEC ? k->nmembers : 1); e++)
+        between[nb++] = k->kind == K_MATVEC ? k->members[e] : k->node;
+    between[nb] = NULL;
+    return nb;
+}
+
+static Node **between_room(const Plan *p, const Point *pts, int np)
+{
+    int cap = 2;
+    for (int q = 0; q < np; q++)
+        for (int j = 0; j < pts[q].nk; j++)
+            cap += pts[q].ks[j].kind == K_MATVEC ? pts[q].ks[j].nmembers : 1;
+    return arena_alloc(p->arena, sizeof(Node *) * (size_t)cap);
+}
+
+/* ks[i] (a sum) becomes the map kernel *k with the sum as its member. */
+static void merge(const Plan *p, Kernel *ks, int i, const Kernel *k)
+{
+    Node **m = arena_alloc(p->arena, sizeof(Node *));
+    m[0] = ks[i].node;
+    ks[i] = (Kernel){K_MAP, k->node, m, 1};
+}
+
+int merge_sums(const Plan *p, Kernel *ks, int nk)
+{
+    for (int i = 0; i < nk; i++) {
+        if (!mergeable_sum(p, &ks[i]))
+            continue;
+        Point pt = {NULL, ks + i, nk - i};
+        Node **between = between_room(p, &pt, 1);
+        int nb = 0;
+        for (int j = i + 1; j < nk; j++) {
+            nb = add_between(between, nb, &ks[j - 1]);
+            if (mergeable_map(p, &ks[j], ks[i].node, between)) {
+                merge(p, ks, i, &ks[j]);
+                memmove(&ks[j], &ks[j + 1], sizeof *ks * (size_t)(nk - j - 1));
+                nk--;
+                break;
+            }
+        }
+    }
+    return nk;
+}
+
+/* The merged kernel pv->ks[i]'s map and sum both read a stored elementwise
+ * value no one else reads (MLP's P - Y): it is computed in their loop
+ * instead (fused, no buffer, its kernel dropped).  Returns 1 if so. */
+static int unstore(Plan *p, Point *pv, int i)
+{
+    const Kernel *k = &pv->ks[i];
+    for (int e = 0; e < i; e++) {
+        Node *x = pv->ks[e].node, *one[2] = {x, NULL};
+        if (pv->ks[e].kind != K_MAP || pv->ks[e].nmembers || (kind_of(x) != OK_U && kind_of(x) != OK_B) ||
+            p->uses[x->id] != 2 || !tree_reads(p, k->node, one, true) ||
+            !tree_reads(p, k->members[0]->args[0], one, is_fused(p, k->members[0]->args[0])))
+            continue;
+        if (!p->forced)
+            p->forced = arena_alloc(p->arena, (size_t)p->m->ir->nnodes + 1);
+        p->forced[x->id] = true;
+        p->buf[x->id] = -1;
+        memmove(&pv->ks[e], &pv->ks[e + 1], sizeof *pv->ks * (size_t)(pv->nk - e - 1));
+        pv->nk--;
+        return 1;
+    }
+    return 0;
+}
+
+void merge_results(Plan *p, int vpoint)
+{
+    Point *pts = p->points.data + vpoint, *pv = pts;
+    int np = p->points.len - vpoint;
+    for (int i = 0; i < pv->nk; i++) {
+        if (!mergeable_sum(p, &pv->ks[i]))
+            continue;
+        Node **between = between_room(p, pts, np);
+        int nb = 0;
+        for (int j = i; j < pv->nk; j++)
+            nb = add_between(between, nb, &pv->ks[j]);
+        bool done = false;
+        for (int q = 1; q < np && !done; q++) {
+            Point *pq = &pts[q];
+            for (int j = 0; j < pq->nk && !done; j++) {
+                if (mergeable_map(p, &pq->ks[j], pv->ks[i].node, between)) {
+                    merge(p, pv->ks, i, &pq->ks[j]);
+                    memmove(&pq->ks[j], &pq->ks[j + 1], sizeof *pq->ks * (size_t)(pq->nk - j - 1));
+                    pq->nk--;
+                    i -= unstore(p, pv, i);
+                    done = true;
+                } else {
+                    nb = add_between(between, nb, &pq->ks[j]);
+                }
+            }
+        }
+    }
 }
