@@ -2,7 +2,8 @@
 """bench/process.py — the benchmark rows timed as whole processes (bench/run
 calls it after bench/harness): `gradc compile -O2` of every sample and of
 generated statement chains, `gradc eval` end to end against `--interp`, and
-samples/mlp.expr against PyTorch (one thread) when `import torch` works.
+samples/mlp.expr and NAME_hessian of x'*A*x against PyTorch (one thread) when
+`import torch` works.
 Medians of interleaved rounds of CPU time; the rows have bench/harness.c's
 columns.
 
@@ -202,6 +203,52 @@ def torch_mlp(a, sizes, rounds):
             f"PyTorch {torch.__version__}, 1 thread {1e3 * t_:.2f} ms", g_ / t_, "< 1", verdict(g_ < t_))
 
 
+def torch_hessian(a, n, rounds):
+    """NAME_hessian of x'*A*x (bench/run's h_qf, the closed form A + A')
+    through ctypes against torch.autograd.functional.hessian on one thread
+    (issue 10: at least 100x faster); no row without torch."""
+    try:
+        import torch
+    except Exception:
+        return
+    torch.set_num_threads(1)
+    lib = ctypes.CDLL(os.path.join(a.out, "libhqf.so"))
+    P = ctypes.POINTER(ctypes.c_double)
+    lib.h_qf_hessian.argtypes = [ctypes.c_int64, P, P, P, P, ctypes.c_uint, ctypes.c_void_p]
+    lib.h_qf_hessian_work_size.restype = ctypes.c_size_t
+    lib.h_qf_hessian_work_size.argtypes = [ctypes.c_int64]
+    g = torch.Generator().manual_seed(1)
+    A, x = (torch.rand(*s, generator=g, dtype=torch.float64) - 0.5 for s in [(n, n), (n,)])
+    f, H = torch.empty(1, dtype=torch.float64), torch.empty(n, n, dtype=torch.float64)
+    work = ctypes.create_string_buffer(lib.h_qf_hessian_work_size(n) + 64)
+    ptr = lambda t: ctypes.cast(t.data_ptr(), P)
+    args = [n, ptr(A), ptr(x), ptr(f), ptr(H), 0, work]
+
+    def run_gradc():
+        if lib.h_qf_hessian(*args):
+            raise RuntimeError("h_qf_hessian failed")
+
+    def run_torch():
+        return torch.autograd.functional.hessian(lambda v: v @ A @ v, x)
+
+    run_gradc()
+    Ht = run_torch()
+    err = max((H - (A + A.T)).abs().max().item(), (Ht - (A + A.T)).abs().max().item())
+    if not err <= 1e-10:
+        print(f"process.py: NAME_hessian or PyTorch's hessian is not A + A': {err}", file=sys.stderr)
+        sys.exit(1)
+    tg, tt = [], []
+    for _ in range(rounds):
+        for f_, acc, reps in ((run_gradc, tg, 20), (run_torch, tt, 1)):
+            t0 = time.thread_time()
+            for _ in range(reps):
+                f_()
+            acc.append((time.thread_time() - t0) / reps)
+    g_, t_ = statistics.median(tg), statistics.median(tt)
+    row("x'*A*x NAME_hessian vs PyTorch", f"n={n}", f"{1e3 * g_:.3g} ms",
+        f"PyTorch {torch.__version__} hessian {1e3 * t_:.4g} ms", g_ / t_, "<= 0.01", verdict(g_ <= 0.01 * t_))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gradc", required=True)
@@ -215,11 +262,13 @@ def main():
         compile_chains(a, (2, 3, 2, 3, 30), 1)
         eval_latency(a, names[:2], 1)
         torch_mlp(a, [(8, 4, 5, 3)], 1)
+        torch_hessian(a, 40, 1)
         return
     compile_samples(a, names, 5)
     compile_chains(a, (30, 300, 100, 1000, 10000), 3)
     eval_latency(a, names, 5)
     torch_mlp(a, [(512, 32, 128, 10), (3000, 160, 200, 12)], 7)
+    torch_hessian(a, 1000, 3)
 
 
 if __name__ == "__main__":

@@ -144,20 +144,49 @@ static Depth stack_depth(Cg *c, const Block *b, LLVMValueRef *bad)
     return r;
 }
 
-/* The bytes of work p needs and each buffer's offset (offs may be NULL;
- * offs[p->bufs.len] is the stack's, offs[p->bufs.len + 1] the chunk
- * environment's, of envbytes, NULL: none); *bad: a negative dimension or an overflow
- * anywhere. */
+/* Saturating unsigned arithmetic for the layout: an overflow gives
+ * UINT64_MAX, which stays above the 2^60 bound through the additions and
+ * the multiplications by positive counts that follow, so one comparison
+ * of the total checks every size.  (Each overflow bit or'ed into one flag
+ * made InstCombine's implied-condition queries a third of -O2's time on
+ * samples/mlp.expr.) */
+static LLVMValueRef satmul(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    if (is_int(x, 1) || is_int(y, 1))
+        return mul(c, x, y);
+    LLVMValueRef args[2] = {x, y};
+    LLVMValueRef r = intrinsic(c, "llvm.umul.with.overflow", c->i64, 2, args);
+    return sel(c, LLVMBuildExtractValue(c->b, r, 1, ""), ci(c, -1), LLVMBuildExtractValue(c->b, r, 0, ""));
+}
+
+static LLVMValueRef satadd(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    if (is_int(x, 0) || is_int(y, 0))
+        return add(c, x, y);
+    LLVMValueRef args[2] = {x, y};
+    return intrinsic(c, "llvm.uadd.sat", c->i64, 2, args);
+}
+
+/* The bytes of work p needs and, when offs is not NULL, each buffer's class
+ * and index in it, each class's offset and buffer size (c->bufcls …),
+ * offs[p->bufs.len] the stack's offset and offs[p->bufs.len + 1] the chunk
+ * environment's, of envbytes (NULL: none); *bad: a negative dimension or an
+ * overflow anywhere. */
 static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef envbytes, LLVMValueRef *bad)
 {
-    *bad = LLVMConstInt(c->i1, 0, 0);
+    /* a dimension is negative when the or of all has the sign bit */
+    LLVMValueRef dor = ci(c, 0);
     for (int i = 0; i < c->m->ndims; i++)
-        *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntSLT, c->dims[i], ci(c, 0), ""), "");
+        dor = LLVMBuildOr(c->b, dor, c->dims[i], "");
+    *bad = LLVMBuildICmp(c->b, LLVMIntSLT, dor, ci(c, 0), "");
+    /* every shape's bytes (times 2) fit: the largest did not saturate */
+    LLVMValueRef shmax = ci(c, 0);
     for (int i = 0; i < p->shapes.len; i++) {
         Shape s = p->shapes.data[i];
-        ovf(c, "llvm.umul.with.overflow", ovf(c, "llvm.umul.with.overflow", dimv(c, s.rows), dimv(c, s.cols), bad),
-            ci(c, 16), bad);
+        LLVMValueRef bytes = satmul(c, satmul(c, dimv(c, s.rows), dimv(c, s.cols)), ci(c, 16));
+        shmax = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntUGT, bytes, shmax, ""), bytes, shmax, "");
     }
+    *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntEQ, shmax, ci(c, -1), ""), "");
     /* Buffers of one size form a class: its size (64-byte aligned) and
      * its count are checked once, so the checks grow with the number of
      * distinct sizes, not with the program; a buffer's offset is its
@@ -181,29 +210,58 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
     LLVMValueRef *base = arena_alloc(c->a, sizeof *base * (size_t)(ncls + 1));
     for (int k = 0; k < ncls; k++) {
         Buf b = p->bufs.data[first[k]];
-        LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", dimv(c, b.a), dimv(c, b.b), bad);
+        LLVMValueRef n = satmul(c, dimv(c, b.a), dimv(c, b.b));
         if (b.plus_a)
-            n = ovf(c, "llvm.uadd.with.overflow", n, dimv(c, b.a), bad);
-        n = ovf(c, "llvm.umul.with.overflow", n, ci(c, 8), bad);
-        n = ovf(c, "llvm.uadd.with.overflow", n, ci(c, 63), bad);
+            n = satadd(c, n, dimv(c, b.a));
+        n = satadd(c, satmul(c, n, ci(c, 8)), ci(c, 63));
         size[k] = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
         base[k] = total;
-        total = ovf(c, "llvm.uadd.with.overflow", total, ovf(c, "llvm.umul.with.overflow", size[k], ci(c, cnt[k]), bad), bad);
+        total = satadd(c, total, satmul(c, size[k], ci(c, cnt[k])));
     }
-    for (int i = 0; offs && i < nb; i++)
-        offs[i] = idx[i] ? add(c, base[cls[i]], mul(c, size[cls[i]], ci(c, idx[i]))) : base[cls[i]];
+    if (offs) { /* addresses are made where a function first asks (impl_buf, chunk_buf) */
+        c->bufcls = cls;
+        c->bufidx = idx;
+        c->clsoff = base;
+        c->clssize = size;
+        c->ncls = ncls;
+    }
     if (p->stack) {
-        LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", stack_depth(c, p->f->body, bad).peak, ci(c, 8), bad);
+        LLVMValueRef sbad = LLVMConstInt(c->i1, 0, 0);
+        LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", stack_depth(c, p->f->body, &sbad).peak, ci(c, 8), &sbad);
+        *bad = LLVMBuildOr(c->b, *bad, sbad, "");
         if (offs)
             offs[p->bufs.len] = total;
-        total = ovf(c, "llvm.uadd.with.overflow", total, n, bad);
+        total = satadd(c, total, n);
     }
     if (offs)
         offs[p->bufs.len + 1] = total;
     if (envbytes)
-        total = ovf(c, "llvm.uadd.with.overflow", total, envbytes, bad);
+        total = satadd(c, total, envbytes);
     *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntUGT, total, ci(c, INT64_C(1) << 60), ""), "");
     return total;
+}
+
+/* The base of buffer class k in the impl (made once, before addrs_at). */
+LLVMValueRef impl_cls(Cg *c, int k)
+{
+    if (!c->clsptr[k]) {
+        LLVMPositionBuilderBefore(c->sb, c->addrs_at);
+        c->clsptr[k] = LLVMBuildInBoundsGEP2(c->sb, c->i8, c->workbase, &c->clsoff[k], 1, "");
+    }
+    return c->clsptr[k];
+}
+
+/* Buffer i's address in the impl: its class's base plus its index times
+ * the class's size. */
+LLVMValueRef impl_buf(Cg *c, int i)
+{
+    if (!c->bufs[i]) {
+        LLVMValueRef base = impl_cls(c, c->bufcls[i]);
+        LLVMPositionBuilderBefore(c->sb, c->addrs_at);
+        LLVMValueRef off = LLVMBuildMul(c->sb, c->clssize[c->bufcls[i]], ci(c, c->bufidx[i]), "");
+        c->bufs[i] = c->bufidx[i] ? LLVMBuildInBoundsGEP2(c->sb, c->i8, base, &off, 1, "") : base;
+    }
+    return c->bufs[i];
 }
 
 /* The bytes of p's buffers when every size is a literal and there is no
@@ -358,9 +416,15 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     LLVMBasicBlockRef from[2] = {fine, mal_ok};
     LLVMAddIncoming(base, inb, from, 2);
     LLVMAddIncoming(owned, ino, from, 2);
+    /* a buffer's address is made on first use, before this branch (a
+     * program of thousands of statements has thousands of buffers, and
+     * its chunks import a class's base and size, not every address) */
     c->bufs = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(p->bufs.len + 1));
-    for (int i = 0; i < p->bufs.len; i++)
-        c->bufs[i] = LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[i], 1, "");
+    c->clsptr = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(c->ncls + 1));
+    c->workbase = base;
+    LLVMBasicBlockRef body = block(c, "body");
+    c->addrs_at = LLVMBuildBr(c->b, body);
+    enter(c, body);
     c->env = chunks ? LLVMBuildInBoundsGEP2(c->b, c->i8, base, &offs[p->bufs.len + 1], 1, "env") : NULL;
     c->envlen = 0;
     c->ct = NULL;
@@ -714,6 +778,7 @@ static Cg sub_cg(Cg *m, const Module *h)
     c.max_iter = m->max_iter;
     c.b = m->b;
     c.ab = m->ab;
+    c.sb = m->sb;
     return c;
 }
 
@@ -742,10 +807,26 @@ static void gen_hv_only(Cg *m, const Module *h, const char *name)
     m->failed |= c.failed;
 }
 
+/* NAME_hessian and its work size from the closed form: hc's gradient
+ * function (the value and H, hess_closed_module) through the ordinary plan
+ * and code generator, whose ABI is NAME_hessian's (one result buffer). */
+static void gen_closed_hessian(Cg *m, const Module *hc, const char *name)
+{
+    Cg c = sub_cg(m, hc);
+    Plan *p = plan_func(hc, &hc->grad, true, NULL);
+    LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hessian.impl", name));
+    if (!c.failed) {
+        gen_abi(&c, impl, arena_printf(c.a, "%s_hessian", name), true, false);
+        gen_work_size(&c, arena_printf(c.a, "%s_hessian_work_size", name), &p, 1);
+    }
+    m->failed |= c.failed;
+}
+
 /* compile --hessian: h's gradient function (value, gradient, H v) as
- * NAME_hvp with NAME_hvp_work_size, then NAME_hessian and its work size,
- * in the module of m's functions. */
-static void gen_second_order(Cg *m, const Module *hvp, const char *name)
+ * NAME_hvp with NAME_hvp_work_size, then NAME_hessian and its work size
+ * (from the closed form hc when there is one, else from N products), in
+ * the module of m's functions. */
+static void gen_second_order(Cg *m, const Module *hvp, const Module *hc, const char *name)
 {
     /* NAME_hvp has no auxiliary outputs (spec §9's signature): h without them */
     Module *h = arena_alloc(m->a, sizeof *h);
@@ -755,14 +836,17 @@ static void gen_second_order(Cg *m, const Module *hvp, const char *name)
     h->fwd.aux = h->grad.aux = NULL;
     Cg c = sub_cg(m, h);
     Plan *p = plan_func(h, &h->grad, true, NULL);
-    p->onepass = NULL;   /* NAME_hvp's gradient buffers may be NULL: store them one by one */
+    plan_sink(p);   /* NAME_hvp's gradient buffers may be NULL (spec §9) */
     LLVMValueRef impl = gen_impl(&c, p, arena_printf(c.a, "%s_hvp.impl", name));
     if (!c.failed) {
         gen_abi(&c, impl, arena_printf(c.a, "%s_hvp", name), true, false);
         gen_work_size(&c, arena_printf(c.a, "%s_hvp_work_size", name), &p, 1);
-        gen_hv_only(&c, h, name);
+        if (hc)
+            gen_closed_hessian(&c, hc, name);
+        else
+            gen_hv_only(&c, h, name);
     }
-    if (!c.failed) {
+    if (!c.failed && !hc) {
         gen_hessian_work_size(&c, name);
         gen_hessian(&c, name);
     }
@@ -805,7 +889,7 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
             gen_abi(&c, gimpl, arena_printf(a, "%s_grad", name), true, !is_scalar(m->grad.value));
         gen_work_size(&c, arena_printf(a, "%s_work_size", name), plans, np);
         if (o->hvp)
-            gen_second_order(&c, o->hvp, name);
+            gen_second_order(&c, o->hvp, o->hess, name);
     }
     LLVMDisposeBuilder(c.b);
     LLVMDisposeBuilder(c.ab);

@@ -25,12 +25,19 @@ typedef struct Cg {
     LLVMValueRef fn, impl; /* the function being built; the impl it belongs to */
     LLVMValueRef *dims, *inputs, cot, out, *aux, *grads, flags, work, where;
     LLVMValueRef *bufs, *slotvar, status, tape, one;
+    /* buffers of one size are a class (abi.c, layout): buffer i is entry
+     * bufidx[i] of class bufcls[i], at clsoff + bufidx * clssize in work;
+     * addresses (bufs, clsptr) are made on first use, before addrs_at */
+    int *bufcls, *bufidx, ncls;
+    LLVMValueRef *clsoff, *clssize, *clsptr, workbase, addrs_at;
     LLVMValueRef stack, sp; /* the work stack and its depth in entries (an alloca) */
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
     LLVMValueRef *keptvar;/* per kept node (plan: kept): the alloca its slot's stores update */
     LLVMValueRef ri, cj;  /* row and column of the elementwise loop being emitted when it
                            * reads a broadcast (NULL: a flat loop, derived from the index) */
+    LLVMValueRef rck;     /* that loop's entry index ri*cols + cj: a transpose read at
+                           * exactly this index takes ri and cj, else divides */
     int pc;               /* the next point of the plan */
     const Kernel *rest;   /* the value's kernels after the plan's one-pass sum */
     int nrest;
@@ -66,6 +73,9 @@ bool chunk_wanted(const Point *pt);
 bool chunk_any(const Plan *p);    /* some point of p is chunked: the impl has an env */
 void chunk_point(Cg *c, const Point *pt, void (*gen)(Cg *, const Kernel *));
 LLVMValueRef chunk_buf(Cg *c, int i);
+/* abi.c: buffer i's address in the impl; buffer class k's base */
+LLVMValueRef impl_buf(Cg *c, int i);
+LLVMValueRef impl_cls(Cg *c, int k);
 LLVMValueRef node_bound(Cg *c, const Node *n);
 LLVMValueRef node_value(Cg *c, const Node *n);
 void node_bind(Cg *c, const Node *n, LLVMValueRef v);
@@ -149,8 +159,20 @@ static inline void store(Cg *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef k)
     LLVMBuildStore(c->b, v, at(c, p, k));
 }
 
-static inline LLVMValueRef add(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildAdd(c->b, x, y, ""); }
-static inline LLVMValueRef mul(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildMul(c->b, x, y, ""); }
+/* i64 arithmetic; x + 0 and x * 1 (vectors' sizes, the first buffer's
+ * offset) are x, so that -O0 IR and the optimiser have less to look at */
+static inline bool is_int(LLVMValueRef v, long long k)
+{
+    return LLVMIsAConstantInt(v) && LLVMConstIntGetSExtValue(v) == k;
+}
+static inline LLVMValueRef add(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return is_int(y, 0) ? x : is_int(x, 0) ? y : LLVMBuildAdd(c->b, x, y, "");
+}
+static inline LLVMValueRef mul(Cg *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return is_int(y, 1) ? x : is_int(x, 1) ? y : LLVMBuildMul(c->b, x, y, "");
+}
 static inline LLVMValueRef fplus(Cg *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFAdd(c->b, x, y, ""); }
 
 /* A declared external function (libm, the runtime, libc). */
@@ -254,7 +276,7 @@ static inline void fail_with(Cg *c, int status)
 }
 
 /* Buffer i's address (computed at entry from the layout; a chunk imports it). */
-static inline LLVMValueRef bufp(Cg *c, int i) { return c->ck ? chunk_buf(c, i) : c->bufs[i]; }
+static inline LLVMValueRef bufp(Cg *c, int i) { return c->ck ? chunk_buf(c, i) : impl_buf(c, i); }
 
 static inline void zero(Cg *c, LLVMValueRef p, LLVMValueRef ndoubles)
 {

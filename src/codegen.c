@@ -184,12 +184,35 @@ static LLVMValueRef bcast_index(Cg *c, Node *n, LLVMValueRef k)
     return row ? LLVMBuildSRem(c->b, k, m, "") : LLVMBuildSDiv(c->b, k, m, "");
 }
 
+/* Entry k = (i, j) of a transpose read in place (plan.c: read_transposed):
+ * entry (j, i) of its argument, (i, j) the loop's own when k is its index. */
+static LLVMValueRef transposed_elem(Cg *c, Node *n, LLVMValueRef k)
+{
+    LLVMValueRef i, j, m = cols(c, n);
+    if (c->ri && k == c->rck) {
+        i = c->ri, j = c->cj;
+    } else {
+        i = LLVMBuildSDiv(c->b, k, m, "");
+        j = LLVMBuildSRem(c->b, k, m, "");
+    }
+    return load(c, get(c, n->args[0]), add(c, mul(c, j, rows(c, n)), i));
+}
+
 /* Entry k of an elementwise node from its arguments' entries (a 1×1
  * argument broadcasts). */
 static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
 {
     if (n->op == OP_FILL)
         return cf(c, n->num);
+    if (n->op == OP_TRANSPOSE)
+        return transposed_elem(c, n, k);
+    if (n->op == OP_EYE) {   /* read through: entry k = i*n + j is on the diagonal when k % (n+1) = 0 */
+        LLVMValueRef on = c->ri && k == c->rck
+                        ? LLVMBuildICmp(c->b, LLVMIntEQ, c->ri, c->cj, "")
+                        : LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSRem(c->b, k, add(c, rows(c, n), ci(c, 1)), ""),
+                                        ci(c, 0), "");
+        return b2f(c, on);
+    }
     if (n->op == OP_BCAST)
         return elem(c, n->args[0], bcast_index(c, n, k));
     if (n->op == OP_PAD)
@@ -209,13 +232,16 @@ static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
 
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k) { return elem(c, n, k); }
 
-/* Does n's fused expression read a broadcast?  Then its loop runs over rows
- * and columns.  Recursion is bounded by the fusion depth. */
+/* Does n's fused expression read a broadcast or a transpose in place?
+ * Then its loop runs over rows and columns.  (A transpose read in tiles
+ * was measured slower at n = 1000: the columns a row of A + A' reads stay
+ * in L2 from one row to the next, and short tile loops cost more than
+ * they save.)  Recursion is bounded by the fusion depth. */
 static bool reads_bcast(Cg *c, Node *n, bool top)
 {
     if (!top && !is_fused(c->p, n))
         return false;
-    if (n->op == OP_BCAST)
+    if (n->op == OP_BCAST || n->op == OP_TRANSPOSE)
         return true;
     for (int i = 0; i < n->nargs; i++)
         if (reads_bcast(c, n->args[i], false))
@@ -224,22 +250,22 @@ static bool reads_bcast(Cg *c, Node *n, bool top)
 }
 
 /* A loop over the entries k of shape s: flat, or over rows i and columns j
- * (k = i*cols + j, in c->ri and c->cj) when rc. */
+ * (k = i*cols + j, in c->ri and c->cj; c->rck = k) when rc. */
 typedef struct Loop2 {
     Loop li, lj;
     bool rc;
-    LLVMValueRef ri, cj;   /* the enclosing loop's, restored at the end */
+    LLVMValueRef ri, cj, rck;   /* the enclosing loop's, restored at the end */
 } Loop2;
 
 static LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, bool rc)
 {
-    l->rc = rc, l->ri = c->ri, l->cj = c->cj;
+    l->rc = rc, l->ri = c->ri, l->cj = c->cj, l->rck = c->rck;
     LLVMValueRef r = dimv(c, s.rows), m = dimv(c, s.cols);
     if (!rc)
         return loop_begin(c, &l->li, ci(c, 0), mul(c, r, m));
     c->ri = loop_begin(c, &l->li, ci(c, 0), r);
     c->cj = loop_begin(c, &l->lj, ci(c, 0), m);
-    return add(c, mul(c, c->ri, m), c->cj);
+    return c->rck = add(c, mul(c, c->ri, m), c->cj);
 }
 
 static void loop2_end(Cg *c, Loop2 *l)
@@ -247,7 +273,7 @@ static void loop2_end(Cg *c, Loop2 *l)
     if (l->rc)
         loop_end(c, &l->lj);
     loop_end(c, &l->li);
-    c->ri = l->ri, c->cj = l->cj;
+    c->ri = l->ri, c->cj = l->cj, c->rck = l->rck;
 }
 
 /* A pointer to n's entries: a 1×1 value is stored to a stack slot. */
@@ -485,13 +511,15 @@ static LLVMValueRef f_row(Cg *c, void *ctx, LLVMValueRef j)
 {
     RowSum *r = ctx;
     c->ri = r->i, c->cj = j;
-    return elem(c, r->x, add(c, mul(c, r->i, r->cols), j));
+    return elem(c, r->x, c->rck = add(c, mul(c, r->i, r->cols), j));
 }
 
 LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols)
 {
     RowSum r = {x, i, cols};
-    return reduce_sum(c, cols, f_row, &r);
+    LLVMValueRef rck = c->rck, s = reduce_sum(c, cols, f_row, &r);
+    c->rck = rck;
+    return s;
 }
 
 /* The loop itself: n's entries into out, or (out NULL) the sum of n's
@@ -1041,12 +1069,12 @@ static void gen_mv(Cg *c, const Kernel *k)
     const Term **tms = arena_alloc(c->a, sizeof *tms * (size_t)(nt + 1));
     LLVMValueRef *lens = arena_alloc(c->a, sizeof *lens * (size_t)(nt + 1));
     LLVMValueRef *outlens = arena_alloc(c->a, sizeof *outlens * (size_t)(nt + 1));
-    Node **vecs = arena_alloc(c->a, sizeof *vecs * (size_t)(nt + 1));
-    bool *alone = arena_alloc(c->a, (size_t)nt + 1);
+    int *first = arena_alloc(c->a, sizeof(int) * (size_t)(k->nmembers + 1));
     nt = 0;
     for (int i = 0; i < k->nmembers; i++) {
         Node *x = k->members[i];
         Mv *v = p->mv[x->id];
+        first[i] = nt;
         bool fill = v->vec->op == OP_FILL;
         LLVMValueRef vp = fill ? NULL : argbuf(c, v->vec), out = bufp(c, p->buf[x->id]);
         for (int t = 0; t < v->nterms; t++) {
@@ -1055,8 +1083,6 @@ static void gen_mv(Cg *c, const Kernel *k)
             if (tm->coef)
                 kc = LLVMBuildFMul(c->b, kc, get(c, tm->coef), "");
             tms[nt] = tm;
-            vecs[nt] = v->vec;
-            alone[nt] = v->nterms == 1;
             lens[nt] = count(c, v->vec);
             outlens[nt] = count(c, x);   /* x'*z: z's length is not x'*z's */
             ts[nt++] = (PassTerm){tm->trans, vp, cf(c, fill ? v->vec->num : 0), out, kc, NULL, NULL, NULL};
@@ -1075,17 +1101,15 @@ static void gen_mv(Cg *c, const Kernel *k)
     }
     /* a term equal to another member's only term (x'*A*x: the value's
      * x'*A and the gradient's A'*x) is that member's result, added after
-     * the pass, not a second accumulation in it */
+     * the pass, not a second accumulation in it (mv_copy_of) */
     bool *done = arena_alloc(c->a, (size_t)nt + 1);
     int *copy = arena_alloc(c->a, sizeof(int) * (size_t)(nt + 1));
-    for (int u = 0; u < nt; u++) {
-        copy[u] = -1;
-        for (int t = 0; t < u && copy[u] < 0; t++)
-            if (alone[t] && tms[t]->m && tms[t]->m == tms[u]->m && tms[t]->trans == tms[u]->trans &&
-                tms[t]->k == tms[u]->k && tms[t]->coef == tms[u]->coef && ts[t].v == ts[u].v &&
-                (ts[t].v || vecs[t]->num == vecs[u]->num) && ts[t].out != ts[u].out)
-                copy[u] = t, done[u] = true;
-    }
+    for (int i = 0; i < k->nmembers; i++)
+        for (int t = 0; t < p->mv[k->members[i]->id]->nterms; t++) {
+            int u = first[i] + t, j = mv_copy_of(p, k, i, t);
+            copy[u] = j < 0 ? -1 : first[j];
+            done[u] = j >= 0;
+        }
     /* one pass per matrix, over every term that reads it */
     PassTerm *same = arena_alloc(c->a, sizeof *same * (size_t)(nt + 1));
     for (int t = 0; t < nt; t++) {
@@ -1614,10 +1638,7 @@ typedef struct OnePass {
     VEC(LLVMValueRef) at, val; /* the block's stores, made by flush */
 } OnePass;
 
-static bool in_pass(Cg *c, Node *g)
-{
-    return c->p->onepass && is_fused(c->p, g) && shape_eq(g->shape, c->p->onepass->args[0]->shape);
-}
+static bool in_pass(Cg *c, Node *g) { return in_onepass(c->p, g); }
 
 static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
 {
@@ -1634,12 +1655,39 @@ static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
     return s;
 }
 
+/* The block's stores gradient by gradient: a run of consecutive entries
+ * each, which the SLP vectorizer makes vector stores even when two
+ * gradients may be the same memory (NAME_hvp's NULL ones share the sink). */
 static void flush_onepass(Cg *c, void *ctx)
 {
     OnePass *o = ctx;
-    for (int i = 0; i < o->at.len; i++)
-        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    int ng = 0;
+    for (int i = 0; i < c->m->nwrt; i++)
+        ng += in_pass(c, c->p->f->grads[i]);
+    for (int g = 0; g < ng; g++)
+        for (int i = g; i < o->at.len; i += ng)
+            LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
     o->at.len = o->val.len = 0;
+}
+
+/* A result that is a tree of concatenations (plan.h: placed_blocks): each
+ * block's entries stored (or added) at its corner of dst, rows cols(g)
+ * apart; a fused block is computed in this loop. */
+static void store_placed(Cg *c, Node *g, LLVMValueRef dst, bool addto)
+{
+    Placed pl[CAT_MAX];
+    int np = placed_blocks(g, pl);
+    LLVMValueRef w = cols(c, g);
+    for (int j = 0; j < np; j++) {
+        Node *b = pl[j].block;
+        LLVMValueRef corner = at(c, dst, add(c, mul(c, dimv(c, pl[j].r), w), dimv(c, pl[j].c)));
+        LLVMValueRef sv = is_scalar(b) ? get(c, b) : NULL;
+        Loop2 l;
+        LLVMValueRef k = loop2_begin(c, &l, b->shape, true);
+        LLVMValueRef v = sv ? sv : elem(c, b, k), d = at(c, corner, add(c, mul(c, c->ri, w), c->cj));
+        LLVMBuildStore(c->b, addto ? fplus(c, LLVMBuildLoad2(c->b, c->f64, d, ""), v) : v, d);
+        loop2_end(c, &l);
+    }
 }
 
 /* Whether flags asks to add to the gradient buffers (GRADC_ACCUMULATE). */
@@ -1659,6 +1707,13 @@ void gen_results(Cg *c)
     for (int i = 0; i < ng; i++)
         need(c, f->grads[i]);
     if (c->p->onepass) {
+        /* a NULL gradient (NAME_hvp) is stored to the sink in work */
+        LLVMValueRef *given = arena_alloc(c->a, sizeof *given * (size_t)(ng + 1));
+        for (int i = 0; i < ng; i++) {
+            given[i] = c->grads[i];
+            if (c->p->sink >= 0 && in_pass(c, f->grads[i]))
+                c->grads[i] = sel(c, LLVMBuildIsNull(c->b, given[i], ""), bufp(c, c->p->sink), given[i]);
+        }
         /* the sum and the gradients of its shape in one loop, per flag */
         LLVMValueRef val = alloca_(c, c->f64);
         LLVMValueRef acc = accumulate_flag(c);
@@ -1674,6 +1729,7 @@ void gen_results(Cg *c)
         node_bind(c, c->p->onepass, LLVMBuildLoad2(c->b, c->f64, val, ""));
         for (int i = 0; i < c->nrest; i++)
             gen_kernel(c, &c->rest[i]);
+        memcpy(c->grads, given, sizeof *given * (size_t)ng);
     }
     /* the value, then each auxiliary output (spec §8): stored unless NULL */
     for (int i = -1; i < (f->aux ? c->m->naux : 0); i++) {
@@ -1712,6 +1768,8 @@ void gen_results(Cg *c)
                 if (addto)
                     v = fplus(c, LLVMBuildLoad2(c->b, c->f64, c->grads[i], ""), v);
                 LLVMBuildStore(c->b, v, c->grads[i]);
+            } else if (placed_blocks(g, NULL)) {
+                store_placed(c, g, c->grads[i], addto);
             } else {
                 store_all(c, g, c->grads[i], addto);
             }

@@ -249,13 +249,15 @@ static bool differences(Check *c, double **grads, const double *H, int64_t n, De
  * comes from the same engine (JIT or interpreter) as the check's. */
 static bool check_hessian(Check *c, double **grads, Compared *cmp)
 {
-    const Module *m = c->m, *h = c->o->hvp;
+    const Module *m = c->m, *h = c->o->hvp, *hc = c->o->hess;
     Arena *a = m->arena;
-    int64_t n = hessian_order(h, c->b.dims);
+    int64_t n = hessian_size(m, c->b.dims);
     double *H = arena_alloc(a, sizeof(double) * (size_t)(n * n + 1));
-    Jit *hj = c->jit ? jit_open(h, 0) : NULL;
+    Jit *hj = c->jit ? jit_open(hc ? hc : h, 0) : NULL;
     Loc where = {0, 0};
-    int st = c->jit && !hj ? -1 : hessian_eval(h, hj, &c->b, c->out, NULL, H, &where);
+    int st = c->jit && !hj ? -1
+           : hc ? hessian_closed_eval(hc, hj, &c->b, H, &where)
+                : hessian_eval(h, hj, &c->b, c->out, NULL, H, &where);
     jit_close(hj);
     DetachRecord rec = {0};
     if (!st)
@@ -376,7 +378,7 @@ static int run(Check *c, Rng *rng)
         nonfinite |= cmp.nonfinite;
         all_zero = all_zero && cmp.largest == 0;
     }
-    if (c->o->hvp) {
+    if (c->o->hvp || c->o->hess) {
         Compared cmp;
         if (!check_hessian(c, grads, &cmp))
             return 1;

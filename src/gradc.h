@@ -652,6 +652,19 @@ Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char 
  * intermediate); NULL after setting *why when there is none at all (a
  * non-scalar output, control flow). */
 Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
+/* The whole N×N Hessian over m's wrt inputs (scalars or columns, in wrt
+ * order) as one node, from the closed forms of every block (for values:
+ * p .* T, not diag(p)*T): the block (j, i) below the diagonal is the
+ * transpose of the block (i, j), a diagonal block is exactly symmetric by
+ * its form (A + A', diag(p), 4*eye(n), ...) or averaged as (B + B')/2; zeros
+ * are +0.  NULL when a block has no closed form or a wrt input is a matrix
+ * (NAME_hessian then takes N Hessian-vector products). */
+Node *hess_matrix(Module *m);
+/* A module whose gradient function computes m's value and, as its only
+ * gradient, hess_matrix(m) (nwrt = 1, no auxiliary outputs; its body m's
+ * forward body), for NAME_hessian, eval and check --hessian; NULL when
+ * hess_matrix is (or the output is not a scalar). */
+Module *hess_closed_module(Module *m);
 
 /* ===================================================================== */
 /* print.c — expressions and programs as text (derive)                   */
@@ -716,6 +729,12 @@ int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
 /* `gradc compile --dump-plan`: the plan of the forward and the gradient
  * function, as text (tests/golden/plan). */
 int plan_dump(const Module *m, FILE *out);
+/* The plan of the gradient function alone (compile --hessian --dump-plan:
+ * NAME_hessian's, hess_closed_module). */
+int plan_dump_grad(const Module *m, FILE *out);
+/* NAME_hvp's plan (compile --hessian --dump-plan): the tangent module's
+ * gradient function, as abi.c plans it. */
+int plan_dump_hvp(const Module *hvp, FILE *out);
 
 /* ===================================================================== */
 /* codegen.c, jit.c, emit.c — LLVM                                       */
@@ -728,6 +747,8 @@ typedef struct CodegenOptions {
     int64_t max_iter;      /* while-loop limit; 0: GRADC_DEFAULT_MAX_ITER */
     const Module *hvp;     /* compile --hessian: tangent_module's result, whose gradient
                             * function becomes NAME_hvp (and NAME_hessian); NULL: none */
+    const Module *hess;    /* with hvp: hess_closed_module's result, whose gradient function
+                            * becomes NAME_hessian; NULL: NAME_hessian from N products */
     bool grad_only;        /* the JIT's eval of a gradient: NAME_grad's code only */
 } CodegenOptions;
 
@@ -783,6 +804,12 @@ int64_t hessian_order(const Module *h, const int64_t *dims);
  * NULL) get the value and gradient.  0 or a GRADC_E* status. */
 int hessian_eval(const Module *h, Jit *j, const Bindings *b, double *value, double **grads,
                  double *H, Loc *where);
+/* N for m itself: the entries of its wrt inputs under dims. */
+int64_t hessian_size(const Module *m, const int64_t *dims);
+/* The N×N Hessian from its closed form: hc (hess_closed_module) run by the
+ * JIT j opened on hc, or the interpreter when j is NULL; b binds m's inputs
+ * (its cotangent is not applied).  0 or a GRADC_E* status. */
+int hessian_closed_eval(const Module *hc, Jit *j, const Bindings *b, double *H, Loc *where);
 
 /* ===================================================================== */
 /* fdcheck.c — `gradc check`: gradients against central finite differences */
@@ -794,6 +821,7 @@ typedef struct FdCheckOptions {
     uint64_t seed;
     double tol;           /* default 1e-6 */
     bool use_jit;
+    const Module *hess;   /* --hessian: hess_closed_module(m), H from its closed form, or NULL */
     const Module *hvp;    /* --hessian: tangent_module(m); also compare the Hessian with
                            * central differences of the gradient */
 } FdCheckOptions;

@@ -505,7 +505,9 @@ Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char 
 
 /* ---- derive --hessian ---- */
 
-Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
+/* The blocks of every pair i <= j (textbook: derive's forms, else the
+ * cheaper ones for values), as hess_closed_forms. */
+static Node **closed_blocks(Module *m, bool textbook, const char **why, const char ***block_why)
 {
     Ir *ir = m->ir;
     Arena *a = m->arena;
@@ -539,10 +541,118 @@ Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
                                  "order is not printed as a closed form yet)",
                                  is_col(xi->shape) ? xj->name : xi->name);
             } else {
-                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, true, &w);
+                H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, textbook, &w);
             }
             bw[i * k + j] = H[i * k + j] ? NULL : w;
         }
     *block_why = bw;
     return H;
+}
+
+Node **hess_closed_forms(Module *m, const char **why, const char ***block_why)
+{
+    return closed_blocks(m, true, why, block_why);
+}
+
+/* ---- the whole Hessian as one node (NAME_hessian, eval --hessian) ---- */
+
+/* Whether n's entries (i, j) and (j, i) are computed by the same operations
+ * on the same numbers, so that n is exactly symmetric in floating point
+ * (a + b = b + a and a*b = b*a hold exactly): A + A', diagonals, scalar
+ * multiples, sums and entrywise products of such.  depth bounds the
+ * walk (a deeper form is averaged, which is also exact). */
+static bool exactly_symmetric(const Node *n, int depth)
+{
+    const Node *a = n->nargs > 0 ? n->args[0] : NULL, *b = n->nargs > 1 ? n->args[1] : NULL;
+    if (shape_is_scalar(n->shape) || n->op == OP_EYE || n->op == OP_DIAGM || n->op == OP_FILL ||
+        n->op == OP_CONST)
+        return true;
+    if (depth > 16)
+        return false;
+    switch (n->op) {
+    case OP_NEG:
+        return exactly_symmetric(a, depth + 1);
+    case OP_ADD:
+        if ((a->op == OP_TRANSPOSE && a->args[0] == b) || (b->op == OP_TRANSPOSE && b->args[0] == a))
+            return true;
+        /* fall through */
+    case OP_SUB:
+    case OP_MUL:
+        return (shape_is_scalar(a->shape) || exactly_symmetric(a, depth + 1)) &&
+               (shape_is_scalar(b->shape) || exactly_symmetric(b, depth + 1));
+    case OP_PICK:      /* where(c, S, 0) with a scalar condition */
+        return shape_is_scalar(a->shape) && exactly_symmetric(b, depth + 1);
+    default:           /* products: a BLAS may round (i, j) and (j, i) differently */
+        return false;
+    }
+}
+
+/* b + 0 (a zero result is +0, as the Hessian-vector path's), built raw:
+ * the simplifier drops a + 0. */
+static Node *plus_zero(Ir *ir, Node *b)
+{
+    return ir_node(ir, OP_ADD, b->shape, b, mk_const(ir, 0.0), 0.0, 0);
+}
+
+/* A diagonal block exactly symmetric: as it is when its form is
+ * (exactly_symmetric), else (B + B')/2, built raw so that the simplifier
+ * does not fold B' back into B. */
+static Node *symmetric_block(Ir *ir, Node *b)
+{
+    if (exactly_symmetric(b, 0))
+        return plus_zero(ir, b);
+    Node *t = ir_node(ir, OP_TRANSPOSE, b->shape, b, NULL, 0.0, 0);
+    Node *s = ir_node(ir, OP_ADD, b->shape, b, t, 0.0, 0);
+    return plus_zero(ir, ir_node(ir, OP_MUL, b->shape, mk_const(ir, 0.5), s, 0.0, 0));
+}
+
+Node *hess_matrix(Module *m)
+{
+    Ir *ir = m->ir;
+    int k = m->nwrt;
+    for (int i = 0; i < k; i++)
+        if (!is_col(m->inputs[m->wrt[i]].shape))
+            return NULL;
+    const char *why = NULL, **bw = NULL;
+    Node **B = k ? closed_blocks(m, false, &why, &bw) : NULL;
+    for (int i = 0; B && i < k * k; i++)
+        if (i / k <= i % k && !B[i])
+            return NULL;
+    if (!B)
+        return NULL;
+    /* row i: the blocks (i, j), those left of the diagonal the transposes
+     * of the blocks above it, so that H_ji = H_ij' entry for entry */
+    Node *H = NULL;
+    for (int i = 0; i < k; i++) {
+        Node *row = NULL;
+        for (int j = 0; j < k; j++) {
+            Node *b = j == i ? symmetric_block(ir, B[i * k + i])
+                    : j > i  ? plus_zero(ir, B[i * k + j])
+                             : ir_node(ir, OP_TRANSPOSE, shape_make(B[j * k + i]->shape.cols,
+                                       B[j * k + i]->shape.rows), plus_zero(ir, B[j * k + i]),
+                                       NULL, 0.0, 0);
+            row = row ? mk2(ir, OP_HCAT, row, b) : b;
+        }
+        H = H ? mk2(ir, OP_VCAT, H, row) : row;
+    }
+    return H;
+}
+
+Module *hess_closed_module(Module *m)
+{
+    if (!shape_is_scalar(m->fwd.value->shape))
+        return NULL;
+    Node *H = hess_matrix(m);
+    if (!H)
+        return NULL;
+    Module *h = arena_alloc(m->arena, sizeof *h);
+    *h = *m;
+    h->nwrt = 1;   /* one result, H; wrt[0] names it in plans */
+    h->naux = 0;
+    h->aux_names = NULL;
+    h->fwd.aux = NULL;
+    Node **g = arena_alloc(m->arena, sizeof(Node *) * 2);
+    g[0] = H;
+    h->grad = (Func){.body = m->fwd.body, .value = m->fwd.value, .grads = g};
+    return h;
 }

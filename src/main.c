@@ -462,25 +462,35 @@ static void scale_by_cotangent(const Module *m, const Bindings *b, double **grad
         H[k] *= b->cotangent[0];
 }
 
-/* eval --hessian: the value, the gradient and the Hessian from N
- * Hessian-vector products (tangent.c), by the JIT or the interpreter. */
+/* eval --hessian: the value, the gradient and the Hessian, by the JIT or
+ * the interpreter: the Hessian from its closed form when every block has
+ * one (hessian.c; the value and gradient then as eval's), else from N
+ * Hessian-vector products (tangent.c). */
 static int eval_hessian(Arena *a, Module *m, Bindings *b, double *value, double **grads,
                         bool use_jit)
 {
-    Module *h = tangent_module(m);
-    if (!h)
+    Module *hc = hess_closed_module(m), *h = hc ? NULL : tangent_module(m);
+    if (!hc && !h)
         return 1;
-    int64_t n = hessian_order(h, b->dims);
+    int64_t n = hessian_size(m, b->dims);
     if (n > 0 && n > INT64_MAX / 8 / n) {
         diag_plain("a Hessian of %lld x %lld entries is too large", (long long)n, (long long)n);
         return 1;
     }
     double *H = arena_alloc(a, sizeof(double) * (size_t)(n > 0 ? n * n : 1));
-    Jit *j = use_jit ? jit_open(h, b->max_iter) : NULL;
+    Jit *j = use_jit ? jit_open(hc ? hc : h, b->max_iter) : NULL;
     if (use_jit && !j)
         return 1;
     Loc where = {0, 0};
-    int status = hessian_eval(h, j, b, value, grads, H, &where);
+    int status;
+    if (hc) {
+        status = use_jit ? jit_eval(m, true, b, value, grads, &where)
+                         : eval_func(m, &m->grad, b, value, grads, &where);
+        if (!status)
+            status = hessian_closed_eval(hc, j, b, H, &where);
+    } else {
+        status = hessian_eval(h, j, b, value, grads, H, &where);
+    }
     jit_close(j);
     if (!report_status(m, status, where, b->max_iter))
         return 1;
@@ -589,7 +599,7 @@ static int cmd_check(Arena *a, const Options *o)
     Module *m = front(a, o, true);
     if (!m)
         return 1;
-    if (o->hessian && !(fo.hvp = tangent_module(m)))
+    if (o->hessian && !(fo.hess = hess_closed_module(m)) && !(fo.hvp = tangent_module(m)))
         return 1;
     return fdcheck_run(m, &fo) == 0 ? 0 : 1;
 }
@@ -623,12 +633,24 @@ static int cmd_compile(Arena *a, const Options *o)
     if (!files_distinct(a, "compile", files, 3))
         return 1;
     Module *m = front(a, o, true);
-    if (m && o->dump_plan) /* the plan on stdout, nothing written */
-        return plan_dump(m, stdout);
     if (!m)
         return 1;
     if (o->hessian && !(co.hvp = tangent_module(m)))
         return 1;
+    if (o->hessian)
+        co.hess = hess_closed_module(m);
+    if (o->dump_plan) { /* the plans on stdout, nothing written */
+        plan_dump(m, stdout);
+        if (co.hvp) {
+            printf("\n# %s_hvp\n", co.name);
+            plan_dump_hvp(co.hvp, stdout);
+        }
+        if (co.hess) {   /* NAME_hessian's, from the closed form */
+            printf("\n# %s_hessian\n", co.name);
+            plan_dump_grad(co.hess, stdout);
+        }
+        return 0;
+    }
     if (o->describe) {
         const char *json = emit_describe(m, &co);
         if (!json)

@@ -41,15 +41,63 @@ static bool cheap(const Plan *p, const Node *n)
     return true;
 }
 
+static bool is_leaf(const Node *n);
+
+int placed_blocks(const Node *g, Placed *out)
+{
+    if (g->op != OP_VCAT && g->op != OP_HCAT)
+        return 0;
+    Placed st[CAT_MAX + 2];
+    int ns = 0, n = 0;
+    st[ns++] = (Placed){(Node *)g, dim_lit(0), dim_lit(0)};
+    while (ns) {   /* depth first, a before b: the blocks in row-major order of corners */
+        Placed x = st[--ns];
+        Node *b = x.block;
+        if (b->op != OP_VCAT && b->op != OP_HCAT) {
+            if (n == CAT_MAX)
+                return 0;
+            if (out)
+                out[n] = x;
+            n++;
+            continue;
+        }
+        if (ns + 2 > CAT_MAX + 2)
+            return 0;
+        Node *a = b->args[0];
+        st[ns++] = b->op == OP_VCAT ? (Placed){b->args[1], dim_add(x.r, a->shape.rows), x.c}
+                                    : (Placed){b->args[1], x.r, dim_add(x.c, a->shape.cols)};
+        st[ns++] = (Placed){a, x.r, x.c};
+    }
+    return n;
+}
+
+/* A matrix transpose whose consumers all read it entry by entry, of a
+ * matrix in memory that no statement writes (an input, or a buffer of its
+ * own that reads no slot): read in place at (j, i) inside the consumer's
+ * loop, which then runs in tiles (codegen.c), instead of a copy and a
+ * second pass (A + A' is one pass over A). */
+static bool read_transposed(const Plan *p, const Node *n)
+{
+    if (n->op != OP_TRANSPOSE || is_alias(n))
+        return false;
+    const Node *a = n->args[0];
+    if (a->op == OP_INPUT)
+        return true;
+    return !is_leaf(a) && a->nslots == 0 && !is_fused(p, a) && !is_alias(a) && !is_view(a);
+}
+
 bool is_fused(const Plan *p, const Node *n)
 {
     if (p->forced && p->forced[n->id])
         return true;   /* merge_results: read by a merged sum and map only */
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
-    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD)
+    if (read_transposed(p, n))
+        return true;
+    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD || n->op == OP_EYE)
         return true;   /* a broadcast is read through: its argument's entries, never a copy;
-                        * a pad too: its block's entries, zeros elsewhere (no dense temporary) */
+                        * a pad too: its block's entries, zeros elsewhere (no dense temporary);
+                        * eye(n) is i == j (4*eye(n) is one pass, no n×n identity) */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
@@ -162,6 +210,23 @@ static Mv *mv_form(Arena *a, Node *n)
         v->terms[v->nterms++] = (Term){P, trans, 1, NULL};
     }
     return v;
+}
+
+static const Node *vec_memory(const Node *v) { return is_alias(v) ? v->args[0] : v; }
+
+int mv_copy_of(const Plan *p, const Kernel *k, int i, int t)
+{
+    const Mv *v = p->mv[k->members[i]->id];
+    const Term *a = &v->terms[t];
+    for (int j = 0; j < i && a->m; j++) {
+        const Mv *w = p->mv[k->members[j]->id];
+        const Term *b = &w->terms[0];
+        bool same_vec = vec_memory(v->vec) == vec_memory(w->vec) ||
+                        (v->vec->op == OP_FILL && w->vec->op == OP_FILL && v->vec->num == w->vec->num);
+        if (w->nterms == 1 && b->m == a->m && b->trans == a->trans && b->k == a->k && b->coef == a->coef && same_vec)
+            return j;
+    }
+    return -1;
 }
 
 /* Products outside statements that read a common matrix form a group,
@@ -718,9 +783,15 @@ static void ref(Sim *s, const Node *n)
     case OP_COTAN: fputs("cotangent", o); return;
     case OP_CONST: fprintf(o, "%.17g", n->num); return;
     case OP_FILL: fprintf(o, "fill(%.17g)", n->num); return;
+    case OP_EYE:
+        if (is_fused(s->p, n)) {
+            fputs("eye", o);
+            return;
+        }
+        break;
     default: break;
     }
-    if (is_alias(n)) {
+    if (is_alias(n) || (n->op == OP_TRANSPOSE && is_fused(s->p, n))) {   /* read in place */
         ref(s, n->args[0]);
         fputs("'", o);
         return;
@@ -839,7 +910,12 @@ static void dump_kernel(Sim *s, const Kernel *k)
             const Mv *v = s->p->mv[n->id];
             for (int t = 0; t < v->nterms; t++) {
                 fputs(t ? " + " : "", o);
-                dump_term(s, v, &v->terms[t]);
+                int j = mv_copy_of(s->p, k, i, t);
+                if (j < 0)
+                    dump_term(s, v, &v->terms[t]);
+                else   /* that member's result, not a product in the pass */
+                    fprintf(o, "%%%d%s", k->members[j]->id,
+                            dim_eq(k->members[j]->shape.rows, n->shape.rows) ? "" : "'");
             }
         } else if (s->p->gemm[n->id]) {
             const Gemm *g = s->p->gemm[n->id];
@@ -1141,8 +1217,17 @@ static void schedule(Plan *p, FILE *out)
     need(&s, f->value);
     for (int i = 0; f->aux && i < p->m->naux; i++)
         need(&s, f->aux[i]);
-    for (int i = 0; f->grads && i < p->m->nwrt; i++)
-        need(&s, f->grads[i]);
+    for (int i = 0; f->grads && i < p->m->nwrt; i++) {
+        Placed pl[CAT_MAX];
+        Node *blocks[CAT_MAX];
+        int np = placed_blocks(f->grads[i], pl);
+        for (int j = 0; j < np; j++)
+            blocks[j] = pl[j].block;
+        if (np)
+            point(&s, blocks, np, f->grads[i]);
+        else
+            need(&s, f->grads[i]);
+    }
     s.out = out;
     merge_results(p, vpoint);
     for (int pt = vpoint; out && pt < p->points.len; pt++)
@@ -1162,7 +1247,18 @@ static void schedule(Plan *p, FILE *out)
         }
         for (int i = 0; f->grads && i < p->m->nwrt; i++) {
             fprintf(out, ", d/d%s = ", p->m->inputs[p->m->wrt[i]].name);
-            ref(&s, f->grads[i]);
+            Placed pl[CAT_MAX];
+            int np = placed_blocks(f->grads[i], pl);
+            for (int j = 0; j < np; j++) {   /* blocks written in place: BLOCK at (r, c) */
+                fputs(j ? "; " : "[", out);
+                ref(&s, pl[j].block);
+                fprintf(out, " at (%s, %s)", dim_str(p->arena, pl[j].r, p->m->dims),
+                        dim_str(p->arena, pl[j].c, p->m->dims));
+            }
+            if (np)
+                fputs("]", out);
+            else
+                ref(&s, f->grads[i]);
         }
         fputs("\n", out);
     }
@@ -1317,6 +1413,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->shadow = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
     p->slotused = arena_alloc(a, sizeof(bool) * (size_t)(ns + 1));
     p->onesbuf = -1;
+    p->sink = -1;
     for (int i = 0; i < ns; i++)
         p->shadow[i] = -1;
 
@@ -1339,8 +1436,14 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     root(p, f->value, true);
     for (int i = 0; f->aux && i < m->naux; i++)
         root(p, f->aux[i], true);
-    for (int i = 0; f->grads && i < m->nwrt; i++)
-        root(p, f->grads[i], true);
+    for (int i = 0; f->grads && i < m->nwrt; i++) {
+        Placed pl[CAT_MAX];
+        int np = placed_blocks(f->grads[i], pl);
+        for (int j = 0; j < np; j++)
+            root(p, pl[j].block, true);
+        if (!np)
+            root(p, f->grads[i], true);
+    }
 
     fold_products(p);
     mv_group(p, nn);
@@ -1444,6 +1547,17 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     return p;
 }
 
+bool in_onepass(const Plan *p, const Node *g)
+{
+    return p->onepass && is_fused(p, g) && shape_eq(g->shape, p->onepass->args[0]->shape);
+}
+
+void plan_sink(Plan *p)
+{
+    if (p->onepass)
+        p->sink = add_buf(p, p->arena, p->onepass->args[0]->shape.rows, p->onepass->args[0]->shape.cols, false);
+}
+
 int plan_dump(const Module *m, FILE *out)
 {
     plan_func(m, &m->fwd, false, out);
@@ -1451,5 +1565,25 @@ int plan_dump(const Module *m, FILE *out)
         fputs("\n", out);
         plan_func(m, &m->grad, true, out);
     }
+    return 0;
+}
+
+int plan_dump_hvp(const Module *hvp, FILE *out)
+{
+    Module *h = arena_alloc(hvp->arena, sizeof *h);
+    *h = *hvp;   /* without auxiliary outputs, as NAME_hvp (abi.c) */
+    h->naux = 0;
+    h->aux_names = NULL;
+    h->fwd.aux = h->grad.aux = NULL;
+    Plan *p = plan_func(h, &h->grad, true, out);
+    plan_sink(p);
+    if (p->sink >= 0)
+        fputs("  and a buffer in work the one pass stores NULL gradients to\n", out);
+    return 0;
+}
+
+int plan_dump_grad(const Module *m, FILE *out)
+{
+    plan_func(m, &m->grad, true, out);
     return 0;
 }

@@ -128,6 +128,8 @@ typedef struct Plan {
     Node *onepass;        /* a sum the value is computed from (then by scalar kernels
                              only), computed in the pass that stores the elementwise
                              gradients of its argument's shape; or NULL */
+    int sink;             /* the buffer the one pass stores a NULL gradient to
+                             (NAME_hvp: plan_sink), or -1 */
 } Plan;
 
 static inline bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
@@ -145,6 +147,18 @@ bool is_kept(const Plan *p, const Node *n);
 bool one_value(const Plan *p, const Node *n);
 /* a transpose of a vector: its argument's memory */
 bool is_alias(const Node *n);
+/* A result that is a tree of vcat/hcat (NAME_hessian's blocks, hessian.c):
+ * its blocks and their corners in the result, each written in place into
+ * the result's buffer (the concatenations are never computed, so a block
+ * that is elementwise or a transpose is fused into its store).  0 when g
+ * is no such tree or has more than CAT_MAX blocks (out may be NULL: the
+ * count only). */
+enum { CAT_MAX = 64 };
+typedef struct Placed {
+    Node *block;
+    Dim r, c;
+} Placed;
+int placed_blocks(const Node *g, Placed *out);
 /* a slice that is a contiguous run of its argument: read in place (a
  * pointer into it, no buffer) */
 bool is_view(const Node *n);
@@ -175,6 +189,20 @@ int merge_sums(const Plan *p, Kernel *ks, int nk);
  * in the loop of a map a later one needs (MLP: sum((P - Y).^2) and the
  * cotangent (P - Y) ./ mk, one pass, as the hand loop) */
 void merge_results(Plan *p, int vpoint);
+
+/* NAME_hvp's gradients and products may be NULL (spec §9): one buffer of
+ * work of the one pass's shape takes the stores of every NULL one, so the
+ * pass (2*dot(x, x): x read once for the value, the gradient and H v)
+ * stays. */
+void plan_sink(Plan *p);
+/* the gradient is stored by the one pass (p->onepass) */
+bool in_onepass(const Plan *p, const Node *g);
+
+/* Term t of member i of a K_MATVEC kernel that equals another member's
+ * only term (x'*A*x: the gradient's A'*x is the value's x'*A): the index
+ * of that member, whose result is added after the pass instead of a
+ * second accumulation in it; else -1.  The dump and gen_mv both use it. */
+int mv_copy_of(const Plan *p, const Kernel *k, int i, int t);
 
 /* the statement pushes or pops (itself or nested) */
 bool stmt_records(const Stmt *s);

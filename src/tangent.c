@@ -174,7 +174,21 @@ SLOPE(logsigmoid, op1(t, OP_SIGMOID, op1(t, OP_NEG, A)))
 
 /* Linear ops: the op of the tangent. */
 static Node *jvp_linear(Tan *t, Node *n, Node *ta, Node *tb) { (void)tb; return unary(t, n->op, ta); }
-static Node *jvp_matmul(Tan *t, Node *n, Node *ta, Node *tb) { return plus(t, matmul(t, ta, B), matmul(t, A, tb)); }
+/* x*y; an outer product (a column times a row) as the elementwise product
+ * of their broadcasts, so that a sum of them (least squares' dA*x-side
+ * tangent r*dx' + dr*x') is one fused loop, not an m×n buffer each */
+static Node *product(Tan *t, Node *x, Node *y)
+{
+    if (!x || !y)
+        return NULL;
+    Dim one = dim_lit(1);
+    if (!dim_eq(x->shape.cols, one) || !dim_eq(y->shape.rows, one) || dim_eq(x->shape.rows, one) ||
+        dim_eq(y->shape.cols, one))
+        return mk2(IR, OP_MATMUL, x, y);
+    Shape s = shape_make(x->shape.rows, y->shape.cols);
+    return mk2(IR, OP_MUL, mk_bcast(IR, x, s), mk_bcast(IR, y, s));
+}
+static Node *jvp_matmul(Tan *t, Node *n, Node *ta, Node *tb) { return plus(t, product(t, ta, B), product(t, A, tb)); }
 /* d||a|| = <a, da>/||a||, and 0 at a = 0 (the adjoint's convention) */
 static Node *jvp_norm(Tan *t, Node *n, Node *ta, Node *tb)
 {
@@ -540,6 +554,109 @@ static Block *tan_block(Tan *t, const Block *b)
     return out;
 }
 
+/* ---- tangent slots no result reads ---- */
+
+/* Tangents never feed values or conditions, so a tangent slot is needed
+ * only when H v reads it, directly or through the values of needed tangent
+ * slots; the others are dropped from every statement (D2L's while/if is
+ * piecewise linear: H v = 0, and t_b = 2 .* t_b per iteration is dead).  A
+ * pushed tangent slot is popped back into itself, so push and pop go
+ * together. */
+typedef struct Live {
+    Tan *t;
+    bool *is_tan, *live, *seen;   /* per slot, per slot, per node */
+    VEC(NodeVec) writers;          /* per slot: the values written to it */
+    VEC(int) work;
+    NodeVec stack;
+} Live;
+
+static int entry_slot(const Stmt *s, int k) { return s->kind == S_PUSH ? s->vals[k]->index : s->slots[k]; }
+
+static void add_writer(Live *l, int slot, Node *v)
+{
+    if (v && l->is_tan[slot])
+        vec_push(l->t->a, &l->writers.data[slot], v);
+}
+
+static void find_writers(Live *l, const Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        const Stmt *s = b->stmts[i];
+        for (int k = 0; s->kind != S_PUSH && s->kind != S_POP && k < s->n; k++) {
+            add_writer(l, s->slots[k], s->vals[k]);
+            add_writer(l, s->slots[k], s->then_vals[k]);
+            add_writer(l, s->slots[k], s->else_vals[k]);
+            add_writer(l, s->slots[k], s->next[k]);
+        }
+        find_writers(l, s->then_block);
+        find_writers(l, s->else_block);
+        find_writers(l, s->body);
+    }
+}
+
+/* Marks the tangent slots root reads (each node walked once in all). */
+static void read_slots(Live *l, Node *root)
+{
+    vec_push(l->t->a, &l->stack, root);
+    while (l->stack.len) {
+        Node *n = l->stack.data[--l->stack.len];
+        if (l->seen[n->id])
+            continue;
+        l->seen[n->id] = true;
+        if (n->op == OP_SLOT && l->is_tan[n->index] && !l->live[n->index]) {
+            l->live[n->index] = true;
+            vec_push(l->t->a, &l->work, n->index);
+        }
+        for (int i = 0; i < n->nargs; i++)
+            vec_push(l->t->a, &l->stack, n->args[i]);
+    }
+}
+
+static void drop_dead(Live *l, Block *b)
+{
+    for (int i = 0; b && i < b->n; i++) {
+        Stmt *s = b->stmts[i];
+        int n = 0;
+        for (int k = 0; k < s->n; k++) {
+            int slot = entry_slot(s, k);
+            if (l->is_tan[slot] && !l->live[slot])
+                continue;
+            s->slots[n] = s->slots[k], s->vals[n] = s->vals[k], s->then_vals[n] = s->then_vals[k];
+            s->else_vals[n] = s->else_vals[k], s->next[n] = s->next[k];
+            n++;
+        }
+        s->n = n;
+        drop_dead(l, s->then_block);
+        drop_dead(l, s->else_block);
+        drop_dead(l, s->body);
+    }
+}
+
+static void prune_tangents(Tan *t, Block *body, Node **hv, int k)
+{
+    int ns = t->ir->slots.len, nn = t->ir->nnodes;
+    Live l = {.t = t};
+    l.is_tan = arena_alloc(t->a, (size_t)ns + 1);
+    l.live = arena_alloc(t->a, (size_t)ns + 1);
+    l.seen = arena_alloc(t->a, (size_t)nn + 1);
+    for (int s = 0; s < ns; s++) {
+        void **p = intmap_find(t->tslot, s);
+        if (p && *p)
+            l.is_tan[(int)(intptr_t)*p - 1] = true;
+    }
+    for (int s = 0; s < ns; s++)
+        vec_push(t->a, &l.writers, ((NodeVec){0}));
+    find_writers(&l, body);
+    for (int i = 0; i < k; i++)
+        read_slots(&l, hv[i]);
+    while (l.work.len) {
+        NodeVec *w = &l.writers.data[l.work.data[--l.work.len]];
+        for (int i = 0; i < w->len; i++)
+            read_slots(&l, w->data[i]);
+    }
+    drop_dead(&l, body);
+}
+
 /* ---- the Hessian-vector module ---- */
 
 Module *tangent_module(Module *m)
@@ -583,6 +700,7 @@ Module *tangent_module(Module *m)
     }
     if (t->failed)
         return NULL;
+    prune_tangents(t, body, grads + k, k);
 
     Module *h = arena_alloc(a, sizeof *h);
     *h = *m;
@@ -661,4 +779,23 @@ int hessian_eval(const Module *h, Jit *jit, const Bindings *b, double *value, do
         free(scratch[i]);
     free(v), free(hv), free(in), free(out), free(scratch);
     return status;
+}
+
+int64_t hessian_size(const Module *m, const int64_t *dims)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->nwrt; i++) {
+        Shape s = m->inputs[m->wrt[i]].shape;
+        n += shape_rows(s, dims) * shape_cols(s, dims);
+    }
+    return n;
+}
+
+int hessian_closed_eval(const Module *hc, Jit *jit, const Bindings *b, double *H, Loc *where)
+{
+    double value, *out[1] = {H};
+    Bindings hb = *b;
+    hb.cotangent = NULL;   /* H is of the output itself; callers scale it */
+    hb.aux = NULL;
+    return jit ? jit_run(jit, true, &hb, &value, out, where) : eval_func(hc, &hc->grad, &hb, &value, out, where);
 }

@@ -5,6 +5,8 @@
     120 lines of LLVM IR per statement (-O0), with its size overflow checks
     done once per buffer size (at most 80 `.with.overflow`), and its
     elementwise loops written once (at most 12 `gradc.map.` functions);
+  * a 300-statement matrix chain has no function of more than 1,500 lines
+    (chunks, and buffer addresses made from a class's base and size);
   * integer powers are multiplications: no call to `pow` for `x.^2`;
   * a function whose buffers all have literal sizes (x'*A*x at n = 4) keeps
     them in its own frame: at -O2 it never allocates nor touches `work`;
@@ -57,6 +59,23 @@ def main():
             check(ovf <= 80, "overflow checks %d <= 80 (once per buffer size)" % ovf)
             maps = sum(1 for l in ir.splitlines() if l.startswith("define") and "@gradc.map." in l)
             check(maps <= 12, "elementwise loop functions %d <= 12 (written once, not per statement)" % maps)
+        # a 300-statement chain: no LLVM function grows with the buffers
+        # (the impl stored every buffer's address into the chunks'
+        # environment: 10,866 lines; chunks import a class's base and size)
+        src = "input A[n, n]\ninput v0[n]\nv = v0\n" + "v = tanh(A*v) + 0.5*v\n" * 300
+        src += "y = sum(v)\nwrt A, v0\n"
+        ir, err = compile_ir(a.gradc, src, tmp, "chain300")
+        biggest, size = 0, 0
+        for l in (ir or "").splitlines():
+            size = 0 if l.startswith("define") else size + 1
+            biggest = max(biggest, size)
+        check(ir is not None and biggest <= 1500,
+              "300-statement matrix chain: largest function %d <= 1500 IR lines %s" % (biggest, err))
+        # its chunks only call kernels (n is not a literal): not optimised
+        groups = {l.split()[1]: "optnone" in l for l in (ir or "").splitlines() if l.startswith("attributes #")}
+        chunks = [l for l in (ir or "").splitlines() if l.startswith("define") and ".chunk" in l]
+        glue = sum(1 for l in chunks if groups.get(l.split()[-2], False))
+        check(chunks and glue >= len(chunks) - 2, "chunks of calls only are optnone: %d of %d" % (glue, len(chunks)))
         ir, err = compile_ir(a.gradc, "input x[n]\ny = sum(x .^ 2) + sum(x .^ 3)\nwrt x\n", tmp, "powers")
         check(ir is not None and "@pow(" not in ir, "x.^2 and x.^3 are multiplications " + err)
         ir, err = compile_ir(a.gradc, "input A[4, 4]\ninput x[4]\nf = x' * A * x\nwrt x\n", tmp, "qf4", "-O2")

@@ -10,7 +10,9 @@ derive: for every SAMPLES/NAME.expr, `G derive SAMPLES/NAME.expr` must exit 0
         exists, `G derive --latex` must print exactly that too, and when
         GOLDEN_DIR/NAME.hessian exists, `G derive --hessian` that.
 plan:   for every SAMPLES/NAME.expr, `G compile SAMPLES/NAME.expr --dump-plan`
-        must exit 0 and print exactly GOLDEN_DIR/NAME.plan.
+        must exit 0 and print exactly GOLDEN_DIR/NAME.plan; when
+        GOLDEN_DIR/NAME.hessplan exists, `G compile --hessian --dump-plan`
+        that (with NAME_hessian's plan when it is a closed form).
 errors: for every GOLDEN_DIR/NAME.expr, `G derive NAME.expr` run in
         GOLDEN_DIR must exit with status 1 and print exactly NAME.err on
         standard error.
@@ -18,7 +20,7 @@ errors: for every GOLDEN_DIR/NAME.expr, `G derive NAME.expr` run in
 --update rewrites the golden files from what gradc prints now and shows the
 diff of each file it changes: a person must read every one before committing.
 (To start a LaTeX golden for a sample, create an empty NAME.latex and update;
-the same for NAME.hessian.)
+the same for NAME.hessian and NAME.hessplan.)
 
 Prints one line per failure followed by a unified diff, then
 `N passed, M failed` alone on the last line; exits 1 if anything failed.
@@ -126,7 +128,7 @@ def check_derive(gradc, samples, gdir, rep, plan=False):
     names = sorted(f[:-5] for f in os.listdir(samples) if f.endswith(".expr"))
     root = os.path.dirname(os.path.abspath(samples))
     rel = os.path.relpath(os.path.abspath(samples), root)
-    exts = (".plan",) if plan else (".derive", ".latex", ".hessian")
+    exts = (".plan", ".hessplan") if plan else (".derive", ".latex", ".hessian")
     for name in names:
         src = os.path.join(rel, name + ".expr")
         variants = [(".plan", ["compile", src, "--dump-plan"])] if plan else \
@@ -135,6 +137,8 @@ def check_derive(gradc, samples, gdir, rep, plan=False):
             variants.append((".latex", ["derive", src, "--latex"]))
         if not plan and os.path.exists(os.path.join(gdir, name + ".hessian")):
             variants.append((".hessian", ["derive", src, "--hessian"]))
+        if plan and os.path.exists(os.path.join(gdir, name + ".hessplan")):
+            variants.append((".hessplan", ["compile", src, "--hessian", "--dump-plan"]))
         for ext, args in variants:
             label = name + ext
             status, out, err = run(gradc + args, root)

@@ -1,9 +1,39 @@
 /* test_onepass.c — a value computed from a sum in the loop that stores the
  * elementwise gradients (plan.c one_pass): the value, the gradients
- * overwritten and accumulated, every length around the 16-entry blocks. */
+ * overwritten and accumulated, every length around the 16-entry blocks;
+ * the same for onepass_hvp (compile --hessian), whose gradients and
+ * products may be NULL (stored to a buffer of work instead, plan_sink). */
 #include "onepass.h"
 
 #include "common.h"
+
+/* y = 2*dot(x, x) + sum(w .* x): H = [4I I; I 0], so H v = (4 v_x + v_w, v_x) */
+static void check_hvp(int64_t n)
+{
+    double x[40], w[40], vx[40], vw[40], gx[40], gw[40], hx[40], hw[40], f = -1;
+    for (int i = 0; i < n; i++) {
+        x[i] = 0.25 * i - 3, w[i] = 1.0 / (i + 1), vx[i] = 0.5 * i, vw[i] = 2 - i;
+        gx[i] = gw[i] = hx[i] = hw[i] = 1;
+    }
+    void *work = work_for(onepass_hvp_work_size(n));
+    CHECK(onepass_hvp(n, x, w, vx, vw, &f, gx, gw, hx, hw, 0, work) == GRADC_OK);
+    for (int i = 0; i < n; i++) {
+        near("hvp d/dx", gx[i], 4 * x[i] + w[i], 1e-15);
+        near("hvp d/dw", gw[i], x[i], 1e-15);
+        near("hvp (Hv)_x", hx[i], 4 * vx[i] + vw[i], 1e-15);
+        near("hvp (Hv)_w", hw[i], vx[i], 1e-15);
+    }
+    /* no gradients, products accumulated; then one gradient only, no work */
+    CHECK(onepass_hvp(n, x, w, vx, vw, NULL, NULL, NULL, hx, hw, GRADC_ACCUMULATE, work) == GRADC_OK);
+    CHECK(onepass_hvp(n, x, w, vx, vw, NULL, NULL, gw, NULL, hw, GRADC_ACCUMULATE, NULL) == GRADC_OK);
+    for (int i = 0; i < n; i++) {
+        near("hvp (Hv)_x, accumulate", hx[i], 2 * (4 * vx[i] + vw[i]), 1e-15);
+        near("hvp (Hv)_w, accumulate", hw[i], 3 * vx[i], 1e-15);
+        near("hvp d/dw, accumulate", gw[i], 2 * x[i], 1e-15);
+        near("hvp d/dx, untouched", gx[i], 4 * x[i] + w[i], 1e-15);
+    }
+    free(work);
+}
 
 int main(void)
 {
@@ -27,6 +57,8 @@ int main(void)
             near("d/dw, accumulate", gw[i], 2 * x[i], 1e-15);
         }
     }
+    for (int64_t n = 0; n <= 40; n++)
+        check_hvp(n);
     if (failures)
         fprintf(stderr, "%d failures\n", failures);
     return failures != 0;
