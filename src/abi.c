@@ -894,14 +894,6 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
     LLVMDisposeBuilder(c.b);
     LLVMDisposeBuilder(c.ab);
     LLVMDisposeBuilder(c.sb);
-#ifndef NDEBUG
-    char *msg = NULL;
-    if (!c.failed && LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-        diag_plain("internal error: generated LLVM IR does not verify: %.2000s", msg);
-        c.failed = true;
-    }
-    LLVMDisposeMessage(msg);
-#endif
     if (c.failed) {
         LLVMDisposeModule(mod);
         return NULL;
@@ -962,6 +954,17 @@ LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
 
 bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
 {
+#ifndef NDEBUG
+    /* here rather than in codegen_module: a JIT cache hit compiles nothing,
+     * and its object was stored after the same module verified */
+    char *msg = NULL;
+    bool bad = LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg);
+    if (bad)
+        diag_plain("internal error: generated LLVM IR does not verify: %.2000s", msg);
+    LLVMDisposeMessage(msg);
+    if (bad)
+        return false;
+#endif
     char *t = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, t);
     LLVMDisposeMessage(t);
