@@ -179,6 +179,9 @@ static LLVMMemoryBufferRef compile(LLVMModuleRef mod, int opt_level)
 static LLVMMemoryBufferRef object(const Module *m, const CodegenOptions *o, CgInfo *info)
 {
     LLVMContextRef ctx = LLVMContextCreate();
+    /* local value names are for reading IR (compile --emit-llvm); here they
+     * cost building, hashing (in the bitcode) and compiling */
+    LLVMContextSetDiscardValueNames(ctx, 1);
     LLVMModuleRef mod = codegen_module(m, o, ctx, true, info);
     LLVMMemoryBufferRef obj = NULL;
     if (mod) {
