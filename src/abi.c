@@ -163,8 +163,11 @@ static LLVMValueRef satadd(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     if (is_int(x, 0) || is_int(y, 0))
         return add(c, x, y);
-    LLVMValueRef args[2] = {x, y};
-    return intrinsic(c, "llvm.uadd.sat", c->i64, 2, args);
+    /* not llvm.uadd.sat: x86 FastISel cannot select it, and each one sent
+     * the rest of its block to SelectionDAG in eval's -O0 JIT (InstCombine
+     * turns this form into uadd.sat at -O2) */
+    LLVMValueRef s = add(c, x, y);
+    return sel(c, LLVMBuildICmp(c->b, LLVMIntULT, s, x, ""), ci(c, -1), s);
 }
 
 /* The bytes of work p needs and, when offs is not NULL, each buffer's class
