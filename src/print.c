@@ -1247,7 +1247,7 @@ void print_hvp(FILE *out, const Module *h0, PrintStyle style)
     fputs(k > 1 ? ")\n" : "\n", out);
     for (int i = 0; i < k; i++) {
         const Input *v = &h->inputs[h->wrt[k + i]];
-        fprintf(out, "input %s%s\n", v->name,
+        fprintf(out, "%sinput %s%s\n", latex(p) ? "% " : "", v->name,   /* LaTeX: a note */
                 shape_is_scalar(v->shape) ? "" : shape_str(h->arena, v->shape, h->dims));
     }
     fprintf(out, "%s the gradient program and its tangent along v: the forward sweep\n"
@@ -1257,9 +1257,18 @@ void print_hvp(FILE *out, const Module *h0, PrintStyle style)
     print_lets(p, h->grad.grads, h->nwrt, "");
     for (int i = 0; i < h->nwrt; i++) {
         const char *x = h->inputs[h->wrt[i % k]].name;
-        if (i < k)
-            fprintf(out, latex(p) ? "\\frac{\\partial %s}{\\partial %s} = " : "d%s/d%s = ", y, x);
-        else
+        if (i < k && latex(p)) {
+            fputs("\\frac{\\partial ", out);
+            name(p, y);
+            fputs("}{\\partial ", out);
+            name(p, x);
+            fputs("} = ", out);
+        } else if (i < k)
+            fprintf(out, "d%s/d%s = ", y, x);
+        else if (latex(p)) {
+            name(p, arena_printf(h->arena, "hv_%s", x));
+            fputs(" = ", out);
+        } else
             fprintf(out, "hv_%s = ", x);
         expr(p, h->grad.grads[i], 0);
         fputs(latex(p) ? " \\\\\n" : "\n", out);
