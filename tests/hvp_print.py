@@ -4,20 +4,19 @@ program, and it computes H*v (standard library only).
 
     hvp_print.py --gradc G FOLDER...
 
-For every FOLDER/NAME.expr with a NAME.inputs.json whose `G derive --hessian`
-prints the Hessian-vector program (`# no closed form (control flow)`): the
-printed text, after the original's input lines, is made a program gradc
-first passes `G derive` (derive_roundtrip.py's control-flow round trip: it
-parses and checks); then, with a NAME.inputs.json, it is made a program gradc
+For every FOLDER/NAME.expr whose `G derive --hessian` prints the
+Hessian-vector program (`# no closed form (control flow)`): the printed text,
+after the original's input lines, first passes `G derive` (derive_roundtrip.py's
+control-flow round trip: it parses and checks); then, with a NAME.inputs.json, it is made a program gradc
 evaluates: its loops are unrolled (a while's trip count from a run of the
 original's forward loop with a counter; a for's bounds are literals or
-dimensions read from the inputs), push(a, b) becomes slot variables and
-`a = pop()` reads the last slot, `dY/dX = E` is dropped, and `hv_x` is the
-output.  `G eval --no-grad --interp` of it at the inputs and a direction v
+dimensions read from the inputs, or forms evaluated by gradc), push(a, b)
+becomes slot variables and `a = pop()` reads the last slot, `dY/dX = E` is
+dropped, and `hv_x` is the output.  `G eval --no-grad --interp` of it at the inputs and a direction v
 (fixed pseudo-random entries) must give, entry by entry, `G eval --hessian
 --interp`'s Hessian times v (within 1e-9 of the largest entry).  A program
-whose loops this unrolling does not take (a loop inside a loop or an if, a
-bound that is an expression) is only parsed back, and listed as `parsed only`.
+whose loops this unrolling does not take (a loop inside a loop or an if) is
+only parsed back, and listed as `parsed only`.
 
 Prints one line per failure and per program parsed only, then `N passed, M
 failed` on the last line.
@@ -25,6 +24,7 @@ failed` on the last line.
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -96,6 +96,18 @@ def trip_count(gradc, src_inputs, before, cond, body, inputs, tmp):
     return int(json.loads(out)["value"])
 
 
+def value_of(gradc, src_inputs, before, e, inputs, tmp):
+    """the loop bound e after the lines before, by gradc, rounded down (spec
+    §8: a for's bounds are)"""
+    path = os.path.join(tmp, "bound.expr")
+    with open(path, "w") as f:
+        f.write("\n".join(src_inputs + before + ["bound_roundtrip = " + e]) + "\n")
+    rc, out, err = run(gradc + ["eval", path, "--inputs", inputs, "--no-grad", "--interp"])
+    if rc != 0:
+        raise RuntimeError("evaluating the loop bound %s failed: %s" % (e, err.strip()))
+    return math.floor(json.loads(out)["value"])
+
+
 def unroll(gradc, src_inputs, body, dims, inputs, tmp):
     out, stack, last_trips, slot = [], [], None, 0
     for b in blocks(body):
@@ -110,11 +122,16 @@ def unroll(gradc, src_inputs, body, dims, inputs, tmp):
             last_trips = n = trip_count(gradc, src_inputs, out, m.group(1), fwd, inputs, tmp)
             var, seq = None, range(n)
         else:
-            m = re.match(r"for (\w+) in (\w+):(?:(-1):)?(\w+)$", head)
+            m = re.match(r"for (\w+) in (\w+|\(.*\)|\w+\(.*\)):(?:(-1):)?(\w+|\(.*\)|\w+\(.*\))$", head)
             if not m:
                 raise Unrolled("a loop header: %r" % head)
             var, lo, step, hi = m.groups()
-            val = lambda s: last_trips if s == "iterations" else int(dims.get(s, s))
+            def val(s):
+                if s == "iterations":
+                    return last_trips
+                if re.fullmatch(r"\d+", s) or s in dims:
+                    return int(dims.get(s, s))
+                return value_of(gradc, src_inputs, out, s, inputs, tmp)
             seq = range(val(lo), val(hi) - 1, -1) if step else range(val(lo), val(hi) + 1)
         for i in seq:
             for l in inner:
