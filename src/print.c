@@ -1250,8 +1250,9 @@ void print_hvp(FILE *out, const Module *h0, PrintStyle style)
         fprintf(out, "%sinput %s%s\n", latex(p) ? "% " : "", v->name,   /* LaTeX: a note */
                 shape_is_scalar(v->shape) ? "" : shape_str(h->arena, v->shape, h->dims));
     }
-    fprintf(out, "%s the gradient program and its tangent along v: the forward sweep\n"
-            "%s (push), then the reverse sweep (pop), in reverse order\n", c, c);
+    fprintf(out, "%s the gradient program with its tangent along v (t_...): the forward\n"
+            "%s sweep, recording what the reverse sweep needs (push), then the reverse\n"
+            "%s sweep (pop), in reverse order\n", c, c, c);
     declare_branch_slots(p, h->grad.body);
     print_block(p, h->grad.body, 0);
     print_lets(p, h->grad.grads, h->nwrt, "");
