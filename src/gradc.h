@@ -717,12 +717,13 @@ Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xshape, bool hessian, L
 Block *gradcall_vjp(const Stmt *s, Node *gbar, const bool *wrt_input, Node **adj);
 
 /* ===================================================================== */
-/* print.c — expressions and programs as text (derive)                   */
+/* print.c, print_prog.c — expressions and programs as text (derive)    */
 /* ===================================================================== */
 
 typedef enum PrintStyle { PRINT_EXPR, PRINT_LATEX } PrintStyle;
+/* print.c: one expression. */
 void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style);
-/* `gradc derive`: each gradient as `dy/dx = …`, or, with control flow, the
+/* print_prog.c, the programs: `gradc derive`: each gradient as `dy/dx = …`, or, with control flow, the
  * adjoint program in the language itself. */
 void print_derivatives(FILE *out, const Module *m, PrintStyle style);
 /* `gradc derive --hessian`: `d2y/dx2 = …` and `d2y/dxdz = …` for the
