@@ -92,10 +92,12 @@ bool is_fused(const Plan *p, const Node *n)
         return false;
     if (read_transposed(p, n))
         return true;
-    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD || n->op == OP_EYE)
+    if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD || n->op == OP_EYE || n->op == OP_KRON)
         return true;   /* a broadcast is read through: its argument's entries, never a copy;
                         * a pad too: its block's entries, zeros elsewhere (no dense temporary);
-                        * eye(n) is i == j (4*eye(n) is one pass, no n×n identity) */
+                        * eye(n) is i == j (4*eye(n) is one pass, no n×n identity);
+                        * kron(A, B) is A[i/rb, j/cb]*B[i%rb, j%cb] (a Hessian block
+                        * 2*kron(eye(m), x*x') is one pass over H, no N×N copy) */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 
