@@ -13,12 +13,18 @@ enum { BLAS_WORK = 32768, BLAS_EDGE = 8 };
 void gradc_gemm(int32_t flags, int64_t m, int64_t n, int64_t k, const double *a, const double *b,
                 double *c)
 {
+    gradc_gemm_scaled(flags, m, n, k, 1.0, a, b, c);
+}
+
+void gradc_gemm_scaled(int32_t flags, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                       const double *b, double *c)
+{
     bool ta = flags & GRADC_GEMM_TA, tb = flags & GRADC_GEMM_TB, acc = flags & GRADC_GEMM_ACC;
     int64_t lda = ta ? m : k, ldb = tb ? k : n;
     if (m >= BLAS_EDGE && n >= BLAS_EDGE && k >= BLAS_EDGE && m * n * k >= BLAS_WORK &&
         m <= INT_MAX && n <= INT_MAX && k <= INT_MAX) {
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (blasint)m, (blasint)n, (blasint)k, 1.0, a, (blasint)(lda ? lda : 1), b,
+                    (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)(lda ? lda : 1), b,
                     (blasint)(ldb ? ldb : 1), acc ? 1.0 : 0.0, c, (blasint)(n ? n : 1));
         return;
     }
@@ -30,7 +36,7 @@ void gradc_gemm(int32_t flags, int64_t m, int64_t n, int64_t k, const double *a,
             for (int64_t j = 0; j < n; j++)
                 ci[j] = 0;
         for (int64_t p = 0; p < k; p++) {
-            double aip = ta ? a[p * lda + i] : a[i * lda + p];
+            double aip = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);
             if (tb)
                 for (int64_t j = 0; j < n; j++)
                     ci[j] += aip * b[j * ldb + p];

@@ -101,11 +101,12 @@ LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
 /* A kernel's loop as an internal function "gradc.KIND.KEY" (written once
  * per key: the structure of what it computes, cg_key_node), whose
  * parameters are the dimensions, the leaves' values (bound to them while
- * body builds it) and extra (a pointer passed to body, or NULL); called
+ * body builds it; leaf self, if not -1, is read through extra instead) and
+ * extra (a pointer passed to body, or NULL); called
  * here, not inlined.  Returns the call's value when ret (else void). */
 typedef LLVMValueRef (*OutlineFn)(Cg *c, void *ctx, LLVMValueRef extra);
-LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, LLVMTypeRef ret,
-                         LLVMValueRef extra, OutlineFn body, void *ctx);
+LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
+                         LLVMTypeRef ret, LLVMValueRef extra, OutlineFn body, void *ctx);
 /* hash h extended by n's structure (FNV-1a; top: n itself is hashed, not
  * taken as a leaf), n's non-fused values appended to leaves; by bytes */
 uint64_t cg_key_node(Cg *c, uint64_t h, Node *n, NodeVec *leaves, bool top);

@@ -1,6 +1,7 @@
 /* chunk.c — a point of the plan with very many kernels (a straight-line
  * program of thousands of statements is one point) is emitted as a
- * sequence of chunk functions of CHUNK_KERNELS kernels each, called in
+ * sequence of chunk functions of CHUNK_KERNELS kernels each (CHUNK_KERNELS_LARGE
+ * in a program too large to optimise), called in
  * order from the impl, so that no LLVM function grows with the program:
  * LLVM's instruction selection and register allocation are super-linear in
  * the size of one function (a 40,000-statement chain took 4 s at -O0 as one
@@ -18,10 +19,13 @@
  * computed in the impl, before the point's chunks. */
 #include "cg.h"
 
-/* 64: a 300-statement matrix chain compiled at -O2 in 20% less time than
- * with 256 (LLVM's back end is super-linear in a function's size), the
- * same as with 32. */
-enum { CHUNK_KERNELS = 64 };
+/* 64 kernels a chunk: a 300-statement matrix chain compiled at -O2 in 20%
+ * less time than with 256 (LLVM's back end is super-linear in a function's
+ * size), the same as with 32.  But once a program is too large to optimise
+ * (CHUNK_OPT_KERNELS below), the number of functions is what costs: with
+ * 64, the JIT took 1.96 GB at 200,000 statements against 0.81 GB with 256,
+ * and 23 GB (killed) at 1,000,000 against 4.4 GB; there chunks are 256. */
+enum { CHUNK_KERNELS = 64, CHUNK_KERNELS_LARGE = 256 };
 
 /* A function whose plan has more kernels than this has its chunks compiled
  * without optimisation (optnone: -O0's fast instruction selection), so
@@ -171,7 +175,8 @@ static LLVMValueRef make_buf(Cg *c, int i)
  * once per chunk (keys nbufs + k, nbufs + ncls + k), not every address. */
 LLVMValueRef chunk_buf(Cg *c, int i) { return chunk_memo(c, i, make_buf, i); }
 
-static void chunk_begin(Cg *c, bool glue)
+/* The function's chunk tables, made at its first chunk. */
+static ChunkTabs *chunk_tabs(Cg *c)
 {
     if (!c->ct) {
         int nn = c->m->ir->nnodes + 1;
@@ -184,6 +189,12 @@ static void chunk_begin(Cg *c, bool glue)
             nk += c->p->points.data[i].nk;
         c->ct->optnone = nk > CHUNK_OPT_KERNELS;
     }
+    return c->ct;
+}
+
+static void chunk_begin(Cg *c, bool glue)
+{
+    chunk_tabs(c);
     Chunk *k = arena_alloc(c->a, sizeof *k);
     LLVMTypeRef pt = c->ptr;
     size_t len;
@@ -244,9 +255,9 @@ static bool called(const Kernel *k)
  * loads and stores.  It is compiled without optimisation (the kernels it
  * calls still are): -O2 over such chunks was half of a 300-statement
  * matrix chain's compile time and buys nothing at run time. */
-static bool glue_only(const Point *pt, int i)
+static bool glue_only(const Point *pt, int i, int size)
 {
-    for (int n = 0; i < pt->nk && n < CHUNK_KERNELS; i++) {
+    for (int n = 0; i < pt->nk && n < size; i++) {
         if (!called(&pt->ks[i]))
             return false;
         n += pt->ks[i].kind != K_LEAF;
@@ -259,9 +270,10 @@ void chunk_point(Cg *c, const Point *pt, void (*gen)(Cg *, const Kernel *))
     for (int i = 0; i < pt->nk && !c->failed; i++)
         if (pt->ks[i].kind == K_LEAF)
             gen(c, &pt->ks[i]);
+    int size = chunk_tabs(c)->optnone ? CHUNK_KERNELS_LARGE : CHUNK_KERNELS;
     for (int i = 0; i < pt->nk && !c->failed;) {
-        chunk_begin(c, glue_only(pt, i));
-        for (int n = 0; i < pt->nk && n < CHUNK_KERNELS && !c->failed; i++)
+        chunk_begin(c, glue_only(pt, i, size));
+        for (int n = 0; i < pt->nk && n < size && !c->failed; i++)
             if (pt->ks[i].kind != K_LEAF) {
                 gen(c, &pt->ks[i]);
                 n++;

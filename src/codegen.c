@@ -604,12 +604,22 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
     key_dim(c, &key, sh.rows);
     key_dim(c, &key, sh.cols);
     key_node(c, &key, n, &leaves, true);
+    /* in place (plan: inplace): the argument's entries are read from out
+     * itself, so that LLVM sees one array (a load and a store of entry k)
+     * and vectorises without a run-time overlap check, which would fail */
+    int self = -1;
+    for (int i = 0; out && c->p->inplace[n->id] >= 0 && i < leaves.len; i++)
+        if (leaves.data[i]->id == c->p->inplace[n->id])
+            self = i;
+    key_bytes(&key, &self, sizeof self);
     LoopCtx l = {n, rc};
-    return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, out ? NULL : c->f64, out, loop_fn, &l);
+    return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, self, out ? NULL : c->f64, out, loop_fn, &l);
 }
 
-LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, LLVMTypeRef ret,
-                         LLVMValueRef extra, OutlineFn body, void *ctx)
+/* self: the leaf read through extra (the output) instead of its own
+ * parameter, or -1 */
+LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
+                         LLVMTypeRef ret, LLVMValueRef extra, OutlineFn body, void *ctx)
 {
     int nd = c->m->ndims, np = nd + leaves->len + 1;
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
@@ -634,7 +644,7 @@ LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *l
             c->dims[i] = LLVMGetParam(fn, (unsigned)i);
         for (int i = 0; i < leaves->len; i++) {
             vals[i] = node_bound(c, leaves->data[i]);
-            node_bind(c, leaves->data[i], LLVMGetParam(fn, (unsigned)(nd + i)));
+            node_bind(c, leaves->data[i], LLVMGetParam(fn, (unsigned)(i == self ? np - 1 : nd + i)));
         }
         LLVMValueRef r = body(c, ctx, extra ? LLVMGetParam(fn, (unsigned)(np - 1)) : NULL);
         if (ret)
@@ -714,6 +724,19 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
     callf(c, "gradc_sums", v, pt, 8, args);
 }
 
+/* out = alpha * op(a) * op(b) (+ out when acc) through the runtime. */
+static void gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, bool acc)
+{
+    Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
+    LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->i64, c->f64, c->ptr, c->ptr, c->ptr};
+    int flags = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0) | (acc ? GRADC_GEMM_ACC : 0);
+    LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)flags, 0), rows(c, n), cols(c, n), dimv(c, dk),
+                            cf(c, alpha), argbuf(c, g->a), argbuf(c, g->b), out};
+    callf(c, "gradc_gemm_scaled", LLVMVoidTypeInContext(c->ctx), pt, 8, args);
+}
+
+static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto);
+
 static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
 {
     const Gemm *g = c->p->gemm[n->id];
@@ -721,21 +744,21 @@ static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
         gen_special(c, n, g, out);
         return;
     }
+    if (g->add)   /* the addend's entries, then the product added onto them */
+        store_all(c, g->add, out, false);
     LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
     if (!lit_small(n->shape.rows) || !lit_small(n->shape.cols) || !lit_small(dk)) {
-        LLVMTypeRef pt[7] = {c->i32, c->i64, c->i64, c->i64, c->ptr, c->ptr, c->ptr};
-        int flags = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0);
-        LLVMValueRef args[7] = {LLVMConstInt(c->i32, (unsigned)flags, 0), r, m, k, A, B, out};
-        callf(c, "gradc_gemm", LLVMVoidTypeInContext(c->ctx), pt, 7, args);
+        gemm_call(c, n, g, out, 1, g->add != NULL);
         return;
     }
     /* i-p-j order: each out entry sums its products in p order */
     Loop li, lj, lp;
     LLVMValueRef i = loop_begin(c, &li, ci(c, 0), r);
     LLVMValueRef orow = at(c, out, mul(c, i, m));
-    zero(c, orow, m);
+    if (!g->add)
+        zero(c, orow, m);
     LLVMValueRef p = loop_begin(c, &lp, ci(c, 0), k);
     LLVMValueRef aip = load(c, A, g->ta ? add(c, mul(c, p, r), i) : add(c, mul(c, i, k), p));
     LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), m);
@@ -768,6 +791,10 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     Node *x = n->nargs ? n->args[0] : NULL;
     Loop li, lj;
     LLVMValueRef i, j;
+    if (n->op == OP_ADD && c->p->gemm[n->id]) { /* a product plus its addend (plan: Gemm.add) */
+        gen_matmul(c, n, out);
+        return;
+    }
     if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL || n->op == OP_BCAST) {
         outline(c, n, out);
         return;
@@ -945,7 +972,7 @@ static LLVMValueRef get(Cg *c, Node *n)
 {
     LLVMValueRef v = node_value(c, n);
     if (!v) {
-        internal(c, arena_printf(c->a, "node %d used where the plan did not compute it", n->id));
+        internal(c, arena_printf(c->a, "node %d (%s) used where the plan did not compute it", n->id, op_info[n->op].text));
         return is_scalar(n) ? cf(c, 0) : LLVMConstNull(c->ptr);
     }
     return v;
@@ -963,9 +990,59 @@ static LLVMValueRef kept_var(Cg *c, int id)
     return c->keptvar[id];
 }
 
+/* The product stored into gradient i's buffer by gen_results (plan:
+ * Gemm.out), or NULL. */
+static Node *grad_product(const Plan *p, Node *g, int i)
+{
+    Node *m = g->op == OP_MUL && !is_scalar(g) ? g->args[g->args[0]->op == OP_CONST] : g;
+    const Gemm *gm = m->op == OP_MATMUL ? p->gemm[m->id] : NULL;
+    return gm && gm->out == i ? m : NULL;
+}
+
+/* A map and a sum over entries of its shape in one loop (plan: merge_sums):
+ * each block's terms and entries are loaded, then the entries stored. */
+typedef struct MapSum {
+    Node *map, *sum;
+    LLVMValueRef out;
+    VEC(LLVMValueRef) at, val;
+} MapSum;
+
+static LLVMValueRef f_mapsum(Cg *c, void *ctx, LLVMValueRef k)
+{
+    MapSum *o = ctx;
+    LLVMValueRef s = elem(c, o->sum->args[0], k);
+    vec_push(c->a, &o->at, at(c, o->out, k));
+    vec_push(c->a, &o->val, elem_op(c, o->map, k));
+    return s;
+}
+
+static void flush_mapsum(Cg *c, void *ctx)
+{
+    MapSum *o = ctx;
+    for (int i = 0; i < o->at.len; i++)
+        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
+    o->at.len = o->val.len = 0;
+}
+
+static void gen_mapsum(Cg *c, const Kernel *k)
+{
+    MapSum o = {k->node, k->members[0], bufp(c, c->p->buf[k->node->id]), {0}, {0}};
+    LLVMValueRef s = reduce_sum_flush(c, count(c, o.map), f_mapsum, flush_mapsum, &o);
+    node_bind(c, o.map, o.out);
+    node_made(c, o.map);
+    node_bind(c, o.sum, s);
+    node_made(c, o.sum);
+}
+
 static void gen_kernel(Cg *c, const Kernel *k)
 {
     Node *n = k->node;
+    if (k->kind == K_MAP && k->nmembers) {
+        gen_mapsum(c, k);
+        return;
+    }
+    if (k->kind == K_GEMM && (c->p->gemm[n->id]->out >= 0 || c->p->gemm[n->id]->slot >= 0))
+        return; /* computed into its gradient's buffer by gen_results, its slot's by assign */
     if (k->kind == K_MATVEC || k->kind == K_ROWS) {
         (k->kind == K_MATVEC ? cg_matvec : cg_rows)(c, k);
         return;
@@ -1117,6 +1194,24 @@ static void rekeep(Cg *c, int s)
     }
 }
 
+/* Slot s now holds slot from's entries in from's buffer (plan: slotshare):
+ * s's kept sums and norms are from's of the same kind, or from a pass. */
+static void keep_from(Cg *c, int s, int from)
+{
+    const Plan *p = c->p;
+    bool all = true;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
+        int same = p->kept_by[from];
+        while (same >= 0 && p->nodes[same]->op != p->nodes[id]->op)
+            same = p->kept[same];
+        if (same >= 0)
+            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, kept_var(c, same), ""), kept_var(c, id));
+        all &= same >= 0;
+    }
+    if (!all)
+        rekeep(c, s);
+}
+
 static bool reads_other(const Node *x, int n, const int *slots, int self)
 {
     for (int j = 0; j < n; j++)
@@ -1144,6 +1239,8 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             continue;
         }
         need(c, x);
+        if (x->op == OP_ADD && c->p->gemm[x->id] && c->p->gemm[x->id]->slot == s)
+            continue; /* accumulated into the slot below */
         if (c->p->slotbuf[s] < 0) { /* a scalar or uniform slot: one value */
             v[i] = one_value(c->p, x) ? get(c, x) : elem(c, x, ci(c, 0));
             continue;
@@ -1172,15 +1269,23 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
     for (int i = 0; i < n; i++) {
         Node *x = vals[i];
         int s = slots[i];
+        const Gemm *g = x->op == OP_ADD ? c->p->gemm[x->id] : NULL;
         if (nscatter[i]) {
             continue;
+        } else if (g && g->slot == s) {
+            gemm_call(c, x, g, bufp(c, c->p->slotbuf[s]), 1, true);
+            if (c->p->kept_by[s] >= 0)
+                rekeep(c, s);
         } else if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
         } else if (one_value(c->p, x)) {
             store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));
         } else if (direct[i]) {
             store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
-        } else if (!(x->op == OP_SLOT && x->index == s)) {
+        } else if (x->op == OP_SLOT && c->p->slotbuf[x->index] == c->p->slotbuf[s]) {
+            if (x->index != s)
+                keep_from(c, s, x->index); /* s took over x's buffer (plan: slotshare): no copy */
+        } else {
             Two w = {c, v[i], NULL, ci(c, 1), NULL};
             store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
         }
@@ -1485,7 +1590,10 @@ void gen_results(Cg *c)
             LLVMBasicBlockRef put = block(c, "grad"), skip = block(c, "grad.next");
             LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
             enter(c, put);
-            if (is_scalar(g)) {
+            Node *prod = grad_product(c->p, g, i);
+            if (prod) {
+                gemm_call(c, prod, c->p->gemm[prod->id], c->grads[i], c->p->gemm[prod->id]->alpha, addto);
+            } else if (is_scalar(g)) {
                 LLVMValueRef v = get(c, g);
                 if (addto)
                     v = fplus(c, LLVMBuildLoad2(c->b, c->f64, c->grads[i], ""), v);

@@ -88,6 +88,8 @@ static bool read_transposed(const Plan *p, const Node *n)
 
 bool is_fused(const Plan *p, const Node *n)
 {
+    if (p->forced && p->forced[n->id])
+        return true;   /* merge_results: read by a merged sum and map only */
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
     if (read_transposed(p, n))
@@ -276,6 +278,7 @@ static Gemm *gemm_form(Arena *a, Node *n, const Mv *mv)
     if (n->op != OP_MATMUL || is_scalar(n) || mv)
         return NULL;
     Gemm *g = arena_alloc(a, sizeof *g);
+    g->out = -1, g->alpha = 1, g->slot = -1;
     g->a = untransposed(n->args[0], &g->ta);
     g->b = untransposed(n->args[1], &g->tb);
     if (is_diagm(g->a))
@@ -364,6 +367,8 @@ int plan_deps(const Plan *p, const Node *n, Node **out, bool *fuse)
             out[k] = g->b, fuse[k++] = g->b->op == OP_FILL;
         if (g->w)
             out[k] = g->w, fuse[k++] = g->w->op == OP_FILL;
+        if (g->add)   /* its entries are the product's starting values */
+            out[k] = g->add, fuse[k++] = true;
         return k;
     }
     if (!v) {
@@ -529,7 +534,8 @@ static void add_shape(Plan *p, Arena *a, Shape s)
 
 static bool needs_buf(const Plan *p, const Node *n)
 {
-    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n))
+    const Gemm *g = p->gemm[n->id];
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n) || (g && (g->out >= 0 || g->slot >= 0)))
         return false;
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
@@ -737,9 +743,11 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
             }
         }
         vec_push(p->arena, &ks, k);
-        if (s->out && k.kind != K_LEAF && k.kind != K_ALIAS)
-            plan_dump_kernel(s, &k);
     }
+    ks.len = merge_sums(p, ks.data, ks.len);
+    for (int i = 0; s->out && i < ks.len; i++)
+        if (ks.data[i].kind != K_LEAF && ks.data[i].kind != K_ALIAS)
+            plan_dump_kernel(s, &ks.data[i]);
     vec_push(p->arena, &p->points, ((Point){root, ks.data, ks.len}));
 }
 
@@ -878,6 +886,15 @@ static void dump_term(Sim *s, const Mv *v, const Term *t)
 void plan_dump_kernel(Sim *s, const Kernel *k)
 {
     FILE *o = s->out;
+    if (k->kind == K_MAP && k->nmembers) {   /* a map and a sum in one loop */
+        Kernel map = {K_MAP, k->node, NULL, 0};
+        plan_dump_kernel(s, &map);
+        indent(s);
+        fprintf(o, "%-7s%%%d = ", "", k->members[0]->id);
+        dump_op(s, k->members[0]);
+        fputs(", in the same loop\n", o);
+        return;
+    }
     bool many = k->kind == K_MATVEC || k->kind == K_ROWS;
     for (int i = 0; i < (many ? k->nmembers : 1); i++) {
         const Node *n = many ? k->members[i] : k->node;
@@ -917,6 +934,16 @@ void plan_dump_kernel(Sim *s, const Kernel *k)
             ref(s, g->b);
             fputs(g->mode == G_COLSCALE ? ")" : g->tb ? "'" : "", o);
             fputs(g->diag ? ")" : "", o);
+            if (g->add) {
+                fputs(" + ", o);
+                ref(s, g->add);
+            }
+            if (g->slot >= 0)
+                fprintf(o, ", into %s", s->p->m->ir->slots.data[g->slot].name);
+            if (g->out >= 0 && g->alpha != 1)
+                fprintf(o, ", times %.17g", g->alpha);
+            if (g->out >= 0)
+                fprintf(o, ", into d/d%s", s->p->m->inputs[s->p->m->wrt[g->out]].name);
         } else {
             dump_op(s, n);
         }
@@ -973,7 +1000,7 @@ static void write_slot(Sim *s, int slot)
 
 static void block_roots(const Block *b, NodeVec *r, Arena *a);
 
-static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a)
+void stmt_roots(const Stmt *s, NodeVec *r, Arena *a)
 {
     Node **lists[4] = {s->vals, s->then_vals, s->else_vals, s->next};
     for (int l = 0; l < 4; l++)
@@ -1190,6 +1217,7 @@ static void schedule(Plan *p, FILE *out)
     s.written = slotset_new(p->arena);
     sim_block(&s, f->body);
     int vpoint = p->points.len;
+    s.out = NULL;   /* the results' kernels are dumped after merge_results */
     need(&s, f->value);
     for (int i = 0; f->aux && i < p->m->naux; i++)
         need(&s, f->aux[i]);
@@ -1204,6 +1232,12 @@ static void schedule(Plan *p, FILE *out)
         else
             need(&s, f->grads[i]);
     }
+    s.out = out;
+    merge_results(p, vpoint);
+    for (int pt = vpoint; out && pt < p->points.len; pt++)
+        for (int k = 0; k < p->points.data[pt].nk; k++)
+            if (p->points.data[pt].ks[k].kind != K_LEAF && p->points.data[pt].ks[k].kind != K_ALIAS)
+                plan_dump_kernel(&s, &p->points.data[pt].ks[k]);
     p->onepass = one_pass(p, vpoint);
     p->onepass_point = vpoint;   /* the same sum may also be computed in an earlier point */
     if (out) {
@@ -1256,7 +1290,6 @@ static void limit_fusion(Plan *p, int nn)
     }
 }
 
-static void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
 
 bool one_value(const Plan *p, const Node *n)
 {
@@ -1420,6 +1453,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     for (int i = 0; i < nn; i++)
         if (p->nodes[i] && p->nodes[i]->op == OP_MATMUL && is_scalar(p->nodes[i]))
             plan_dot_form(p, p->nodes[i]);
+    fold_products(p);
     mv_group(p, nn);
     limit_fusion(p, nn);
     p->kept = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
@@ -1457,23 +1491,44 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
             p->onesbuf = add_buf(p, a, n->shape.rows, n->shape.cols, false);
     }
     find_uniform(p, ns);
-    for (int s = 0; s < ns; s++) {
-        Shape sh = m->ir->slots.data[s].shape;
+    find_shared(p, ns);
+    for (int s = 0; s < ns; s++)
         p->slotbuf[s] = -1;
-        if (!p->slotused[s])
-            continue;
-        add_shape(p, a, sh);
-        if (!shape_is_scalar(sh) && !p->uniform[s]) {
-            p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
+    for (int pass = 0; pass < 2; pass++)   /* a slot that takes over a buffer after its owner */
+        for (int s = 0; s < ns; s++) {
+            Shape sh = m->ir->slots.data[s].shape;
+            if (!p->slotused[s] || (p->slotshare[s] >= 0) != pass)
+                continue;
+            add_shape(p, a, sh);
+            if (shape_is_scalar(sh) || p->uniform[s])
+                continue;
+            if (pass)
+                p->slotbuf[s] = -2;   /* resolved below, along the chain of owners */
+            else
+                p->slotbuf[s] = add_buf(p, a, sh.rows, sh.cols, false);
             if (p->shadow[s] == 0)
                 p->shadow[s] = add_buf(p, a, sh.rows, sh.cols, false);
         }
+    for (int s = 0; s < ns; s++) {
+        int o = s;
+        while (p->slotshare[o] >= 0)
+            o = p->slotshare[o];
+        if (p->slotbuf[s] == -2)
+            p->slotbuf[s] = p->slotbuf[o];
     }
-    if (dump)
+    /* the schedule first (its text held back): which kernels may write in
+     * place is known from it, and the buffer count after */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *body = dump ? open_memstream(&text, &len) : NULL;
+    schedule(p, body);
+    find_inplace(p);
+    if (body)
+        fclose(body);
+    if (dump) {
         fprintf(dump, "%s: %d buffer%s in work%s\n", grad ? "gradient" : "forward", p->bufs.len,
                 p->bufs.len == 1 ? "" : "s",
                 p->stack ? ", recorded values on a stack in work" : p->tape ? ", recorded values on the tape" : "");
-    if (dump) {
         const char *sep = "  uniform (one value, no buffer): ";
         for (int s = 0; s < ns; s++)
             if (p->slotused[s] && p->uniform[s]) {
@@ -1482,8 +1537,21 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
             }
         if (sep[0] == ',')
             fputs("\n", dump);
+        for (int s = 0; s < ns; s++)
+            if (p->slotshare[s] >= 0)
+                fprintf(dump, "  %s in %s's buffer (%s is not used after)\n", m->ir->slots.data[s].name,
+                        m->ir->slots.data[p->slotshare[s]].name, m->ir->slots.data[p->slotshare[s]].name);
+        sep = "  in place (into the buffer of an argument read there last): ";
+        for (int i = 0; i < nn; i++)
+            if (p->inplace[i] >= 0) {
+                fprintf(dump, "%s%%%d in %%%d", sep, i, p->inplace[i]);
+                sep = ", ";
+            }
+        if (sep[0] == ',')
+            fputs("\n", dump);
+        fwrite(text, 1, len, dump);
     }
-    schedule(p, dump);
+    free(text);
     return p;
 }
 

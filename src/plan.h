@@ -47,6 +47,13 @@ typedef struct Gemm {
     GemmMode mode;
     bool diag;            /* the node is diag(op(a) * op(b)): the diagonal only (G_DENSE) */
     Node *w;              /* diag only: diag(op(a) * diag(w) * op(b)), or NULL */
+    Node *add;            /* G_DENSE: op(a) * op(b) + add, the product accumulated onto add's
+                             entries (BLAS's beta = 1; plan_reuse.c), or NULL */
+    int out;              /* G_DENSE: alpha * op(a) * op(b) is gradient out, stored into its
+                             buffer by the product (no buffer, no copy); -1: not */
+    double alpha;
+    int slot;             /* G_DENSE with add == that slot: `slot = op(a) * op(b) + slot`
+                             accumulates into the slot's buffer when stored; -1: not */
 } Gemm;
 
 /* What a kernel computes.  The schedule is a list of points — the places
@@ -101,6 +108,12 @@ typedef struct Plan {
                              kept as one double, no buffer */
     bool *unzeroed;       /* per slot: written at the top level before anything reads
                              it, so not zeroed at entry */
+    int *inplace;         /* per node: the argument whose buffer its elementwise kernel
+                             writes into (that argument is read by it only, and computed
+                             with it each time: plan_reuse.c), or -1 */
+    bool *forced;         /* per node: fused after all (merge_results), or NULL */
+    int *slotshare;       /* per slot: the slot whose buffer it takes over (plan_reuse.c:
+                             that one is not read or written from then on), or -1 */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
     VEC(Buf) bufs;
     VEC(Shape) shapes;    /* every shape, for the overflow check */
@@ -162,6 +175,27 @@ bool is_view(const Node *n);
  * per iteration; 0 when x is not of that form. */
 enum { SCATTER_MAX = 8 };
 int scatter_form(const Node *x, int slot, Node **pads);
+
+/* The nodes a statement needs (its values, condition, count, and those
+ * of its nested statements) pushed onto r. */
+void stmt_roots(const Stmt *s, NodeVec *r, Arena *a);
+/* plan_reuse.c: p->slotshare (after unzeroed and uniform are known) */
+void find_shared(Plan *p, int ns);
+/* plan_reuse.c, once every root is reached: a dense product that is added
+ * to something (X*W1 + b1') accumulates onto it; one that is a gradient
+ * (or a constant times one) is stored into the gradient's buffer. */
+void fold_products(Plan *p);
+/* plan_reuse.c, after the schedule: p->inplace, the buffers renumbered */
+void find_inplace(Plan *p);
+/* plan_reuse.c: a sum run in the loop of a later map of its argument's
+ * shape (merged into that kernel: K_MAP with the sum as its one member);
+ * the new count of ks */
+int merge_sums(const Plan *p, Kernel *ks, int nk);
+/* the same across the results' points (from vpoint: the value's, then the
+ * auxiliary outputs' and the gradients'): a sum of the value's point runs
+ * in the loop of a map a later one needs (MLP: sum((P - Y).^2) and the
+ * cotangent (P - Y) ./ mk, one pass, as the hand loop) */
+void merge_results(Plan *p, int vpoint);
 
 /* NAME_hvp's gradients and products may be NULL (spec §9): one buffer of
  * work of the one pass's shape takes the stores of every NULL one, so the

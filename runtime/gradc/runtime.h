@@ -93,6 +93,10 @@ void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double 
 double gradc_norm(int64_t n, const double *x);
 void gradc_gemm(int32_t flags, int64_t m, int64_t n, int64_t k, const double *a, const double *b,
                 double *c);
+/* c = alpha · op(a) · op(b) (+ c with GRADC_GEMM_ACC): a factor of the
+ * product is BLAS's alpha, not a pass of its own (2 .* X'*T into a gradient). */
+void gradc_gemm_scaled(int32_t flags, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                       const double *b, double *c);
 /* Products with a diag or fill factor, in O(m·n) (kernels.c).  An operand
  * passed as NULL is a fill: all its entries are the constant after it.
  * c[m×n] = diag(d)·op(b), or op(b)·diag(d) with GRADC_SCALE_COLS; op(b) is
