@@ -197,29 +197,6 @@ static LLVMValueRef transposed_elem(Cg *c, Node *n, LLVMValueRef k)
     return load(c, get(c, n->args[0]), add(c, mul(c, j, rows(c, n)), i));
 }
 
-/* Entry k = (i, j) of kron(A, B) read in place (plan.c: is_fused):
- * A[i/rb, j/cb] * B[i%rb, j%cb].  Its operands are buffers (a kron does
- * not fuse its arguments), read by flat index outside the loop's (i, j). */
-static LLVMValueRef kron_elem(Cg *c, Node *n, LLVMValueRef k)
-{
-    Node *a = n->args[0], *b = n->args[1];
-    LLVMValueRef i, j, rb = rows(c, b), cb = cols(c, b);
-    if (c->ri && k == c->rck) {
-        i = c->ri, j = c->cj;
-    } else {
-        LLVMValueRef w = cols(c, n);
-        i = LLVMBuildSDiv(c->b, k, w, "");
-        j = LLVMBuildSRem(c->b, k, w, "");
-    }
-    LLVMValueRef ka = add(c, mul(c, LLVMBuildSDiv(c->b, i, rb, ""), cols(c, a)), LLVMBuildSDiv(c->b, j, cb, ""));
-    LLVMValueRef kb = add(c, mul(c, LLVMBuildSRem(c->b, i, rb, ""), cb), LLVMBuildSRem(c->b, j, cb, ""));
-    LLVMValueRef ri = c->ri, cj = c->cj, rck = c->rck;
-    c->ri = c->cj = c->rck = NULL;
-    LLVMValueRef v = LLVMBuildFMul(c->b, elem(c, a, ka), elem(c, b, kb), "");
-    c->ri = ri, c->cj = cj, c->rck = rck;
-    return v;
-}
-
 /* Entry k of an elementwise node from its arguments' entries (a 1×1
  * argument broadcasts). */
 static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
@@ -237,8 +214,6 @@ static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
     }
     if (n->op == OP_BCAST)
         return elem(c, n->args[0], bcast_index(c, n, k));
-    if (n->op == OP_KRON)
-        return kron_elem(c, n, k);
     if (n->op == OP_PAD)
         return cg_pad_elem(c, n, k);
     if (kind_of(n) == OK_U)
@@ -266,7 +241,7 @@ static bool reads_bcast(Cg *c, Node *n, bool top)
 {
     if (!top && !is_fused(c->p, n))
         return false;
-    if (n->op == OP_BCAST || n->op == OP_TRANSPOSE || n->op == OP_KRON)
+    if (n->op == OP_BCAST || n->op == OP_TRANSPOSE)
         return true;
     for (int i = 0; i < n->nargs; i++)
         if (reads_bcast(c, n->args[i], false))
