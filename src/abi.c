@@ -163,8 +163,11 @@ static LLVMValueRef satadd(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     if (is_int(x, 0) || is_int(y, 0))
         return add(c, x, y);
-    LLVMValueRef args[2] = {x, y};
-    return intrinsic(c, "llvm.uadd.sat", c->i64, 2, args);
+    /* not llvm.uadd.sat: x86 FastISel cannot select it, and each one sent
+     * the rest of its block to SelectionDAG in eval's -O0 JIT (InstCombine
+     * turns this form into uadd.sat at -O2) */
+    LLVMValueRef s = add(c, x, y);
+    return sel(c, LLVMBuildICmp(c->b, LLVMIntULT, s, x, ""), ci(c, -1), s);
 }
 
 /* The bytes of work p needs and, when offs is not NULL, each buffer's class
@@ -894,14 +897,6 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
     LLVMDisposeBuilder(c.b);
     LLVMDisposeBuilder(c.ab);
     LLVMDisposeBuilder(c.sb);
-#ifndef NDEBUG
-    char *msg = NULL;
-    if (!c.failed && LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-        diag_plain("internal error: generated LLVM IR does not verify: %.2000s", msg);
-        c.failed = true;
-    }
-    LLVMDisposeMessage(msg);
-#endif
     if (c.failed) {
         LLVMDisposeModule(mod);
         return NULL;
@@ -962,6 +957,17 @@ LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
 
 bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
 {
+#ifndef NDEBUG
+    /* here rather than in codegen_module: a JIT cache hit compiles nothing,
+     * and its object was stored after the same module verified */
+    char *msg = NULL;
+    bool bad = LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg);
+    if (bad)
+        diag_plain("internal error: generated LLVM IR does not verify: %.2000s", msg);
+    LLVMDisposeMessage(msg);
+    if (bad)
+        return false;
+#endif
     char *t = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, t);
     LLVMDisposeMessage(t);

@@ -6,6 +6,8 @@
 
 #include "codegen.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "plan.h"
@@ -227,6 +229,15 @@ static inline LLVMValueRef intrinsic(Cg *c, const char *name, LLVMTypeRef t, int
     LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, &t, 1);
     return LLVMBuildCall2(c->b, ft, f, args, (unsigned)n, "");
 }
+/* |x| as a cleared sign bit, not llvm.fabs: x86 FastISel cannot select
+ * the intrinsic, so each one sent the rest of its block to SelectionDAG in
+ * eval's -O0 JIT; InstCombine turns this back into llvm.fabs at -O2. */
+static inline LLVMValueRef fabs_(Cg *c, LLVMValueRef x)
+{
+    LLVMValueRef bits = LLVMBuildBitCast(c->b, x, c->i64, "");
+    bits = LLVMBuildAnd(c->b, bits, LLVMConstInt(c->i64, INT64_MAX, false), "");
+    return LLVMBuildBitCast(c->b, bits, c->f64, "");
+}
 
 static inline LLVMValueRef fcmp(Cg *c, LLVMRealPredicate p, LLVMValueRef x, LLVMValueRef y)
 {
@@ -293,7 +304,11 @@ static inline LLVMValueRef count(Cg *c, const Node *n) { return mul(c, rows(c, n
  * below 1 runs none (as eval.c). */
 static inline LLVMValueRef trips(Cg *c, LLVMValueRef v)
 {
-    LLVMValueRef f = intrinsic(c, "llvm.floor", c->f64, 1, &v);
+    /* a literal count is folded here: eval's -O0 JIT folds nothing, and x86
+     * FastISel cannot select llvm.floor (its block went to SelectionDAG) */
+    LLVMBool lossy;
+    LLVMValueRef f = LLVMIsAConstantFP(v) ? cf(c, floor(LLVMConstRealGetDouble(v, &lossy)))
+                                          : intrinsic(c, "llvm.floor", c->f64, 1, &v);
     f = sel(c, fcmp(c, LLVMRealOGE, f, cf(c, 1)), f, cf(c, 0));
     f = sel(c, fcmp(c, LLVMRealOGT, f, cf(c, 0x1p62)), cf(c, 0x1p62), f);
     return LLVMBuildFPToSI(c->b, f, c->i64, "");

@@ -48,19 +48,19 @@ void internal(Cg *c, const char *what)
  * the interpreter agree bit for bit. */
 static LLVMValueRef e_sigmoid(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, intrinsic(c, "llvm.fabs", c->f64, 1, &x), ""), NULL);
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
     LLVMValueRef den = fplus(c, cf(c, 1), e);
     return sel(c, fcmp(c, LLVMRealOGE, x, cf(c, 0)), LLVMBuildFDiv(c->b, cf(c, 1), den, ""),
                LLVMBuildFDiv(c->b, e, den, ""));
 }
 static LLVMValueRef e_softplus(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, intrinsic(c, "llvm.fabs", c->f64, 1, &x), ""), NULL);
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
     return fplus(c, sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), x, cf(c, 0)), libm(c, "log1p", 1, e, NULL));
 }
 static LLVMValueRef e_logsigmoid(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, intrinsic(c, "llvm.fabs", c->f64, 1, &x), ""), NULL);
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
     return LLVMBuildFSub(c->b, sel(c, fcmp(c, LLVMRealOLT, x, cf(c, 0)), x, cf(c, 0)),
                          libm(c, "log1p", 1, e, NULL), "");
 }
@@ -74,7 +74,7 @@ static LLVMValueRef e_not(Cg *c, LLVMValueRef x) { return b2f(c, fcmp(c, LLVMRea
 static LLVMValueRef e_neg(Cg *c, LLVMValueRef x) { return LLVMBuildFNeg(c->b, x, ""); }
 static LLVMValueRef e_id(Cg *c, LLVMValueRef x) { (void)c; return x; }
 static LLVMValueRef e_sqrt(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.sqrt", c->f64, 1, &x); }
-static LLVMValueRef e_abs(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.fabs", c->f64, 1, &x); }
+static LLVMValueRef e_abs(Cg *c, LLVMValueRef x) { return fabs_(c, x); }
 
 static LLVMValueRef (*const emit1[OP_COUNT])(Cg *, LLVMValueRef) = {
     [OP_NEG] = e_neg, [OP_SQRT] = e_sqrt, [OP_ABS] = e_abs, [OP_SIGMOID] = e_sigmoid,

@@ -35,7 +35,8 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
  * features), PIC.  NULL after printing an error. */
 LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level);
 
-/* Sets mod's triple and data layout from tm and runs default<O{opt_level}>.
+/* Verifies mod (with asserts on), sets its triple and data layout from tm
+ * and runs default<O{opt_level}>.
  * false after printing an error. */
 bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
 

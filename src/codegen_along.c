@@ -66,7 +66,7 @@ static LLVMValueRef line_lse(Cg *c, const Line *l)
     LLVMBuildStore(c->b, fplus(c, get_var(c, s), e), s);
     loop_end(c, &lp);
     LLVMValueRef r = fplus(c, m, libm(c, "log", 1, get_var(c, s), NULL));
-    LLVMValueRef inf = fcmp(c, LLVMRealOEQ, intrinsic(c, "llvm.fabs", c->f64, 1, &m), cf(c, INFINITY));
+    LLVMValueRef inf = fcmp(c, LLVMRealOEQ, fabs_(c, m), cf(c, INFINITY));
     return sel(c, inf, m, r);
 }
 
@@ -164,7 +164,7 @@ static void gen_down(Cg *c, Node *n, LLVMValueRef out)
     if (n->op != OP_SOFTMAXD) {   /* logsumexp of each column, into out or s */
         j = loop_begin(c, &lj, ci(c, 0), C);
         LLVMValueRef m = load(c, mx, j), r = fplus(c, m, libm(c, "log", 1, load(c, s, j), NULL));
-        LLVMValueRef inf = fcmp(c, LLVMRealOEQ, intrinsic(c, "llvm.fabs", c->f64, 1, &m), cf(c, INFINITY));
+        LLVMValueRef inf = fcmp(c, LLVMRealOEQ, fabs_(c, m), cf(c, INFINITY));
         store(c, sel(c, inf, m, r), n->op == OP_LSED ? out : s, j);
         loop_end(c, &lj);
         if (n->op == OP_LSED)

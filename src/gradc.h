@@ -731,6 +731,10 @@ void print_derivatives(FILE *out, const Module *m, PrintStyle style);
  * why[i*nwrt + j] for a block that has no closed form. */
 void print_hessians(FILE *out, const Module *m, Node *const *H, const char *const *why,
                     PrintStyle style);
+/* `gradc derive --hessian` where control flow leaves no closed form: h =
+ * tangent_module(m) as a program, `input v_x` per direction, then the
+ * gradient `dy/dx = …` and the products `hv_x = …` (H*v's block for x). */
+void print_hvp(FILE *out, const Module *h, PrintStyle style);
 
 /* ===================================================================== */
 /* eval.c — the reference evaluator: plain loops over the IR             */

@@ -67,74 +67,46 @@ static Node *diag_of(Ir *ir, Node *n)
  * that no recursion grows with the program */
 #define PEEL_DEPTH 8
 
-/* n as rest*R with R its rightmost matrix factor (through scalar factors,
- * divisors and signs), or NULL when n is not a product. */
-static Node *peel_right(Ir *ir, Node *n, Node **rest, int depth)
+/* n as rest*R with R its rightmost matrix factor (right), or as L*rest
+ * with L its leftmost (!right), through scalar factors, divisors and
+ * signs; NULL when n is not a product. */
+static Node *peel(Ir *ir, Node *n, Node **rest, bool right, int depth)
 {
     if (depth > PEEL_DEPTH)
         return NULL;
-    Node *r, *x;
+    Node *f, *x;
     switch (n->op) {
-    case OP_MATMUL:
-        if (!(r = peel_right(ir, n->args[1], &x, depth + 1))) {
-            *rest = n->args[0];
-            return n->args[1];
+    case OP_MATMUL: {
+        Node *outer = n->args[right ? 1 : 0], *inner = n->args[right ? 0 : 1];
+        if (!(f = peel(ir, outer, &x, right, depth + 1))) {
+            *rest = inner;
+            return outer;
         }
-        *rest = mk2(ir, OP_MATMUL, n->args[0], x);
-        return r;
+        *rest = right ? mk2(ir, OP_MATMUL, inner, x) : mk2(ir, OP_MATMUL, x, inner);
+        return f;
+    }
     case OP_MUL:
-        if (!shape_is_scalar(n->args[0]->shape) || !(r = peel_right(ir, n->args[1], &x, depth + 1)))
+        if (!shape_is_scalar(n->args[0]->shape) || !(f = peel(ir, n->args[1], &x, right, depth + 1)))
             return NULL;
         *rest = mk2(ir, OP_MUL, n->args[0], x);
-        return r;
+        return f;
     case OP_DIV:
-        if (!shape_is_scalar(n->args[1]->shape) || !(r = peel_right(ir, n->args[0], &x, depth + 1)))
+        if (!shape_is_scalar(n->args[1]->shape) || !(f = peel(ir, n->args[0], &x, right, depth + 1)))
             return NULL;
         *rest = mk2(ir, OP_DIV, x, n->args[1]);
-        return r;
+        return f;
     case OP_NEG:
-        if (!(r = peel_right(ir, n->args[0], &x, depth + 1)))
+        if (!(f = peel(ir, n->args[0], &x, right, depth + 1)))
             return NULL;
         *rest = mk1(ir, OP_NEG, x);
-        return r;
+        return f;
     default:
         return NULL;
     }
 }
 
-/* n as L*rest with L its leftmost matrix factor, the same way. */
-static Node *peel_left(Ir *ir, Node *n, Node **rest, int depth)
-{
-    if (depth > PEEL_DEPTH)
-        return NULL;
-    Node *l, *x;
-    switch (n->op) {
-    case OP_MATMUL:
-        if (!(l = peel_left(ir, n->args[0], &x, depth + 1))) {
-            *rest = n->args[1];
-            return n->args[0];
-        }
-        *rest = mk2(ir, OP_MATMUL, x, n->args[1]);
-        return l;
-    case OP_MUL:
-        if (!shape_is_scalar(n->args[0]->shape) || !(l = peel_left(ir, n->args[1], &x, depth + 1)))
-            return NULL;
-        *rest = mk2(ir, OP_MUL, n->args[0], x);
-        return l;
-    case OP_DIV:
-        if (!shape_is_scalar(n->args[1]->shape) || !(l = peel_left(ir, n->args[0], &x, depth + 1)))
-            return NULL;
-        *rest = mk2(ir, OP_DIV, x, n->args[1]);
-        return l;
-    case OP_NEG:
-        if (!(l = peel_left(ir, n->args[0], &x, depth + 1)))
-            return NULL;
-        *rest = mk1(ir, OP_NEG, x);
-        return l;
-    default:
-        return NULL;
-    }
-}
+static Node *peel_right(Ir *ir, Node *n, Node **rest) { return peel(ir, n, rest, true, 0); }
+static Node *peel_left(Ir *ir, Node *n, Node **rest) { return peel(ir, n, rest, false, 0); }
 
 /* a scalar rest as a multiple of eye, to meet a matrix one */
 static Node *as_square(Ir *ir, Node *x, Dim n)
@@ -148,10 +120,10 @@ static Node *as_square(Ir *ir, Node *x, Dim n)
 static bool shares(Ir *ir, Node *a, Node *b)
 {
     Node *x, *y, *p, *q;
-    if ((p = peel_right(ir, a, &x, 0)) && (q = peel_right(ir, b, &y, 0)) && p == q &&
+    if ((p = peel_right(ir, a, &x)) && (q = peel_right(ir, b, &y)) && p == q &&
         !shape_is_scalar(p->shape))
         return true;
-    return (p = peel_left(ir, a, &x, 0)) && (q = peel_left(ir, b, &y, 0)) && p == q &&
+    return (p = peel_left(ir, a, &x)) && (q = peel_left(ir, b, &y)) && p == q &&
            !shape_is_scalar(p->shape);
 }
 
@@ -162,12 +134,12 @@ static Node *combine_at(Ir *ir, Op op, Node *a, Node *b, int depth)
     if (depth > PEEL_DEPTH)
         return mk2(ir, op, a, b);
     Node *ra, *rb, *xa, *xb;
-    if ((ra = peel_right(ir, a, &xa, 0)) && (rb = peel_right(ir, b, &xb, 0)) && ra == rb &&
+    if ((ra = peel_right(ir, a, &xa)) && (rb = peel_right(ir, b, &xb)) && ra == rb &&
         !shape_is_scalar(ra->shape)) {
         Dim k = ra->shape.rows;
         return mk2(ir, OP_MATMUL, combine_at(ir, op, as_square(ir, xa, k), as_square(ir, xb, k), depth + 1), ra);
     }
-    if ((ra = peel_left(ir, a, &xa, 0)) && (rb = peel_left(ir, b, &xb, 0)) && ra == rb &&
+    if ((ra = peel_left(ir, a, &xa)) && (rb = peel_left(ir, b, &xb)) && ra == rb &&
         !shape_is_scalar(ra->shape)) {   /* L*A ± L*B as L*(A ± B) */
         Dim k = ra->shape.cols;
         return mk2(ir, OP_MATMUL, ra, combine_at(ir, op, as_square(ir, xa, k), as_square(ir, xb, k), depth + 1));

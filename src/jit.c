@@ -83,11 +83,33 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
     return LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, N));
 }
 
+/* An LLJIT builder whose target is the host triple with a generic CPU.
+ * LLJIT makes two target machines from it (for its data layout and for an
+ * IR compile layer we never use: we add objects), and the host's long
+ * feature list made each cost more than the object's linking; the data
+ * layout is the triple's, and the object, compiled for the host CPU, is
+ * linked the same way whatever CPU this names. */
+static LLVMOrcLLJITBuilderRef jit_builder(void)
+{
+    LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
+    char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
+    LLVMTargetRef target;
+    if (!LLVMGetTargetFromTriple(triple, &target, &err)) {
+        LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, "generic", "", LLVMCodeGenLevelNone,
+                                                          LLVMRelocPIC, LLVMCodeModelDefault);
+        if (tm) /* consumed */
+            LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    }
+    LLVMDisposeMessage(err);
+    LLVMDisposeMessage(triple);
+    return b;
+}
+
 /* A new LLJIT holding the object (consumed). */
 static LLVMOrcLLJITRef load(LLVMMemoryBufferRef obj)
 {
     LLVMOrcLLJITRef jit = NULL;
-    if (!ok(LLVMOrcCreateLLJIT(&jit, LLVMOrcCreateLLJITBuilder()), "creating LLJIT")) {
+    if (!ok(LLVMOrcCreateLLJIT(&jit, jit_builder()), "creating LLJIT")) {
         LLVMDisposeMemoryBuffer(obj);
         return NULL;
     }
@@ -110,13 +132,15 @@ static LLVMOrcLLJITRef load(LLVMMemoryBufferRef obj)
     return jit;
 }
 
-/* The cache key of mod compiled by tm with o. */
-static void object_key(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CodegenOptions *o, CacheKey *k)
+/* The cache key of mod compiled with o for the host, without a target
+ * machine (a hit needs none): codegen_target_machine(NULL, ...) is made
+ * from the same triple, CPU name and features. */
+static void object_key(LLVMModuleRef mod, const CodegenOptions *o, CacheKey *k)
 {
     unsigned major, minor, patch;
     LLVMGetVersion(&major, &minor, &patch);
-    char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm),
-         *features = LLVMGetTargetMachineFeatureString(tm), options[256];
+    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures(),
+         options[256];
     /* the executable's size and mtime (as ccache does): a rebuilt gradc may
      * optimise the same module differently */
     struct stat exe = {0};
@@ -134,17 +158,21 @@ static void object_key(LLVMModuleRef mod, LLVMTargetMachineRef tm, const Codegen
     LLVMDisposeMessage(features);
 }
 
-/* mod (not consumed) optimised and compiled to an object; NULL after an
- * error message. */
-static LLVMMemoryBufferRef compile(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
+/* mod (not consumed) optimised and compiled for the host to an object;
+ * NULL after an error message. */
+static LLVMMemoryBufferRef compile(LLVMModuleRef mod, int opt_level)
 {
+    LLVMTargetMachineRef tm = codegen_target_machine(NULL, opt_level);
     LLVMMemoryBufferRef obj = NULL;
     char *err = NULL;
-    if (codegen_optimize(mod, tm, opt_level) && LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &obj)) {
+    if (tm && codegen_optimize(mod, tm, opt_level) &&
+        LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &obj)) {
         diag_plain("internal error in the JIT: code generation: %s", err ? err : "unknown error");
         obj = NULL;
     }
     LLVMDisposeMessage(err);
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
     return obj;
 }
 
@@ -152,23 +180,23 @@ static LLVMMemoryBufferRef compile(LLVMModuleRef mod, LLVMTargetMachineRef tm, i
 static LLVMMemoryBufferRef object(const Module *m, const CodegenOptions *o, CgInfo *info)
 {
     LLVMContextRef ctx = LLVMContextCreate();
+    /* local value names are for reading IR (compile --emit-llvm); here they
+     * cost building, hashing (in the bitcode) and compiling */
+    LLVMContextSetDiscardValueNames(ctx, 1);
     LLVMModuleRef mod = codegen_module(m, o, ctx, true, info);
-    LLVMTargetMachineRef tm = mod ? codegen_target_machine(NULL, o->opt_level) : NULL;
     LLVMMemoryBufferRef obj = NULL;
-    if (tm) {
+    if (mod) {
         CacheKey k;
-        object_key(mod, tm, o, &k);
+        object_key(mod, o, &k);
         size_t len;
         void *cached = cache_load(&k, &len);
         if (cached)
             obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(cached, len, JIT_NAME);
-        else if ((obj = compile(mod, tm, o->opt_level)))
+        else if ((obj = compile(mod, o->opt_level)))
             cache_store(&k, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
         free(cached);
-        LLVMDisposeTargetMachine(tm);
-    }
-    if (mod)
         LLVMDisposeModule(mod);
+    }
     LLVMContextDispose(ctx);
     return obj;
 }

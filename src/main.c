@@ -551,8 +551,9 @@ static int cmd_eval(Arena *a, const Options *o)
 
 /* ---- derive, check, compile, plot ----------------------------------------- */
 
-/* derive --hessian: the closed forms, or why there is none (a comment, exit
- * 0: the program is fine; a non-scalar output is an error). */
+/* derive --hessian: the closed forms; through control flow, the
+ * Hessian-vector program; else why there is none (a comment, exit 0: the
+ * program is fine; a non-scalar output is an error). */
 static int derive_hessian(Module *m, PrintStyle style)
 {
     const char *why = NULL, **block_why = NULL;
@@ -564,6 +565,13 @@ static int derive_hessian(Module *m, PrintStyle style)
     if (!shape_is_scalar(m->fwd.value->shape)) {
         diag_error(m->src, (Loc){0, 0}, "derive --hessian needs a scalar output: %s", why);
         return 1;
+    }
+    if (m->has_control) {   /* the Hessian-vector program instead (spec §9) */
+        Module *h = tangent_module(m);
+        if (!h)
+            return 1;
+        print_hvp(stdout, h, style);
+        return 0;
     }
     printf("%s no closed form for the Hessian: %s\n", style == PRINT_LATEX ? "%" : "#", why);
     return 0;

@@ -1227,3 +1227,52 @@ void print_hessians(FILE *out, const Module *m, Node *const *H, const char *cons
         }
     forget_lets(p);
 }
+
+/* `derive --hessian` through control flow: tangent_module's program (the
+ * gradient program with the tangents of direction v riding along), its
+ * directions declared as inputs, then the gradient and hv_x = (H*v)_x. */
+void print_hvp(FILE *out, const Module *h0, PrintStyle style)
+{
+    Rewrite r = rewrite_values(h0);
+    Module copy = *h0, *h = &copy;
+    int k = h->nwrt / 2;
+    copy.grad.grads = rw_array(&r, h0->arena, h0->grad.grads, h->nwrt);
+    copy.grad.body = rw_block(&r, h0->arena, h0->grad.body);
+    Printer *p = printer_new(out, h, style);
+    const char *c = latex(p) ? "%" : "#", *y = h->output_name ? h->output_name : "y";
+    fprintf(out, "%s no closed form (control flow): the Hessian-vector product H*%s", c,
+            k == 1 ? h->inputs[h->wrt[1]].name : "v");
+    for (int i = 0; k > 1 && i < k; i++)   /* v: the directions stacked */
+        fprintf(out, "%s%s", i ? ", " : ", v = (", h->inputs[h->wrt[k + i]].name);
+    fputs(k > 1 ? ")\n" : "\n", out);
+    for (int i = 0; i < k; i++) {
+        const Input *v = &h->inputs[h->wrt[k + i]];
+        fprintf(out, "%sinput %s%s\n", latex(p) ? "% " : "", v->name,   /* LaTeX: a note */
+                shape_is_scalar(v->shape) ? "" : shape_str(h->arena, v->shape, h->dims));
+    }
+    fprintf(out, "%s the gradient program with its tangent along v (t_...): the forward\n"
+            "%s sweep, recording what the reverse sweep needs (push), then the reverse\n"
+            "%s sweep (pop), in reverse order\n", c, c, c);
+    declare_branch_slots(p, h->grad.body);
+    print_block(p, h->grad.body, 0);
+    print_lets(p, h->grad.grads, h->nwrt, "");
+    for (int i = 0; i < h->nwrt; i++) {
+        const char *x = h->inputs[h->wrt[i % k]].name;
+        if (i < k && latex(p)) {
+            fputs("\\frac{\\partial ", out);
+            name(p, y);
+            fputs("}{\\partial ", out);
+            name(p, x);
+            fputs("} = ", out);
+        } else if (i < k)
+            fprintf(out, "d%s/d%s = ", y, x);
+        else if (latex(p)) {
+            name(p, arena_printf(h->arena, "hv_%s", x));
+            fputs(" = ", out);
+        } else
+            fprintf(out, "hv_%s = ", x);
+        expr(p, h->grad.grads[i], 0);
+        fputs(latex(p) ? " \\\\\n" : "\n", out);
+    }
+    forget_lets(p);
+}

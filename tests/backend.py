@@ -95,6 +95,17 @@ def main():
         src += "y = sum(v%d)\nwrt x\n" % n
         ir, err = compile_ir(a.gradc, src, tmp, "chain5000")
         check(ir is not None, "5,000-statement elementwise chain compiles " + err[:300])
+        # eval's JIT is -O0 with FastISel, which cannot select llvm.fabs or
+        # llvm.uadd.sat (a block with one went to SelectionDAG): the IR has
+        # their plain forms, and InstCombine makes llvm.fabs again at -O2
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "samples",
+                               "logistic_regression.expr")) as f:
+            src = f.read()
+        ir, err = compile_ir(a.gradc, src, tmp, "logreg")
+        check(ir is not None and "@llvm.fabs" not in ir and "@llvm.uadd.sat" not in ir,
+              "-O0: no llvm.fabs or llvm.uadd.sat (FastISel selects every block) " + err)
+        ir, err = compile_ir(a.gradc, src, tmp, "logreg2", "-O2")
+        check(ir is not None and "@llvm.fabs" in ir, "-O2: |x| is llvm.fabs again " + err)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -8,7 +8,8 @@
 derive: for every SAMPLES/NAME.expr, `G derive SAMPLES/NAME.expr` must exit 0
         and print exactly GOLDEN_DIR/NAME.derive; when GOLDEN_DIR/NAME.latex
         exists, `G derive --latex` must print exactly that too, and when
-        GOLDEN_DIR/NAME.hessian exists, `G derive --hessian` that.
+        GOLDEN_DIR/NAME.hessian exists, `G derive --hessian` that (NAME.hesslatex:
+        `G derive --hessian --latex`).
 plan:   for every SAMPLES/NAME.expr, `G compile SAMPLES/NAME.expr --dump-plan`
         must exit 0 and print exactly GOLDEN_DIR/NAME.plan; when
         GOLDEN_DIR/NAME.hessplan exists, `G compile --hessian --dump-plan`
@@ -128,7 +129,7 @@ def check_derive(gradc, samples, gdir, rep, plan=False):
     names = sorted(f[:-5] for f in os.listdir(samples) if f.endswith(".expr"))
     root = os.path.dirname(os.path.abspath(samples))
     rel = os.path.relpath(os.path.abspath(samples), root)
-    exts = (".plan", ".hessplan") if plan else (".derive", ".latex", ".hessian")
+    exts = (".plan", ".hessplan") if plan else (".derive", ".latex", ".hessian", ".hesslatex")
     for name in names:
         src = os.path.join(rel, name + ".expr")
         variants = [(".plan", ["compile", src, "--dump-plan"])] if plan else \
@@ -137,6 +138,8 @@ def check_derive(gradc, samples, gdir, rep, plan=False):
             variants.append((".latex", ["derive", src, "--latex"]))
         if not plan and os.path.exists(os.path.join(gdir, name + ".hessian")):
             variants.append((".hessian", ["derive", src, "--hessian"]))
+        if not plan and os.path.exists(os.path.join(gdir, name + ".hesslatex")):
+            variants.append((".hesslatex", ["derive", src, "--hessian", "--latex"]))
         if plan and os.path.exists(os.path.join(gdir, name + ".hessplan")):
             variants.append((".hessplan", ["compile", src, "--hessian", "--dump-plan"]))
         for ext, args in variants:
