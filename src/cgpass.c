@@ -256,7 +256,11 @@ static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LL
         frame_end(c, &saved);
     }
     LLVMValueRef call = LLVMBuildCall2(c->b, ft, fn, args, (unsigned)np, "");
-    if (!LLVMIsAConstantInt(R) || !LLVMIsAConstantInt(C)) /* literal sizes: inlined, specialised */
+    /* literal sizes: inlined, specialised; a tail (at most PASS_ROWS - 1
+     * rows) is called from inside a pass, where R and C are parameters:
+     * left to LLVM, so that a pass inlined at literal sizes takes its tail
+     * with it (x'*A*x at 4x4 called an empty tail through the stack) */
+    if (!tail && (!LLVMIsAConstantInt(R) || !LLVMIsAConstantInt(C)))
         LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, cg_noinline(c));
 }
 
