@@ -289,7 +289,7 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
  *   libm     the C math library function the compiled code calls for it
  *            (codegen.c), or NULL: codegen.c has an emitter of its own
  *   builtin  the checker's arity/shape rule when `text(...)` is a builtin
- *            (check.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
+ *            (check_expr.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
  *            scalar, ALONG any → scalar or along a dimension d, SQUARE square
  *            matrix, SOFTMAX a vector or along d, KRON any two), NONE if not
  *            (ELEM is one argument of any shape: flatten's too)
@@ -609,6 +609,7 @@ bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 
 /* ===================================================================== */
 /* check.c — names, shapes, control-flow rules; builds the forward IR    */
+/* (with check_expr.c: expressions, check_fn.c: user functions; check.h) */
 /* ===================================================================== */
 
 /* Checks the program and builds Module.fwd.  On errors (the parser's held
