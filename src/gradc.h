@@ -674,8 +674,9 @@ Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
  * p .* T, not diag(p)*T): the block (j, i) below the diagonal is the
  * transpose of the block (i, j), a diagonal block is exactly symmetric by
  * its form (A + A', diag(p), 4*eye(n), ...) or averaged as (B + B')/2; zeros
- * are +0.  NULL when a block has no closed form or a wrt input is a matrix
- * (NAME_hessian then takes N Hessian-vector products). */
+ * are +0.  A matrix input's entries are in row-major order (Kronecker
+ * blocks).  NULL when a block has no closed form or multiplies a kron as a
+ * dense matrix (NAME_hessian then takes N Hessian-vector products). */
 Node *hess_matrix(Module *m);
 /* A module whose gradient function computes m's value and, as its only
  * gradient, hess_matrix(m) (nwrt = 1, no auxiliary outputs; its body m's
@@ -718,12 +719,13 @@ Stmt *gradcall_stmt(Module *m, Node *e, int input, Shape xshape, bool hessian, L
 Block *gradcall_vjp(const Stmt *s, Node *gbar, const bool *wrt_input, Node **adj);
 
 /* ===================================================================== */
-/* print.c — expressions and programs as text (derive)                   */
+/* print.c, print_prog.c — expressions and programs as text (derive)    */
 /* ===================================================================== */
 
 typedef enum PrintStyle { PRINT_EXPR, PRINT_LATEX } PrintStyle;
+/* print.c: one expression. */
 void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style);
-/* `gradc derive`: each gradient as `dy/dx = …`, or, with control flow, the
+/* print_prog.c, the programs: `gradc derive`: each gradient as `dy/dx = …`, or, with control flow, the
  * adjoint program in the language itself. */
 void print_derivatives(FILE *out, const Module *m, PrintStyle style);
 /* `gradc derive --hessian`: `d2y/dx2 = …` and `d2y/dxdz = …` for the

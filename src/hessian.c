@@ -835,6 +835,10 @@ static bool exactly_symmetric(const Node *n, int depth)
                (shape_is_scalar(b->shape) || exactly_symmetric(b, depth + 1));
     case OP_PICK:      /* where(c, S, 0) with a scalar condition */
         return shape_is_scalar(a->shape) && exactly_symmetric(b, depth + 1);
+    case OP_KRON:      /* entry A[i,j]*B[k,l] against A[j,i]*B[l,k] */
+        return exactly_symmetric(a, depth + 1) && exactly_symmetric(b, depth + 1);
+    case OP_MATMUL:    /* u*u' for a column u: one product u_i*u_j per entry */
+        return is_col(a->shape) && b->op == OP_TRANSPOSE && b->args[0] == a;
     default:           /* products: a BLAS may round (i, j) and (j, i) differently */
         return false;
     }
@@ -859,20 +863,51 @@ static Node *symmetric_block(Ir *ir, Node *b)
     return plus_zero(ir, ir_node(ir, OP_MUL, b->shape, mk_const(ir, 0.5), s, 0.0, 0));
 }
 
+/* Whether a block multiplies a Kronecker product as a dense matrix: a
+ * product whose operand is kron(.., ..) with an entry-count dimension
+ * (softmax regression's kron(X', eye(c))*T, an MLP's
+ * kron(eye(m), W2*W2')*T) costs more than the N Hessian-vector products
+ * (each one pass over the program's data), so such a Hessian takes the
+ * Hessian-vector path.  A kron that is a block of H itself (least squares'
+ * 2*kron(eye(m), x*x')) is written entry by entry, one pass over its
+ * entries.  Iterative over the block's DAG. */
+static bool dense_kron_product(Ir *ir, Node *b)
+{
+    IntMap *seen = intmap_new(ir->arena);
+    NodeVec st = {0};
+    vec_push(ir->arena, &st, b);
+    while (st.len) {
+        Node *n = st.data[--st.len];
+        if (intmap_find(seen, n->id))
+            continue;
+        *intmap_put(seen, n->id) = n;
+        if (n->op == OP_MATMUL && (n->args[0]->op == OP_KRON || n->args[1]->op == OP_KRON))
+            return true;
+        for (int i = 0; i < n->nargs; i++)
+            vec_push(ir->arena, &st, n->args[i]);
+    }
+    return false;
+}
+
 Node *hess_matrix(Module *m)
 {
     Ir *ir = m->ir;
     int k = m->nwrt;
-    for (int i = 0; i < k; i++)
-        if (!is_col(m->inputs[m->wrt[i]].shape))
-            return NULL;
     const char *why = NULL, **bw = NULL;
     Node **B = k ? closed_blocks(m, false, &why, &bw) : NULL;
     for (int i = 0; B && i < k * k; i++)
-        if (i / k <= i % k && !B[i])
+        if (i / k <= i % k && (!B[i] || dense_kron_product(ir, B[i])))
             return NULL;
     if (!B)
         return NULL;
+    /* a matrix gradient's derivative along a scalar comes in the
+     * gradient's shape: H holds its entries as a column, row-major */
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++) {
+            Node *b = B[i * k + j];
+            if (!is_col(b->shape) && shape_is_scalar(m->inputs[m->wrt[j]].shape))
+                B[i * k + j] = mk1(ir, OP_FLATTEN, b);
+        }
     /* row i: the blocks (i, j), those left of the diagonal the transposes
      * of the blocks above it, so that H_ji = H_ij' entry for entry */
     Node *H = NULL;

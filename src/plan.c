@@ -97,7 +97,10 @@ bool is_fused(const Plan *p, const Node *n)
     if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD || n->op == OP_EYE)
         return true;   /* a broadcast is read through: its argument's entries, never a copy;
                         * a pad too: its block's entries, zeros elsewhere (no dense temporary);
-                        * eye(n) is i == j (4*eye(n) is one pass, no n×n identity) */
+                        * eye(n) is i == j (4*eye(n) is one pass, no n×n identity).  Not
+                        * kron: read in place it costs two divisions per entry, and
+                        * least squares' 2*kron(eye(m), x*x') took 4.0 ms against 2.6 ms
+                        * for the kron's own loop nest and a pass (m = 60, n = 25) */
     return (kind_of(n) == OK_U || kind_of(n) == OK_B) && (p->uses[n->id] == 1 || cheap(p, n));
 }
 

@@ -5,12 +5,20 @@
  * the unit directions, be exactly symmetric, give the same bits with the
  * caller's work, add itself under GRADC_ACCUMULATE, and return the value.
  * x'*A*x and 2*dot(x, x) must use no N×N scratch (the closed form, not N
- * products). */
+ * products).  Matrix inputs (H's rows and columns in row-major order of
+ * their entries, spec §9): least squares over A, x and a scalar, the
+ * squared Frobenius norm, softmax cross-entropy over W and b, and softmax
+ * regression over W (the N-product path: its closed form multiplies a
+ * kron densely). */
 #include "hdot.h"
+#include "hfro.h"
 #include "hlogreg.h"
 #include "hlse.h"
 #include "hlsq.h"
+#include "hlsqa.h"
 #include "hqf.h"
+#include "hsmr.h"
+#include "hsmx.h"
 
 #include "common.h"
 
@@ -80,6 +88,43 @@ static size_t lr_w(const Prog *p) { return hlogreg_hessian_work_size(D[0], D[1])
 static int lse_h(const Prog *p, double *o, double *H, unsigned f, void *w) { return hlse_hessian(D[0], I[0], o, H, f, w); }
 static int lse_v(const Prog *p, const double *v, double *hv) { return hlse_hvp(D[0], I[0], v, NULL, NULL, hv, 0, NULL); }
 static size_t lse_w(const Prog *p) { return hlse_hessian_work_size(D[0]); }
+static int lsqa_h(const Prog *p, double *o, double *H, unsigned f, void *w)
+{
+    return hlsqa_hessian(D[0], D[1], I[0], I[1], I[2], p->s, o, H, f, w);
+}
+static int lsqa_v(const Prog *p, const double *v, double *hv)
+{
+    int64_t mn = D[0] * D[1], n = D[1];
+    return hlsqa_hvp(D[0], n, I[0], I[1], I[2], p->s, v, v + mn, v + mn + n, NULL, NULL, NULL, NULL, hv, hv + mn,
+                     hv + mn + n, 0, NULL);
+}
+static size_t lsqa_w(const Prog *p) { return hlsqa_hessian_work_size(D[0], D[1]); }
+
+static int fro_h(const Prog *p, double *o, double *H, unsigned f, void *w) { return hfro_hessian(D[0], D[1], I[0], o, H, f, w); }
+static int fro_v(const Prog *p, const double *v, double *hv) { return hfro_hvp(D[0], D[1], I[0], v, NULL, NULL, hv, 0, NULL); }
+static size_t fro_w(const Prog *p) { return hfro_hessian_work_size(D[0], D[1]); }
+
+static int smx_h(const Prog *p, double *o, double *H, unsigned f, void *w)
+{
+    return hsmx_hessian(D[0], D[1], I[0], I[1], I[2], I[3], o, H, f, w);
+}
+static int smx_v(const Prog *p, const double *v, double *hv)
+{
+    int64_t cd = D[0] * D[1];
+    return hsmx_hvp(D[0], D[1], I[0], I[1], I[2], I[3], v, v + cd, NULL, NULL, NULL, hv, hv + cd, 0, NULL);
+}
+static size_t smx_w(const Prog *p) { return hsmx_hessian_work_size(D[0], D[1]); }
+
+/* d[2] carries softmax regression's third dimension (m, d, c) */
+static int smr_h(const Prog *p, double *o, double *H, unsigned f, void *w)
+{
+    return hsmr_hessian(D[0], D[1], (int64_t)p->s, I[0], I[1], I[2], o, H, f, w);
+}
+static int smr_v(const Prog *p, const double *v, double *hv)
+{
+    return hsmr_hvp(D[0], D[1], (int64_t)p->s, I[0], I[1], I[2], v, NULL, NULL, hv, 0, NULL);
+}
+static size_t smr_w(const Prog *p) { return hsmr_hessian_work_size(D[0], D[1], (int64_t)p->s); }
 #undef D
 #undef I
 
@@ -186,6 +231,55 @@ int main(void)
         for (int64_t j = 0; j < n; j++)
             near("logsumexp: diag(p) - p*p'", H[i * n + j], (i == j ? q[i] / z : 0) - q[i] / z * q[j] / z, 1e-13);
 
+    /* matrix inputs: least squares over A (m×n), x and s; H's first m*n
+     * rows and columns are A's entries in row-major order */
+    int64_t mm = 12, nn = 9, mn = mm * nn, N = mn + nn + 1;
+    double *B2 = random_vec(mn), *x2 = random_vec(nn), *b2 = random_vec(mm);
+    double *HA = malloc(sizeof(double) * (size_t)(N * N));
+    p = (Prog){"least squares over A, x, s", N, {mm, nn}, {B2, x2, b2}, -0.6, lsqa_h, lsqa_v, lsqa_w, 0};
+    CHECK(hlsqa(mm, nn, B2, x2, b2, -0.6, &p.value, NULL) == GRADC_OK);
+    check_prog(&p);
+    /* d2f/dA2 = 2*kron(eye(m), x*x') exactly: entry (i*n + k, j*n + l) */
+    CHECK(hlsqa_hessian(mm, nn, B2, x2, b2, -0.6, NULL, HA, 0, NULL) == GRADC_OK);
+    for (int64_t r = 0; r < mn; r++)
+        for (int64_t c = 0; c < mn; c++) {
+            double want = r / nn == c / nn ? 2 * (x2[r % nn] * x2[c % nn]) : 0;
+            if (HA[r * N + c] != want) {
+                fprintf(stderr, "least squares: d2f/dA2[%lld][%lld] = %.17g, not %.17g\n", (long long)r,
+                        (long long)c, HA[r * N + c], want);
+                failures++;
+                r = mn;
+                break;
+            }
+        }
+    /* d2f/dAds = 2*s*ones: the column of s */
+    for (int64_t r = 0; r < mn; r++)
+        near("least squares: d2f/dAds", HA[r * N + N - 1], 2 * -0.6, 1e-15);
+
+    p = (Prog){"frobenius", mn, {mm, nn}, {B2}, 0, fro_h, fro_v, fro_w, 0};
+    CHECK(hfro(mm, nn, B2, &p.value, NULL) == GRADC_OK);
+    check_prog(&p);
+    CHECK(hfro_hessian(mm, nn, B2, NULL, HA, 0, NULL) == GRADC_OK);
+    for (int64_t k = 0; k < mn * mn; k++)
+        CHECK(HA[k] == (k % (mn + 1) == 0 ? 2 : 0));
+    CHECK(hfro_hessian_work_size(mm, nn) < sizeof(double) * (size_t)(mn * mn));
+
+    int64_t cc = 7, dd = 11;
+    double *W = random_vec(cc * dd), *bb = random_vec(cc), *xx = random_vec(dd), *yy = calloc((size_t)cc, sizeof(double));
+    yy[2] = 1;
+    p = (Prog){"softmax cross-entropy over W, b", cc * dd + cc, {cc, dd}, {W, bb, xx, yy}, 0, smx_h, smx_v, smx_w, 0};
+    CHECK(hsmx(cc, dd, W, bb, xx, yy, &p.value, NULL) == GRADC_OK);
+    check_prog(&p);
+
+    int64_t ms = 13;
+    double *Xs = random_vec(ms * dd), *Ws = random_vec(dd * cc), *Ys = calloc((size_t)(ms * cc), sizeof(double));
+    for (int64_t i = 0; i < ms; i++)
+        Ys[i * cc + i % cc] = 1;
+    p = (Prog){"softmax regression over W", dd * cc, {ms, dd}, {Xs, Ws, Ys}, (double)cc, smr_h, smr_v, smr_w, 0};
+    CHECK(hsmr(ms, dd, cc, Xs, Ws, Ys, &p.value, NULL) == GRADC_OK);
+    check_prog(&p);
+
+    free(B2), free(x2), free(b2), free(HA), free(W), free(bb), free(xx), free(yy), free(Xs), free(Ws), free(Ys);
     free(A), free(x), free(B), free(b), free(X), free(y), free(w), free(H), free(q);
     return check_report("test_hessform");
 }
