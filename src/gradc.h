@@ -295,7 +295,7 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
  *            (ELEM is one argument of any shape: flatten's too)
  *   prec     print precedence (print.c: OR … POST, ATOM for calls and leaves)
  *   latex    LaTeX for a call, or NULL: \operatorname{text} (print.c)
- *   adj      the derivative rule adj_<adj> in diff.c, none: no adjoint
+ *   adj      the derivative rule adj_<adj> in diff_rules.c, none: no adjoint
  *            (leaves, comparisons, sign, not, detach) */
 #define GRADC_OPS(X)                                                                                                 \
     X(CONST,     "const",     0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* num, 1×1 */                           \
@@ -619,6 +619,7 @@ Module *check_program(Arena *a, Ast *ast);
 
 /* ===================================================================== */
 /* diff.c — symbolic reverse mode through structured control flow         */
+/* (with diff_activity.c, diff_rules.c; private header diff.h)            */
 /* ===================================================================== */
 
 /* Builds Module.grad from Module.fwd: the forward sweep with recording,
