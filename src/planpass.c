@@ -59,6 +59,13 @@ void plan_dot_form(Plan *p, Node *r)
  * are stored as they come out, so the loss's sum reads them afterwards. */
 enum { ROLE_NONE, ROLE_SRC, ROLE_MAP, ROLE_CHAIN, ROLE_SINK };
 enum { ROW_WALK_MAX = 1 << 14 };   /* nodes a dependence walk may visit */
+/* A row pass's chain is a few elementwise nodes between products of one
+ * matrix; trying every product of that matrix as the sink for every source,
+ * each with a walk through every elementwise node before it, was quadratic
+ * (3 s to plan a 300-statement matrix chain, whose adjoints are one long
+ * elementwise chain).  A pass is tried with at most ROW_TRIES sinks per
+ * source, and a chain of more than ROW_CHAIN_MAX nodes is not one. */
+enum { ROW_TRIES = 8, ROW_CHAIN_MAX = 256 };
 
 static bool vec_of_len(const Node *n, Dim d)
 {
@@ -135,8 +142,8 @@ static bool row_needs(Sim *s, Node *n, NodeVec *needs)
 }
 
 /* Sink q and the chain to it: roles set, the nodes seen in seen (in id
- * order). */
-static void row_scan(Sim *s, Node *q, const Node *M, NodeVec *seen)
+ * order); false when the chain is longer than ROW_CHAIN_MAX. */
+static bool row_scan(Sim *s, Node *q, const Node *M, NodeVec *seen)
 {
     Plan *p = s->p;
     NodeVec todo = {0};
@@ -144,6 +151,8 @@ static void row_scan(Sim *s, Node *q, const Node *M, NodeVec *seen)
     vec_push(p->arena, seen, q);
     vec_push(p->arena, &todo, unaliased(p->mv[q->id]->vec));
     while (todo.len) {
+        if (seen->len > ROW_CHAIN_MAX)
+            return false;
         Node *y = todo.data[--todo.len];
         if (s->role[y->id] || s->valid[y->id])
             continue;
@@ -166,6 +175,7 @@ static void row_scan(Sim *s, Node *q, const Node *M, NodeVec *seen)
             if (s->role[y->args[a]->id] == ROLE_SRC || s->role[y->args[a]->id] == ROLE_CHAIN)
                 s->role[y->id] = ROLE_CHAIN;
     }
+    return true;
 }
 
 /* The pass's members (sources read by the chain, stored chain values,
@@ -223,9 +233,9 @@ static bool row_try(Sim *s, Node *x, Node *q, NodeVec *mem, NodeVec *todo)
     Plan *p = s->p;
     const Node *M = p->mv[x->id]->terms[0].m;
     NodeVec seen = {0}, needs = {0};
-    row_scan(s, q, M, &seen);
+    bool ok = row_scan(s, q, M, &seen);
     int min = seen.data[0]->id;
-    bool ok = row_members(s, x, &seen, mem, &needs);
+    ok = ok && row_members(s, x, &seen, mem, &needs);
     vec_push(p->arena, &needs, (Node *)M);
     for (int i = 0; ok && i < needs.len; i++) {
         Node *d = needs.data[i];   /* leaves too: codegen binds them in kernels */
@@ -253,10 +263,11 @@ bool row_pass(Sim *s, Node *x, KernelVec *ks)
         return false;
     NodeVec mem = {0}, todo = {0}, pre = {0};
     bool ok = false;
-    for (int j = xv->group; j >= 0 && !ok; j = p->gnext[j]) {
+    for (int j = xv->group, tries = 0; j >= 0 && !ok && tries < ROW_TRIES; j = p->gnext[j]) {
         Node *q = p->nodes[j];
         if (!q || s->valid[j] || !row_prod(p, q, xv->terms[0].m, true))
             continue;
+        tries++;
         mem.len = todo.len = 0;
         ok = row_try(s, x, q, &mem, &todo);
     }
