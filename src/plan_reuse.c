@@ -419,10 +419,14 @@ static bool mergeable_map(const Plan *p, const Kernel *k, const Node *sum, Node 
            shape_eq(map->shape, sum->args[0]->shape) && !tree_reads(p, map, between, true);
 }
 
+/* What kernel k computes joins between: its node and every member (a pass's
+ * products, a row pass's values, a map's merged sum: a map that reads a sum
+ * merged into a later map's loop must not move before it). */
 static int add_between(Node **between, int nb, const Kernel *k)
 {
-    for (int e = 0; e < (k->kind == K_MATVEC ? k->nmembers : 1); e++)
-        between[nb++] = k->kind == K_MATVEC ? k->members[e] : k->node;
+    between[nb++] = k->node;
+    for (int e = 0; e < k->nmembers; e++)
+        between[nb++] = k->members[e];
     between[nb] = NULL;
     return nb;
 }
@@ -432,7 +436,7 @@ static Node **between_room(const Plan *p, const Point *pts, int np)
     int cap = 2;
     for (int q = 0; q < np; q++)
         for (int j = 0; j < pts[q].nk; j++)
-            cap += pts[q].ks[j].kind == K_MATVEC ? pts[q].ks[j].nmembers : 1;
+            cap += 1 + pts[q].ks[j].nmembers;
     return arena_alloc(p->arena, sizeof(Node *) * (size_t)cap);
 }
 
