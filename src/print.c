@@ -92,7 +92,7 @@ static const char *const op_latex[OP_COUNT] = {
 /* The precedence an expression prints at (a let-bound one is a name). */
 static int prec_of(const Printer *p, const Node *n)
 {
-    if (p->let[n->id])
+    if (let_of(p, n))
         return P_ATOM;
     switch (n->op) {
     case OP_CONST: return n->num < 0 ? P_NEG : P_ATOM;
@@ -174,7 +174,7 @@ static bool strip_fits(const Printer *p, Shape want, const Node *const *ops, int
 static bool clamp_call(Printer *p, const Node *n)
 {
     const Node *lo = n->args[0];
-    if (n->op != OP_CLAMPHI || lo->op != OP_CLAMPLO || p->let[lo->id])
+    if (n->op != OP_CLAMPHI || lo->op != OP_CLAMPLO || let_of(p, lo))
         return false;
     const Node *ops[3] = {lo->args[0], lo->args[1], n->args[1]};
     bool strip = strip_fits(p, n->shape, ops, 3);
@@ -192,7 +192,7 @@ static bool clamp_call(Printer *p, const Node *n)
  * (the simplifier keeps a BCAST next to an operand of the full shape)... */
 static const Node *operand(const Printer *p, const Node *n)
 {
-    return n->op == OP_BCAST && !p->let[n->id] ? n->args[0] : n;
+    return n->op == OP_BCAST && !let_of(p, n) ? n->args[0] : n;
 }
 
 static bool fit(Dim a, Dim b, Dim *r)
@@ -237,7 +237,7 @@ static bool where_call(Printer *p, const Node *n)
     if (n->op != OP_ADD)
         return false;
     const Node *x = n->args[0], *y = n->args[1];
-    if (x->op != OP_PICK || y->op != OP_PICK || p->let[x->id] || p->let[y->id])
+    if (x->op != OP_PICK || y->op != OP_PICK || let_of(p, x) || let_of(p, y))
         return false;
     const Node *k = x->args[0], *a = x->args[1], *b = y->args[1];
     if (k->op == OP_NOT && k->args[0] == y->args[0]) {
@@ -341,7 +341,7 @@ static bool elementwise_product(const Node *n)
  * takes parentheses before another: (A^\top)^{2}, not A^\top^{2}. */
 static int tex_base_prec(const Printer *p, const Node *n, int prec)
 {
-    bool sup = !p->let[n->id] && (n->op == OP_TRANSPOSE || n->op == OP_INV);
+    bool sup = !let_of(p, n) && (n->op == OP_TRANSPOSE || n->op == OP_INV);
     return latex(p) && sup ? P_ATOM + 1 : prec;
 }
 
@@ -350,7 +350,7 @@ static int tex_base_prec(const Printer *p, const Node *n, int prec)
 static bool starts_with_digit(const Printer *p, const Node *n, int min_prec)
 {
     for (;;) {
-        if (p->let[n->id] || prec_of(p, n) < min_prec)
+        if (let_of(p, n) || prec_of(p, n) < min_prec)
             return false;   /* a name, or parenthesised */
         if (n->op == OP_CONST || n->op == OP_FILL)
             return n->num >= 0 && (n->op == OP_CONST || (!node_is_const(n, 0) && !node_is_const(n, 1)));
@@ -413,7 +413,7 @@ static void cat(Printer *p, const Node *n)
     const Node *parts[64];
     int k = 0;
     const Node *x = n;
-    for (; x->op == n->op && !p->let[x->id] && k < 63; x = x->args[0])
+    for (; x->op == n->op && !let_of(p, x) && k < 63; x = x->args[0])
         parts[k++] = x->args[1];
     parts[k++] = x;
     text(p, "[");
@@ -524,8 +524,8 @@ static void slice(Printer *p, const Node *n)
 /* Prints n, or the start of n with the rest queued in p->rest. */
 static void expand(Printer *p, const Node *n, int min_prec)
 {
-    if (p->let[n->id]) {
-        print_name(p, p->let[n->id]);
+    if (let_of(p, n)) {
+        print_name(p, let_of(p, n));
         return;
     }
     int prec = prec_of(p, n);
@@ -626,9 +626,12 @@ static bool bindable(const Node *n)
 
 /* Binds each shared, non-trivial node reached from roots to a name and
  * prints its definition, oldest first (so definitions precede uses). */
+static void printer_fit(Printer *p);
+
 void print_lets(Printer *p, Node *const *roots, int nroots, const char *indent)
 {
     Arena *a = p->m->arena;
+    printer_fit(p);
     p->reached.len = 0;
     for (int i = 0; i < nroots; i++)
         if (roots[i])
@@ -697,6 +700,26 @@ static NameCount *names_get(Names t, const char *name)
     }
 }
 
+/* The per-node arrays grown to cover every node made so far (printing
+ * makes nodes: zeros, rewritten terms), so that print_lets may count and
+ * bind them. */
+static void printer_fit(Printer *p)
+{
+    int n = p->m->ir->nnodes + 1;
+    if (n <= p->cap)
+        return;
+    Arena *a = p->m->arena;
+    const char **let = arena_alloc(a, sizeof(char *) * (size_t)n);
+    int *refs = arena_alloc(a, sizeof(int) * (size_t)n);
+    bool *sliced = arena_alloc(a, sizeof(bool) * (size_t)n);
+    if (p->cap) {
+        memcpy(let, p->let, sizeof(char *) * (size_t)p->cap);
+        memcpy(refs, p->refs, sizeof(int) * (size_t)p->cap);
+        memcpy(sliced, p->sliced, sizeof(bool) * (size_t)p->cap);
+    }
+    p->let = let, p->refs = refs, p->sliced = sliced, p->cap = n;
+}
+
 Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
 {
     Arena *a = m->arena;
@@ -704,9 +727,7 @@ Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
     p->out = out;
     p->m = m;
     p->style = style;
-    p->let = arena_alloc(a, sizeof(char *) * (size_t)(m->ir->nnodes + 1));
-    p->refs = arena_alloc(a, sizeof(int) * (size_t)(m->ir->nnodes + 1));
-    p->sliced = arena_alloc(a, sizeof(bool) * (size_t)(m->ir->nnodes + 1));
+    printer_fit(p);
     int ns = m->ir->slots.len;
     p->slot_names = arena_alloc(a, sizeof(char *) * (size_t)(ns + 1));
     /* slots of one name are distinct variables: b, b_2, b_3 … (an input's

@@ -26,9 +26,17 @@ typedef struct Printer {
     VEC(Piece) stack, rest;    /* expr's explicit stack; the node being expanded */
     int *refs;                 /* print_lets: references per node id (zero between calls) */
     bool *sliced;              /* per node id: indexed by a SLICE, so it must be a name */
+    int cap;                   /* ids the three arrays above cover (printing makes nodes) */
     VEC(int) reached, bound;   /* … the nodes it reached; the ids let-bound now */
     int unnamed;               /* loops open whose index is unused: _, _2, _3 … */
 } Printer;
+
+/* The name n is bound to, or NULL; a node made after the printer's arrays
+ * (a zero printed for a slot, a rewritten term) has none. */
+static inline const char *let_of(const Printer *p, const Node *n)
+{
+    return n->id < p->cap ? p->let[n->id] : NULL;
+}
 
 static inline bool latex(const Printer *p) { return p->style == PRINT_LATEX; }
 static inline bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
