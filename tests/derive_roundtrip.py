@@ -160,35 +160,56 @@ def control_flow(gradc, base, src, printed, tmp):
     return None if rc == 0 else "the printed program does not check: %s\n%s" % (err.strip(), prog)
 
 
+def expr_bases(folders):
+    """The NAME.expr files of each folder, sorted, as paths without .expr
+    (this script's, hessian_roundtrip's and hvp_print's programs)."""
+    for folder in folders:
+        for f in sorted(os.listdir(folder)):
+            if f.endswith(".expr"):
+                yield os.path.join(folder, f[:-5])
+
+
+def source(base):
+    with open(base + ".expr") as fh:
+        return fh.read()
+
+
+class Tally:
+    """Passed and failed programs; a failure is printed with its reason."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def record(self, base, why):
+        if why:
+            self.failed += 1
+            print("FAIL %s: %s" % (base + ".expr", why))
+        else:
+            self.passed += 1
+
+    def end(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        return 1 if self.failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gradc", required=True)
     ap.add_argument("folders", nargs="+")
     a = ap.parse_args()
     gradc = shlex.split(a.gradc)
-    passed = failed = 0
+    tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in a.folders:
-            for f in sorted(os.listdir(folder)):
-                if not f.endswith(".expr"):
-                    continue
-                base = os.path.join(folder, f[:-5])
-                with open(base + ".expr") as fh:
-                    src = fh.read()
-                rc, printed, err = run(gradc + ["derive", base + ".expr"])
-                if rc != 0:
-                    continue    # refused programs are the error goldens' business
-                if "# the gradient program" in printed:
-                    why = control_flow(gradc, base, src, printed, tmp)
-                else:
-                    why = straight_line(gradc, base, src, printed, tmp)
-                if why:
-                    failed += 1
-                    print("FAIL %s: %s" % (base + ".expr", why))
-                else:
-                    passed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        for base in expr_bases(a.folders):
+            rc, printed, err = run(gradc + ["derive", base + ".expr"])
+            if rc != 0:
+                continue    # refused programs are the error goldens' business
+            src = source(base)
+            if "# the gradient program" in printed:
+                tally.record(base, control_flow(gradc, base, src, printed, tmp))
+            else:
+                tally.record(base, straight_line(gradc, base, src, printed, tmp))
+    return tally.end()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 
-from derive_roundtrip import flat, input_lines, run
+from derive_roundtrip import Tally, expr_bases, flat, input_lines, run, source
 
 STEP = 1e-5
 TOL = 1e-6
@@ -124,30 +124,21 @@ def main():
     ap.add_argument("folders", nargs="+")
     a = ap.parse_args()
     gradc = shlex.split(a.gradc)
-    passed = failed = 0
+    tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in a.folders:
-            for f in sorted(os.listdir(folder)):
-                base = os.path.join(folder, f[:-5])
-                if not f.endswith(".expr") or not os.path.exists(base + ".inputs.json") \
-                        or f[:-5] in a.skip:
-                    continue
-                with open(base + ".expr") as fh:
-                    src = fh.read()
-                rc, printed, err = run(gradc + ["derive", "--hessian", base + ".expr"])
-                if rc != 0 or not re.search(r"^d2", printed, re.M):
-                    continue    # a non-scalar output, or no closed form: nothing to compare
-                try:
-                    why = check(gradc, base, src, printed, tmp)
-                except RuntimeError as e:
-                    why = str(e)
-                if why:
-                    failed += 1
-                    print("FAIL %s: %s" % (base + ".expr", why))
-                else:
-                    passed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        for base in expr_bases(a.folders):
+            name = os.path.basename(base)
+            if not os.path.exists(base + ".inputs.json") or name in a.skip:
+                continue
+            rc, printed, err = run(gradc + ["derive", "--hessian", base + ".expr"])
+            if rc != 0 or not re.search(r"^d2", printed, re.M):
+                continue    # a non-scalar output, or no closed form: nothing to compare
+            try:
+                why = check(gradc, base, source(base), printed, tmp)
+            except RuntimeError as e:
+                why = str(e)
+            tally.record(base, why)
+    return tally.end()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import shlex
 import sys
 import tempfile
 
-from derive_roundtrip import control_flow, flat, input_lines, run
+from derive_roundtrip import Tally, control_flow, expr_bases, flat, input_lines, run, source
 
 HEADER = "# no closed form (control flow): the Hessian-vector product"
 
@@ -202,34 +202,24 @@ def main():
     ap.add_argument("folders", nargs="+")
     a = ap.parse_args()
     gradc = shlex.split(a.gradc)
-    passed = failed = 0
+    tally = Tally()
     rng = random.Random(10)
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in a.folders:
-            for f in sorted(os.listdir(folder)):
-                base = os.path.join(folder, f[:-5])
-                if not f.endswith(".expr"):
-                    continue
-                rc, printed, err = run(gradc + ["derive", "--hessian", base + ".expr"])
-                if rc != 0 or not printed.startswith(HEADER):
-                    continue
-                with open(base + ".expr") as fh:
-                    src = fh.read()
-                why = control_flow(gradc, base, src, printed, tmp)
-                try:
-                    if not why and os.path.exists(base + ".inputs.json"):
-                        why = check(gradc, base, src, printed, tmp, rng)
-                except Unrolled as e:
-                    print("parsed only %s: %s" % (base + ".expr", e))
-                except RuntimeError as e:
-                    why = str(e)
-                if why:
-                    failed += 1
-                    print("FAIL %s: %s" % (base + ".expr", why))
-                else:
-                    passed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        for base in expr_bases(a.folders):
+            rc, printed, err = run(gradc + ["derive", "--hessian", base + ".expr"])
+            if rc != 0 or not printed.startswith(HEADER):
+                continue
+            src = source(base)
+            why = control_flow(gradc, base, src, printed, tmp)
+            try:
+                if not why and os.path.exists(base + ".inputs.json"):
+                    why = check(gradc, base, src, printed, tmp, rng)
+            except Unrolled as e:
+                print("parsed only %s: %s" % (base + ".expr", e))
+            except RuntimeError as e:
+                why = str(e)
+            tally.record(base, why)
+    return tally.end()
 
 
 if __name__ == "__main__":
