@@ -444,6 +444,10 @@ static Node *derivative_call(Checker *c, const Expr *e, const Builtin *f)
     if (f->rule == F_HESSIAN && !dim_eq(v.shape.cols, dim_lit(1)))
         fail(c, e->loc, "hessian(e, %s) needs %s to be a scalar or a vector; it is %s", x, x,
              shape_s(c, v.shape));
+    /* after an error, an if may stand with no condition (its body checked
+     * all the same): the program is rejected, and e is not straightened */
+    if (c->nerrors || c->parse_errors)
+        fail_quietly(c);
     const char *why = NULL;
     bool open = false;
     Node *ys = hess_straighten(c->ir, c->m->fwd.body, y, v.aux, x, c->inputs.len, &why, &open);
