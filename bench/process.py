@@ -146,16 +146,24 @@ def eval_latency(a, names, rounds):
                 f"--interp {ms(m['interp'])}; hit ratio {rh:.2f}", rc, "<= 2", verdict(rc <= 2 and rh <= 2))
 
 
-def torch_mlp(a, sizes, rounds):
-    """samples/mlp.expr's gradient: gradc's mlp_grad (through ctypes) against
-    PyTorch autograd on one thread, the same data; no rows without torch."""
+def torch_and(a, lib):
+    """torch on one thread and the shared library lib of a.out, or None
+    when torch does not import (no PyTorch rows then)."""
     try:
         import torch
     except Exception:
-        return
+        return None
     torch.set_num_threads(1)
-    lib = ctypes.CDLL(os.path.join(a.out, "libmlp.so"))
-    P = ctypes.POINTER(ctypes.c_double)
+    return torch, ctypes.CDLL(os.path.join(a.out, lib)), ctypes.POINTER(ctypes.c_double)
+
+
+def torch_mlp(a, sizes, rounds):
+    """samples/mlp.expr's gradient: gradc's mlp_grad (through ctypes) against
+    PyTorch autograd on one thread, the same data; no rows without torch."""
+    got = torch_and(a, "libmlp.so")
+    if not got:
+        return
+    torch, lib, P = got
     lib.mlp_grad.argtypes = [ctypes.c_int64] * 4 + [P] * 9 + [ctypes.c_uint, ctypes.c_void_p]
     lib.mlp_work_size.restype = ctypes.c_size_t
     lib.mlp_work_size.argtypes = [ctypes.c_int64] * 4
@@ -207,13 +215,10 @@ def torch_hessian(a, n, rounds):
     """NAME_hessian of x'*A*x (bench/run's h_qf, the closed form A + A')
     through ctypes against torch.autograd.functional.hessian on one thread
     (issue 10: at least 100x faster); no row without torch."""
-    try:
-        import torch
-    except Exception:
+    got = torch_and(a, "libhqf.so")
+    if not got:
         return
-    torch.set_num_threads(1)
-    lib = ctypes.CDLL(os.path.join(a.out, "libhqf.so"))
-    P = ctypes.POINTER(ctypes.c_double)
+    torch, lib, P = got
     lib.h_qf_hessian.argtypes = [ctypes.c_int64, P, P, P, P, ctypes.c_uint, ctypes.c_void_p]
     lib.h_qf_hessian_work_size.restype = ctypes.c_size_t
     lib.h_qf_hessian_work_size.argtypes = [ctypes.c_int64]
