@@ -92,7 +92,8 @@ static LLVMValueRef e_divsafe(Cg *c, LLVMValueRef x, LLVMValueRef y)
     return sel(c, fcmp(c, LLVMRealOEQ, y, cf(c, 0)), cf(c, 0), LLVMBuildFDiv(c->b, x, y, ""));
 }
 /* An integer power with a literal exponent (x.^2 in every squared loss and
- * its gradient) is multiplications, by squaring; x.^2 is exactly pow(x, 2). */
+ * its gradient) is multiplications, by squaring; x.^2 is exactly pow(x, 2).
+ * The interpreter rounds alike (ir.c pow_literal: keep the two in step). */
 static LLVMValueRef e_pow(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     LLVMBool lossy = 0;

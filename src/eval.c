@@ -404,8 +404,11 @@ static bool compute(Eval *e, const Node *n, double *out, int64_t size)
     if (info->kind == OK_B) {
         /* a 1×1 side broadcasts over the other */
         int64_t sa = a.r * a.c == 1 ? 0 : 1, sb = b.r * b.c == 1 ? 0 : 1;
+        Op lit = n->args[1]->op;
+        double (*fn2)(double, double) =
+            n->op == OP_POW && (lit == OP_CONST || lit == OP_FILL) ? pow_literal : info->fn2;
         for (int64_t i = 0; i < size; i++)
-            out[i] = info->fn2(x[i * sa], y[i * sb]);
+            out[i] = fn2(x[i * sa], y[i * sb]);
         return true;
     }
     switch (n->op) {

@@ -606,6 +606,8 @@ bool node_is_zero(const Node *n);               /* CONST 0 or FILL 0 */
  * A share its factors; a 1×1 A divides. */
 Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans);
 bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
+/* x.^e for a literal e, rounded as the compiled code computes it */
+double pow_literal(double x, double e);
 
 /* ===================================================================== */
 /* check.c — names, shapes, control-flow rules; builds the forward IR    */

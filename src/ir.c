@@ -81,6 +81,28 @@ static double f_or(double a, double b) { return a != 0 || b != 0; }
 /* where's half: a where c holds, else an exact 0 (never 0 * a: a may be NaN) */
 static double f_pick(double c, double a) { return c != 0 ? a : 0.0; }
 
+/* x.^e with a literal e as the compiled code computes it (codegen.c e_pow):
+ * an integer |e| <= 16 is multiplications by squaring, in the same order, so
+ * the interpreter and the JIT round alike (x.^3 is x*x*x, not pow(x, 3),
+ * which can differ by an ulp; cos of 1e16 then differs entirely). */
+double pow_literal(double x, double e)
+{
+    if (e != (int)e || e < -16 || e > 16)
+        return pow(x, e);
+    int k = (int)(e < 0 ? -e : e);
+    double r = 1, sq = x;
+    bool any = false;
+    for (; k; k >>= 1) {
+        if (k & 1) {
+            r = any ? r * sq : sq;
+            any = true;
+        }
+        if (k > 1)
+            sq = sq * sq;
+    }
+    return e < 0 ? 1 / r : r;
+}
+
 /* The fn column as OpInfo's fn1 (U ops) or fn2 (B ops). */
 #define FN1_L(fn) NULL
 #define FN1_U(fn) fn
