@@ -259,12 +259,13 @@ static bool row_try(Sim *s, Node *x, Node **qs, int nq, NodeVec *mem, NodeVec *t
 /* A pass's sinks: the first that makes a pass with x, then every other
  * whose chain joins it.  The logistic loss's NAME_hvp: X'*r of the
  * gradient's chain and X'*s of the chain from X*v, which reads the
- * gradient chain's sigmoid row by row, are one read of X for four products
- * (X*w, X*v, X'*r, X'*s), as a hand-written H·v (1.5–1.7× → 1.15–1.25× NAME_grad,
- * where two row passes read X twice).  A sink joins when the pass stays
- * one (nothing it needs first reads the pass's values); at most ROW_TRIES
- * candidates, each tried at most twice, and ROW_SINKS_MAX sinks (each is
- * a load and store of its result per block of rows and lanes). */
+ * gradient chain's sigmoid row by row, are one read of X for four
+ * products (X*w, X*v, X'*r, X'*s), as a hand-written H·v (1.5–1.7× →
+ * 1.15–1.25× NAME_grad, where two row passes read X twice).  A sink joins
+ * when the pass stays one (nothing it needs first reads the pass's
+ * values); at most ROW_TRIES candidates, each tried at most twice, and
+ * ROW_SINKS_MAX sinks (each is a load and store of its result per block of
+ * rows and lanes). */
 enum { ROW_SINKS_MAX = 4 };
 
 bool row_pass(Sim *s, Node *x, KernelVec *ks)
