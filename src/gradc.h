@@ -787,8 +787,9 @@ int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
 /* ===================================================================== */
 
 /* `gradc compile --dump-plan`: the plan of the forward and the gradient
- * function, as text (tests/golden/plan).  planpass.c finds dots in a
- * matrix pass and row passes (plansim.h: the walk's state it shares). */
+ * function, as text (tests/golden/plan).  plan_sched.c walks the Func
+ * for the schedule (and prints it); planpass.c finds dots in a matrix pass
+ * and row passes (plansim.h: the walk's state they share). */
 int plan_dump(const Module *m, FILE *out);
 /* The plan of the gradient function alone (compile --hessian --dump-plan:
  * NAME_hessian's, hess_closed_module). */
@@ -801,8 +802,9 @@ int plan_dump_hvp(const Module *hvp, FILE *out);
 /* codegen.c, jit.c, emit.c — LLVM                                       */
 /* ===================================================================== */
 
-/* (codegen.c's parts, sharing cg.h: abi.c the ABI wrappers, chunk.c,
- * codegen_along.c, cgslice.c, cgpass.c the matrix and row passes) */
+/* (codegen.c's parts, sharing cg.h: codegen_stmt.c statements and results,
+ * abi.c the ABI wrappers, chunk.c, codegen_along.c, cgslice.c, cgpass.c the
+ * matrix and row passes) */
 
 typedef struct CodegenOptions {
     const char *name;      /* symbol prefix: NAME, NAME_grad, NAME_work_size */
