@@ -667,7 +667,7 @@ static void find_unzeroed(Plan *p, int ns)
     }
 }
 
-Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
+static Plan *plan_build(const Module *m, const Func *f, bool grad, FILE *dump, int hess_nwrt)
 {
     Arena *a = m->arena;
     int nn = m->ir->nnodes, ns = m->ir->slots.len;
@@ -676,6 +676,7 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     p->m = m;
     p->f = f;
     p->grad = grad;
+    p->hess_nwrt = hess_nwrt;
     p->mv = arena_alloc(a, sizeof(Mv *) * (size_t)(nn + 1));
     p->gemm = arena_alloc(a, sizeof(Gemm *) * (size_t)(nn + 1));
     p->instmt = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
@@ -826,6 +827,11 @@ Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
     return p;
 }
 
+Plan *plan_func(const Module *m, const Func *f, bool grad, FILE *dump)
+{
+    return plan_build(m, f, grad, dump, 0);
+}
+
 bool in_onepass(const Plan *p, const Node *g)
 {
     return p->onepass && is_fused(p, g) && shape_eq(g->shape, p->onepass->args[0]->shape);
@@ -861,8 +867,8 @@ int plan_dump_hvp(const Module *hvp, FILE *out)
     return 0;
 }
 
-int plan_dump_grad(const Module *m, FILE *out)
+int plan_dump_hessian(const Module *hess, int nwrt, FILE *out)
 {
-    plan_func(m, &m->grad, true, out);
+    plan_build(hess, &hess->grad, true, out, nwrt);
     return 0;
 }

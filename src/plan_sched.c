@@ -663,6 +663,48 @@ static Node *one_pass(const Plan *p, int vpoint)
     return with ? sum : NULL;
 }
 
+/* NAME_hessian's result (p->hess_nwrt): ", d2y/dx2 = " for the whole
+ * matrix (i < 0), with several wrt inputs ", d2y/d(x, z)2 = "; block (i, j)
+ * as derive --hessian names it (print_prog.c: hessian_label), "d2y/dxdz = ". */
+static void hess_label(const Plan *p, FILE *out, int i, int j)
+{
+    const Module *m = p->m;
+    const char *y = m->output_name ? m->output_name : "y";
+    if (i < 0 && p->hess_nwrt > 1) {
+        fprintf(out, ", d2%s/d(", y);
+        for (int k = 0; k < p->hess_nwrt; k++)
+            fprintf(out, "%s%s", k ? ", " : "", m->inputs[m->wrt[k]].name);
+        fputs(")2 = ", out);
+        return;
+    }
+    const char *xi = m->inputs[m->wrt[i < 0 ? 0 : i]].name, *xj = m->inputs[m->wrt[i < 0 ? 0 : j]].name;
+    size_t n = strlen(xi);
+    fputs(i < 0 ? ", " : "", out);
+    if (xi == xj && !(n && xi[n - 1] >= '0' && xi[n - 1] <= '9'))   /* not d2L/dW12 */
+        fprintf(out, "d2%s/d%s2 = ", y, xi);
+    else
+        fprintf(out, "d2%s/d%sd%s = ", y, xi, xj);
+}
+
+/* A block of NAME_hessian's result with several wrt inputs: its label when
+ * its corner is that of block (i, j) (rows and columns of the Hessian are the
+ * wrt inputs' entries in order). */
+static void hess_block_label(const Plan *p, FILE *out, Placed b)
+{
+    if (p->hess_nwrt < 2)
+        return;
+    int i = -1, j = -1;
+    Dim off = dim_lit(0);
+    for (int k = 0; k < p->hess_nwrt; k++) {
+        Shape s = p->m->inputs[p->m->wrt[k]].shape;
+        i = dim_eq(off, b.r) ? k : i;
+        j = dim_eq(off, b.c) ? k : j;
+        off = dim_add(off, dim_mul(s.rows, s.cols));
+    }
+    if (i >= 0 && j >= 0)
+        hess_label(p, out, i, j);
+}
+
 void plan_schedule(Plan *p, FILE *out)
 {
     const Func *f = p->f;
@@ -709,11 +751,15 @@ void plan_schedule(Plan *p, FILE *out)
             ref(&s, f->aux[i]);
         }
         for (int i = 0; f->grads && i < p->m->nwrt; i++) {
-            fprintf(out, ", d/d%s = ", p->m->inputs[p->m->wrt[i]].name);
+            if (p->hess_nwrt)
+                hess_label(p, out, -1, -1);
+            else
+                fprintf(out, ", d/d%s = ", p->m->inputs[p->m->wrt[i]].name);
             Placed pl[CAT_MAX];
             int np = placed_blocks(f->grads[i], pl);
             for (int j = 0; j < np; j++) {   /* blocks written in place: BLOCK at (r, c) */
                 fputs(j ? "; " : "[", out);
+                hess_block_label(p, out, pl[j]);
                 ref(&s, pl[j].block);
                 fprintf(out, " at (%s, %s)", dim_str(p->arena, pl[j].r, p->m->dims),
                         dim_str(p->arena, pl[j].c, p->m->dims));
