@@ -293,6 +293,24 @@ static int64_t literal_work(const Plan *p)
 
 /* The end of an entry: free work if the function allocated it (owned),
  * then return the status kept in status. */
+/* Called in the block that found no work space given: malloc(total + 64)
+ * (64 for the alignment), GRADC_ENOMEM through nomem when that fails, else on
+ * to start through mal_ok; leaves the builder in start. */
+static LLVMValueRef work_malloc(Cg *c, LLVMValueRef total, LLVMBasicBlockRef nomem, LLVMBasicBlockRef mal_ok,
+                                LLVMBasicBlockRef start)
+{
+    LLVMTypeRef i64t = c->i64;
+    LLVMValueRef sz = add(c, total, ci(c, 64));
+    LLVMValueRef mem = callf(c, "malloc", c->ptr, &i64t, 1, &sz);
+    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, mem, ""), nomem, mal_ok);
+    enter(c, nomem);
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_ENOMEM, 0));
+    enter(c, mal_ok);
+    LLVMBuildBr(c->b, start);
+    enter(c, start);
+    return mem;
+}
+
 static void free_and_return(Cg *c, LLVMValueRef owned, LLVMValueRef base, LLVMValueRef status)
 {
     LLVMBasicBlockRef fr = block(c, "free"), ret = block(c, "return");
@@ -403,16 +421,8 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     LLVMValueRef given = local >= 0 ? LLVMConstInt(c->i1, 1, 0) : LLVMBuildIsNotNull(c->b, c->work, "");
     LLVMBuildCondBr(c->b, given, start, mal);
     enter(c, mal);
-    LLVMTypeRef i64t = c->i64;
-    LLVMValueRef sz = add(c, total, ci(c, 64));
-    LLVMValueRef mem = callf(c, "malloc", c->ptr, &i64t, 1, &sz);
     LLVMBasicBlockRef mal_ok = block(c, "malloc.ok");
-    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, mem, ""), nomem, mal_ok);
-    enter(c, nomem);
-    LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_ENOMEM, 0));
-    enter(c, mal_ok);
-    LLVMBuildBr(c->b, start);
-    enter(c, start);
+    LLVMValueRef mem = work_malloc(c, total, nomem, mal_ok, start);
     LLVMValueRef base = LLVMBuildPhi(c->b, c->ptr, "work");
     LLVMValueRef owned = LLVMBuildPhi(c->b, c->i1, "owned");
     LLVMValueRef inb[2] = {frame, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
@@ -690,15 +700,7 @@ static void gen_hessian(Cg *c, const char *name)
     enter(c, fine);
     LLVMBuildCondBr(c->b, LLVMBuildIsNotNull(c->b, work, ""), start, mal);
     enter(c, mal);
-    LLVMTypeRef i64t = c->i64;
-    LLVMValueRef sz = add(c, l.total, ci(c, 64));
-    LLVMValueRef mem = callf(c, "malloc", c->ptr, &i64t, 1, &sz);
-    LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, mem, ""), nomem, mal_ok);
-    enter(c, nomem);
-    LLVMBuildRet(c->b, LLVMConstInt(c->i32, GRADC_ENOMEM, 0));
-    enter(c, mal_ok);
-    LLVMBuildBr(c->b, start);
-    enter(c, start);
+    LLVMValueRef mem = work_malloc(c, l.total, nomem, mal_ok, start);
     LLVMValueRef base = LLVMBuildPhi(c->b, c->ptr, "work"), owned = LLVMBuildPhi(c->b, c->i1, "owned");
     LLVMValueRef inb[2] = {work, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
     LLVMBasicBlockRef from[2] = {fine, mal_ok};

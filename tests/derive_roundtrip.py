@@ -192,12 +192,29 @@ class Tally:
         return 1 if self.failed else 0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cli(doc, *options):
+    """The round-trip scripts' command line: --gradc G, the OPTIONS given as
+    (flags, keywords) pairs, then the folders; returns (args, G as argv)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--gradc", required=True)
+    for flags, keywords in options:
+        ap.add_argument(*flags, **keywords)
     ap.add_argument("folders", nargs="+")
     a = ap.parse_args()
-    gradc = shlex.split(a.gradc)
+    return a, shlex.split(a.gradc)
+
+
+def reason(check, *args):
+    """check(*args): None when it holds, else why not; a RuntimeError (a gradc
+    run that failed) is a reason too."""
+    try:
+        return check(*args)
+    except RuntimeError as e:
+        return str(e)
+
+
+def main():
+    a, gradc = cli(__doc__)
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         for base in expr_bases(a.folders):

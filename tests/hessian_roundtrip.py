@@ -19,16 +19,13 @@ against first derivatives alone, not against gradc's second-order code.
 Prints one line per failure, then `N passed, M failed` on the last line.
 """
 
-import argparse
 import json
 import os
 import re
-import shlex
-import subprocess
 import sys
 import tempfile
 
-from derive_roundtrip import Tally, expr_bases, flat, input_lines, run, source
+from derive_roundtrip import Tally, cli, expr_bases, flat, input_lines, reason, run, source
 
 STEP = 1e-5
 TOL = 1e-6
@@ -118,12 +115,7 @@ def check(gradc, base, src, printed, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--gradc", required=True)
-    ap.add_argument("--skip", action="append", default=[], help="a program's NAME")
-    ap.add_argument("folders", nargs="+")
-    a = ap.parse_args()
-    gradc = shlex.split(a.gradc)
+    a, gradc = cli(__doc__, (["--skip"], dict(action="append", default=[], help="a program's NAME")))
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         for base in expr_bases(a.folders):
@@ -133,11 +125,7 @@ def main():
             rc, printed, err = run(gradc + ["derive", "--hessian", base + ".expr"])
             if rc != 0 or not re.search(r"^d2", printed, re.M):
                 continue    # a non-scalar output, or no closed form: nothing to compare
-            try:
-                why = check(gradc, base, source(base), printed, tmp)
-            except RuntimeError as e:
-                why = str(e)
-            tally.record(base, why)
+            tally.record(base, reason(check, gradc, base, source(base), printed, tmp))
     return tally.end()
 
 

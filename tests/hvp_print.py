@@ -22,17 +22,15 @@ Prints one line per failure and per program parsed only, then `N passed, M
 failed` on the last line.
 """
 
-import argparse
 import json
 import math
 import os
 import random
 import re
-import shlex
 import sys
 import tempfile
 
-from derive_roundtrip import Tally, control_flow, expr_bases, flat, input_lines, run, source
+from derive_roundtrip import Tally, cli, control_flow, expr_bases, flat, input_lines, run, source
 
 HEADER = "# no closed form (control flow): the Hessian-vector product"
 
@@ -197,11 +195,7 @@ def check(gradc, base, src, printed, tmp, rng):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--gradc", required=True)
-    ap.add_argument("folders", nargs="+")
-    a = ap.parse_args()
-    gradc = shlex.split(a.gradc)
+    a, gradc = cli(__doc__)
     tally = Tally()
     rng = random.Random(10)
     with tempfile.TemporaryDirectory() as tmp:
