@@ -50,19 +50,19 @@ void internal(Cg *c, const char *what)
  * the interpreter agree bit for bit. */
 static LLVMValueRef e_sigmoid(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
+    LLVMValueRef e = cg_exp(c->b, LLVMBuildFNeg(c->b, fabs_(c, x), ""));
     LLVMValueRef den = fplus(c, cf(c, 1), e);
     return sel(c, fcmp(c, LLVMRealOGE, x, cf(c, 0)), LLVMBuildFDiv(c->b, cf(c, 1), den, ""),
                LLVMBuildFDiv(c->b, e, den, ""));
 }
 static LLVMValueRef e_softplus(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
+    LLVMValueRef e = cg_exp(c->b, LLVMBuildFNeg(c->b, fabs_(c, x), ""));
     return fplus(c, sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), x, cf(c, 0)), libm(c, "log1p", 1, e, NULL));
 }
 static LLVMValueRef e_logsigmoid(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
+    LLVMValueRef e = cg_exp(c->b, LLVMBuildFNeg(c->b, fabs_(c, x), ""));
     return LLVMBuildFSub(c->b, sel(c, fcmp(c, LLVMRealOLT, x, cf(c, 0)), x, cf(c, 0)),
                          libm(c, "log1p", 1, e, NULL), "");
 }
@@ -77,11 +77,14 @@ static LLVMValueRef e_neg(Cg *c, LLVMValueRef x) { return LLVMBuildFNeg(c->b, x,
 static LLVMValueRef e_id(Cg *c, LLVMValueRef x) { (void)c; return x; }
 static LLVMValueRef e_sqrt(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.sqrt", c->f64, 1, &x); }
 static LLVMValueRef e_abs(Cg *c, LLVMValueRef x) { return fabs_(c, x); }
+/* mathfn.c's sequences, inline and vectorisable (cgmath.c) */
+static LLVMValueRef e_exp(Cg *c, LLVMValueRef x) { return cg_exp(c->b, x); }
+static LLVMValueRef e_tanh(Cg *c, LLVMValueRef x) { return cg_tanh(c->b, x); }
 
 static LLVMValueRef (*const emit1[OP_COUNT])(Cg *, LLVMValueRef) = {
     [OP_NEG] = e_neg, [OP_SQRT] = e_sqrt, [OP_ABS] = e_abs, [OP_SIGMOID] = e_sigmoid,
     [OP_RELU] = e_relu, [OP_SOFTPLUS] = e_softplus, [OP_SIGN] = e_sign, [OP_NOT] = e_not,
-    [OP_DETACH] = e_id, [OP_LOGSIGMOID] = e_logsigmoid,
+    [OP_DETACH] = e_id, [OP_LOGSIGMOID] = e_logsigmoid, [OP_EXP] = e_exp, [OP_TANH] = e_tanh,
 };
 
 static LLVMValueRef e_add(Cg *c, LLVMValueRef x, LLVMValueRef y) { return fplus(c, x, y); }
@@ -342,7 +345,7 @@ static LLVMValueRef f_dot(Cg *c, void *t, LLVMValueRef k)
 static LLVMValueRef f_expshift(Cg *c, void *t, LLVMValueRef k)
 {
     Two *w = t;
-    return libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, w->p, k), w->shift, ""), NULL);
+    return cg_exp(c->b, LLVMBuildFSub(c->b, load(c, w->p, k), w->shift, ""));
 }
 
 /* the runtime's one-pass norm (rescaled only on overflow or underflow) */
@@ -706,7 +709,7 @@ static void gen_softmax(Cg *c, Node *n, LLVMValueRef out)
     LLVMValueRef m = reduce_max(c, p, len);
     Loop lp;
     LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), len);
-    store(c, libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, p, k), m, ""), NULL), out, k);
+    store(c, cg_exp(c->b, LLVMBuildFSub(c->b, load(c, p, k), m, "")), out, k);
     loop_end(c, &lp);
     Two w = {c, out, NULL, ci(c, 1), NULL};
     LLVMValueRef s = reduce_sum(c, len, f_strided, &w);

@@ -31,6 +31,11 @@ typedef struct CgInfo {
 LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMContextRef ctx,
                              bool entries, CgInfo *info);
 
+/* cgmath.c: mathfn.c's gradc_exp and gradc_tanh as IR at b's position,
+ * operation for operation (the interpreter's bits, vectorisable). */
+LLVMValueRef cg_exp(LLVMBuilderRef b, LLVMValueRef x);
+LLVMValueRef cg_tanh(LLVMBuilderRef b, LLVMValueRef x);
+
 /* A target machine for triple (NULL: the host, with its CPU name and
  * features), PIC.  NULL after printing an error. */
 LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level);

@@ -62,7 +62,7 @@ static LLVMValueRef line_lse(Cg *c, const Line *l)
     LLVMValueRef m = line_extreme(c, l, true), s = var(c, 0);
     Loop lp;
     LLVMValueRef t = loop_begin(c, &lp, ci(c, 0), l->len);
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFSub(c->b, line_load(c, l, t), m, ""), NULL);
+    LLVMValueRef e = cg_exp(c->b, LLVMBuildFSub(c->b, line_load(c, l, t), m, ""));
     LLVMBuildStore(c->b, fplus(c, get_var(c, s), e), s);
     loop_end(c, &lp);
     LLVMValueRef r = fplus(c, m, libm(c, "log", 1, get_var(c, s), NULL));
@@ -76,7 +76,7 @@ static void line_softmax(Cg *c, const Line *in, const Line *out)
     LLVMValueRef m = line_extreme(c, in, true), s = var(c, 0);
     Loop lp;
     LLVMValueRef t = loop_begin(c, &lp, ci(c, 0), in->len);
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFSub(c->b, line_load(c, in, t), m, ""), NULL);
+    LLVMValueRef e = cg_exp(c->b, LLVMBuildFSub(c->b, line_load(c, in, t), m, ""));
     LLVMBuildStore(c->b, e, line_at(c, out, t));
     LLVMBuildStore(c->b, fplus(c, get_var(c, s), e), s);
     loop_end(c, &lp);
@@ -155,7 +155,7 @@ static void gen_down(Cg *c, Node *n, LLVMValueRef out)
     if (ext)
         return;
     rows_begin(c, &li, &lj, R, C, &k, &j);
-    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFSub(c->b, load(c, p, k), load(c, mx, j), ""), NULL);
+    LLVMValueRef e = cg_exp(c->b, LLVMBuildFSub(c->b, load(c, p, k), load(c, mx, j), ""));
     if (n->op == OP_SOFTMAXD)
         store(c, e, out, k);
     store(c, fplus(c, load(c, s, j), e), s, j);

@@ -167,7 +167,7 @@ static double logsumexp_of(Mat a)
         return mx;             /* NaN, all -inf (or empty), or some +inf */
     double s = 0;
     for (int64_t i = 0; i < a.r * a.c; i++)
-        s += exp(a.d[i] - mx);
+        s += gradc_exp(a.d[i] - mx);
     return mx + log(s);
 }
 
@@ -176,7 +176,7 @@ static void op_softmax(Mat a, double *out)
     double mx = max_of(a), s = 0;
     int64_t n = a.r * a.c;
     for (int64_t i = 0; i < n; i++)
-        s += out[i] = exp(a.d[i] - mx);
+        s += out[i] = gradc_exp(a.d[i] - mx);
     for (int64_t i = 0; i < n; i++)
         out[i] /= s;
 }

@@ -306,12 +306,12 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
     X(DIMVAL,    "dim",       0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: dimension symbol as a value */ \
     X(COTAN,     "cotangent", 0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* the output's cotangent */             \
     X(NEG,       "-",         1, U, f_neg,      NULL,    NONE,    NEG,  NULL,                 neg)                                           \
-    X(EXP,       "exp",       1, U, exp,        "exp",   ELEM,    ATOM, "\\exp",              exp)                                           \
+    X(EXP,       "exp",       1, U, gradc_exp,  NULL,    ELEM,    ATOM, "\\exp",              exp) /* mathfn.c, cgmath.c */             \
     X(LOG,       "log",       1, U, log,        "log",   ELEM,    ATOM, "\\log",              log)                                           \
     X(SIN,       "sin",       1, U, sin,        "sin",   ELEM,    ATOM, "\\sin",              sin)                                           \
     X(COS,       "cos",       1, U, cos,        "cos",   ELEM,    ATOM, "\\cos",              cos)                                           \
     X(TAN,       "tan",       1, U, tan,        "tan",   ELEM,    ATOM, "\\tan",              tan)                                           \
-    X(TANH,      "tanh",      1, U, tanh,       "tanh",  ELEM,    ATOM, "\\tanh",             tanh)                                          \
+    X(TANH,      "tanh",      1, U, gradc_tanh, NULL,    ELEM,    ATOM, "\\tanh",             tanh) /* mathfn.c, cgmath.c */            \
     X(SQRT,      "sqrt",      1, U, sqrt,       NULL,    ELEM,    ATOM, NULL,                 sqrt)                                          \
     X(ABS,       "abs",       1, U, fabs,       NULL,    ELEM,    ATOM, NULL,                 abs)                                           \
     X(LOG1P,     "log1p",     1, U, log1p,      "log1p", ELEM,    ATOM, NULL,                 log1p)                                         \
@@ -608,6 +608,21 @@ Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans);
 bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 /* x.^e for a literal e, rounded as the compiled code computes it */
 double pow_literal(double x, double e);
+
+/* mathfn.c: exp and tanh as fixed sequences of IEEE operations (EXP, TANH,
+ * and the exp inside sigmoid, softplus, logsigmoid, softmax, logsumexp);
+ * cgmath.c emits the same sequences, so the interpreter and compiled code
+ * agree bit for bit, and the vectoriser can vectorise the compiled ones.
+ * The constants both use: */
+#define MATHFN_LOG2E 0x1.71547652b82fep0     /* log2(e) */
+#define MATHFN_SHIFT 0x1.8p52                /* x + 1.5·2^52 rounds x to an integer */
+#define MATHFN_LN2HI 0x1.62e42fefa39efp-1    /* ln 2 rounded … */
+#define MATHFN_LN2LO 0x1.abc9e3b39803fp-56   /* … and the remainder */
+#define MATHFN_SIGN 0x8000000000000000ull
+enum { MATHFN_NTAYLOR = 12 };
+extern const double mathfn_taylor[MATHFN_NTAYLOR];   /* 1/13! … 1/2!, Horner's order */
+double gradc_exp(double x);
+double gradc_tanh(double x);
 
 /* ===================================================================== */
 /* check.c — names, shapes, control-flow rules; builds the forward IR    */

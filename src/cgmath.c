@@ -1,0 +1,97 @@
+/* cgmath.c — mathfn.c's exp and tanh as LLVM IR, operation for operation
+ * (keep the two in step: tests/unit/test_mathfn.c runs both, vectorised,
+ * and compares the bits).  No fast-math flags and llvm.fma for each fma:
+ * nothing may be contracted or reassociated, so the results do not depend
+ * on the vector width the loop vectoriser picks.  Only a builder is needed
+ * (the module and context come from its block), so the unit test can emit
+ * these into a module of its own. */
+#include "codegen.h"
+
+#include <string.h>
+
+typedef struct M {
+    LLVMBuilderRef b;
+    LLVMModuleRef mod;
+    LLVMTypeRef f64, i64;
+} M;
+
+static M m_of(LLVMBuilderRef b)
+{
+    LLVMModuleRef mod = LLVMGetGlobalParent(LLVMGetBasicBlockParent(LLVMGetInsertBlock(b)));
+    LLVMContextRef ctx = LLVMGetModuleContext(mod);
+    return (M){b, mod, LLVMDoubleTypeInContext(ctx), LLVMInt64TypeInContext(ctx)};
+}
+
+static LLVMValueRef f(M *m, double v) { return LLVMConstReal(m->f64, v); }
+static LLVMValueRef i(M *m, uint64_t v) { return LLVMConstInt(m->i64, v, false); }
+static LLVMValueRef bits(M *m, LLVMValueRef x) { return LLVMBuildBitCast(m->b, x, m->i64, ""); }
+static LLVMValueRef dbl(M *m, LLVMValueRef x) { return LLVMBuildBitCast(m->b, x, m->f64, ""); }
+static LLVMValueRef mul(M *m, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFMul(m->b, x, y, ""); }
+static LLVMValueRef add(M *m, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFAdd(m->b, x, y, ""); }
+static LLVMValueRef sub(M *m, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFSub(m->b, x, y, ""); }
+/* x > c ? c : x (ogt), x < c ? c : x (olt): NaN passes, as the C */
+static LLVMValueRef above(M *m, LLVMValueRef x, double c)
+{
+    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, x, f(m, c), ""), f(m, c), x, "");
+}
+static LLVMValueRef below(M *m, LLVMValueRef x, double c)
+{
+    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOLT, x, f(m, c), ""), f(m, c), x, "");
+}
+static LLVMValueRef nan_or(M *m, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealUNO, x, x, ""), x, y, "");
+}
+
+static LLVMValueRef fma_(M *m, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z)
+{
+    static const char name[] = "llvm.fma";
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m->mod, id, &m->f64, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(LLVMGetModuleContext(m->mod), id, &m->f64, 1);
+    LLVMValueRef args[3] = {x, y, z};
+    return LLVMBuildCall2(m->b, ft, fn, args, 3, "");
+}
+
+/* mathfn.c reduce: p = expm1(r), *n the integer with x = n·ln2 + r */
+static LLVMValueRef reduce(M *m, LLVMValueRef x, LLVMValueRef *n)
+{
+    LLVMValueRef k = add(m, mul(m, x, f(m, MATHFN_LOG2E)), f(m, MATHFN_SHIFT));
+    LLVMValueRef nd = sub(m, k, f(m, MATHFN_SHIFT));
+    *n = LLVMBuildSub(m->b, bits(m, k), bits(m, f(m, MATHFN_SHIFT)), "");
+    LLVMValueRef r = fma_(m, nd, f(m, -MATHFN_LN2HI), x);
+    r = fma_(m, nd, f(m, -MATHFN_LN2LO), r);
+    LLVMValueRef q = f(m, mathfn_taylor[0]);
+    for (int t = 1; t < MATHFN_NTAYLOR; t++)
+        q = fma_(m, q, r, f(m, mathfn_taylor[t]));
+    return fma_(m, q, mul(m, r, r), r);
+}
+
+static LLVMValueRef pow2(M *m, LLVMValueRef n)
+{
+    return dbl(m, LLVMBuildShl(m->b, LLVMBuildAdd(m->b, n, i(m, 1023), ""), i(m, 52), ""));
+}
+
+LLVMValueRef cg_exp(LLVMBuilderRef b, LLVMValueRef x)
+{
+    M m = m_of(b);
+    LLVMValueRef xc = below(&m, above(&m, x, 710.0), -746.0), n;
+    LLVMValueRef p = reduce(&m, xc, &n);
+    LLVMValueRef n1 = LLVMBuildAShr(b, n, i(&m, 1), "");
+    LLVMValueRef y = mul(&m, mul(&m, add(&m, f(&m, 1.0), p), pow2(&m, n1)),
+                         pow2(&m, LLVMBuildSub(b, n, n1, "")));
+    return nan_or(&m, x, y);
+}
+
+LLVMValueRef cg_tanh(LLVMBuilderRef b, LLVMValueRef x)
+{
+    M m = m_of(b);
+    LLVMValueRef a = above(&m, dbl(&m, LLVMBuildAnd(b, bits(&m, x), i(&m, ~MATHFN_SIGN), "")), 20.0), n;
+    LLVMValueRef p = reduce(&m, mul(&m, f(&m, -2.0), a), &n);
+    LLVMValueRef s = pow2(&m, n);
+    LLVMValueRef u = fma_(&m, s, p, sub(&m, s, f(&m, 1.0)));
+    LLVMValueRef t = LLVMBuildFDiv(b, LLVMBuildFNeg(b, u, ""), add(&m, f(&m, 2.0), u), "");
+    LLVMValueRef tb = LLVMBuildOr(b, LLVMBuildAnd(b, bits(&m, t), i(&m, ~MATHFN_SIGN), ""),
+                                  LLVMBuildAnd(b, bits(&m, x), i(&m, MATHFN_SIGN), ""), "");
+    return nan_or(&m, x, dbl(&m, tb));
+}
