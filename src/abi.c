@@ -976,6 +976,8 @@ bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMSetModuleDataLayout(mod, td);
     LLVMDisposeTargetData(td);
+    if (opt_level >= 1)
+        cg_math_inline(mod);
     char passes[32];
     snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();

@@ -4,7 +4,13 @@
  * nothing may be contracted or reassociated, so the results do not depend
  * on the vector width the loop vectoriser picks.  Only a builder is needed
  * (the module and context come from its block), so the unit test can emit
- * these into a module of its own. */
+ * these into a module of its own.
+ *
+ * Each is one internal function per module (gradc.exp, gradc.tanh), called:
+ * inline at every use, the sum's 16 lanes made a 30-statement tanh chain's
+ * -O0 module a third larger (tests/backend.py bounds it), and -O0 is the
+ * JIT's fast compile.  codegen_optimize marks them alwaysinline from -O1
+ * (cg_math_inline): inlined, a loop over them vectorises. */
 #include "codegen.h"
 
 #include <string.h>
@@ -72,26 +78,65 @@ static LLVMValueRef pow2(M *m, LLVMValueRef n)
     return dbl(m, LLVMBuildShl(m->b, LLVMBuildAdd(m->b, n, i(m, 1023), ""), i(m, 52), ""));
 }
 
-LLVMValueRef cg_exp(LLVMBuilderRef b, LLVMValueRef x)
+static LLVMValueRef body_exp(M *m, LLVMValueRef x)
 {
-    M m = m_of(b);
-    LLVMValueRef xc = below(&m, above(&m, x, 710.0), -746.0), n;
-    LLVMValueRef p = reduce(&m, xc, &n);
-    LLVMValueRef n1 = LLVMBuildAShr(b, n, i(&m, 1), "");
-    LLVMValueRef y = mul(&m, mul(&m, add(&m, f(&m, 1.0), p), pow2(&m, n1)),
-                         pow2(&m, LLVMBuildSub(b, n, n1, "")));
-    return nan_or(&m, x, y);
+    LLVMValueRef xc = below(m, above(m, x, 710.0), -746.0), n;
+    LLVMValueRef p = reduce(m, xc, &n);
+    LLVMValueRef n1 = LLVMBuildAShr(m->b, n, i(m, 1), "");
+    LLVMValueRef y = mul(m, mul(m, add(m, f(m, 1.0), p), pow2(m, n1)), pow2(m, LLVMBuildSub(m->b, n, n1, "")));
+    return nan_or(m, x, y);
 }
 
-LLVMValueRef cg_tanh(LLVMBuilderRef b, LLVMValueRef x)
+static LLVMValueRef body_tanh(M *m, LLVMValueRef x)
+{
+    LLVMValueRef a = above(m, dbl(m, LLVMBuildAnd(m->b, bits(m, x), i(m, ~MATHFN_SIGN), "")), 20.0), n;
+    LLVMValueRef p = reduce(m, mul(m, f(m, -2.0), a), &n);
+    LLVMValueRef s = pow2(m, n);
+    LLVMValueRef u = fma_(m, s, p, sub(m, s, f(m, 1.0)));
+    LLVMValueRef t = LLVMBuildFDiv(m->b, LLVMBuildFNeg(m->b, u, ""), add(m, f(m, 2.0), u), "");
+    LLVMValueRef tb = LLVMBuildOr(m->b, LLVMBuildAnd(m->b, bits(m, t), i(m, ~MATHFN_SIGN), ""),
+                                  LLVMBuildAnd(m->b, bits(m, x), i(m, MATHFN_SIGN), ""), "");
+    return nan_or(m, x, dbl(m, tb));
+}
+
+static const char *const names[] = {"gradc.exp", "gradc.tanh"};
+static LLVMValueRef (*const bodies[])(M *, LLVMValueRef) = {body_exp, body_tanh};
+
+/* a call of the module's function which (made on first use) */
+static LLVMValueRef call(LLVMBuilderRef b, int which, LLVMValueRef x)
 {
     M m = m_of(b);
-    LLVMValueRef a = above(&m, dbl(&m, LLVMBuildAnd(b, bits(&m, x), i(&m, ~MATHFN_SIGN), "")), 20.0), n;
-    LLVMValueRef p = reduce(&m, mul(&m, f(&m, -2.0), a), &n);
-    LLVMValueRef s = pow2(&m, n);
-    LLVMValueRef u = fma_(&m, s, p, sub(&m, s, f(&m, 1.0)));
-    LLVMValueRef t = LLVMBuildFDiv(b, LLVMBuildFNeg(b, u, ""), add(&m, f(&m, 2.0), u), "");
-    LLVMValueRef tb = LLVMBuildOr(b, LLVMBuildAnd(b, bits(&m, t), i(&m, ~MATHFN_SIGN), ""),
-                                  LLVMBuildAnd(b, bits(&m, x), i(&m, MATHFN_SIGN), ""), "");
-    return nan_or(&m, x, dbl(&m, tb));
+    LLVMTypeRef ft = LLVMFunctionType(m.f64, &m.f64, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(m.mod, names[which]);
+    if (!fn) {
+        LLVMContextRef ctx = LLVMGetModuleContext(m.mod);
+        fn = LLVMAddFunction(m.mod, names[which], ft);
+        LLVMSetLinkage(fn, LLVMInternalLinkage);
+        static const char *const attrs[] = {"nounwind", "willreturn", "nosync", "nofree"};
+        for (size_t k = 0; k < sizeof attrs / sizeof attrs[0]; k++)
+            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(
+                ctx, LLVMGetEnumAttributeKindForName(attrs[k], strlen(attrs[k])), 0));
+        LLVMBuilderRef fb = LLVMCreateBuilderInContext(ctx);
+        LLVMPositionBuilderAtEnd(fb, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+        M fm = m;
+        fm.b = fb;
+        LLVMBuildRet(fb, bodies[which](&fm, LLVMGetParam(fn, 0)));
+        LLVMDisposeBuilder(fb);
+    }
+    return LLVMBuildCall2(b, ft, fn, &x, 1, "");
+}
+
+LLVMValueRef cg_exp(LLVMBuilderRef b, LLVMValueRef x) { return call(b, 0, x); }
+LLVMValueRef cg_tanh(LLVMBuilderRef b, LLVMValueRef x) { return call(b, 1, x); }
+
+void cg_math_inline(LLVMModuleRef mod)
+{
+    LLVMContextRef ctx = LLVMGetModuleContext(mod);
+    static const char always[] = "alwaysinline";
+    for (int k = 0; k < 2; k++) {
+        LLVMValueRef fn = LLVMGetNamedFunction(mod, names[k]);
+        if (fn)
+            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(
+                ctx, LLVMGetEnumAttributeKindForName(always, strlen(always)), 0));
+    }
 }

@@ -35,6 +35,8 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
  * operation for operation (the interpreter's bits, vectorisable). */
 LLVMValueRef cg_exp(LLVMBuilderRef b, LLVMValueRef x);
 LLVMValueRef cg_tanh(LLVMBuilderRef b, LLVMValueRef x);
+/* From -O1: the two functions cg_exp and cg_tanh call are alwaysinline. */
+void cg_math_inline(LLVMModuleRef mod);
 
 /* A target machine for triple (NULL: the host, with its CPU name and
  * features), PIC.  NULL after printing an error. */
