@@ -13,6 +13,7 @@
  * (cg_math_inline): inlined, a loop over them vectorises. */
 #include "codegen.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef struct M {
@@ -35,15 +36,6 @@ static LLVMValueRef dbl(M *m, LLVMValueRef x) { return LLVMBuildBitCast(m->b, x,
 static LLVMValueRef mul(M *m, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFMul(m->b, x, y, ""); }
 static LLVMValueRef add(M *m, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFAdd(m->b, x, y, ""); }
 static LLVMValueRef sub(M *m, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildFSub(m->b, x, y, ""); }
-/* x > c ? c : x (ogt), x < c ? c : x (olt): NaN passes, as the C */
-static LLVMValueRef above(M *m, LLVMValueRef x, double c)
-{
-    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, x, f(m, c), ""), f(m, c), x, "");
-}
-static LLVMValueRef below(M *m, LLVMValueRef x, double c)
-{
-    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOLT, x, f(m, c), ""), f(m, c), x, "");
-}
 static LLVMValueRef nan_or(M *m, LLVMValueRef x, LLVMValueRef y)
 {
     return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealUNO, x, x, ""), x, y, "");
@@ -62,15 +54,17 @@ static LLVMValueRef fma_(M *m, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z)
 /* mathfn.c reduce: p = expm1(r), *n the integer with x = n·ln2 + r */
 static LLVMValueRef reduce(M *m, LLVMValueRef x, LLVMValueRef *n)
 {
-    LLVMValueRef k = add(m, mul(m, x, f(m, MATHFN_LOG2E)), f(m, MATHFN_SHIFT));
+    const double *c = mathfn_taylor;
+    LLVMValueRef k = fma_(m, x, f(m, MATHFN_LOG2E), f(m, MATHFN_SHIFT));
     LLVMValueRef nd = sub(m, k, f(m, MATHFN_SHIFT));
     *n = LLVMBuildSub(m->b, bits(m, k), bits(m, f(m, MATHFN_SHIFT)), "");
     LLVMValueRef r = fma_(m, nd, f(m, -MATHFN_LN2HI), x);
     r = fma_(m, nd, f(m, -MATHFN_LN2LO), r);
-    LLVMValueRef q = f(m, mathfn_taylor[0]);
-    for (int t = 1; t < MATHFN_NTAYLOR; t++)
-        q = fma_(m, q, r, f(m, mathfn_taylor[t]));
-    return fma_(m, q, mul(m, r, r), r);
+    LLVMValueRef r2 = mul(m, r, r), r4 = mul(m, r2, r2), r6 = mul(m, r2, r4), a[6];
+    for (int j = 0; j < 6; j++)
+        a[j] = fma_(m, f(m, c[2 * j + 1]), r, f(m, c[2 * j]));
+    LLVMValueRef b0 = fma_(m, a[1], r2, a[0]), b1 = fma_(m, a[3], r2, a[2]), b2 = fma_(m, a[5], r2, a[4]);
+    return fma_(m, r6, fma_(m, r4, b2, b1), fma_(m, r2, b0, r));
 }
 
 static LLVMValueRef pow2(M *m, LLVMValueRef n)
@@ -78,22 +72,31 @@ static LLVMValueRef pow2(M *m, LLVMValueRef n)
     return dbl(m, LLVMBuildShl(m->b, LLVMBuildAdd(m->b, n, i(m, 1023), ""), i(m, 52), ""));
 }
 
+/* c where x > at (ogt) or x < at (olt), else y: NaN x keeps y, as the C */
+static LLVMValueRef pick(M *m, LLVMRealPredicate pred, LLVMValueRef x, double at, double c, LLVMValueRef y)
+{
+    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, pred, x, f(m, at), ""), f(m, c), y, "");
+}
+
 static LLVMValueRef body_exp(M *m, LLVMValueRef x)
 {
-    LLVMValueRef xc = below(m, above(m, x, 710.0), -746.0), n;
-    LLVMValueRef p = reduce(m, xc, &n);
+    LLVMValueRef n, p = reduce(m, x, &n);
     LLVMValueRef n1 = LLVMBuildAShr(m->b, n, i(m, 1), "");
-    LLVMValueRef y = mul(m, mul(m, add(m, f(m, 1.0), p), pow2(m, n1)), pow2(m, LLVMBuildSub(m->b, n, n1, "")));
+    LLVMValueRef s = pow2(m, n1);
+    LLVMValueRef y = mul(m, fma_(m, p, s, s), pow2(m, LLVMBuildSub(m->b, n, n1, "")));
+    y = pick(m, LLVMRealOGT, x, 709.8, INFINITY, y);
+    y = pick(m, LLVMRealOLT, x, -745.2, 0.0, y);
     return nan_or(m, x, y);
 }
 
 static LLVMValueRef body_tanh(M *m, LLVMValueRef x)
 {
-    LLVMValueRef a = above(m, dbl(m, LLVMBuildAnd(m->b, bits(m, x), i(m, ~MATHFN_SIGN), "")), 20.0), n;
+    LLVMValueRef a = dbl(m, LLVMBuildAnd(m->b, bits(m, x), i(m, ~MATHFN_SIGN), "")), n;
     LLVMValueRef p = reduce(m, mul(m, f(m, -2.0), a), &n);
     LLVMValueRef s = pow2(m, n);
     LLVMValueRef u = fma_(m, s, p, sub(m, s, f(m, 1.0)));
     LLVMValueRef t = LLVMBuildFDiv(m->b, LLVMBuildFNeg(m->b, u, ""), add(m, f(m, 2.0), u), "");
+    t = pick(m, LLVMRealOGT, a, 20.0, 1.0, t);
     LLVMValueRef tb = LLVMBuildOr(m->b, LLVMBuildAnd(m->b, bits(m, t), i(m, ~MATHFN_SIGN), ""),
                                   LLVMBuildAnd(m->b, bits(m, x), i(m, MATHFN_SIGN), ""), "");
     return nan_or(m, x, dbl(m, tb));

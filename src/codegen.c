@@ -50,19 +50,19 @@ void internal(Cg *c, const char *what)
  * the interpreter agree bit for bit. */
 static LLVMValueRef e_sigmoid(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = cg_exp(c->b, LLVMBuildFNeg(c->b, fabs_(c, x), ""));
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
     LLVMValueRef den = fplus(c, cf(c, 1), e);
     return sel(c, fcmp(c, LLVMRealOGE, x, cf(c, 0)), LLVMBuildFDiv(c->b, cf(c, 1), den, ""),
                LLVMBuildFDiv(c->b, e, den, ""));
 }
 static LLVMValueRef e_softplus(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = cg_exp(c->b, LLVMBuildFNeg(c->b, fabs_(c, x), ""));
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
     return fplus(c, sel(c, fcmp(c, LLVMRealOGT, x, cf(c, 0)), x, cf(c, 0)), libm(c, "log1p", 1, e, NULL));
 }
 static LLVMValueRef e_logsigmoid(Cg *c, LLVMValueRef x)
 {
-    LLVMValueRef e = cg_exp(c->b, LLVMBuildFNeg(c->b, fabs_(c, x), ""));
+    LLVMValueRef e = libm(c, "exp", 1, LLVMBuildFNeg(c->b, fabs_(c, x), ""), NULL);
     return LLVMBuildFSub(c->b, sel(c, fcmp(c, LLVMRealOLT, x, cf(c, 0)), x, cf(c, 0)),
                          libm(c, "log1p", 1, e, NULL), "");
 }

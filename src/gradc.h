@@ -610,7 +610,8 @@ bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 double pow_literal(double x, double e);
 
 /* mathfn.c: exp and tanh as fixed sequences of IEEE operations (EXP, TANH,
- * and the exp inside sigmoid, softplus, logsigmoid, softmax, logsumexp);
+ * and the exp inside softmax and logsumexp; sigmoid, softplus, logsigmoid
+ * keep libm's exp in both executors: docs/design.md);
  * cgmath.c emits the same sequences, so the interpreter and compiled code
  * agree bit for bit, and the vectoriser can vectorise the compiled ones.
  * The constants both use: */
@@ -620,7 +621,7 @@ double pow_literal(double x, double e);
 #define MATHFN_LN2LO 0x1.abc9e3b39803fp-56   /* … and the remainder */
 #define MATHFN_SIGN 0x8000000000000000ull
 enum { MATHFN_NTAYLOR = 12 };
-extern const double mathfn_taylor[MATHFN_NTAYLOR];   /* 1/13! … 1/2!, Horner's order */
+extern const double mathfn_taylor[MATHFN_NTAYLOR];   /* 1/2!, 1/3! … 1/13! */
 double gradc_exp(double x);
 double gradc_tanh(double x);
 

@@ -45,18 +45,18 @@ static double f_sigmoid(double x)
 {
     /* two forms so that exp never overflows */
     if (x >= 0)
-        return 1.0 / (1.0 + gradc_exp(-x));
-    double e = gradc_exp(x);
+        return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
     return e / (1.0 + e);
 }
 static double f_relu(double x) { return x > 0 ? x : 0.0; }
 static double f_softplus(double x)
 {
     /* log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)) */
-    return (x > 0 ? x : 0.0) + log1p(gradc_exp(-fabs(x)));
+    return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x)));
 }
 /* log(sigmoid(x)) without overflow: min(x, 0) - log1p(exp(-|x|)) */
-static double f_logsigmoid(double x) { return (x < 0 ? x : 0.0) - log1p(gradc_exp(-fabs(x))); }
+static double f_logsigmoid(double x) { return (x < 0 ? x : 0.0) - log1p(exp(-fabs(x))); }
 static double f_sign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }
 static double f_not(double x) { return x == 0 ? 1.0 : 0.0; }
 static double f_id(double x) { return x; }
