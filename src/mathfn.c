@@ -13,8 +13,8 @@
  * (src/meson.build; gcc ignores the STDC pragma): a contracted a*b + c
  * would round differently.
  *
- * Accuracy (tests/unit/test_mathfn.c against mpmath's values, docs/design.md):
- * exp within 1 ulp, tanh within 2 ulp, on 10^6 points each. */
+ * Accuracy against mpmath (docs/design.md; tests/unit/test_mathfn.c against libm):
+ * exp within 1.19 ulp, tanh within 2.79 ulp, on 10^6 points each. */
 #include "gradc.h"
 
 #include <math.h>
