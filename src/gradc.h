@@ -672,6 +672,12 @@ Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char 
  * (*block_why)[i*nwrt + j] (a matrix intermediate with no rule); NULL after
  * setting *why when there is none at all (a non-scalar output, control flow). */
 Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
+/* hess_chol.c: e (a DAG) with the identities of L = chol(K), K symmetric by
+ * its form, applied (solve(L', solve(L, B)) = K \\ B, sum(log(diag(L))) =
+ * 0.5*logdet(K), S' = S, ...: docs/design.md), for derive --hessian's
+ * closed forms; e itself when it reads no chol, unless always (the
+ * gradient and blocks of an output so rewritten: S' = S again). */
+Node *hess_chol_identities(Ir *ir, Node *e, bool always);
 /* The whole N×N Hessian over m's wrt inputs (scalars or columns, in wrt
  * order) as one node, from the closed forms of every block (for values:
  * p .* T, not diag(p)*T): the block (j, i) below the diagonal is the

@@ -778,6 +778,7 @@ static Node **closed_blocks(Module *m, bool textbook, const char **why, const ch
     Node **g = arena_alloc(a, sizeof(Node *) * (size_t)(k + 1));
     Node **H = arena_alloc(a, sizeof(Node *) * (size_t)(k * k + 1));
     const char **bw = arena_alloc(a, sizeof(char *) * (size_t)(k * k + 1));
+    bool chol = false;   /* the output was rewritten by chol's identities */
     for (int i = 0; i < k; i++) {
         const Input *x = &m->inputs[m->wrt[i]];
         const char *p = NULL;
@@ -787,13 +788,20 @@ static Node **closed_blocks(Module *m, bool textbook, const char **why, const ch
                                 "gradient program)", p);
             return NULL;
         }
-        g[i] = diff_dag_grad(ir, e, m->wrt[i], x->shape, m->ninputs);
+        /* K's Hessian as a textbook writes it, not chol's adjoint's */
+        Node *t = textbook ? hess_chol_identities(ir, e, false) : e;
+        g[i] = diff_dag_grad(ir, t, m->wrt[i], x->shape, m->ninputs);
+        if (t != e)
+            g[i] = hess_chol_identities(ir, g[i], true);
+        chol |= t != e;
     }
     for (int i = 0; i < k; i++)
         for (int j = i; j < k; j++) {
             const Input *xj = &m->inputs[m->wrt[j]];
             const char *w = NULL;
             H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, textbook, &w);
+            if (H[i * k + j] && chol)
+                H[i * k + j] = hess_chol_identities(ir, H[i * k + j], true);
             if (H[i * k + j] && textbook)
                 H[i * k + j] = divisor_out(ir, H[i * k + j]);
             bw[i * k + j] = H[i * k + j] ? NULL : w;
