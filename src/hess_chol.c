@@ -13,6 +13,7 @@
  *   sum(solve(L, B) .* solve(L, C))  = sum(B .* (K \ C))     (tr(B'K⁻¹C))
  *   sum(solve(L, B).^2)              = sum(B .* (K \ B))
  *   L*L'                             = K
+ *   solve(A, eye(n))                 = inv(A)
  *
  * chol reads K's lower triangle only, so each identity needs K symmetric as
  * a function of the inputs (not only at a point): K is checked by its form
@@ -147,13 +148,19 @@ static Node *rw_matmul(Rw *w, Node *n)
     return k && transposes(n->args[0], n->args[1]) ? k : NULL;
 }
 
+/* solve(A, eye(n)) → inv(A), as the gradient of logdet writes it */
+static Node *rw_solve(Rw *w, Node *n)
+{
+    return n->args[0]->op == OP_LU && n->args[1]->op == OP_EYE ? mk1(w->ir, OP_INV, n->args[0]->args[0]) : NULL;
+}
+
 /* S' → S for S symmetric by its form */
 static Node *rw_transpose(Rw *w, Node *n) { return is_sym(w, n->args[0]) ? n->args[0] : NULL; }
 
 /* The identities by the op at the top of the form they rewrite. */
 static Node *(*const rules[OP_COUNT])(Rw *, Node *) = {
     [OP_SOLVET] = rw_solvet, [OP_SUM] = rw_sum, [OP_MATMUL] = rw_matmul,
-    [OP_TRANSPOSE] = rw_transpose,
+    [OP_TRANSPOSE] = rw_transpose, [OP_SOLVE] = rw_solve,
 };
 
 static Node *rewritten(const Rw *w, Node *n)

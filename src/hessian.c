@@ -549,9 +549,9 @@ static Node *tangent(Jac *J, Node *n)
         tb = tb ? tb : mk_zero(ir, shape_make(vec_len(b->shape), nx));
         return mk2(ir, OP_VCAT, ta, tb);
     }
-    case OP_SOLVE:     /* A \ b, A constant here (a matrix A that depends on x is refused) */
-    case OP_SOLVET:
-        if (ta || !vec)
+    case OP_SOLVE:     /* A \ b, A constant here (a matrix A that depends on x is refused); */
+    case OP_SOLVET:    /* a is A's factors: b's shape is n's */
+        if (ta || !is_vec(n->shape))
             break;
         return mk2(ir, n->op, a, tb);
     default:
