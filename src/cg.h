@@ -1,6 +1,6 @@
-/* cg.h — what codegen.c (statement and value emission) and abi.c (the
- * functions' frames and wrappers) share: the emitter's state and its small
- * LLVM helpers.  Private to those two files. */
+/* cg.h — what codegen.c and codegen_stmt.c (value and statement emission)
+ * and abi.c (the functions' frames and wrappers) share: the emitter's state
+ * and its small LLVM helpers.  Private to the LLVM stage. */
 #ifndef GRADC_CG_H
 #define GRADC_CG_H
 
@@ -61,7 +61,8 @@ typedef struct Frame {
     LLVMBasicBlockRef at, allocas, entry;
 } Frame;
 
-/* codegen.c: emission of statements and values (the bodies of functions) */
+/* codegen.c and codegen_stmt.c: emission of values and statements (the
+ * bodies of functions) */
 void internal(Cg *c, const char *what);
 void gen_block(Cg *c, const Block *b);
 void gen_results(Cg *c);
@@ -99,6 +100,21 @@ LLVMAttributeRef cg_noinline(Cg *c);
 LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
 /* the sum of row i (of cols entries) of x's fused entries */
 LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
+
+/* codegen.c, for codegen_stmt.c: the sum of f(k) with flush (see there),
+ * a node's value (1×1) or buffer, the runtime's product into out, whether
+ * n's loop runs over rows and columns; codegen_stmt.c, for codegen.c:
+ * dst[k] = x[k] (or += when addto) for every entry */
+typedef void (*FlushFn)(Cg *c, void *ctx);
+/* With flush: called after each block of SUM_LANES entries (and after each
+ * remaining entry), so that f can load a whole block before anything is
+ * stored (stores the block's loads could alias would keep it scalar). */
+LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx);
+LLVMValueRef gen_scalar(Cg *c, Node *n);
+LLVMValueRef gen_buffer(Cg *c, Node *n);
+void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, bool acc);
+bool cg_reads_bcast(Cg *c, Node *n, bool top);
+void cg_store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto);
 
 /* A kernel's loop as an internal function "gradc.KIND.KEY" (written once
  * per key: the structure of what it computes, cg_key_node), whose
@@ -299,6 +315,46 @@ static inline LLVMValueRef dimv(Cg *c, Dim d)
 static inline LLVMValueRef rows(Cg *c, const Node *n) { return dimv(c, n->shape.rows); }
 static inline LLVMValueRef cols(Cg *c, const Node *n) { return dimv(c, n->shape.cols); }
 static inline LLVMValueRef count(Cg *c, const Node *n) { return mul(c, rows(c, n), cols(c, n)); }
+
+/* A loop over the entries k of shape s: flat, or over rows i and columns j
+ * (k = i*cols + j, in c->ri and c->cj; c->rck = k) when rc. */
+typedef struct Loop2 {
+    Loop li, lj;
+    bool rc;
+    LLVMValueRef ri, cj, rck;   /* the enclosing loop's, restored at the end */
+} Loop2;
+
+static inline LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, bool rc)
+{
+    l->rc = rc, l->ri = c->ri, l->cj = c->cj, l->rck = c->rck;
+    LLVMValueRef r = dimv(c, s.rows), m = dimv(c, s.cols);
+    if (!rc)
+        return loop_begin(c, &l->li, ci(c, 0), mul(c, r, m));
+    c->ri = loop_begin(c, &l->li, ci(c, 0), r);
+    c->cj = loop_begin(c, &l->lj, ci(c, 0), m);
+    return c->rck = add(c, mul(c, c->ri, m), c->cj);
+}
+
+static inline void loop2_end(Cg *c, Loop2 *l)
+{
+    if (l->rc)
+        loop_end(c, &l->lj);
+    loop_end(c, &l->li);
+    c->ri = l->ri, c->cj = l->cj, c->rck = l->rck;
+}
+
+typedef struct Two {
+    Cg *c;
+    LLVMValueRef p, q, stride, shift;
+} Two;
+
+static inline LLVMValueRef f_elem(Cg *c, void *n, LLVMValueRef k) { return cg_elem(c, n, k); }
+/* p[k * stride] (the diagonal with stride n + 1) */
+static inline LLVMValueRef f_strided(Cg *c, void *t, LLVMValueRef k)
+{
+    Two *w = t;
+    return load(c, w->p, mul(c, k, w->stride));
+}
 
 /* The iterations of a for whose count has value v: rounded down; NaN or
  * below 1 runs none (as eval.c). */

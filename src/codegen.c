@@ -25,7 +25,9 @@
  * Each function is generated as an internal `impl` with one signature
  * (dims, inputs, cotangent, out, grads, flags, work, where); the ABI
  * functions and the JIT's entries are thin wrappers around it (abi.c);
- * what is computed where comes from the plan (plan.c). */
+ * what is computed where comes from the plan (plan.c).  This file emits
+ * values and kernels; codegen_stmt.c the plan's points, statements and
+ * results. */
 #include "cg.h"
 
 #include <gradc/runtime.h>
@@ -238,43 +240,16 @@ LLVMValueRef cg_elem_op(Cg *c, Node *n, LLVMValueRef k) { return elem_op(c, n, k
  * was measured slower at n = 1000: the columns a row of A + A' reads stay
  * in L2 from one row to the next, and short tile loops cost more than
  * they save.)  Recursion is bounded by the fusion depth. */
-static bool reads_bcast(Cg *c, Node *n, bool top)
+bool cg_reads_bcast(Cg *c, Node *n, bool top)
 {
     if (!top && !is_fused(c->p, n))
         return false;
     if (n->op == OP_BCAST || n->op == OP_TRANSPOSE)
         return true;
     for (int i = 0; i < n->nargs; i++)
-        if (reads_bcast(c, n->args[i], false))
+        if (cg_reads_bcast(c, n->args[i], false))
             return true;
     return false;
-}
-
-/* A loop over the entries k of shape s: flat, or over rows i and columns j
- * (k = i*cols + j, in c->ri and c->cj; c->rck = k) when rc. */
-typedef struct Loop2 {
-    Loop li, lj;
-    bool rc;
-    LLVMValueRef ri, cj, rck;   /* the enclosing loop's, restored at the end */
-} Loop2;
-
-static LLVMValueRef loop2_begin(Cg *c, Loop2 *l, Shape s, bool rc)
-{
-    l->rc = rc, l->ri = c->ri, l->cj = c->cj, l->rck = c->rck;
-    LLVMValueRef r = dimv(c, s.rows), m = dimv(c, s.cols);
-    if (!rc)
-        return loop_begin(c, &l->li, ci(c, 0), mul(c, r, m));
-    c->ri = loop_begin(c, &l->li, ci(c, 0), r);
-    c->cj = loop_begin(c, &l->lj, ci(c, 0), m);
-    return c->rck = add(c, mul(c, c->ri, m), c->cj);
-}
-
-static void loop2_end(Cg *c, Loop2 *l)
-{
-    if (l->rc)
-        loop_end(c, &l->lj);
-    loop_end(c, &l->li);
-    c->ri = l->ri, c->cj = l->cj, c->rck = l->rck;
 }
 
 /* A pointer to n's entries: a 1×1 value is stored to a stack slot. */
@@ -301,19 +276,12 @@ LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
  * (count · eps · sum |f|). */
 enum { SUM_LANES = 16 };
 
-typedef void (*FlushFn)(Cg *c, void *ctx);
-
-/* With flush: called after each block of SUM_LANES entries (and after each
- * remaining entry), so that f can load a whole block before anything is
- * stored (stores the block's loads could alias would keep it scalar). */
-static LLVMValueRef reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx);
-
 static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
 {
-    return reduce_sum_flush(c, n, f, NULL, ctx);
+    return cg_reduce_sum_flush(c, n, f, NULL, ctx);
 }
 
-static LLVMValueRef reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
+LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
     LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
     for (int l = 0; l < SUM_LANES; l++) {
@@ -364,18 +332,6 @@ static LLVMValueRef reduce_max(Cg *c, LLVMValueRef p, LLVMValueRef n)
     return LLVMBuildLoad2(c->b, c->f64, m, "");
 }
 
-typedef struct Two {
-    Cg *c;
-    LLVMValueRef p, q, stride, shift;
-} Two;
-
-static LLVMValueRef f_elem(Cg *c, void *n, LLVMValueRef k) { return elem(c, n, k); }
-/* p[k * stride] (the diagonal with stride n + 1) */
-static LLVMValueRef f_strided(Cg *c, void *t, LLVMValueRef k)
-{
-    Two *w = t;
-    return load(c, w->p, mul(c, k, w->stride));
-}
 /* p[k] * q[k] */
 static LLVMValueRef f_dot(Cg *c, void *t, LLVMValueRef k)
 {
@@ -571,7 +527,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
 {
     Node *x = out ? n : n->args[0];
     Shape sh = x->shape;
-    bool rc = reads_bcast(c, x, out != NULL);
+    bool rc = cg_reads_bcast(c, x, out != NULL);
     if (lit_small(sh.rows) && lit_small(sh.cols))
         return loop_body(c, n, out, rc);
     /* the non-fused values the loop reads, and the loop's structure */
@@ -701,7 +657,7 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
 }
 
 /* out = alpha * op(a) * op(b) (+ out when acc) through the runtime. */
-static void gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, bool acc)
+void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, bool acc)
 {
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->i64, c->f64, c->ptr, c->ptr, c->ptr};
@@ -711,8 +667,6 @@ static void gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double al
     callf(c, "gradc_gemm_scaled", LLVMVoidTypeInContext(c->ctx), pt, 8, args);
 }
 
-static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto);
-
 static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
 {
     const Gemm *g = c->p->gemm[n->id];
@@ -721,12 +675,12 @@ static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
         return;
     }
     if (g->add)   /* the addend's entries, then the product added onto them */
-        store_all(c, g->add, out, false);
+        cg_store_all(c, g->add, out, false);
     LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
     if (!lit_small(n->shape.rows) || !lit_small(n->shape.cols) || !lit_small(dk)) {
-        gemm_call(c, n, g, out, 1, g->add != NULL);
+        cg_gemm_call(c, n, g, out, 1, g->add != NULL);
         return;
     }
     /* i-p-j order: each out entry sums its products in p order */
@@ -880,7 +834,7 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     }
 }
 
-static LLVMValueRef gen_scalar(Cg *c, Node *n)
+LLVMValueRef gen_scalar(Cg *c, Node *n)
 {
     switch (n->op) {
     case OP_CONST:
@@ -911,7 +865,7 @@ static LLVMValueRef gen_scalar(Cg *c, Node *n)
     return LLVMBuildLoad2(c->b, c->f64, out, "");
 }
 
-static LLVMValueRef gen_buffer(Cg *c, Node *n)
+LLVMValueRef gen_buffer(Cg *c, Node *n)
 {
     switch (n->op) {
     case OP_INPUT: return c->inputs[n->index];
@@ -955,634 +909,3 @@ static LLVMValueRef get(Cg *c, Node *n)
 }
 
 LLVMValueRef cg_get(Cg *c, Node *n) { return get(c, n); }
-
-/* The alloca of a kept sum or norm (0 at entry, as its slot). */
-static LLVMValueRef kept_var(Cg *c, int id)
-{
-    if (!c->keptvar[id]) {
-        c->keptvar[id] = alloca_(c, c->f64);
-        LLVMBuildStore(c->ab, cf(c, 0), c->keptvar[id]);
-    }
-    return c->keptvar[id];
-}
-
-/* The product stored into gradient i's buffer by gen_results (plan:
- * Gemm.out), or NULL. */
-static Node *grad_product(const Plan *p, Node *g, int i)
-{
-    Node *m = g->op == OP_MUL && !is_scalar(g) ? g->args[g->args[0]->op == OP_CONST] : g;
-    const Gemm *gm = m->op == OP_MATMUL ? p->gemm[m->id] : NULL;
-    return gm && gm->out == i ? m : NULL;
-}
-
-/* A map and a sum over entries of its shape in one loop (plan: merge_sums):
- * each block's terms and entries are loaded, then the entries stored. */
-typedef struct MapSum {
-    Node *map, *sum;
-    LLVMValueRef out;
-    VEC(LLVMValueRef) at, val;
-} MapSum;
-
-static LLVMValueRef f_mapsum(Cg *c, void *ctx, LLVMValueRef k)
-{
-    MapSum *o = ctx;
-    LLVMValueRef s = elem(c, o->sum->args[0], k);
-    vec_push(c->a, &o->at, at(c, o->out, k));
-    vec_push(c->a, &o->val, elem_op(c, o->map, k));
-    return s;
-}
-
-static void flush_mapsum(Cg *c, void *ctx)
-{
-    MapSum *o = ctx;
-    for (int i = 0; i < o->at.len; i++)
-        LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
-    o->at.len = o->val.len = 0;
-}
-
-static void gen_mapsum(Cg *c, const Kernel *k)
-{
-    MapSum o = {k->node, k->members[0], bufp(c, c->p->buf[k->node->id]), {0}, {0}};
-    LLVMValueRef s = reduce_sum_flush(c, count(c, o.map), f_mapsum, flush_mapsum, &o);
-    node_bind(c, o.map, o.out);
-    node_made(c, o.map);
-    node_bind(c, o.sum, s);
-    node_made(c, o.sum);
-}
-
-static void gen_kernel(Cg *c, const Kernel *k)
-{
-    Node *n = k->node;
-    if (k->kind == K_MAP && k->nmembers) {
-        gen_mapsum(c, k);
-        return;
-    }
-    if (k->kind == K_GEMM && (c->p->gemm[n->id]->out >= 0 || c->p->gemm[n->id]->slot >= 0))
-        return; /* computed into its gradient's buffer by gen_results, its slot's by assign */
-    if (k->kind == K_MATVEC || k->kind == K_ROWS) {
-        (k->kind == K_MATVEC ? cg_matvec : cg_rows)(c, k);
-        return;
-    }
-    if (k->kind == K_KEPT)
-        node_bind(c, n, LLVMBuildLoad2(c->b, c->f64, kept_var(c, n->id), ""));
-    else
-        node_bind(c, n, one_value(c->p, n) ? gen_scalar(c, n) : gen_buffer(c, n));
-    node_made(c, n);
-}
-
-/* Whether a point goes into chunk functions (chunk.c).  A chunk is a
- * function of its own, and a kept sum's variable (plan.h: kept) and the
- * one-pass value live in the impl's frame: a plan with kept slots, or a point
- * holding the one-pass sum, stays whole. */
-static bool chunk_ok(Cg *c, const Point *pt)
-{
-    if (!chunk_wanted(pt))
-        return false;
-    for (int s = 0; c->p->kept_by && s < c->m->ir->slots.len; s++)
-        if (c->p->kept_by[s] >= 0)
-            return false;
-    for (int i = 0; i < pt->nk; i++)
-        if (pt->ks[i].kind == K_KEPT || (pt->ks[i].node == c->p->onepass && c->pc - 1 == c->p->onepass_point))
-            return false;
-    return true;
-}
-
-/* The next point of the plan: its kernels, which must be for root. */
-static void need(Cg *c, Node *root)
-{
-    if (c->pc >= c->p->points.len || c->p->points.data[c->pc].root != root) {
-        internal(c, "the plan and the code generator disagree on the order of points");
-        return;
-    }
-    const Point *pt = &c->p->points.data[c->pc++];
-    if (chunk_ok(c, pt)) {
-        chunk_point(c, pt, gen_kernel);
-        return;
-    }
-    for (int i = 0; i < pt->nk && !c->failed; i++) {
-        if (pt->ks[i].node == c->p->onepass && c->pc - 1 == c->p->onepass_point) {
-            c->rest = pt->ks + i + 1; /* gen_results: the sum, then these */
-            c->nrest = pt->nk - i - 1;
-            return;
-        }
-        gen_kernel(c, &pt->ks[i]);
-    }
-}
-
-/* ===================================================================== */
-/* Statements                                                            */
-/* ===================================================================== */
-
-/* dst[k] = x[k] (or += when add), for every entry. */
-static void store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
-{
-    Loop2 lp;
-    LLVMValueRef k = loop2_begin(c, &lp, x->shape, is_fused(c->p, x) && reads_bcast(c, x, true));
-    LLVMValueRef v = elem(c, x, k);
-    store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
-    loop2_end(c, &lp);
-}
-
-/* ‖p‖ from the sum of squares ss of its n entries: sqrt(ss), or the
- * runtime's rescaled pass when ss overflowed or underflowed (as gradc_norm). */
-static LLVMValueRef norm_from(Cg *c, LLVMValueRef ss, LLVMValueRef n, LLVMValueRef p)
-{
-    LLVMValueRef r = alloca_(c, c->f64);
-    LLVMValueRef fine = LLVMBuildOr(c->b, fcmp(c, LLVMRealUNO, ss, ss),
-                                    LLVMBuildAnd(c->b, fcmp(c, LLVMRealOGT, ss, cf(c, 0x1p-900)),
-                                                 fcmp(c, LLVMRealOLT, ss, cf(c, INFINITY)), ""), "");
-    LLVMBasicBlockRef yes = block(c, "norm.sqrt"), no = block(c, "norm.scaled"), done = block(c, "norm");
-    LLVMBuildCondBr(c->b, fine, yes, no);
-    enter(c, yes);
-    LLVMBuildStore(c->b, intrinsic(c, "llvm.sqrt", c->f64, 1, &ss), r);
-    LLVMBuildBr(c->b, done);
-    enter(c, no);
-    LLVMTypeRef pt[2] = {c->i64, c->ptr};
-    LLVMValueRef args[2] = {n, p};
-    LLVMBuildStore(c->b, callf(c, "gradc_norm", c->f64, pt, 2, args), r);
-    LLVMBuildBr(c->b, done);
-    enter(c, done);
-    return LLVMBuildLoad2(c->b, c->f64, r, "");
-}
-
-/* dst[k] = src(k) for the n entries of slot s, updating the sums and norms
- * of s that its stores keep (plan: kept) in the same loop.  The kept sums'
- * additions may be reassociated (LLVM's loop vectoriser then keeps as many
- * vector partial sums as the target wants): a kept sum differs from a
- * separate one by rounding only, within the usual count · eps · Σ|x|. */
-static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVMValueRef dst)
-{
-    const Plan *p = c->p;
-    int nr = 0;
-    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id])
-        nr++;
-    int *ids = arena_alloc(c->a, sizeof(int) * (size_t)(nr + 1));
-    LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nr + 1));
-    nr = 0;
-    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
-        ids[nr] = id;
-        acc[nr] = alloca_(c, c->f64);
-        LLVMBuildStore(c->b, cf(c, 0), acc[nr++]);
-    }
-    Loop lp;
-    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
-    LLVMValueRef v = src(c, ctx, k);
-    store(c, v, dst, k);
-    for (int r = 0; r < nr; r++) {
-        LLVMValueRef x = p->nodes[ids[r]]->op == OP_NORM ? LLVMBuildFMul(c->b, v, v, "") : v;
-        LLVMValueRef sum = fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[r], ""), x);
-        LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
-        LLVMBuildStore(c->b, sum, acc[r]);
-    }
-    loop_end(c, &lp);
-    for (int r = 0; r < nr; r++) {
-        LLVMValueRef t = LLVMBuildLoad2(c->b, c->f64, acc[r], "");
-        if (p->nodes[ids[r]]->op == OP_NORM)
-            t = norm_from(c, t, n, dst);
-        LLVMBuildStore(c->b, t, kept_var(c, ids[r]));
-    }
-}
-
-/* the same value for every k */
-static LLVMValueRef f_value(Cg *c, void *v, LLVMValueRef k)
-{
-    (void)c, (void)k;
-    return v;
-}
-
-/* After a pop into slot s: its kept sums and norms from its entries. */
-static void rekeep(Cg *c, int s)
-{
-    const Plan *p = c->p;
-    Shape sh = c->m->ir->slots.data[s].shape;
-    LLVMValueRef n = mul(c, dimv(c, sh.rows), dimv(c, sh.cols)), dst = bufp(c, p->slotbuf[s]);
-    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
-        LLVMValueRef t;
-        if (p->nodes[id]->op == OP_NORM) {
-            LLVMTypeRef pt[2] = {c->i64, c->ptr};
-            LLVMValueRef args[2] = {n, dst};
-            t = callf(c, "gradc_norm", c->f64, pt, 2, args);
-        } else {
-            Two w = {c, dst, NULL, ci(c, 1), NULL};
-            t = reduce_sum(c, n, f_strided, &w);
-        }
-        LLVMBuildStore(c->b, t, kept_var(c, id));
-    }
-}
-
-/* Slot s now holds slot from's entries in from's buffer (plan: slotshare):
- * s's kept sums and norms are from's of the same kind, or from a pass. */
-static void keep_from(Cg *c, int s, int from)
-{
-    const Plan *p = c->p;
-    bool all = true;
-    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
-        int same = p->kept_by[from];
-        while (same >= 0 && p->nodes[same]->op != p->nodes[id]->op)
-            same = p->kept[same];
-        if (same >= 0)
-            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, kept_var(c, same), ""), kept_var(c, id));
-        all &= same >= 0;
-    }
-    if (!all)
-        rekeep(c, s);
-}
-
-static bool reads_other(const Node *x, int n, const int *slots, int self)
-{
-    for (int j = 0; j < n; j++)
-        if (j != self && node_reads_slot(x, slots[j]))
-            return true;
-    return false;
-}
-
-/* slots[i] = vals[i] for all i, in parallel: every value is computed (into
- * the slot's shadow buffer when a later store could clobber what it reads)
- * before any slot is written. */
-static void assign(Cg *c, int n, const int *slots, Node **vals)
-{
-    LLVMValueRef *v = arena_alloc(c->a, sizeof *v * (size_t)(n + 1));
-    bool *direct = arena_alloc(c->a, (size_t)n + 1);
-    int *nscatter = arena_alloc(c->a, sizeof(int) * (size_t)(n + 1));
-    Node *(*pads)[SCATTER_MAX] = arena_alloc(c->a, sizeof *pads * (size_t)(n + 1));
-    for (int i = 0; i < n; i++) {
-        Node *x = vals[i];
-        int s = slots[i];
-        if ((nscatter[i] = scatter_form(x, s, pads[i]))) {
-            for (int k = 0; k < nscatter[i]; k++)
-                for (int a = 0; a < 3; a++)
-                    need(c, pads[i][k]->args[a]);
-            continue;
-        }
-        need(c, x);
-        if (x->op == OP_ADD && c->p->gemm[x->id] && c->p->gemm[x->id]->slot == s)
-            continue; /* accumulated into the slot below */
-        if (c->p->slotbuf[s] < 0) { /* a scalar or uniform slot: one value */
-            v[i] = one_value(c->p, x) ? get(c, x) : elem(c, x, ci(c, 0));
-            continue;
-        }
-        if (one_value(c->p, x)) { /* a uniform slot into a buffer: every entry */
-            v[i] = get(c, x);
-            continue;
-        }
-        bool other = reads_other(x, n, slots, i);
-        if (!other && is_fused(c->p, x)) {
-            direct[i] = true; /* reads entry k of its own slot at most */
-        } else if (other) {
-            v[i] = bufp(c, c->p->shadow[s]);
-            store_all(c, x, v[i], false);
-        } else {
-            v[i] = get(c, x);
-        }
-    }
-    /* the in-place sums first: what they read is not written before them */
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < nscatter[i]; k++) {
-            Node *pad = pads[i][k];
-            cg_scatter_add(c, pad, bufp(c, c->p->slotbuf[slots[i]]), argbuf(c, pad->args[0]),
-                           get(c, pad->args[1]), get(c, pad->args[2]));
-        }
-    for (int i = 0; i < n; i++) {
-        Node *x = vals[i];
-        int s = slots[i];
-        const Gemm *g = x->op == OP_ADD ? c->p->gemm[x->id] : NULL;
-        if (nscatter[i]) {
-            continue;
-        } else if (g && g->slot == s) {
-            gemm_call(c, x, g, bufp(c, c->p->slotbuf[s]), 1, true);
-            if (c->p->kept_by[s] >= 0)
-                rekeep(c, s);
-        } else if (c->p->slotbuf[s] < 0) {
-            LLVMBuildStore(c->b, v[i], c->slotvar[s]);
-        } else if (one_value(c->p, x)) {
-            store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));
-        } else if (direct[i]) {
-            store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
-        } else if (x->op == OP_SLOT && c->p->slotbuf[x->index] == c->p->slotbuf[s]) {
-            if (x->index != s)
-                keep_from(c, s, x->index); /* s took over x's buffer (plan: slotshare): no copy */
-        } else {
-            Two w = {c, v[i], NULL, ci(c, 1), NULL};
-            store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
-        }
-    }
-}
-
-
-static LLVMValueRef truth(Cg *c, Node *cond)
-{
-    need(c, cond);
-    return fcmp(c, LLVMRealUNE, get(c, cond), cf(c, 0));
-}
-
-static void gen_if(Cg *c, const Stmt *s)
-{
-    LLVMBasicBlockRef yes = block(c, "then"), no = block(c, "else"), join = block(c, "endif");
-    LLVMBuildCondBr(c->b, truth(c, s->cond), yes, no);
-    enter(c, yes);
-    gen_block(c, s->then_block);
-    assign(c, s->n, s->slots, s->then_vals);
-    LLVMBuildBr(c->b, join);
-    enter(c, no);
-    gen_block(c, s->else_block);
-    assign(c, s->n, s->slots, s->else_vals);
-    LLVMBuildBr(c->b, join);
-    enter(c, join);
-}
-
-static void gen_while(Cg *c, const Stmt *s)
-{
-    assign(c, s->n, s->slots, s->vals);
-    need(c, NULL); /* the loop's invariants */
-    int index = c->info->nwhiles++;
-    Loc *locs = arena_alloc(c->a, sizeof *locs * (size_t)c->info->nwhiles);
-    if (index)
-        memcpy(locs, c->info->whiles, sizeof *locs * (size_t)index);
-    locs[index] = s->loc;
-    c->info->whiles = locs;
-
-    LLVMValueRef iter = alloca_(c, c->i64);
-    LLVMBuildStore(c->b, ci(c, 0), iter);
-    LLVMBasicBlockRef head = block(c, "while"), check = block(c, "while.check"),
-                      over = block(c, "while.maxiter"), body = block(c, "while.body"),
-                      done = block(c, "while.end");
-    LLVMBuildBr(c->b, head);
-    enter(c, head);
-    LLVMBuildCondBr(c->b, truth(c, s->cond), check, done);
-    enter(c, check);
-    LLVMValueRef it = LLVMBuildLoad2(c->b, c->i64, iter, "");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, it, ci(c, c->max_iter), ""), over, body);
-    enter(c, over);
-    LLVMBuildStore(c->b, LLVMConstInt(c->i32, (unsigned)index, 0), c->where);
-    fail_with(c, GRADC_EMAXITER);
-    enter(c, body);
-    gen_block(c, s->body);
-    assign(c, s->n, s->slots, s->next);
-    LLVMBuildStore(c->b, add(c, it, ci(c, 1)), iter);
-    LLVMBuildBr(c->b, head);
-    enter(c, done);
-    if (s->count_slot >= 0)
-        LLVMBuildStore(c->b, LLVMBuildSIToFP(c->b, LLVMBuildLoad2(c->b, c->i64, iter, ""), c->f64, ""),
-                       c->slotvar[s->count_slot]);
-}
-
-static void gen_for(Cg *c, const Stmt *s)
-{
-    assign(c, s->n, s->slots, s->vals);
-    need(c, s->count);
-    LLVMValueRef n = trips(c, get(c, s->count));
-    need(c, NULL); /* the loop's invariants */
-    Loop lp;
-    LLVMValueRef t = loop_begin(c, &lp, ci(c, 0), n);
-    if (s->index_slot >= 0) {
-        LLVMValueRef i = s->reverse ? LLVMBuildSub(c->b, n, t, "") : add(c, t, ci(c, 1));
-        LLVMBuildStore(c->b, LLVMBuildSIToFP(c->b, i, c->f64, ""), c->slotvar[s->index_slot]);
-    }
-    gen_block(c, s->body);
-    assign(c, s->n, s->slots, s->next);
-    loop_end(c, &lp);
-}
-
-/* The work stack: entries are copied to and from stack[sp..], sp counted in
- * doubles; its size was checked at entry, so no bound is tested here. */
-static LLVMValueRef stack_at(Cg *c) { return at(c, c->stack, LLVMBuildLoad2(c->b, c->i64, c->sp, "")); }
-
-static void stack_move(Cg *c, LLVMValueRef sp) { LLVMBuildStore(c->b, sp, c->sp); }
-
-static void push_stack(Cg *c, const Stmt *s)
-{
-    for (int i = 0; i < s->n; i++) {
-        Node *x = s->vals[i];
-        need(c, x);
-        LLVMValueRef top = stack_at(c), n = count(c, x);
-        if (is_scalar(x))
-            LLVMBuildStore(c->b, get(c, x), top);
-        else
-            LLVMBuildMemCpy(c->b, top, 8, get(c, x), 8, mul(c, n, ci(c, 8)));
-        stack_move(c, add(c, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), n));
-    }
-}
-
-static void pop_stack(Cg *c, const Stmt *s)
-{
-    for (int i = s->n - 1; i >= 0; i--) {
-        int sl = s->slots[i];
-        Shape sh = c->m->ir->slots.data[sl].shape;
-        LLVMValueRef n = mul(c, dimv(c, sh.rows), dimv(c, sh.cols));
-        stack_move(c, LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), n, ""));
-        LLVMValueRef top = stack_at(c);
-        if (c->p->slotbuf[sl] >= 0) {
-            LLVMBuildMemCpy(c->b, bufp(c, c->p->slotbuf[sl]), 8, top, 8, mul(c, n, ci(c, 8)));
-            rekeep(c, sl);
-        }
-        else
-            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, top, ""), c->slotvar[sl]);
-    }
-}
-
-static void gen_push(Cg *c, const Stmt *s)
-{
-    if (c->p->stack) {
-        push_stack(c, s);
-        return;
-    }
-    LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->i64};
-    LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
-    for (int i = 0; i < s->n; i++) {
-        Node *x = s->vals[i];
-        need(c, x);
-        LLVMValueRef args[3] = {c->tape, argbuf(c, x), count(c, x)};
-        LLVMValueRef st = callf(c, "gradc_tape_push", c->i32, pt, 3, args);
-        bad = LLVMBuildOr(c->b, bad, LLVMBuildICmp(c->b, LLVMIntNE, st, LLVMConstInt(c->i32, 0, 0), ""), "");
-    }
-    LLVMBasicBlockRef oom = block(c, "push.nomem"), ok = block(c, "push.ok");
-    LLVMBuildCondBr(c->b, bad, oom, ok);
-    enter(c, oom);
-    fail_with(c, GRADC_ENOMEM);
-    enter(c, ok);
-}
-
-static void gen_pop(Cg *c, const Stmt *s)
-{
-    if (c->p->stack) {
-        pop_stack(c, s);
-        return;
-    }
-    LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->i64};
-    for (int i = s->n - 1; i >= 0; i--) {
-        int sl = s->slots[i];
-        Shape sh = c->m->ir->slots.data[sl].shape;
-        LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? bufp(c, c->p->slotbuf[sl]) : c->slotvar[sl];
-        LLVMValueRef args[3] = {c->tape, dst, mul(c, dimv(c, sh.rows), dimv(c, sh.cols))};
-        callf(c, "gradc_tape_pop", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
-        if (c->p->slotbuf[sl] >= 0)
-            rekeep(c, sl);
-    }
-}
-
-void gen_block(Cg *c, const Block *b)
-{
-    for (int i = 0; b && i < b->n && !c->failed; i++) {
-        const Stmt *s = b->stmts[i];
-        switch (s->kind) {
-        case S_SET: assign(c, s->n, s->slots, s->vals); break;
-        case S_IF: gen_if(c, s); break;
-        case S_WHILE: gen_while(c, s); break;
-        case S_FOR: gen_for(c, s); break;
-        case S_PUSH: gen_push(c, s); break;
-        case S_POP: gen_pop(c, s); break;
-        }
-    }
-}
-
-/* The plan's one pass: entry k of the value's sum, after storing entry k
- * of every elementwise gradient of its shape (added to what is there with
- * addto). */
-typedef struct OnePass {
-    Node *sum;
-    bool addto;
-    VEC(LLVMValueRef) at, val; /* the block's stores, made by flush */
-} OnePass;
-
-static bool in_pass(Cg *c, Node *g) { return in_onepass(c->p, g); }
-
-static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
-{
-    OnePass *o = ctx;
-    LLVMValueRef s = elem(c, o->sum->args[0], k);
-    for (int i = 0; i < c->m->nwrt; i++) {
-        Node *g = c->p->f->grads[i];
-        if (!in_pass(c, g))
-            continue;
-        LLVMValueRef v = elem(c, g, k);
-        vec_push(c->a, &o->at, at(c, c->grads[i], k));
-        vec_push(c->a, &o->val, o->addto ? fplus(c, load(c, c->grads[i], k), v) : v);
-    }
-    return s;
-}
-
-/* The block's stores gradient by gradient: a run of consecutive entries
- * each, which the SLP vectorizer makes vector stores even when two
- * gradients may be the same memory (NAME_hvp's NULL ones share the sink). */
-static void flush_onepass(Cg *c, void *ctx)
-{
-    OnePass *o = ctx;
-    int ng = 0;
-    for (int i = 0; i < c->m->nwrt; i++)
-        ng += in_pass(c, c->p->f->grads[i]);
-    for (int g = 0; g < ng; g++)
-        for (int i = g; i < o->at.len; i += ng)
-            LLVMBuildStore(c->b, o->val.data[i], o->at.data[i]);
-    o->at.len = o->val.len = 0;
-}
-
-/* A result that is a tree of concatenations (plan.h: placed_blocks): each
- * block's entries stored (or added) at its corner of dst, rows cols(g)
- * apart; a fused block is computed in this loop. */
-static void store_placed(Cg *c, Node *g, LLVMValueRef dst, bool addto)
-{
-    Placed pl[CAT_MAX];
-    int np = placed_blocks(g, pl);
-    LLVMValueRef w = cols(c, g);
-    for (int j = 0; j < np; j++) {
-        Node *b = pl[j].block;
-        LLVMValueRef corner = at(c, dst, add(c, mul(c, dimv(c, pl[j].r), w), dimv(c, pl[j].c)));
-        LLVMValueRef sv = is_scalar(b) ? get(c, b) : NULL;
-        Loop2 l;
-        LLVMValueRef k = loop2_begin(c, &l, b->shape, true);
-        LLVMValueRef v = sv ? sv : elem(c, b, k), d = at(c, corner, add(c, mul(c, c->ri, w), c->cj));
-        LLVMBuildStore(c->b, addto ? fplus(c, LLVMBuildLoad2(c->b, c->f64, d, ""), v) : v, d);
-        loop2_end(c, &l);
-    }
-}
-
-/* Whether flags asks to add to the gradient buffers (GRADC_ACCUMULATE). */
-static LLVMValueRef accumulate_flag(Cg *c)
-{
-    return LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
-                         LLVMConstInt(c->i32, 0, 0), "");
-}
-
-void gen_results(Cg *c)
-{
-    const Func *f = c->p->f;
-    int ng = f->grads ? c->m->nwrt : 0;
-    need(c, f->value);
-    for (int i = 0; f->aux && i < c->m->naux; i++)
-        need(c, f->aux[i]);
-    for (int i = 0; i < ng; i++)
-        need(c, f->grads[i]);
-    if (c->p->onepass) {
-        /* a NULL gradient (NAME_hvp) is stored to the sink in work */
-        LLVMValueRef *given = arena_alloc(c->a, sizeof *given * (size_t)(ng + 1));
-        for (int i = 0; i < ng; i++) {
-            given[i] = c->grads[i];
-            if (c->p->sink >= 0 && in_pass(c, f->grads[i]))
-                c->grads[i] = sel(c, LLVMBuildIsNull(c->b, given[i], ""), bufp(c, c->p->sink), given[i]);
-        }
-        /* the sum and the gradients of its shape in one loop, per flag */
-        LLVMValueRef val = alloca_(c, c->f64);
-        LLVMValueRef acc = accumulate_flag(c);
-        LLVMBasicBlockRef yes = block(c, "onepass.acc"), no = block(c, "onepass.set"), done = block(c, "onepass");
-        LLVMBuildCondBr(c->b, acc, yes, no);
-        for (int addto = 1; addto >= 0; addto--) {
-            enter(c, addto ? yes : no);
-            OnePass o = {c->p->onepass, addto, {0}, {0}};
-            LLVMBuildStore(c->b, reduce_sum_flush(c, count(c, o.sum->args[0]), f_onepass, flush_onepass, &o), val);
-            LLVMBuildBr(c->b, done);
-        }
-        enter(c, done);
-        node_bind(c, c->p->onepass, LLVMBuildLoad2(c->b, c->f64, val, ""));
-        for (int i = 0; i < c->nrest; i++)
-            gen_kernel(c, &c->rest[i]);
-        memcpy(c->grads, given, sizeof *given * (size_t)ng);
-    }
-    /* the value, then each auxiliary output (spec §8): stored unless NULL */
-    for (int i = -1; i < (f->aux ? c->m->naux : 0); i++) {
-        Node *x = i < 0 ? f->value : f->aux[i];
-        LLVMValueRef dst = i < 0 ? c->out : c->aux[i];
-        LLVMBasicBlockRef has = block(c, "out"), next = block(c, "out.done");
-        LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, dst, ""), next, has);
-        enter(c, has);
-        if (is_scalar(x))
-            LLVMBuildStore(c->b, get(c, x), dst);
-        else
-            store_all(c, x, dst, false);
-        LLVMBuildBr(c->b, next);
-        enter(c, next);
-    }
-    if (!ng)
-        return;
-    LLVMValueRef acc = accumulate_flag(c);
-    LLVMBasicBlockRef yes = block(c, "accumulate"), no = block(c, "overwrite"), done = block(c, "stored");
-    LLVMBuildCondBr(c->b, acc, yes, no);
-    for (int addto = 1; addto >= 0; addto--) {
-        enter(c, addto ? yes : no);
-        for (int i = 0; i < ng; i++) {
-            Node *g = f->grads[i];
-            if (in_pass(c, g))   /* stored by the one pass */
-                continue;
-            /* a NULL gradient buffer is not wanted (NAME_hvp, spec §9) */
-            LLVMBasicBlockRef put = block(c, "grad"), skip = block(c, "grad.next");
-            LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
-            enter(c, put);
-            Node *prod = grad_product(c->p, g, i);
-            if (prod) {
-                gemm_call(c, prod, c->p->gemm[prod->id], c->grads[i], c->p->gemm[prod->id]->alpha, addto);
-            } else if (is_scalar(g)) {
-                LLVMValueRef v = get(c, g);
-                if (addto)
-                    v = fplus(c, LLVMBuildLoad2(c->b, c->f64, c->grads[i], ""), v);
-                LLVMBuildStore(c->b, v, c->grads[i]);
-            } else if (placed_blocks(g, NULL)) {
-                store_placed(c, g, c->grads[i], addto);
-            } else {
-                store_all(c, g, c->grads[i], addto);
-            }
-            LLVMBuildBr(c->b, skip);
-            enter(c, skip);
-        }
-        LLVMBuildBr(c->b, done);
-    }
-    enter(c, done);
-}

@@ -793,12 +793,15 @@ int eval_grads_frozen(const Module *m, const Func *f, const Bindings *b,
 /* ===================================================================== */
 
 /* `gradc compile --dump-plan`: the plan of the forward and the gradient
- * function, as text (tests/golden/plan).  planpass.c finds dots in a
- * matrix pass and row passes (plansim.h: the walk's state it shares). */
+ * function, as text (tests/golden/plan).  plan_sched.c walks the Func
+ * for the schedule (and prints it); planpass.c finds dots in a matrix pass
+ * and row passes (plansim.h: the walk's state they share). */
 int plan_dump(const Module *m, FILE *out);
-/* The plan of the gradient function alone (compile --hessian --dump-plan:
- * NAME_hessian's, hess_closed_module). */
-int plan_dump_grad(const Module *m, FILE *out);
+/* NAME_hessian's plan (compile --hessian --dump-plan): the gradient
+ * function of hess (hess_closed_module of a module with nwrt wrt inputs),
+ * its result labelled as the Hessian: d2y/dx2, or with several wrt inputs
+ * d2y/d(x, z)2 with each block's label (d2y/dxdz …) as derive --hessian's. */
+int plan_dump_hessian(const Module *hess, int nwrt, FILE *out);
 /* NAME_hvp's plan (compile --hessian --dump-plan): the tangent module's
  * gradient function, as abi.c plans it. */
 int plan_dump_hvp(const Module *hvp, FILE *out);
@@ -807,8 +810,9 @@ int plan_dump_hvp(const Module *hvp, FILE *out);
 /* codegen.c, jit.c, emit.c — LLVM                                       */
 /* ===================================================================== */
 
-/* (codegen.c's parts, sharing cg.h: abi.c the ABI wrappers, chunk.c,
- * codegen_along.c, cgslice.c, cgpass.c the matrix and row passes) */
+/* (codegen.c's parts, sharing cg.h: codegen_stmt.c statements and results,
+ * abi.c the ABI wrappers, chunk.c, codegen_along.c, cgslice.c, cgpass.c the
+ * matrix and row passes) */
 
 typedef struct CodegenOptions {
     const char *name;      /* symbol prefix: NAME, NAME_grad, NAME_work_size */

@@ -392,6 +392,18 @@ static void print_row(FILE *out, const double *v, int64_t n)
     fputc(']', out);
 }
 
+/* a row-major rows×cols matrix as an array of rows */
+static void print_rows(FILE *out, const double *v, int64_t rows, int64_t cols)
+{
+    fputc('[', out);
+    for (int64_t i = 0; i < rows; i++) {
+        if (i)
+            fputs(", ", out);
+        print_row(out, v + i * cols, cols);
+    }
+    fputc(']', out);
+}
+
 static void print_value(FILE *out, const double *v, Shape s, const int64_t *dims)
 {
     int64_t rows = shape_rows(s, dims), cols = shape_cols(s, dims);
@@ -401,13 +413,7 @@ static void print_value(FILE *out, const double *v, Shape s, const int64_t *dims
     } else if (form == 1) {
         print_row(out, v, rows);
     } else {
-        fputc('[', out);
-        for (int64_t i = 0; i < rows; i++) {
-            if (i)
-                fputs(", ", out);
-            print_row(out, v + i * cols, cols);
-        }
-        fputc(']', out);
+        print_rows(out, v, rows, cols);
     }
 }
 
@@ -442,13 +448,8 @@ void json_print_result_hessian(FILE *out, const Module *m, const Bindings *b,
     }
     if (H) {
         /* always an array of rows, [[h]] for one scalar (spec §9) */
-        fputs(", \"hessian\": [", out);
-        for (int64_t i = 0; i < n; i++) {
-            if (i)
-                fputs(", ", out);
-            print_row(out, H + i * n, n);
-        }
-        fputc(']', out);
+        fputs(", \"hessian\": ", out);
+        print_rows(out, H, n, n);
     }
     fputs("}\n", out);
 }

@@ -655,7 +655,7 @@ static int cmd_compile(Arena *a, const Options *o)
         }
         if (co.hess) {   /* NAME_hessian's, from the closed form */
             printf("\n# %s_hessian\n", co.name);
-            plan_dump_grad(co.hess, stdout);
+            plan_dump_hessian(co.hess, m->nwrt, stdout);
         }
         return 0;
     }

@@ -137,6 +137,9 @@ typedef struct Plan {
                              gradients of its argument's shape; or NULL */
     int sink;             /* the buffer the one pass stores a NULL gradient to
                              (NAME_hvp: plan_sink), or -1 */
+    int hess_nwrt;        /* the dump of NAME_hessian (plan_dump_hessian): the result is
+                             the Hessian over this many wrt inputs, labelled d2y/dx2;
+                             0: gradients, labelled d/dx */
 } Plan;
 
 static inline bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }

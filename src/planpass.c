@@ -56,7 +56,9 @@ void plan_dot_form(Plan *p, Node *r)
  * entry i from entries i only) and from values that do not depend on the
  * sources (1×1 values, other vectors), which are computed first when they
  * are not at hand.  Chain values that have a buffer (more than one reader)
- * are stored as they come out, so the loss's sum reads them afterwards. */
+ * are stored as they come out, so the loss's sum reads them afterwards.
+ * Several sinks share a pass when their chains read only inputs, their own
+ * sources and each other's row values (row_pass). */
 enum { ROLE_NONE, ROLE_SRC, ROLE_MAP, ROLE_CHAIN, ROLE_SINK };
 enum { ROW_WALK_MAX = 1 << 14 };   /* nodes a dependence walk may visit */
 /* A row pass's chain is a few elementwise nodes between products of one
@@ -180,8 +182,9 @@ static bool row_scan(Sim *s, Node *q, const Node *M, NodeVec *seen)
 
 /* The pass's members (sources read by the chain, stored chain values,
  * sinks whose t is in the chain) and what they need; false when x is not
- * one of its sources or something would read the pass's own values. */
-static bool row_members(Sim *s, Node *x, NodeVec *seen, NodeVec *mem, NodeVec *needs)
+ * one of its sources, a sink's t (of nq) is not in the chain or something
+ * would read the pass's own values. */
+static bool row_members(Sim *s, Node *x, NodeVec *seen, NodeVec *mem, NodeVec *needs, int nq)
 {
     Plan *p = s->p;
     bool has_x = false;
@@ -214,7 +217,7 @@ static bool row_members(Sim *s, Node *x, NodeVec *seen, NodeVec *mem, NodeVec *n
     }
     if (mem->len > 1)
         qsort(mem->data, (size_t)mem->len, sizeof(Node *), plan_by_id);
-    return has_x && nsinks;
+    return has_x && nsinks == nq;
 }
 
 static void push_kernel(Sim *s, KernelVec *ks, Kernel k)
@@ -224,18 +227,20 @@ static void push_kernel(Sim *s, KernelVec *ks, Kernel k)
         plan_dump_kernel(s, &k);
 }
 
-/* x (a product M*v, not valid) as the first source of a row pass: the
- * kernels for what it needs that is not at hand, then the pass. */
-/* The pass with sink q (its chain, sources including x): its members, and
- * in todo what it needs computed first; false when there is none. */
-static bool row_try(Sim *s, Node *x, Node *q, NodeVec *mem, NodeVec *todo)
+/* The pass with sinks qs (their chains, sources including x): its members,
+ * and in todo what it needs computed first; false when there is none.  The
+ * chains are scanned into one set of roles, so a later sink's chain stops
+ * at an earlier one's values and reads them row by row. */
+static bool row_try(Sim *s, Node *x, Node **qs, int nq, NodeVec *mem, NodeVec *todo)
 {
     Plan *p = s->p;
     const Node *M = p->mv[x->id]->terms[0].m;
     NodeVec seen = {0}, needs = {0};
-    bool ok = row_scan(s, q, M, &seen);
+    bool ok = true;
+    for (int i = 0; ok && i < nq; i++)
+        ok = row_scan(s, qs[i], M, &seen);
     int min = seen.data[0]->id;
-    ok = ok && row_members(s, x, &seen, mem, &needs);
+    ok = ok && row_members(s, x, &seen, mem, &needs, nq);
     vec_push(p->arena, &needs, (Node *)M);
     for (int i = 0; ok && i < needs.len; i++) {
         Node *d = needs.data[i];   /* leaves too: codegen binds them in kernels */
@@ -251,9 +256,18 @@ static bool row_try(Sim *s, Node *x, Node *q, NodeVec *mem, NodeVec *todo)
     return ok;
 }
 
-/* One sink per pass: two transposed products in one pass are slower than
- * two passes (design.md), and a second sink gets a pass of its own with
- * its sources. */
+/* A pass's sinks: the first that makes a pass with x, then every other
+ * whose chain joins it.  The logistic loss's NAME_hvp: X'*r of the
+ * gradient's chain and X'*s of the chain from X*v, which reads the
+ * gradient chain's sigmoid row by row, are one read of X for four
+ * products (X*w, X*v, X'*r, X'*s), as a hand-written H·v (1.5–1.7× →
+ * 1.15–1.25× NAME_grad, where two row passes read X twice).  A sink joins
+ * when the pass stays one (nothing it needs first reads the pass's
+ * values); at most ROW_TRIES candidates, each tried at most twice, and
+ * ROW_SINKS_MAX sinks (each is a load and store of its result per block of
+ * rows and lanes). */
+enum { ROW_SINKS_MAX = 4 };
+
 bool row_pass(Sim *s, Node *x, KernelVec *ks)
 {
     Plan *p = s->p;
@@ -261,18 +275,28 @@ bool row_pass(Sim *s, Node *x, KernelVec *ks)
     if (xv->w || xv->nterms != 1 || !xv->terms[0].m || xv->terms[0].trans || p->instmt[x->id] ||
         xv->group >= p->m->ir->nnodes)
         return false;
-    NodeVec mem = {0}, todo = {0}, pre = {0};
-    bool ok = false;
-    for (int j = xv->group, tries = 0; j >= 0 && !ok && tries < ROW_TRIES; j = p->gnext[j]) {
+    Node *cand[ROW_TRIES], *qs[ROW_SINKS_MAX];
+    int nc = 0, nq = 0;
+    for (int j = xv->group; j >= 0 && nc < ROW_TRIES; j = p->gnext[j]) {
         Node *q = p->nodes[j];
-        if (!q || s->valid[j] || !row_prod(p, q, xv->terms[0].m, true))
-            continue;
-        tries++;
-        mem.len = todo.len = 0;
-        ok = row_try(s, x, q, &mem, &todo);
+        if (q && !s->valid[j] && row_prod(p, q, xv->terms[0].m, true))
+            cand[nc++] = q;
     }
-    if (!ok)
+    NodeVec mem = {0}, todo = {0}, pre = {0};
+    int first = -1;
+    for (int i = 0; i < nc && first < 0; i++) {
+        mem.len = todo.len = 0;
+        if (row_try(s, x, &cand[i], 1, &mem, &todo))
+            first = i, qs[nq++] = cand[i];
+    }
+    if (first < 0)
         return false;
+    for (int i = 0; i < nc && nq < ROW_SINKS_MAX; i++) {
+        NodeVec m2 = {0}, t2 = {0};
+        qs[nq] = cand[i];
+        if (i != first && row_try(s, x, qs, nq + 1, &m2, &t2))
+            nq++, mem = m2, todo = t2;
+    }
     plan_collect(s, todo.data, todo.len, false, &pre);
     if (pre.len > 1)
         qsort(pre.data, (size_t)pre.len, sizeof(Node *), plan_by_id);
@@ -288,4 +312,3 @@ bool row_pass(Sim *s, Node *x, KernelVec *ks)
     push_kernel(s, ks, (Kernel){K_ROWS, mem.data[0], mem.data, mem.len});
     return true;
 }
-
