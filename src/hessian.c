@@ -309,6 +309,15 @@ static Node *reduction(Jac *J, Node *n, Node *ta)
 
 /* ---- with respect to a scalar: directional derivatives of any shape ---- */
 
+/* The partial p as the factor of a tangent t of n's shape: for derive, the
+ * scalar s when p is a uniform ones(..)/s (sum(A .* ones(n, n)/s) reads as
+ * sum(A)/s, as written by hand). */
+static Node *entrywise_factor(const Jac *J, Node *p, Node *t, const Node *n)
+{
+    Node *u = J->textbook && shape_eq(t->shape, n->shape) ? uniform(J->ir, p) : NULL;
+    return u ? u : p;
+}
+
 /* T(n) of n's own shape when x is a scalar: matrices are carried too (a
  * Gaussian process's kernel matrix with respect to a length scale). */
 static Node *directional(Jac *J, Node *n, Node *ta, Node *tb)
@@ -324,7 +333,7 @@ static Node *directional(Jac *J, Node *n, Node *ta, Node *tb)
         Node *t = NULL, *tt[2] = {ta, tb};
         for (int i = 0; i < n->nargs; i++)
             if (tt[i] && part[i])
-                t = sum(ir, t, mk2(ir, OP_MUL, part[i], tt[i]));
+                t = sum(ir, t, mk2(ir, OP_MUL, entrywise_factor(J, part[i], tt[i], n), tt[i]));
         return t;
     }
     default:
