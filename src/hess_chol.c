@@ -44,10 +44,10 @@ static bool is_sym(const Rw *w, const Node *n)
 static bool is_col(const Node *n) { return dim_eq(n->shape.cols, dim_lit(1)); }
 static bool transposes(const Node *a, const Node *b) { return b->op == OP_TRANSPOSE && b->args[0] == a; }
 
-/* A*B symmetric by its form: X*X', X'*X, P*S*P' with S symmetric */
+/* A*B symmetric by its form: X*X', X'*X, S*S and P*S*P' with S symmetric */
 static bool sym_product(const Rw *w, const Node *a, const Node *b)
 {
-    if (transposes(a, b) || transposes(b, a))
+    if (transposes(a, b) || transposes(b, a) || (a == b && is_sym(w, a)))
         return true;
     if (a->op == OP_MATMUL && is_sym(w, a->args[1]) &&
         (transposes(a->args[0], b) || (a->args[0] == b && is_sym(w, b))))
@@ -179,10 +179,14 @@ static Node *rewrite_node(Rw *w, Node *n)
     Node *r = same ? n
             : n->nargs == 3 ? mk3(w->ir, n->op, n->shape, a[0], a[1], a[2], n->num)
                             : mk_like(w->ir, n, a[0], a[1]);
-    if (symmetric(w, r))
-        *intmap_put(w->sym, r->id) = r;
-    Node *t = rules[r->op] ? rules[r->op](w, r) : NULL;
-    return t ? t : r;
+    Node *t = r;
+    for (int i = 0; t && i < 4; i++) {   /* an identity's result may meet another */
+        r = t;
+        if (symmetric(w, r))
+            *intmap_put(w->sym, r->id) = r;
+        t = rules[r->op] ? rules[r->op](w, r) : NULL;
+    }
+    return r;
 }
 
 Node *hess_chol_identities(Ir *ir, Node *e, bool always)

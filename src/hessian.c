@@ -288,6 +288,67 @@ static Node *elementwise(Jac *J, Node *n)
     return t;
 }
 
+/* Q's entries as a row, row-major */
+static Node *row_of(Ir *ir, Node *q)
+{
+    if (dim_eq(q->shape.rows, dim_lit(1)))
+        return q;
+    return mk1(ir, OP_TRANSPOSE, is_col(q->shape) ? q : mk1(ir, OP_FLATTEN, q));
+}
+
+/* flatten(P)'*T for derive, taken into T's Kronecker products as a textbook
+ * does: flatten(P)'*kron(A, B) = flatten(A'*P*B)' (row-major, vec_r(A*X*B)
+ * = kron(A, B')*vec_r(X)), through sums, scalar factors and products
+ * (flatten(P)'*(X*M) = (flatten(P)'*X)*M); depth bounds the walk. */
+static Node *row_times(Ir *ir, Node *p, Node *t, int depth)
+{
+    Node *a = t->nargs > 0 ? t->args[0] : NULL, *b = t->nargs > 1 ? t->args[1] : NULL;
+    switch (depth > PEEL_DEPTH ? OP_COUNT : t->op) {
+    case OP_KRON:      /* a column A'*P*B as the row B'*P'*A */
+        if (!dim_eq(p->shape.rows, a->shape.rows) || !dim_eq(p->shape.cols, b->shape.rows))
+            break;
+        if (is_col(b->shape))
+            return mk2(ir, OP_MATMUL, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, b), mk1(ir, OP_TRANSPOSE, p)), a);
+        return row_of(ir, mk2(ir, OP_MATMUL, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, a), p), b));
+    case OP_MATMUL:
+        return mk2(ir, OP_MATMUL, row_times(ir, p, a, depth + 1), b);
+    case OP_ADD:
+    case OP_SUB:
+        return combine(ir, t->op, row_times(ir, p, a, depth + 1), row_times(ir, p, b, depth + 1));
+    case OP_NEG:
+        return mk1(ir, OP_NEG, row_times(ir, p, a, depth + 1));
+    case OP_MUL:
+        if (shape_is_scalar(a->shape))
+            return mk2(ir, OP_MUL, a, row_times(ir, p, b, depth + 1));
+        break;
+    case OP_DIV:
+        if (shape_is_scalar(b->shape))
+            return mk2(ir, OP_DIV, row_times(ir, p, a, depth + 1), b);
+        break;
+    default:
+        break;
+    }
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), t);
+}
+
+/* r, a reduction's tangent ±s*flatten(P)'*T (ones*diag(flatten(P))
+ * simplifies to that), with row_times taking it into T */
+static Node *kron_rows(Ir *ir, Node *r)
+{
+    Node *s = NULL, *x;
+    bool neg = r->op == OP_NEG;
+    if (neg)
+        r = r->args[0];
+    if (r->op == OP_MUL && shape_is_scalar(r->args[0]->shape)) {
+        s = r->args[0];
+        r = r->args[1];
+    }
+    if (r->op == OP_MATMUL && (x = r->args[0])->op == OP_TRANSPOSE && x->args[0]->op == OP_FLATTEN)
+        r = row_times(ir, x->args[0]->args[0], r->args[1], 0);
+    r = s ? mk2(ir, OP_MUL, s, r) : r;
+    return neg ? mk1(ir, OP_NEG, r) : r;
+}
+
 /* sum, norm, logsumexp of a vector: the gradient p (a's shape, or a scalar
  * spread over a) times a's tangent. */
 static Node *reduction(Jac *J, Node *n, Node *ta)
@@ -300,11 +361,14 @@ static Node *reduction(Jac *J, Node *n, Node *ta)
         return NULL;
     if (shape_is_scalar(a->shape))
         return mk2(ir, OP_MUL, p, ta);
+    Node *r;
     if (shape_is_scalar(p->shape)) {
         Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), dim_mul(a->shape.rows, a->shape.cols)));
-        return mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
+        r = mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
+    } else {
+        r = mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), ta);
     }
-    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), ta);
+    return J->textbook ? kron_rows(ir, r) : r;
 }
 
 /* ---- with respect to a scalar: directional derivatives of any shape ---- */
