@@ -657,10 +657,10 @@ SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
  * forward rule here (a concatenation of matrices that depend on the input…). */
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
                     bool textbook, const char **why);
-/* e ready for diff_dag_grad with respect to input `input`: the results of
- * straight-line ifs (branches without statements) of `body` that depend on
- * it written as where(c, a, b); NULL and *why (a phrase after "e", naming
- * xname: "depends on x through s, a result of the for loop at line 4")
+/* hess_straighten.c: e ready for diff_dag_grad with respect to input
+ * `input`: the results of straight-line ifs (branches without statements)
+ * of `body` that depend on it written as where(c, a, b); NULL and *why (a
+ * phrase after "e", naming xname: "depends on x through s, a result of the for loop at line 4")
  * when e depends on it through a loop, an if with nested statements, or a
  * value of a construct still open (not in body; then *open is set, when
  * open is not NULL). */
