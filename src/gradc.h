@@ -673,10 +673,10 @@ SlotSet *diff_active_slots(Ir *ir, Block *body, int input, int ninputs);
  * forward rule here (a concatenation of matrices that depend on the input…). */
 Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
                     bool textbook, const char **why);
-/* e ready for diff_dag_grad with respect to input `input`: the results of
- * straight-line ifs (branches without statements) of `body` that depend on
- * it written as where(c, a, b); NULL and *why (a phrase after "e", naming
- * xname: "depends on x through s, a result of the for loop at line 4")
+/* hess_straighten.c: e ready for diff_dag_grad with respect to input
+ * `input`: the results of straight-line ifs (branches without statements)
+ * of `body` that depend on it written as where(c, a, b); NULL and *why (a
+ * phrase after "e", naming xname: "depends on x through s, a result of the for loop at line 4")
  * when e depends on it through a loop, an if with nested statements, or a
  * value of a construct still open (not in body; then *open is set, when
  * open is not NULL). */
@@ -688,6 +688,12 @@ Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char 
  * (*block_why)[i*nwrt + j] (a matrix intermediate with no rule); NULL after
  * setting *why when there is none at all (a non-scalar output, control flow). */
 Node **hess_closed_forms(Module *m, const char **why, const char ***block_why);
+/* hess_chol.c: e (a DAG) with the identities of L = chol(K), K symmetric by
+ * its form, applied (solve(L', solve(L, B)) = K \\ B, sum(log(diag(L))) =
+ * 0.5*logdet(K), S' = S, ...: docs/design.md), for derive --hessian's
+ * closed forms; e itself when it reads no chol, unless always (the
+ * gradient and blocks of an output so rewritten: S' = S again). */
+Node *hess_chol_identities(Ir *ir, Node *e, bool always);
 /* The whole N×N Hessian over m's wrt inputs (scalars or columns, in wrt
  * order) as one node, from the closed forms of every block (for values:
  * p .* T, not diag(p)*T): the block (j, i) below the diagonal is the

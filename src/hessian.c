@@ -288,6 +288,67 @@ static Node *elementwise(Jac *J, Node *n)
     return t;
 }
 
+/* Q's entries as a row, row-major */
+static Node *row_of(Ir *ir, Node *q)
+{
+    if (dim_eq(q->shape.rows, dim_lit(1)))
+        return q;
+    return mk1(ir, OP_TRANSPOSE, is_col(q->shape) ? q : mk1(ir, OP_FLATTEN, q));
+}
+
+/* flatten(P)'*T for derive, taken into T's Kronecker products as a textbook
+ * does: flatten(P)'*kron(A, B) = flatten(A'*P*B)' (row-major, vec_r(A*X*B)
+ * = kron(A, B')*vec_r(X)), through sums, scalar factors and products
+ * (flatten(P)'*(X*M) = (flatten(P)'*X)*M); depth bounds the walk. */
+static Node *row_times(Ir *ir, Node *p, Node *t, int depth)
+{
+    Node *a = t->nargs > 0 ? t->args[0] : NULL, *b = t->nargs > 1 ? t->args[1] : NULL;
+    switch (depth > PEEL_DEPTH ? OP_COUNT : t->op) {
+    case OP_KRON:      /* a column A'*P*B as the row B'*P'*A */
+        if (!dim_eq(p->shape.rows, a->shape.rows) || !dim_eq(p->shape.cols, b->shape.rows))
+            break;
+        if (is_col(b->shape))
+            return mk2(ir, OP_MATMUL, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, b), mk1(ir, OP_TRANSPOSE, p)), a);
+        return row_of(ir, mk2(ir, OP_MATMUL, mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, a), p), b));
+    case OP_MATMUL:
+        return mk2(ir, OP_MATMUL, row_times(ir, p, a, depth + 1), b);
+    case OP_ADD:
+    case OP_SUB:
+        return combine(ir, t->op, row_times(ir, p, a, depth + 1), row_times(ir, p, b, depth + 1));
+    case OP_NEG:
+        return mk1(ir, OP_NEG, row_times(ir, p, a, depth + 1));
+    case OP_MUL:
+        if (shape_is_scalar(a->shape))
+            return mk2(ir, OP_MUL, a, row_times(ir, p, b, depth + 1));
+        break;
+    case OP_DIV:
+        if (shape_is_scalar(b->shape))
+            return mk2(ir, OP_DIV, row_times(ir, p, a, depth + 1), b);
+        break;
+    default:
+        break;
+    }
+    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), t);
+}
+
+/* r, a reduction's tangent ±s*flatten(P)'*T (ones*diag(flatten(P))
+ * simplifies to that), with row_times taking it into T */
+static Node *kron_rows(Ir *ir, Node *r)
+{
+    Node *s = NULL, *x;
+    bool neg = r->op == OP_NEG;
+    if (neg)
+        r = r->args[0];
+    if (r->op == OP_MUL && shape_is_scalar(r->args[0]->shape)) {
+        s = r->args[0];
+        r = r->args[1];
+    }
+    if (r->op == OP_MATMUL && (x = r->args[0])->op == OP_TRANSPOSE && x->args[0]->op == OP_FLATTEN)
+        r = row_times(ir, x->args[0]->args[0], r->args[1], 0);
+    r = s ? mk2(ir, OP_MUL, s, r) : r;
+    return neg ? mk1(ir, OP_NEG, r) : r;
+}
+
 /* sum, norm, logsumexp of a vector: the gradient p (a's shape, or a scalar
  * spread over a) times a's tangent. */
 static Node *reduction(Jac *J, Node *n, Node *ta)
@@ -300,14 +361,26 @@ static Node *reduction(Jac *J, Node *n, Node *ta)
         return NULL;
     if (shape_is_scalar(a->shape))
         return mk2(ir, OP_MUL, p, ta);
+    Node *r;
     if (shape_is_scalar(p->shape)) {
         Node *ones = mk_fill(ir, 1.0, shape_make(dim_lit(1), dim_mul(a->shape.rows, a->shape.cols)));
-        return mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
+        r = mk2(ir, OP_MUL, p, mk2(ir, OP_MATMUL, ones, ta));
+    } else {
+        r = mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), ta);
     }
-    return mk2(ir, OP_MATMUL, mk1(ir, OP_TRANSPOSE, mk1(ir, OP_FLATTEN, p)), ta);
+    return J->textbook ? kron_rows(ir, r) : r;
 }
 
 /* ---- with respect to a scalar: directional derivatives of any shape ---- */
+
+/* The partial p as the factor of a tangent t of n's shape: for derive, the
+ * scalar s when p is a uniform ones(..)/s (sum(A .* ones(n, n)/s) reads as
+ * sum(A)/s, as written by hand). */
+static Node *entrywise_factor(const Jac *J, Node *p, Node *t, const Node *n)
+{
+    Node *u = J->textbook && shape_eq(t->shape, n->shape) ? uniform(J->ir, p) : NULL;
+    return u ? u : p;
+}
 
 /* T(n) of n's own shape when x is a scalar: matrices are carried too (a
  * Gaussian process's kernel matrix with respect to a length scale). */
@@ -324,7 +397,7 @@ static Node *directional(Jac *J, Node *n, Node *ta, Node *tb)
         Node *t = NULL, *tt[2] = {ta, tb};
         for (int i = 0; i < n->nargs; i++)
             if (tt[i] && part[i])
-                t = sum(ir, t, mk2(ir, OP_MUL, part[i], tt[i]));
+                t = sum(ir, t, mk2(ir, OP_MUL, entrywise_factor(J, part[i], tt[i], n), tt[i]));
         return t;
     }
     default:
@@ -549,9 +622,9 @@ static Node *tangent(Jac *J, Node *n)
         tb = tb ? tb : mk_zero(ir, shape_make(vec_len(b->shape), nx));
         return mk2(ir, OP_VCAT, ta, tb);
     }
-    case OP_SOLVE:     /* A \ b, A constant here (a matrix A that depends on x is refused) */
-    case OP_SOLVET:
-        if (ta || !vec)
+    case OP_SOLVE:     /* A \ b, A constant here (a matrix A that depends on x is refused); */
+    case OP_SOLVET:    /* a is A's factors: b's shape is n's */
+        if (ta || !is_vec(n->shape))
             break;
         return mk2(ir, n->op, a, tb);
     default:
@@ -597,154 +670,6 @@ Node *hess_jacobian(Ir *ir, Node *g, int input, const char *xname, Shape xshape,
     return t ? t : mk_zero(ir, shape_make(numel(g->shape), numel(xshape)));
 }
 
-/* ---- e's dependence on x through the program's constructs ---- */
-
-/* slot → the statement that writes it */
-static void note_slots(IntMap *writer, const Block *b)
-{
-    for (int j = 0; b && j < b->n; j++) {
-        Stmt *s = b->stmts[j];
-        for (int k = 0; k < s->n; k++)
-            *intmap_put(writer, s->slots[k]) = s;
-        if (s->index_slot >= 0)
-            *intmap_put(writer, s->index_slot) = s;
-        if (s->call)   /* a grad() sub-program re-runs the statements before it */
-            continue;
-        note_slots(writer, s->then_block);
-        note_slots(writer, s->else_block);
-        note_slots(writer, s->body);
-    }
-}
-
-/* e with the results of straight-line ifs that depend on x written as
- * where(c, a, b) (the if's branches hold no statement, so its result is its
- * condition's choice of two values computed before it; a slot keeps its
- * value after its construct, so c, a and b read later are what the if
- * read).  The derivative then follows the path taken, with exact zeros on
- * the other, as where's does. */
-typedef struct Straighten {
-    Ir *ir;
-    IntMap *writer;       /* slot → its statement */
-    SlotSet *act;         /* slots that depend on x */
-    IntMap *memo;         /* node id → its rewritten form */
-    const char *xname, *why;
-    bool open;            /* why: a slot of a construct still open */
-} Straighten;
-
-static bool reads_active(const Straighten *z, const Node *n)
-{
-    for (int i = 0; i < n->nslots; i++)
-        if (slotset_has(z->act, n->slots[i]))
-            return true;
-    return false;
-}
-
-static Node *rewritten(const Straighten *z, Node *n)
-{
-    if (!reads_active(z, n))
-        return n;
-    void **p = intmap_find(z->memo, n->id);
-    return p ? *p : NULL;
-}
-
-/* The nodes a rewrite of n needs: its operands, or an if's two values; NULL
- * statement and z->why set when n is a slot no where() can stand for. */
-static int needs(Straighten *z, Node *n, Node **kid, const Stmt **st, int *k)
-{
-    if (n->op != OP_SLOT) {
-        for (int i = 0; i < n->nargs; i++)
-            kid[i] = n->args[i];
-        return n->nargs;
-    }
-    const char *name = z->ir->slots.data[n->index].name;
-    void **w = intmap_find(z->writer, n->index);
-    const Stmt *s = w ? *w : NULL;
-    if (!s) {
-        z->why = arena_printf(z->ir->arena, "reads %s, which the enclosing if, while or for "
-                              "changes", name);
-        z->open = true;
-        return -1;
-    }
-    if (s->call) {
-        z->why = arena_printf(z->ir->arena, "depends on %s through %s, the value of the %s at "
-                              "line %d (through a loop or a nested if)", z->xname, name,
-                              s->call->hessian ? "hessian()" : "grad()", s->loc.line);
-        return -1;
-    }
-    if (s->kind != S_IF || s->then_block->n || s->else_block->n) {
-        z->why = arena_printf(z->ir->arena, "depends on %s through %s, a result of the %s at "
-                              "line %d%s", z->xname, name, s->kind == S_IF ? "if" : s->kind ==
-                              S_WHILE ? "while" : "for loop", s->loc.line, s->kind == S_IF ?
-                              " (whose branches hold an if or a loop)" : "");
-        return -1;
-    }
-    for (*k = 0; s->slots[*k] != n->index; ++*k)
-        ;
-    *st = s;
-    kid[0] = s->then_vals[*k];
-    kid[1] = s->else_vals[*k];
-    return 2;
-}
-
-static Node *rebuild(Straighten *z, Node *n, const Stmt *s, int k)
-{
-    Ir *ir = z->ir;
-    if (n->op == OP_SLOT) {
-        Node *a = rewritten(z, s->then_vals[k]), *b = rewritten(z, s->else_vals[k]);
-        return mk2(ir, OP_ADD, mk2(ir, OP_PICK, s->cond, a),
-                   mk2(ir, OP_PICK, mk1(ir, OP_NOT, s->cond), b));
-    }
-    Node *a[3] = {NULL, NULL, NULL};
-    for (int i = 0; i < n->nargs; i++)
-        a[i] = rewritten(z, n->args[i]);
-    if (n->nargs == 3)
-        return mk3(ir, n->op, n->shape, a[0], a[1], a[2], n->num);
-    return mk_like(ir, n, a[0], a[1]);
-}
-
-Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,
-                      int ninputs, const char **why, bool *open)
-{
-    if (!e->nslots)
-        return e;
-    Straighten z = {.ir = ir, .writer = intmap_new(ir->arena), .memo = intmap_new(ir->arena),
-                    .xname = xname};
-    note_slots(z.writer, body);
-    z.act = diff_active_slots(ir, (Block *)body, input, ninputs);
-    /* an open construct's slots are not in body: they count as active */
-    for (int i = 0; i < e->nslots; i++)
-        if (!intmap_find(z.writer, e->slots[i]))
-            slotset_add(z.act, e->slots[i]);
-    NodeVec st = {0};
-    vec_push(ir->arena, &st, e);
-    while (st.len) {
-        Node *n = st.data[st.len - 1], *kid[3];
-        if (rewritten(&z, n)) {
-            st.len--;
-            continue;
-        }
-        const Stmt *s = NULL;
-        int k = 0, nk = needs(&z, n, kid, &s, &k);
-        if (nk < 0) {
-            *why = z.why;
-            if (open)
-                *open = z.open;
-            return NULL;
-        }
-        bool wait = false;
-        for (int i = 0; i < nk; i++)
-            if (!rewritten(&z, kid[i])) {
-                vec_push(ir->arena, &st, kid[i]);
-                wait = true;
-            }
-        if (wait)
-            continue;
-        st.len--;
-        *intmap_put(z.memo, n->id) = rebuild(&z, n, s, k);
-    }
-    return rewritten(&z, e);
-}
-
 /* ---- derive --hessian ---- */
 
 /* A*(B/s) → (A*B)/s at the top of a block, as it is written by hand */
@@ -778,6 +703,7 @@ static Node **closed_blocks(Module *m, bool textbook, const char **why, const ch
     Node **g = arena_alloc(a, sizeof(Node *) * (size_t)(k + 1));
     Node **H = arena_alloc(a, sizeof(Node *) * (size_t)(k * k + 1));
     const char **bw = arena_alloc(a, sizeof(char *) * (size_t)(k * k + 1));
+    bool chol = false;   /* the output was rewritten by chol's identities */
     for (int i = 0; i < k; i++) {
         const Input *x = &m->inputs[m->wrt[i]];
         const char *p = NULL;
@@ -787,13 +713,20 @@ static Node **closed_blocks(Module *m, bool textbook, const char **why, const ch
                                 "gradient program)", p);
             return NULL;
         }
-        g[i] = diff_dag_grad(ir, e, m->wrt[i], x->shape, m->ninputs);
+        /* K's Hessian as a textbook writes it, not chol's adjoint's */
+        Node *t = textbook ? hess_chol_identities(ir, e, false) : e;
+        g[i] = diff_dag_grad(ir, t, m->wrt[i], x->shape, m->ninputs);
+        if (t != e)
+            g[i] = hess_chol_identities(ir, g[i], true);
+        chol |= t != e;
     }
     for (int i = 0; i < k; i++)
         for (int j = i; j < k; j++) {
             const Input *xj = &m->inputs[m->wrt[j]];
             const char *w = NULL;
             H[i * k + j] = hess_jacobian(ir, g[i], m->wrt[j], xj->name, xj->shape, textbook, &w);
+            if (H[i * k + j] && chol)
+                H[i * k + j] = hess_chol_identities(ir, H[i * k + j], true);
             if (H[i * k + j] && textbook)
                 H[i * k + j] = divisor_out(ir, H[i * k + j]);
             bw[i * k + j] = H[i * k + j] ? NULL : w;
