@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 
+from checklib import report
+
 # name: (matrix, its dims' sizes) — m rows, n columns
 CASES = {"logistic_regression": ("X", {"m": 23, "n": 19}),
          "least_squares": ("A", {"m": 13, "n": 10})}
@@ -139,15 +141,7 @@ def main():
             expr = os.path.join(args.samples, name + ".expr")
             results.append((name + " plan: one rows pass", hvp_plan(args.gradc, expr, M)))
             results.append((name + " H·v against the interpreter", hvp_values(args.gradc, expr, dims, tmp)))
-    failed = 0
-    for name, msg in results:
-        if msg:
-            failed += 1
-            print("FAIL %s: %s" % (name, msg))
-        elif args.v:
-            print("ok   %s" % name)
-    print("%d passed, %d failed" % (len(results) - failed, failed))
-    return 1 if failed else 0
+    return report(results, args.v)
 
 
 if __name__ == "__main__":
