@@ -592,6 +592,8 @@ Node *mk_bcast(Ir *ir, Node *x, Shape shape);
 Node *mk_along(Ir *ir, Op op, Node *x, int d);
 /* n's op (and index, shape) applied to new arguments a, b (b NULL if unary). */
 Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b);
+/* the same for n's nargs arguments a[0..nargs) (three: mk3, as SLICE, PAD) */
+Node *mk_like_args(Ir *ir, const Node *n, Node *const *a);
 /* Which dimensions BCAST n expands: 1 rows, 2 columns, 3 both. */
 int bcast_dims(const Node *n);
 /* SLICE and PAD: x's block of shape s at the 0-based offsets (r, c), scalar

@@ -176,9 +176,7 @@ static Node *rewrite_node(Rw *w, Node *n)
     bool same = true;
     for (int i = 0; i < n->nargs; i++)
         same &= (a[i] = rewritten(w, n->args[i])) == n->args[i];
-    Node *r = same ? n
-            : n->nargs == 3 ? mk3(w->ir, n->op, n->shape, a[0], a[1], a[2], n->num)
-                            : mk_like(w->ir, n, a[0], a[1]);
+    Node *r = same ? n : mk_like_args(w->ir, n, a);
     Node *t = r;
     for (int i = 0; t && i < 4; i++) {   /* an identity's result may meet another */
         r = t;

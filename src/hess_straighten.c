@@ -104,9 +104,7 @@ static Node *rebuild(Straighten *z, Node *n, const Stmt *s, int k)
     Node *a[3] = {NULL, NULL, NULL};
     for (int i = 0; i < n->nargs; i++)
         a[i] = rewritten(z, n->args[i]);
-    if (n->nargs == 3)
-        return mk3(ir, n->op, n->shape, a[0], a[1], a[2], n->num);
-    return mk_like(ir, n, a[0], a[1]);
+    return mk_like_args(ir, n, a);
 }
 
 Node *hess_straighten(Ir *ir, const Block *body, Node *e, int input, const char *xname,

@@ -195,6 +195,13 @@ Node *mk_like(Ir *ir, const Node *n, Node *a, Node *b)
     return n->nargs == 1 ? mk1(ir, n->op, a) : mk2(ir, n->op, a, b);
 }
 
+Node *mk_like_args(Ir *ir, const Node *n, Node *const *a)
+{
+    if (n->nargs == 3)
+        return mk3(ir, n->op, n->shape, a[0], a[1], a[2], n->num);
+    return mk_like(ir, n, a[0], n->nargs > 1 ? a[1] : NULL);
+}
+
 /* ---- shapes of results (the checker has already reported user errors) ---- */
 
 static bool lit1(Dim d) { return dim_eq(d, dim_lit(1)); }
