@@ -781,6 +781,7 @@ static Cg sub_cg(Cg *m, const Module *h)
     types(&c, m->ctx, m->mod, h);
     c.info = m->info;
     c.max_iter = m->max_iter;
+    c.sum_lanes = m->sum_lanes;
     c.b = m->b;
     c.ab = m->ab;
     c.sb = m->sb;
@@ -870,6 +871,11 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
     info->whiles = NULL;
     info->nwhiles = 0;
     c.max_iter = o->max_iter > 0 ? o->max_iter : GRADC_DEFAULT_MAX_ITER;
+    /* -O0 (the JIT's eval) vectorises nothing, and 16 lanes are 16 copies
+     * of a sum's body for instruction selection: one lane halves the
+     * module (gp_nll: 3,292 -> 1,688 lines) and cuts a third of the JIT's
+     * compile; the sum is then the interpreter's, left to right */
+    c.sum_lanes = o->opt_level >= 1 ? SUM_LANES : 1;
     c.b = LLVMCreateBuilderInContext(ctx);
     c.ab = LLVMCreateBuilderInContext(ctx);
     c.sb = LLVMCreateBuilderInContext(ctx);
@@ -957,6 +963,31 @@ LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
     return tm;
 }
 
+/* -O2: the passes of LLVM's default<O2> that gradc's IR needs, once each,
+ * in half the time (layer_norm: 150 -> 45 ms; bench/run's run-time rows
+ * unchanged).  The IR comes already shaped: maps and sums are loops over
+ * flat indices, sums have their 16 partial sums (codegen.c), products
+ * call kernels, values live in allocas.  So: inline the per-module
+ * kernels (gradc.exp, a literal 4x4 product's pass) where their constant
+ * arguments then fold; allocas to registers, common subexpressions and
+ * peepholes; rotate loops (the vectoriser needs their exit at the latch),
+ * hoist invariants, canonical induction variables; unroll loops of
+ * literal trip count fully (x'*A*x at 4x4: 2.3x slower without), and
+ * redo SROA and GVN on what that exposes; then vectorise loops (maps) and
+ * straight-line code (a sum's 16 lanes), and tidy; last, infer the
+ * functions' attributes (an unread work pointer is readnone: a caller's
+ * compiler may then skip it) and drop what inlining left unused.
+ * default<O2> runs the simplification pipeline per call graph SCC and
+ * again per function, with jump threading, loop unswitching, idiom
+ * recognition and more, which gradc's IR does not need; -O3 is still
+ * default<O3>. */
+static const char O2_PIPELINE[] =
+    "cgscc(inline),"
+    "function(sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,"
+    "loop-mssa(loop-rotate,licm),indvars,loop(loop-unroll-full),sroa,gvn,instcombine<no-verify-fixpoint>,"
+    "loop-vectorize,slp-vectorizer,instcombine<no-verify-fixpoint>,simplifycfg),"
+    "cgscc(function-attrs),globaldce";
+
 bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
 {
 #ifndef NDEBUG
@@ -983,7 +1014,7 @@ bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(po, opt_level >= 2);
     LLVMPassBuilderOptionsSetSLPVectorization(po, opt_level >= 2);
-    LLVMErrorRef e = LLVMRunPasses(mod, passes, tm, po);
+    LLVMErrorRef e = LLVMRunPasses(mod, opt_level == 2 ? O2_PIPELINE : passes, tm, po);
     LLVMDisposePassBuilderOptions(po);
     if (e) {
         char *msg = LLVMGetErrorMessage(e);

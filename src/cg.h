@@ -14,7 +14,7 @@
 
 /* LANES: the doubles of a matrix pass's vectors (cgpass.c), one AVX-512
  * register (two AVX2 ones): the hand loops' width */
-enum { LANES = 8, BLAS_MIN = 32 };
+enum { LANES = 8, BLAS_MIN = 32, SUM_LANES = 16 };
 
 typedef struct Cg {
     const Module *m;
@@ -22,6 +22,7 @@ typedef struct Cg {
     Plan *p;
     CgInfo *info;
     int64_t max_iter;
+    int sum_lanes;        /* a reduction's partial sums (codegen.c, reduce_sum) */
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */

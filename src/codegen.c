@@ -276,8 +276,8 @@ LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
  * reassociation is needed) into enough accumulators to hide the add latency
  * (four AVX2 or two AVX-512 registers); the result differs from a
  * left-to-right sum by rounding only, within the usual summation bound
- * (count · eps · sum |f|). */
-enum { SUM_LANES = 16 };
+ * (count · eps · sum |f|).  At -O0 there is one lane (c->sum_lanes): the
+ * left-to-right sum, with the body emitted once. */
 
 static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
 {
@@ -286,16 +286,17 @@ static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
 
 LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
+    int nl = c->sum_lanes;
     LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
-    for (int l = 0; l < SUM_LANES; l++) {
+    for (int l = 0; l < nl; l++) {
         acc[l] = alloca_(c, c->f64);
         LLVMBuildStore(c->b, cf(c, 0), acc[l]);
     }
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, SUM_LANES), "");
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, nl), "");
     Loop lp;
     LLVMValueRef i = loop_begin(c, &lp, ci(c, 0), blocks);
-    LLVMValueRef base = mul(c, i, ci(c, SUM_LANES));
-    for (int l = 0; l < SUM_LANES; l++) {
+    LLVMValueRef base = mul(c, i, ci(c, nl));
+    for (int l = 0; l < nl; l++) {
         LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
         LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
     }
@@ -303,13 +304,13 @@ LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush,
         flush(c, ctx);
     loop_end(c, &lp);
     LLVMValueRef s[SUM_LANES];
-    for (int l = 0; l < SUM_LANES; l++)
+    for (int l = 0; l < nl; l++)
         s[l] = LLVMBuildLoad2(c->b, c->f64, acc[l], "");
-    for (int w = SUM_LANES; w > 1; w /= 2)
+    for (int w = nl; w > 1; w /= 2)
         for (int l = 0; l < w / 2; l++)
             s[l] = fplus(c, s[2 * l], s[2 * l + 1]);
     LLVMBuildStore(c->b, s[0], t);
-    i = loop_begin(c, &lp, mul(c, blocks, ci(c, SUM_LANES)), n);
+    i = loop_begin(c, &lp, mul(c, blocks, ci(c, nl)), n);
     LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
     if (flush)
         flush(c, ctx);
