@@ -781,7 +781,7 @@ static Cg sub_cg(Cg *m, const Module *h)
     types(&c, m->ctx, m->mod, h);
     c.info = m->info;
     c.max_iter = m->max_iter;
-    c.sum_lanes = m->sum_lanes;
+    c.opt_level = m->opt_level;
     c.b = m->b;
     c.ab = m->ab;
     c.sb = m->sb;
@@ -871,11 +871,7 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
     info->whiles = NULL;
     info->nwhiles = 0;
     c.max_iter = o->max_iter > 0 ? o->max_iter : GRADC_DEFAULT_MAX_ITER;
-    /* -O0 (the JIT's eval) vectorises nothing, and 16 lanes are 16 copies
-     * of a sum's body for instruction selection: one lane halves the
-     * module (gp_nll: 3,292 -> 1,688 lines) and cuts a third of the JIT's
-     * compile; the sum is then the interpreter's, left to right */
-    c.sum_lanes = o->opt_level >= 1 ? SUM_LANES : 1;
+    c.opt_level = o->opt_level;
     c.b = LLVMCreateBuilderInContext(ctx);
     c.ab = LLVMCreateBuilderInContext(ctx);
     c.sb = LLVMCreateBuilderInContext(ctx);

@@ -22,7 +22,9 @@ typedef struct Cg {
     Plan *p;
     CgInfo *info;
     int64_t max_iter;
-    int sum_lanes;        /* a reduction's partial sums (codegen.c, reduce_sum) */
+    int opt_level;        /* -O: at 0 (the JIT's eval) FastISel selects the code, a
+                           * block it cannot select goes to SelectionDAG, and nothing
+                           * vectorises: sums have one lane, products no llvm.fmuladd */
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */
@@ -361,12 +363,11 @@ static inline LLVMValueRef f_strided(Cg *c, void *t, LLVMValueRef k)
  * below 1 runs none (as eval.c). */
 static inline LLVMValueRef trips(Cg *c, LLVMValueRef v)
 {
-    /* a literal count is folded here: eval's -O0 JIT folds nothing, and x86
-     * FastISel cannot select llvm.floor (its block went to SelectionDAG) */
-    LLVMBool lossy;
-    LLVMValueRef f = LLVMIsAConstantFP(v) ? cf(c, floor(LLVMConstRealGetDouble(v, &lossy)))
-                                          : intrinsic(c, "llvm.floor", c->f64, 1, &v);
-    f = sel(c, fcmp(c, LLVMRealOGE, f, cf(c, 1)), f, cf(c, 0));
+    /* floor(v) clamped to [0, 2^62]: clamped first, the conversion's
+     * truncation is the floor (floor(v) >= 1 exactly when v >= 1; NaN
+     * gives 0), so no llvm.floor, which x86 FastISel cannot select (the
+     * rest of its block went to SelectionDAG in eval's -O0 JIT) */
+    LLVMValueRef f = sel(c, fcmp(c, LLVMRealOGE, v, cf(c, 1)), v, cf(c, 0));
     f = sel(c, fcmp(c, LLVMRealOGT, f, cf(c, 0x1p62)), cf(c, 0x1p62), f);
     return LLVMBuildFPToSI(c->b, f, c->i64, "");
 }

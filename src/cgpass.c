@@ -20,9 +20,13 @@ typedef struct PassTerm {
 static LLVMTypeRef vec_t(Cg *c) { return LLVMVectorType(c->f64, LANES); }
 
 /* x*y + z, fused when the target has FMA (llvm.fmuladd: as C's default
- * -ffp-contract=on does for the hand-written loops) */
+ * -ffp-contract=on does for the hand-written loops); at -O0 a multiply
+ * and an add, which FastISel selects (llvm.fmuladd sent each pass's inner
+ * loop to SelectionDAG) */
 static LLVMValueRef fmadd(Cg *c, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z)
 {
+    if (c->opt_level < 1)
+        return LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, x, y, ""), z, "");
     LLVMValueRef args[3] = {x, y, z};
     return intrinsic(c, "llvm.fmuladd", LLVMTypeOf(x), 3, args);
 }
