@@ -861,9 +861,24 @@ static void gen_second_order(Cg *m, const Module *hvp, const Module *hc, const c
     m->failed |= c.failed;
 }
 
+/* LLVM's diagnostics: errors and warnings as gradc's, remarks dropped (a
+ * sum the vectoriser was asked for but could not make, codegen.c, is a
+ * remark LLVM would otherwise print on every compile). */
+static void llvm_diagnostic(LLVMDiagnosticInfoRef di, void *unused)
+{
+    (void)unused;
+    LLVMDiagnosticSeverity sev = LLVMGetDiagInfoSeverity(di);
+    if (sev != LLVMDSError && sev != LLVMDSWarning)
+        return;
+    char *text = LLVMGetDiagInfoDescription(di);
+    diag_plain("LLVM %s: %s", sev == LLVMDSError ? "error" : "warning", text);
+    LLVMDisposeMessage(text);
+}
+
 LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMContextRef ctx,
                              bool entries, CgInfo *info)
 {
+    LLVMContextSetDiagnosticHandler(ctx, llvm_diagnostic, NULL);
     Arena *a = m->arena;
     const char *name = o->name;
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(name, ctx);

@@ -109,8 +109,9 @@ LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
  * n's loop runs over rows and columns; codegen_stmt.c, for codegen.c:
  * dst[k] = x[k] (or += when addto) for every entry */
 typedef void (*FlushFn)(Cg *c, void *ctx);
-/* With flush: called after each block of SUM_LANES entries (and after each
- * remaining entry), so that f can load a whole block before anything is
+/* With flush: called after each entry (-O2: the vectoriser then loads a
+ * vector's entries before it stores) or, at -O1, after each block of
+ * SUM_LANES entries, so that f loads a whole block before anything is
  * stored (stores the block's loads could alias would keep it scalar). */
 LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx);
 LLVMValueRef gen_scalar(Cg *c, Node *n);

@@ -31,6 +31,7 @@
 #include "cg.h"
 
 #include <gradc/runtime.h>
+#include <llvm-c/DebugInfo.h>
 #include <math.h>
 
 #include <string.h>
@@ -268,26 +269,93 @@ static LLVMValueRef argbuf(Cg *c, Node *n)
 
 LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
 
-/* Sum of f(k) for k in [0, count).  Rounding: SUM_LANES partial sums
- * s_l = f(l) + f(l+SUM_LANES) + … run over the first count - count %
- * SUM_LANES entries, are combined pairwise ((s0 + s1) + (s2 + s3)) + …, and
- * the remaining entries are then added one by one.  The partial sums are
- * independent chains, so the loop vectorises without fast-math (no
- * reassociation is needed) into enough accumulators to hide the add latency
- * (four AVX2 or two AVX-512 registers); the result differs from a
- * left-to-right sum by rounding only, within the usual summation bound
- * (count · eps · sum |f|).  At -O0 (the JIT's eval) nothing vectorises,
- * and 16 lanes were 16 copies of the body for FastISel (gp_nll's module
- * 3,292 lines, 1,688 with one lane, a third less time to compile): there
- * the sum has one lane, the interpreter's left-to-right order. */
+/* Sum of f(k) for k in [0, count), in one of three shapes:
+ * - -O2 and up: one accumulator whose additions may be reassociated, in a
+ *   loop the vectoriser is told to make 4 vectors of 8 lanes of
+ *   (llvm.loop metadata): 32 partial sums s_l = f(l) + f(l+32) + … over the
+ *   first count - count % 32 entries, combined by LLVM's reduction (the
+ *   four vectors added, then the lanes by halves), then the remaining
+ *   entries added one by one (under 32 entries: left to right).  The body
+ *   is in the IR once: written as 16 scalar chains for the SLP vectoriser
+ *   to pack, it made -O2 2-3x slower on sum-heavy programs (d2l_dot's
+ *   compile 127M -> 56M instructions, softmax_xent 645M -> 309M).  A body
+ *   that calls a function the vectoriser cannot (libm's log1p, exp) is
+ *   left one chain: the call, not the addition, bounds it.
+ * - -O1 (no vectorisers): SUM_LANES scalar partial sums, combined pairwise
+ *   ((s0 + s1) + (s2 + s3)) + …, then the remaining entries one by one.
+ * - -O0 (eval's JIT): one lane, left to right as the interpreter: 16 lanes
+ *   were 16 copies of the body for FastISel (gp_nll's module 3,292 lines,
+ *   1,688 with one lane, a third less time to compile).
+ * Each differs from a left-to-right sum by rounding only, within the usual
+ * bound (count · eps · sum |f|), and the vector width of the target does
+ * not change the result. */
 
 static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
 {
     return cg_reduce_sum_flush(c, n, f, NULL, ctx);
 }
 
+/* Whether blocks from first to the function's last call a function the
+ * loop vectoriser cannot vectorise: not an intrinsic, and not gradc's own
+ * exp and tanh (inlined from -O1, cg_math_inline). */
+static bool calls_out(LLVMBasicBlockRef first)
+{
+    for (LLVMBasicBlockRef bb = first; bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
+            LLVMValueRef fn = LLVMIsACallInst(in) ? LLVMGetCalledValue(in) : NULL;
+            if (!fn)
+                continue;
+            size_t len;
+            const char *name = LLVMIsAFunction(fn) ? LLVMGetValueName2(fn, &len) : "";
+            if (!LLVMIsAFunction(fn) || (!LLVMGetIntrinsicID(fn) && strncmp(name, "gradc.", 6) != 0))
+                return true;
+        }
+    return false;
+}
+
+/* The loop whose back edge is latch asks the loop vectoriser for 4
+ * vectors of 8 doubles per iteration: 32 partial sums whatever the
+ * target's vector width (AVX2: two registers a vector). */
+static void vectorise_32(Cg *c, LLVMValueRef latch)
+{
+    LLVMMetadataRef self = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    const char *names[] = {"llvm.loop.vectorize.enable", "llvm.loop.vectorize.width", "llvm.loop.interleave.count"};
+    LLVMValueRef vals[] = {LLVMConstInt(c->i1, 1, 0), LLVMConstInt(c->i32, 8, 0), LLVMConstInt(c->i32, 4, 0)};
+    LLVMMetadataRef ops[4] = {self};
+    for (int i = 0; i < 3; i++) {
+        LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, names[i], strlen(names[i])),
+                                 LLVMValueAsMetadata(vals[i])};
+        ops[i + 1] = LLVMMDNodeInContext2(c->ctx, kv, 2);
+    }
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 4);
+    LLVMMetadataReplaceAllUsesWith(self, id);   /* a loop ID's first operand is itself */
+    LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+}
+
+static LLVMValueRef reduce_sum_vectorised(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
+{
+    LLVMValueRef t = alloca_(c, c->f64);
+    LLVMBuildStore(c->b, cf(c, 0), t);
+    Loop lp;
+    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
+    LLVMBasicBlockRef body = LLVMGetInsertBlock(c->b);
+    LLVMValueRef s = fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, k));
+    LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
+    LLVMBuildStore(c->b, s, t);
+    if (flush)
+        flush(c, ctx);
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    bool vectorise = !calls_out(body);
+    loop_end(c, &lp);
+    if (vectorise)
+        vectorise_32(c, LLVMGetBasicBlockTerminator(latch));
+    return LLVMBuildLoad2(c->b, c->f64, t, "");
+}
+
 LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
+    if (c->opt_level >= 2)
+        return reduce_sum_vectorised(c, n, f, flush, ctx);
     int nl = c->opt_level >= 1 ? SUM_LANES : 1;
     LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
     for (int l = 0; l < nl; l++) {
