@@ -1009,17 +1009,17 @@ LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
 /* -O2: the passes of LLVM's default<O2> that gradc's IR needs, once each,
  * in half the time (layer_norm: 150 -> 45 ms; bench/run's run-time rows
  * unchanged).  The IR comes already shaped: maps and sums are loops over
- * flat indices, sums have their 16 partial sums (codegen.c), products
- * call kernels, values live in allocas.  So: inline the per-module
+ * flat indices, a sum's loop carries the vectoriser's hints (codegen.c),
+ * products call kernels, values live in allocas.  So: inline the per-module
  * kernels (gradc.exp, a literal 4x4 product's pass) where their constant
  * arguments then fold; allocas to registers, common subexpressions and
  * peepholes; rotate loops (the vectoriser needs their exit at the latch),
  * hoist invariants, canonical induction variables; unroll loops of
  * literal trip count fully (x'*A*x at 4x4: 2.3x slower without), and
- * redo SROA and GVN on what that exposes; then vectorise loops (maps) and
- * straight-line code (a sum's 16 lanes), and tidy; last, infer the
- * functions' attributes (an unread work pointer is readnone: a caller's
- * compiler may then skip it) and drop what inlining left unused.
+ * redo SROA and GVN on what that exposes; then vectorise loops (maps,
+ * sums) and straight-line code (what full unrolling left), and tidy; last,
+ * infer the functions' attributes (an unread work pointer is readnone: a
+ * caller's compiler may then skip it) and drop what inlining left unused.
  * default<O2> runs the simplification pipeline per call graph SCC and
  * again per function, with jump threading, loop unswitching, idiom
  * recognition and more, which gradc's IR does not need; -O3 is still
