@@ -118,11 +118,13 @@ static double sum_of(Mat a)
     return s;
 }
 
-/* sqrt(sum x^2): the runtime's gradc_norm, the one compiled code calls (one
+/* sqrt(sum x^2): the runtime's gradc_norm, which compiled code calls (one
  * pass, rescaled by the largest |x| only when the squares overflow or
  * underflow), so both engines round it alike: norm(z*ones(3,3)/3) was z in
  * a scaled pass here and z minus an ulp in the JIT, and max(z, norm(...))
- * then took the other branch's gradient (fuzz-diff, crashers/diff/norm-tie-max). */
+ * then took the other branch's gradient (fuzz-diff, crashers/diff/norm-tie-max).
+ * A norm the plan keeps in the loop that stores its argument (`kept`) is
+ * summed there, in that loop's order, by compiled code. */
 static double norm_of(Mat a) { return gradc_norm(a.r * a.c, a.d); }
 
 static double trace_of(Mat a)
