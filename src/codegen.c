@@ -283,9 +283,10 @@ LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
  *   left one chain: the call, not the addition, bounds it.
  * - -O1 (no vectorisers): SUM_LANES scalar partial sums, combined pairwise
  *   ((s0 + s1) + (s2 + s3)) + …, then the remaining entries one by one.
- * - -O0 (eval's JIT): one lane, left to right as the interpreter: 16 lanes
- *   were 16 copies of the body for FastISel (gp_nll's module 3,292 lines,
- *   1,688 with one lane, a third less time to compile).
+ * - -O0 (eval's JIT): one chain, left to right as the interpreter, in the
+ *   -O2 loop without its hints: 16 lanes were 16 copies of the body for
+ *   FastISel, and a remainder loop a 17th (gp_nll's module 3,292 lines,
+ *   1,505 now; its eval 60.8M instructions, 31.6M now).
  * Each differs from a left-to-right sum by rounding only, within the usual
  * bound (count · eps · sum |f|), and the vector width of the target does
  * not change the result. */
@@ -332,7 +333,9 @@ static void vectorise_32(Cg *c, LLVMValueRef latch)
     LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
 }
 
-static LLVMValueRef reduce_sum_vectorised(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
+/* One chain, left to right (-O0); at -O2 its addition may be reassociated
+ * and, unless the body calls out, the vectoriser makes 32 partial sums. */
+static LLVMValueRef reduce_sum_chain(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
     LLVMValueRef t = alloca_(c, c->f64);
     LLVMBuildStore(c->b, cf(c, 0), t);
@@ -340,33 +343,32 @@ static LLVMValueRef reduce_sum_vectorised(Cg *c, LLVMValueRef n, ElemFn f, Flush
     LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
     LLVMBasicBlockRef body = LLVMGetInsertBlock(c->b);
     LLVMValueRef s = fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, k));
-    LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
     LLVMBuildStore(c->b, s, t);
     if (flush)
         flush(c, ctx);
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    bool vectorise = !calls_out(body);
+    bool vectorise = c->opt_level >= 2 && !calls_out(body);
     loop_end(c, &lp);
+    if (c->opt_level >= 2)
+        LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
     if (vectorise)
         vectorise_32(c, LLVMGetBasicBlockTerminator(latch));
     return LLVMBuildLoad2(c->b, c->f64, t, "");
 }
 
-LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
+/* -O1: SUM_LANES partial sums, in the IR one after another */
+static LLVMValueRef reduce_sum_lanes(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
-    if (c->opt_level >= 2)
-        return reduce_sum_vectorised(c, n, f, flush, ctx);
-    int nl = c->opt_level >= 1 ? SUM_LANES : 1;
     LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
-    for (int l = 0; l < nl; l++) {
+    for (int l = 0; l < SUM_LANES; l++) {
         acc[l] = alloca_(c, c->f64);
         LLVMBuildStore(c->b, cf(c, 0), acc[l]);
     }
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, nl), "");
+    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, SUM_LANES), "");
     Loop lp;
     LLVMValueRef i = loop_begin(c, &lp, ci(c, 0), blocks);
-    LLVMValueRef base = mul(c, i, ci(c, nl));
-    for (int l = 0; l < nl; l++) {
+    LLVMValueRef base = mul(c, i, ci(c, SUM_LANES));
+    for (int l = 0; l < SUM_LANES; l++) {
         LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
         LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
     }
@@ -374,18 +376,23 @@ LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush,
         flush(c, ctx);
     loop_end(c, &lp);
     LLVMValueRef s[SUM_LANES];
-    for (int l = 0; l < nl; l++)
+    for (int l = 0; l < SUM_LANES; l++)
         s[l] = LLVMBuildLoad2(c->b, c->f64, acc[l], "");
-    for (int w = nl; w > 1; w /= 2)
+    for (int w = SUM_LANES; w > 1; w /= 2)
         for (int l = 0; l < w / 2; l++)
             s[l] = fplus(c, s[2 * l], s[2 * l + 1]);
     LLVMBuildStore(c->b, s[0], t);
-    i = loop_begin(c, &lp, mul(c, blocks, ci(c, nl)), n);
+    i = loop_begin(c, &lp, mul(c, blocks, ci(c, SUM_LANES)), n);
     LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
     if (flush)
         flush(c, ctx);
     loop_end(c, &lp);
     return LLVMBuildLoad2(c->b, c->f64, t, "");
+}
+
+LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
+{
+    return c->opt_level == 1 ? reduce_sum_lanes(c, n, f, flush, ctx) : reduce_sum_chain(c, n, f, flush, ctx);
 }
 
 LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx)
