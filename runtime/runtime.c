@@ -69,6 +69,41 @@ void gradc_tape_free(gradc_tape *t)
     t->len = t->cap = 0;
 }
 
+/* ---- the work layout ----
+ * What a generated function's entry checks and where its buffers go, from
+ * its dimensions: written out in IR, the saturating products of every
+ * shape and buffer class were a third of a sample's IR and of its
+ * compile (samples/mlp.expr: 430 of 995 lines).  Every product and sum is
+ * checked; any overflow, a negative dimension, or more than 2^60 bytes
+ * gives -1 (GRADC_EDIM in the caller). */
+static bool mul_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+static bool add_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
+
+int64_t gradc_layout(const int64_t *d, const int32_t *tab, int64_t *cls)
+{
+    int32_t nd = tab[0], ns = tab[1], nc = tab[2];
+    const int32_t *s = tab + 3, *k = s + 2 * ns;
+    uint64_t total = 0, n;
+    for (int32_t i = 0; i < nd; i++)
+        if (d[i] < 0)
+            return -1;
+    for (int32_t i = 0; i < ns; i++, s += 2)   /* twice a shape's bytes fit */
+        if (!mul_ok((uint64_t)d[s[0]], (uint64_t)d[s[1]], &n) || !mul_ok(n, 16, &n))
+            return -1;
+    for (int32_t i = 0; i < nc; i++, k += 4) {
+        uint64_t a = (uint64_t)d[k[0]];
+        if (!mul_ok(a, (uint64_t)d[k[1]], &n) || (k[2] && !add_ok(n, a, &n)) || !mul_ok(n, 8, &n) ||
+            !add_ok(n, 63, &n))
+            return -1;
+        n &= ~(uint64_t)63;   /* 64-byte aligned buffers */
+        if (cls)
+            cls[2 * i] = (int64_t)n, cls[2 * i + 1] = (int64_t)total;
+        if (!mul_ok(n, (uint64_t)k[3], &n) || !add_ok(total, n, &total))
+            return -1;
+    }
+    return total > (UINT64_C(1) << 60) ? -1 : (int64_t)total;
+}
+
 /* ---- LU-based shims ----
  * They factor exactly what gradc's interpreter factors through LAPACKE's
  * row-major interface (the matrix itself, as column-major), so compiled code

@@ -177,21 +177,122 @@ static LLVMValueRef satadd(Cg *c, LLVMValueRef x, LLVMValueRef y)
  * offs[p->bufs.len] the stack's offset and offs[p->bufs.len + 1] the chunk
  * environment's, of envbytes (NULL: none); *bad: a negative dimension or an
  * overflow anywhere. */
-static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef envbytes, LLVMValueRef *bad)
+/* Index of d among the nd dimensions in dv, added when new. */
+static int dim_slot(Dim *dv, int *nd, Dim d)
 {
-    /* a dimension is negative when the or of all has the sign bit */
-    LLVMValueRef dor = ci(c, 0);
+    for (int i = 0; i < *nd; i++)
+        if (dim_eq(dv[i], d))
+            return i;
+    dv[*nd] = d;
+    return (*nd)++;
+}
+
+/* The layout computed by the runtime's gradc_layout from a constant table
+ * of the dimensions each shape and class multiplies (runtime.h): the
+ * dimensions stored in an array, one call, each class's size and base
+ * loaded after it (into size and base when not NULL).  Returns the total,
+ * -1 for a bad size. */
+static LLVMValueRef layout_call(Cg *c, const Plan *p, const int *first, const int *cnt, int ncls,
+                                LLVMValueRef *size, LLVMValueRef *base)
+{
+    int ns = p->shapes.len, nmax = c->m->ndims + 2 * ns + 2 * ncls + 1, nd = 0, t = 3;
+    Dim *dv = arena_alloc(c->a, sizeof *dv * (size_t)nmax);
+    LLVMValueRef *tab = arena_alloc(c->a, sizeof *tab * (size_t)(3 + 2 * ns + 4 * ncls));
+    for (int i = 0; i < c->m->ndims; i++)
+        dv[nd++] = (Dim){i, 0};
+    for (int i = 0; i < ns; i++) {
+        Shape sh = p->shapes.data[i];
+        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, sh.rows), 0);
+        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, sh.cols), 0);
+    }
+    for (int k = 0; k < ncls; k++) {
+        Buf b = p->bufs.data[first[k]];
+        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, b.a), 0);
+        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, b.b), 0);
+        tab[t++] = LLVMConstInt(c->i32, b.plus_a, 0);
+        tab[t++] = LLVMConstInt(c->i32, (unsigned)cnt[k], 0);
+    }
+    tab[0] = LLVMConstInt(c->i32, (unsigned)nd, 0);
+    tab[1] = LLVMConstInt(c->i32, (unsigned)ns, 0);
+    tab[2] = LLVMConstInt(c->i32, (unsigned)ncls, 0);
+    LLVMValueRef init = LLVMConstArray2(c->i32, tab, (uint64_t)t);
+    LLVMValueRef g = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "gradc.layout");
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    LLVMValueRef d = LLVMBuildAlloca(c->ab, LLVMArrayType(c->i64, (unsigned)nd), "dims");
+    for (int i = 0; i < nd; i++) {
+        LLVMValueRef idx = ci(c, i);
+        LLVMBuildStore(c->b, dimv(c, dv[i]), LLVMBuildInBoundsGEP2(c->b, c->i64, d, &idx, 1, ""));
+    }
+    LLVMValueRef out = size ? LLVMBuildAlloca(c->ab, LLVMArrayType(c->i64, (unsigned)(2 * ncls + 1)), "cls")
+                            : LLVMConstNull(c->ptr);
+    LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->ptr};
+    LLVMValueRef args[3] = {d, g, out};
+    LLVMValueRef total = callf(c, "gradc_layout", c->i64, pt, 3, args);
+    for (int k = 0; size && k < 2 * ncls; k++) {
+        LLVMValueRef idx = ci(c, k);
+        LLVMValueRef v = LLVMBuildLoad2(c->b, c->i64, LLVMBuildInBoundsGEP2(c->b, c->i64, out, &idx, 1, ""), "");
+        if (k % 2)
+            base[k / 2] = v;
+        else
+            size[k / 2] = v;
+    }
+    return total;
+}
+
+/* Whether every dimension of p's shapes and buffers is a literal: then the
+ * layout is written out, for LLVM to fold to constants. */
+static bool layout_literal(const Plan *p)
+{
+    int64_t n;
+    for (int i = 0; i < p->shapes.len; i++)
+        if (!dim_is_lit(p->shapes.data[i].rows, &n) || !dim_is_lit(p->shapes.data[i].cols, &n))
+            return false;
+    for (int i = 0; i < p->bufs.len; i++)
+        if (!dim_is_lit(p->bufs.data[i].a, &n) || !dim_is_lit(p->bufs.data[i].b, &n))
+            return false;
+    return true;
+}
+
+/* Written out (layout_literal): no dimension is negative, every shape's
+ * bytes (times 2) fit: the largest did not saturate. */
+static LLVMValueRef layout_checks(Cg *c, const Plan *p)
+{
+    LLVMValueRef dor = ci(c, 0);   /* negative: the or of all has the sign bit */
     for (int i = 0; i < c->m->ndims; i++)
         dor = LLVMBuildOr(c->b, dor, c->dims[i], "");
-    *bad = LLVMBuildICmp(c->b, LLVMIntSLT, dor, ci(c, 0), "");
-    /* every shape's bytes (times 2) fit: the largest did not saturate */
+    LLVMValueRef bad = LLVMBuildICmp(c->b, LLVMIntSLT, dor, ci(c, 0), "");
     LLVMValueRef shmax = ci(c, 0);
     for (int i = 0; i < p->shapes.len; i++) {
         Shape s = p->shapes.data[i];
         LLVMValueRef bytes = satmul(c, satmul(c, dimv(c, s.rows), dimv(c, s.cols)), ci(c, 16));
         shmax = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntUGT, bytes, shmax, ""), bytes, shmax, "");
     }
-    *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntEQ, shmax, ci(c, -1), ""), "");
+    return LLVMBuildOr(c->b, bad, LLVMBuildICmp(c->b, LLVMIntEQ, shmax, ci(c, -1), ""), "");
+}
+
+/* Written out: each class's size and base, and the total. */
+static LLVMValueRef layout_sizes(Cg *c, const Plan *p, const int *first, const int *cnt, int ncls,
+                                 LLVMValueRef *size, LLVMValueRef *base)
+{
+    LLVMValueRef total = ci(c, 0);
+    for (int k = 0; k < ncls; k++) {
+        Buf b = p->bufs.data[first[k]];
+        LLVMValueRef n = satmul(c, dimv(c, b.a), dimv(c, b.b));
+        if (b.plus_a)
+            n = satadd(c, n, dimv(c, b.a));
+        n = satadd(c, satmul(c, n, ci(c, 8)), ci(c, 63));
+        size[k] = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
+        base[k] = total;
+        total = satadd(c, total, satmul(c, size[k], ci(c, cnt[k])));
+    }
+    return total;
+}
+
+static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef envbytes, LLVMValueRef *bad)
+{
     /* Buffers of one size form a class: its size (64-byte aligned) and
      * its count are checked once, so the checks grow with the number of
      * distinct sizes, not with the program; a buffer's offset is its
@@ -210,18 +311,15 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
         cls[i] = k;
         idx[i] = cnt[k]++;
     }
-    LLVMValueRef total = ci(c, 0);
     LLVMValueRef *size = arena_alloc(c->a, sizeof *size * (size_t)(ncls + 1));
     LLVMValueRef *base = arena_alloc(c->a, sizeof *base * (size_t)(ncls + 1));
-    for (int k = 0; k < ncls; k++) {
-        Buf b = p->bufs.data[first[k]];
-        LLVMValueRef n = satmul(c, dimv(c, b.a), dimv(c, b.b));
-        if (b.plus_a)
-            n = satadd(c, n, dimv(c, b.a));
-        n = satadd(c, satmul(c, n, ci(c, 8)), ci(c, 63));
-        size[k] = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
-        base[k] = total;
-        total = satadd(c, total, satmul(c, size[k], ci(c, cnt[k])));
+    LLVMValueRef total;
+    if (layout_literal(p)) {
+        *bad = layout_checks(c, p);
+        total = layout_sizes(c, p, first, cnt, ncls, size, base);
+    } else {
+        *bad = LLVMConstInt(c->i1, 0, 0);   /* total: -1, above the bound */
+        total = layout_call(c, p, first, cnt, ncls, offs ? size : NULL, base);
     }
     if (offs) { /* addresses are made where a function first asks (impl_buf, chunk_buf) */
         c->bufcls = cls;
@@ -579,6 +677,19 @@ static void gen_entry(Cg *c, LLVMValueRef impl, const char *name, bool grad)
     LLVMBuildRet(b, LLVMBuildCall2(b, impl_type(c, ng), impl, args, (unsigned)na, ""));
 }
 
+/* Starts an exported function of the dims (and more) with its allocas block. */
+static LLVMBasicBlockRef begin_exported(Cg *c, const char *name, LLVMTypeRef ft)
+{
+    c->fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");
+    LLVMPositionBuilderAtEnd(c->ab, allocas);
+    enter(c, entry);
+    c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(c->m->ndims + 1));
+    for (int i = 0; i < c->m->ndims; i++)
+        c->dims[i] = LLVMGetParam(c->fn, (unsigned)i);
+    return entry;
+}
+
 /* size_t NAME_work_size(dims...): the larger of the two functions' needs;
  * SIZE_MAX for a negative dimension or an overflow. */
 static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
@@ -587,11 +698,7 @@ static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)(m->ndims + 1));
     for (int i = 0; i < m->ndims; i++)
         pt[i] = c->i64;
-    c->fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i64, pt, (unsigned)m->ndims, 0));
-    c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ndims + 1));
-    for (int i = 0; i < m->ndims; i++)
-        c->dims[i] = LLVMGetParam(c->fn, (unsigned)i);
-    enter(c, block(c, "entry"));
+    LLVMBasicBlockRef entry = begin_exported(c, name, LLVMFunctionType(c->i64, pt, (unsigned)m->ndims, 0));
     LLVMValueRef size = ci(c, 0), anybad = LLVMConstInt(c->i1, 0, 0), bad;
     for (int i = 0; i < nplans; i++) {
         LLVMValueRef t = layout(c, plans[i], NULL, plans[i]->envslots ? ci(c, plans[i]->envslots * 8) : NULL, &bad);
@@ -599,6 +706,7 @@ static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
         size = sel(c, LLVMBuildICmp(c->b, LLVMIntUGT, t, size, ""), t, size);
     }
     LLVMBuildRet(c->b, sel(c, anybad, ci(c, -1), size));
+    LLVMBuildBr(c->ab, entry);
 }
 
 /* ===================================================================== */
@@ -636,19 +744,6 @@ static HessLayout hess_layout(Cg *c, const char *name)
     l.total = ovf(c, "llvm.uadd.with.overflow", l.raw, ovf(c, "llvm.umul.with.overflow", nn, ci(c, 8), &l.bad), &l.bad);
     l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntUGT, l.total, ci(c, INT64_C(1) << 60), ""), "");
     return l;
-}
-
-/* Starts an exported function of the dims (and more) with its allocas block. */
-static LLVMBasicBlockRef begin_exported(Cg *c, const char *name, LLVMTypeRef ft)
-{
-    c->fn = LLVMAddFunction(c->mod, name, ft);
-    LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");
-    LLVMPositionBuilderAtEnd(c->ab, allocas);
-    enter(c, entry);
-    c->dims = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(c->m->ndims + 1));
-    for (int i = 0; i < c->m->ndims; i++)
-        c->dims[i] = LLVMGetParam(c->fn, (unsigned)i);
-    return entry;
 }
 
 static void gen_hessian_work_size(Cg *c, const char *name)

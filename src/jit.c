@@ -71,6 +71,7 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_scale", (uintptr_t)gradc_scale},
         {"gradc_sums", (uintptr_t)gradc_sums},
         {"gradc_diag_gemm", (uintptr_t)gradc_diag_gemm},
+        {"gradc_layout", (uintptr_t)gradc_layout},
     };
     enum { N = sizeof syms / sizeof syms[0] };
     LLVMOrcCSymbolMapPair pairs[N];

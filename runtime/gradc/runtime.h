@@ -61,6 +61,15 @@ int gradc_tape_push(gradc_tape *t, const double *x, int64_t n);
 void gradc_tape_pop(gradc_tape *t, double *x, int64_t n);
 void gradc_tape_free(gradc_tape *t);
 
+/* The bytes of work a generated function needs, or -1 (a negative
+ * dimension, an overflow, over 2^60 bytes).  d: the dimensions its shapes
+ * use; tab: {nd, ns, nc}, then ns pairs (i, j): a shape d[i]×d[j], then nc
+ * buffer classes (i, j, plus, count): count buffers of d[i]×d[j] (+ d[i]
+ * when plus) doubles, each rounded up to 64 bytes; d[0..nd) are checked
+ * for being >= 0.  cls (when not NULL): each class's buffer size and
+ * offset in work. */
+int64_t gradc_layout(const int64_t *d, const int32_t *tab, int64_t *cls);
+
 /* Dense linear algebra on row-major n×n matrices.  `scratch` is caller
  * memory (from `work`) of n*n + n doubles; none of them allocates. */
 double gradc_det(int64_t n, const double *a, double *scratch);
