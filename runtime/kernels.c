@@ -1,6 +1,12 @@
 /* kernels.c — products written once, called by every statement of every
  * generated program that needs them (gradc/runtime.h). */
 #include "gradc/runtime.h"
+/* GCC's -O2 vectorises only loops whose trip count the vector length
+ * divides (its "very cheap" cost model): the elementwise loops here are
+ * worth a vector body and a scalar remainder (gradc_scale: 2x). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -87,20 +93,32 @@ static inline double opb(const double *b, double bk, bool tb, int64_t m, int64_t
     return !b ? bk : tb ? b[j * m + i] : b[i * n + j];
 }
 
+/* clones for AVX-512 and AVX2, as passes.c's kernels: a scaled copy of a
+ * matrix in L2 is bound by the width of its loads and stores */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 void gradc_scale(int32_t flags, int64_t m, int64_t n, const double *d, double dk, const double *b, double bk,
                  double *c)
 {
     bool tb = flags & GRADC_GEMM_TB, cols = flags & GRADC_SCALE_COLS;
-    if (!tb && b && d) { /* rows of b read in order: vectorised */
+    if (!tb && b && d) { /* rows of b read in order: vectorised (ivdep: c is
+                           * b itself or apart from it, so no entry is
+                           * written before it is read; without it GCC's -O2
+                           * kept the loops scalar rather than test overlap) */
         for (int64_t i = 0; i < m; i++) {
             const double *bi = b + i * n;
             double *ci = c + i * n;
-            if (cols)
+            if (cols) {
+#pragma GCC ivdep
                 for (int64_t j = 0; j < n; j++)
                     ci[j] = bi[j] * d[j];
-            else
+            } else {
+                double di = d[i];
+#pragma GCC ivdep
                 for (int64_t j = 0; j < n; j++)
-                    ci[j] = d[i] * bi[j];
+                    ci[j] = di * bi[j];
+            }
         }
         return;
     }

@@ -176,8 +176,8 @@ static void pass_rows(Cg *c, LLVMValueRef A, LLVMValueRef i, int nr, LLVMValueRe
         }
 }
 
-static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts,
-                      int nt, bool tail);
+static void pass_ir(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt,
+                    bool tail);
 
 /* Rows lo .. R-1 of M read once for every term that reads it: PASS_ROWS
  * rows at a time, then (tail) the remaining rows one by one, in a function
@@ -206,8 +206,42 @@ static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLV
         LLVMValueRef sum = fplus(c, fplus(c, d[0], d[1]), fplus(c, d[2], d[3]));
         LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, ts[t].dot, ""), sum), ts[t].dot);
     }
-    if (!tail)
-        pass_call(c, A, add(c, lo, mul(c, nb, ci(c, PASS_ROWS))), R, C, ts, nt, true);
+    if (!tail) /* R and C are parameters here, whatever they are at the call */
+        pass_ir(c, A, add(c, lo, mul(c, nb, ci(c, PASS_ROWS))), R, C, ts, nt, true);
+}
+
+/* A pass where a size is symbolic: a call of the runtime's compiled
+ * kernel (runtime/passes.c: the same loops and order, fused as fmadd is)
+ * instead of IR of the module's own, for one product or an M*vec with an
+ * M'*vec; false for another form (three products, a weighted M'*vec) and
+ * for literal sizes, where the IR is inlined and specialised. */
+static bool pass_runtime(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts,
+                         int nt)
+{
+    PassTerm *n = NULL, *t = NULL;
+    for (int i = 0; i < nt; i++)
+        if (ts[i].trans && !ts[i].w && !t)
+            t = &ts[i];
+        else if (!ts[i].trans && !n)
+            n = &ts[i];
+        else
+            return false;
+    if (!nt || (LLVMIsAConstantInt(R) && LLVMIsAConstantInt(C)))
+        return false;
+    LLVMValueRef null = LLVMConstNull(c->ptr), args[14] = {lo, R, C, A};
+    LLVMTypeRef pt[14] = {c->i64, c->i64, c->i64, c->ptr};
+    int na = 4;
+    for (PassTerm *u = n ? n : t; u; u = u == n ? t : NULL) {
+        LLVMValueRef a[6] = {u->v ? u->v : null, u->v ? cf(c, 0) : u->fill, u->out ? u->out : null, u->kc,
+                             u->w ? u->w : null, u->w ? u->dot : null};
+        for (int e = 0; e < (u->trans ? 4 : 6); e++, na++)
+            args[na] = a[e], pt[na] = LLVMTypeOf(a[e]);
+    }
+    /* -O0: the unfused kernels, as fmadd is there */
+    const char *name = arena_printf(c->a, "gradc_pass_%s%s", !n ? "t" : !t ? "n" : "nt",
+                                    c->opt_level < 1 ? "_nofma" : "");
+    callf(c, name, LLVMVoidTypeInContext(c->ctx), pt, na, args);
+    return true;
 }
 
 /* A pass over one matrix is a kernel written once per module: an internal
@@ -218,8 +252,8 @@ static void gen_pass(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLV
  * time; its last rows one by one are "gradc.tail.…".  Parameters: lo, R,
  * C, M, then per term its vector (pointer or constant), its result and its
  * factor, and a weighted term's weight and dot. */
-static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts,
-                      int nt, bool tail)
+static void pass_ir(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts, int nt,
+                    bool tail)
 {
     char *key = arena_alloc(c->a, 3 * (size_t)nt + 16);
     int np = 4, len = (int)strlen(strcpy(key, tail ? "gradc.tail." : "gradc.pass."));
@@ -266,6 +300,15 @@ static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LL
      * with it (x'*A*x at 4x4 called an empty tail through the stack) */
     if (!tail && (!LLVMIsAConstantInt(R) || !LLVMIsAConstantInt(C)))
         LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, cg_noinline(c));
+}
+
+/* Rows lo .. R-1 of M read once for every term: the runtime's kernel, or
+ * the module's own (tail: the last rows one by one). */
+static void pass_call(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R, LLVMValueRef C, PassTerm *ts,
+                      int nt, bool tail)
+{
+    if (!pass_runtime(c, A, lo, R, C, ts, nt))
+        pass_ir(c, A, lo, R, C, ts, nt, tail);
 }
 
 /* The products of a K_MATVEC kernel (the plan chose members whose inputs

@@ -72,6 +72,12 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_sums", (uintptr_t)gradc_sums},
         {"gradc_diag_gemm", (uintptr_t)gradc_diag_gemm},
         {"gradc_layout", (uintptr_t)gradc_layout},
+        {"gradc_pass_n", (uintptr_t)gradc_pass_n},
+        {"gradc_pass_t", (uintptr_t)gradc_pass_t},
+        {"gradc_pass_nt", (uintptr_t)gradc_pass_nt},
+        {"gradc_pass_n_nofma", (uintptr_t)gradc_pass_n_nofma},
+        {"gradc_pass_t_nofma", (uintptr_t)gradc_pass_t_nofma},
+        {"gradc_pass_nt_nofma", (uintptr_t)gradc_pass_nt_nofma},
     };
     enum { N = sizeof syms / sizeof syms[0] };
     LLVMOrcCSymbolMapPair pairs[N];

@@ -106,6 +106,26 @@ void gradc_gemm(int32_t flags, int64_t m, int64_t n, int64_t k, const double *a,
  * product is BLAS's alpha, not a pass of its own (2 .* X'*T into a gradient). */
 void gradc_gemm_scaled(int32_t flags, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
                        const double *b, double *c);
+/* One product over rows lo .. R-1 of the row-major R×C matrix M (passes.c):
+ * gradc_pass_n: out[i] += kc * (M x)[i] when out, *dot += w[i] * (M x)[i]
+ * when w; gradc_pass_t: out += kc * M(lo..R-1 rows)' * v(lo..R-1);
+ * gradc_pass_nt: both from one read of M.  A NULL x or v is a fill: every
+ * entry is the constant after it.  a*b + c is fused where the target has
+ * FMA; the _nofma kernels (for -O0 code) never fuse. */
+void gradc_pass_n(int64_t lo, int64_t R, int64_t C, const double *M, const double *x, double xfill,
+                  double *out, double kc, const double *w, double *dot);
+void gradc_pass_t(int64_t lo, int64_t R, int64_t C, const double *M, const double *v, double vfill,
+                  double *out, double kc);
+void gradc_pass_nt(int64_t lo, int64_t R, int64_t C, const double *M, const double *x, double xfill,
+                   double *out, double kc, const double *w, double *dot, const double *v, double vfill,
+                   double *out_t, double kt);
+void gradc_pass_n_nofma(int64_t lo, int64_t R, int64_t C, const double *M, const double *x, double xfill,
+                        double *out, double kc, const double *w, double *dot);
+void gradc_pass_t_nofma(int64_t lo, int64_t R, int64_t C, const double *M, const double *v, double vfill,
+                        double *out, double kc);
+void gradc_pass_nt_nofma(int64_t lo, int64_t R, int64_t C, const double *M, const double *x, double xfill,
+                         double *out, double kc, const double *w, double *dot, const double *v,
+                         double vfill, double *out_t, double kt);
 /* Products with a diag or fill factor, in O(m·n) (kernels.c).  An operand
  * passed as NULL is a fill: all its entries are the constant after it.
  * c[m×n] = diag(d)·op(b), or op(b)·diag(d) with GRADC_SCALE_COLS; op(b) is
