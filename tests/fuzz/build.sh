@@ -41,7 +41,7 @@ cflags=(-std=c11 -g -O1 -D_GNU_SOURCE -DGRADC_FUZZING -fno-omit-frame-pointer $s
         -DGRADC_VERSION=\"fuzz\"
         -Isrc -Iruntime -Igrammar -I"$out/gen"
         $("$llvm_config" --cflags) $(pkg-config --cflags openblas lapacke nettle jansson)
-        -Wno-unused-function -Wno-sign-compare
+        -Wno-unused-function -Wno-sign-compare -Wno-psabi   # passes.c: 64-byte vectors in always-inline helpers
         -ffp-contract=off)   # as src/meson.build: the interpreter must round as the JIT (clang contracts by default)
 libs=($("$llvm_config" --ldflags --libs core orcjit native passes x86 aarch64 target analysis)
       $(pkg-config --libs openblas lapacke nettle jansson) -lm -lstdc++)
@@ -62,6 +62,15 @@ for s in "${sources[@]}"; do
     [ "$(jobs -rp | wc -l)" -lt 2 ] || wait -n
   fi
 done
+# runtime/passes.c a second time, as runtime/meson.build builds it: the
+# kernels -O0 code calls, never fused (-DNOFMA: gradc_pass_n_nofma …)
+o="$out/obj/passes_nofma.o"
+objs+=("$o")
+if newer "$o" runtime/passes.c "${headers[@]}"; then
+  echo "CC runtime/passes.c -DNOFMA"
+  rm -f "$o"
+  "$cc" "${cflags[@]}" -DNOFMA -fsanitize=fuzzer-no-link -c runtime/passes.c -o "$o"
+fi
 wait
 
 for t in front json diff; do
