@@ -70,6 +70,26 @@ INLINE double unfused(double x)
 #endif
 }
 
+/* Rows i .. i+nr-1's dots s: out[i+r] += kc*s[r] when out, d[r] +=
+ * w[i+r]*s[r] when w. */
+INLINE void row_results(int nr, int64_t i, const double *s, double *out, double kc, const double *w, double *d)
+{
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < nr; r++) {
+        if (out)
+            out[i + r] = out[i + r] + unfused(kc * s[r]);
+        if (w)
+            d[r] = w[i + r] * s[r] + d[r];
+    }
+}
+
+/* The weighted dot: the blocks' four partial sums d, then the last rows' t
+ * (cgpass.c adds the pass's, then its tail's) */
+INLINE void add_dot(double *dot, const double *d, const double *t)
+{
+    *dot = (*dot + ((d[0] + d[1]) + (d[2] + d[3]))) + ((t[0] + t[1]) + (t[2] + t[3]));
+}
+
 /* Rows i .. i+nr-1 times x (NULL: every entry xf): out[i+r] += kc*s when
  * out, d[r] += w[i+r]*s when w. */
 INLINE void rows_n(int nr, const double *M, int64_t i, int64_t C, const double *x, double xf, double *out,
@@ -103,17 +123,11 @@ INLINE void rows_n(int nr, const double *M, int64_t i, int64_t C, const double *
         for (int r = 0; r < nr; r++)
             s[r] = row[r][j] * xj + s[r];
     }
-    _Pragma("GCC unroll 4")
-    for (int r = 0; r < nr; r++) {
-        if (out)
-            out[i + r] = out[i + r] + unfused(kc * s[r]);
-        if (w)
-            d[r] = w[i + r] * s[r] + d[r];
-    }
+    row_results(nr, i, s, out, kc, w, d);
 }
 
-CLONES void PASS(gradc_pass_n)(int64_t lo, int64_t R, int64_t C, const double *M, const double *x, double xfill,
-                         double *out, double kc, const double *w, double *dot)
+CLONES void PASS(gradc_pass_n)(int64_t lo, int64_t R, int64_t C, const double *M, const double *x,
+                               double xfill, double *out, double kc, const double *w, double *dot)
 {
     double d[ROWS] = {0}, t[ROWS] = {0};
     int64_t nb = (R - lo) / ROWS, i = lo + nb * ROWS;
@@ -122,7 +136,7 @@ CLONES void PASS(gradc_pass_n)(int64_t lo, int64_t R, int64_t C, const double *M
     for (; i < R; i++)
         rows_n(1, M, i, C, x, xfill, out, kc, w, t);
     if (w)
-        *dot = (*dot + ((d[0] + d[1]) + (d[2] + d[3]))) + ((t[0] + t[1]) + (t[2] + t[3]));
+        add_dot(dot, d, t);
 }
 
 /* out += M(rows i .. i+nr-1)' * (kc * v(i .. i+nr-1)), v NULL: every entry vf. */
@@ -151,8 +165,8 @@ INLINE void rows_t(int nr, const double *M, int64_t i, int64_t C, const double *
     }
 }
 
-CLONES void PASS(gradc_pass_t)(int64_t lo, int64_t R, int64_t C, const double *M, const double *v, double vfill,
-                         double *out, double kc)
+CLONES void PASS(gradc_pass_t)(int64_t lo, int64_t R, int64_t C, const double *M, const double *v,
+                               double vfill, double *out, double kc)
 {
     int64_t nb = (R - lo) / ROWS, i = lo + nb * ROWS;
     for (int64_t b = 0; b < nb; b++)
@@ -196,18 +210,12 @@ INLINE void rows_nt(int nr, const double *M, int64_t i, int64_t C, const double 
             o = row[r][j] * y[r] + o;
         out_t[j] = o;
     }
-    _Pragma("GCC unroll 4")
-    for (int r = 0; r < nr; r++) {
-        if (out)
-            out[i + r] = out[i + r] + unfused(kc * s[r]);
-        if (w)
-            d[r] = w[i + r] * s[r] + d[r];
-    }
+    row_results(nr, i, s, out, kc, w, d);
 }
 
-CLONES void PASS(gradc_pass_nt)(int64_t lo, int64_t R, int64_t C, const double *M, const double *x, double xfill,
-                          double *out, double kc, const double *w, double *dot, const double *v, double vfill,
-                          double *out_t, double kt)
+CLONES void PASS(gradc_pass_nt)(int64_t lo, int64_t R, int64_t C, const double *M, const double *x,
+                                double xfill, double *out, double kc, const double *w, double *dot,
+                                const double *v, double vfill, double *out_t, double kt)
 {
     double d[ROWS] = {0}, t[ROWS] = {0};
     int64_t nb = (R - lo) / ROWS, i = lo + nb * ROWS;
@@ -216,5 +224,5 @@ CLONES void PASS(gradc_pass_nt)(int64_t lo, int64_t R, int64_t C, const double *
     for (; i < R; i++)
         rows_nt(1, M, i, C, x, xfill, out, kc, w, t, v, vfill, out_t, kt);
     if (w)
-        *dot = (*dot + ((d[0] + d[1]) + (d[2] + d[3]))) + ((t[0] + t[1]) + (t[2] + t[3]));
+        add_dot(dot, d, t);
 }
