@@ -172,11 +172,6 @@ static LLVMValueRef satadd(Cg *c, LLVMValueRef x, LLVMValueRef y)
     return sel(c, LLVMBuildICmp(c->b, LLVMIntULT, s, x, ""), ci(c, -1), s);
 }
 
-/* The bytes of work p needs and, when offs is not NULL, each buffer's class
- * and index in it, each class's offset and buffer size (c->bufcls …),
- * offs[p->bufs.len] the stack's offset and offs[p->bufs.len + 1] the chunk
- * environment's, of envbytes (NULL: none); *bad: a negative dimension or an
- * overflow anywhere. */
 /* Index of d among the nd dimensions in dv, added when new. */
 static int dim_slot(Dim *dv, int *nd, Dim d)
 {
@@ -291,6 +286,11 @@ static LLVMValueRef layout_sizes(Cg *c, const Plan *p, const int *first, const i
     return total;
 }
 
+/* The bytes of work p needs and, when offs is not NULL, each buffer's class
+ * and index in it, each class's offset and buffer size (c->bufcls …),
+ * offs[p->bufs.len] the stack's offset and offs[p->bufs.len + 1] the chunk
+ * environment's, of envbytes (NULL: none); *bad: a negative dimension or an
+ * overflow anywhere. */
 static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef envbytes, LLVMValueRef *bad)
 {
     /* Buffers of one size form a class: its size (64-byte aligned) and

@@ -183,9 +183,15 @@ static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVM
     LLVMValueRef v = src(c, ctx, k);
     store(c, v, dst, k);
     for (int r = 0; r < nr; r++) {
-        LLVMValueRef x = p->nodes[ids[r]]->op == OP_NORM ? LLVMBuildFMul(c->b, v, v, "") : v;
+        bool sq = p->nodes[ids[r]]->op == OP_NORM;
+        LLVMValueRef x = sq ? LLVMBuildFMul(c->b, v, v, "") : v;
         LLVMValueRef sum = fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[r], ""), x);
-        LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+        /* a norm's square and its addition contract to an FMA where the
+         * target has one, as the hand loop's q += b*b does (-O1 and up) */
+        LLVMFastMathFlags fmf = LLVMFastMathAllowReassoc | (sq && c->opt_level >= 1 ? LLVMFastMathAllowContract : 0);
+        if (fmf & LLVMFastMathAllowContract)
+            LLVMSetFastMathFlags(x, LLVMFastMathAllowContract);
+        LLVMSetFastMathFlags(sum, fmf);
         LLVMBuildStore(c->b, sum, acc[r]);
     }
     loop_end(c, &lp);
