@@ -1,16 +1,17 @@
 /* kernels.c — products written once, called by every statement of every
  * generated program that needs them (gradc/runtime.h). */
 #include "gradc/runtime.h"
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+
 /* GCC's -O2 vectorises only loops whose trip count the vector length
  * divides (its "very cheap" cost model): the elementwise loops here are
  * worth a vector body and a scalar remainder (gradc_scale: 2x). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("vect-cost-model=dynamic")
 #endif
-#include <cblas.h>
-#include <limits.h>
-#include <math.h>
-#include <stdbool.h>
 
 /* Below this many multiply-adds (or with a dimension under BLAS_EDGE) the
  * loops beat OpenBLAS's call overhead (outer products, thin matrices). */
@@ -104,8 +105,9 @@ void gradc_scale(int32_t flags, int64_t m, int64_t n, const double *d, double dk
     bool tb = flags & GRADC_GEMM_TB, cols = flags & GRADC_SCALE_COLS;
     if (!tb && b && d) { /* rows of b read in order: vectorised (ivdep: c is
                            * b itself or apart from it, so no entry is
-                           * written before it is read; without it GCC's -O2
-                           * kept the loops scalar rather than test overlap) */
+                           * written before it is read; GCC's run-time
+                           * overlap check would send c == b, a scaling in
+                           * place, to the scalar loop) */
         for (int64_t i = 0; i < m; i++) {
             const double *bi = b + i * n;
             double *ci = c + i * n;

@@ -231,7 +231,11 @@ static bool pass_runtime(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R,
     LLVMValueRef null = LLVMConstNull(c->ptr), args[14] = {lo, R, C, A};
     LLVMTypeRef pt[14] = {c->i64, c->i64, c->i64, c->ptr};
     int na = 4;
-    for (PassTerm *u = n ? n : t; u; u = u == n ? t : NULL) {
+    PassTerm *terms[2] = {n, t};   /* the kernels' order: M*x's, then M'*y's */
+    for (int i = 0; i < 2; i++) {
+        PassTerm *u = terms[i];
+        if (!u)
+            continue;
         LLVMValueRef a[6] = {u->v ? u->v : null, u->v ? cf(c, 0) : u->fill, u->out ? u->out : null, u->kc,
                              u->w ? u->w : null, u->w ? u->dot : null};
         for (int e = 0; e < (u->trans ? 4 : 6); e++, na++)

@@ -647,8 +647,7 @@ static LLVMValueRef along_fn(Cg *c, void *ctx, LLVMValueRef out)
 static void outline_along(Cg *c, Node *n, LLVMValueRef out)
 {
     Node *x = n->args[0];
-    bool scratch = n->index == 1 && n->op != OP_SUMD && n->op != OP_AMAXD && n->op != OP_AMIND;
-    if (scratch || c->opt_level < 1 || (lit_small(x->shape.rows) && lit_small(x->shape.cols))) {
+    if (c->p->scratch[n->id] >= 0 || c->opt_level < 1 || (lit_small(x->shape.rows) && lit_small(x->shape.cols))) {
         gen_along(c, n, out);
         return;
     }

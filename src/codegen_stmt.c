@@ -186,12 +186,11 @@ static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVM
         bool sq = p->nodes[ids[r]]->op == OP_NORM;
         LLVMValueRef x = sq ? LLVMBuildFMul(c->b, v, v, "") : v;
         LLVMValueRef sum = fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[r], ""), x);
-        /* a norm's square and its addition contract to an FMA where the
-         * target has one, as the hand loop's q += b*b does (-O1 and up) */
-        LLVMFastMathFlags fmf = LLVMFastMathAllowReassoc | (sq && c->opt_level >= 1 ? LLVMFastMathAllowContract : 0);
-        if (fmf & LLVMFastMathAllowContract)
+        LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+        if (sq && c->opt_level >= 1) { /* one FMA where the target has it, as the hand loop's q += b*b */
             LLVMSetFastMathFlags(x, LLVMFastMathAllowContract);
-        LLVMSetFastMathFlags(sum, fmf);
+            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+        }
         LLVMBuildStore(c->b, sum, acc[r]);
     }
     loop_end(c, &lp);
