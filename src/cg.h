@@ -267,7 +267,10 @@ static inline LLVMValueRef sel(Cg *c, LLVMValueRef t, LLVMValueRef x, LLVMValueR
 {
     return LLVMBuildSelect(c->b, t, x, y, "");
 }
-static inline LLVMValueRef b2f(Cg *c, LLVMValueRef t) { return LLVMBuildUIToFP(c->b, t, c->f64, ""); }
+/* a select, not uitofp: -O0's fast instruction selector has no uitofp of
+ * an i1 and would take its slow path for the whole block; -O1's peepholes
+ * make it uitofp again */
+static inline LLVMValueRef b2f(Cg *c, LLVMValueRef t) { return LLVMBuildSelect(c->b, t, cf(c, 1), cf(c, 0), ""); }
 
 /* A counted loop i = lo .. hi-1; loop_end closes it. */
 typedef struct Loop {

@@ -103,6 +103,7 @@ static LLVMValueRef body_tanh(M *m, LLVMValueRef x)
 }
 
 static const char *const names[] = {"gradc.exp", "gradc.tanh"};
+static const char *const c_names[] = {"gradc_exp", "gradc_tanh"};  /* mathfn.c */
 static LLVMValueRef (*const bodies[])(M *, LLVMValueRef) = {body_exp, body_tanh};
 
 /* a call of the module's function which (made on first use) */
@@ -141,5 +142,18 @@ void cg_math_inline(LLVMModuleRef mod)
         if (fn)
             LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(
                 ctx, LLVMGetEnumAttributeKindForName(always, strlen(always)), 0));
+    }
+}
+
+void cg_math_extern(LLVMModuleRef mod)
+{
+    for (int k = 0; k < 2; k++) {
+        LLVMValueRef fn = LLVMGetNamedFunction(mod, names[k]);
+        if (!fn)
+            continue;
+        for (LLVMBasicBlockRef bb; (bb = LLVMGetFirstBasicBlock(fn));)
+            LLVMDeleteBasicBlock(bb);
+        LLVMSetValueName2(fn, c_names[k], strlen(c_names[k]));
+        LLVMSetLinkage(fn, LLVMExternalLinkage);
     }
 }

@@ -35,6 +35,10 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
  * operation for operation (the interpreter's bits, vectorisable). */
 LLVMValueRef cg_exp(LLVMBuilderRef b, LLVMValueRef x);
 LLVMValueRef cg_tanh(LLVMBuilderRef b, LLVMValueRef x);
+/* For eval's JIT at -O0: the two functions become calls of mathfn.c's C
+ * gradc_exp and gradc_tanh (the same operations, so the same bits): their
+ * llvm.fma calls sent -O0's instruction selector down its slow path. */
+void cg_math_extern(LLVMModuleRef mod);
 /* From -O1: the two functions cg_exp and cg_tanh call are alwaysinline. */
 void cg_math_inline(LLVMModuleRef mod);
 

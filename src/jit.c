@@ -16,7 +16,9 @@
  * bitcode, gradc's version (and its executable's size and mtime), LLVM's
  * version, the target triple, CPU and features, the opt level and the
  * while limit.  A hit skips LLVM's passes
- * and code generation; only building the module (for its hash) remains. */
+ * and code generation; only building the module (for its hash) remains.
+ * At -O0 the module calls mathfn.c's C exp and tanh (cg_math_extern), the
+ * interpreter's own functions, rather than compiling their IR. */
 #include "cache.h"
 #include "codegen.h"
 
@@ -78,6 +80,8 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_pass_n_nofma", (uintptr_t)gradc_pass_n_nofma},
         {"gradc_pass_t_nofma", (uintptr_t)gradc_pass_t_nofma},
         {"gradc_pass_nt_nofma", (uintptr_t)gradc_pass_nt_nofma},
+        {"gradc_exp", (uintptr_t)gradc_exp},    /* cg_math_extern */
+        {"gradc_tanh", (uintptr_t)gradc_tanh},
     };
     enum { N = sizeof syms / sizeof syms[0] };
     LLVMOrcCSymbolMapPair pairs[N];
@@ -192,6 +196,8 @@ static LLVMMemoryBufferRef object(const Module *m, const CodegenOptions *o, CgIn
     LLVMContextSetDiscardValueNames(ctx, 1);
     LLVMModuleRef mod = codegen_module(m, o, ctx, true, info);
     LLVMMemoryBufferRef obj = NULL;
+    if (mod && o->opt_level == 0)
+        cg_math_extern(mod);
     if (mod) {
         CacheKey k;
         object_key(mod, o, &k);

@@ -21,6 +21,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The interpreter and eval's JIT at -O0 (jit.c) call these once per
+ * element: with FMA each fma is an instruction, not a call of libm's. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
 const double mathfn_taylor[MATHFN_NTAYLOR] = {
     0x1p-1,                0x1.5555555555555p-3,  0x1.5555555555555p-5,  /* 1/2!, 1/3!, 1/4! */
     0x1.1111111111111p-7,  0x1.6c16c16c16c17p-10, 0x1.a01a01a01a01ap-13, /* 1/5!, 1/6!, 1/7! */
@@ -49,7 +57,7 @@ static double from_bits(uint64_t u)
  * multiplications deep after r, not Horner's 12 (where code waits for one
  * exp, its latency counts).  Meaningful for |x| < 2^51; n wraps (unsigned)
  * beyond, and callers select their result for such x. */
-static double reduce(double x, uint64_t *n)
+static inline __attribute__((always_inline)) double reduce(double x, uint64_t *n)
 {
     const double *c = mathfn_taylor;
     double k = fma(x, MATHFN_LOG2E, MATHFN_SHIFT);
@@ -71,7 +79,7 @@ static double pow2(uint64_t n) { return from_bits((n + 1023) << 52); }
  * 1024 and subnormal results work; 0 below -745.2 and +Inf above 709.8
  * selected afterwards (n within [-1075, 1024] between), off the chain from
  * x to the result; NaN returned as it came. */
-double gradc_exp(double x)
+CLONES double gradc_exp(double x)
 {
     uint64_t n;
     double p = reduce(x, &n);
@@ -86,7 +94,7 @@ double gradc_exp(double x)
 /* sign(x)·(−u/(2 + u)) with u = expm1(−2|x|) = 2^n·p + (2^n − 1) (one fma:
  * accurate near 0, where n = 0 and u = p); 1 selected for |x| > 20 (tanh
  * is 1 in double there); the sign copied from x's bit (tanh(−0) = −0). */
-double gradc_tanh(double x)
+CLONES double gradc_tanh(double x)
 {
     double a = from_bits(bits_of(x) & ~MATHFN_SIGN);
     uint64_t n;
