@@ -267,10 +267,12 @@ static inline LLVMValueRef sel(Cg *c, LLVMValueRef t, LLVMValueRef x, LLVMValueR
 {
     return LLVMBuildSelect(c->b, t, x, y, "");
 }
-/* a select, not uitofp: -O0's fast instruction selector has no uitofp of
- * an i1 and would take its slow path for the whole block; -O1's peepholes
- * make it uitofp again */
-static inline LLVMValueRef b2f(Cg *c, LLVMValueRef t) { return LLVMBuildSelect(c->b, t, cf(c, 1), cf(c, 0), ""); }
+/* at -O0 a select, not uitofp: the fast instruction selector has no
+ * uitofp of an i1 and would take its slow path for the whole block */
+static inline LLVMValueRef b2f(Cg *c, LLVMValueRef t)
+{
+    return c->opt_level < 1 ? LLVMBuildSelect(c->b, t, cf(c, 1), cf(c, 0), "") : LLVMBuildUIToFP(c->b, t, c->f64, "");
+}
 
 /* A counted loop i = lo .. hi-1; loop_end closes it. */
 typedef struct Loop {
