@@ -1138,9 +1138,9 @@ static bool wants_slp(LLVMModuleRef mod)
         if (strncmp(LLVMGetValueName2(f, &len), "gradc.rows", 10) == 0)
             return true;
         for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb)) {
-            LLVMValueRef br = LLVMGetBasicBlockTerminator(bb), cmp;
+            LLVMValueRef br = LLVMGetBasicBlockTerminator(bb), cmp;   /* loop_begin's i < hi */
             if (br && LLVMIsABranchInst(br) && LLVMIsConditional(br) && (cmp = LLVMIsAICmpInst(LLVMGetCondition(br))) &&
-                LLVMIsAConstantInt(LLVMGetOperand(cmp, 1)))
+                LLVMIsAPHINode(LLVMGetOperand(cmp, 0)) && LLVMIsAConstantInt(LLVMGetOperand(cmp, 1)))
                 return true;
         }
     }
