@@ -1073,11 +1073,27 @@ static char *enabled_features(const char *features)
     return out;
 }
 
+/* Read once per process, and never freed: a JIT miss wants them for its
+ * cache key and again for its target machine, and reading the features
+ * costs 0.13M instructions (1% of a small program's eval). */
+void codegen_host_cpu(const char **name, const char **features)
+{
+    static char *n, *f;
+    if (!n) {
+        n = LLVMGetHostCPUName();
+        f = LLVMGetHostCPUFeatures();
+    }
+    *name = n;
+    *features = f;
+}
+
 LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
 {
     init_targets();
     char *t = triple ? LLVMNormalizeTargetTriple(triple) : LLVMGetDefaultTargetTriple();
-    char *cpu = triple ? NULL : LLVMGetHostCPUName(), *features = triple ? NULL : LLVMGetHostCPUFeatures();
+    const char *cpu = NULL, *features = NULL;
+    if (!triple)
+        codegen_host_cpu(&cpu, &features);
     LLVMTargetRef target;
     char *err = NULL;
     LLVMTargetMachineRef tm = NULL;
@@ -1096,8 +1112,6 @@ LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
             diag_plain("cannot create a target machine for '%s'", t);
     }
     LLVMDisposeMessage(t);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
     return tm;
 }
 

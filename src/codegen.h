@@ -45,6 +45,8 @@ void cg_math_inline(LLVMModuleRef mod);
 /* A target machine for triple (NULL: the host, with its CPU name and
  * features), PIC.  NULL after printing an error. */
 LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level);
+/* The host's CPU name and LLVM feature string ("+avx2,-avx512f,..."). */
+void codegen_host_cpu(const char **name, const char **features);
 
 /* Verifies mod (with asserts on), sets its triple and data layout from tm
  * and runs default<O{opt_level}>.

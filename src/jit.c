@@ -150,8 +150,9 @@ static void object_key(LLVMModuleRef mod, const CodegenOptions *o, CacheKey *k)
 {
     unsigned major, minor, patch;
     LLVMGetVersion(&major, &minor, &patch);
-    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures(),
-         options[256];
+    char *triple = LLVMGetDefaultTargetTriple(), options[256];
+    const char *cpu, *features;
+    codegen_host_cpu(&cpu, &features);
     /* the executable's size and mtime (as ccache does): a rebuilt gradc may
      * optimise the same module differently */
     struct stat exe = {0};
@@ -165,8 +166,6 @@ static void object_key(LLVMModuleRef mod, const CodegenOptions *o, CacheKey *k)
     cache_key(k, parts, lens, 5);
     LLVMDisposeMemoryBuffer(bc);
     LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
 }
 
 /* mod (not consumed) optimised and compiled for the host to an object;
