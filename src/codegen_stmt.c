@@ -7,6 +7,7 @@
 
 #include <gradc/runtime.h>
 #include <math.h>
+#include <math.h>
 
 #include <string.h>
 
@@ -258,6 +259,17 @@ static bool reads_other(const Node *x, int n, const int *slots, int self)
 /* slots[i] = vals[i] for all i, in parallel: every value is computed (into
  * the slot's shadow buffer when a later store could clobber what it reads)
  * before any slot is written. */
+/* +0.0, all of whose bytes are zero (not -0.0) */
+static bool is_plus_zero(LLVMValueRef v)
+{
+    LLVMBool lost;
+    return v && LLVMIsAConstantFP(v) && LLVMConstRealGetDouble(v, &lost) == 0 && !signbit(LLVMConstRealGetDouble(v, &lost));
+}
+
+/* Stores into slots; a slot filled with +0.0 or copied from another buffer
+ * (and keeping no sum) is a memset or memmove: as loops, LLVM vectorised
+ * each, a vector body, remainder and overlap check, and rnn's gradient had
+ * eight of them. */
 static void assign(Cg *c, int n, const int *slots, Node **vals)
 {
     LLVMValueRef *v = arena_alloc(c->a, sizeof *v * (size_t)(n + 1));
@@ -313,6 +325,8 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
                 rekeep(c, s);
         } else if (c->p->slotbuf[s] < 0) {
             LLVMBuildStore(c->b, v[i], c->slotvar[s]);
+        } else if (one_value(c->p, x) && c->p->kept_by[s] < 0 && is_plus_zero(v[i])) {
+            zero(c, bufp(c, c->p->slotbuf[s]), count(c, x));
         } else if (one_value(c->p, x)) {
             store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));
         } else if (direct[i]) {
@@ -320,6 +334,8 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         } else if (x->op == OP_SLOT && c->p->slotbuf[x->index] == c->p->slotbuf[s]) {
             if (x->index != s)
                 keep_from(c, s, x->index); /* s took over x's buffer (plan: slotshare): no copy */
+        } else if (c->p->kept_by[s] < 0) { /* a buffer's copy */
+            LLVMBuildMemMove(c->b, bufp(c, c->p->slotbuf[s]), 8, v[i], 8, mul(c, count(c, x), ci(c, 8)));
         } else {
             Two w = {c, v[i], NULL, ci(c, 1), NULL};
             store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
