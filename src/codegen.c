@@ -175,7 +175,8 @@ static LLVMValueRef apply2(Cg *c, Op op, LLVMValueRef x, LLVMValueRef y)
 static LLVMValueRef get(Cg *c, Node *n);
 
 static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k);
-static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out);
+static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot);
+static LLVMValueRef outline_logsumexp(Cg *c, Node *n);
 
 /* The entry of a broadcast's argument under entry k of the broadcast: its
  * column j for a row expanded down, its row i for a column expanded across.
@@ -454,7 +455,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     Node *x = n->args[0];
     switch (n->op) {
     case OP_SUM:
-        return outline(c, n, NULL);
+        return outline(c, n, NULL, -1);
     case OP_NORM:
         return gen_norm(c, n);
     case OP_TRACE: {
@@ -462,7 +463,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
         return reduce_sum(c, rows(c, x), f_strided, &w);
     }
     case OP_LOGSUMEXP:
-        return gen_logsumexp(c, n);
+        return outline_logsumexp(c, n);
     case OP_AMAX:
     case OP_AMIN:
         return gen_extreme(c, n);
@@ -604,7 +605,9 @@ static LLVMValueRef loop_fn(Cg *c, void *ctx, LLVMValueRef out)
     return loop_body(c, l->n, out, l->rc);
 }
 
-static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
+/* slot: out is that slot's buffer, which n reads at entry k at most (a
+ * statement's store), else -1 */
+static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
 {
     Node *x = out ? n : n->args[0];
     Shape sh = x->shape;
@@ -621,12 +624,27 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out)
      * itself, so that LLVM sees one array (a load and a store of entry k)
      * and vectorises without a run-time overlap check, which would fail */
     int self = -1;
-    for (int i = 0; out && c->p->inplace[n->id] >= 0 && i < leaves.len; i++)
-        if (leaves.data[i]->id == c->p->inplace[n->id])
+    for (int i = 0; out && i < leaves.len; i++) {
+        Node *y = leaves.data[i];
+        if (c->p->inplace[n->id] >= 0 ? y->id == c->p->inplace[n->id] : y->op == OP_SLOT && y->index == slot)
             self = i;
+    }
     key_bytes(&key, &self, sizeof self);
     LoopCtx l = {n, rc};
     return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, self, out ? NULL : c->f64, out, loop_fn, &l);
+}
+
+/* A store of x's entries into slot's buffer out, where x reads that slot
+ * at entry k at most, as a map's loop (-O1 and up): one function with any
+ * map of the same structure, so the value function's loop of a forward
+ * statement is the gradient's (rnn's s = tanh(...)); at -O0, where no
+ * function is shared (eval compiles the gradient alone), inline. */
+void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot)
+{
+    if (c->opt_level < 1)
+        cg_store_all(c, x, out, false);
+    else
+        outline(c, x, out, slot);
 }
 
 static LLVMValueRef along_fn(Cg *c, void *ctx, LLVMValueRef out)
@@ -658,6 +676,29 @@ static void outline_along(Cg *c, Node *n, LLVMValueRef out)
     key_bytes(&key, &n->index, sizeof n->index);
     key_node(c, &key, n, &leaves, true);
     cg_outlined(c, "along", key.h, &leaves, -1, NULL, out, along_fn, n);
+}
+
+static LLVMValueRef logsumexp_fn(Cg *c, void *n, LLVMValueRef out)
+{
+    (void)out;
+    return gen_logsumexp(c, n);
+}
+
+/* logsumexp of a buffer as a function of its own per shape from -O1, as a
+ * sum's loop is: the value and the gradient functions call one copy of its
+ * two vectorised passes (softmax_xent).  Inline at -O0, for literal small
+ * sizes, and over a fused argument (its two passes read a buffer). */
+static LLVMValueRef outline_logsumexp(Cg *c, Node *n)
+{
+    Node *x = n->args[0];
+    if (c->opt_level < 1 || is_fused(c->p, x) || (lit_small(x->shape.rows) && lit_small(x->shape.cols)))
+        return gen_logsumexp(c, n);
+    NodeVec leaves = {0};
+    Key key = {0};
+    key_dim(c, &key, x->shape.rows);
+    key_dim(c, &key, x->shape.cols);
+    key_node(c, &key, n, &leaves, true);
+    return cg_outlined(c, "lse", key.h, &leaves, -1, c->f64, NULL, logsumexp_fn, n);
 }
 
 /* self: the leaf read through extra (the output) instead of its own
@@ -838,7 +879,7 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
         return;
     }
     if (kind_of(n) == OK_U || kind_of(n) == OK_B || n->op == OP_FILL || n->op == OP_BCAST) {
-        outline(c, n, out);
+        outline(c, n, out, -1);
         return;
     }
     if (n->op >= OP_SUMD && n->op <= OP_LOGSOFTMAXD) {

@@ -329,6 +329,8 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             zero(c, bufp(c, c->p->slotbuf[s]), count(c, x));
         } else if (one_value(c->p, x)) {
             store_slot(c, s, count(c, x), f_value, v[i], bufp(c, c->p->slotbuf[s]));
+        } else if (direct[i] && c->p->kept_by[s] < 0) {
+            cg_store_map(c, x, bufp(c, c->p->slotbuf[s]), s);
         } else if (direct[i]) {
             store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
         } else if (x->op == OP_SLOT && c->p->slotbuf[x->index] == c->p->slotbuf[s]) {
