@@ -1183,12 +1183,13 @@ bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
     if (opt_level >= 1)
         cg_math_inline(mod);
     char passes[sizeof O2_PIPELINE("slp-vectorizer,")];
-    snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
+    if (opt_level == 2)
+        snprintf(passes, sizeof passes, "%s", wants_slp(mod) ? O2_PIPELINE("slp-vectorizer,") : O2_PIPELINE(""));
+    else
+        snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(po, opt_level >= 2);
     LLVMPassBuilderOptionsSetSLPVectorization(po, opt_level >= 2);
-    if (opt_level == 2)
-        snprintf(passes, sizeof passes, "%s", wants_slp(mod) ? O2_PIPELINE("slp-vectorizer,") : O2_PIPELINE(""));
     LLVMErrorRef e = LLVMRunPasses(mod, passes, tm, po);
     LLVMDisposePassBuilderOptions(po);
     if (e) {

@@ -7,7 +7,6 @@
 
 #include <gradc/runtime.h>
 #include <math.h>
-#include <math.h>
 
 #include <string.h>
 
@@ -256,20 +255,21 @@ static bool reads_other(const Node *x, int n, const int *slots, int self)
     return false;
 }
 
-/* slots[i] = vals[i] for all i, in parallel: every value is computed (into
- * the slot's shadow buffer when a later store could clobber what it reads)
- * before any slot is written. */
 /* +0.0, all of whose bytes are zero (not -0.0) */
 static bool is_plus_zero(LLVMValueRef v)
 {
     LLVMBool lost;
-    return v && LLVMIsAConstantFP(v) && LLVMConstRealGetDouble(v, &lost) == 0 && !signbit(LLVMConstRealGetDouble(v, &lost));
+    double d = v && LLVMIsAConstantFP(v) ? LLVMConstRealGetDouble(v, &lost) : 1;
+    return d == 0 && !signbit(d);
 }
 
-/* Stores into slots; a slot filled with +0.0 or copied from another buffer
- * (and keeping no sum) is a memset or memmove: as loops, LLVM vectorised
- * each, a vector body, remainder and overlap check, and rnn's gradient had
- * eight of them. */
+/* slots[i] = vals[i] for all i, in parallel: every value is computed (into
+ * the slot's shadow buffer when a later store could clobber what it reads)
+ * before any slot is written.  Where a slot keeps no sum, a fill with +0.0
+ * or a copy of another buffer is a memset or memmove (as loops, LLVM
+ * vectorised each: a vector body, a remainder and an overlap check; rnn's
+ * gradient had eight), and a store of an expression is a map's function
+ * (cg_store_map). */
 static void assign(Cg *c, int n, const int *slots, Node **vals)
 {
     LLVMValueRef *v = arena_alloc(c->a, sizeof *v * (size_t)(n + 1));
