@@ -626,7 +626,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
     int self = -1;
     for (int i = 0; out && i < leaves.len; i++) {
         Node *y = leaves.data[i];
-        if (c->p->inplace[n->id] >= 0 ? y->id == c->p->inplace[n->id] : y->op == OP_SLOT && y->index == slot)
+        if (slot >= 0 ? y->op == OP_SLOT && y->index == slot : y->id == c->p->inplace[n->id])
             self = i;
     }
     key_bytes(&key, &self, sizeof self);
