@@ -159,24 +159,20 @@ static LLVMValueRef norm_from(Cg *c, LLVMValueRef ss, LLVMValueRef n, LLVMValueR
     return LLVMBuildLoad2(c->b, c->f64, r, "");
 }
 
-/* dst[k] = src(k) for the n entries of slot s, updating the sums and norms
- * of s that its stores keep (plan: kept) in the same loop.  The kept sums'
- * additions may be reassociated (LLVM's loop vectoriser then keeps as many
- * vector partial sums as the target wants): a kept sum differs from a
- * separate one by rounding only, within the usual count · eps · Σ|x|. */
-static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVMValueRef dst)
+/* dst[k] = src(k) for k < n, with the sums and norms ids[0..nr-1] of those
+ * entries (plan: kept) summed in the same loop; their values into res.
+ * The kept sums' additions may be reassociated (LLVM's loop vectoriser
+ * then keeps as many vector partial sums as the target wants): a kept sum
+ * differs from a separate one by rounding only, within the usual
+ * count · eps · Σ|x|. */
+static void store_loop(Cg *c, const int *ids, int nr, LLVMValueRef n, ElemFn src, void *ctx, LLVMValueRef dst,
+                       LLVMValueRef *res)
 {
     const Plan *p = c->p;
-    int nr = 0;
-    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id])
-        nr++;
-    int *ids = arena_alloc(c->a, sizeof(int) * (size_t)(nr + 1));
     LLVMValueRef *acc = arena_alloc(c->a, sizeof *acc * (size_t)(nr + 1));
-    nr = 0;
-    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id]) {
-        ids[nr] = id;
-        acc[nr] = alloca_(c, c->f64);
-        LLVMBuildStore(c->b, cf(c, 0), acc[nr++]);
+    for (int r = 0; r < nr; r++) {
+        acc[r] = alloca_(c, c->f64);
+        LLVMBuildStore(c->b, cf(c, 0), acc[r]);
     }
     Loop lp;
     LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
@@ -195,11 +191,78 @@ static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVM
     }
     loop_end(c, &lp);
     for (int r = 0; r < nr; r++) {
-        LLVMValueRef t = LLVMBuildLoad2(c->b, c->f64, acc[r], "");
+        res[r] = LLVMBuildLoad2(c->b, c->f64, acc[r], "");
         if (p->nodes[ids[r]]->op == OP_NORM)
-            t = norm_from(c, t, n, dst);
-        LLVMBuildStore(c->b, t, kept_var(c, ids[r]));
+            res[r] = norm_from(c, res[r], n, dst);
     }
+}
+
+typedef struct KeptStore {
+    Node *x;
+    const int *ids;
+    int nr;
+} KeptStore;
+
+/* store_loop in a function of its own, its kept values returned as a struct */
+static LLVMValueRef kept_store_fn(Cg *c, void *ctx, LLVMValueRef out)
+{
+    KeptStore *k = ctx;
+    LLVMValueRef *res = arena_alloc(c->a, sizeof *res * (size_t)k->nr);
+    store_loop(c, k->ids, k->nr, count(c, k->x), f_elem, k->x, out, res);
+    LLVMTypeRef *ft = arena_alloc(c->a, sizeof *ft * (size_t)k->nr);
+    for (int r = 0; r < k->nr; r++)
+        ft[r] = c->f64;
+    LLVMValueRef agg = LLVMGetUndef(LLVMStructTypeInContext(c->ctx, ft, (unsigned)k->nr, 0));
+    for (int r = 0; r < k->nr; r++)
+        agg = LLVMBuildInsertValue(c->b, agg, res[r], (unsigned)r, "");
+    return agg;
+}
+
+/* dst[k] = src(k) for the n entries of slot s, updating the sums and norms
+ * of s that its stores keep in the same loop.  A store of an expression x
+ * (src f_elem) is, from -O1 and at a symbolic size, a function per
+ * structure, as a map is: the value function's and the gradient's forward
+ * loops are one (the D2L sample's while loop: b = 2 .* b keeping norm(b)
+ * and sum(b)). */
+static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVMValueRef dst)
+{
+    const Plan *p = c->p;
+    int nr = 0;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id])
+        nr++;
+    int *ids = arena_alloc(c->a, sizeof(int) * (size_t)(nr + 1));
+    LLVMValueRef *res = arena_alloc(c->a, sizeof *res * (size_t)(nr + 1));
+    nr = 0;
+    for (int id = p->kept_by[s]; id >= 0; id = p->kept[id])
+        ids[nr++] = id;
+    if (src == f_elem && nr > 0 && c->opt_level >= 1 && !LLVMIsAConstantInt(n)) {
+        Node *x = ctx;
+        NodeVec leaves = {0};
+        uint64_t h = cg_key_bytes(0, "keep", 4);
+        h = cg_key_node(c, h, x, &leaves, true);
+        Dim d[2] = {x->shape.rows, x->shape.cols};
+        for (int i = 0; i < 2; i++)   /* field by field: Dim has padding */
+            h = cg_key_bytes(cg_key_bytes(h, &d[i].sym, sizeof d[i].sym), &d[i].n, sizeof d[i].n);
+        int self = -1;
+        for (int i = 0; i < leaves.len; i++)
+            if (leaves.data[i]->op == OP_SLOT && leaves.data[i]->index == s)
+                self = i;
+        h = cg_key_bytes(h, &self, sizeof self);
+        for (int r = 0; r < nr; r++)
+            h = cg_key_bytes(h, &p->nodes[ids[r]]->op, sizeof p->nodes[ids[r]]->op);
+        LLVMTypeRef *ft = arena_alloc(c->a, sizeof *ft * (size_t)nr);
+        for (int r = 0; r < nr; r++)
+            ft[r] = c->f64;
+        KeptStore ks = {x, ids, nr};
+        LLVMValueRef agg = cg_outlined(c, "keep", h, &leaves, self, LLVMStructTypeInContext(c->ctx, ft, (unsigned)nr, 0),
+                                       dst, kept_store_fn, &ks);
+        for (int r = 0; r < nr; r++)
+            res[r] = LLVMBuildExtractValue(c->b, agg, (unsigned)r, "");
+    } else {
+        store_loop(c, ids, nr, n, src, ctx, dst, res);
+    }
+    for (int r = 0; r < nr; r++)
+        LLVMBuildStore(c->b, res[r], kept_var(c, ids[r]));
 }
 
 /* the same value for every k */
