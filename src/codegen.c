@@ -605,6 +605,16 @@ static LLVMValueRef loop_fn(Cg *c, void *ctx, LLVMValueRef out)
     return loop_body(c, l->n, out, l->rc);
 }
 
+/* Whether leaf y is a slot in slot s's buffer: s itself, or one whose
+ * buffer s took over (c = 100 .* b, c in b's buffer).  Read through the
+ * output pointer, not a parameter of its own, so that LLVM sees one array:
+ * two pointers to the same buffer fail the vectoriser's overlap check,
+ * and the loop ran scalar (the D2L sample at 1e6: 1.9x the hand loop). */
+bool cg_reads_slot_buffer(Cg *c, const Node *y, int s)
+{
+    return y->op == OP_SLOT && (y->index == s || c->p->slotbuf[y->index] == c->p->slotbuf[s]);
+}
+
 /* slot: out is that slot's buffer, which n reads at entry k at most (a
  * statement's store), else -1 */
 static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
@@ -626,7 +636,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
     int self = -1;
     for (int i = 0; out && i < leaves.len; i++) {
         Node *y = leaves.data[i];
-        if (slot >= 0 ? y->op == OP_SLOT && y->index == slot : y->id == c->p->inplace[n->id])
+        if (slot >= 0 ? cg_reads_slot_buffer(c, y, slot) : y->id == c->p->inplace[n->id])
             self = i;
     }
     key_bytes(&key, &self, sizeof self);

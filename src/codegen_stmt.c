@@ -245,7 +245,7 @@ static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVM
             h = cg_key_bytes(cg_key_bytes(h, &d[i].sym, sizeof d[i].sym), &d[i].n, sizeof d[i].n);
         int self = -1;
         for (int i = 0; i < leaves.len; i++)
-            if (leaves.data[i]->op == OP_SLOT && leaves.data[i]->index == s)
+            if (cg_reads_slot_buffer(c, leaves.data[i], s))
                 self = i;
         h = cg_key_bytes(h, &self, sizeof self);
         for (int r = 0; r < nr; r++)
