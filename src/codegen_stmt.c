@@ -203,19 +203,48 @@ typedef struct KeptStore {
     int nr;
 } KeptStore;
 
+/* { double × nr }: the kept values an outlined store returns */
+static LLVMTypeRef kept_type(Cg *c, int nr)
+{
+    LLVMTypeRef *ft = arena_alloc(c->a, sizeof *ft * (size_t)nr);
+    for (int r = 0; r < nr; r++)
+        ft[r] = c->f64;
+    return LLVMStructTypeInContext(c->ctx, ft, (unsigned)nr, 0);
+}
+
 /* store_loop in a function of its own, its kept values returned as a struct */
 static LLVMValueRef kept_store_fn(Cg *c, void *ctx, LLVMValueRef out)
 {
     KeptStore *k = ctx;
     LLVMValueRef *res = arena_alloc(c->a, sizeof *res * (size_t)k->nr);
     store_loop(c, k->ids, k->nr, count(c, k->x), f_elem, k->x, out, res);
-    LLVMTypeRef *ft = arena_alloc(c->a, sizeof *ft * (size_t)k->nr);
-    for (int r = 0; r < k->nr; r++)
-        ft[r] = c->f64;
-    LLVMValueRef agg = LLVMGetUndef(LLVMStructTypeInContext(c->ctx, ft, (unsigned)k->nr, 0));
+    LLVMValueRef agg = LLVMGetUndef(kept_type(c, k->nr));
     for (int r = 0; r < k->nr; r++)
         agg = LLVMBuildInsertValue(c->b, agg, res[r], (unsigned)r, "");
     return agg;
+}
+
+/* slot s = x with its kept values into res, through gradc.keep.KEY: keyed
+ * by x's structure and size, which leaf is s's own buffer, and which kept
+ * values (sum or norm) */
+static void store_kept_outlined(Cg *c, int s, Node *x, const int *ids, int nr, LLVMValueRef dst, LLVMValueRef *res)
+{
+    NodeVec leaves = {0};
+    uint64_t h = cg_key_node(c, cg_key_bytes(0, "keep", 4), x, &leaves, true);
+    Dim d[2] = {x->shape.rows, x->shape.cols};
+    for (int i = 0; i < 2; i++)   /* field by field: Dim has padding */
+        h = cg_key_bytes(cg_key_bytes(h, &d[i].sym, sizeof d[i].sym), &d[i].n, sizeof d[i].n);
+    int self = -1;
+    for (int i = 0; i < leaves.len; i++)
+        if (cg_reads_slot_buffer(c, leaves.data[i], s))
+            self = i;
+    h = cg_key_bytes(h, &self, sizeof self);
+    for (int r = 0; r < nr; r++)
+        h = cg_key_bytes(h, &c->p->nodes[ids[r]]->op, sizeof c->p->nodes[ids[r]]->op);
+    KeptStore ks = {x, ids, nr};
+    LLVMValueRef agg = cg_outlined(c, "keep", h, &leaves, self, kept_type(c, nr), dst, kept_store_fn, &ks);
+    for (int r = 0; r < nr; r++)
+        res[r] = LLVMBuildExtractValue(c->b, agg, (unsigned)r, "");
 }
 
 /* dst[k] = src(k) for the n entries of slot s, updating the sums and norms
@@ -235,32 +264,10 @@ static void store_slot(Cg *c, int s, LLVMValueRef n, ElemFn src, void *ctx, LLVM
     nr = 0;
     for (int id = p->kept_by[s]; id >= 0; id = p->kept[id])
         ids[nr++] = id;
-    if (src == f_elem && nr > 0 && c->opt_level >= 1 && !LLVMIsAConstantInt(n)) {
-        Node *x = ctx;
-        NodeVec leaves = {0};
-        uint64_t h = cg_key_bytes(0, "keep", 4);
-        h = cg_key_node(c, h, x, &leaves, true);
-        Dim d[2] = {x->shape.rows, x->shape.cols};
-        for (int i = 0; i < 2; i++)   /* field by field: Dim has padding */
-            h = cg_key_bytes(cg_key_bytes(h, &d[i].sym, sizeof d[i].sym), &d[i].n, sizeof d[i].n);
-        int self = -1;
-        for (int i = 0; i < leaves.len; i++)
-            if (cg_reads_slot_buffer(c, leaves.data[i], s))
-                self = i;
-        h = cg_key_bytes(h, &self, sizeof self);
-        for (int r = 0; r < nr; r++)
-            h = cg_key_bytes(h, &p->nodes[ids[r]]->op, sizeof p->nodes[ids[r]]->op);
-        LLVMTypeRef *ft = arena_alloc(c->a, sizeof *ft * (size_t)nr);
-        for (int r = 0; r < nr; r++)
-            ft[r] = c->f64;
-        KeptStore ks = {x, ids, nr};
-        LLVMValueRef agg = cg_outlined(c, "keep", h, &leaves, self, LLVMStructTypeInContext(c->ctx, ft, (unsigned)nr, 0),
-                                       dst, kept_store_fn, &ks);
-        for (int r = 0; r < nr; r++)
-            res[r] = LLVMBuildExtractValue(c->b, agg, (unsigned)r, "");
-    } else {
+    if (src == f_elem && nr > 0 && c->opt_level >= 1 && !LLVMIsAConstantInt(n))
+        store_kept_outlined(c, s, ctx, ids, nr, dst, res);
+    else
         store_loop(c, ids, nr, n, src, ctx, dst, res);
-    }
     for (int r = 0; r < nr; r++)
         LLVMBuildStore(c->b, res[r], kept_var(c, ids[r]));
 }
