@@ -135,6 +135,8 @@ LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *l
  * taken as a leaf), n's non-fused values appended to leaves; by bytes */
 uint64_t cg_key_node(Cg *c, uint64_t h, Node *n, NodeVec *leaves, bool top);
 uint64_t cg_key_bytes(uint64_t h, const void *p, size_t n);
+/* a shape's dimensions, field by field (Dim has padding) */
+uint64_t cg_key_shape(uint64_t h, Shape s);
 
 /* cgpass.c: a K_MATVEC kernel (its products, one pass per matrix) and a
  * K_ROWS kernel (products, a chain on their rows, products of it: one pass) */

@@ -478,12 +478,6 @@ static LLVMValueRef rows_body(Cg *c, void *ctx, LLVMValueRef unused)
     return NULL;
 }
 
-static uint64_t key_dim(uint64_t h, Dim d)
-{
-    h = cg_key_bytes(h, &d.sym, sizeof d.sym);
-    return cg_key_bytes(h, &d.n, sizeof d.n);
-}
-
 /* A K_ROWS kernel (plan.c: row_pass): M read once, PASS_ROWS rows at a
  * time, for the sources, the chain and the sinks, in a function written
  * once per structure.  Every result is the sum its product's own pass
@@ -496,7 +490,7 @@ void cg_rows(Cg *c, const Kernel *k)
     for (int i = 0; i < k->nmembers; i++) {   /* the members first: their buffers */
         node_bind(c, k->members[i], bufp(c, p->buf[k->members[i]->id]));
         h = cg_key_node(c, h, k->members[i], &leaves, false);
-        h = key_dim(key_dim(h, k->members[i]->shape.rows), k->members[i]->shape.cols);
+        h = cg_key_shape(h, k->members[i]->shape);
     }
     for (int i = 0; i < k->nmembers; i++) {
         Node *x = k->members[i];
@@ -509,7 +503,7 @@ void cg_rows(Cg *c, const Kernel *k)
         h = cg_key_bytes(cg_key_bytes(h, tag, sizeof tag), &v->terms[0].k, sizeof v->terms[0].k);
         h = cg_key_node(c, h, vec_mem(v->vec), &leaves, false);
         h = cg_key_node(c, h, v->terms[0].m, &leaves, false);
-        h = key_dim(key_dim(h, v->terms[0].m->shape.rows), v->terms[0].m->shape.cols);
+        h = cg_key_shape(h, v->terms[0].m->shape);
         if (v->terms[0].coef)
             h = cg_key_node(c, h, v->terms[0].coef, &leaves, false);
     }

@@ -770,6 +770,14 @@ uint64_t cg_key_bytes(uint64_t h, const void *p, size_t n)
     return k.h;
 }
 
+uint64_t cg_key_shape(uint64_t h, Shape s)
+{
+    Key k = {h};
+    key_dim(NULL, &k, s.rows);
+    key_dim(NULL, &k, s.cols);
+    return k.h;
+}
+
 /* out = op(a) * op(b): the runtime's gradc_gemm (OpenBLAS with transpose
  * flags when large, loops when small), or inline loops when every size is
  * a small literal (they are then specialised and unrolled). */

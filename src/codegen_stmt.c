@@ -231,9 +231,7 @@ static void store_kept_outlined(Cg *c, int s, Node *x, const int *ids, int nr, L
 {
     NodeVec leaves = {0};
     uint64_t h = cg_key_node(c, cg_key_bytes(0, "keep", 4), x, &leaves, true);
-    Dim d[2] = {x->shape.rows, x->shape.cols};
-    for (int i = 0; i < 2; i++)   /* field by field: Dim has padding */
-        h = cg_key_bytes(cg_key_bytes(h, &d[i].sym, sizeof d[i].sym), &d[i].n, sizeof d[i].n);
+    h = cg_key_shape(h, x->shape);
     int self = -1;
     for (int i = 0; i < leaves.len; i++)
         if (cg_reads_slot_buffer(c, leaves.data[i], s))
