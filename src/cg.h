@@ -120,6 +120,7 @@ void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha,
 bool cg_reads_bcast(Cg *c, Node *n, bool top);
 void cg_store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto);
 void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot);
+void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto);
 bool cg_reads_slot_buffer(Cg *c, const Node *y, int s);
 
 /* A kernel's loop as an internal function "gradc.KIND.KEY" (written once

@@ -657,6 +657,49 @@ void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot)
         outline(c, x, out, slot);
 }
 
+typedef struct PutCtx {
+    Node *x;
+    bool addto;
+} PutCtx;
+
+static LLVMValueRef put_fn(Cg *c, void *ctx, LLVMValueRef out)
+{
+    PutCtx *p = ctx;
+    cg_store_all(c, p->x, out, p->addto);
+    return NULL;
+}
+
+/* An output's entries (a result, a gradient, a product's addend):
+ * dst[k] = x[k], or dst[k] += x[k] with addto.  A buffer's copy is a
+ * memmove; from -O1 any other store is a function of its own per
+ * structure, as a map's loop is; small literal sizes stay an inline loop,
+ * which LLVM unrolls (a memmove of x'*A*x's 4 entries took 1.2 ns more).  Inline, each was a vectorised loop (a
+ * body, a remainder, an overlap check) and the gradients' twice, once
+ * per flag: layer_norm's gradient kept five of them. */
+void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto)
+{
+    if (lit_small(x->shape.rows) && lit_small(x->shape.cols)) {
+        cg_store_all(c, x, dst, addto); /* specialised and unrolled */
+        return;
+    }
+    if (!addto && !is_fused(c->p, x) && !one_value(c->p, x)) {
+        LLVMBuildMemMove(c->b, dst, 8, get(c, x), 8, mul(c, count(c, x), ci(c, 8)));
+        return;
+    }
+    if (c->opt_level < 1) {
+        cg_store_all(c, x, dst, addto);
+        return;
+    }
+    NodeVec leaves = {0};
+    Key key = {0};
+    key_dim(c, &key, x->shape.rows);
+    key_dim(c, &key, x->shape.cols);
+    key_bytes(&key, &addto, sizeof addto);
+    key_node(c, &key, x, &leaves, false);
+    PutCtx p = {x, addto};
+    cg_outlined(c, addto ? "add" : "put", key.h, &leaves, -1, NULL, dst, put_fn, &p);
+}
+
 static LLVMValueRef along_fn(Cg *c, void *ctx, LLVMValueRef out)
 {
     gen_along(c, ctx, out);
@@ -846,7 +889,7 @@ static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
         return;
     }
     if (g->add)   /* the addend's entries, then the product added onto them */
-        cg_store_all(c, g->add, out, false);
+        cg_store_out(c, g->add, out, false);
     LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);

@@ -692,7 +692,7 @@ void gen_results(Cg *c)
         if (is_scalar(x))
             LLVMBuildStore(c->b, cg_get(c, x), dst);
         else
-            cg_store_all(c, x, dst, false);
+            cg_store_out(c, x, dst, false);
         LLVMBuildBr(c->b, next);
         enter(c, next);
     }
@@ -722,7 +722,7 @@ void gen_results(Cg *c)
             } else if (placed_blocks(g, NULL)) {
                 store_placed(c, g, c->grads[i], addto);
             } else {
-                cg_store_all(c, g, c->grads[i], addto);
+                cg_store_out(c, g, c->grads[i], addto);
             }
             LLVMBuildBr(c->b, skip);
             enter(c, skip);
