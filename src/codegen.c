@@ -672,14 +672,14 @@ static LLVMValueRef put_fn(Cg *c, void *ctx, LLVMValueRef out)
 /* An output's entries (a result, a gradient, a product's addend):
  * dst[k] = x[k], or dst[k] += x[k] with addto.  A buffer's copy is a
  * memmove; from -O1 any other store is a function of its own per
- * structure, as a map's loop is; small literal sizes stay an inline loop,
- * which LLVM unrolls (a memmove of x'*A*x's 4 entries took 1.2 ns more).  Inline, each was a vectorised loop (a
- * body, a remainder, an overlap check) and the gradients' twice, once
- * per flag: layer_norm's gradient kept five of them. */
+ * structure, as a map's loop is.  Inline, each was a vectorised loop (a
+ * body, a remainder, an overlap check), the gradients' twice, once per
+ * flag: layer_norm's gradient kept five of them.  Small literal sizes stay
+ * an inline loop, which LLVM specialises and unrolls (x'*A*x at n = 4). */
 void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto)
 {
     if (lit_small(x->shape.rows) && lit_small(x->shape.cols)) {
-        cg_store_all(c, x, dst, addto); /* specialised and unrolled */
+        cg_store_all(c, x, dst, addto);
         return;
     }
     if (!addto && !is_fused(c->p, x) && !one_value(c->p, x)) {
