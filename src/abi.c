@@ -480,7 +480,8 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
         c->aux[i] = LLVMGetParam(c->fn, (unsigned)k++);
     for (int i = 0; i < ng; i++)
         c->grads[i] = LLVMGetParam(c->fn, (unsigned)k++);
-    c->flags = LLVMGetParam(c->fn, (unsigned)k++);
+    c->flags = c->entries ? LLVMConstInt(c->i32, 0, 0) : LLVMGetParam(c->fn, (unsigned)k);
+    k++;
     c->work = LLVMGetParam(c->fn, (unsigned)k++);
     c->where = LLVMGetParam(c->fn, (unsigned)k++);
     c->cache = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
@@ -984,6 +985,7 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
     info->nwhiles = 0;
     c.max_iter = o->max_iter > 0 ? o->max_iter : GRADC_DEFAULT_MAX_ITER;
     c.opt_level = o->opt_level;
+    c.entries = entries;
     c.b = LLVMCreateBuilderInContext(ctx);
     c.ab = LLVMCreateBuilderInContext(ctx);
     c.sb = LLVMCreateBuilderInContext(ctx);

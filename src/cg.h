@@ -25,6 +25,7 @@ typedef struct Cg {
     int opt_level;        /* -O: at 0 (the JIT's eval) FastISel selects the code, a
                            * block it cannot select goes to SelectionDAG, and nothing
                            * vectorises: sums have one lane, products no llvm.fmuladd */
+    bool entries;         /* the JIT's module: its entries pass flags = 0 */
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b, ab;  /* ab: allocas, in the first block */

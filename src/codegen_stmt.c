@@ -641,11 +641,33 @@ static void store_placed(Cg *c, Node *g, LLVMValueRef dst, bool addto)
     }
 }
 
-/* Whether flags asks to add to the gradient buffers (GRADC_ACCUMULATE). */
-static LLVMValueRef accumulate_flag(Cg *c)
+/* The stores of the results, once per value of the GRADC_ACCUMULATE flag
+ * (addto 1, then 0) under a branch on it; once when flags is a constant
+ * (the JIT's entries pass 0: eval compiles no accumulating copy).  Each
+ * path ends with a branch to the block returned, which the caller enters. */
+typedef struct FlagPaths {
+    LLVMBasicBlockRef yes, no, done;
+    int first, last;
+} FlagPaths;
+
+static FlagPaths flag_paths(Cg *c, const char *yes, const char *no, const char *done)
 {
-    return LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
-                         LLVMConstInt(c->i32, 0, 0), "");
+    LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
+                                     LLVMConstInt(c->i32, 0, 0), "");
+    FlagPaths f = {NULL, NULL, block(c, done), 1, 0};
+    if (LLVMIsAConstantInt(acc)) {
+        f.first = f.last = (int)LLVMConstIntGetZExtValue(acc);
+        return f;
+    }
+    f.yes = block(c, yes), f.no = block(c, no);
+    LLVMBuildCondBr(c->b, acc, f.yes, f.no);
+    return f;
+}
+
+static void flag_path_enter(Cg *c, const FlagPaths *f, int addto)
+{
+    if (f->yes)
+        enter(c, addto ? f->yes : f->no);
 }
 
 void gen_results(Cg *c)
@@ -667,16 +689,14 @@ void gen_results(Cg *c)
         }
         /* the sum and the gradients of its shape in one loop, per flag */
         LLVMValueRef val = alloca_(c, c->f64);
-        LLVMValueRef acc = accumulate_flag(c);
-        LLVMBasicBlockRef yes = block(c, "onepass.acc"), no = block(c, "onepass.set"), done = block(c, "onepass");
-        LLVMBuildCondBr(c->b, acc, yes, no);
-        for (int addto = 1; addto >= 0; addto--) {
-            enter(c, addto ? yes : no);
+        FlagPaths fp = flag_paths(c, "onepass.acc", "onepass.set", "onepass");
+        for (int addto = fp.first; addto >= fp.last; addto--) {
+            flag_path_enter(c, &fp, addto);
             OnePass o = {c->p->onepass, addto, {0}, {0}};
             LLVMBuildStore(c->b, cg_reduce_sum_flush(c, count(c, o.sum->args[0]), f_onepass, flush_onepass, &o), val);
-            LLVMBuildBr(c->b, done);
+            LLVMBuildBr(c->b, fp.done);
         }
-        enter(c, done);
+        enter(c, fp.done);
         node_bind(c, c->p->onepass, LLVMBuildLoad2(c->b, c->f64, val, ""));
         for (int i = 0; i < c->nrest; i++)
             gen_kernel(c, &c->rest[i]);
@@ -698,11 +718,9 @@ void gen_results(Cg *c)
     }
     if (!ng)
         return;
-    LLVMValueRef acc = accumulate_flag(c);
-    LLVMBasicBlockRef yes = block(c, "accumulate"), no = block(c, "overwrite"), done = block(c, "stored");
-    LLVMBuildCondBr(c->b, acc, yes, no);
-    for (int addto = 1; addto >= 0; addto--) {
-        enter(c, addto ? yes : no);
+    FlagPaths fp = flag_paths(c, "accumulate", "overwrite", "stored");
+    for (int addto = fp.first; addto >= fp.last; addto--) {
+        flag_path_enter(c, &fp, addto);
         for (int i = 0; i < ng; i++) {
             Node *g = f->grads[i];
             if (in_pass(c, g))   /* stored by the one pass */
@@ -727,7 +745,7 @@ void gen_results(Cg *c)
             LLVMBuildBr(c->b, skip);
             enter(c, skip);
         }
-        LLVMBuildBr(c->b, done);
+        LLVMBuildBr(c->b, fp.done);
     }
-    enter(c, done);
+    enter(c, fp.done);
 }
