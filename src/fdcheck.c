@@ -253,7 +253,7 @@ static bool check_hessian(Check *c, double **grads, Compared *cmp)
     Arena *a = m->arena;
     int64_t n = hessian_size(m, c->b.dims);
     double *H = arena_alloc(a, sizeof(double) * (size_t)(n * n + 1));
-    Jit *hj = c->jit ? jit_open(hc ? hc : h, 0) : NULL;
+    Jit *hj = c->jit ? jit_open(hc ? hc : h, 0, 0) : NULL;
     Loc where = {0, 0};
     int st = c->jit && !hj ? -1
            : hc ? hessian_closed_eval(hc, hj, &c->b, H, &where)
@@ -434,7 +434,7 @@ int fdcheck_run(const Module *m, const FdCheckOptions *o)
         return 1;
     if (!o->inputs && (!parse_dims(m, o->dims, c.b.dims) || !sizes_fit(&c)))
         return 1;
-    if (o->use_jit && !(c.jit = jit_open(m, 0)))   /* compiled once for every run */
+    if (o->use_jit && !(c.jit = jit_open(m, 0, 0)))   /* compiled once for every run */
         return 1;
     Rng rng = {o->seed};
     int status = run(&c, &rng);

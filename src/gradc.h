@@ -775,6 +775,7 @@ typedef struct Bindings {
     const double **inputs;  /* Module.ninputs arrays, row-major (scalar: 1 double) */
     const double *cotangent;/* output-shaped, or NULL for all ones */
     int64_t max_iter;       /* while-loop limit (default 1,000,000) */
+    int jit_opt;            /* eval's JIT: the -O level it compiles at (default 0) */
     double **aux;           /* results: Module.naux buffers (each may be NULL), or NULL */
 } Bindings;
 
@@ -865,9 +866,10 @@ int jit_eval(const Module *m, bool want_grad, const Bindings *b,
              double *value, double **grads, Loc *where);
 /* Compile once, run often (`gradc check --jit`): jit_open compiles the
  * forward and (when m->grad has one) the gradient function with a while
- * limit of max_iter (0: the default); NULL after an error message. */
+ * limit of max_iter (0: the default) at -O opt_level; NULL after an error
+ * message. */
 typedef struct Jit Jit;
-Jit *jit_open(const Module *m, int64_t max_iter);
+Jit *jit_open(const Module *m, int64_t max_iter, int opt_level);
 int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **grads,
             Loc *where);
 void jit_close(Jit *j);

@@ -10,8 +10,8 @@
  * process-symbol generator.
  *
  * Latency is what an eval costs (its inputs come from JSON, so they are
- * small), so the JIT compiles at -O0 (JIT_OPT_LEVEL; docs/design.md has the
- * measurements), and the object is cached on disk (cache.c) under the
+ * small), so the JIT compiles at -O0 unless eval is given another -O
+ * (Bindings.jit_opt; docs/design.md has the measurements), and the object is cached on disk (cache.c) under the
  * SHA-256 of everything that determines it: the unoptimised module's
  * bitcode, gradc's version (and its executable's size and mtime), LLVM's
  * version, the target triple, CPU and features, the opt level and the
@@ -33,7 +33,6 @@
 #include <sys/stat.h>
 
 #define JIT_NAME "gradc_jit"
-enum { JIT_OPT_LEVEL = 0 };
 
 typedef int (*EntryFn)(const int64_t *dims, const double *const *inputs, const double *cotangent,
                        double *out, double **grads, void *work, int32_t *where, double **aux);
@@ -231,12 +230,12 @@ struct Jit {
 
 /* grad_only: an eval of the gradient, which needs no forward function
  * (half the code of a long program). */
-static Jit *open_jit(const Module *m, int64_t max_iter, bool grad_only)
+static Jit *open_jit(const Module *m, int64_t max_iter, int opt_level, bool grad_only)
 {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     grad_only = grad_only && m->grad.value;
-    CodegenOptions o = {.name = JIT_NAME, .opt_level = JIT_OPT_LEVEL, .max_iter = max_iter, .grad_only = grad_only};
+    CodegenOptions o = {.name = JIT_NAME, .opt_level = opt_level, .max_iter = max_iter, .grad_only = grad_only};
     Jit *j = arena_alloc(m->arena, sizeof *j);
     j->noaux = arena_alloc(m->arena, sizeof(double *) * (size_t)(m->naux + 1));
     LLVMMemoryBufferRef obj = object(m, &o, &j->info);
@@ -250,7 +249,10 @@ static Jit *open_jit(const Module *m, int64_t max_iter, bool grad_only)
     return j;
 }
 
-Jit *jit_open(const Module *m, int64_t max_iter) { return open_jit(m, max_iter, false); }
+Jit *jit_open(const Module *m, int64_t max_iter, int opt_level)
+{
+    return open_jit(m, max_iter, opt_level, false);
+}
 
 int jit_run(Jit *j, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
 {
@@ -272,7 +274,7 @@ void jit_close(Jit *j)
 
 int jit_eval(const Module *m, bool want_grad, const Bindings *b, double *value, double **grads, Loc *where)
 {
-    Jit *j = open_jit(m, b->max_iter, want_grad);
+    Jit *j = open_jit(m, b->max_iter, b->jit_opt, want_grad);
     if (!j)
         return -1;
     int status = jit_run(j, want_grad, b, value, grads, where);

@@ -32,7 +32,7 @@ typedef struct Options {
     const char *seed, *tol;
     const char *out, *header, *name, *target; /* compile, plot */
     bool emit_llvm, dump_plan;
-    int opt_level;
+    int opt_level;                            /* compile, eval; -1: not given */
     const char *max_iter;
     const char *checkpoint;                   /* every command that differentiates */
     const char *range, *tangent;              /* plot */
@@ -93,10 +93,11 @@ static const OptSpec opt_specs[] = {
      "name of the functions (default: the file's stem)"},
     {"--target",    O_STR,   F(target),    C_COMPILE, 0, "TRIPLE",
      "target triple (default: the host)"},
-    {"-O0",         O_LEVEL, F(opt_level), C_COMPILE, 0, NULL, "no optimisation"},
-    {"-O1",         O_LEVEL, F(opt_level), C_COMPILE, 1, NULL, "optimisation level 1"},
-    {"-O2",         O_LEVEL, F(opt_level), C_COMPILE, 2, NULL, "optimisation level 2 (default)"},
-    {"-O3",         O_LEVEL, F(opt_level), C_COMPILE, 3, NULL, "optimisation level 3"},
+    {"-O0",         O_LEVEL, F(opt_level), C_COMPILE | C_EVAL, 0, NULL, "no optimisation (eval's default)"},
+    {"-O1",         O_LEVEL, F(opt_level), C_COMPILE | C_EVAL, 1, NULL, "optimisation level 1"},
+    {"-O2",         O_LEVEL, F(opt_level), C_COMPILE | C_EVAL, 2, NULL,
+     "optimisation level 2 (compile's default)"},
+    {"-O3",         O_LEVEL, F(opt_level), C_COMPILE | C_EVAL, 3, NULL, "optimisation level 3"},
     {"--range",     O_STR,   F(range),     C_PLOT, 0, "LO:HI", "the x range (default -5:5)"},
     {"--tangent",   O_STR,   F(tangent),   C_PLOT, 0, "X0", "also draw the tangent line at X0"},
     {"--hessian",   O_FLAG,  F(hessian),   C_DERIVE | C_EVAL | C_CHECK | C_COMPILE, 0, NULL,
@@ -135,8 +136,8 @@ static const Command commands[] = {
      "write an object file (or a shared library) with NAME and NAME_grad"},
     {"eval", C_EVAL, cmd_eval,
      "FILE.expr --inputs FILE.json [--cotangent FILE.json] [--no-grad | --hessian]\n"
-     "[--interp | --jit] [--wrt A,B] [--max-iter N] [--checkpoint K]\n"
-     "[--max-input SIZE]",
+     "[--interp | --jit] [-O0|-O1|-O2|-O3] [--wrt A,B] [--max-iter N]\n"
+     "[--checkpoint K] [--max-input SIZE]",
      "run the program on JSON inputs; print its value and gradient as JSON"},
     {"derive", C_DERIVE, cmd_derive,
      "FILE.expr [--latex] [--hessian] [--wrt A,B] [--checkpoint K]\n"
@@ -478,7 +479,7 @@ static int eval_hessian(Arena *a, Module *m, Bindings *b, double *value, double 
         return 1;
     }
     double *H = arena_alloc(a, sizeof(double) * (size_t)(n > 0 ? n * n : 1));
-    Jit *j = use_jit ? jit_open(hc ? hc : h, b->max_iter) : NULL;
+    Jit *j = use_jit ? jit_open(hc ? hc : h, b->max_iter, b->jit_opt) : NULL;
     if (use_jit && !j)
         return 1;
     Loc where = {0, 0};
@@ -516,6 +517,11 @@ static int cmd_eval(Arena *a, const Options *o)
         diag_plain("eval: --no-grad and --hessian exclude each other");
         return 1;
     }
+    if (o->interp && o->opt_level >= 0) {
+        diag_plain("eval: -O%d is the JIT's optimisation level; --interp compiles nothing", o->opt_level);
+        return 1;
+    }
+    b.jit_opt = o->opt_level < 0 ? 0 : o->opt_level;
     if (!max_iter_option(o, &b.max_iter))
         return 1;
     Module *m = front(a, o, want_grad);
@@ -614,7 +620,7 @@ static int cmd_check(Arena *a, const Options *o)
 
 static int cmd_compile(Arena *a, const Options *o)
 {
-    CodegenOptions co = {.opt_level = o->opt_level, .triple = o->target};
+    CodegenOptions co = {.opt_level = o->opt_level < 0 ? 2 : o->opt_level, .triple = o->target};
     if (!max_iter_option(o, &co.max_iter))
         return 1;
     if (o->shared && (o->emit_llvm || o->target)) {
@@ -908,7 +914,7 @@ int main(int argc, char **argv)
             print_command_help(stdout, c);
             return 0;
         }
-    Options o = {.opt_level = 2};
+    Options o = {.opt_level = -1};
     if (!parse_options(c, argc - 2, argv + 2, &o))
         return 1;
     if (!max_input_option(&o))

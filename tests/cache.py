@@ -9,7 +9,7 @@ stored / off).
 Cases: a hit prints exactly what an uncached run prints; corrupt and
 truncated entries are recompiled and rewritten; concurrent runs on an empty
 cache all succeed and leave one whole entry; an unwritable cache directory
-is never fatal; GRADC_NO_CACHE=1 writes nothing; the key covers --max-iter, --no-grad and
+is never fatal; GRADC_NO_CACHE=1 writes nothing; the key covers --max-iter, --no-grad, -O and
 the gradc executable;
 a relative XDG_CACHE_HOME is ignored for $HOME/.cache.
 Prints one line per failure, then `N passed, M failed`.
@@ -152,12 +152,16 @@ def test_unwritable(args):
 
 def test_key(args):
     c = Cache(args, "mlp")
-    c.run()
+    _, first, _ = c.run()
     rc, _, err = c.run("--max-iter", "7")
     check(rc == 0 and trace(err) == ["miss", "stored"], f"key: --max-iter 7 hit the default's entry: {err!r}")
     check(len(c.entries()) == 2, f"key: entries {c.entries()}")
     rc, _, err = c.run("--no-grad")
     check(rc == 0 and trace(err) == ["miss", "stored"], f"key: --no-grad hit the gradient's entry: {err!r}")
+    rc, _, err = c.run("-O2")
+    check(rc == 0 and trace(err) == ["miss", "stored"], f"key: -O2 hit the -O0 entry: {err!r}")
+    rc, out, err = c.run("-O0")   # eval's default: the first run's entry
+    check(rc == 0 and trace(err) == ["hit"] and out == first, f"key: -O0 after -O2: {err!r}, {out!r}")
     # a rebuilt gradc (here: the same file with a new mtime) does not reuse entries
     st = os.stat(args.gradc)
     try:

@@ -2,6 +2,7 @@
 """Differential test of the LLVM back end against the reference interpreter.
 
     python3 tests/differential.py --gradc build/src/gradc DIR|FILE.expr... [-j 2] [-v]
+                                  [--jit-opt N]
 
 Every DIR/NAME.expr (and every FILE.expr named) that has a DIR/NAME.inputs.json (and, if present, a
 DIR/NAME.cotangent.json) is run with `gradc eval --interp` and `gradc eval
@@ -10,6 +11,8 @@ and every gradient entry: |a - b| <= 1e-12 * max(1, |a|, |b|), the same keys,
 the same shapes, NaN where the other has NaN, the same infinities.  The two
 engines share the IR, so this checks codegen/JIT against eval.c, not the
 derivative itself (the conformance suite and `gradc check` do that).
+`--jit-opt 2` runs the JIT as `eval -O2`: the code `gradc compile` emits by
+default (vectorised loops, outlined kernels), against the same oracle.
 
 Prints one line per failure, then `N passed, M failed`.  randprog.py imports
 the comparison from here.
@@ -65,8 +68,17 @@ def first_line(text):
     return "(nothing on stderr)"
 
 
+# the JIT's -O flag (--jit-opt; randprog.py and randhess.py set it too)
+JIT_OPT = []
+
+
+def engine_flags(engine):
+    """eval's flags for an engine, "interp" or "jit"."""
+    return ["--" + engine] + (JIT_OPT if engine == "jit" else [])
+
+
 def eval_cmd(gradc, expr, inputs, cotangent, engine, grad):
-    cmd = [gradc, "eval", expr, "--inputs", inputs, "--" + engine]
+    cmd = [gradc, "eval", expr, "--inputs", inputs] + engine_flags(engine)
     if cotangent:
         cmd += ["--cotangent", cotangent]
     if not grad:
@@ -217,15 +229,22 @@ def discover(folder):
     return out
 
 
+def set_jit_opt(level):
+    """--jit-opt: every JIT eval of this process runs at -O level (None: eval's default)."""
+    JIT_OPT[:] = [] if level is None else ["-O%d" % level]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gradc", required=True)
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--jit-opt", type=int, choices=[0, 1, 2, 3], help="the JIT's -O level (default eval's)")
     ap.add_argument("dirs", nargs="+",
                     help="folders of NAME.expr + NAME.inputs.json, or NAME.expr files")
     args = ap.parse_args()
     gradc = os.path.abspath(args.gradc)
+    set_jit_opt(args.jit_opt)
 
     cases = []
     for d in args.dirs:

@@ -390,6 +390,20 @@ def check_options():
     ok("check", "p.expr", "--tol", "1e-3")
 
 
+# ---- eval -O: the JIT's level; the interpreter has none ----------------------
+
+@case
+def eval_opt_level():
+    write("p.expr", "input x[n]\ny = sum(exp(x) .* x) + 2*dot(x, x)\n")
+    write("in.json", '{"x": [0.5, -1, 2, 0.25, 3, -2, 1.5, 0.125, 4]}')
+    base = json.loads(ok("eval", "p.expr", "--inputs", "in.json", "--interp").stdout)
+    for level in ("-O0", "-O1", "-O2", "-O3"):
+        got = json.loads(ok("eval", "p.expr", "--inputs", "in.json", level).stdout)
+        close(got, base, 1e-12, f"eval {level} vs --interp")
+    error(r"-O2 is the JIT's optimisation level; --interp compiles nothing", "eval", "p.expr",
+          "--inputs", "in.json", "--interp", "-O2")
+
+
 # ---- plot: other inputs from a file, the tangent line, range errors --------
 
 def svg_tangent(svg):

@@ -2,6 +2,7 @@
 """Random programs (tests/randprog.py's generator) through --hessian.
 
     python3 tests/randhess.py --gradc build/src/gradc [--seed S] [--count N] [--edition 2] [-j 2]
+                              [--jit-opt N]
 
 For every generated program with a scalar output: `eval --hessian` by the
 interpreter and by the JIT agree (value, gradient, every Hessian entry within
@@ -34,7 +35,7 @@ def one(gradc, tmp, seed, i):
     expr, ins = os.path.join(d, "prog.expr"), os.path.join(d, "inputs.json")
     res = {}
     for engine in ("--interp", "--jit"):
-        rc, out, err = dt.run([gradc, "eval", expr, "--inputs", ins, "--hessian", engine])
+        rc, out, err = dt.run([gradc, "eval", expr, "--inputs", ins, "--hessian"] + dt.engine_flags(engine[2:]))
         why = dt.crash_reason(rc, err)
         if why:
             return "FAIL %s %s: %s\n%s" % (d, engine, why, text)
@@ -65,9 +66,11 @@ def main():
     ap.add_argument("--count", type=int, default=60)
     ap.add_argument("--edition", type=int, choices=[1, 2], default=2)
     ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("--jit-opt", type=int, choices=[0, 1, 2, 3], help="the JIT's -O level (default eval's)")
     args = ap.parse_args()
     rp.ED2 = args.edition == 2
     gradc = os.path.abspath(args.gradc)
+    dt.set_jit_opt(args.jit_opt)
     tmp = tempfile.mkdtemp(prefix="gradc-randhess-")
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda i: one(gradc, tmp, args.seed, i), range(args.count)))

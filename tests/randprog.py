@@ -2,7 +2,7 @@
 """Random well-typed .expr programs: the LLVM back end against the interpreter.
 
     python3 tests/randprog.py --gradc build/src/gradc [--seed S] [--count N]
-                              [--out DIR] [-j 2] [-v] [--keep]
+                              [--out DIR] [-j 2] [-v] [--keep] [--jit-opt N]
     python3 tests/randprog.py --gradc build/src/gradc --replay DIR
 
 Each program (random inputs of scalar, vector and matrix shapes over dimension
@@ -947,8 +947,10 @@ def main():
                     help="1: first-edition programs only; 2 (default): spec §8's forms too")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--jit-opt", type=int, choices=[0, 1, 2, 3], help="the JIT's -O level (default eval's)")
     args = ap.parse_args()
     gradc = os.path.abspath(args.gradc)
+    dt.set_jit_opt(args.jit_opt)
     global ED2
     ED2 = args.edition == 2
     if args.replay:

@@ -152,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     b.inputs = inputs;
 
-    Jit *jit = jit_open(m, b.max_iter);
+    Jit *jit = jit_open(m, b.max_iter, 0);
     if (!jit)
         fail(&g, m, &b, "the JIT did not compile the program");
     run_both(&g, m, jit, &b, true, a);
