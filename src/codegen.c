@@ -596,7 +596,8 @@ static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
  * they are specialised. */
 typedef struct LoopCtx {
     Node *n;
-    bool rc;
+    bool rc;      /* loop_fn: over rows and columns */
+    bool addto;   /* put_fn: dst[k] += n[k] */
 } LoopCtx;
 
 static LLVMValueRef loop_fn(Cg *c, void *ctx, LLVMValueRef out)
@@ -640,7 +641,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
             self = i;
     }
     key_bytes(&key, &self, sizeof self);
-    LoopCtx l = {n, rc};
+    LoopCtx l = {n, rc, false};
     return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, self, out ? NULL : c->f64, out, loop_fn, &l);
 }
 
@@ -657,15 +658,10 @@ void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot)
         outline(c, x, out, slot);
 }
 
-typedef struct PutCtx {
-    Node *x;
-    bool addto;
-} PutCtx;
-
 static LLVMValueRef put_fn(Cg *c, void *ctx, LLVMValueRef out)
 {
-    PutCtx *p = ctx;
-    cg_store_all(c, p->x, out, p->addto);
+    LoopCtx *l = ctx;
+    cg_store_all(c, l->n, out, l->addto);
     return NULL;
 }
 
@@ -696,8 +692,8 @@ void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto)
     key_dim(c, &key, x->shape.cols);
     key_bytes(&key, &addto, sizeof addto);
     key_node(c, &key, x, &leaves, false);
-    PutCtx p = {x, addto};
-    cg_outlined(c, addto ? "add" : "put", key.h, &leaves, -1, NULL, dst, put_fn, &p);
+    LoopCtx l = {x, false, addto};
+    cg_outlined(c, addto ? "add" : "put", key.h, &leaves, -1, NULL, dst, put_fn, &l);
 }
 
 static LLVMValueRef along_fn(Cg *c, void *ctx, LLVMValueRef out)
