@@ -127,9 +127,13 @@ bool cg_reads_slot_buffer(Cg *c, const Node *y, int s);
 /* A kernel's loop as an internal function "gradc.KIND.KEY" (written once
  * per key: the structure of what it computes, cg_key_node), whose
  * parameters are the dimensions, the leaves' values (bound to them while
- * body builds it; leaf self, if not -1, is read through extra instead) and
+ * body builds it; leaf self, if >= 0, is read through extra instead) and
  * extra (a pointer passed to body, or NULL); called
- * here, not inlined.  Returns the call's value when ret (else void). */
+ * here, not inlined.  Returns the call's value when ret (else void).
+ * self -1: extra is work no leaf shares (a plan buffer or a slot's, not
+ * taken in place), so it is noalias and the vectoriser checks no overlap;
+ * CG_EXTRA_SHARED: the caller's memory, which an input may share. */
+enum { CG_EXTRA_SHARED = -2 };
 typedef LLVMValueRef (*OutlineFn)(Cg *c, void *ctx, LLVMValueRef extra);
 LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
                          LLVMTypeRef ret, LLVMValueRef extra, OutlineFn body, void *ctx);

@@ -693,7 +693,7 @@ void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto)
     key_bytes(&key, &addto, sizeof addto);
     key_node(c, &key, x, &leaves, false);
     LoopCtx l = {x, false, addto};
-    cg_outlined(c, addto ? "add" : "put", key.h, &leaves, -1, NULL, dst, put_fn, &l);
+    cg_outlined(c, addto ? "add" : "put", key.h, &leaves, CG_EXTRA_SHARED, NULL, dst, put_fn, &l);
 }
 
 static LLVMValueRef along_fn(Cg *c, void *ctx, LLVMValueRef out)
@@ -772,6 +772,9 @@ LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *l
     if (!fn) {
         Frame saved = frame_begin(c, name, ft);
         fn = c->fn;
+        if (extra && self == -1)
+            LLVMAddAttributeAtIndex(fn, (unsigned)np, /* parameter np - 1 */
+                                    LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
         LLVMValueRef *dims = c->dims, *vals = arena_alloc(c->a, sizeof *vals * (size_t)(leaves->len + 1));
         c->dims = arena_alloc(c->a, sizeof *c->dims * (size_t)(nd + 1));
         for (int i = 0; i < nd; i++)
