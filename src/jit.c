@@ -11,11 +11,11 @@
  *
  * Latency is what an eval costs (its inputs come from JSON, so they are
  * small), so the JIT compiles at -O0 unless eval is given another -O
- * (Bindings.jit_opt; docs/design.md has the measurements), and the object is cached on disk (cache.c) under the
- * SHA-256 of everything that determines it: the unoptimised module's
- * bitcode, gradc's version (and its executable's size and mtime), LLVM's
- * version, the target triple, CPU and features, the opt level and the
- * while limit.  A hit skips LLVM's passes
+ * (Bindings.jit_opt; docs/design.md has the measurements), and the object
+ * is cached on disk (cache.c) under the SHA-256 of everything that
+ * determines it: the unoptimised module's bitcode, gradc's version (and its
+ * executable's size and mtime), LLVM's version, the target triple, CPU and
+ * features, the opt level and the while limit.  A hit skips LLVM's passes
  * and code generation; only building the module (for its hash) remains.
  * At -O0 the module calls mathfn.c's C exp and tanh (cg_math_extern), the
  * interpreter's own functions, rather than compiling their IR. */
