@@ -403,4 +403,10 @@ static inline void zero(Cg *c, LLVMValueRef p, LLVMValueRef ndoubles)
     LLVMBuildMemSet(c->b, p, LLVMConstInt(c->i8, 0, 0), mul(c, ndoubles, ci(c, 8)), 8);
 }
 
+/* dst[0..ndoubles) = src[0..ndoubles); they may overlap */
+static inline void copy_entries(Cg *c, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef ndoubles)
+{
+    LLVMBuildMemMove(c->b, dst, 8, src, 8, mul(c, ndoubles, ci(c, 8)));
+}
+
 #endif

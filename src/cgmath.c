@@ -137,7 +137,7 @@ void cg_math_inline(LLVMModuleRef mod)
 {
     LLVMContextRef ctx = LLVMGetModuleContext(mod);
     static const char always[] = "alwaysinline";
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (int)(sizeof names / sizeof names[0]); k++) {
         LLVMValueRef fn = LLVMGetNamedFunction(mod, names[k]);
         if (fn)
             LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(
@@ -147,7 +147,7 @@ void cg_math_inline(LLVMModuleRef mod)
 
 void cg_math_extern(LLVMModuleRef mod)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (int)(sizeof names / sizeof names[0]); k++) {
         LLVMValueRef fn = LLVMGetNamedFunction(mod, names[k]);
         if (!fn)
             continue;

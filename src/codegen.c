@@ -679,7 +679,7 @@ void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto)
         return;
     }
     if (!addto && !is_fused(c->p, x) && !one_value(c->p, x)) {
-        LLVMBuildMemMove(c->b, dst, 8, get(c, x), 8, mul(c, count(c, x), ci(c, 8)));
+        copy_entries(c, dst, get(c, x), count(c, x));
         return;
     }
     if (c->opt_level < 1) {

@@ -405,7 +405,7 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             if (x->index != s)
                 keep_from(c, s, x->index); /* s took over x's buffer (plan: slotshare): no copy */
         } else if (c->p->kept_by[s] < 0) { /* a buffer's copy */
-            LLVMBuildMemMove(c->b, bufp(c, c->p->slotbuf[s]), 8, v[i], 8, mul(c, count(c, x), ci(c, 8)));
+            copy_entries(c, bufp(c, c->p->slotbuf[s]), v[i], count(c, x));
         } else {
             Two w = {c, v[i], NULL, ci(c, 1), NULL};
             store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
