@@ -500,11 +500,13 @@ static void key_bytes(Key *k, const void *p, size_t n)
         k->h = (k->h ^ b[i]) * 1099511628211ull;
 }
 
-static void key_dim(Cg *c, Key *k, Dim d)
+/* a shape's dimensions, field by field (Dim has padding) */
+static void key_shape(Key *k, Shape s)
 {
-    (void)c;
-    key_bytes(k, &d.sym, sizeof d.sym);
-    key_bytes(k, &d.n, sizeof d.n);
+    key_bytes(k, &s.rows.sym, sizeof s.rows.sym);
+    key_bytes(k, &s.rows.n, sizeof s.rows.n);
+    key_bytes(k, &s.cols.sym, sizeof s.cols.sym);
+    key_bytes(k, &s.cols.n, sizeof s.cols.n);
 }
 
 /* n's structure into k, its non-fused values into leaves (in the order of
@@ -628,8 +630,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
     /* the non-fused values the loop reads, and the loop's structure */
     NodeVec leaves = {0};
     Key key = {0};
-    key_dim(c, &key, sh.rows);
-    key_dim(c, &key, sh.cols);
+    key_shape(&key, sh);
     key_node(c, &key, n, &leaves, true);
     /* in place (plan: inplace): the argument's entries are read from out
      * itself, so that LLVM sees one array (a load and a store of entry k)
@@ -688,8 +689,7 @@ void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto)
     }
     NodeVec leaves = {0};
     Key key = {0};
-    key_dim(c, &key, x->shape.rows);
-    key_dim(c, &key, x->shape.cols);
+    key_shape(&key, x->shape);
     key_bytes(&key, &addto, sizeof addto);
     key_node(c, &key, x, &leaves, false);
     LoopCtx l = {x, false, addto};
@@ -720,8 +720,7 @@ static void outline_along(Cg *c, Node *n, LLVMValueRef out)
     }
     NodeVec leaves = {0};
     Key key = {0};
-    key_dim(c, &key, x->shape.rows);
-    key_dim(c, &key, x->shape.cols);
+    key_shape(&key, x->shape);
     key_bytes(&key, &n->index, sizeof n->index);
     key_node(c, &key, n, &leaves, true);
     cg_outlined(c, "along", key.h, &leaves, -1, NULL, out, along_fn, n);
@@ -744,8 +743,7 @@ static LLVMValueRef outline_logsumexp(Cg *c, Node *n)
         return gen_logsumexp(c, n);
     NodeVec leaves = {0};
     Key key = {0};
-    key_dim(c, &key, x->shape.rows);
-    key_dim(c, &key, x->shape.cols);
+    key_shape(&key, x->shape);
     key_node(c, &key, n, &leaves, true);
     return cg_outlined(c, "lse", key.h, &leaves, -1, c->f64, NULL, logsumexp_fn, n);
 }
@@ -815,8 +813,7 @@ uint64_t cg_key_bytes(uint64_t h, const void *p, size_t n)
 uint64_t cg_key_shape(uint64_t h, Shape s)
 {
     Key k = {h};
-    key_dim(NULL, &k, s.rows);
-    key_dim(NULL, &k, s.cols);
+    key_shape(&k, s);
     return k.h;
 }
 
