@@ -890,7 +890,7 @@ static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
     if (!lit_small(n->shape.rows) || !lit_small(n->shape.cols) || !lit_small(dk)) {
-        cg_gemm_call(c, n, g, out, 1, g->add != NULL);
+        cg_gemm_call(c, n, g, out, g->early ? g->alpha : 1, g->add != NULL);
         return;
     }
     /* i-p-j order: each out entry sums its products in p order */

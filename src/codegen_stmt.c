@@ -29,6 +29,21 @@ static Node *grad_product(const Plan *p, Node *g, int i)
     return gm && gm->out == i ? m : NULL;
 }
 
+/* A product computed early (plan: Gemm.early) into its buffer, with its
+ * factor: copied into gradient dst, or added onto it (the runtime's, not a
+ * loop of the module's own). */
+static void store_early(Cg *c, Node *prod, LLVMValueRef dst, bool addto)
+{
+    LLVMValueRef src = cg_get(c, prod), n = count(c, prod);
+    if (!addto) {
+        copy_entries(c, dst, src, n);
+        return;
+    }
+    LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
+    LLVMValueRef args[3] = {n, src, dst};
+    callf(c, "gradc_addto", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+}
+
 /* A map and a sum over entries of its shape in one loop (plan: merge_sums):
  * each block's terms and entries are loaded, then the entries stored. */
 typedef struct MapSum {
@@ -71,7 +86,8 @@ static void gen_kernel(Cg *c, const Kernel *k)
         gen_mapsum(c, k);
         return;
     }
-    if (k->kind == K_GEMM && (c->p->gemm[n->id]->out >= 0 || c->p->gemm[n->id]->slot >= 0))
+    const Gemm *g = k->kind == K_GEMM ? c->p->gemm[n->id] : NULL;
+    if (g && ((g->out >= 0 && !g->early) || g->slot >= 0))
         return; /* computed into its gradient's buffer by gen_results, its slot's by assign */
     if (k->kind == K_MATVEC || k->kind == K_ROWS) {
         (k->kind == K_MATVEC ? cg_matvec : cg_rows)(c, k);
@@ -677,8 +693,8 @@ void gen_results(Cg *c)
     need(c, f->value);
     for (int i = 0; f->aux && i < c->m->naux; i++)
         need(c, f->aux[i]);
-    for (int i = 0; i < ng; i++)
-        need(c, f->grads[i]);
+    for (int k = 0; k < ng; k++)
+        need(c, f->grads[c->p->gorder[k]]);
     if (c->p->onepass) {
         /* a NULL gradient (NAME_hvp) is stored to the sink in work */
         LLVMValueRef *given = arena_alloc(c->a, sizeof *given * (size_t)(ng + 1));
@@ -730,7 +746,9 @@ void gen_results(Cg *c)
             LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
             enter(c, put);
             Node *prod = grad_product(c->p, g, i);
-            if (prod) {
+            if (prod && c->p->gemm[prod->id]->early) {
+                store_early(c, prod, c->grads[i], addto);
+            } else if (prod) {
                 cg_gemm_call(c, prod, c->p->gemm[prod->id], c->grads[i], c->p->gemm[prod->id]->alpha, addto);
             } else if (is_scalar(g)) {
                 LLVMValueRef v = cg_get(c, g);

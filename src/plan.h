@@ -52,6 +52,9 @@ typedef struct Gemm {
     int out;              /* G_DENSE: alpha * op(a) * op(b) is gradient out, stored into its
                              buffer by the product (no buffer, no copy); -1: not */
     double alpha;
+    bool early;           /* with out: computed at its point into a buffer of work, with
+                             alpha, and copied into the gradient (or added) with the
+                             results, rather than computed there (plan_reuse.c) */
     int slot;             /* G_DENSE with add == that slot: `slot = op(a) * op(b) + slot`
                              accumulates into the slot's buffer when stored; -1: not */
 } Gemm;
@@ -135,6 +138,9 @@ typedef struct Plan {
     Node *onepass;        /* a sum the value is computed from (then by scalar kernels
                              only), computed in the pass that stores the elementwise
                              gradients of its argument's shape; or NULL */
+    int *gorder;          /* the wrt indices in the order their gradients' points run:
+                             by the gradient's node id, the order the reverse sweep
+                             finishes them (plan.c: gradient_order), or NULL */
     int sink;             /* the buffer the one pass stores a NULL gradient to
                              (NAME_hvp: plan_sink), or -1 */
     int hess_nwrt;        /* the dump of NAME_hessian (plan_dump_hessian): the result is

@@ -300,6 +300,12 @@ void fold_products(Plan *p)
         if (lit_small(m->shape.rows) && lit_small(m->shape.cols) && lit_small(dk))
             continue;   /* inline loops, specialised: no call */
         gm->out = i, gm->alpha = alpha;
+        /* Computed where it is stored, the product would run after every point (the
+         * stores come last: a gradient may alias an input).  Unless its point is the
+         * last, it runs at its point, into work, and reads what was just written
+         * (plan.c: gradient_order); the copy is one pass over its result, against
+         * dk for the product.  An outer product (dk small) stays where it is stored. */
+        gm->early = p->gorder[p->m->nwrt - 1] != i && !lit_small(dk);
     }
 }
 

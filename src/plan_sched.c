@@ -402,7 +402,8 @@ void plan_dump_kernel(Sim *s, const Kernel *k)
             if (g->out >= 0 && g->alpha != 1)
                 fprintf(o, ", times %.17g", g->alpha);
             if (g->out >= 0)
-                fprintf(o, ", into d/d%s", s->p->m->inputs[s->p->m->wrt[g->out]].name);
+                fprintf(o, g->early ? ", copied into d/d%s" : ", into d/d%s",
+                        s->p->m->inputs[s->p->m->wrt[g->out]].name);
         } else {
             dump_op(s, n);
         }
@@ -649,9 +650,9 @@ static Node *one_pass(const Plan *p, int vpoint)
         return NULL;
     Node *sum = pv->ks[s].node;
     int with = 0;
-    for (int i = 0; i < p->m->nwrt; i++) {
-        Node *g = f->grads[i];
-        const Point *pg = &p->points.data[vpoint + 1 + (f->aux ? p->m->naux : 0) + i];
+    for (int k = 0; k < p->m->nwrt; k++) {
+        Node *g = f->grads[p->gorder[k]];
+        const Point *pg = &p->points.data[vpoint + 1 + (f->aux ? p->m->naux : 0) + k];
         for (int k = 0; k < pg->nk; k++)
             if (!no_loop(&pg->ks[k]))
                 return NULL;
@@ -722,7 +723,8 @@ void plan_schedule(Plan *p, FILE *out)
     need(&s, f->value);
     for (int i = 0; f->aux && i < p->m->naux; i++)
         need(&s, f->aux[i]);
-    for (int i = 0; f->grads && i < p->m->nwrt; i++) {
+    for (int k = 0; f->grads && k < p->m->nwrt; k++) {
+        int i = p->gorder[k];
         Placed pl[CAT_MAX];
         Node *blocks[CAT_MAX];
         int np = placed_blocks(f->grads[i], pl);

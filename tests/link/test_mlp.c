@@ -1,8 +1,10 @@
 /* test_mlp.c — samples/mlp.expr compiled and linked: the gradients, which
- * the products store into the caller's buffers scaled by BLAS's alpha (plan:
- * Gemm.out), against the hand-derived formulas, at sizes that take both
+ * the products compute scaled by BLAS's alpha (plan: Gemm.out), d/dW1 into
+ * the caller's buffer and d/dW2 early into work, then copied (Gemm.early),
+ * against the hand-derived formulas, at sizes that take both
  * gradc_gemm_scaled paths (OpenBLAS and loops); with GRADC_ACCUMULATE
- * (beta = 1) and with a NULL gradient buffer (that product is skipped). */
+ * (beta = 1; gradc_addto for the early one) and with a NULL gradient buffer
+ * (that product is skipped, or its copy). */
 #include "mlp.h"
 
 #include "common.h"
@@ -95,6 +97,9 @@ int main(void)
     CHECK(mlp_grad(M, D, H, K, X, W1, b1, W2, Y, NULL, NULL, gb1, gW2, 0, work) == GRADC_OK);
     compare("d/dW2, with d/dW1 NULL", gW2, rW2, H * K, 0);
     compare("d/db1, with d/dW1 NULL", gb1, rb1, H, 0);
+    memset(gW1, 0, sizeof gW1);
+    CHECK(mlp_grad(M, D, H, K, X, W1, b1, W2, Y, NULL, gW1, gb1, NULL, 0, work) == GRADC_OK);
+    compare("d/dW1, with d/dW2 NULL", gW1, rW1, D * H, 0);
     free(work);
     if (failures)
         fprintf(stderr, "%d failures\n", failures);
