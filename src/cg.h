@@ -135,6 +135,7 @@ bool cg_reads_slot_buffer(Cg *c, const Node *y, int s);
  * CG_EXTRA_SHARED: the caller's memory, which an input may share. */
 enum { CG_EXTRA_SHARED = -2 };
 typedef LLVMValueRef (*OutlineFn)(Cg *c, void *ctx, LLVMValueRef extra);
+void cg_no_vectorise(Cg *c, LLVMValueRef latch);
 LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
                          LLVMTypeRef ret, LLVMValueRef extra, OutlineFn body, void *ctx);
 /* hash h extended by n's structure (FNV-1a; top: n itself is hashed, not

@@ -79,7 +79,9 @@ static void copy_rows(Cg *c, LLVMValueRef dst, LLVMValueRef ds, LLVMValueRef src
     Loop l;
     LLVMValueRef i = loop_begin(c, &l, ci(c, 0), nr);
     LLVMBuildMemCpy(c->b, at(c, dst, mul(c, i, ds)), 8, at(c, src, mul(c, i, ss)), 8, mul(c, nc, ci(c, 8)));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     loop_end(c, &l);
+    cg_no_vectorise(c, LLVMGetBasicBlockTerminator(latch));
 }
 
 /* SLICE or PAD: x (entries at xp) and its offsets; the checked block. */

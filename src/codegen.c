@@ -334,6 +334,22 @@ static void vectorise_32(Cg *c, LLVMValueRef latch)
     LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
 }
 
+/* The loop whose back edge is latch is not vectorised: a strided copy
+ * (a column of a matrix), whose vector form is a gather behind a check
+ * that the stride is 1, and a body, a remainder and an overlap check to
+ * compile. */
+void cg_no_vectorise(Cg *c, LLVMValueRef latch)
+{
+    LLVMMetadataRef self = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    const char *name = "llvm.loop.vectorize.enable";
+    LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, name, strlen(name)),
+                             LLVMValueAsMetadata(LLVMConstInt(c->i1, 0, 0))};
+    LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(c->ctx, kv, 2)};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(self, id);
+    LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+}
+
 /* One chain, left to right (-O0); at -O2 its addition may be reassociated
  * and, unless the body calls out, the vectoriser makes 32 partial sums. */
 static LLVMValueRef reduce_sum_chain(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
