@@ -861,7 +861,8 @@ char *emit_describe(const Module *m, const CodegenOptions *o);
 /* `gradc compile --shared`: a shared library linked against libgradc by the
  * system's C compiler driver, with the --describe JSON as gradc_describe. */
 int emit_shared(const Module *m, const CodegenOptions *o, const char *so_path);
-/* `gradc eval`: JIT-compile and run, same contract as eval_func. */
+/* `gradc eval`: JIT-compile and run, same contract as eval_func; -1 when
+ * the JIT could not compile it (after an error message). */
 int jit_eval(const Module *m, bool want_grad, const Bindings *b,
              double *value, double **grads, Loc *where);
 /* Compile once, run often (`gradc check --jit`): jit_open compiles the

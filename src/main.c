@@ -436,6 +436,8 @@ static bool report_status(const Module *m, int status, Loc where, int64_t max_it
 {
     if (status == GRADC_OK)
         return true;
+    if (status < 0)
+        return false; /* the JIT's error, already reported (jit_eval) */
     if (status == GRADC_EMAXITER)
         diag_error(m->src, where, "while loop did not finish within %lld iterations",
                    (long long)max_iter);

@@ -475,16 +475,33 @@ int merge_sums(const Plan *p, Kernel *ks, int nk)
     return nk;
 }
 
+/* Does a point before pv compute x (a branch's or a loop's, whose value
+ * is no longer valid at pv)? */
+static bool computed_before(const Plan *p, const Point *pv, const Node *x)
+{
+    for (const Point *pt = p->points.data; pt < pv; pt++)
+        for (int k = 0; k < pt->nk; k++) {
+            if (pt->ks[k].node == x)
+                return true;
+            for (int j = 0; j < pt->ks[k].nmembers; j++)
+                if (pt->ks[k].members[j] == x)
+                    return true;
+        }
+    return false;
+}
+
 /* The merged kernel pv->ks[i]'s map and sum both read a stored elementwise
  * value no one else reads (MLP's P - Y): it is computed in their loop
- * instead (fused, no buffer, its kernel dropped).  Returns 1 if so. */
+ * instead (fused, no buffer, its kernel dropped).  Not when an earlier
+ * point computes it too (in a branch, stored for a reader there): fused
+ * everywhere, it would have no buffer there.  Returns 1 if so. */
 static int unstore(Plan *p, Point *pv, int i)
 {
     const Kernel *k = &pv->ks[i];
     for (int e = 0; e < i; e++) {
         Node *x = pv->ks[e].node, *one[2] = {x, NULL};
         if (pv->ks[e].kind != K_MAP || pv->ks[e].nmembers || (kind_of(x) != OK_U && kind_of(x) != OK_B) ||
-            p->uses[x->id] != 2 || !tree_reads(p, k->node, one, true) ||
+            p->uses[x->id] != 2 || computed_before(p, pv, x) || !tree_reads(p, k->node, one, true) ||
             !tree_reads(p, k->members[0]->args[0], one, is_fused(p, k->members[0]->args[0])))
             continue;
         if (!p->forced)
