@@ -240,14 +240,15 @@ void gradc_chol(int64_t n, const double *a, double *l)
 
 /* ---- BLAS ---- */
 
-void gradc_addto(int64_t n, const double *x, double *y)
+void gradc_store(int32_t add, int64_t n, const double *x, double *y)
 {
-    if (n <= INT_MAX) {
+    if (!add)
+        memmove(y, x, (size_t)n * sizeof *y);
+    else if (n <= INT_MAX)
         cblas_daxpy((blasint)n, 1.0, x, 1, y, 1);
-        return;
-    }
-    for (int64_t i = 0; i < n; i++)
-        y[i] += x[i];
+    else
+        for (int64_t i = 0; i < n; i++)
+            y[i] += x[i];
 }
 
 void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c)

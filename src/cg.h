@@ -32,6 +32,7 @@ typedef struct Cg {
     LLVMTypeRef f64, i64, i32, i8, i1, ptr;
     LLVMValueRef fn, impl; /* the function being built; the impl it belongs to */
     LLVMValueRef *dims, *inputs, cot, out, *aux, *grads, flags, work, where;
+    LLVMValueRef flag;    /* while cg_outlined builds a function with a flag: its parameter */
     LLVMValueRef *bufs, *slotvar, status, tape, one;
     /* buffers of one size are a class (abi.c, layout): buffer i is entry
      * bufidx[i] of class bufcls[i], at clsoff + bufidx * clssize in work;
@@ -108,7 +109,8 @@ LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
 /* codegen.c, for codegen_stmt.c: the sum of f(k) with flush (see there),
  * a node's value (1×1) or buffer, the runtime's product into out, whether
  * n's loop runs over rows and columns; codegen_stmt.c, for codegen.c:
- * dst[k] = x[k] (or += when addto) for every entry */
+ * dst[k] = x[k] for every entry, or dst[k] += x[k] when acc (an i1: the
+ * GRADC_ACCUMULATE flag, or a constant; NULL: never) */
 typedef void (*FlushFn)(Cg *c, void *ctx);
 /* With flush: called after each entry (-O2: the vectoriser then loads a
  * vector's entries before it stores) or, at -O1, after each block of
@@ -117,18 +119,19 @@ typedef void (*FlushFn)(Cg *c, void *ctx);
 LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx);
 LLVMValueRef gen_scalar(Cg *c, Node *n);
 LLVMValueRef gen_buffer(Cg *c, Node *n);
-void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, bool acc);
+void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, LLVMValueRef acc);
 bool cg_reads_bcast(Cg *c, Node *n, bool top);
-void cg_store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto);
+void cg_store_all(Cg *c, Node *x, LLVMValueRef dst, LLVMValueRef acc);
 void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot);
-void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto);
+void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, LLVMValueRef acc);
 bool cg_reads_slot_buffer(Cg *c, const Node *y, int s);
 
 /* A kernel's loop as an internal function "gradc.KIND.KEY" (written once
  * per key: the structure of what it computes, cg_key_node), whose
  * parameters are the dimensions, the leaves' values (bound to them while
  * body builds it; leaf self, if >= 0, is read through extra instead) and
- * extra (a pointer passed to body, or NULL); called
+ * extra (a pointer passed to body, or NULL), and flag (an i1, c->flag
+ * while body builds, or NULL: no such parameter); called
  * here, not inlined.  Returns the call's value when ret (else void).
  * self -1: extra is work no leaf shares (a plan buffer or a slot's, not
  * taken in place), so it is noalias and the vectoriser checks no overlap;
@@ -137,7 +140,7 @@ enum { CG_EXTRA_SHARED = -2 };
 typedef LLVMValueRef (*OutlineFn)(Cg *c, void *ctx, LLVMValueRef extra);
 void cg_no_vectorise(Cg *c, LLVMValueRef latch);
 LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
-                         LLVMTypeRef ret, LLVMValueRef extra, OutlineFn body, void *ctx);
+                         LLVMTypeRef ret, LLVMValueRef extra, LLVMValueRef flag, OutlineFn body, void *ctx);
 /* hash h extended by n's structure (FNV-1a; top: n itself is hashed, not
  * taken as a leaf), n's non-fused values appended to leaves; by bytes */
 uint64_t cg_key_node(Cg *c, uint64_t h, Node *n, NodeVec *leaves, bool top);
@@ -278,6 +281,19 @@ static inline LLVMValueRef sel(Cg *c, LLVMValueRef t, LLVMValueRef x, LLVMValueR
 {
     return LLVMBuildSelect(c->b, t, x, y, "");
 }
+
+/* What is stored at p for v: v, or *p + v when acc (see cg_store_all).
+ * Under a run-time flag one loop serves both, the old entry loaded either
+ * way (the store brings its cache line in anyway). */
+static inline LLVMValueRef acc_value(Cg *c, LLVMValueRef acc, LLVMValueRef p, LLVMValueRef v)
+{
+    bool known = acc && LLVMIsAConstantInt(acc);
+    if (!acc || (known && !LLVMConstIntGetZExtValue(acc)))
+        return v;
+    LLVMValueRef sum = fplus(c, LLVMBuildLoad2(c->b, c->f64, p, ""), v);
+    return known ? sum : sel(c, acc, sum, v);
+}
+
 /* at -O0 a select, not uitofp: the fast instruction selector has no
  * uitofp of an i1 and would take its slow path for the whole block */
 static inline LLVMValueRef b2f(Cg *c, LLVMValueRef t)
@@ -408,6 +424,20 @@ static inline void zero(Cg *c, LLVMValueRef p, LLVMValueRef ndoubles)
 static inline void copy_entries(Cg *c, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef ndoubles)
 {
     LLVMBuildMemMove(c->b, dst, 8, src, 8, mul(c, ndoubles, ci(c, 8)));
+}
+
+/* A buffer into an output: copied, or under a run-time acc copied or
+ * added by the runtime (gradc_store: one call, no loop of our own). */
+static inline void store_entries(Cg *c, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef ndoubles,
+                                 LLVMValueRef acc)
+{
+    if (!acc) {
+        copy_entries(c, dst, src, ndoubles);
+        return;
+    }
+    LLVMTypeRef pt[4] = {c->i32, c->i64, c->ptr, c->ptr};
+    LLVMValueRef args[4] = {LLVMBuildZExt(c->b, acc, c->i32, ""), ndoubles, src, dst};
+    callf(c, "gradc_store", LLVMVoidTypeInContext(c->ctx), pt, 4, args);
 }
 
 #endif

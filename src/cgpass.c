@@ -507,7 +507,7 @@ void cg_rows(Cg *c, const Kernel *k)
         if (v->terms[0].coef)
             h = cg_key_node(c, h, v->terms[0].coef, &leaves, false);
     }
-    cg_outlined(c, "rows", h, &leaves, -1, NULL, NULL, rows_body, (void *)k);
+    cg_outlined(c, "rows", h, &leaves, -1, NULL, NULL, NULL, rows_body, (void *)k);
     for (int j = 0; j < k->nmembers; j++)
         node_made(c, k->members[j]);
 }

@@ -615,7 +615,6 @@ static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
 typedef struct LoopCtx {
     Node *n;
     bool rc;      /* loop_fn: over rows and columns */
-    bool addto;   /* put_fn: dst[k] += n[k] */
 } LoopCtx;
 
 static LLVMValueRef loop_fn(Cg *c, void *ctx, LLVMValueRef out)
@@ -658,8 +657,8 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
             self = i;
     }
     key_bytes(&key, &self, sizeof self);
-    LoopCtx l = {n, rc, false};
-    return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, self, out ? NULL : c->f64, out, loop_fn, &l);
+    LoopCtx l = {n, rc};
+    return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, self, out ? NULL : c->f64, out, NULL, loop_fn, &l);
 }
 
 /* A store of x's entries into slot's buffer out, where x reads that slot
@@ -670,7 +669,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
 void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot)
 {
     if (c->opt_level < 1)
-        cg_store_all(c, x, out, false);
+        cg_store_all(c, x, out, NULL);
     else
         outline(c, x, out, slot);
 }
@@ -678,38 +677,55 @@ void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot)
 static LLVMValueRef put_fn(Cg *c, void *ctx, LLVMValueRef out)
 {
     LoopCtx *l = ctx;
-    cg_store_all(c, l->n, out, l->addto);
+    cg_store_all(c, l->n, out, c->flag);
     return NULL;
 }
 
 /* An output's entries (a result, a gradient, a product's addend):
- * dst[k] = x[k], or dst[k] += x[k] with addto.  A buffer's copy is a
- * memmove; from -O1 any other store is a function of its own per
- * structure, as a map's loop is.  Inline, each was a vectorised loop (a
- * body, a remainder, an overlap check), the gradients' twice, once per
- * flag: layer_norm's gradient kept five of them.  Small literal sizes stay
- * an inline loop, which LLVM specialises and unrolls (x'*A*x at n = 4). */
-void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, bool addto)
+ * dst[k] = x[k], or dst[k] += x[k] when acc.  A buffer's copy is the
+ * runtime's (a memmove, or BLAS's daxpy); from -O1 any other store is a
+ * function of its own per structure, as a map's loop is, taking the flag:
+ * one loop for both (the results' stores were once per flag value, twice
+ * the code to compile).  Inline, each was a vectorised loop (a body, a
+ * remainder, an overlap check): layer_norm's gradient kept five of them.
+ * Small literal sizes stay an inline loop, which LLVM specialises and
+ * unrolls (x'*A*x at n = 4), one per value of a run-time flag: short, and
+ * the overwriting one loads nothing (one for both took x'*A*x's 5.0 ns a
+ * call to 5.3). */
+void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, LLVMValueRef acc)
 {
     if (lit_small(x->shape.rows) && lit_small(x->shape.cols)) {
-        cg_store_all(c, x, dst, addto);
+        if (!acc || LLVMIsAConstantInt(acc)) {
+            cg_store_all(c, x, dst, acc);
+            return;
+        }
+        LLVMBasicBlockRef add_bb = block(c, "add"), put_bb = block(c, "put"), done = block(c, "stored");
+        LLVMBuildCondBr(c->b, acc, add_bb, put_bb);
+        enter(c, add_bb);
+        cg_store_all(c, x, dst, LLVMConstInt(c->i1, 1, 0));
+        LLVMBuildBr(c->b, done);
+        enter(c, put_bb);
+        cg_store_all(c, x, dst, NULL);
+        LLVMBuildBr(c->b, done);
+        enter(c, done);
         return;
     }
-    if (!addto && !is_fused(c->p, x) && !one_value(c->p, x)) {
-        copy_entries(c, dst, get(c, x), count(c, x));
+    if (!is_fused(c->p, x) && !one_value(c->p, x)) {
+        store_entries(c, dst, get(c, x), count(c, x), acc);
         return;
     }
     if (c->opt_level < 1) {
-        cg_store_all(c, x, dst, addto);
+        cg_store_all(c, x, dst, acc);
         return;
     }
     NodeVec leaves = {0};
     Key key = {0};
+    bool flag = acc != NULL;
     key_shape(&key, x->shape);
-    key_bytes(&key, &addto, sizeof addto);
+    key_bytes(&key, &flag, sizeof flag);
     key_node(c, &key, x, &leaves, false);
-    LoopCtx l = {x, false, addto};
-    cg_outlined(c, addto ? "add" : "put", key.h, &leaves, CG_EXTRA_SHARED, NULL, dst, put_fn, &l);
+    LoopCtx l = {x, false};
+    cg_outlined(c, flag ? "acc" : "put", key.h, &leaves, CG_EXTRA_SHARED, NULL, dst, acc, put_fn, &l);
 }
 
 static LLVMValueRef along_fn(Cg *c, void *ctx, LLVMValueRef out)
@@ -739,7 +755,7 @@ static void outline_along(Cg *c, Node *n, LLVMValueRef out)
     key_shape(&key, x->shape);
     key_bytes(&key, &n->index, sizeof n->index);
     key_node(c, &key, n, &leaves, true);
-    cg_outlined(c, "along", key.h, &leaves, -1, NULL, out, along_fn, n);
+    cg_outlined(c, "along", key.h, &leaves, -1, NULL, out, NULL, along_fn, n);
 }
 
 static LLVMValueRef logsumexp_fn(Cg *c, void *n, LLVMValueRef out)
@@ -761,15 +777,15 @@ static LLVMValueRef outline_logsumexp(Cg *c, Node *n)
     Key key = {0};
     key_shape(&key, x->shape);
     key_node(c, &key, n, &leaves, true);
-    return cg_outlined(c, "lse", key.h, &leaves, -1, c->f64, NULL, logsumexp_fn, n);
+    return cg_outlined(c, "lse", key.h, &leaves, -1, c->f64, NULL, NULL, logsumexp_fn, n);
 }
 
 /* self: the leaf read through extra (the output) instead of its own
  * parameter, or -1 */
 LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
-                         LLVMTypeRef ret, LLVMValueRef extra, OutlineFn body, void *ctx)
+                         LLVMTypeRef ret, LLVMValueRef extra, LLVMValueRef flag, OutlineFn body, void *ctx)
 {
-    int nd = c->m->ndims, np = nd + leaves->len + 1;
+    int nd = c->m->ndims, ne = nd + leaves->len + 1, np = ne + (flag != NULL);
     LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
     for (int i = 0; i < nd; i++)
@@ -779,7 +795,9 @@ LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *l
         pt[nd + i] = one_value(c->p, y) ? c->f64 : c->ptr;
         args[nd + i] = get(c, y);
     }
-    pt[np - 1] = c->ptr, args[np - 1] = extra ? extra : LLVMConstNull(c->ptr);
+    pt[ne - 1] = c->ptr, args[ne - 1] = extra ? extra : LLVMConstNull(c->ptr);
+    if (flag)
+        pt[ne] = c->i1, args[ne] = flag;
     LLVMTypeRef ft = LLVMFunctionType(ret ? ret : LLVMVoidTypeInContext(c->ctx), pt, (unsigned)np, 0);
     const char *name = arena_printf(c->a, "gradc.%s.%016llx", kind, (unsigned long long)key);
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
@@ -787,7 +805,7 @@ LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *l
         Frame saved = frame_begin(c, name, ft);
         fn = c->fn;
         if (extra && self == -1)
-            LLVMAddAttributeAtIndex(fn, (unsigned)np, /* parameter np - 1 */
+            LLVMAddAttributeAtIndex(fn, (unsigned)ne, /* parameter ne - 1 */
                                     LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
         LLVMValueRef *dims = c->dims, *vals = arena_alloc(c->a, sizeof *vals * (size_t)(leaves->len + 1));
         c->dims = arena_alloc(c->a, sizeof *c->dims * (size_t)(nd + 1));
@@ -795,9 +813,12 @@ LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *l
             c->dims[i] = LLVMGetParam(fn, (unsigned)i);
         for (int i = 0; i < leaves->len; i++) {
             vals[i] = node_bound(c, leaves->data[i]);
-            node_bind(c, leaves->data[i], LLVMGetParam(fn, (unsigned)(i == self ? np - 1 : nd + i)));
+            node_bind(c, leaves->data[i], LLVMGetParam(fn, (unsigned)(i == self ? ne - 1 : nd + i)));
         }
-        LLVMValueRef r = body(c, ctx, extra ? LLVMGetParam(fn, (unsigned)(np - 1)) : NULL);
+        LLVMValueRef outer_flag = c->flag;
+        c->flag = flag ? LLVMGetParam(fn, (unsigned)ne) : NULL;
+        LLVMValueRef r = body(c, ctx, extra ? LLVMGetParam(fn, (unsigned)(ne - 1)) : NULL);
+        c->flag = outer_flag;
         if (ret)
             LLVMBuildRet(c->b, r);
         else
@@ -883,12 +904,15 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
 }
 
 /* out = alpha * op(a) * op(b) (+ out when acc) through the runtime. */
-void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, bool acc)
+void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, LLVMValueRef acc)
 {
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->i64, c->f64, c->ptr, c->ptr, c->ptr};
-    int flags = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0) | (acc ? GRADC_GEMM_ACC : 0);
-    LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)flags, 0), rows(c, n), cols(c, n), dimv(c, dk),
+    unsigned tf = (g->ta ? GRADC_GEMM_TA : 0) | (g->tb ? GRADC_GEMM_TB : 0);
+    LLVMValueRef flags = LLVMConstInt(c->i32, tf, 0);
+    if (acc)   /* beta = 1 */
+        flags = sel(c, acc, LLVMConstInt(c->i32, tf | GRADC_GEMM_ACC, 0), flags);
+    LLVMValueRef args[8] = {flags, rows(c, n), cols(c, n), dimv(c, dk),
                             cf(c, alpha), argbuf(c, g->a), argbuf(c, g->b), out};
     callf(c, "gradc_gemm_scaled", LLVMVoidTypeInContext(c->ctx), pt, 8, args);
 }
@@ -901,12 +925,12 @@ static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
         return;
     }
     if (g->add)   /* the addend's entries, then the product added onto them */
-        cg_store_out(c, g->add, out, false);
+        cg_store_out(c, g->add, out, NULL);
     LLVMValueRef A = argbuf(c, g->a), B = argbuf(c, g->b);
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
     if (!lit_small(n->shape.rows) || !lit_small(n->shape.cols) || !lit_small(dk)) {
-        cg_gemm_call(c, n, g, out, g->early ? g->alpha : 1, g->add != NULL);
+        cg_gemm_call(c, n, g, out, g->early ? g->alpha : 1, g->add ? LLVMConstInt(c->i1, 1, 0) : NULL);
         return;
     }
     /* i-p-j order: each out entry sums its products in p order */

@@ -29,21 +29,6 @@ static Node *grad_product(const Plan *p, Node *g, int i)
     return gm && gm->out == i ? m : NULL;
 }
 
-/* A product computed early (plan: Gemm.early) into its buffer, with its
- * factor: copied into gradient dst, or added onto it (the runtime's, not a
- * loop of the module's own). */
-static void store_early(Cg *c, Node *prod, LLVMValueRef dst, bool addto)
-{
-    LLVMValueRef src = cg_get(c, prod), n = count(c, prod);
-    if (!addto) {
-        copy_entries(c, dst, src, n);
-        return;
-    }
-    LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
-    LLVMValueRef args[3] = {n, src, dst};
-    callf(c, "gradc_addto", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
-}
-
 /* A map and a sum over entries of its shape in one loop (plan: merge_sums):
  * each block's terms and entries are loaded, then the entries stored. */
 typedef struct MapSum {
@@ -143,13 +128,13 @@ static void need(Cg *c, Node *root)
 /* Statements                                                            */
 /* ===================================================================== */
 
-/* dst[k] = x[k] (or += when add), for every entry. */
-void cg_store_all(Cg *c, Node *x, LLVMValueRef dst, bool addto)
+/* dst[k] = x[k] (or += when acc), for every entry. */
+void cg_store_all(Cg *c, Node *x, LLVMValueRef dst, LLVMValueRef acc)
 {
     Loop2 lp;
     LLVMValueRef k = loop2_begin(c, &lp, x->shape, is_fused(c->p, x) && cg_reads_bcast(c, x, true));
     LLVMValueRef v = cg_elem(c, x, k);
-    store(c, addto ? fplus(c, load(c, dst, k), v) : v, dst, k);
+    store(c, acc_value(c, acc, at(c, dst, k), v), dst, k);
     loop2_end(c, &lp);
 }
 
@@ -256,7 +241,7 @@ static void store_kept_outlined(Cg *c, int s, Node *x, const int *ids, int nr, L
     for (int r = 0; r < nr; r++)
         h = cg_key_bytes(h, &c->p->nodes[ids[r]]->op, sizeof c->p->nodes[ids[r]]->op);
     KeptStore ks = {x, ids, nr};
-    LLVMValueRef agg = cg_outlined(c, "keep", h, &leaves, self, kept_type(c, nr), dst, kept_store_fn, &ks);
+    LLVMValueRef agg = cg_outlined(c, "keep", h, &leaves, self, kept_type(c, nr), dst, NULL, kept_store_fn, &ks);
     for (int r = 0; r < nr; r++)
         res[r] = LLVMBuildExtractValue(c->b, agg, (unsigned)r, "");
 }
@@ -385,7 +370,7 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
             direct[i] = true; /* reads entry k of its own slot at most */
         } else if (other) {
             v[i] = bufp(c, c->p->shadow[s]);
-            cg_store_all(c, x, v[i], false);
+            cg_store_all(c, x, v[i], NULL);
         } else {
             v[i] = cg_get(c, x);
         }
@@ -404,7 +389,7 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         if (nscatter[i]) {
             continue;
         } else if (g && g->slot == s) {
-            cg_gemm_call(c, x, g, bufp(c, c->p->slotbuf[s]), 1, true);
+            cg_gemm_call(c, x, g, bufp(c, c->p->slotbuf[s]), 1, LLVMConstInt(c->i1, 1, 0));
             if (c->p->kept_by[s] >= 0)
                 rekeep(c, s);
         } else if (c->p->slotbuf[s] < 0) {
@@ -597,11 +582,11 @@ void gen_block(Cg *c, const Block *b)
 }
 
 /* The plan's one pass: entry k of the value's sum, after storing entry k
- * of every elementwise gradient of its shape (added to what is there with
- * addto). */
+ * of every elementwise gradient of its shape (added to what is there when
+ * acc). */
 typedef struct OnePass {
     Node *sum;
-    bool addto;
+    LLVMValueRef acc;
     VEC(LLVMValueRef) at, val; /* the block's stores, made by flush */
 } OnePass;
 
@@ -617,7 +602,7 @@ static LLVMValueRef f_onepass(Cg *c, void *ctx, LLVMValueRef k)
             continue;
         LLVMValueRef v = cg_elem(c, g, k);
         vec_push(c->a, &o->at, at(c, c->grads[i], k));
-        vec_push(c->a, &o->val, o->addto ? fplus(c, load(c, c->grads[i], k), v) : v);
+        vec_push(c->a, &o->val, acc_value(c, o->acc, at(c, c->grads[i], k), v));
     }
     return s;
 }
@@ -640,7 +625,7 @@ static void flush_onepass(Cg *c, void *ctx)
 /* A result that is a tree of concatenations (plan.h: placed_blocks): each
  * block's entries stored (or added) at its corner of dst, rows cols(g)
  * apart; a fused block is computed in this loop. */
-static void store_placed(Cg *c, Node *g, LLVMValueRef dst, bool addto)
+static void store_placed(Cg *c, Node *g, LLVMValueRef dst, LLVMValueRef acc)
 {
     Placed pl[CAT_MAX];
     int np = placed_blocks(g, pl);
@@ -652,38 +637,21 @@ static void store_placed(Cg *c, Node *g, LLVMValueRef dst, bool addto)
         Loop2 l;
         LLVMValueRef k = loop2_begin(c, &l, b->shape, true);
         LLVMValueRef v = sv ? sv : cg_elem(c, b, k), d = at(c, corner, add(c, mul(c, c->ri, w), c->cj));
-        LLVMBuildStore(c->b, addto ? fplus(c, LLVMBuildLoad2(c->b, c->f64, d, ""), v) : v, d);
+        LLVMBuildStore(c->b, acc_value(c, acc, d, v), d);
         loop2_end(c, &l);
     }
 }
 
-/* The stores of the results, once per value of the GRADC_ACCUMULATE flag
- * (addto 1, then 0) under a branch on it; once when flags is a constant
- * (the JIT's entries pass 0: eval compiles no accumulating copy).  Each
- * path ends with a branch to the block returned, which the caller enters. */
-typedef struct FlagPaths {
-    LLVMBasicBlockRef yes, no, done;
-    int first, last;
-} FlagPaths;
-
-static FlagPaths flag_paths(Cg *c, const char *yes, const char *no, const char *done)
+/* The GRADC_ACCUMULATE flag as an i1, or NULL when flags is the constant 0
+ * (the JIT's entries: eval compiles no accumulation).  One copy of each
+ * store serves both values of the flag (acc_value, gradc_store, BLAS's
+ * beta): each was once emitted twice, under a branch on it, and the
+ * accumulating copies were a tenth of the samples' compile time. */
+static LLVMValueRef accumulate_flag(Cg *c)
 {
     LLVMValueRef acc = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, c->flags, LLVMConstInt(c->i32, 1, 0), ""),
                                      LLVMConstInt(c->i32, 0, 0), "");
-    FlagPaths f = {NULL, NULL, block(c, done), 1, 0};
-    if (LLVMIsAConstantInt(acc)) {
-        f.first = f.last = (int)LLVMConstIntGetZExtValue(acc);
-        return f;
-    }
-    f.yes = block(c, yes), f.no = block(c, no);
-    LLVMBuildCondBr(c->b, acc, f.yes, f.no);
-    return f;
-}
-
-static void flag_path_enter(Cg *c, const FlagPaths *f, int addto)
-{
-    if (f->yes)
-        enter(c, addto ? f->yes : f->no);
+    return LLVMIsAConstantInt(acc) && !LLVMConstIntGetZExtValue(acc) ? NULL : acc;
 }
 
 void gen_results(Cg *c)
@@ -695,6 +663,7 @@ void gen_results(Cg *c)
         need(c, f->aux[i]);
     for (int k = 0; k < ng; k++)
         need(c, f->grads[c->p->gorder[k]]);
+    LLVMValueRef acc = ng ? accumulate_flag(c) : NULL;
     if (c->p->onepass) {
         /* a NULL gradient (NAME_hvp) is stored to the sink in work */
         LLVMValueRef *given = arena_alloc(c->a, sizeof *given * (size_t)(ng + 1));
@@ -703,17 +672,9 @@ void gen_results(Cg *c)
             if (c->p->sink >= 0 && in_pass(c, f->grads[i]))
                 c->grads[i] = sel(c, LLVMBuildIsNull(c->b, given[i], ""), bufp(c, c->p->sink), given[i]);
         }
-        /* the sum and the gradients of its shape in one loop, per flag */
-        LLVMValueRef val = alloca_(c, c->f64);
-        FlagPaths fp = flag_paths(c, "onepass.acc", "onepass.set", "onepass");
-        for (int addto = fp.first; addto >= fp.last; addto--) {
-            flag_path_enter(c, &fp, addto);
-            OnePass o = {c->p->onepass, addto, {0}, {0}};
-            LLVMBuildStore(c->b, cg_reduce_sum_flush(c, count(c, o.sum->args[0]), f_onepass, flush_onepass, &o), val);
-            LLVMBuildBr(c->b, fp.done);
-        }
-        enter(c, fp.done);
-        node_bind(c, c->p->onepass, LLVMBuildLoad2(c->b, c->f64, val, ""));
+        /* the sum and the gradients of its shape in one loop */
+        OnePass o = {c->p->onepass, acc, {0}, {0}};
+        node_bind(c, c->p->onepass, cg_reduce_sum_flush(c, count(c, o.sum->args[0]), f_onepass, flush_onepass, &o));
         for (int i = 0; i < c->nrest; i++)
             gen_kernel(c, &c->rest[i]);
         memcpy(c->grads, given, sizeof *given * (size_t)ng);
@@ -728,42 +689,32 @@ void gen_results(Cg *c)
         if (is_scalar(x))
             LLVMBuildStore(c->b, cg_get(c, x), dst);
         else
-            cg_store_out(c, x, dst, false);
+            cg_store_out(c, x, dst, NULL);
         LLVMBuildBr(c->b, next);
         enter(c, next);
     }
     if (!ng)
         return;
-    FlagPaths fp = flag_paths(c, "accumulate", "overwrite", "stored");
-    for (int addto = fp.first; addto >= fp.last; addto--) {
-        flag_path_enter(c, &fp, addto);
-        for (int i = 0; i < ng; i++) {
-            Node *g = f->grads[i];
-            if (in_pass(c, g))   /* stored by the one pass */
-                continue;
-            /* a NULL gradient buffer is not wanted (NAME_hvp, spec §9) */
-            LLVMBasicBlockRef put = block(c, "grad"), skip = block(c, "grad.next");
-            LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
-            enter(c, put);
-            Node *prod = grad_product(c->p, g, i);
-            if (prod && c->p->gemm[prod->id]->early) {
-                store_early(c, prod, c->grads[i], addto);
-            } else if (prod) {
-                cg_gemm_call(c, prod, c->p->gemm[prod->id], c->grads[i], c->p->gemm[prod->id]->alpha, addto);
-            } else if (is_scalar(g)) {
-                LLVMValueRef v = cg_get(c, g);
-                if (addto)
-                    v = fplus(c, LLVMBuildLoad2(c->b, c->f64, c->grads[i], ""), v);
-                LLVMBuildStore(c->b, v, c->grads[i]);
-            } else if (placed_blocks(g, NULL)) {
-                store_placed(c, g, c->grads[i], addto);
-            } else {
-                cg_store_out(c, g, c->grads[i], addto);
-            }
-            LLVMBuildBr(c->b, skip);
-            enter(c, skip);
-        }
-        LLVMBuildBr(c->b, fp.done);
+    for (int i = 0; i < ng; i++) {
+        Node *g = f->grads[i];
+        if (in_pass(c, g))   /* stored by the one pass */
+            continue;
+        /* a NULL gradient buffer is not wanted (NAME_hvp, spec §9) */
+        LLVMBasicBlockRef put = block(c, "grad"), skip = block(c, "grad.next");
+        LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grads[i], ""), skip, put);
+        enter(c, put);
+        Node *prod = grad_product(c->p, g, i);
+        if (prod && c->p->gemm[prod->id]->early) /* computed at its point, with its alpha */
+            store_entries(c, c->grads[i], cg_get(c, prod), count(c, prod), acc);
+        else if (prod)
+            cg_gemm_call(c, prod, c->p->gemm[prod->id], c->grads[i], c->p->gemm[prod->id]->alpha, acc);
+        else if (is_scalar(g))
+            LLVMBuildStore(c->b, acc_value(c, acc, c->grads[i], cg_get(c, g)), c->grads[i]);
+        else if (placed_blocks(g, NULL))
+            store_placed(c, g, c->grads[i], acc);
+        else
+            cg_store_out(c, g, c->grads[i], acc);
+        LLVMBuildBr(c->b, skip);
+        enter(c, skip);
     }
-    enter(c, fp.done);
 }

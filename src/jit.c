@@ -69,7 +69,7 @@ static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
         {"gradc_norm", (uintptr_t)gradc_norm},
         {"gradc_gemm", (uintptr_t)gradc_gemm},
         {"gradc_gemm_scaled", (uintptr_t)gradc_gemm_scaled},
-        {"gradc_addto", (uintptr_t)gradc_addto},
+        {"gradc_store", (uintptr_t)gradc_store},
         {"gradc_scale", (uintptr_t)gradc_scale},
         {"gradc_sums", (uintptr_t)gradc_sums},
         {"gradc_diag_gemm", (uintptr_t)gradc_diag_gemm},

@@ -98,9 +98,9 @@ void gradc_dgemm(int64_t m, int64_t n, int64_t k, const double *a, const double 
 #define GRADC_GEMM_TA 1
 #define GRADC_GEMM_TB 2
 #define GRADC_GEMM_ACC 4
-/* y += x, n entries (a gradient's product computed early, added onto the
- * caller's gradient under GRADC_ACCUMULATE). */
-void gradc_addto(int64_t n, const double *x, double *y);
+/* y = x, or y += x when add, n entries: a buffer stored into the caller's
+ * output, added under GRADC_ACCUMULATE. */
+void gradc_store(int32_t add, int64_t n, const double *x, double *y);
 /* ‖x‖₂ of n entries: one pass, rescaled only on overflow or underflow. */
 double gradc_norm(int64_t n, const double *x);
 void gradc_gemm(int32_t flags, int64_t m, int64_t n, int64_t k, const double *a, const double *b,

@@ -3,7 +3,7 @@
  * the caller's buffer and d/dW2 early into work, then copied (Gemm.early),
  * against the hand-derived formulas, at sizes that take both
  * gradc_gemm_scaled paths (OpenBLAS and loops); with GRADC_ACCUMULATE
- * (beta = 1; gradc_addto for the early one) and with a NULL gradient buffer
+ * (beta = 1; gradc_store for the early one) and with a NULL gradient buffer
  * (that product is skipped, or its copy). */
 #include "mlp.h"
 
