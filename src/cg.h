@@ -283,15 +283,18 @@ static inline LLVMValueRef sel(Cg *c, LLVMValueRef t, LLVMValueRef x, LLVMValueR
 }
 
 /* What is stored at p for v: v, or *p + v when acc (see cg_store_all).
- * Under a run-time flag one loop serves both, the old entry loaded either
- * way (the store brings its cache line in anyway). */
+ * Under a run-time flag one loop serves both: the old entry is loaded either
+ * way (the store brings its cache line in anyway) and replaced by -0.0
+ * unless acc, so what an overwrite adds v to is never the caller's old
+ * contents (which may be any bits: no invalid-operation flag from them),
+ * and -0.0 + v is v, -0.0 and NaN included. */
 static inline LLVMValueRef acc_value(Cg *c, LLVMValueRef acc, LLVMValueRef p, LLVMValueRef v)
 {
     bool known = acc && LLVMIsAConstantInt(acc);
     if (!acc || (known && !LLVMConstIntGetZExtValue(acc)))
         return v;
-    LLVMValueRef sum = fplus(c, LLVMBuildLoad2(c->b, c->f64, p, ""), v);
-    return known ? sum : sel(c, acc, sum, v);
+    LLVMValueRef old = LLVMBuildLoad2(c->b, c->f64, p, "");
+    return fplus(c, known ? old : sel(c, acc, old, cf(c, -0.0)), v);
 }
 
 /* at -O0 a select, not uitofp: the fast instruction selector has no
