@@ -315,39 +315,42 @@ static bool calls_out(LLVMBasicBlockRef first)
     return false;
 }
 
+/* The loop whose back edge is latch gets the hints names[i] = vals[i]
+ * (llvm.loop metadata: a loop ID whose first operand is itself). */
+static void loop_hints(Cg *c, LLVMValueRef latch, const char *const *names, LLVMValueRef *vals, int n)
+{
+    LLVMMetadataRef self = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    LLVMMetadataRef ops[4] = {self};
+    for (int i = 0; i < n; i++) {
+        LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, names[i], strlen(names[i])),
+                                 LLVMValueAsMetadata(vals[i])};
+        ops[i + 1] = LLVMMDNodeInContext2(c->ctx, kv, 2);
+    }
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, (size_t)n + 1);
+    LLVMMetadataReplaceAllUsesWith(self, id);
+    LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+}
+
 /* The loop whose back edge is latch asks the loop vectoriser for 4
  * vectors of 8 doubles per iteration: 32 partial sums whatever the
  * target's vector width (AVX2: two registers a vector). */
 static void vectorise_32(Cg *c, LLVMValueRef latch)
 {
-    LLVMMetadataRef self = LLVMTemporaryMDNode(c->ctx, NULL, 0);
-    const char *names[] = {"llvm.loop.vectorize.enable", "llvm.loop.vectorize.width", "llvm.loop.interleave.count"};
+    const char *const names[] = {"llvm.loop.vectorize.enable", "llvm.loop.vectorize.width",
+                                 "llvm.loop.interleave.count"};
     LLVMValueRef vals[] = {LLVMConstInt(c->i1, 1, 0), LLVMConstInt(c->i32, 8, 0), LLVMConstInt(c->i32, 4, 0)};
-    LLVMMetadataRef ops[4] = {self};
-    for (int i = 0; i < 3; i++) {
-        LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, names[i], strlen(names[i])),
-                                 LLVMValueAsMetadata(vals[i])};
-        ops[i + 1] = LLVMMDNodeInContext2(c->ctx, kv, 2);
-    }
-    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 4);
-    LLVMMetadataReplaceAllUsesWith(self, id);   /* a loop ID's first operand is itself */
-    LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+    loop_hints(c, latch, names, vals, 3);
 }
 
-/* The loop whose back edge is latch is not vectorised: a strided copy
- * (a column of a matrix), whose vector form is a gather behind a check
- * that the stride is 1, and a body, a remainder and an overlap check to
- * compile. */
+/* The loop whose back edge is latch is not vectorised (a slice's strided
+ * row copies, cgslice.c: their vector form is a gather behind a check
+ * that the stride is 1, with a body, a remainder and an overlap check to
+ * compile). */
 void cg_no_vectorise(Cg *c, LLVMValueRef latch)
 {
-    LLVMMetadataRef self = LLVMTemporaryMDNode(c->ctx, NULL, 0);
-    const char *name = "llvm.loop.vectorize.enable";
-    LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, name, strlen(name)),
-                             LLVMValueAsMetadata(LLVMConstInt(c->i1, 0, 0))};
-    LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(c->ctx, kv, 2)};
-    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
-    LLVMMetadataReplaceAllUsesWith(self, id);
-    LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+    const char *const names[] = {"llvm.loop.vectorize.enable"};
+    LLVMValueRef vals[] = {LLVMConstInt(c->i1, 0, 0)};
+    loop_hints(c, latch, names, vals, 1);
 }
 
 /* One chain, left to right (-O0); at -O2 its addition may be reassociated

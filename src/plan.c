@@ -534,8 +534,10 @@ static void add_shape(Plan *p, Arena *a, Shape s)
 static bool needs_buf(const Plan *p, const Node *n)
 {
     const Gemm *g = p->gemm[n->id];
-    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n) || (g && ((g->out >= 0 && !g->early) || g->slot >= 0)))
+    if (is_scalar(n) || is_fused(p, n) || is_alias(n) || is_view(n))
         return false;
+    if (g && ((g->out >= 0 && !g->early) || g->slot >= 0))
+        return false;   /* computed into a gradient's or a slot's buffer */
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
 
