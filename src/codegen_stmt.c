@@ -230,8 +230,8 @@ static LLVMValueRef kept_store_fn(Cg *c, void *ctx, LLVMValueRef out)
  * values (sum or norm) */
 static void store_kept_outlined(Cg *c, int s, Node *x, const int *ids, int nr, LLVMValueRef dst, LLVMValueRef *res)
 {
-    NodeVec leaves = {0};
-    uint64_t h = cg_key_node(c, cg_key_bytes(0, "keep", 4), x, &leaves, true);
+    NodeVec leaves = {0};   /* a stored x (a buffer's copy) is itself a leaf */
+    uint64_t h = cg_key_node(c, cg_key_bytes(0, "keep", 4), x, &leaves, is_fused(c->p, x));
     h = cg_key_shape(h, x->shape);
     int self = -1;
     for (int i = 0; i < leaves.len; i++)
@@ -407,9 +407,8 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
                 keep_from(c, s, x->index); /* s took over x's buffer (plan: slotshare): no copy */
         } else if (c->p->kept_by[s] < 0) { /* a buffer's copy */
             copy_entries(c, bufp(c, c->p->slotbuf[s]), v[i], count(c, x));
-        } else {
-            Two w = {c, v[i], NULL, ci(c, 1), NULL};
-            store_slot(c, s, count(c, x), f_strided, &w, bufp(c, c->p->slotbuf[s]));
+        } else { /* a buffer's copy keeping sums: as an expression's store, shared */
+            store_slot(c, s, count(c, x), f_elem, x, bufp(c, c->p->slotbuf[s]));
         }
     }
 }
