@@ -524,8 +524,8 @@ class Gen:
         out = []
         for v, t in self.scope.items():
             ta, tb = t
-            if t == SCALAR:
-                continue
+            if t == SCALAR or any(isinstance(d, str) and d not in self.dims for d in t):
+                continue   # a function's undeclared parameter: its symbols are not nameable here
             if s == SCALAR:
                 if tb == 1:
                     out.append("%s[%s]" % (v, r.choice(self.index_of(ta))))
