@@ -403,6 +403,12 @@ void cg_matvec(Cg *c, const Kernel *k)
     for (int u = 0; u < nt; u++) {
         if (copy[u] < 0)
             continue;
+        if (c->opt_level >= 1 && !LLVMIsAConstantInt(outlens[u])) {
+            /* the runtime's add (BLAS's daxpy, the same sums): no loop of our own,
+             * vectorised with an overlap check (gaussian_nll had two) */
+            store_entries(c, ts[u].out, ts[copy[u]].out, outlens[u], LLVMConstInt(c->i1, 1, 0));
+            continue;
+        }
         Loop lp;
         LLVMValueRef j = loop_begin(c, &lp, ci(c, 0), outlens[u]);
         store(c, fplus(c, load(c, ts[u].out, j), load(c, ts[copy[u]].out, j)), ts[u].out, j);
