@@ -486,6 +486,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     c->where = LLVMGetParam(c->fn, (unsigned)k++);
     c->cache = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
     c->keptvar = arena_alloc(c->a, sizeof(LLVMValueRef) * (size_t)(m->ir->nnodes + 1));
+    c->shared = arena_alloc(c->a, sizeof(SharedEntry) * (size_t)(m->ir->nnodes + 1));
     c->pc = 0;
 
     LLVMBasicBlockRef allocas = block(c, "allocas"), entry = block(c, "entry");

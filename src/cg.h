@@ -43,6 +43,7 @@ typedef struct Cg {
     LLVMBasicBlockRef cleanup;
     LLVMValueRef *cache;  /* per node: a double, or a pointer to the entries */
     LLVMValueRef *keptvar;/* per kept node (plan: kept): the alloca its slot's stores update */
+    struct SharedEntry *shared; /* per shared node (plan: fuse_shared): its last entry made */
     LLVMValueRef ri, cj;  /* row and column of the elementwise loop being emitted when it
                            * reads a broadcast (NULL: a flat loop, derived from the index) */
     LLVMValueRef rck;     /* that loop's entry index ri*cols + cj: a transpose read at
@@ -58,6 +59,13 @@ typedef struct Cg {
     struct ChunkTabs *ct; /* what chunks of this impl computed (NULL before the first) */
     LLVMBuilderRef sb;    /* spills, inserted into finished chunks */
 } Cg;
+
+/* An entry of a node fused into a kernel that reads it more than once:
+ * made once in block at, for index k, and read again there. */
+typedef struct SharedEntry {
+    LLVMValueRef v, k;
+    LLVMBasicBlockRef at;
+} SharedEntry;
 
 /* Where the builders are: saved while an internal kernel function is built
  * in the middle of another function (frame_begin … frame_end). */

@@ -231,6 +231,16 @@ static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
 
 static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
 {
+    if (is_fused(c->p, n) && c->p->shared && c->p->shared[n->id]) {   /* made once per entry, in the block that reads it */
+        SharedEntry *e = &c->shared[n->id];
+        LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
+        if (e->at != at || e->k != k) {
+            e->v = elem_op(c, n, k);
+            e->at = LLVMGetInsertBlock(c->b);
+            e->k = k;
+        }
+        return e->v;
+    }
     if (is_fused(c->p, n))
         return elem_op(c, n, k);
     LLVMValueRef v = get(c, n);

@@ -90,6 +90,8 @@ bool is_fused(const Plan *p, const Node *n)
         return true;   /* merge_results: read by a merged sum and map only */
     if (is_scalar(n) || p->nofuse[n->id])
         return false;
+    if (p->shared && p->shared[n->id])
+        return true;
     if (read_transposed(p, n))
         return true;
     if (n->op == OP_FILL || n->op == OP_BCAST || n->op == OP_PAD || n->op == OP_EYE)
@@ -541,6 +543,75 @@ static bool needs_buf(const Plan *p, const Node *n)
     return n->op != OP_INPUT && n->op != OP_SLOT && n->op != OP_COTAN;
 }
 
+/* An elementwise node read several times, every read inside one sum's
+ * loop at the loop's own entry (huber's r = A*x - b, read by abs(r) and by
+ * r .^ 2 in one sum), is fused like a node read once: it would otherwise
+ * be a loop of its own and a buffer the sum reads back.  (Not into a map:
+ * logistic regression's Hessian lost a merged loop, its sigmoid read
+ * twice by a map whose argument then needed a loop of its own.)  Codegen makes
+ * its entry once (elem); the plan's walks over a kernel's fused tree meet
+ * it once per read, so a node is shared only while the reads of it, its
+ * consumers' reads multiplied through (mult), stay at most SHARED_MAX:
+ * what a walk visits stays within SHARED_MAX times the kernel's nodes,
+ * and no path through it meets more than SHARED_MAX shared nodes (each
+ * one raises mult), nor recurses deeper than that many FUSE_MAX chains.
+ * One pass from the last node down: a node's consumers come after it, so
+ * the kernel each belongs to (root) is known when the node is reached.
+ * After limit_fusion, whose cuts would otherwise move some of a shared
+ * node's reads into another kernel. */
+enum { SHARED_MAX = 8 };
+
+/* Does c read its argument n entry by entry, at the entry its own loop is
+ * at?  (Not a broadcast, a transpose or a pad, which read elsewhere.) */
+static bool reads_in_step(const Node *c, const Node *n)
+{
+    if (c->op == OP_SUM)
+        return true;
+    return (kind_of(c) == OK_U || kind_of(c) == OK_B) && c->op != OP_BCAST && c->op != OP_TRANSPOSE &&
+           c->op != OP_PAD && shape_eq(c->shape, n->shape);
+}
+
+static bool may_share(const Plan *p, const Node *n)
+{
+    return !is_fused(p, n) && !p->nofuse[n->id] && !is_scalar(n) && (kind_of(n) == OK_U || kind_of(n) == OK_B) &&
+           n->op != OP_BCAST && n->op != OP_TRANSPOSE && n->op != OP_PAD && p->uses[n->id] > 1;
+}
+
+static void fuse_shared(Plan *p, int nn)
+{
+    Arena *a = p->arena;
+    int *root = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));    /* the kernel a node is computed in */
+    int *common = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));  /* its consumers' kernel; -1: several */
+    int *seen = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));    /* consumers met */
+    int *mult = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));    /* reads of it in that kernel's tree */
+    bool *step = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));  /* every consumer reads in step */
+    p->shared = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++)
+        common[i] = -2, step[i] = true;
+    for (int i = nn - 1; i >= 0; i--) {
+        Node *n = p->nodes[i], *d[DEPS_MAX];
+        bool fuse[DEPS_MAX];
+        if (!n)
+            continue;
+        p->shared[i] = may_share(p, n) && seen[i] == p->uses[i] && common[i] >= 0 && step[i] &&
+                       mult[i] <= SHARED_MAX && p->nodes[common[i]]->op == OP_SUM;
+        if (!is_fused(p, n) || !seen[i])
+            root[i] = i, mult[i] = 1;   /* its own loop, or the store of a result or statement */
+        else if (seen[i] != p->uses[i] || (p->uses[i] > 1 && !p->shared[i]))
+            root[i] = -1;               /* recomputed in each of its consumers' loops (cheap) */
+        else
+            root[i] = common[i];
+        int nd = plan_deps(p, n, d, fuse);
+        for (int k = 0; k < nd; k++) {
+            int id = d[k]->id, r = fuse[k] ? root[i] : -1;
+            seen[id]++;
+            step[id] = step[id] && reads_in_step(n, d[k]);
+            common[id] = common[id] == -2 || common[id] == r ? r : -1;
+            mult[id] = mult[id] + mult[i] > SHARED_MAX ? SHARED_MAX + 1 : mult[id] + mult[i];
+        }
+    }
+}
+
 /* Fused elementwise chains are cut every FUSE_MAX operations: a loop body
  * stays small, and emitting it (recursive over the fused tree) never
  * recurses deeper than that, however long the program's chain. */
@@ -753,6 +824,7 @@ static Plan *plan_build(const Module *m, const Func *f, bool grad, FILE *dump, i
     fold_products(p);
     mv_group(p, nn);
     limit_fusion(p, nn);
+    fuse_shared(p, nn);
     p->kept = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     p->kept_by = arena_alloc(a, sizeof(int) * (size_t)(ns + 1));
     for (int s = 0; s < ns; s++)

@@ -115,6 +115,8 @@ typedef struct Plan {
                              writes into (that argument is read by it only, and computed
                              with it each time: plan_reuse.c), or -1 */
     bool *forced;         /* per node: fused after all (merge_results), or NULL */
+    bool *shared;         /* per node: fused though read more than once, every read in one
+                             kernel's loop at that loop's entry (fuse_shared) */
     int *slotshare;       /* per slot: the slot whose buffer it takes over (plan_reuse.c:
                              that one is not read or written from then on), or -1 */
     int onesbuf;          /* all-ones cotangent when the caller passes NULL */
