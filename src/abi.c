@@ -225,7 +225,7 @@ static LLVMValueRef layout_call(Cg *c, const Plan *p, const int *first, const in
                             : LLVMConstNull(c->ptr);
     LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->ptr};
     LLVMValueRef args[3] = {d, g, out};
-    LLVMValueRef total = callf(c, "gradc_layout", c->i64, pt, 3, args);
+    LLVMValueRef total = callrt(c, RT_layout, c->i64, pt, 3, args);
     for (int k = 0; size && k < 2 * ncls; k++) {
         LLVMValueRef idx = ci(c, k);
         LLVMValueRef v = LLVMBuildLoad2(c->b, c->i64, LLVMBuildInBoundsGEP2(c->b, c->i64, out, &idx, 1, ""), "");
@@ -597,7 +597,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     enter(c, c->cleanup);
     if (p->tape) {
         LLVMTypeRef pt = c->ptr;
-        callf(c, "gradc_tape_free", LLVMVoidTypeInContext(c->ctx), &pt, 1, &c->tape);
+        callrt(c, RT_tape_free, LLVMVoidTypeInContext(c->ctx), &pt, 1, &c->tape);
     }
     free_and_return(c, owned, base, c->status);
     LLVMBuildBr(c->ab, entry);

@@ -257,6 +257,12 @@ static inline LLVMValueRef callf(Cg *c, const char *name, LLVMTypeRef ret, LLVMT
     return LLVMBuildCall2(c->b, ft, f, args, (unsigned)n, "");
 }
 
+/* A call of the runtime's function f (codegen.h: GRADC_RUNTIME). */
+static inline LLVMValueRef callrt(Cg *c, RtFn f, LLVMTypeRef ret, LLVMTypeRef *pt, int n, LLVMValueRef *args)
+{
+    return callf(c, rt_names[f], ret, pt, n, args);
+}
+
 static inline LLVMValueRef libm(Cg *c, const char *name, int n, LLVMValueRef x, LLVMValueRef y)
 {
     LLVMTypeRef pt[2] = {c->f64, c->f64};
@@ -448,7 +454,7 @@ static inline void store_entries(Cg *c, LLVMValueRef dst, LLVMValueRef src, LLVM
     }
     LLVMTypeRef pt[4] = {c->i32, c->i64, c->ptr, c->ptr};
     LLVMValueRef args[4] = {LLVMBuildZExt(c->b, acc, c->i32, ""), ndoubles, src, dst};
-    callf(c, "gradc_store", LLVMVoidTypeInContext(c->ctx), pt, 4, args);
+    callrt(c, RT_store, LLVMVoidTypeInContext(c->ctx), pt, 4, args);
 }
 
 #endif

@@ -103,7 +103,7 @@ static LLVMValueRef body_tanh(M *m, LLVMValueRef x)
 }
 
 static const char *const names[] = {"gradc.exp", "gradc.tanh"};
-static const char *const c_names[] = {"gradc_exp", "gradc_tanh"};  /* mathfn.c */
+static const RtFn c_fns[] = {RT_exp, RT_tanh};  /* mathfn.c */
 static LLVMValueRef (*const bodies[])(M *, LLVMValueRef) = {body_exp, body_tanh};
 
 /* a call of the module's function which (made on first use) */
@@ -153,7 +153,7 @@ void cg_math_extern(LLVMModuleRef mod)
             continue;
         for (LLVMBasicBlockRef bb; (bb = LLVMGetFirstBasicBlock(fn));)
             LLVMDeleteBasicBlock(bb);
-        LLVMSetValueName2(fn, c_names[k], strlen(c_names[k]));
+        LLVMSetValueName2(fn, rt_names[c_fns[k]], strlen(rt_names[c_fns[k]]));
         LLVMSetLinkage(fn, LLVMExternalLinkage);
     }
 }

@@ -242,9 +242,9 @@ static bool pass_runtime(Cg *c, LLVMValueRef A, LLVMValueRef lo, LLVMValueRef R,
             args[na] = a[e], pt[na] = LLVMTypeOf(a[e]);
     }
     /* -O0: the unfused kernels, as fmadd is there */
-    const char *name = arena_printf(c->a, "gradc_pass_%s%s", !n ? "t" : !t ? "n" : "nt",
-                                    c->opt_level < 1 ? "_nofma" : "");
-    callf(c, name, LLVMVoidTypeInContext(c->ctx), pt, na, args);
+    static const RtFn fns[2][3] = {{RT_pass_n, RT_pass_t, RT_pass_nt},
+                                   {RT_pass_n_nofma, RT_pass_t_nofma, RT_pass_nt_nofma}};
+    callrt(c, fns[c->opt_level < 1][!n ? 1 : !t ? 0 : 2], LLVMVoidTypeInContext(c->ctx), pt, na, args);
     return true;
 }
 

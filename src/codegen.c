@@ -141,6 +141,12 @@ static LLVMValueRef (*const emit2[OP_COUNT])(Cg *, LLVMValueRef, LLVMValueRef) =
     [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi, [OP_PICK] = e_pick,
 };
 /* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
+const char *const rt_names[RT_COUNT] = {
+#define RT_NAME(f) "gradc_" #f,
+    GRADC_RUNTIME(RT_NAME)
+#undef RT_NAME
+};
+
 static const LLVMRealPredicate cmp_pred[OP_COUNT] = {
     [OP_LT] = LLVMRealOLT, [OP_LE] = LLVMRealOLE, [OP_GT] = LLVMRealOGT,
     [OP_GE] = LLVMRealOGE, [OP_EQ] = LLVMRealOEQ, [OP_NE] = LLVMRealUNE,
@@ -462,7 +468,7 @@ static LLVMValueRef gen_norm(Cg *c, Node *n)
     Node *x = n->args[0];
     LLVMTypeRef pt[2] = {c->i64, c->ptr};
     LLVMValueRef args[2] = {count(c, x), argbuf(c, x)};
-    return callf(c, "gradc_norm", c->f64, pt, 2, args);
+    return callrt(c, RT_norm, c->f64, pt, 2, args);
 }
 
 static LLVMValueRef gen_logsumexp(Cg *c, Node *n)
@@ -504,7 +510,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
     case OP_LOGDET: {
         LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
         LLVMValueRef args[3] = {rows(c, x), argbuf(c, x), bufp(c, c->p->scratch[n->id])};
-        return callf(c, n->op == OP_DET ? "gradc_det" : "gradc_logdet", c->f64, pt, 3, args);
+        return callrt(c, n->op == OP_DET ? RT_det : RT_logdet, c->f64, pt, 3, args);
     }
     default:
         return NULL;
@@ -893,7 +899,7 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
         LLVMValueRef kw = cf(c, 1), W = g->w ? operand(c, g->w, true, &kw) : LLVMConstNull(c->ptr);
         LLVMTypeRef pt[10] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
         LLVMValueRef args[10] = {LLVMConstInt(c->i32, (unsigned)tf, 0), rows(c, x), dimv(c, dk), A, ka, W, kw, B, kb, out};
-        callf(c, "gradc_diag_gemm", v, pt, 10, args);
+        callrt(c, RT_diag_gemm, v, pt, 10, args);
         return;
     }
     if (g->mode == G_ROWSCALE || g->mode == G_COLSCALE) {
@@ -902,7 +908,7 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
         LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->ptr, c->f64, c->ptr, c->f64, c->ptr};
         LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)f, 0), rows(c, n), cols(c, n),
                                 bycol ? B : A, bycol ? kb : ka, bycol ? A : B, bycol ? ka : kb, out};
-        callf(c, "gradc_scale", v, pt, 8, args);
+        callrt(c, RT_scale, v, pt, 8, args);
         return;
     }
     bool rs = g->mode == G_ROWSUMS;
@@ -913,7 +919,7 @@ static void gen_special(Cg *c, Node *n, const Gemm *g, LLVMValueRef out)
     LLVMTypeRef pt[8] = {c->i32, c->i64, c->i64, c->i64, c->f64, c->ptr, c->f64, c->ptr};
     LLVMValueRef args[8] = {LLVMConstInt(c->i32, (unsigned)f, 0), rows(c, n), cols(c, n), dimv(c, dk),
                             rs ? kb : ka, rs ? A : B, rs ? ka : kb, out};
-    callf(c, "gradc_sums", v, pt, 8, args);
+    callrt(c, RT_sums, v, pt, 8, args);
 }
 
 /* out = alpha * op(a) * op(b) (+ out when acc) through the runtime. */
@@ -927,7 +933,7 @@ void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha,
         flags = sel(c, acc, LLVMConstInt(c->i32, tf | GRADC_GEMM_ACC, 0), flags);
     LLVMValueRef args[8] = {flags, rows(c, n), cols(c, n), dimv(c, dk),
                             cf(c, alpha), argbuf(c, g->a), argbuf(c, g->b), out};
-    callf(c, "gradc_gemm_scaled", LLVMVoidTypeInContext(c->ctx), pt, 8, args);
+    callrt(c, RT_gemm_scaled, LLVMVoidTypeInContext(c->ctx), pt, 8, args);
 }
 
 static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
@@ -1035,14 +1041,14 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
     case OP_INV: {
         LLVMTypeRef pt[4] = {c->i64, c->ptr, c->ptr, c->ptr};
         LLVMValueRef args[4] = {rows(c, x), argbuf(c, x), out, bufp(c, c->p->scratch[n->id])};
-        callf(c, "gradc_inv", LLVMVoidTypeInContext(c->ctx), pt, 4, args);
+        callrt(c, RT_inv, LLVMVoidTypeInContext(c->ctx), pt, 4, args);
         return;
     }
     case OP_LU:
     case OP_CHOL: {
         LLVMTypeRef pt[3] = {c->i64, c->ptr, c->ptr};
         LLVMValueRef args[3] = {rows(c, x), argbuf(c, x), out};
-        callf(c, n->op == OP_LU ? "gradc_lu" : "gradc_chol", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+        callrt(c, n->op == OP_LU ? RT_lu : RT_chol, LLVMVoidTypeInContext(c->ctx), pt, 3, args);
         return;
     }
     case OP_SOLVE:
@@ -1052,7 +1058,7 @@ static void gen_into(Cg *c, Node *n, LLVMValueRef out)
         LLVMValueRef args[7] = {rows(c, x), cols(c, y), argbuf(c, x),
                                 LLVMConstInt(c->i32, n->op == OP_SOLVET, 0), argbuf(c, y), out,
                                 bufp(c, c->p->scratch[n->id])};
-        callf(c, "gradc_lu_solve", LLVMVoidTypeInContext(c->ctx), pt, 7, args);
+        callrt(c, RT_lu_solve, LLVMVoidTypeInContext(c->ctx), pt, 7, args);
         return;
     }
     case OP_KRON: {   /* out[(i*rb + k)*(ca*cb) + j*cb + l] = A[i, j] * B[k, l] */

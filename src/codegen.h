@@ -31,6 +31,28 @@ typedef struct CgInfo {
 LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMContextRef ctx,
                              bool entries, CgInfo *info);
 
+/* Every runtime function generated code calls (libgradc's runtime.h, and
+ * mathfn.c's exp and tanh at -O0), as gradc_NAME, one row each: codegen
+ * names them by RtFn (cg.h: callrt; the op table's libm column names the
+ * special functions', checked against these rows by unit-runtime_fns), and
+ * the JIT defines every row at its address in this process, so whatever
+ * code calls, the JIT links. */
+#define GRADC_RUNTIME(X)                                                                                  \
+    X(tape_push) X(tape_pop) X(tape_free) X(det) X(logdet) X(inv) X(lu) X(lu_solve) X(chol) X(lgamma)     \
+    X(digamma) X(polygamma) X(norm) X(gemm) X(gemm_scaled) X(store) X(scale) X(sums) X(diag_gemm)      \
+    X(layout) X(pass_n) X(pass_t) X(pass_nt) X(pass_n_nofma) X(pass_t_nofma) X(pass_nt_nofma) X(exp)  \
+    X(tanh)
+
+typedef enum RtFn {
+#define RT_ENUM(f) RT_##f,
+    GRADC_RUNTIME(RT_ENUM)
+#undef RT_ENUM
+    RT_COUNT
+} RtFn;
+
+/* "gradc_tape_push" … by RtFn (codegen.c) */
+extern const char *const rt_names[RT_COUNT];
+
 /* cgmath.c: mathfn.c's gradc_exp and gradc_tanh as IR at b's position,
  * operation for operation (the interpreter's bits, vectorisable). */
 LLVMValueRef cg_exp(LLVMBuilderRef b, LLVMValueRef x);

@@ -154,7 +154,7 @@ static LLVMValueRef norm_from(Cg *c, LLVMValueRef ss, LLVMValueRef n, LLVMValueR
     enter(c, no);
     LLVMTypeRef pt[2] = {c->i64, c->ptr};
     LLVMValueRef args[2] = {n, p};
-    LLVMBuildStore(c->b, callf(c, "gradc_norm", c->f64, pt, 2, args), r);
+    LLVMBuildStore(c->b, callrt(c, RT_norm, c->f64, pt, 2, args), r);
     LLVMBuildBr(c->b, done);
     enter(c, done);
     return LLVMBuildLoad2(c->b, c->f64, r, "");
@@ -289,7 +289,7 @@ static void rekeep(Cg *c, int s)
         if (p->nodes[id]->op == OP_NORM) {
             LLVMTypeRef pt[2] = {c->i64, c->ptr};
             LLVMValueRef args[2] = {n, dst};
-            t = callf(c, "gradc_norm", c->f64, pt, 2, args);
+            t = callrt(c, RT_norm, c->f64, pt, 2, args);
         } else {
             Two w = {c, dst, NULL, ci(c, 1), NULL};
             t = cg_reduce_sum(c, n, f_strided, &w);
@@ -537,7 +537,7 @@ static void gen_push(Cg *c, const Stmt *s)
         Node *x = s->vals[i];
         need(c, x);
         LLVMValueRef args[3] = {c->tape, cg_argbuf(c, x), count(c, x)};
-        LLVMValueRef st = callf(c, "gradc_tape_push", c->i32, pt, 3, args);
+        LLVMValueRef st = callrt(c, RT_tape_push, c->i32, pt, 3, args);
         bad = LLVMBuildOr(c->b, bad, LLVMBuildICmp(c->b, LLVMIntNE, st, LLVMConstInt(c->i32, 0, 0), ""), "");
     }
     LLVMBasicBlockRef oom = block(c, "push.nomem"), ok = block(c, "push.ok");
@@ -559,7 +559,7 @@ static void gen_pop(Cg *c, const Stmt *s)
         Shape sh = c->m->ir->slots.data[sl].shape;
         LLVMValueRef dst = c->p->slotbuf[sl] >= 0 ? bufp(c, c->p->slotbuf[sl]) : c->slotvar[sl];
         LLVMValueRef args[3] = {c->tape, dst, mul(c, dimv(c, sh.rows), dimv(c, sh.cols))};
-        callf(c, "gradc_tape_pop", LLVMVoidTypeInContext(c->ctx), pt, 3, args);
+        callrt(c, RT_tape_pop, LLVMVoidTypeInContext(c->ctx), pt, 3, args);
         if (c->p->slotbuf[sl] >= 0)
             rekeep(c, sl);
     }

@@ -47,51 +47,23 @@ static bool ok(LLVMErrorRef e, const char *what)
     return false;
 }
 
+/* Every runtime function codegen may call (codegen.h: GRADC_RUNTIME), at
+ * its address in this process. */
 static LLVMErrorRef define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd)
 {
-    static const struct {
-        const char *name;
-        uintptr_t addr;
-    } syms[] = {
-        {"gradc_tape_push", (uintptr_t)gradc_tape_push},
-        {"gradc_tape_pop", (uintptr_t)gradc_tape_pop},
-        {"gradc_tape_free", (uintptr_t)gradc_tape_free},
-        {"gradc_det", (uintptr_t)gradc_det},
-        {"gradc_logdet", (uintptr_t)gradc_logdet},
-        {"gradc_inv", (uintptr_t)gradc_inv},
-        {"gradc_lu", (uintptr_t)gradc_lu},
-        {"gradc_lu_solve", (uintptr_t)gradc_lu_solve},
-        {"gradc_chol", (uintptr_t)gradc_chol},
-        {"gradc_dgemm", (uintptr_t)gradc_dgemm},
-        {"gradc_lgamma", (uintptr_t)gradc_lgamma},
-        {"gradc_digamma", (uintptr_t)gradc_digamma},
-        {"gradc_polygamma", (uintptr_t)gradc_polygamma},
-        {"gradc_norm", (uintptr_t)gradc_norm},
-        {"gradc_gemm", (uintptr_t)gradc_gemm},
-        {"gradc_gemm_scaled", (uintptr_t)gradc_gemm_scaled},
-        {"gradc_store", (uintptr_t)gradc_store},
-        {"gradc_scale", (uintptr_t)gradc_scale},
-        {"gradc_sums", (uintptr_t)gradc_sums},
-        {"gradc_diag_gemm", (uintptr_t)gradc_diag_gemm},
-        {"gradc_layout", (uintptr_t)gradc_layout},
-        {"gradc_pass_n", (uintptr_t)gradc_pass_n},
-        {"gradc_pass_t", (uintptr_t)gradc_pass_t},
-        {"gradc_pass_nt", (uintptr_t)gradc_pass_nt},
-        {"gradc_pass_n_nofma", (uintptr_t)gradc_pass_n_nofma},
-        {"gradc_pass_t_nofma", (uintptr_t)gradc_pass_t_nofma},
-        {"gradc_pass_nt_nofma", (uintptr_t)gradc_pass_nt_nofma},
-        {"gradc_exp", (uintptr_t)gradc_exp},    /* cg_math_extern */
-        {"gradc_tanh", (uintptr_t)gradc_tanh},
+    static const uintptr_t addrs[RT_COUNT] = {
+#define RT_ADDR(f) (uintptr_t)gradc_##f,
+        GRADC_RUNTIME(RT_ADDR)
+#undef RT_ADDR
     };
-    enum { N = sizeof syms / sizeof syms[0] };
-    LLVMOrcCSymbolMapPair pairs[N];
-    for (int i = 0; i < N; i++) {
-        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(jit, syms[i].name);
-        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)syms[i].addr;
+    LLVMOrcCSymbolMapPair pairs[RT_COUNT];
+    for (int i = 0; i < RT_COUNT; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(jit, rt_names[i]);
+        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)addrs[i];
         pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
         pairs[i].Sym.Flags.TargetFlags = 0;
     }
-    return LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, N));
+    return LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, RT_COUNT));
 }
 
 /* An LLJIT builder whose target is the host triple with a generic CPU.
