@@ -318,7 +318,7 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
         *bad = layout_checks(c, p);
         total = layout_sizes(c, p, first, cnt, ncls, size, base);
     } else {
-        *bad = LLVMConstInt(c->i1, 0, 0);   /* total: -1, above the bound */
+        *bad = cbool(c, 0);   /* total: -1, above the bound */
         total = layout_call(c, p, first, cnt, ncls, offs ? size : NULL, base);
     }
     if (offs) { /* addresses are made where a function first asks (impl_buf, chunk_buf) */
@@ -329,7 +329,7 @@ static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRe
         c->ncls = ncls;
     }
     if (p->stack) {
-        LLVMValueRef sbad = LLVMConstInt(c->i1, 0, 0);
+        LLVMValueRef sbad = cbool(c, 0);
         LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", stack_depth(c, p->f->body, &sbad).peak, ci(c, 8), &sbad);
         *bad = LLVMBuildOr(c->b, *bad, sbad, "");
         if (offs)
@@ -520,14 +520,14 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
         frame = LLVMBuildAlloca(c->ab, LLVMArrayType(c->i8, (unsigned)(local ? local : 1)), "frame");
         LLVMSetAlignment(frame, 64);
     }
-    LLVMValueRef given = local >= 0 ? LLVMConstInt(c->i1, 1, 0) : LLVMBuildIsNotNull(c->b, c->work, "");
+    LLVMValueRef given = local >= 0 ? cbool(c, 1) : LLVMBuildIsNotNull(c->b, c->work, "");
     LLVMBuildCondBr(c->b, given, start, mal);
     enter(c, mal);
     LLVMBasicBlockRef mal_ok = block(c, "malloc.ok");
     LLVMValueRef mem = work_malloc(c, total, nomem, mal_ok, start);
     LLVMValueRef base = LLVMBuildPhi(c->b, c->ptr, "work");
     LLVMValueRef owned = LLVMBuildPhi(c->b, c->i1, "owned");
-    LLVMValueRef inb[2] = {frame, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
+    LLVMValueRef inb[2] = {frame, mem}, ino[2] = {cbool(c, 0), cbool(c, 1)};
     LLVMBasicBlockRef from[2] = {fine, mal_ok};
     LLVMAddIncoming(base, inb, from, 2);
     LLVMAddIncoming(owned, ino, from, 2);
@@ -701,7 +701,7 @@ static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
     for (int i = 0; i < m->ndims; i++)
         pt[i] = c->i64;
     LLVMBasicBlockRef entry = begin_exported(c, name, LLVMFunctionType(c->i64, pt, (unsigned)m->ndims, 0));
-    LLVMValueRef size = ci(c, 0), anybad = LLVMConstInt(c->i1, 0, 0), bad;
+    LLVMValueRef size = ci(c, 0), anybad = cbool(c, 0), bad;
     for (int i = 0; i < nplans; i++) {
         LLVMValueRef t = layout(c, plans[i], NULL, plans[i]->envslots ? ci(c, plans[i]->envslots * 8) : NULL, &bad);
         anybad = LLVMBuildOr(c->b, anybad, bad, "");
@@ -728,7 +728,7 @@ typedef struct HessLayout {
 static HessLayout hess_layout(Cg *c, const char *name)
 {
     const Module *h = c->m;
-    HessLayout l = {.n = ci(c, 0), .bad = LLVMConstInt(c->i1, 0, 0)};
+    HessLayout l = {.n = ci(c, 0), .bad = cbool(c, 0)};
     for (int i = 0; i < h->ndims; i++)
         l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntSLT, c->dims[i], ci(c, 0), ""), "");
     for (int i = 0; i < h->nwrt / 2; i++)
@@ -801,7 +801,7 @@ static void gen_hessian(Cg *c, const char *name)
     enter(c, mal);
     LLVMValueRef mem = work_malloc(c, l.total, nomem, mal_ok, start);
     LLVMValueRef base = LLVMBuildPhi(c->b, c->ptr, "work"), owned = LLVMBuildPhi(c->b, c->i1, "owned");
-    LLVMValueRef inb[2] = {work, mem}, ino[2] = {LLVMConstInt(c->i1, 0, 0), LLVMConstInt(c->i1, 1, 0)};
+    LLVMValueRef inb[2] = {work, mem}, ino[2] = {cbool(c, 0), cbool(c, 1)};
     LLVMBasicBlockRef from[2] = {fine, mal_ok};
     LLVMAddIncoming(base, inb, from, 2);
     LLVMAddIncoming(owned, ino, from, 2);
@@ -817,7 +817,7 @@ static void gen_hessian(Cg *c, const char *name)
     LLVMValueRef hvp = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hessian.hv", name));
     int na = h->ndims + h->ninputs + 1 + k + 2;
     LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)na), *off = arena_alloc(c->a, sizeof *off * (size_t)(k + 1));
-    LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
+    LLVMValueRef bad = cbool(c, 0);
     off[0] = ci(c, 0);
     for (int i = 1; i < k; i++)
         off[i] = add(c, off[i - 1], entries(c, h->inputs[h->wrt[i - 1]].shape, &bad));

@@ -186,6 +186,7 @@ void cg_scatter_add(Cg *c, const Node *pad, LLVMValueRef dst, LLVMValueRef gp, L
 
 static inline LLVMValueRef cf(Cg *c, double v) { return LLVMConstReal(c->f64, v); }
 static inline LLVMValueRef ci(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+static inline LLVMValueRef cbool(Cg *c, bool v) { return LLVMConstInt(c->i1, v, 0); }
 
 static inline LLVMBasicBlockRef block(Cg *c, const char *name)
 {

@@ -406,7 +406,7 @@ void cg_matvec(Cg *c, const Kernel *k)
         if (c->opt_level >= 1 && !LLVMIsAConstantInt(outlens[u])) {
             /* the runtime's add (BLAS's daxpy, the same sums): no loop of our own,
              * vectorised with an overlap check (gaussian_nll had two) */
-            store_entries(c, ts[u].out, ts[copy[u]].out, outlens[u], LLVMConstInt(c->i1, 1, 0));
+            store_entries(c, ts[u].out, ts[copy[u]].out, outlens[u], cbool(c, 1));
             continue;
         }
         Loop lp;

@@ -354,7 +354,7 @@ static void vectorise_32(Cg *c, LLVMValueRef latch)
 {
     const char *const names[] = {"llvm.loop.vectorize.enable", "llvm.loop.vectorize.width",
                                  "llvm.loop.interleave.count"};
-    LLVMValueRef vals[] = {LLVMConstInt(c->i1, 1, 0), LLVMConstInt(c->i32, 8, 0), LLVMConstInt(c->i32, 4, 0)};
+    LLVMValueRef vals[] = {cbool(c, 1), LLVMConstInt(c->i32, 8, 0), LLVMConstInt(c->i32, 4, 0)};
     loop_hints(c, latch, names, vals, 3);
 }
 
@@ -365,7 +365,7 @@ static void vectorise_32(Cg *c, LLVMValueRef latch)
 void cg_no_vectorise(Cg *c, LLVMValueRef latch)
 {
     const char *const names[] = {"llvm.loop.vectorize.enable"};
-    LLVMValueRef vals[] = {LLVMConstInt(c->i1, 0, 0)};
+    LLVMValueRef vals[] = {cbool(c, 0)};
     loop_hints(c, latch, names, vals, 1);
 }
 
@@ -721,7 +721,7 @@ void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, LLVMValueRef acc)
         LLVMBasicBlockRef add_bb = block(c, "add"), put_bb = block(c, "put"), done = block(c, "stored");
         LLVMBuildCondBr(c->b, acc, add_bb, put_bb);
         enter(c, add_bb);
-        cg_store_all(c, x, dst, LLVMConstInt(c->i1, 1, 0));
+        cg_store_all(c, x, dst, cbool(c, 1));
         LLVMBuildBr(c->b, done);
         enter(c, put_bb);
         cg_store_all(c, x, dst, NULL);
@@ -949,7 +949,7 @@ static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
     Dim dk = g->ta ? g->a->shape.rows : g->a->shape.cols;
     LLVMValueRef r = rows(c, n), m = cols(c, n), k = dimv(c, dk);
     if (!lit_small(n->shape.rows) || !lit_small(n->shape.cols) || !lit_small(dk)) {
-        cg_gemm_call(c, n, g, out, g->early ? g->alpha : 1, g->add ? LLVMConstInt(c->i1, 1, 0) : NULL);
+        cg_gemm_call(c, n, g, out, g->early ? g->alpha : 1, g->add ? cbool(c, 1) : NULL);
         return;
     }
     /* i-p-j order: each out entry sums its products in p order */

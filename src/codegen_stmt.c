@@ -389,7 +389,7 @@ static void assign(Cg *c, int n, const int *slots, Node **vals)
         if (nscatter[i]) {
             continue;
         } else if (g && g->slot == s) {
-            cg_gemm_call(c, x, g, bufp(c, c->p->slotbuf[s]), 1, LLVMConstInt(c->i1, 1, 0));
+            cg_gemm_call(c, x, g, bufp(c, c->p->slotbuf[s]), 1, cbool(c, 1));
             if (c->p->kept_by[s] >= 0)
                 rekeep(c, s);
         } else if (c->p->slotbuf[s] < 0) {
@@ -532,7 +532,7 @@ static void gen_push(Cg *c, const Stmt *s)
         return;
     }
     LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->i64};
-    LLVMValueRef bad = LLVMConstInt(c->i1, 0, 0);
+    LLVMValueRef bad = cbool(c, 0);
     for (int i = 0; i < s->n; i++) {
         Node *x = s->vals[i];
         need(c, x);
