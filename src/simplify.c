@@ -609,6 +609,8 @@ static Node *rule_sum(Ir *ir, Node *a, Shape shape)
         return mk1(ir, OP_NEG, mk1(ir, OP_SUM, a->args[0]));
     if (a->op == OP_MUL && a->args[0]->op == OP_CONST)
         return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_SUM, a->args[1]));
+    if (a->op == OP_MUL && (a->args[0]->op == OP_EYE || a->args[1]->op == OP_EYE))   /* the diagonal: n entries */
+        return mk1(ir, OP_TRACE, a->args[a->args[0]->op == OP_EYE]);
     if (a->op == OP_FILL)
         return mk2(ir, OP_MUL, mk_const(ir, a->num),
                    mk2(ir, OP_MUL, dim_value(ir, a->shape.rows), dim_value(ir, a->shape.cols)));
@@ -616,6 +618,20 @@ static Node *rule_sum(Ir *ir, Node *a, Shape shape)
         Dim n = bcast_dims(a) == 1 ? a->shape.rows : a->shape.cols;
         return mk2(ir, OP_MUL, dim_value(ir, n), mk1(ir, OP_SUM, a->args[0]));
     }
+    return NULL;
+}
+
+/* trace(X') = trace(X); a scalar factor comes out (the adjoint of sn2 in
+ * K = ... + sn2 * eye(n) is trace(G), not a sum over n^2 entries) */
+static Node *rule_trace(Ir *ir, Node *a, Shape shape)
+{
+    (void)shape;
+    if (a->op == OP_TRANSPOSE)
+        return mk1(ir, OP_TRACE, a->args[0]);
+    if (a->op == OP_MUL && is_scalar(a->args[0]))
+        return mk2(ir, OP_MUL, a->args[0], mk1(ir, OP_TRACE, a->args[1]));
+    if (a->op == OP_MUL && is_scalar(a->args[1]))
+        return mk2(ir, OP_MUL, mk1(ir, OP_TRACE, a->args[0]), a->args[1]);
     return NULL;
 }
 
@@ -803,7 +819,7 @@ static Node *rule_flatten(Ir *ir, Node *a, Shape shape)
 static Rule1 *const rules1[OP_COUNT] = {
     [OP_FLATTEN] = rule_flatten,
     [OP_DIAGV] = rule_diagv,
-    [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum,
+    [OP_NEG] = rule_neg, [OP_TRANSPOSE] = rule_transpose, [OP_SUM] = rule_sum, [OP_TRACE] = rule_trace,
     [OP_DETACH] = rule_detach, [OP_CHOL] = rule_chol, [OP_TRIL] = rule_tril,
 };
 
