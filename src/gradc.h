@@ -752,6 +752,9 @@ Block *gradcall_vjp(const Stmt *s, Node *gbar, const bool *wrt_input, Node **adj
 typedef enum PrintStyle { PRINT_EXPR, PRINT_LATEX } PrintStyle;
 /* print.c: one expression. */
 void print_node(FILE *out, const Module *m, const Node *n, PrintStyle style);
+/* print.c: every slot's name as printed, by slot: slots of one name are
+ * b, b_2, b_3 … (derive, --dump-plan) */
+const char **slot_print_names(const Module *m);
 /* print_prog.c, the programs: `gradc derive`: each gradient as `dy/dx = …`, or, with control flow, the
  * adjoint program in the language itself. */
 void print_derivatives(FILE *out, const Module *m, PrintStyle style);

@@ -890,6 +890,7 @@ static Plan *plan_build(const Module *m, const Func *f, bool grad, FILE *dump, i
     char *text = NULL;
     size_t len = 0;
     FILE *body = dump ? open_memstream(&text, &len) : NULL;
+    p->slotname = dump ? slot_print_names(m) : NULL;
     plan_schedule(p, body);
     find_inplace(p);
     if (body)
@@ -901,15 +902,15 @@ static Plan *plan_build(const Module *m, const Func *f, bool grad, FILE *dump, i
         const char *sep = "  uniform (one value, no buffer): ";
         for (int s = 0; s < ns; s++)
             if (p->slotused[s] && p->uniform[s]) {
-                fprintf(dump, "%s%s", sep, m->ir->slots.data[s].name);
+                fprintf(dump, "%s%s", sep, p->slotname[s]);
                 sep = ", ";
             }
         if (sep[0] == ',')
             fputs("\n", dump);
         for (int s = 0; s < ns; s++)
             if (p->slotshare[s] >= 0)
-                fprintf(dump, "  %s in %s's buffer (%s is not used after)\n", m->ir->slots.data[s].name,
-                        m->ir->slots.data[p->slotshare[s]].name, m->ir->slots.data[p->slotshare[s]].name);
+                fprintf(dump, "  %s in %s's buffer (%s is not used after)\n", p->slotname[s],
+                        p->slotname[p->slotshare[s]], p->slotname[p->slotshare[s]]);
         sep = "  in place (into the buffer of an argument read there last): ";
         for (int i = 0; i < nn; i++)
             if (p->inplace[i] >= 0) {

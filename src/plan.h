@@ -107,6 +107,7 @@ typedef struct Plan {
     int *buf, *scratch;   /* per node: buffer index or -1 */
     int *slotbuf, *shadow;/* per slot: buffer index or -1 */
     bool *slotused;
+    const char **slotname;/* per slot: its name as derive prints it (dA_2), for --dump-plan */
     bool *uniform;        /* per slot: every entry always equal (db = fill(1); db = 2 .* db):
                              kept as one double, no buffer */
     bool *unzeroed;       /* per slot: written at the top level before anything reads

@@ -231,7 +231,7 @@ static void ref(Sim *s, const Node *n)
     FILE *o = s->out;
     switch (n->op) {
     case OP_INPUT: fputs(m->inputs[n->index].name, o); return;
-    case OP_SLOT: fputs(m->ir->slots.data[n->index].name, o); return;
+    case OP_SLOT: fputs(s->p->slotname[n->index], o); return;
     case OP_DIMVAL: fputs(m->dims[n->index], o); return;
     case OP_COTAN: fputs("cotangent", o); return;
     case OP_CONST: fprintf(o, "%.17g", n->num); return;
@@ -398,7 +398,7 @@ void plan_dump_kernel(Sim *s, const Kernel *k)
                 ref(s, g->add);
             }
             if (g->slot >= 0)
-                fprintf(o, ", into %s", s->p->m->ir->slots.data[g->slot].name);
+                fprintf(o, ", into %s", s->p->slotname[g->slot]);
             if (g->out >= 0 && g->alpha != 1)
                 fprintf(o, ", times %.17g", g->alpha);
             if (g->out >= 0)
@@ -413,7 +413,7 @@ void plan_dump_kernel(Sim *s, const Kernel *k)
 
 /* ---- the walk (codegen.c's order) ---- */
 
-static const char *slot_name(Sim *s, int slot) { return s->p->m->ir->slots.data[slot].name; }
+static const char *slot_name(Sim *s, int slot) { return s->p->slotname[slot]; }
 
 static void sim_assign(Sim *s, int n, const int *slots, Node **vals)
 {

@@ -720,16 +720,11 @@ static void printer_fit(Printer *p)
     p->let = let, p->refs = refs, p->sliced = sliced, p->cap = n;
 }
 
-Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
+const char **slot_print_names(const Module *m)
 {
     Arena *a = m->arena;
-    Printer *p = arena_alloc(a, sizeof *p);
-    p->out = out;
-    p->m = m;
-    p->style = style;
-    printer_fit(p);
     int ns = m->ir->slots.len;
-    p->slot_names = arena_alloc(a, sizeof(char *) * (size_t)(ns + 1));
+    const char **names = arena_alloc(a, sizeof(char *) * (size_t)(ns + 1));
     /* slots of one name are distinct variables: b, b_2, b_3 … (an input's
      * name counts as taken); counted in a hash table of names */
     Names t = names_new(a, ns + m->ninputs);
@@ -743,8 +738,20 @@ Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
         const char *name = m->ir->slots.data[s].name;
         NameCount *c = names_get(t, name);
         int same = c->slots++ + (c->input ? 1 : 0);   /* a function's x may be a slot */
-        p->slot_names[s] = same ? arena_printf(a, "%s_%d", name, same + 1) : name;
+        names[s] = same ? arena_printf(a, "%s_%d", name, same + 1) : name;
     }
+    return names;
+}
+
+Printer *printer_new(FILE *out, const Module *m, PrintStyle style)
+{
+    Arena *a = m->arena;
+    Printer *p = arena_alloc(a, sizeof *p);
+    p->out = out;
+    p->m = m;
+    p->style = style;
+    printer_fit(p);
+    p->slot_names = slot_print_names(m);
     return p;
 }
 
