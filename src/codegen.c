@@ -292,7 +292,8 @@ LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
  *   (llvm.loop metadata): 32 partial sums s_l = f(l) + f(l+32) + … over the
  *   first count - count % 32 entries, combined by LLVM's reduction (the
  *   four vectors added, then the lanes by halves), then the remaining
- *   entries added one by one (under 32 entries: left to right).  The body
+ *   entries added one by one (under 32 entries: left to right); a body
+ *   computing exp or tanh gets 8 partial sums, one vector (vectorise_8).  The body
  *   is in the IR once: written as 16 scalar chains for the SLP vectoriser
  *   to pack, it made -O2 2-3x slower on sum-heavy programs (d2l_dot's
  *   compile 127M -> 56M instructions, softmax_xent 645M -> 309M).  A body
@@ -313,11 +314,15 @@ static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
     return cg_reduce_sum_flush(c, n, f, NULL, ctx);
 }
 
-/* Whether blocks from first to the function's last call a function the
- * loop vectoriser cannot vectorise: not an intrinsic, and not gradc's own
- * exp and tanh (inlined from -O1, cg_math_inline). */
-static bool calls_out(LLVMBasicBlockRef first)
+/* What blocks from first to the function's last call: CALLS_OUT a function
+ * the loop vectoriser cannot vectorise (not an intrinsic, and not gradc's
+ * own exp and tanh, inlined from -O1: cg_math_inline), else CALLS_MATH
+ * one of those two, else CALLS_NONE. */
+enum { CALLS_NONE, CALLS_MATH, CALLS_OUT };
+
+static int calls(LLVMBasicBlockRef first)
 {
+    int r = CALLS_NONE;
     for (LLVMBasicBlockRef bb = first; bb; bb = LLVMGetNextBasicBlock(bb))
         for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
             LLVMValueRef fn = LLVMIsACallInst(in) ? LLVMGetCalledValue(in) : NULL;
@@ -326,9 +331,11 @@ static bool calls_out(LLVMBasicBlockRef first)
             size_t len;
             const char *name = LLVMIsAFunction(fn) ? LLVMGetValueName2(fn, &len) : "";
             if (!LLVMIsAFunction(fn) || (!LLVMGetIntrinsicID(fn) && strncmp(name, "gradc.", 6) != 0))
-                return true;
+                return CALLS_OUT;
+            if (!LLVMGetIntrinsicID(fn))
+                r = CALLS_MATH;
         }
-    return false;
+    return r;
 }
 
 /* The loop whose back edge is latch gets the hints names[i] = vals[i]
@@ -347,14 +354,19 @@ static void loop_hints(Cg *c, LLVMValueRef latch, const char *const *names, LLVM
     LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
 }
 
-/* The loop whose back edge is latch asks the loop vectoriser for 4
- * vectors of 8 doubles per iteration: 32 partial sums whatever the
- * target's vector width (AVX2: two registers a vector). */
-static void vectorise_32(Cg *c, LLVMValueRef latch)
+/* The loop whose back edge is latch asks the loop vectoriser for vectors
+ * of 8 doubles, interleave of them per iteration: 8 * interleave partial
+ * sums whatever the target's vector width (AVX2: two registers a vector).
+ * 4 for a sum's chain of additions; 1 when each entry computes exp or
+ * tanh, whose work bounds the loop, not the additions: 4 was 4 inlined
+ * copies of the vector exp to select (softmax_xent's compile -O2: 250M ->
+ * 139M instructions), and a sum of exp runs no slower with 1 (0.95-1.01x
+ * at n = 64 to 10^6: a smaller loop). */
+static void vectorise_8(Cg *c, LLVMValueRef latch, int interleave)
 {
     const char *const names[] = {"llvm.loop.vectorize.enable", "llvm.loop.vectorize.width",
                                  "llvm.loop.interleave.count"};
-    LLVMValueRef vals[] = {cbool(c, 1), LLVMConstInt(c->i32, 8, 0), LLVMConstInt(c->i32, 4, 0)};
+    LLVMValueRef vals[] = {cbool(c, 1), LLVMConstInt(c->i32, 8, 0), LLVMConstInt(c->i32, (unsigned)interleave, 0)};
     loop_hints(c, latch, names, vals, 3);
 }
 
@@ -370,7 +382,8 @@ void cg_no_vectorise(Cg *c, LLVMValueRef latch)
 }
 
 /* One chain, left to right (-O0); at -O2 its addition may be reassociated
- * and, unless the body calls out, the vectoriser makes 32 partial sums. */
+ * and, unless the body calls out, the vectoriser makes 32 partial sums (8
+ * with exp or tanh). */
 static LLVMValueRef reduce_sum_chain(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
 {
     LLVMValueRef t = alloca_(c, c->f64);
@@ -383,12 +396,12 @@ static LLVMValueRef reduce_sum_chain(Cg *c, LLVMValueRef n, ElemFn f, FlushFn fl
     if (flush)
         flush(c, ctx);
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    bool vectorise = c->opt_level >= 2 && !calls_out(body);
+    int called = c->opt_level >= 2 ? calls(body) : CALLS_OUT;
     loop_end(c, &lp);
     if (c->opt_level >= 2)
         LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
-    if (vectorise)
-        vectorise_32(c, LLVMGetBasicBlockTerminator(latch));
+    if (called != CALLS_OUT)
+        vectorise_8(c, LLVMGetBasicBlockTerminator(latch), called == CALLS_MATH ? 1 : 4);
     return LLVMBuildLoad2(c->b, c->f64, t, "");
 }
 
