@@ -140,13 +140,13 @@ static LLVMValueRef (*const emit2[OP_COUNT])(Cg *, LLVMValueRef, LLVMValueRef) =
     [OP_POW] = e_pow, [OP_MAX] = e_max, [OP_MIN] = e_min, [OP_AND] = e_and, [OP_OR] = e_or,
     [OP_CLAMPLO] = e_clamplo, [OP_CLAMPHI] = e_clamphi, [OP_PICK] = e_pick,
 };
-/* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
 const char *const rt_names[RT_COUNT] = {
 #define RT_NAME(f) "gradc_" #f,
     GRADC_RUNTIME(RT_NAME)
 #undef RT_NAME
 };
 
+/* comparisons give 1.0 or 0.0; != is true for NaN, as in C */
 static const LLVMRealPredicate cmp_pred[OP_COUNT] = {
     [OP_LT] = LLVMRealOLT, [OP_LE] = LLVMRealOLE, [OP_GT] = LLVMRealOGT,
     [OP_GE] = LLVMRealOGE, [OP_EQ] = LLVMRealOEQ, [OP_NE] = LLVMRealUNE,
@@ -237,10 +237,11 @@ static LLVMValueRef elem_op(Cg *c, Node *n, LLVMValueRef k)
 
 static LLVMValueRef elem(Cg *c, Node *n, LLVMValueRef k)
 {
-    if (is_fused(c->p, n) && c->p->shared && c->p->shared[n->id]) {   /* made once per entry, in the block that reads it */
+    if (is_fused(c->p, n) && c->p->shared && c->p->shared[n->id]) {
+        /* read more than once in this loop: made once per entry, in the
+         * block that reads it (what it dominates) */
         SharedEntry *e = &c->shared[n->id];
-        LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
-        if (e->at != at || e->k != k) {
+        if (e->at != LLVMGetInsertBlock(c->b) || e->k != k) {
             e->v = elem_op(c, n, k);
             e->at = LLVMGetInsertBlock(c->b);
             e->k = k;

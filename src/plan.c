@@ -547,18 +547,19 @@ static bool needs_buf(const Plan *p, const Node *n)
  * loop at the loop's own entry (huber's r = A*x - b, read by abs(r) and by
  * r .^ 2 in one sum), is fused like a node read once: it would otherwise
  * be a loop of its own and a buffer the sum reads back.  (Not into a map:
- * logistic regression's Hessian lost a merged loop, its sigmoid read
- * twice by a map whose argument then needed a loop of its own.)  Codegen makes
- * its entry once (elem); the plan's walks over a kernel's fused tree meet
- * it once per read, so a node is shared only while the reads of it, its
- * consumers' reads multiplied through (mult), stay at most SHARED_MAX:
- * what a walk visits stays within SHARED_MAX times the kernel's nodes,
- * and no path through it meets more than SHARED_MAX shared nodes (each
- * one raises mult), nor recurses deeper than that many FUSE_MAX chains.
- * One pass from the last node down: a node's consumers come after it, so
- * the kernel each belongs to (root) is known when the node is reached.
- * After limit_fusion, whose cuts would otherwise move some of a shared
- * node's reads into another kernel. */
+ * logistic regression's Hessian lost a merged loop, its sigmoid read twice
+ * by a map whose argument then needed a loop of its own.)
+ *
+ * Codegen makes its entry once (elem); the plan's walks over a kernel's
+ * fused tree meet it once per read, so a node is shared only while the
+ * reads of it, its consumers' reads multiplied through (mult), stay at
+ * most SHARED_MAX: what a walk visits stays within SHARED_MAX times the
+ * kernel's nodes, and no path through it meets more than SHARED_MAX shared
+ * nodes (each one raises mult), nor recurses deeper than that many
+ * FUSE_MAX chains.  One pass from the last node down: a node's consumers
+ * come after it, so the kernel each belongs to (root) is known when the
+ * node is reached.  After limit_fusion, whose cuts would otherwise move
+ * some of a shared node's reads into another kernel. */
 enum { SHARED_MAX = 8 };
 
 /* Does c read its argument n entry by entry, at the entry its own loop is
