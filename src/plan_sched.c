@@ -249,8 +249,8 @@ static void ref(Sim *s, const Node *n)
         fputs("'", o);
         return;
     }
-    if (!is_fused(s->p, n)) {
-        fprintf(o, "%%%d", n->id);
+    if (!is_fused(s->p, n) || (s->p->shared && s->p->shared[n->id])) {
+        fprintf(o, "%%%d", n->id);   /* a shared one is defined below its kernel's line */
         return;
     }
     const char *t = op_info[n->op].text;
@@ -342,6 +342,47 @@ static void dump_term(Sim *s, const Mv *v, const Term *t)
     ref(s, v->vec);
 }
 
+/* Into v (once each): the shared values (plan.c: fuse_shared) n's fused
+ * expression reads, and those theirs read; the walk meets a node at most
+ * SHARED_MAX times per read of the kernel. */
+static void shared_reads(const Plan *p, const Node *n, NodeVec *v)
+{
+    for (int i = 0; i < n->nargs; i++) {
+        Node *a = n->args[i];
+        if (!is_fused(p, a) || is_alias(a))
+            continue;
+        if (p->shared && p->shared[a->id]) {
+            bool seen = false;
+            for (int j = 0; j < v->len && !seen; j++)
+                seen = v->data[j] == a;
+            if (seen)
+                continue;
+            vec_push(p->arena, v, a);
+        }
+        shared_reads(p, a, v);
+    }
+}
+
+/* The shared values the kernel's expressions read, each as %id = its
+ * expression, arguments first: each is made once per entry of the loop. */
+static void dump_shared(Sim *s, const Kernel *k)
+{
+    NodeVec v = {0};
+    shared_reads(s->p, k->node, &v);
+    for (int i = 0; i < k->nmembers; i++)
+        shared_reads(s->p, k->members[i], &v);
+    if (v.len > 1)
+        qsort(v.data, (size_t)v.len, sizeof(Node *), plan_by_id);
+    for (int i = 0; i < v.len; i++) {
+        indent(s);
+        fprintf(s->out, "%-7s%%%d", "", v.data[i]->id);
+        dump_shape(s, v.data[i]);
+        fputs(" = ", s->out);
+        dump_op(s, v.data[i]);
+        fputs(", made in the same loop\n", s->out);
+    }
+}
+
 void plan_dump_kernel(Sim *s, const Kernel *k)
 {
     FILE *o = s->out;
@@ -352,6 +393,7 @@ void plan_dump_kernel(Sim *s, const Kernel *k)
         fprintf(o, "%-7s%%%d = ", "", k->members[0]->id);
         dump_op(s, k->members[0]);
         fputs(", in the same loop\n", o);
+        dump_shared(s, k);
         return;
     }
     bool many = k->kind == K_MATVEC || k->kind == K_ROWS;
@@ -409,6 +451,7 @@ void plan_dump_kernel(Sim *s, const Kernel *k)
         }
         fputs("\n", o);
     }
+    dump_shared(s, k);
 }
 
 /* ---- the walk (codegen.c's order) ---- */
