@@ -424,21 +424,33 @@ void cg_matvec(Cg *c, const Kernel *k)
     }
 }
 
-/* Entries lo .. hi-1 of the stored chain values (arguments first). */
-static void rows_maps(Cg *c, LLVMValueRef lo, LLVMValueRef hi, Node **maps, int nm)
+/* Entries lo .. hi-1 of the stored chain values (arguments first), and
+ * with sum (plan_reuse.c: merge_row_sums) its terms added to *acc, left to
+ * right. */
+static void rows_maps(Cg *c, LLVMValueRef lo, LLVMValueRef hi, Node **maps, int nm, Node *sum, LLVMValueRef acc)
 {
     Loop lk;
     LLVMValueRef k = loop_begin(c, &lk, lo, hi);
     for (int j = 0; j < nm; j++)
         store(c, cg_elem_op(c, maps[j], k), cg_get(c, maps[j]), k);
+    if (sum)
+        LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc, ""), cg_elem(c, sum->args[0], k)), acc);
     loop_end(c, &lk);
 }
 
 /* A transposed vector is its argument's memory. */
 static Node *vec_mem(Node *v) { return v->op == OP_TRANSPOSE && !is_scalar(v) ? v->args[0] : v; }
 
+/* The sum added up in a row pass (plan_reuse.c: merge_row_sums, its last
+ * member), or NULL. */
+static Node *rows_sum(const Kernel *k)
+{
+    Node *x = k->members[k->nmembers - 1];
+    return is_scalar(x) && x->op == OP_SUM ? x : NULL;
+}
+
 /* The body of a row pass (its function's): every value it reads or writes
- * is bound (cg_get). */
+ * is bound (cg_get); with a sum, its value. */
 static LLVMValueRef rows_body(Cg *c, void *ctx, LLVMValueRef unused)
 {
     (void)unused;
@@ -446,11 +458,19 @@ static LLVMValueRef rows_body(Cg *c, void *ctx, LLVMValueRef unused)
     Plan *p = c->p;
     Node *M = p->mv[k->members[0]->id]->terms[0].m, **maps = arena_alloc(c->a, sizeof *maps * (size_t)k->nmembers);
     PassTerm *ts = arena_alloc(c->a, sizeof *ts * (size_t)k->nmembers);
+    Node *sum = rows_sum(k);
+    LLVMValueRef acc = NULL;
+    if (sum) {
+        acc = alloca_(c, c->f64);
+        LLVMBuildStore(c->b, cf(c, 0), acc);
+    }
     int nt = 0, nm = 0, ns = 0;
     for (int pass = 0; pass < 2; pass++)   /* the sources' terms, then the sinks' */
         for (int i = 0; i < k->nmembers; i++) {
             Node *x = k->members[i];
             const Mv *v = p->mv[x->id];
+            if (x == sum)
+                continue;
             if (!v) {
                 if (!pass)
                     maps[nm++] = x;
@@ -474,14 +494,14 @@ static LLVMValueRef rows_body(Cg *c, void *ctx, LLVMValueRef unused)
     Loop li;
     LLVMValueRef ib = loop_begin(c, &li, ci(c, 0), nb), i = mul(c, ib, ci(c, PASS_ROWS));
     pass_rows(c, A, i, PASS_ROWS, C, blocks, ts, ns);
-    rows_maps(c, i, add(c, i, ci(c, PASS_ROWS)), maps, nm);
+    rows_maps(c, i, add(c, i, ci(c, PASS_ROWS)), maps, nm, sum, acc);
     pass_rows(c, A, i, PASS_ROWS, C, blocks, ts + ns, nt - ns);
     loop_end(c, &li);
     LLVMValueRef lo = mul(c, nb, ci(c, PASS_ROWS));
     pass_call(c, A, lo, R, C, ts, ns, true);
-    rows_maps(c, lo, R, maps, nm);
+    rows_maps(c, lo, R, maps, nm, sum, acc);
     pass_call(c, A, lo, R, C, ts + ns, nt - ns, true);
-    return NULL;
+    return sum ? LLVMBuildLoad2(c->b, c->f64, acc, "") : NULL;
 }
 
 /* A K_ROWS kernel (plan.c: row_pass): M read once, PASS_ROWS rows at a
@@ -492,8 +512,11 @@ void cg_rows(Cg *c, const Kernel *k)
 {
     Plan *p = c->p;
     NodeVec leaves = {0};
-    uint64_t h = cg_key_bytes(0, "rows", 4);
+    Node *sum = rows_sum(k);
+    uint64_t h = cg_key_bytes(0, sum ? "rows+sum" : "rows", sum ? 8 : 4);
     for (int i = 0; i < k->nmembers; i++) {   /* the members first: their buffers */
+        if (k->members[i] == sum)
+            continue;
         node_bind(c, k->members[i], bufp(c, p->buf[k->members[i]->id]));
         h = cg_key_node(c, h, k->members[i], &leaves, false);
         h = cg_key_shape(h, k->members[i]->shape);
@@ -513,7 +536,9 @@ void cg_rows(Cg *c, const Kernel *k)
         if (v->terms[0].coef)
             h = cg_key_node(c, h, v->terms[0].coef, &leaves, false);
     }
-    cg_outlined(c, "rows", h, &leaves, -1, NULL, NULL, NULL, rows_body, (void *)k);
+    LLVMValueRef r = cg_outlined(c, "rows", h, &leaves, -1, sum ? c->f64 : NULL, NULL, NULL, rows_body, (void *)k);
+    if (sum)
+        node_bind(c, sum, r);
     for (int j = 0; j < k->nmembers; j++)
         node_made(c, k->members[j]);
 }

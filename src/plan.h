@@ -203,6 +203,9 @@ void find_inplace(Plan *p);
  * shape (merged into that kernel: K_MAP with the sum as its one member);
  * the new count of ks */
 int merge_sums(const Plan *p, Kernel *ks, int nk);
+/* A sum right after a row pass, over its chain's entries, joins the pass
+ * as its last member (plan_reuse.c); returns the new count. */
+int merge_row_sums(const Plan *p, Kernel *ks, int nk);
 /* the same across the results' points (from vpoint: the value's, then the
  * auxiliary outputs' and the gradients'): a sum of the value's point runs
  * in the loop of a map a later one needs (MLP: sum((P - Y).^2) and the

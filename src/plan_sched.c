@@ -204,6 +204,7 @@ static void point(Sim *s, Node **roots, int nroots, Node *root)
         vec_push(p->arena, &ks, k);
     }
     ks.len = merge_sums(p, ks.data, ks.len);
+    ks.len = merge_row_sums(p, ks.data, ks.len);
     for (int i = 0; s->out && i < ks.len; i++)
         if (ks.data[i].kind != K_LEAF && ks.data[i].kind != K_ALIAS)
             plan_dump_kernel(s, &ks.data[i]);
@@ -448,6 +449,7 @@ void plan_dump_kernel(Sim *s, const Kernel *k)
                         s->p->m->inputs[s->p->m->wrt[g->out]].name);
         } else {
             dump_op(s, n);
+            fputs(k->kind == K_ROWS && is_scalar(n) ? ", in the same pass" : "", o);
         }
         fputs("\n", o);
     }
