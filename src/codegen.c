@@ -104,7 +104,7 @@ static LLVMValueRef e_pow(Cg *c, LLVMValueRef x, LLVMValueRef y)
 {
     LLVMBool lossy = 0;
     double e = LLVMIsAConstantFP(y) ? LLVMConstRealGetDouble(y, &lossy) : 0.5;
-    if (e != (int)e || e < -16 || e > 16)
+    if (!pow_by_squaring(e))
         return libm(c, "pow", 2, x, y);
     int k = (int)(e < 0 ? -e : e);
     LLVMValueRef r = NULL, sq = x;

@@ -610,6 +610,9 @@ Node *mk_solve(Ir *ir, Node *a, Node *b, bool trans);
 bool node_is_const(const Node *n, double v);    /* CONST v or FILL v */
 /* x.^e for a literal e, rounded as the compiled code computes it */
 double pow_literal(double x, double e);
+/* ir.c: is x.^e multiplications (an integer |e| <= 16), as pow_literal and
+ * codegen.c's e_pow compute it, not a call of pow? */
+bool pow_by_squaring(double e);
 
 /* mathfn.c: exp and tanh as fixed sequences of IEEE operations (EXP, TANH,
  * and the exp inside softmax and logsumexp; sigmoid, softplus, logsigmoid

@@ -85,9 +85,11 @@ static double f_pick(double c, double a) { return c != 0 ? a : 0.0; }
  * an integer |e| <= 16 is multiplications by squaring, in the same order, so
  * the interpreter and the JIT round alike (x.^3 is x*x*x, not pow(x, 3),
  * which can differ by an ulp; cos of 1e16 then differs entirely). */
+bool pow_by_squaring(double e) { return e == (int)e && e >= -16 && e <= 16; }
+
 double pow_literal(double x, double e)
 {
-    if (e != (int)e || e < -16 || e > 16)
+    if (!pow_by_squaring(e))
         return pow(x, e);
     int k = (int)(e < 0 ? -e : e);
     double r = 1, sq = x;

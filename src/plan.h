@@ -206,6 +206,8 @@ int merge_sums(const Plan *p, Kernel *ks, int nk);
 /* A sum right after a row pass, over its chain's entries, joins the pass
  * as its last member (plan_reuse.c); returns the new count. */
 int merge_row_sums(const Plan *p, Kernel *ks, int nk);
+/* planpass.c: is n a row or column of d entries? */
+bool plan_vec_of_len(const Node *n, Dim d);
 /* the same across the results' points (from vpoint: the value's, then the
  * auxiliary outputs' and the gradients'): a sum of the value's point runs
  * in the loop of a map a later one needs (MLP: sum((P - Y).^2) and the

@@ -483,9 +483,8 @@ static bool calls_nothing(const Node *n)
     static const bool calls[OP_COUNT] = {
         [OP_SIGMOID] = 1, [OP_SOFTPLUS] = 1, [OP_LOGSIGMOID] = 1, [OP_EXP] = 1, [OP_TANH] = 1,
     };
-    if (n->op == OP_POW)   /* codegen.c: e_pow multiplies for an integer |e| <= 16 */
-        return n->args[1]->op == OP_CONST && n->args[1]->num == (int)n->args[1]->num &&
-               n->args[1]->num >= -16 && n->args[1]->num <= 16;
+    if (n->op == OP_POW)
+        return n->args[1]->op == OP_CONST && pow_by_squaring(n->args[1]->num);
     return !calls[n->op] && !op_info[n->op].libm;
 }
 
@@ -528,9 +527,7 @@ int merge_row_sums(const Plan *p, Kernel *ks, int nk)
             if (p->mv[r->members[e]->id])
                 M = p->mv[r->members[e]->id]->terms[0].m;
         const Node *a = sum->args[0];
-        bool vec = (dim_eq(a->shape.cols, dim_lit(1)) && dim_eq(a->shape.rows, M->shape.rows)) ||
-                   (dim_eq(a->shape.rows, dim_lit(1)) && dim_eq(a->shape.cols, M->shape.rows));
-        if (!vec || !row_sum_reads(p, r, a, is_fused(p, a)))
+        if (!plan_vec_of_len(a, M->shape.rows) || !row_sum_reads(p, r, a, is_fused(p, a)))
             continue;
         Node **m = arena_alloc(p->arena, sizeof(Node *) * (size_t)(r->nmembers + 1));
         memcpy(m, r->members, sizeof(Node *) * (size_t)r->nmembers);

@@ -69,7 +69,7 @@ enum { ROW_WALK_MAX = 1 << 14 };   /* nodes a dependence walk may visit */
  * source, and a chain of more than ROW_CHAIN_MAX nodes is not one. */
 enum { ROW_TRIES = 8, ROW_CHAIN_MAX = 256 };
 
-static bool vec_of_len(const Node *n, Dim d)
+bool plan_vec_of_len(const Node *n, Dim d)
 {
     return !is_scalar(n) && ((lit1(n->shape.rows) && dim_eq(n->shape.cols, d)) ||
                              (lit1(n->shape.cols) && dim_eq(n->shape.rows, d)));
@@ -160,7 +160,7 @@ static bool row_scan(Sim *s, Node *q, const Node *M, NodeVec *seen)
             continue;
         if (row_prod(p, y, M, false)) {
             s->role[y->id] = ROLE_SRC;
-        } else if ((kind_of(y) == OK_U || kind_of(y) == OK_B) && vec_of_len(y, M->shape.rows)) {
+        } else if ((kind_of(y) == OK_U || kind_of(y) == OK_B) && plan_vec_of_len(y, M->shape.rows)) {
             s->role[y->id] = ROLE_MAP;
             for (int i = 0; i < y->nargs; i++)
                 vec_push(p->arena, &todo, y->args[i]);
