@@ -187,7 +187,7 @@ void undo_to(Checker *c, int mark)
 
 /* The builtins that are one op: GRADC_OPS's builtin column. */
 static const Builtin op_builtins[OP_COUNT] = {
-#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
+#define X(name, text, arity, kind, fn, libm, code, builtin, prec, latex, adj) \
     [OP_##name] = {text, F_##builtin, OP_##name, arity,                             \
                    arity + (F_##builtin == F_ALONG || F_##builtin == F_SOFTMAX), 0},
     GRADC_OPS(X)

@@ -436,7 +436,7 @@ static void adj_flatten(Frame *F, Node *n, Node *g)
  * not, detach), so a row whose rule is missing here does not compile. */
 #define adj_none NULL
 AdjointRule *const diff_adjoint_rules[OP_COUNT] = {
-#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = adj_##adj,
+#define X(name, text, arity, kind, fn, libm, code, builtin, prec, latex, adj) [OP_##name] = adj_##adj,
     GRADC_OPS(X)
 #undef X
 };

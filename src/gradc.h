@@ -278,9 +278,9 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
 /* The operations of the DAG: one row per op, and every stage reads the
  * columns it needs from here (docs/design.md, "Adding a builtin"), so a new
  * elementwise builtin is one row plus its derivative rule.  Every expansion
- * names all ten columns, so a row that misses one does not compile:
+ * names all eleven columns, so a row that misses one does not compile:
  *
- *   X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj)
+ *   X(name, text, arity, kind, fn, libm, code, builtin, prec, latex, adj)
  *
  *   text     how it prints (print.c), and the builtin's name in the language
  *   kind     L leaf, U elementwise unary, B elementwise binary (a scalar side
@@ -288,6 +288,13 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
  *   fn       U/B: the scalar function (ir.c: folding and eval.c), else none
  *   libm     the C math library function the compiled code calls for it
  *            (codegen.c), or NULL: codegen.c has an emitter of its own
+ *   code     U/B: call if its compiled entry calls a function (the libm
+ *            column's, libm's exp or log1p, or gradc's exp and tanh, which
+ *            -O1 and up inline: cgmath.c), else inline; pow calls only for
+ *            an exponent that is not a small literal integer (ir.c:
+ *            pow_by_squaring).  The plan keeps calls out of row passes
+ *            (plan_reuse.c); unit-op_code checks it against codegen.c.
+ *            Leaves and M ops: inline (their code is no fused entry)
  *   builtin  the checker's arity/shape rule when `text(...)` is a builtin
  *            (check_expr.c: ELEM elementwise, PAIR two elementwise, REDUCE any →
  *            scalar, ALONG any → scalar or along a dimension d, SQUARE square
@@ -298,102 +305,102 @@ const char *shape_str(Arena *a, Shape s, const char *const *dimnames);
  *   adj      the derivative rule adj_<adj> in diff_rules.c, none: no adjoint
  *            (leaves, comparisons, sign, not, detach) */
 #define GRADC_OPS(X)                                                                                                 \
-    X(CONST,     "const",     0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* num, 1×1 */                           \
-    X(FILL,      "fill",      0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* num in every entry of shape */        \
-    X(EYE,       "eye",       0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* identity, shape n×n */                \
-    X(INPUT,     "input",     0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: Module.inputs */               \
-    X(SLOT,      "slot",      0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: Module.slots, current value */ \
-    X(DIMVAL,    "dim",       0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* index: dimension symbol as a value */ \
-    X(COTAN,     "cotangent", 0, L, none,       NULL,    NONE,    ATOM, NULL,                 none) /* the output's cotangent */             \
-    X(NEG,       "-",         1, U, f_neg,      NULL,    NONE,    NEG,  NULL,                 neg)                                           \
-    X(EXP,       "exp",       1, U, gradc_exp,  NULL,    ELEM,    ATOM, "\\exp",              exp) /* mathfn.c, cgmath.c */             \
-    X(LOG,       "log",       1, U, log,        "log",   ELEM,    ATOM, "\\log",              log)                                           \
-    X(SIN,       "sin",       1, U, sin,        "sin",   ELEM,    ATOM, "\\sin",              sin)                                           \
-    X(COS,       "cos",       1, U, cos,        "cos",   ELEM,    ATOM, "\\cos",              cos)                                           \
-    X(TAN,       "tan",       1, U, tan,        "tan",   ELEM,    ATOM, "\\tan",              tan)                                           \
-    X(TANH,      "tanh",      1, U, gradc_tanh, NULL,    ELEM,    ATOM, "\\tanh",             tanh) /* mathfn.c, cgmath.c */            \
-    X(SQRT,      "sqrt",      1, U, sqrt,       NULL,    ELEM,    ATOM, NULL,                 sqrt)                                          \
-    X(ABS,       "abs",       1, U, fabs,       NULL,    ELEM,    ATOM, NULL,                 abs)                                           \
-    X(LOG1P,     "log1p",     1, U, log1p,      "log1p", ELEM,    ATOM, NULL,                 log1p)                                         \
-    X(SIGMOID,   "sigmoid",   1, U, f_sigmoid,  NULL,    ELEM,    ATOM, NULL,                 sigmoid)                                       \
-    X(RELU,      "relu",      1, U, f_relu,     NULL,    ELEM,    ATOM, NULL,                 relu)                                          \
-    X(SOFTPLUS,  "softplus",  1, U, f_softplus, NULL,    ELEM,    ATOM, NULL,                 softplus)                                      \
-    X(EXPM1,     "expm1",     1, U, expm1,      "expm1", ELEM,    ATOM, NULL,                 expm1)                                         \
-    X(ATAN,      "atan",      1, U, atan,       "atan",  ELEM,    ATOM, "\\arctan",           atan)                                          \
-    X(ASIN,      "asin",      1, U, asin,       "asin",  ELEM,    ATOM, "\\arcsin",           asin)                                          \
-    X(ACOS,      "acos",      1, U, acos,       "acos",  ELEM,    ATOM, "\\arccos",           acos)                                          \
-    X(SINH,      "sinh",      1, U, sinh,       "sinh",  ELEM,    ATOM, "\\sinh",             sinh)                                          \
-    X(COSH,      "cosh",      1, U, cosh,       "cosh",  ELEM,    ATOM, "\\cosh",             cosh)                                          \
-    X(ERF,       "erf",       1, U, erf,        "erf",   ELEM,    ATOM, NULL,                 erf)                                           \
-    X(ERFC,      "erfc",      1, U, erfc,       "erfc",  ELEM,    ATOM, NULL,                 erfc)                                          \
-    X(LGAMMA,    "lgamma",    1, U, gradc_lgamma, "gradc_lgamma", ELEM, ATOM, "\\log\\Gamma", lgamma) /* runtime/special.c */        \
-    X(DIGAMMA,   "digamma",   1, U, gradc_digamma, "gradc_digamma", ELEM, ATOM, "\\psi",    digamma)                                       \
-    X(LOGSIGMOID, "logsigmoid", 1, U, f_logsigmoid, NULL, ELEM,   ATOM, NULL,                 logsigmoid) /* min(x, 0) - log1p(exp(-|x|)) */ \
-    X(FLOOR,     "floor",     1, U, floor,      "floor", ELEM,    ATOM, NULL,                 none) /* for bounds; floor' = 0 */        \
-    X(SIGN,      "sign",      1, U, f_sign,     NULL,    ELEM,    ATOM, NULL,                 none) /* -1, 0, 1; sign' = 0 (spec §8) */       \
-    X(NOT,       "not",       1, U, f_not,      NULL,    NONE,    NOT,  NULL,                 none) /* 1 if the entry is 0, else 0 */        \
-    X(DETACH,    "detach",    1, U, f_id,       NULL,    ELEM,    ATOM, NULL,                 none) /* identity; blocks the adjoint */       \
-    X(ADD,       "+",         2, B, f_add,      NULL,    NONE,    ADD,  NULL,                 add)                                           \
-    X(SUB,       "-",         2, B, f_sub,      NULL,    NONE,    ADD,  NULL,                 sub)                                           \
-    X(MUL,       ".*",        2, B, f_mul,      NULL,    NONE,    MUL,  NULL,                 mul) /* elementwise, or scalar × anything */   \
-    X(DIV,       "./",        2, B, f_div,      NULL,    NONE,    MUL,  NULL,                 div)                                           \
-    X(DIVSAFE,   "./",        2, B, f_divsafe,  NULL,    NONE,    MUL,  NULL,                 divsafe) /* a ./ b, but 0 where b == 0 */      \
-    X(POW,       ".^",        2, B, pow,        "pow",   NONE,    POW,  NULL,                 pow)                                           \
-    X(MAX,       "max",       2, B, f_max,      NULL,    PAIR,    ATOM, NULL,                 max)                                           \
-    X(MIN,       "min",       2, B, f_min,      NULL,    PAIR,    ATOM, NULL,                 min)                                           \
-    X(POLYGAMMA, "polygamma", 2, B, gradc_polygamma, "gradc_polygamma", POLYGAMMA, ATOM, NULL, polygamma) /* psi^(k)(x), k a literal */ \
-    X(CLAMPLO,   "max",       2, B, f_clamplo,  NULL,    NONE,    ATOM, NULL,                 clamplo) /* clamp(x, lo, hi) is            */ \
-    X(CLAMPHI,   "min",       2, B, f_clamphi,  NULL,    NONE,    ATOM, NULL,                 clamphi) /* CLAMPHI(CLAMPLO(x, lo), hi)    */ \
-    X(LT,        "<",         2, B, f_lt,       NULL,    NONE,    CMP,  NULL,                 none) /* comparisons give 1.0 or 0.0 */        \
-    X(LE,        "<=",        2, B, f_le,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
-    X(GT,        ">",         2, B, f_gt,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
-    X(GE,        ">=",        2, B, f_ge,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
-    X(EQ,        "==",        2, B, f_eq,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
-    X(NE,        "!=",        2, B, f_ne,       NULL,    NONE,    CMP,  NULL,                 none)                                          \
-    X(AND,       "and",       2, B, f_and,      NULL,    NONE,    AND,  NULL,                 none)                                          \
-    X(OR,        "or",        2, B, f_or,       NULL,    NONE,    OR,   NULL,                 none)                                          \
-    X(MATMUL,    "*",         2, M, none,       NULL,    NONE,    MUL,  NULL,                 matmul)                                        \
-    X(TRANSPOSE, "'",         1, M, none,       NULL,    NONE,    POST, NULL,                 transpose)                                     \
-    X(SUM,       "sum",       1, M, none,       NULL,    ALONG,    ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
-    X(NORM,      "norm",      1, M, none,       NULL,    REDUCE,  ATOM, NULL,                 norm) /* 2-norm / Frobenius → 1×1 */           \
-    X(TRACE,     "trace",     1, M, none,       NULL,    SQUARE,  ATOM, "\\operatorname{tr}", trace)                                         \
-    X(DET,       "det",       1, M, none,       NULL,    SQUARE,  ATOM, "\\det",              det)                                           \
-    X(LOGDET,    "logdet",    1, M, none,       NULL,    SQUARE,  ATOM, "\\log\\det",         logdet) /* log(det A); NaN where det A < 0 */  \
-    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    ALONG,    ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
-    X(INV,       "inv",       1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 inv)                                           \
-    X(SOFTMAX,   "softmax",   1, M, none,       NULL,    SOFTMAX, ATOM, NULL,                 softmax) /* column vector → column vector */   \
-    X(DIAGM,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagm) /* vector [n] → n×n diagonal matrix */  \
-    X(DIAGV,     "diag",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */ \
+    X(CONST,     "const",     0, L, none,       NULL,    inline, NONE,    ATOM, NULL,                 none) /* num, 1×1 */                           \
+    X(FILL,      "fill",      0, L, none,       NULL,    inline, NONE,    ATOM, NULL,                 none) /* num in every entry of shape */        \
+    X(EYE,       "eye",       0, L, none,       NULL,    inline, NONE,    ATOM, NULL,                 none) /* identity, shape n×n */                \
+    X(INPUT,     "input",     0, L, none,       NULL,    inline, NONE,    ATOM, NULL,                 none) /* index: Module.inputs */               \
+    X(SLOT,      "slot",      0, L, none,       NULL,    inline, NONE,    ATOM, NULL,                 none) /* index: Module.slots, current value */ \
+    X(DIMVAL,    "dim",       0, L, none,       NULL,    inline, NONE,    ATOM, NULL,                 none) /* index: dimension symbol as a value */ \
+    X(COTAN,     "cotangent", 0, L, none,       NULL,    inline, NONE,    ATOM, NULL,                 none) /* the output's cotangent */             \
+    X(NEG,       "-",         1, U, f_neg,      NULL,    inline, NONE,    NEG,  NULL,                 neg)                                           \
+    X(EXP,       "exp",       1, U, gradc_exp,  NULL,    call,   ELEM,    ATOM, "\\exp",              exp) /* mathfn.c, cgmath.c */             \
+    X(LOG,       "log",       1, U, log,        "log",   call,   ELEM,    ATOM, "\\log",              log)                                           \
+    X(SIN,       "sin",       1, U, sin,        "sin",   call,   ELEM,    ATOM, "\\sin",              sin)                                           \
+    X(COS,       "cos",       1, U, cos,        "cos",   call,   ELEM,    ATOM, "\\cos",              cos)                                           \
+    X(TAN,       "tan",       1, U, tan,        "tan",   call,   ELEM,    ATOM, "\\tan",              tan)                                           \
+    X(TANH,      "tanh",      1, U, gradc_tanh, NULL,    call,   ELEM,    ATOM, "\\tanh",             tanh) /* mathfn.c, cgmath.c */            \
+    X(SQRT,      "sqrt",      1, U, sqrt,       NULL,    inline, ELEM,    ATOM, NULL,                 sqrt)                                          \
+    X(ABS,       "abs",       1, U, fabs,       NULL,    inline, ELEM,    ATOM, NULL,                 abs)                                           \
+    X(LOG1P,     "log1p",     1, U, log1p,      "log1p", call,   ELEM,    ATOM, NULL,                 log1p)                                         \
+    X(SIGMOID,   "sigmoid",   1, U, f_sigmoid,  NULL,    call,   ELEM,    ATOM, NULL,                 sigmoid)                                       \
+    X(RELU,      "relu",      1, U, f_relu,     NULL,    inline, ELEM,    ATOM, NULL,                 relu)                                          \
+    X(SOFTPLUS,  "softplus",  1, U, f_softplus, NULL,    call,   ELEM,    ATOM, NULL,                 softplus)                                      \
+    X(EXPM1,     "expm1",     1, U, expm1,      "expm1", call,   ELEM,    ATOM, NULL,                 expm1)                                         \
+    X(ATAN,      "atan",      1, U, atan,       "atan",  call,   ELEM,    ATOM, "\\arctan",           atan)                                          \
+    X(ASIN,      "asin",      1, U, asin,       "asin",  call,   ELEM,    ATOM, "\\arcsin",           asin)                                          \
+    X(ACOS,      "acos",      1, U, acos,       "acos",  call,   ELEM,    ATOM, "\\arccos",           acos)                                          \
+    X(SINH,      "sinh",      1, U, sinh,       "sinh",  call,   ELEM,    ATOM, "\\sinh",             sinh)                                          \
+    X(COSH,      "cosh",      1, U, cosh,       "cosh",  call,   ELEM,    ATOM, "\\cosh",             cosh)                                          \
+    X(ERF,       "erf",       1, U, erf,        "erf",   call,   ELEM,    ATOM, NULL,                 erf)                                           \
+    X(ERFC,      "erfc",      1, U, erfc,       "erfc",  call,   ELEM,    ATOM, NULL,                 erfc)                                          \
+    X(LGAMMA,    "lgamma",    1, U, gradc_lgamma, "gradc_lgamma", call,   ELEM, ATOM, "\\log\\Gamma", lgamma) /* runtime/special.c */        \
+    X(DIGAMMA,   "digamma",   1, U, gradc_digamma, "gradc_digamma", call,   ELEM, ATOM, "\\psi",    digamma)                                       \
+    X(LOGSIGMOID, "logsigmoid", 1, U, f_logsigmoid, NULL, call,   ELEM,   ATOM, NULL,                 logsigmoid) /* min(x, 0) - log1p(exp(-|x|)) */ \
+    X(FLOOR,     "floor",     1, U, floor,      "floor", call,   ELEM,    ATOM, NULL,                 none) /* for bounds; floor' = 0 */        \
+    X(SIGN,      "sign",      1, U, f_sign,     NULL,    inline, ELEM,    ATOM, NULL,                 none) /* -1, 0, 1; sign' = 0 (spec §8) */       \
+    X(NOT,       "not",       1, U, f_not,      NULL,    inline, NONE,    NOT,  NULL,                 none) /* 1 if the entry is 0, else 0 */        \
+    X(DETACH,    "detach",    1, U, f_id,       NULL,    inline, ELEM,    ATOM, NULL,                 none) /* identity; blocks the adjoint */       \
+    X(ADD,       "+",         2, B, f_add,      NULL,    inline, NONE,    ADD,  NULL,                 add)                                           \
+    X(SUB,       "-",         2, B, f_sub,      NULL,    inline, NONE,    ADD,  NULL,                 sub)                                           \
+    X(MUL,       ".*",        2, B, f_mul,      NULL,    inline, NONE,    MUL,  NULL,                 mul) /* elementwise, or scalar × anything */   \
+    X(DIV,       "./",        2, B, f_div,      NULL,    inline, NONE,    MUL,  NULL,                 div)                                           \
+    X(DIVSAFE,   "./",        2, B, f_divsafe,  NULL,    inline, NONE,    MUL,  NULL,                 divsafe) /* a ./ b, but 0 where b == 0 */      \
+    X(POW,       ".^",        2, B, pow,        "pow",   call,   NONE,    POW,  NULL,                 pow)                                           \
+    X(MAX,       "max",       2, B, f_max,      NULL,    inline, PAIR,    ATOM, NULL,                 max)                                           \
+    X(MIN,       "min",       2, B, f_min,      NULL,    inline, PAIR,    ATOM, NULL,                 min)                                           \
+    X(POLYGAMMA, "polygamma", 2, B, gradc_polygamma, "gradc_polygamma", call,   POLYGAMMA, ATOM, NULL, polygamma) /* psi^(k)(x), k a literal */ \
+    X(CLAMPLO,   "max",       2, B, f_clamplo,  NULL,    inline, NONE,    ATOM, NULL,                 clamplo) /* clamp(x, lo, hi) is            */ \
+    X(CLAMPHI,   "min",       2, B, f_clamphi,  NULL,    inline, NONE,    ATOM, NULL,                 clamphi) /* CLAMPHI(CLAMPLO(x, lo), hi)    */ \
+    X(LT,        "<",         2, B, f_lt,       NULL,    inline, NONE,    CMP,  NULL,                 none) /* comparisons give 1.0 or 0.0 */        \
+    X(LE,        "<=",        2, B, f_le,       NULL,    inline, NONE,    CMP,  NULL,                 none)                                          \
+    X(GT,        ">",         2, B, f_gt,       NULL,    inline, NONE,    CMP,  NULL,                 none)                                          \
+    X(GE,        ">=",        2, B, f_ge,       NULL,    inline, NONE,    CMP,  NULL,                 none)                                          \
+    X(EQ,        "==",        2, B, f_eq,       NULL,    inline, NONE,    CMP,  NULL,                 none)                                          \
+    X(NE,        "!=",        2, B, f_ne,       NULL,    inline, NONE,    CMP,  NULL,                 none)                                          \
+    X(AND,       "and",       2, B, f_and,      NULL,    inline, NONE,    AND,  NULL,                 none)                                          \
+    X(OR,        "or",        2, B, f_or,       NULL,    inline, NONE,    OR,   NULL,                 none)                                          \
+    X(MATMUL,    "*",         2, M, none,       NULL,    inline, NONE,    MUL,  NULL,                 matmul)                                        \
+    X(TRANSPOSE, "'",         1, M, none,       NULL,    inline, NONE,    POST, NULL,                 transpose)                                     \
+    X(SUM,       "sum",       1, M, none,       NULL,    inline, ALONG,    ATOM, NULL,                 sum) /* all entries → 1×1 */                   \
+    X(NORM,      "norm",      1, M, none,       NULL,    inline, REDUCE,  ATOM, NULL,                 norm) /* 2-norm / Frobenius → 1×1 */           \
+    X(TRACE,     "trace",     1, M, none,       NULL,    inline, SQUARE,  ATOM, "\\operatorname{tr}", trace)                                         \
+    X(DET,       "det",       1, M, none,       NULL,    inline, SQUARE,  ATOM, "\\det",              det)                                           \
+    X(LOGDET,    "logdet",    1, M, none,       NULL,    inline, SQUARE,  ATOM, "\\log\\det",         logdet) /* log(det A); NaN where det A < 0 */  \
+    X(LOGSUMEXP, "logsumexp", 1, M, none,       NULL,    inline, ALONG,    ATOM, NULL,                 logsumexp) /* over all entries, stable */      \
+    X(INV,       "inv",       1, M, none,       NULL,    inline, SQUARE,  ATOM, NULL,                 inv)                                           \
+    X(SOFTMAX,   "softmax",   1, M, none,       NULL,    inline, SOFTMAX, ATOM, NULL,                 softmax) /* column vector → column vector */   \
+    X(DIAGM,     "diag",      1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 diagm) /* vector [n] → n×n diagonal matrix */  \
+    X(DIAGV,     "diag",      1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 diagv) /* n×n matrix → its diagonal [n] */ \
     /* broadcasting and reductions along a dimension (spec §8); index: d */                                        \
-    X(BCAST,     "bcast",     1, M, none,       NULL,    NONE,    MUL,  NULL,                 bcast) /* a row or column expanded to shape */ \
-    X(AMAX,      "amax",      1, M, none,       NULL,    ALONG,   ATOM, NULL,                 amax) /* largest entry → 1×1 */                \
-    X(AMIN,      "amin",      1, M, none,       NULL,    ALONG,   ATOM, NULL,                 amin)                                          \
-    X(SUMD,      "sum",       1, M, none,       NULL,    NONE,    ATOM, NULL,                 sumd) /* d 1: down columns → 1×n; 2: → m×1 */  \
-    X(AMAXD,     "amax",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amaxd)                                         \
-    X(AMIND,     "amin",      1, M, none,       NULL,    NONE,    ATOM, NULL,                 amind)                                         \
-    X(LSED,      "logsumexp", 1, M, none,       NULL,    NONE,    ATOM, NULL,                 lsed) /* max-shifted */                        \
-    X(SOFTMAXD,  "softmax",   1, M, none,       NULL,    NONE,    ATOM, NULL,                 softmaxd) /* normalised along d */             \
-    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    SOFTMAX, ATOM, "\\operatorname{log\\_softmax}", logsoftmaxd) \
+    X(BCAST,     "bcast",     1, M, none,       NULL,    inline, NONE,    MUL,  NULL,                 bcast) /* a row or column expanded to shape */ \
+    X(AMAX,      "amax",      1, M, none,       NULL,    inline, ALONG,   ATOM, NULL,                 amax) /* largest entry → 1×1 */                \
+    X(AMIN,      "amin",      1, M, none,       NULL,    inline, ALONG,   ATOM, NULL,                 amin)                                          \
+    X(SUMD,      "sum",       1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 sumd) /* d 1: down columns → 1×n; 2: → m×1 */  \
+    X(AMAXD,     "amax",      1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 amaxd)                                         \
+    X(AMIND,     "amin",      1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 amind)                                         \
+    X(LSED,      "logsumexp", 1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 lsed) /* max-shifted */                        \
+    X(SOFTMAXD,  "softmax",   1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 softmaxd) /* normalised along d */             \
+    X(LOGSOFTMAXD, "log_softmax", 1, M, none,   NULL,    inline, SOFTMAX, ATOM, "\\operatorname{log\\_softmax}", logsoftmaxd) \
     /* where, solve, chol (spec §8 "Selection", "Linear algebra") */                                                 \
-    X(PICK,      "where",     2, B, f_pick,     NULL,    NONE,    ATOM, NULL,                 pick) /* c != 0 ? a : exact 0; where(c, a, b) = PICK(c, a) + PICK(not c, b) */ \
-    X(LU,        "lu",        1, M, none,       NULL,    NONE,    ATOM, NULL,                 lu) /* LU factors of A, n×n + n pivots; only an operand of SOLVE/SOLVET */ \
-    X(SOLVE,     "solve",     2, M, none,       NULL,    NONE,    ATOM, NULL,                 solve) /* SOLVE(LU(A), B) = A \\ B */ \
-    X(SOLVET,    "solve",     2, M, none,       NULL,    NONE,    ATOM, NULL,                 solvet) /* SOLVET(LU(A), B) = A' \\ B, same factors */ \
-    X(CHOL,      "chol",      1, M, none,       NULL,    SQUARE,  ATOM, NULL,                 chol) /* lower L, L*L' = A, A's lower triangle read */ \
-    X(TRIL,      "tril",      1, M, none,       NULL,    ELEM,    ATOM, NULL,                 tril) /* lower triangle, diagonal included (chol's adjoint) */ \
+    X(PICK,      "where",     2, B, f_pick,     NULL,    inline, NONE,    ATOM, NULL,                 pick) /* c != 0 ? a : exact 0; where(c, a, b) = PICK(c, a) + PICK(not c, b) */ \
+    X(LU,        "lu",        1, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 lu) /* LU factors of A, n×n + n pivots; only an operand of SOLVE/SOLVET */ \
+    X(SOLVE,     "solve",     2, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 solve) /* SOLVE(LU(A), B) = A \\ B */ \
+    X(SOLVET,    "solve",     2, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 solvet) /* SOLVET(LU(A), B) = A' \\ B, same factors */ \
+    X(CHOL,      "chol",      1, M, none,       NULL,    inline, SQUARE,  ATOM, NULL,                 chol) /* lower L, L*L' = A, A's lower triangle read */ \
+    X(TRIL,      "tril",      1, M, none,       NULL,    inline, ELEM,    ATOM, NULL,                 tril) /* lower triangle, diagonal included (chol's adjoint) */ \
     /* concatenation, indexing and slicing (spec §8); SLICE and PAD take their 0-based row and */ \
     /* column offsets as scalar value nodes (they may read a for index); a SLICE's num is its  */ \
     /* source position (node_loc) when its offsets are checked at run time, else 0             */ \
-    X(VCAT,      "vcat",      2, M, none,       NULL,    NONE,    ATOM, NULL,                 vcat) /* [a; b] */                             \
-    X(HCAT,      "hcat",      2, M, none,       NULL,    NONE,    ATOM, NULL,                 hcat) /* [a, b] */                             \
-    X(SLICE,     "slice",     3, M, none,       NULL,    NONE,    ATOM, NULL,                 slice) /* x's block of shape at (r, c) */     \
-    X(PAD,       "pad",       3, M, none,       NULL,    NONE,    ATOM, NULL,                 pad) /* zeros of shape, g at (r, c) */ \
+    X(VCAT,      "vcat",      2, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 vcat) /* [a; b] */                             \
+    X(HCAT,      "hcat",      2, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 hcat) /* [a, b] */                             \
+    X(SLICE,     "slice",     3, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 slice) /* x's block of shape at (r, c) */     \
+    X(PAD,       "pad",       3, M, none,       NULL,    inline, NONE,    ATOM, NULL,                 pad) /* zeros of shape, g at (r, c) */ \
     /* Kronecker products (a gradc extension: derive --hessian's blocks over matrix inputs) */ \
-    X(KRON,      "kron",      2, M, none,       NULL,    KRON,    ATOM, NULL,                 kron) /* [ra*rb, ca*cb], MATLAB's kron */ \
-    X(FLATTEN,   "flatten",   1, M, none,       NULL,    ELEM,    ATOM, NULL,                 flatten) /* entries row-major → [r*c] */
+    X(KRON,      "kron",      2, M, none,       NULL,    inline, KRON,    ATOM, NULL,                 kron) /* [ra*rb, ca*cb], MATLAB's kron */ \
+    X(FLATTEN,   "flatten",   1, M, none,       NULL,    inline, ELEM,    ATOM, NULL,                 flatten) /* entries row-major → [r*c] */
 
 typedef enum Op {
-#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) OP_##name,
+#define X(name, text, arity, kind, fn, libm, code, builtin, prec, latex, adj) OP_##name,
     GRADC_OPS(X)
 #undef X
     OP_COUNT
@@ -409,6 +416,7 @@ typedef struct OpInfo {
     double (*fn1)(double);          /* U ops: the scalar function */
     double (*fn2)(double, double);  /* B ops */
     const char *libm;     /* the libm function compiled code calls, or NULL */
+    bool calls;           /* its compiled entry calls a function (code: call) */
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 
@@ -613,6 +621,9 @@ double pow_literal(double x, double e);
 /* ir.c: is x.^e multiplications (an integer |e| <= 16), as pow_literal and
  * codegen.c's e_pow compute it, not a call of pow? */
 bool pow_by_squaring(double e);
+/* Does n's compiled entry call a function (GRADC_OPS's code column; x.^e
+ * only when e is not a literal pow_by_squaring takes)? */
+bool node_calls(const Node *n);
 
 /* mathfn.c: exp and tanh as fixed sequences of IEEE operations (EXP, TANH,
  * and the exp inside softmax and logsumexp; sigmoid, softplus, logsigmoid

@@ -87,6 +87,13 @@ static double f_pick(double c, double a) { return c != 0 ? a : 0.0; }
  * which can differ by an ulp; cos of 1e16 then differs entirely). */
 bool pow_by_squaring(double e) { return e == (int)e && e >= -16 && e <= 16; }
 
+bool node_calls(const Node *n)
+{
+    if (n->op == OP_POW)
+        return n->args[1]->op != OP_CONST || !pow_by_squaring(n->args[1]->num);
+    return op_info[n->op].calls;
+}
+
 double pow_literal(double x, double e)
 {
     if (!pow_by_squaring(e))
@@ -114,10 +121,12 @@ double pow_literal(double x, double e)
 #define FN2_U(fn) NULL
 #define FN2_B(fn) fn
 #define FN2_M(fn) NULL
+#define CALLS_call true     /* the code column: anything else does not compile */
+#define CALLS_inline false
 
 const OpInfo op_info[OP_COUNT] = {
-#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) \
-    [OP_##name] = {#name, text, arity, OK_##kind, FN1_##kind(fn), FN2_##kind(fn), libm},
+#define X(name, text, arity, kind, fn, libm, code, builtin, prec, latex, adj) \
+    [OP_##name] = {#name, text, arity, OK_##kind, FN1_##kind(fn), FN2_##kind(fn), libm, CALLS_##code},
     GRADC_OPS(X)
 #undef X
 };

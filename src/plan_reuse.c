@@ -475,22 +475,12 @@ int merge_sums(const Plan *p, Kernel *ks, int nk)
     return nk;
 }
 
-/* Is n's entry computed without a call (libm's, or gradc's exp)?  A call
- * inside a row pass spills its vector registers: the logistic loss's
- * sum(softplus(z)) there took 10000x100 from 1.05 to 1.13x hand C. */
-static bool calls_nothing(const Node *n)
-{
-    static const bool calls[OP_COUNT] = {
-        [OP_SIGMOID] = 1, [OP_SOFTPLUS] = 1, [OP_LOGSIGMOID] = 1, [OP_EXP] = 1, [OP_TANH] = 1,
-    };
-    if (n->op == OP_POW)
-        return n->args[1]->op == OP_CONST && pow_by_squaring(n->args[1]->num);
-    return !calls[n->op] && !op_info[n->op].libm;
-}
-
 /* Does the row pass's sum, of n's fused expression, read only what the
  * pass has made by each entry (its sources and chain values, not its
- * sinks, which are complete only after it) and values made before it? */
+ * sinks, which are complete only after it) and values made before it, and
+ * call no function (node_calls)?  A call inside a row pass spills its
+ * vector registers: the logistic loss's sum(softplus(z)) there took
+ * 10000x100 from 1.05 to 1.13x hand C. */
 static bool row_sum_reads(const Plan *p, const Kernel *r, const Node *n, bool top)
 {
     if (!top && !is_fused(p, n)) {
@@ -499,7 +489,7 @@ static bool row_sum_reads(const Plan *p, const Kernel *r, const Node *n, bool to
                 return !p->mv[n->id] || !p->mv[n->id]->terms[0].trans;
         return true;
     }
-    if (!calls_nothing(n))
+    if (node_calls(n))
         return false;
     for (int i = 0; i < n->nargs; i++)   /* bounded by the fusion depth */
         if (!row_sum_reads(p, r, n->args[i], false))
@@ -511,7 +501,7 @@ static bool row_sum_reads(const Plan *p, const Kernel *r, const Node *n, bool to
  * and ridge's sum(r .^ 2)), is added up in the pass as the chain's entries
  * are made (cgpass.c: rows_maps), left to right: no loop of its own
  * reading them back.  Not one whose entries call a function
- * (calls_nothing), nor one reading a broadcast; the value+gradient fusion
+ * (node_calls), nor one reading a broadcast; the value+gradient fusion
  * (one_pass, after this) then finds no sum to take. */
 int merge_row_sums(const Plan *p, Kernel *ks, int nk)
 {

@@ -78,13 +78,13 @@ static void shape_args(Printer *p, Shape s)
 
 /* GRADC_OPS's prec and latex columns. */
 static const int op_prec[OP_COUNT] = {
-#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = P_##prec,
+#define X(name, text, arity, kind, fn, libm, code, builtin, prec, latex, adj) [OP_##name] = P_##prec,
     GRADC_OPS(X)
 #undef X
 };
 
 static const char *const op_latex[OP_COUNT] = {
-#define X(name, text, arity, kind, fn, libm, builtin, prec, latex, adj) [OP_##name] = latex,
+#define X(name, text, arity, kind, fn, libm, code, builtin, prec, latex, adj) [OP_##name] = latex,
     GRADC_OPS(X)
 #undef X
 };
