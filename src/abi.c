@@ -1,16 +1,12 @@
-/* abi.c — the functions of a module around the emitted bodies: the work
- * layout and the entry checks (negative dimensions, size overflow, the
- * work stack's depth), the internal impl's frame (work, slots, tape,
- * cleanup), the ABI wrappers of spec §7 and the JIT's entries,
- * NAME_work_size; and the target machine and optimisation passes. */
+/* abi.c — the functions of a module around the emitted bodies: the
+ * internal impl's frame (work, slots, tape, cleanup; its entry's layout
+ * and checks are layout.c's), the ABI wrappers of spec §7 and the JIT's
+ * entries, NAME_work_size, the second order's NAME_hvp and NAME_hessian,
+ * and codegen_module, which builds them all. */
 #include "cg.h"
 
 #include <gradc/runtime.h>
 
-#include <llvm-c/Analysis.h>
-#include <llvm-c/Support.h>
-#include <llvm-c/Target.h>
-#include <llvm-c/Transforms/PassBuilder.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,381 +14,6 @@
 /* Functions                                                             */
 /* ===================================================================== */
 
-static LLVMValueRef ovf(Cg *c, const char *name, LLVMValueRef x, LLVMValueRef y, LLVMValueRef *bad)
-{
-    LLVMValueRef args[2] = {x, y};
-    LLVMValueRef r = intrinsic(c, name, c->i64, 2, args);
-    *bad = LLVMBuildOr(c->b, *bad, LLVMBuildExtractValue(c->b, r, 1, ""), "");
-    return LLVMBuildExtractValue(c->b, r, 0, "");
-}
-
-/* The work stack's peak depth (entries) over block b, from the dimensions:
- * per block the net change and the peak above the start.  A push adds its
- * entries, a pop removes them; an if takes the branch it runs where a
- * later if of the block re-tests its condition (see stack_depth), else the
- * larger net and peak of its branches (an upper bound); a for of K iterations whose body has net d and
- * peak q reaches (K-1)*d + q when d >= 0, else q (the first iteration), and
- * nothing when K = 0.  A reverse loop pops an iteration's values, re-runs
- * the body's inner loops (which push) and reverses them (which pop), so its
- * body's net is negative and its peak that of one re-run. */
-typedef struct Depth {
-    LLVMValueRef net, peak;
-} Depth;
-
-static LLVMValueRef smax(Cg *c, LLVMValueRef x, LLVMValueRef y)
-{
-    return sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, x, y, ""), x, y);
-}
-
-static LLVMValueRef entries(Cg *c, Shape sh, LLVMValueRef *bad)
-{
-    return ovf(c, "llvm.smul.with.overflow", dimv(c, sh.rows), dimv(c, sh.cols), bad);
-}
-
-static Depth stack_depth(Cg *c, const Block *b, LLVMValueRef *bad);
-
-static Depth stmt_depth(Cg *c, const Stmt *s, LLVMValueRef *bad)
-{
-    LLVMValueRef zero = ci(c, 0), n = zero;
-    switch (s->kind) {
-    case S_PUSH:
-        for (int i = 0; i < s->n; i++)
-            n = ovf(c, "llvm.sadd.with.overflow", n, entries(c, s->vals[i]->shape, bad), bad);
-        return (Depth){n, n};
-    case S_POP:
-        for (int i = 0; i < s->n; i++)
-            n = ovf(c, "llvm.ssub.with.overflow", n, entries(c, c->m->ir->slots.data[s->slots[i]].shape, bad), bad);
-        return (Depth){n, zero};
-    case S_FOR: {
-        /* stack_sizable: the count is a literal or a dimension */
-        LLVMValueRef v = s->count->op == OP_CONST ? cf(c, s->count->num)
-                                                  : LLVMBuildSIToFP(c->b, c->dims[s->count->index], c->f64, "");
-        LLVMValueRef k = trips(c, v);
-        Depth d = stack_depth(c, s->body, bad);
-        LLVMValueRef grows = LLVMBuildICmp(c->b, LLVMIntSGE, d.net, zero, "");
-        LLVMValueRef reps = sel(c, grows, LLVMBuildSub(c->b, k, ci(c, 1), ""), zero);
-        LLVMValueRef peak = ovf(c, "llvm.sadd.with.overflow",
-                                ovf(c, "llvm.smul.with.overflow", reps, d.net, bad), d.peak, bad);
-        LLVMValueRef none = LLVMBuildICmp(c->b, LLVMIntEQ, k, zero, "");
-        return (Depth){ovf(c, "llvm.smul.with.overflow", k, d.net, bad), sel(c, none, zero, peak)};
-    }
-    default: return (Depth){zero, zero}; /* ifs: stack_depth; a while here records nothing */
-    }
-}
-
-/* The recording if before b->stmts[i] (an if) that tests the same condition
- * node with none of its slots written in between, or -1: both take the same
- * branch.  That is how the reverse sweep's ifs repeat the forward's test. */
-static int same_test(Cg *c, const Block *b, int i)
-{
-    const Node *cond = b->stmts[i]->cond;
-    SlotSet *w = slotset_new(c->a);
-    for (int j = i - 1; j >= 0; j--) {
-        const Stmt *t = b->stmts[j];
-        stmt_writes(t, w);
-        for (int k = 0; k < cond->nslots; k++)
-            if (slotset_has(w, cond->slots[k]))
-                return -1;
-        if (t->kind == S_IF && t->cond == cond && stmt_records(t))
-            return j;
-    }
-    return -1;
-}
-
-enum { TESTS_MAX = 4 }; /* conditions followed jointly in one block: 16 paths */
-
-/* Each statement is measured once (an if: both branches); then the block is
- * summed along every combination of the conditions its ifs share (a
- * recording if and the reverse's if that pops what it pushed), any other if
- * counting the larger net and peak of its branches. */
-static Depth stack_depth(Cg *c, const Block *b, LLVMValueRef *bad)
-{
-    int n = b ? b->n : 0, ntests = 0;
-    Depth *d = arena_alloc(c->a, sizeof *d * (size_t)(n + 1)), *e = arena_alloc(c->a, sizeof *e * (size_t)(n + 1));
-    int *test = arena_alloc(c->a, sizeof *test * (size_t)(n + 1));
-    for (int i = 0; i < n; i++) {
-        const Stmt *s = b->stmts[i];
-        test[i] = -1;
-        if (!stmt_records(s))
-            continue;
-        if (s->kind != S_IF) {
-            d[i] = stmt_depth(c, s, bad);
-            continue;
-        }
-        d[i] = stack_depth(c, s->then_block, bad);
-        e[i] = stack_depth(c, s->else_block, bad);
-        int j = same_test(c, b, i);
-        if (j >= 0 && test[j] < 0 && ntests < TESTS_MAX)
-            test[j] = ntests++;
-        if (j >= 0)
-            test[i] = test[j];
-    }
-    Depth r = {ci(c, 0), ci(c, 0)};
-    for (int path = 0; path < 1 << ntests; path++) {
-        Depth p = {ci(c, 0), ci(c, 0)};
-        for (int i = 0; i < n; i++) {
-            if (!stmt_records(b->stmts[i]))
-                continue;
-            Depth x = d[i];
-            if (b->stmts[i]->kind == S_IF && test[i] < 0)
-                x = (Depth){smax(c, d[i].net, e[i].net), smax(c, d[i].peak, e[i].peak)};
-            else if (b->stmts[i]->kind == S_IF && !(path >> test[i] & 1))
-                x = e[i];
-            p.peak = smax(c, p.peak, ovf(c, "llvm.sadd.with.overflow", p.net, x.peak, bad));
-            p.net = ovf(c, "llvm.sadd.with.overflow", p.net, x.net, bad);
-        }
-        r = path ? (Depth){smax(c, r.net, p.net), smax(c, r.peak, p.peak)} : p;
-    }
-    return r;
-}
-
-/* Saturating unsigned arithmetic for the layout: an overflow gives
- * UINT64_MAX, which stays above the 2^60 bound through the additions and
- * the multiplications by positive counts that follow, so one comparison
- * of the total checks every size.  (Each overflow bit or'ed into one flag
- * made InstCombine's implied-condition queries a third of -O2's time on
- * samples/mlp.expr.) */
-static LLVMValueRef satmul(Cg *c, LLVMValueRef x, LLVMValueRef y)
-{
-    if (is_int(x, 1) || is_int(y, 1))
-        return mul(c, x, y);
-    LLVMValueRef args[2] = {x, y};
-    LLVMValueRef r = intrinsic(c, "llvm.umul.with.overflow", c->i64, 2, args);
-    return sel(c, LLVMBuildExtractValue(c->b, r, 1, ""), ci(c, -1), LLVMBuildExtractValue(c->b, r, 0, ""));
-}
-
-static LLVMValueRef satadd(Cg *c, LLVMValueRef x, LLVMValueRef y)
-{
-    if (is_int(x, 0) || is_int(y, 0))
-        return add(c, x, y);
-    /* not llvm.uadd.sat: x86 FastISel cannot select it, and each one sent
-     * the rest of its block to SelectionDAG in eval's -O0 JIT (InstCombine
-     * turns this form into uadd.sat at -O2) */
-    LLVMValueRef s = add(c, x, y);
-    return sel(c, LLVMBuildICmp(c->b, LLVMIntULT, s, x, ""), ci(c, -1), s);
-}
-
-/* Index of d among the nd dimensions in dv, added when new. */
-static int dim_slot(Dim *dv, int *nd, Dim d)
-{
-    for (int i = 0; i < *nd; i++)
-        if (dim_eq(dv[i], d))
-            return i;
-    dv[*nd] = d;
-    return (*nd)++;
-}
-
-/* The layout computed by the runtime's gradc_layout from a constant table
- * of the dimensions each shape and class multiplies (runtime.h): the
- * dimensions stored in an array, one call, each class's size and base
- * loaded after it (into size and base when not NULL).  Returns the total,
- * -1 for a bad size. */
-static LLVMValueRef layout_call(Cg *c, const Plan *p, const int *first, const int *cnt, int ncls,
-                                LLVMValueRef *size, LLVMValueRef *base)
-{
-    int ns = p->shapes.len, nmax = c->m->ndims + 2 * ns + 2 * ncls + 1, nd = 0, t = 3;
-    Dim *dv = arena_alloc(c->a, sizeof *dv * (size_t)nmax);
-    LLVMValueRef *tab = arena_alloc(c->a, sizeof *tab * (size_t)(3 + 2 * ns + 4 * ncls));
-    for (int i = 0; i < c->m->ndims; i++)
-        dv[nd++] = (Dim){i, 0};
-    for (int i = 0; i < ns; i++) {
-        Shape sh = p->shapes.data[i];
-        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, sh.rows), 0);
-        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, sh.cols), 0);
-    }
-    for (int k = 0; k < ncls; k++) {
-        Buf b = p->bufs.data[first[k]];
-        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, b.a), 0);
-        tab[t++] = LLVMConstInt(c->i32, (unsigned)dim_slot(dv, &nd, b.b), 0);
-        tab[t++] = LLVMConstInt(c->i32, b.plus_a, 0);
-        tab[t++] = LLVMConstInt(c->i32, (unsigned)cnt[k], 0);
-    }
-    tab[0] = LLVMConstInt(c->i32, (unsigned)nd, 0);
-    tab[1] = LLVMConstInt(c->i32, (unsigned)ns, 0);
-    tab[2] = LLVMConstInt(c->i32, (unsigned)ncls, 0);
-    LLVMValueRef init = LLVMConstArray2(c->i32, tab, (uint64_t)t);
-    LLVMValueRef g = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "gradc.layout");
-    LLVMSetInitializer(g, init);
-    LLVMSetGlobalConstant(g, 1);
-    LLVMSetLinkage(g, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
-    LLVMValueRef d = LLVMBuildAlloca(c->ab, LLVMArrayType(c->i64, (unsigned)nd), "dims");
-    for (int i = 0; i < nd; i++) {
-        LLVMValueRef idx = ci(c, i);
-        LLVMBuildStore(c->b, dimv(c, dv[i]), LLVMBuildInBoundsGEP2(c->b, c->i64, d, &idx, 1, ""));
-    }
-    LLVMValueRef out = size ? LLVMBuildAlloca(c->ab, LLVMArrayType(c->i64, (unsigned)(2 * ncls + 1)), "cls")
-                            : LLVMConstNull(c->ptr);
-    LLVMTypeRef pt[3] = {c->ptr, c->ptr, c->ptr};
-    LLVMValueRef args[3] = {d, g, out};
-    LLVMValueRef total = callrt(c, RT_layout, c->i64, pt, 3, args);
-    for (int k = 0; size && k < 2 * ncls; k++) {
-        LLVMValueRef idx = ci(c, k);
-        LLVMValueRef v = LLVMBuildLoad2(c->b, c->i64, LLVMBuildInBoundsGEP2(c->b, c->i64, out, &idx, 1, ""), "");
-        if (k % 2)
-            base[k / 2] = v;
-        else
-            size[k / 2] = v;
-    }
-    return total;
-}
-
-/* Whether every dimension of p's shapes and buffers is a literal: then the
- * layout is written out, for LLVM to fold to constants. */
-static bool layout_literal(const Plan *p)
-{
-    int64_t n;
-    for (int i = 0; i < p->shapes.len; i++)
-        if (!dim_is_lit(p->shapes.data[i].rows, &n) || !dim_is_lit(p->shapes.data[i].cols, &n))
-            return false;
-    for (int i = 0; i < p->bufs.len; i++)
-        if (!dim_is_lit(p->bufs.data[i].a, &n) || !dim_is_lit(p->bufs.data[i].b, &n))
-            return false;
-    return true;
-}
-
-/* Written out (layout_literal): no dimension is negative, every shape's
- * bytes (times 2) fit: the largest did not saturate. */
-static LLVMValueRef layout_checks(Cg *c, const Plan *p)
-{
-    LLVMValueRef dor = ci(c, 0);   /* negative: the or of all has the sign bit */
-    for (int i = 0; i < c->m->ndims; i++)
-        dor = LLVMBuildOr(c->b, dor, c->dims[i], "");
-    LLVMValueRef bad = LLVMBuildICmp(c->b, LLVMIntSLT, dor, ci(c, 0), "");
-    LLVMValueRef shmax = ci(c, 0);
-    for (int i = 0; i < p->shapes.len; i++) {
-        Shape s = p->shapes.data[i];
-        LLVMValueRef bytes = satmul(c, satmul(c, dimv(c, s.rows), dimv(c, s.cols)), ci(c, 16));
-        shmax = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntUGT, bytes, shmax, ""), bytes, shmax, "");
-    }
-    return LLVMBuildOr(c->b, bad, LLVMBuildICmp(c->b, LLVMIntEQ, shmax, ci(c, -1), ""), "");
-}
-
-/* Written out: each class's size and base, and the total. */
-static LLVMValueRef layout_sizes(Cg *c, const Plan *p, const int *first, const int *cnt, int ncls,
-                                 LLVMValueRef *size, LLVMValueRef *base)
-{
-    LLVMValueRef total = ci(c, 0);
-    for (int k = 0; k < ncls; k++) {
-        Buf b = p->bufs.data[first[k]];
-        LLVMValueRef n = satmul(c, dimv(c, b.a), dimv(c, b.b));
-        if (b.plus_a)
-            n = satadd(c, n, dimv(c, b.a));
-        n = satadd(c, satmul(c, n, ci(c, 8)), ci(c, 63));
-        size[k] = LLVMBuildAnd(c->b, n, ci(c, ~(int64_t)63), ""); /* 64-byte aligned buffers */
-        base[k] = total;
-        total = satadd(c, total, satmul(c, size[k], ci(c, cnt[k])));
-    }
-    return total;
-}
-
-/* The bytes of work p needs and, when offs is not NULL, each buffer's class
- * and index in it, each class's offset and buffer size (c->bufcls …),
- * offs[p->bufs.len] the stack's offset and offs[p->bufs.len + 1] the chunk
- * environment's, of envbytes (NULL: none); *bad: a negative dimension or an
- * overflow anywhere. */
-static LLVMValueRef layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef envbytes, LLVMValueRef *bad)
-{
-    /* Buffers of one size form a class: its size (64-byte aligned) and
-     * its count are checked once, so the checks grow with the number of
-     * distinct sizes, not with the program; a buffer's offset is its
-     * class's base plus its index in the class times the size. */
-    int nb = p->bufs.len, ncls = 0;
-    int *cls = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1)), *idx = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1));
-    int *first = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1)), *cnt = arena_alloc(c->a, sizeof(int) * (size_t)(nb + 1));
-    for (int i = 0; i < nb; i++) {
-        Buf b = p->bufs.data[i];
-        int k = 0;
-        while (k < ncls && !(dim_eq(p->bufs.data[first[k]].a, b.a) && dim_eq(p->bufs.data[first[k]].b, b.b) &&
-                             p->bufs.data[first[k]].plus_a == b.plus_a))
-            k++;
-        if (k == ncls)
-            first[ncls++] = i;
-        cls[i] = k;
-        idx[i] = cnt[k]++;
-    }
-    LLVMValueRef *size = arena_alloc(c->a, sizeof *size * (size_t)(ncls + 1));
-    LLVMValueRef *base = arena_alloc(c->a, sizeof *base * (size_t)(ncls + 1));
-    LLVMValueRef total;
-    if (layout_literal(p)) {
-        *bad = layout_checks(c, p);
-        total = layout_sizes(c, p, first, cnt, ncls, size, base);
-    } else {
-        *bad = cbool(c, 0);   /* total: -1, above the bound */
-        total = layout_call(c, p, first, cnt, ncls, offs ? size : NULL, base);
-    }
-    if (offs) { /* addresses are made where a function first asks (impl_buf, chunk_buf) */
-        c->bufcls = cls;
-        c->bufidx = idx;
-        c->clsoff = base;
-        c->clssize = size;
-        c->ncls = ncls;
-    }
-    if (p->stack) {
-        LLVMValueRef sbad = cbool(c, 0);
-        LLVMValueRef n = ovf(c, "llvm.umul.with.overflow", stack_depth(c, p->f->body, &sbad).peak, ci(c, 8), &sbad);
-        *bad = LLVMBuildOr(c->b, *bad, sbad, "");
-        if (offs)
-            offs[p->bufs.len] = total;
-        total = satadd(c, total, n);
-    }
-    if (offs)
-        offs[p->bufs.len + 1] = total;
-    if (envbytes)
-        total = satadd(c, total, envbytes);
-    *bad = LLVMBuildOr(c->b, *bad, LLVMBuildICmp(c->b, LLVMIntUGT, total, ci(c, INT64_C(1) << 60), ""), "");
-    return total;
-}
-
-/* The base of buffer class k in the impl (made once, before addrs_at). */
-LLVMValueRef impl_cls(Cg *c, int k)
-{
-    if (!c->clsptr[k]) {
-        LLVMPositionBuilderBefore(c->sb, c->addrs_at);
-        c->clsptr[k] = LLVMBuildInBoundsGEP2(c->sb, c->i8, c->workbase, &c->clsoff[k], 1, "");
-    }
-    return c->clsptr[k];
-}
-
-/* Buffer i's address in the impl: its class's base plus its index times
- * the class's size. */
-LLVMValueRef impl_buf(Cg *c, int i)
-{
-    if (!c->bufs[i]) {
-        LLVMValueRef base = impl_cls(c, c->bufcls[i]);
-        LLVMPositionBuilderBefore(c->sb, c->addrs_at);
-        LLVMValueRef off = LLVMBuildMul(c->sb, c->clssize[c->bufcls[i]], ci(c, c->bufidx[i]), "");
-        c->bufs[i] = c->bufidx[i] ? LLVMBuildInBoundsGEP2(c->sb, c->i8, base, &off, 1, "") : base;
-    }
-    return c->bufs[i];
-}
-
-/* The bytes of p's buffers when every size is a literal and there is no
- * work stack, or -1.  Up to LOCAL_WORK, such a function keeps its buffers
- * in its own frame instead of the caller's work: LLVM then sees every
- * entry (x'*A*x at n = 4 lives in registers, no stores and reloads). */
-enum { LOCAL_WORK = 2048 };
-
-static int64_t literal_work(const Plan *p)
-{
-    int64_t total = 0;
-    if (p->stack)
-        return -1;
-    for (int i = 0; i < p->bufs.len; i++) {
-        Buf b = p->bufs.data[i];
-        int64_t r, k;
-        if (!dim_is_lit(b.a, &r) || !dim_is_lit(b.b, &k))
-            return -1;
-        int64_t n = r * k + (b.plus_a ? r : 0);
-        total += (n * 8 + 63) / 64 * 64;
-        if (total > LOCAL_WORK)
-            return -1;
-    }
-    return total;
-}
-
-/* The end of an entry: free work if the function allocated it (owned),
- * then return the status kept in status. */
 /* Called in the block that found no work space given: malloc(total + 64)
  * (64 for the alignment), GRADC_ENOMEM through nomem when that fails, else on
  * to start through mal_ok; leaves the builder in start. */
@@ -411,6 +32,8 @@ static LLVMValueRef work_malloc(Cg *c, LLVMValueRef total, LLVMBasicBlockRef nom
     return mem;
 }
 
+/* The end of an entry: free work if the function allocated it (owned),
+ * then return the status kept in status. */
 static void free_and_return(Cg *c, LLVMValueRef owned, LLVMValueRef base, LLVMValueRef status)
 {
     LLVMBasicBlockRef fr = block(c, "free"), ret = block(c, "return");
@@ -506,7 +129,7 @@ static LLVMValueRef gen_impl(Cg *c, Plan *p, const char *name)
     bool chunks = chunk_any(p);
     LLVMValueRef envbytes = chunks ? LLVMBuildFreeze(c->b, ci(c, 0), "envbytes") : NULL;
     LLVMValueRef bad, *offs = arena_alloc(c->a, sizeof *offs * (size_t)(p->bufs.len + 2));
-    LLVMValueRef total = layout(c, p, offs, envbytes, &bad);
+    LLVMValueRef total = work_layout(c, p, offs, envbytes, &bad);
     LLVMBasicBlockRef fine = block(c, "dims.ok");
     LLVMBuildCondBr(c->b, bad, edim, fine);
     enter(c, edim);
@@ -703,7 +326,7 @@ static void gen_work_size(Cg *c, const char *name, Plan **plans, int nplans)
     LLVMBasicBlockRef entry = begin_exported(c, name, LLVMFunctionType(c->i64, pt, (unsigned)m->ndims, 0));
     LLVMValueRef size = ci(c, 0), anybad = cbool(c, 0), bad;
     for (int i = 0; i < nplans; i++) {
-        LLVMValueRef t = layout(c, plans[i], NULL, plans[i]->envslots ? ci(c, plans[i]->envslots * 8) : NULL, &bad);
+        LLVMValueRef t = work_layout(c, plans[i], NULL, plans[i]->envslots ? ci(c, plans[i]->envslots * 8) : NULL, &bad);
         anybad = LLVMBuildOr(c->b, anybad, bad, "");
         size = sel(c, LLVMBuildICmp(c->b, LLVMIntUGT, t, size, ""), t, size);
     }
@@ -732,18 +355,18 @@ static HessLayout hess_layout(Cg *c, const char *name)
     for (int i = 0; i < h->ndims; i++)
         l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntSLT, c->dims[i], ci(c, 0), ""), "");
     for (int i = 0; i < h->nwrt / 2; i++)
-        l.n = ovf(c, "llvm.sadd.with.overflow", l.n, entries(c, h->inputs[h->wrt[i]].shape, &l.bad), &l.bad);
+        l.n = checked_op(c, "llvm.sadd.with.overflow", l.n, shape_entries(c, h->inputs[h->wrt[i]].shape, &l.bad), &l.bad);
     LLVMValueRef ws = LLVMGetNamedFunction(c->mod, arena_printf(c->a, "%s_hessian.hv_work_size", name));
     LLVMValueRef hw = LLVMBuildCall2(c->b, LLVMGlobalGetValueType(ws), ws, c->dims, (unsigned)h->ndims, "");
     l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntEQ, hw, ci(c, -1), ""), "");
     LLVMValueRef mask = ci(c, ~(int64_t)63);
-    l.dir = LLVMBuildAnd(c->b, ovf(c, "llvm.uadd.with.overflow", hw, ci(c, 63), &l.bad), mask, "");
+    l.dir = LLVMBuildAnd(c->b, checked_op(c, "llvm.uadd.with.overflow", hw, ci(c, 63), &l.bad), mask, "");
     /* one entry more: a run with N = 0 still writes and clears entry 0 */
-    LLVMValueRef vb = ovf(c, "llvm.umul.with.overflow", l.n, ci(c, 8), &l.bad);
-    vb = LLVMBuildAnd(c->b, ovf(c, "llvm.uadd.with.overflow", vb, ci(c, 8 + 63), &l.bad), mask, "");
-    l.raw = ovf(c, "llvm.uadd.with.overflow", l.dir, vb, &l.bad);
-    LLVMValueRef nn = ovf(c, "llvm.umul.with.overflow", l.n, l.n, &l.bad);
-    l.total = ovf(c, "llvm.uadd.with.overflow", l.raw, ovf(c, "llvm.umul.with.overflow", nn, ci(c, 8), &l.bad), &l.bad);
+    LLVMValueRef vb = checked_op(c, "llvm.umul.with.overflow", l.n, ci(c, 8), &l.bad);
+    vb = LLVMBuildAnd(c->b, checked_op(c, "llvm.uadd.with.overflow", vb, ci(c, 8 + 63), &l.bad), mask, "");
+    l.raw = checked_op(c, "llvm.uadd.with.overflow", l.dir, vb, &l.bad);
+    LLVMValueRef nn = checked_op(c, "llvm.umul.with.overflow", l.n, l.n, &l.bad);
+    l.total = checked_op(c, "llvm.uadd.with.overflow", l.raw, checked_op(c, "llvm.umul.with.overflow", nn, ci(c, 8), &l.bad), &l.bad);
     l.bad = LLVMBuildOr(c->b, l.bad, LLVMBuildICmp(c->b, LLVMIntUGT, l.total, ci(c, INT64_C(1) << 60), ""), "");
     return l;
 }
@@ -820,7 +443,7 @@ static void gen_hessian(Cg *c, const char *name)
     LLVMValueRef bad = cbool(c, 0);
     off[0] = ci(c, 0);
     for (int i = 1; i < k; i++)
-        off[i] = add(c, off[i - 1], entries(c, h->inputs[h->wrt[i - 1]].shape, &bad));
+        off[i] = add(c, off[i - 1], shape_entries(c, h->inputs[h->wrt[i - 1]].shape, &bad));
     LLVMValueRef one = LLVMBuildICmp(c->b, LLVMIntSGT, l.n, ci(c, 1), "");
     Loop lj;
     LLVMValueRef j = loop_begin(c, &lj, ci(c, 0), sel(c, one, l.n, ci(c, 1)));
@@ -1021,185 +644,4 @@ LLVMModuleRef codegen_module(const Module *m, const CodegenOptions *o, LLVMConte
         return NULL;
     }
     return mod;
-}
-
-/* ===================================================================== */
-/* Targets and optimisation                                              */
-/* ===================================================================== */
-
-static void init_targets(void)
-{
-    static bool done;
-    if (done)
-        return;
-    done = true;
-    LLVMInitializeX86TargetInfo();
-    LLVMInitializeX86Target();
-    LLVMInitializeX86TargetMC();
-    LLVMInitializeX86AsmPrinter();
-    LLVMInitializeAArch64TargetInfo();
-    LLVMInitializeAArch64Target();
-    LLVMInitializeAArch64TargetMC();
-    LLVMInitializeAArch64AsmPrinter();
-    /* Loop strength reduction is super-linear on the many loop nests of one
-     * large generated function: it took 88% of a 17 s JIT compile of a
-     * 100-line program (0.6 s without it), and bench/run shows no run-time
-     * loss without it (x86 addressing modes already scale the index). */
-    static const char *const options[] = {"gradc", "-disable-lsr"};
-    LLVMParseCommandLineOptions(2, options, NULL);
-}
-
-/* The host's enabled features ("+avx2,+fma,..." of LLVM's "+x,-y,..."),
- * for a target machine named for the baseline "x86-64" CPU: the same
- * instructions, without the host CPU's tuning and without parsing the
- * disabled half of the list.  -O0 (eval's JIT) has nothing to tune, and
- * the feature list was parsed twice per compile (the target machine and
- * the subtarget), 8% of a small sample's eval. */
-static char *enabled_features(const char *features)
-{
-    size_t n = strlen(features);
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const char *f = features; *f;) {
-        const char *end = strchr(f, ',');
-        size_t len = end ? (size_t)(end - f) : strlen(f);
-        if (*f == '+') {
-            if (o != out)
-                *o++ = ',';
-            memcpy(o, f, len);
-            o += len;
-        }
-        f += len + (end != NULL);
-    }
-    *o = 0;
-    return out;
-}
-
-/* Read once per process, and never freed: a JIT miss wants them for its
- * cache key and again for its target machine, and reading the features
- * costs 0.13M instructions (1% of a small program's eval). */
-void codegen_host_cpu(const char **name, const char **features)
-{
-    static char *n, *f;
-    if (!n) {
-        n = LLVMGetHostCPUName();
-        f = LLVMGetHostCPUFeatures();
-    }
-    *name = n;
-    *features = f;
-}
-
-LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level)
-{
-    init_targets();
-    char *t = triple ? LLVMNormalizeTargetTriple(triple) : LLVMGetDefaultTargetTriple();
-    const char *cpu = NULL, *features = NULL;
-    if (!triple)
-        codegen_host_cpu(&cpu, &features);
-    LLVMTargetRef target;
-    char *err = NULL;
-    LLVMTargetMachineRef tm = NULL;
-    if (LLVMGetTargetFromTriple(t, &target, &err)) {
-        diag_plain("unsupported target '%s': %s", triple ? triple : t, err);
-        LLVMDisposeMessage(err);
-    } else {
-        LLVMCodeGenOptLevel lv = opt_level <= 0 ? LLVMCodeGenLevelNone : opt_level == 1 ? LLVMCodeGenLevelLess
-                               : opt_level == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
-        char *enabled = features && opt_level <= 0 && strstr(t, "x86_64") == t ? enabled_features(features) : NULL;
-        tm = LLVMCreateTargetMachine(target, t, enabled ? "x86-64" : cpu ? cpu : "generic",
-                                     enabled ? enabled : features ? features : "", lv, LLVMRelocPIC,
-                                     LLVMCodeModelDefault);
-        free(enabled);
-        if (!tm)
-            diag_plain("cannot create a target machine for '%s'", t);
-    }
-    LLVMDisposeMessage(t);
-    return tm;
-}
-
-/* -O2: the passes of LLVM's default<O2> that gradc's IR needs, once each,
- * in half the time (layer_norm: 150 -> 45 ms; bench/run's run-time rows
- * unchanged).  The IR comes already shaped: maps and sums are loops over
- * flat indices, a sum's loop carries the vectoriser's hints (codegen.c),
- * products call kernels, values live in allocas.  So: inline the per-module
- * kernels (gradc.exp, a literal 4x4 product's pass) where their constant
- * arguments then fold; allocas to registers, common subexpressions and
- * peepholes; rotate loops (the vectoriser needs their exit at the latch),
- * hoist invariants, canonical induction variables; unroll loops of
- * literal trip count fully (x'*A*x at 4x4: 2.3x slower without), and
- * redo SROA and GVN on what that exposes; then vectorise loops (maps,
- * sums) and straight-line code (what full unrolling left), and tidy; last,
- * infer the functions' attributes (an unread work pointer is readnone: a
- * caller's compiler may then skip it) and drop what inlining left unused.
- * default<O2> runs the simplification pipeline per call graph SCC and
- * again per function, with jump threading, loop unswitching, idiom
- * recognition and more, which gradc's IR does not need; -O3 is still
- * default<O3>. */
-#define O2_PIPELINE(slp)                                                                                   \
-    "cgscc(inline),"                                                                                       \
-    "function(sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,"                                 \
-    "loop-mssa(loop-rotate,licm),indvars,loop(loop-unroll-full),sroa,gvn,instcombine<no-verify-fixpoint>," \
-    "loop-vectorize," slp "instcombine<no-verify-fixpoint>,simplifycfg),"                                  \
-    "cgscc(function-attrs),globaldce"
-
-/* Whether mod has straight-line code for the SLP vectoriser: what full
- * unrolling will leave of a loop with a literal trip count, and a row
- * pass's remainder, whose rows' scalar sums it packs into one vector.
- * Elsewhere it changed no sample's code and cost 7% of -O2's instructions
- * (gp_nll 15%). */
-static bool wants_slp(LLVMModuleRef mod)
-{
-    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
-        size_t len;
-        if (strncmp(LLVMGetValueName2(f, &len), "gradc.rows", 10) == 0)
-            return true;
-        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb)) {
-            LLVMValueRef br = LLVMGetBasicBlockTerminator(bb), cmp;   /* loop_begin's i < hi */
-            if (br && LLVMIsABranchInst(br) && LLVMIsConditional(br) && (cmp = LLVMIsAICmpInst(LLVMGetCondition(br))) &&
-                LLVMIsAPHINode(LLVMGetOperand(cmp, 0)) && LLVMIsAConstantInt(LLVMGetOperand(cmp, 1)))
-                return true;
-        }
-    }
-    return false;
-}
-
-bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
-{
-#ifndef NDEBUG
-    /* here rather than in codegen_module: a JIT cache hit compiles nothing,
-     * and its object was stored after the same module verified */
-    char *msg = NULL;
-    bool bad = LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg);
-    if (bad)
-        diag_plain("internal error: generated LLVM IR does not verify: %.2000s", msg);
-    LLVMDisposeMessage(msg);
-    if (bad)
-        return false;
-#endif
-    char *t = LLVMGetTargetMachineTriple(tm);
-    LLVMSetTarget(mod, t);
-    LLVMDisposeMessage(t);
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-    LLVMSetModuleDataLayout(mod, td);
-    LLVMDisposeTargetData(td);
-    if (opt_level >= 1)
-        cg_math_inline(mod);
-    char passes[sizeof O2_PIPELINE("slp-vectorizer,")];
-    if (opt_level == 2)
-        snprintf(passes, sizeof passes, "%s", wants_slp(mod) ? O2_PIPELINE("slp-vectorizer,") : O2_PIPELINE(""));
-    else
-        snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMPassBuilderOptionsSetLoopVectorization(po, opt_level >= 2);
-    LLVMPassBuilderOptionsSetSLPVectorization(po, opt_level >= 2);
-    LLVMErrorRef e = LLVMRunPasses(mod, passes, tm, po);
-    LLVMDisposePassBuilderOptions(po);
-    if (e) {
-        char *msg = LLVMGetErrorMessage(e);
-        diag_plain("internal error: LLVM passes failed: %s", msg);
-        LLVMDisposeErrorMessage(msg);
-        return false;
-    }
-    return true;
 }

@@ -1,5 +1,5 @@
-/* cg.h — what codegen.c and codegen_stmt.c (value and statement emission)
- * and abi.c (the functions' frames and wrappers) share: the emitter's state
+/* cg.h — what codegen.c and codegen_stmt.c (value and statement emission),
+ * layout.c and abi.c (the functions' frames and wrappers) share: the emitter's state
  * and its small LLVM helpers.  Private to the LLVM stage. */
 #ifndef GRADC_CG_H
 #define GRADC_CG_H
@@ -91,9 +91,17 @@ bool chunk_wanted(const Point *pt);
 bool chunk_any(const Plan *p);    /* some point of p is chunked: the impl has an env */
 void chunk_point(Cg *c, const Point *pt, void (*gen)(Cg *, const Kernel *));
 LLVMValueRef chunk_buf(Cg *c, int i);
-/* abi.c: buffer i's address in the impl; buffer class k's base */
+/* layout.c: buffer i's address in the impl; buffer class k's base */
 LLVMValueRef impl_buf(Cg *c, int i);
 LLVMValueRef impl_cls(Cg *c, int k);
+/* The bytes of work p needs, its buffers' offsets (offs) and the checks on
+ * the dimensions (*bad: a negative one or an overflow), at the entry */
+LLVMValueRef work_layout(Cg *c, const Plan *p, LLVMValueRef *offs, LLVMValueRef envbytes, LLVMValueRef *bad);
+int64_t literal_work(const Plan *p);   /* p's work when it is a literal, else -1 */
+/* x op y through an i64 overflow intrinsic ("llvm.smul.with.overflow" …),
+ * its overflow bit or-ed into *bad; shape_entries: rows*cols, so checked */
+LLVMValueRef checked_op(Cg *c, const char *name, LLVMValueRef x, LLVMValueRef y, LLVMValueRef *bad);
+LLVMValueRef shape_entries(Cg *c, Shape sh, LLVMValueRef *bad);
 LLVMValueRef node_bound(Cg *c, const Node *n);
 LLVMValueRef node_value(Cg *c, const Node *n);
 void node_bind(Cg *c, const Node *n, LLVMValueRef v);

@@ -64,15 +64,15 @@ void cg_math_extern(LLVMModuleRef mod);
 /* From -O1: the two functions cg_exp and cg_tanh call are alwaysinline. */
 void cg_math_inline(LLVMModuleRef mod);
 
-/* A target machine for triple (NULL: the host, with its CPU name and
- * features), PIC.  NULL after printing an error. */
+/* target.c: a target machine for triple (NULL: the host, with its CPU
+ * name and features), PIC.  NULL after printing an error. */
 LLVMTargetMachineRef codegen_target_machine(const char *triple, int opt_level);
 /* The host's CPU name and LLVM feature string ("+avx2,-avx512f,..."). */
 void codegen_host_cpu(const char **name, const char **features);
 
 /* Verifies mod (with asserts on), sets its triple and data layout from tm
- * and runs default<O{opt_level}>.
- * false after printing an error. */
+ * and runs the passes of opt_level (-O2: O2_PIPELINE, else LLVM's
+ * default<O{opt_level}>).  false after printing an error. */
 bool codegen_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
 
 #endif
