@@ -108,8 +108,7 @@ void node_bind(Cg *c, const Node *n, LLVMValueRef v);
 void node_made(Cg *c, const Node *n);
 
 /* codegen.c, for codegen_along.c: entry k of n (fused or stored), a pointer
- * to n's entries, the sum of f(k) for k < count (partial sums, see there) */
-typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
+ * to n's entries */
 LLVMValueRef cg_elem(Cg *c, Node *n, LLVMValueRef k);
 /* entry k of an elementwise node computed from its arguments' entries */
 LLVMValueRef cg_elem_op(Cg *c, Node *n, LLVMValueRef k);
@@ -118,21 +117,26 @@ LLVMValueRef cg_argbuf(Cg *c, Node *n);
 LLVMValueRef cg_get(Cg *c, Node *n);
 /* a call attribute: the callee (a kernel written once) stays a function */
 LLVMAttributeRef cg_noinline(Cg *c);
-LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
 /* the sum of row i (of cols entries) of x's fused entries */
 LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols);
 
-/* codegen.c, for codegen_stmt.c: the sum of f(k) with flush (see there),
- * a node's value (1×1) or buffer, the runtime's product into out, whether
- * n's loop runs over rows and columns; codegen_stmt.c, for codegen.c:
- * dst[k] = x[k] for every entry, or dst[k] += x[k] when acc (an i1: the
- * GRADC_ACCUMULATE flag, or a constant; NULL: never) */
+/* cgsum.c: the sum of f(k) for k < count (its shapes: see there) */
+typedef LLVMValueRef (*ElemFn)(Cg *c, void *ctx, LLVMValueRef k);
+LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx);
 typedef void (*FlushFn)(Cg *c, void *ctx);
 /* With flush: called after each entry (-O2: the vectoriser then loads a
  * vector's entries before it stores) or, at -O1, after each block of
  * SUM_LANES entries, so that f loads a whole block before anything is
  * stored (stores the block's loads could alias would keep it scalar). */
 LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx);
+/* the loop whose back edge is latch is not vectorised */
+void cg_no_vectorise(Cg *c, LLVMValueRef latch);
+
+/* codegen.c, for codegen_stmt.c: a node's value (1×1) or buffer, the
+ * runtime's product into out, whether n's loop runs over rows and columns;
+ * codegen_stmt.c, for codegen.c: dst[k] = x[k] for every entry, or dst[k]
+ * += x[k] when acc (an i1: the GRADC_ACCUMULATE flag, or a constant; NULL:
+ * never) */
 LLVMValueRef gen_scalar(Cg *c, Node *n);
 LLVMValueRef gen_buffer(Cg *c, Node *n);
 void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha, LLVMValueRef acc);
@@ -142,7 +146,7 @@ void cg_store_map(Cg *c, Node *x, LLVMValueRef out, int slot);
 void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, LLVMValueRef acc);
 bool cg_reads_slot_buffer(Cg *c, const Node *y, int s);
 
-/* A kernel's loop as an internal function "gradc.KIND.KEY" (written once
+/* cgoutline.c: a kernel's loop as an internal function "gradc.KIND.KEY" (written once
  * per key: the structure of what it computes, cg_key_node), whose
  * parameters are the dimensions, the leaves' values (bound to them while
  * body builds it; leaf self, if >= 0, is read through extra instead) and
@@ -154,7 +158,6 @@ bool cg_reads_slot_buffer(Cg *c, const Node *y, int s);
  * CG_EXTRA_SHARED: the caller's memory, which an input may share. */
 enum { CG_EXTRA_SHARED = -2 };
 typedef LLVMValueRef (*OutlineFn)(Cg *c, void *ctx, LLVMValueRef extra);
-void cg_no_vectorise(Cg *c, LLVMValueRef latch);
 LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
                          LLVMTypeRef ret, LLVMValueRef extra, LLVMValueRef flag, OutlineFn body, void *ctx);
 /* hash h extended by n's structure (FNV-1a; top: n itself is hashed, not

@@ -26,12 +26,12 @@
  * (dims, inputs, cotangent, out, grads, flags, work, where); the ABI
  * functions and the JIT's entries are thin wrappers around it (abi.c);
  * what is computed where comes from the plan (plan.c).  This file emits
- * values and kernels; codegen_stmt.c the plan's points, statements and
- * results. */
+ * values and kernels; cgsum.c the loop of a sum, cgoutline.c a kernel's
+ * loop as a function of its own, codegen_stmt.c the plan's points,
+ * statements and results. */
 #include "cg.h"
 
 #include <gradc/runtime.h>
-#include <llvm-c/DebugInfo.h>
 #include <math.h>
 
 #include <string.h>
@@ -287,169 +287,6 @@ static LLVMValueRef argbuf(Cg *c, Node *n)
 
 LLVMValueRef cg_argbuf(Cg *c, Node *n) { return argbuf(c, n); }
 
-/* Sum of f(k) for k in [0, count), in one of three shapes:
- * - -O2 and up: one accumulator whose additions may be reassociated, in a
- *   loop the vectoriser is told to make 4 vectors of 8 lanes of
- *   (llvm.loop metadata): 32 partial sums s_l = f(l) + f(l+32) + … over the
- *   first count - count % 32 entries, combined by LLVM's reduction (the
- *   four vectors added, then the lanes by halves), then the remaining
- *   entries added one by one (under 32 entries: left to right); a body
- *   computing exp or tanh gets 8 partial sums, one vector (vectorise_8).  The body
- *   is in the IR once: written as 16 scalar chains for the SLP vectoriser
- *   to pack, it made -O2 2-3x slower on sum-heavy programs (d2l_dot's
- *   compile 127M -> 56M instructions, softmax_xent 645M -> 309M).  A body
- *   that calls a function the vectoriser cannot (libm's log1p, exp) is
- *   left one chain: the call, not the addition, bounds it.
- * - -O1 (no vectorisers): SUM_LANES scalar partial sums, combined pairwise
- *   ((s0 + s1) + (s2 + s3)) + …, then the remaining entries one by one.
- * - -O0 (eval's JIT): one chain, left to right as the interpreter, in the
- *   -O2 loop without its hints: 16 lanes were 16 copies of the body for
- *   FastISel, and a remainder loop a 17th (gp_nll's module 3,292 lines,
- *   1,505 now; its eval 60.8M instructions, 31.6M now).
- * Each differs from a left-to-right sum by rounding only, within the usual
- * bound (count · eps · sum |f|), and the vector width of the target does
- * not change the result. */
-
-static LLVMValueRef reduce_sum(Cg *c, LLVMValueRef n, ElemFn f, void *ctx)
-{
-    return cg_reduce_sum_flush(c, n, f, NULL, ctx);
-}
-
-/* What blocks from first to the function's last call: CALLS_OUT a function
- * the loop vectoriser cannot vectorise (not an intrinsic, and not gradc's
- * own exp and tanh, inlined from -O1: cg_math_inline), else CALLS_MATH
- * one of those two, else CALLS_NONE. */
-enum { CALLS_NONE, CALLS_MATH, CALLS_OUT };
-
-static int calls(LLVMBasicBlockRef first)
-{
-    int r = CALLS_NONE;
-    for (LLVMBasicBlockRef bb = first; bb; bb = LLVMGetNextBasicBlock(bb))
-        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
-            LLVMValueRef fn = LLVMIsACallInst(in) ? LLVMGetCalledValue(in) : NULL;
-            if (!fn)
-                continue;
-            size_t len;
-            const char *name = LLVMIsAFunction(fn) ? LLVMGetValueName2(fn, &len) : "";
-            if (!LLVMIsAFunction(fn) || (!LLVMGetIntrinsicID(fn) && strncmp(name, "gradc.", 6) != 0))
-                return CALLS_OUT;
-            if (!LLVMGetIntrinsicID(fn))
-                r = CALLS_MATH;
-        }
-    return r;
-}
-
-/* The loop whose back edge is latch gets the hints names[i] = vals[i]
- * (llvm.loop metadata: a loop ID whose first operand is itself). */
-static void loop_hints(Cg *c, LLVMValueRef latch, const char *const *names, LLVMValueRef *vals, int n)
-{
-    LLVMMetadataRef self = LLVMTemporaryMDNode(c->ctx, NULL, 0);
-    LLVMMetadataRef ops[4] = {self};
-    for (int i = 0; i < n; i++) {
-        LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, names[i], strlen(names[i])),
-                                 LLVMValueAsMetadata(vals[i])};
-        ops[i + 1] = LLVMMDNodeInContext2(c->ctx, kv, 2);
-    }
-    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, (size_t)n + 1);
-    LLVMMetadataReplaceAllUsesWith(self, id);
-    LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
-}
-
-/* The loop whose back edge is latch asks the loop vectoriser for vectors
- * of 8 doubles, interleave of them per iteration: 8 * interleave partial
- * sums whatever the target's vector width (AVX2: two registers a vector).
- * 4 for a sum's chain of additions; 1 when each entry computes exp or
- * tanh, whose work bounds the loop, not the additions: 4 was 4 inlined
- * copies of the vector exp to select (softmax_xent's compile -O2: 250M ->
- * 139M instructions), and a sum of exp runs no slower with 1 (0.95-1.01x
- * at n = 64 to 10^6: a smaller loop). */
-static void vectorise_8(Cg *c, LLVMValueRef latch, int interleave)
-{
-    const char *const names[] = {"llvm.loop.vectorize.enable", "llvm.loop.vectorize.width",
-                                 "llvm.loop.interleave.count"};
-    LLVMValueRef vals[] = {cbool(c, 1), LLVMConstInt(c->i32, 8, 0), LLVMConstInt(c->i32, (unsigned)interleave, 0)};
-    loop_hints(c, latch, names, vals, 3);
-}
-
-/* The loop whose back edge is latch is not vectorised (a slice's strided
- * row copies, cgslice.c: their vector form is a gather behind a check
- * that the stride is 1, with a body, a remainder and an overlap check to
- * compile). */
-void cg_no_vectorise(Cg *c, LLVMValueRef latch)
-{
-    const char *const names[] = {"llvm.loop.vectorize.enable"};
-    LLVMValueRef vals[] = {cbool(c, 0)};
-    loop_hints(c, latch, names, vals, 1);
-}
-
-/* One chain, left to right (-O0); at -O2 its addition may be reassociated
- * and, unless the body calls out, the vectoriser makes 32 partial sums (8
- * with exp or tanh). */
-static LLVMValueRef reduce_sum_chain(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
-{
-    LLVMValueRef t = alloca_(c, c->f64);
-    LLVMBuildStore(c->b, cf(c, 0), t);
-    Loop lp;
-    LLVMValueRef k = loop_begin(c, &lp, ci(c, 0), n);
-    LLVMBasicBlockRef body = LLVMGetInsertBlock(c->b);
-    LLVMValueRef s = fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, k));
-    LLVMBuildStore(c->b, s, t);
-    if (flush)
-        flush(c, ctx);
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    int called = c->opt_level >= 2 ? calls(body) : CALLS_OUT;
-    loop_end(c, &lp);
-    if (c->opt_level >= 2)
-        LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
-    if (called != CALLS_OUT)
-        vectorise_8(c, LLVMGetBasicBlockTerminator(latch), called == CALLS_MATH ? 1 : 4);
-    return LLVMBuildLoad2(c->b, c->f64, t, "");
-}
-
-/* -O1: SUM_LANES partial sums, in the IR one after another */
-static LLVMValueRef reduce_sum_lanes(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
-{
-    LLVMValueRef acc[SUM_LANES], t = alloca_(c, c->f64);
-    for (int l = 0; l < SUM_LANES; l++) {
-        acc[l] = alloca_(c, c->f64);
-        LLVMBuildStore(c->b, cf(c, 0), acc[l]);
-    }
-    LLVMValueRef blocks = LLVMBuildSDiv(c->b, n, ci(c, SUM_LANES), "");
-    Loop lp;
-    LLVMValueRef i = loop_begin(c, &lp, ci(c, 0), blocks);
-    LLVMValueRef base = mul(c, i, ci(c, SUM_LANES));
-    for (int l = 0; l < SUM_LANES; l++) {
-        LLVMValueRef x = f(c, ctx, add(c, base, ci(c, l)));
-        LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, acc[l], ""), x), acc[l]);
-    }
-    if (flush)
-        flush(c, ctx);
-    loop_end(c, &lp);
-    LLVMValueRef s[SUM_LANES];
-    for (int l = 0; l < SUM_LANES; l++)
-        s[l] = LLVMBuildLoad2(c->b, c->f64, acc[l], "");
-    for (int w = SUM_LANES; w > 1; w /= 2)
-        for (int l = 0; l < w / 2; l++)
-            s[l] = fplus(c, s[2 * l], s[2 * l + 1]);
-    LLVMBuildStore(c->b, s[0], t);
-    i = loop_begin(c, &lp, mul(c, blocks, ci(c, SUM_LANES)), n);
-    LLVMBuildStore(c->b, fplus(c, LLVMBuildLoad2(c->b, c->f64, t, ""), f(c, ctx, i)), t);
-    if (flush)
-        flush(c, ctx);
-    loop_end(c, &lp);
-    return LLVMBuildLoad2(c->b, c->f64, t, "");
-}
-
-LLVMValueRef cg_reduce_sum_flush(Cg *c, LLVMValueRef n, ElemFn f, FlushFn flush, void *ctx)
-{
-    return c->opt_level == 1 ? reduce_sum_lanes(c, n, f, flush, ctx) : reduce_sum_chain(c, n, f, flush, ctx);
-}
-
-LLVMValueRef cg_reduce_sum(Cg *c, LLVMValueRef count, ElemFn f, void *ctx)
-{
-    return reduce_sum(c, count, f, ctx);
-}
-
 /* max over k of p[k]: NaN when an entry is NaN, -inf when empty */
 static LLVMValueRef reduce_max(Cg *c, LLVMValueRef p, LLVMValueRef n)
 {
@@ -491,7 +328,7 @@ static LLVMValueRef gen_logsumexp(Cg *c, Node *n)
     LLVMValueRef p = argbuf(c, x), len = count(c, x);
     LLVMValueRef m = reduce_max(c, p, len);
     Two w = {c, p, NULL, NULL, m};
-    LLVMValueRef s = reduce_sum(c, len, f_expshift, &w);
+    LLVMValueRef s = cg_reduce_sum(c, len, f_expshift, &w);
     LLVMValueRef r = fplus(c, m, libm(c, "log", 1, s, NULL));
     /* all -inf (or empty): -inf; a +inf entry: +inf — not inf - inf = NaN */
     LLVMValueRef inf = fcmp(c, LLVMRealOEQ, e_abs(c, m), cf(c, INFINITY));
@@ -509,7 +346,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
         return gen_norm(c, n);
     case OP_TRACE: {
         Two w = {c, argbuf(c, x), NULL, add(c, rows(c, x), ci(c, 1)), NULL};
-        return reduce_sum(c, rows(c, x), f_strided, &w);
+        return cg_reduce_sum(c, rows(c, x), f_strided, &w);
     }
     case OP_LOGSUMEXP:
         return outline_logsumexp(c, n);
@@ -518,7 +355,7 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
         return gen_extreme(c, n);
     case OP_MATMUL: {
         Two w = {c, argbuf(c, x), argbuf(c, n->args[1]), NULL, NULL};
-        return reduce_sum(c, cols(c, x), f_dot, &w);
+        return cg_reduce_sum(c, cols(c, x), f_dot, &w);
     }
     case OP_DET:
     case OP_LOGDET: {
@@ -532,63 +369,6 @@ static LLVMValueRef gen_reduction(Cg *c, Node *n)
 }
 
 static bool lit_small(Dim d) { return d.sym == -1 && d.n <= 8; }
-
-/* A loop's structure, hashed (FNV-1a): the ops of its fused expression,
- * its constants, which leaves are scalars, its sizes.  Loops of equal
- * structure (every statement of `v = tanh(A*v) + 0.5*v`) share one function. */
-typedef struct Key {
-    uint64_t h;
-} Key;
-
-static void key_bytes(Key *k, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    if (!k->h)
-        k->h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++)
-        k->h = (k->h ^ b[i]) * 1099511628211ull;
-}
-
-/* a shape's dimensions, field by field (Dim has padding) */
-static void key_shape(Key *k, Shape s)
-{
-    key_bytes(k, &s.rows.sym, sizeof s.rows.sym);
-    key_bytes(k, &s.rows.n, sizeof s.rows.n);
-    key_bytes(k, &s.cols.sym, sizeof s.cols.sym);
-    key_bytes(k, &s.cols.n, sizeof s.cols.n);
-}
-
-/* n's structure into k, its non-fused values into leaves (in the order of
- * the function's parameters).  Recursion is bounded by the fusion depth. */
-static void key_node(Cg *c, Key *k, Node *n, NodeVec *leaves, bool top)
-{
-    if (n->op == OP_CONST) { /* a literal stays one in the loop (x.^2 is x*x) */
-        int tag = -1000000;
-        key_bytes(k, &tag, sizeof tag);
-        key_bytes(k, &n->num, sizeof n->num);
-        return;
-    }
-    if (!top && !is_fused(c->p, n)) {
-        int j = 0;
-        while (j < leaves->len && leaves->data[j] != n)
-            j++;
-        if (j == leaves->len)
-            vec_push(c->a, leaves, n);
-        int tag[2] = {-1 - j, one_value(c->p, n)};
-        key_bytes(k, tag, sizeof tag);
-        return;
-    }
-    int op = (int)n->op;
-    key_bytes(k, &op, sizeof op);
-    if (n->op == OP_BCAST) {   /* which dimension it expands */
-        int e = bcast_dims(n);
-        key_bytes(k, &e, sizeof e);
-    }
-    if (n->op == OP_FILL)
-        key_bytes(k, &n->num, sizeof n->num);
-    for (int i = 0; i < n->nargs; i++)
-        key_node(c, k, n->args[i], leaves, false);
-}
 
 /* The sum of row i of x's entries (a fused expression that reads broadcasts:
  * the loop's row and column are c->ri and c->cj). */
@@ -607,7 +387,7 @@ static LLVMValueRef f_row(Cg *c, void *ctx, LLVMValueRef j)
 LLVMValueRef cg_row_sum(Cg *c, Node *x, LLVMValueRef i, LLVMValueRef cols)
 {
     RowSum r = {x, i, cols};
-    LLVMValueRef rck = c->rck, s = reduce_sum(c, cols, f_row, &r);
+    LLVMValueRef rck = c->rck, s = cg_reduce_sum(c, cols, f_row, &r);
     c->rck = rck;
     return s;
 }
@@ -626,7 +406,7 @@ static LLVMValueRef loop_body(Cg *c, Node *n, LLVMValueRef out, bool rc)
     }
     Node *x = n->args[0];
     if (!rc)
-        return reduce_sum(c, count(c, x), f_elem, x);
+        return cg_reduce_sum(c, count(c, x), f_elem, x);
     LLVMValueRef ri = c->ri, cj = c->cj, t = alloca_(c, c->f64);
     LLVMBuildStore(c->b, cf(c, 0), t);
     Loop li;
@@ -677,9 +457,7 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
         return loop_body(c, n, out, rc);
     /* the non-fused values the loop reads, and the loop's structure */
     NodeVec leaves = {0};
-    Key key = {0};
-    key_shape(&key, sh);
-    key_node(c, &key, n, &leaves, true);
+    uint64_t key = cg_key_node(c, cg_key_shape(0, sh), n, &leaves, true);
     /* in place (plan: inplace): the argument's entries are read from out
      * itself, so that LLVM sees one array (a load and a store of entry k)
      * and vectorises without a run-time overlap check, which would fail */
@@ -689,9 +467,9 @@ static LLVMValueRef outline(Cg *c, Node *n, LLVMValueRef out, int slot)
         if (slot >= 0 ? cg_reads_slot_buffer(c, y, slot) : y->id == c->p->inplace[n->id])
             self = i;
     }
-    key_bytes(&key, &self, sizeof self);
+    key = cg_key_bytes(key, &self, sizeof self);
     LoopCtx l = {n, rc};
-    return cg_outlined(c, out ? "map" : "sum", key.h, &leaves, self, out ? NULL : c->f64, out, NULL, loop_fn, &l);
+    return cg_outlined(c, out ? "map" : "sum", key, &leaves, self, out ? NULL : c->f64, out, NULL, loop_fn, &l);
 }
 
 /* A store of x's entries into slot's buffer out, where x reads that slot
@@ -752,13 +530,11 @@ void cg_store_out(Cg *c, Node *x, LLVMValueRef dst, LLVMValueRef acc)
         return;
     }
     NodeVec leaves = {0};
-    Key key = {0};
     bool flag = acc != NULL;
-    key_shape(&key, x->shape);
-    key_bytes(&key, &flag, sizeof flag);
-    key_node(c, &key, x, &leaves, false);
+    uint64_t key = cg_key_bytes(cg_key_shape(0, x->shape), &flag, sizeof flag);
+    key = cg_key_node(c, key, x, &leaves, false);
     LoopCtx l = {x, false};
-    cg_outlined(c, flag ? "acc" : "put", key.h, &leaves, CG_EXTRA_SHARED, NULL, dst, acc, put_fn, &l);
+    cg_outlined(c, flag ? "acc" : "put", key, &leaves, CG_EXTRA_SHARED, NULL, dst, acc, put_fn, &l);
 }
 
 static LLVMValueRef along_fn(Cg *c, void *ctx, LLVMValueRef out)
@@ -784,11 +560,9 @@ static void outline_along(Cg *c, Node *n, LLVMValueRef out)
         return;
     }
     NodeVec leaves = {0};
-    Key key = {0};
-    key_shape(&key, x->shape);
-    key_bytes(&key, &n->index, sizeof n->index);
-    key_node(c, &key, n, &leaves, true);
-    cg_outlined(c, "along", key.h, &leaves, -1, NULL, out, NULL, along_fn, n);
+    uint64_t key = cg_key_bytes(cg_key_shape(0, x->shape), &n->index, sizeof n->index);
+    key = cg_key_node(c, key, n, &leaves, true);
+    cg_outlined(c, "along", key, &leaves, -1, NULL, out, NULL, along_fn, n);
 }
 
 static LLVMValueRef logsumexp_fn(Cg *c, void *n, LLVMValueRef out)
@@ -807,89 +581,10 @@ static LLVMValueRef outline_logsumexp(Cg *c, Node *n)
     if (c->opt_level < 1 || is_fused(c->p, x) || (lit_small(x->shape.rows) && lit_small(x->shape.cols)))
         return gen_logsumexp(c, n);
     NodeVec leaves = {0};
-    Key key = {0};
-    key_shape(&key, x->shape);
-    key_node(c, &key, n, &leaves, true);
-    return cg_outlined(c, "lse", key.h, &leaves, -1, c->f64, NULL, NULL, logsumexp_fn, n);
+    uint64_t key = cg_key_node(c, cg_key_shape(0, x->shape), n, &leaves, true);
+    return cg_outlined(c, "lse", key, &leaves, -1, c->f64, NULL, NULL, logsumexp_fn, n);
 }
 
-/* self: the leaf read through extra (the output) instead of its own
- * parameter, or -1 */
-LLVMValueRef cg_outlined(Cg *c, const char *kind, uint64_t key, const NodeVec *leaves, int self,
-                         LLVMTypeRef ret, LLVMValueRef extra, LLVMValueRef flag, OutlineFn body, void *ctx)
-{
-    int nd = c->m->ndims, ne = nd + leaves->len + 1, np = ne + (flag != NULL);
-    LLVMTypeRef *pt = arena_alloc(c->a, sizeof *pt * (size_t)np);
-    LLVMValueRef *args = arena_alloc(c->a, sizeof *args * (size_t)np);
-    for (int i = 0; i < nd; i++)
-        pt[i] = c->i64, args[i] = c->dims[i];
-    for (int i = 0; i < leaves->len; i++) {
-        Node *y = leaves->data[i];
-        pt[nd + i] = one_value(c->p, y) ? c->f64 : c->ptr;
-        args[nd + i] = get(c, y);
-    }
-    pt[ne - 1] = c->ptr, args[ne - 1] = extra ? extra : LLVMConstNull(c->ptr);
-    if (flag)
-        pt[ne] = c->i1, args[ne] = flag;
-    LLVMTypeRef ft = LLVMFunctionType(ret ? ret : LLVMVoidTypeInContext(c->ctx), pt, (unsigned)np, 0);
-    const char *name = arena_printf(c->a, "gradc.%s.%016llx", kind, (unsigned long long)key);
-    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
-    if (!fn) {
-        Frame saved = frame_begin(c, name, ft);
-        fn = c->fn;
-        if (extra && self == -1)
-            LLVMAddAttributeAtIndex(fn, (unsigned)ne, /* parameter ne - 1 */
-                                    LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
-        LLVMValueRef *dims = c->dims, *vals = arena_alloc(c->a, sizeof *vals * (size_t)(leaves->len + 1));
-        c->dims = arena_alloc(c->a, sizeof *c->dims * (size_t)(nd + 1));
-        for (int i = 0; i < nd; i++)
-            c->dims[i] = LLVMGetParam(fn, (unsigned)i);
-        for (int i = 0; i < leaves->len; i++) {
-            vals[i] = node_bound(c, leaves->data[i]);
-            node_bind(c, leaves->data[i], LLVMGetParam(fn, (unsigned)(i == self ? ne - 1 : nd + i)));
-        }
-        LLVMValueRef outer_flag = c->flag;
-        c->flag = flag ? LLVMGetParam(fn, (unsigned)ne) : NULL;
-        LLVMValueRef r = body(c, ctx, extra ? LLVMGetParam(fn, (unsigned)(ne - 1)) : NULL);
-        c->flag = outer_flag;
-        if (ret)
-            LLVMBuildRet(c->b, r);
-        else
-            LLVMBuildRetVoid(c->b);
-        for (int i = 0; i < leaves->len; i++)
-            node_bind(c, leaves->data[i], vals[i]);
-        c->dims = dims;
-        frame_end(c, &saved);
-    }
-    LLVMValueRef call = LLVMBuildCall2(c->b, ft, fn, args, (unsigned)np, "");
-    LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, cg_noinline(c));
-    return ret ? call : NULL;
-}
-
-uint64_t cg_key_node(Cg *c, uint64_t h, Node *n, NodeVec *leaves, bool top)
-{
-    Key k = {h};
-    key_node(c, &k, n, leaves, top);
-    return k.h;
-}
-
-uint64_t cg_key_bytes(uint64_t h, const void *p, size_t n)
-{
-    Key k = {h};
-    key_bytes(&k, p, n);
-    return k.h;
-}
-
-uint64_t cg_key_shape(uint64_t h, Shape s)
-{
-    Key k = {h};
-    key_shape(&k, s);
-    return k.h;
-}
-
-/* out = op(a) * op(b): the runtime's gradc_gemm (OpenBLAS with transpose
- * flags when large, loops when small), or inline loops when every size is
- * a small literal (they are then specialised and unrolled). */
 /* An operand of a product kernel: its entries, or NULL for a fill (whose
  * constant is *k). */
 static LLVMValueRef operand(Cg *c, Node *x, bool read, LLVMValueRef *k)
@@ -950,6 +645,10 @@ void cg_gemm_call(Cg *c, Node *n, const Gemm *g, LLVMValueRef out, double alpha,
     callrt(c, RT_gemm_scaled, LLVMVoidTypeInContext(c->ctx), pt, 8, args);
 }
 
+/* out = op(a) * op(b): the runtime's gradc_gemm (OpenBLAS with transpose
+ * flags when large, loops when small), or inline loops when every size is
+ * a small literal (they are then specialised and unrolled); a diagonal or
+ * fill factor, gen_special. */
 static void gen_matmul(Cg *c, Node *n, LLVMValueRef out)
 {
     const Gemm *g = c->p->gemm[n->id];
@@ -992,7 +691,7 @@ static void gen_softmax(Cg *c, Node *n, LLVMValueRef out)
     store(c, cg_exp(c->b, LLVMBuildFSub(c->b, load(c, p, k), m, "")), out, k);
     loop_end(c, &lp);
     Two w = {c, out, NULL, ci(c, 1), NULL};
-    LLVMValueRef s = reduce_sum(c, len, f_strided, &w);
+    LLVMValueRef s = cg_reduce_sum(c, len, f_strided, &w);
     k = loop_begin(c, &lp, ci(c, 0), len);
     store(c, LLVMBuildFDiv(c->b, load(c, out, k), s, ""), out, k);
     loop_end(c, &lp);

@@ -847,9 +847,10 @@ int plan_dump_hvp(const Module *hvp, FILE *out);
 /* ===================================================================== */
 
 /* (codegen.c's parts, sharing cg.h: codegen_stmt.c statements and results,
- * layout.c the work layout and entry checks, abi.c the functions and ABI
- * wrappers, chunk.c, codegen_along.c, cgslice.c, cgpass.c the matrix and
- * row passes; target.c the target machine and passes) */
+ * cgsum.c sums' loops, cgoutline.c kernels as functions, layout.c the
+ * work layout and entry checks, abi.c the functions and ABI wrappers,
+ * chunk.c, codegen_along.c, cgslice.c, cgpass.c the matrix and row passes;
+ * target.c the target machine and passes) */
 
 typedef struct CodegenOptions {
     const char *name;      /* symbol prefix: NAME, NAME_grad, NAME_work_size */
