@@ -629,20 +629,33 @@ static Node *kept(Diff *d, Block *body, const SlotSet *written, Node *x, const c
     return mk_slot(d->ir, set->slots[0]);
 }
 
-void diff_reverse(Module *m)
+/* A Diff of what ir holds so far (its nodes and slots are the forward
+ * program's), for ninputs inputs, none of them wrt yet; its caller sizes
+ * node_active if it asks which nodes are active (diff_partials, per node
+ * of a Hessian, does not). */
+static Diff *diff_new(Ir *ir, int ninputs)
 {
-    Arena *a = m->arena;
-    Ir *ir = m->ir;
+    Arena *a = ir->arena;
     Diff *d = arena_alloc(a, sizeof *d);
-    d->m = m;
     d->ir = ir;
     d->a = a;
     d->nfwd_nodes = ir->nnodes;
     d->nfwd_slots = ir->slots.len;
     d->slot_active = slotset_new(a);
+    d->wrt_input = arena_alloc(a, (size_t)ninputs + 1);
+    d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(ninputs + 1));
+    d->slot_block = arena_alloc(a, sizeof(Block *) * (size_t)(d->nfwd_slots + 1));
+    d->slot_index = arena_alloc(a, sizeof(int) * (size_t)(d->nfwd_slots + 1));
+    return d;
+}
+
+void diff_reverse(Module *m)
+{
+    Arena *a = m->arena;
+    Ir *ir = m->ir;
+    Diff *d = diff_new(ir, m->ninputs);
+    d->m = m;
     d->node_active = arena_alloc(a, (size_t)d->nfwd_nodes + 1);
-    d->wrt_input = arena_alloc(a, (size_t)m->ninputs + 1);
-    d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
     int nc = m->nconstructs + 1;
     d->reversed = arena_alloc(a, (size_t)nc);
     d->needed = arena_alloc(a, sizeof *d->needed * (size_t)nc);
@@ -652,8 +665,6 @@ void diff_reverse(Module *m)
     for (int k = 0; k < m->nwrt; k++)
         d->wrt_input[m->wrt[k]] = true;
     diff_compute_activity(d);
-    d->slot_block = arena_alloc(a, sizeof(Block *) * (size_t)(d->nfwd_slots + 1));
-    d->slot_index = arena_alloc(a, sizeof(int) * (size_t)(d->nfwd_slots + 1));
     diff_index_slots(d, m->fwd.body);
     Counts counts = {.uses = arena_alloc(a, sizeof(int) * (size_t)d->nfwd_nodes),
                      .seen = arena_alloc(a, (size_t)d->nfwd_nodes), .a = a, .stack = &d->stack};
@@ -686,20 +697,11 @@ void diff_reverse(Module *m)
 
 /* ---- reverse mode over the DAG alone, for grad()/hessian() in programs (hessian.c) ---- */
 
+/* slots are constants here (the caller checks): none is active */
 static Diff *dag_diff(Ir *ir, int ninputs)
 {
-    Arena *a = ir->arena;
-    Diff *d = arena_alloc(a, sizeof *d);
-    d->ir = ir;
-    d->a = a;
+    Diff *d = diff_new(ir, ninputs);
     d->keep_detach = true;
-    d->nfwd_nodes = ir->nnodes;
-    d->nfwd_slots = ir->slots.len;
-    d->slot_active = slotset_new(a);   /* slots are constants here (the caller checks) */
-    d->wrt_input = arena_alloc(a, (size_t)ninputs + 1);
-    d->input_adj = arena_alloc(a, sizeof(Node *) * (size_t)(ninputs + 1));
-    d->slot_block = arena_alloc(a, sizeof(Block *) * (size_t)(d->nfwd_slots + 1));
-    d->slot_index = arena_alloc(a, sizeof(int) * (size_t)(d->nfwd_slots + 1));
     return d;
 }
 
