@@ -23,6 +23,7 @@ static const char *const extra[] = {
 };
 
 static bool is_word(const char *s) { return isalpha((unsigned char)s[0]); }
+static bool elementwise(Op op) { return op_info[op].kind == OK_U || op_info[op].kind == OK_B; }
 
 static bool is_condition(Op op)
 {
@@ -68,7 +69,7 @@ static void check_sum(const char *expr)
     bool want = false;    /* y is the program's only value: every node is the sum's */
     for (int i = 0; i < m->ir->nodes.len; i++) {
         const Node *n = m->ir->nodes.data[i];
-        if (op_info[n->op].kind == OK_U || op_info[n->op].kind == OK_B) {
+        if (elementwise(n->op)) {
             seen[n->op] = true;
             want |= node_calls(n);
         }
@@ -90,30 +91,36 @@ static void check_sum(const char *expr)
     LLVMContextDispose(ctx);
 }
 
+/* How a program says op on vectors x and z, or NULL when extra[] says it
+ * (a literal or a third argument) or nothing can (DIVSAFE). */
+static const char *spelling(Op op)
+{
+    const OpInfo *o = &op_info[op];
+    if (op == OP_POLYGAMMA || op == OP_PICK || op == OP_CLAMPLO || op == OP_CLAMPHI || op == OP_DIVSAFE)
+        return NULL;
+    const char *e;
+    if (op == OP_NOT)    /* operators spelt as words, of conditions */
+        e = "not (x > z)";
+    else if (op == OP_AND || op == OP_OR)
+        e = arena_printf(A, "x > 0 %s z > 0", o->text);
+    else if (o->kind == OK_U)
+        e = arena_printf(A, is_word(o->text) ? "%s(x)" : "%sx", o->text);
+    else
+        e = arena_printf(A, is_word(o->text) ? "%s(x, z)" : "x %s z", o->text);
+    return is_condition(op) ? arena_printf(A, "where(%s, x, z)", e) : e;   /* a value only there */
+}
+
 int main(void)
 {
     A = arena_new();
-    for (int op = 0; op < OP_COUNT; op++) {
-        const OpInfo *o = &op_info[op];
-        if (o->kind != OK_U && o->kind != OK_B)
-            continue;
-        const char *expr = o->kind == OK_U ? (is_word(o->text) ? arena_printf(A, "%s(x)", o->text)
-                                                               : arena_printf(A, "%sx", o->text))
-                                           : (is_word(o->text) ? arena_printf(A, "%s(x, z)", o->text)
-                                                               : arena_printf(A, "x %s z", o->text));
-        if (op == OP_NOT || op == OP_AND || op == OP_OR)   /* operators spelt as words */
-            expr = op == OP_NOT ? "not (x > z)" : arena_printf(A, "x > 0 %s z > 0", o->text);
-        if (is_condition((Op)op))    /* a value only as where's condition */
-            expr = arena_printf(A, "where(%s, x, z)", expr);
-        if (op == OP_POLYGAMMA || op == OP_PICK || op == OP_CLAMPLO || op == OP_CLAMPHI || op == OP_DIVSAFE)
-            continue;    /* extra[], or below */
-        check_sum(expr);
-    }
+    for (int op = 0; op < OP_COUNT; op++)
+        if (elementwise((Op)op) && spelling((Op)op))
+            check_sum(spelling((Op)op));
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++)
         check_sum(extra[i]);
     seen[OP_DIVSAFE] = true;    /* made only by norm's adjoint, of scalars: never a loop's entry */
     for (int op = 0; op < OP_COUNT; op++)
-        if ((op_info[op].kind == OK_U || op_info[op].kind == OK_B) && !seen[op]) {
+        if (elementwise((Op)op) && !seen[op]) {
             fprintf(stderr, "%s: in no program of test_op_code.c\n", op_info[op].name);
             CHECK(false);
         }
